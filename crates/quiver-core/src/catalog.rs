@@ -1,0 +1,264 @@
+//! The catalog: a root URL holding datasets (and later the asset store and lineage log).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use quiver_store::Store;
+use quiver_tree::Hash;
+
+use crate::dataset::Dataset;
+use crate::error::{CoreError, Result};
+use crate::model::{Commit, DatasetConfig, FORMAT_VERSION};
+use crate::nodes::NodeCache;
+use crate::packs::{MetaCache, SharedPackIndex};
+use crate::{encoding, DEFAULT_BRANCH};
+
+/// Options for creating a dataset.
+#[derive(Debug, Clone)]
+pub struct DatasetOptions {
+    /// Group key column (one sample): default `sample_id`.
+    pub group_key: String,
+    /// Label key column (one label within a sample): default `label_id`.
+    pub label_key: String,
+    /// Columns with statistics in the snapshot tree; `None` = every non-key column of a
+    /// supported type.
+    pub stats_columns: Option<Vec<String>>,
+    /// Average label groups per leaf.
+    pub leaf_target: u32,
+    /// Average children per internal node.
+    pub fanout: u32,
+    /// Author of the initial commit.
+    pub author: String,
+}
+
+impl Default for DatasetOptions {
+    fn default() -> Self {
+        DatasetOptions {
+            group_key: "sample_id".into(),
+            label_key: "label_id".into(),
+            stats_columns: None,
+            leaf_target: 32,
+            fanout: 64,
+            author: default_author(),
+        }
+    }
+}
+
+/// The user name recorded on commits when none is given (`$QUIVER_AUTHOR`, `$USER`, "quiver").
+pub fn default_author() -> String {
+    std::env::var("QUIVER_AUTHOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "quiver".to_string())
+}
+
+pub(crate) struct CatalogInner {
+    pub store: Store,
+    pub nodes: Arc<NodeCache>,
+    pub meta: Arc<MetaCache>,
+    pub commits: Mutex<HashMap<Hash, Commit>>,
+    pub packs: Mutex<HashMap<String, SharedPackIndex>>,
+}
+
+/// An open catalog. Cheap to clone; caches are shared by every clone.
+#[derive(Clone)]
+pub struct Catalog {
+    pub(crate) inner: Arc<CatalogInner>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Catalog({})", self.inner.store.url())
+    }
+}
+
+pub(crate) fn dataset_dir(name: &str) -> String {
+    format!("datasets/{name}/")
+}
+
+impl Catalog {
+    /// Open (creating if needed) the catalog at `url`: a local path, `file://…`,
+    /// `memory://` or `s3://bucket/prefix`.
+    pub async fn open(url: &str) -> Result<Catalog> {
+        Self::from_store(Store::open(url)?).await
+    }
+
+    /// Open a catalog over an already configured store (used to inject faults in tests).
+    pub async fn from_store(store: Store) -> Result<Catalog> {
+        let marker = serde_json::json!({ "format": "quiver", "format_version": FORMAT_VERSION });
+        if store.get_file_opt("catalog.json").await?.is_none() {
+            store.put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?)).await?;
+        }
+        Ok(Catalog {
+            inner: Arc::new(CatalogInner {
+                store,
+                nodes: Arc::default(),
+                meta: Arc::default(),
+                commits: Mutex::default(),
+                packs: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Shared cache of Parquet footers.
+    pub fn meta_cache(&self) -> Arc<MetaCache> {
+        self.inner.meta.clone()
+    }
+
+    /// Create a dataset with `schema`; it starts with one empty commit on `main`.
+    pub async fn create_dataset(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        opts: DatasetOptions,
+    ) -> Result<Dataset> {
+        validate_name(name)?;
+        let find = |col: &str| {
+            schema.field_with_name(col).map_err(|_| CoreError::ColumnNotFound {
+                dataset: name.to_string(),
+                column: col.to_string(),
+            })
+        };
+        for key in [&opts.group_key, &opts.label_key] {
+            let f = find(key)?;
+            if !encoding::is_key_type(f.data_type()) {
+                return Err(CoreError::UnsupportedKeyType {
+                    dataset: name.into(),
+                    column: key.clone(),
+                    data_type: f.data_type().to_string(),
+                });
+            }
+        }
+        if opts.group_key == opts.label_key {
+            return Err(CoreError::InvalidName {
+                name: opts.label_key.clone(),
+                reason: "group key and label key must be different columns".into(),
+            });
+        }
+        let stats_columns = match &opts.stats_columns {
+            Some(cols) => {
+                for c in cols {
+                    let f = find(c)?;
+                    if !encoding::is_stats_type(f.data_type()) {
+                        return Err(CoreError::SchemaMismatch {
+                            dataset: name.into(),
+                            reason: format!("statistics are not supported for column '{c}' of type {}", f.data_type()),
+                        });
+                    }
+                }
+                cols.clone()
+            }
+            None => schema
+                .fields()
+                .iter()
+                .filter(|f| {
+                    f.name() != &opts.group_key
+                        && f.name() != &opts.label_key
+                        && encoding::is_stats_type(f.data_type())
+                })
+                .map(|f| f.name().clone())
+                .collect(),
+        };
+        let config = DatasetConfig {
+            format_version: FORMAT_VERSION,
+            name: name.to_string(),
+            fields: DatasetConfig::fields_of(&schema),
+            group_key: opts.group_key.clone(),
+            label_key: opts.label_key.clone(),
+            stats_columns,
+            leaf_target: opts.leaf_target.max(2),
+            fanout: opts.fanout.max(2),
+            created_at: chrono::Utc::now(),
+        };
+        let path = format!("{}dataset.json", dataset_dir(name));
+        let created = self
+            .inner
+            .store
+            .put_file_if_absent(&path, Bytes::from(serde_json::to_vec_pretty(&config)?))
+            .await?;
+        if !created {
+            return Err(CoreError::DatasetExists(name.to_string()));
+        }
+        let ds = Dataset::new(self.clone(), config)?;
+        ds.init_main(&opts.author).await?;
+        Ok(ds)
+    }
+
+    /// Open a dataset by name.
+    pub async fn dataset(&self, name: &str) -> Result<Dataset> {
+        if validate_name(name).is_err() {
+            return Err(CoreError::DatasetNotFound(name.to_string()));
+        }
+        let path = format!("{}dataset.json", dataset_dir(name));
+        let bytes = self
+            .inner
+            .store
+            .get_file_opt(&path)
+            .await?
+            .ok_or_else(|| CoreError::DatasetNotFound(name.to_string()))?;
+        let config: DatasetConfig = serde_json::from_slice(&bytes)?;
+        let ds = Dataset::new(self.clone(), config)?;
+        // a dataset whose creation did not finish has no main branch: treat as absent
+        if ds.try_branch_head(DEFAULT_BRANCH).await?.is_none() {
+            return Err(CoreError::DatasetNotFound(name.to_string()));
+        }
+        Ok(ds)
+    }
+
+    /// Names of all datasets, sorted.
+    pub async fn list_datasets(&self) -> Result<Vec<String>> {
+        let files = self.inner.store.list("datasets/").await?;
+        let mut names: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.strip_prefix("datasets/")?.strip_suffix("/dataset.json"))
+            .filter(|n| !n.contains('/'))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Drop a dataset: its configuration, refs and indexes go; data objects stay until gc.
+    pub async fn drop_dataset(&self, name: &str) -> Result<()> {
+        self.dataset(name).await?;
+        let store = &self.inner.store;
+        for p in store.list(&dataset_dir(name)).await? {
+            store.delete(&p).await?;
+        }
+        for p in store.list(&format!("refs/{}", dataset_dir(name))).await? {
+            store.delete(&p).await?;
+        }
+        if let Ok(mut packs) = self.inner.packs.lock() {
+            packs.remove(name);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pack_index(&self, dataset: &str) -> SharedPackIndex {
+        match self.inner.packs.lock() {
+            Ok(mut p) => p.entry(dataset.to_string()).or_default().clone(),
+            Err(_) => SharedPackIndex::default(),
+        }
+    }
+}
+
+/// Validate a dataset, branch or tag name (git-like rules).
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.contains('/') || name.contains('@') {
+        return Err(CoreError::InvalidName {
+            name: name.to_string(),
+            reason: "names may not contain '/' or '@'".into(),
+        });
+    }
+    quiver_store::validate_ref_segment(name).map_err(|e| CoreError::InvalidName {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
+}

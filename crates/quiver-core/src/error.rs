@@ -1,0 +1,75 @@
+//! The one error type of `quiver-core`: every message names what the user asked for.
+
+use quiver_store::StoreError;
+use quiver_tree::TreeError;
+
+/// Errors of the catalog and dataset API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error("dataset '{0}' does not exist")]
+    DatasetNotFound(String),
+    #[error("dataset '{0}' already exists")]
+    DatasetExists(String),
+    #[error("branch '{branch}' not found in dataset '{dataset}'")]
+    BranchNotFound { dataset: String, branch: String },
+    #[error("branch '{branch}' already exists in dataset '{dataset}'")]
+    BranchExists { dataset: String, branch: String },
+    #[error("tag '{tag}' not found in dataset '{dataset}'")]
+    TagNotFound { dataset: String, tag: String },
+    #[error("tag '{tag}' already exists in dataset '{dataset}' (tags are immutable: drop it first)")]
+    TagExists { dataset: String, tag: String },
+    #[error("version '{version}' not found in dataset '{dataset}'")]
+    VersionNotFound { dataset: String, version: String },
+    #[error("version prefix '{prefix}' is ambiguous in dataset '{dataset}': matches {candidates}")]
+    AmbiguousVersion { dataset: String, prefix: String, candidates: String },
+    #[error("no version of dataset '{dataset}' on branch '{branch}' at or before {timestamp}")]
+    NoVersionAtTime { dataset: String, branch: String, timestamp: String },
+    #[error("history index {index} is out of range for branch '{branch}' of dataset '{dataset}' ({len} commits)")]
+    IndexOutOfRange { dataset: String, branch: String, index: i64, len: usize },
+    #[error("invalid name '{name}': {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("column '{column}' not found in dataset '{dataset}'")]
+    ColumnNotFound { dataset: String, column: String },
+    #[error("schema mismatch writing to dataset '{dataset}': {reason}")]
+    SchemaMismatch { dataset: String, reason: String },
+    #[error("key column '{column}' of dataset '{dataset}' has unsupported type {data_type} (use an integer or string column)")]
+    UnsupportedKeyType { dataset: String, column: String, data_type: String },
+    #[error("null value in key column '{column}' of dataset '{dataset}'")]
+    NullKey { dataset: String, column: String },
+    #[error("duplicate label key ({group}, {label}) in dataset '{dataset}': {reason}")]
+    DuplicateKey { dataset: String, group: String, label: String, reason: String },
+    #[error("write to branch '{branch}' of dataset '{dataset}' conflicts with a concurrent commit on label groups {keys}")]
+    Conflict { dataset: String, branch: String, keys: String },
+    #[error("corrupt catalog data at {what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("storage error: {0}")]
+    Store(#[from] StoreError),
+    #[error("tree error: {0}")]
+    Tree(#[from] TreeError),
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet error: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("json error: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("internal task failed: {0}")]
+    Join(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+impl CoreError {
+    /// True for errors that mean "the thing you named does not exist".
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            CoreError::DatasetNotFound(_)
+                | CoreError::BranchNotFound { .. }
+                | CoreError::TagNotFound { .. }
+                | CoreError::VersionNotFound { .. }
+                | CoreError::ColumnNotFound { .. }
+        )
+    }
+}

@@ -1,0 +1,29 @@
+//! `quiver-core`: the catalog and dataset API of Quiver.
+//!
+//! A [`Catalog`] (a root URL) holds datasets. A [`Dataset`] has an Arrow schema, a key
+//! (group key + label key), branches, tags and a commit graph. Every version is a
+//! [`Snapshot`]: a Merkle snapshot tree (`quiver-tree`) whose leaves' rows live in Parquet
+//! packs. Writes go through a [`WriteTxn`] that ends as one commit. SQL, Flight and the CLI
+//! sit on this API.
+
+pub mod catalog;
+pub mod dataset;
+pub mod encoding;
+pub mod error;
+pub mod model;
+pub mod nodes;
+pub mod packs;
+pub mod snapshot;
+pub mod write;
+
+pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
+pub use dataset::{BranchHead, Dataset};
+pub use error::{CoreError, Result};
+pub use model::{Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION};
+pub use snapshot::{PackScan, Snapshot};
+pub use write::{WriteMode, WriteTxn};
+
+pub use quiver_tree::{Change, ChangeKind, ChildEntry, Hash, Key};
+
+/// The branch every dataset starts with.
+pub const DEFAULT_BRANCH: &str = "main";

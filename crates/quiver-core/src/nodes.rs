@@ -1,0 +1,126 @@
+//! Bridges the synchronous [`quiver_tree::NodeStore`] to the async object store.
+//!
+//! Tree algorithms run on a blocking thread (`spawn_blocking`); reads of nodes not in the
+//! shared cache block on the object store there. Nodes written by a transaction stay in a
+//! pending buffer until [`TxnNodes::flush`] writes them, so an unfinished write leaves at most
+//! unreferenced objects behind (invariant 7).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+use quiver_store::Store;
+use quiver_tree::{Hash, Node, NodeStore, TreeError};
+use tokio::runtime::Handle;
+
+use crate::error::{CoreError, Result};
+
+/// Object kind under which tree nodes are stored.
+pub const NODE_KIND: &str = "node";
+
+/// Most nodes kept in the shared cache before it is cleared.
+const NODE_CACHE_LIMIT: usize = 400_000;
+
+/// Catalog-wide cache of decoded, persisted nodes (immutable, so never stale).
+#[derive(Default)]
+pub struct NodeCache {
+    map: Mutex<HashMap<Hash, Arc<Node>>>,
+}
+
+impl NodeCache {
+    fn get(&self, h: &Hash) -> Option<Arc<Node>> {
+        self.map.lock().ok().and_then(|m| m.get(h).cloned())
+    }
+    fn insert(&self, h: Hash, n: Arc<Node>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= NODE_CACHE_LIMIT {
+                m.clear();
+            }
+            m.insert(h, n);
+        }
+    }
+}
+
+/// A node store for one operation: reads through the cache, buffers writes.
+pub struct TxnNodes {
+    store: Store,
+    cache: Arc<NodeCache>,
+    pending: Mutex<HashMap<Hash, (Arc<Node>, Vec<u8>)>>,
+    handle: Handle,
+}
+
+impl TxnNodes {
+    /// A node store bound to the current tokio runtime.
+    pub fn new(store: Store, cache: Arc<NodeCache>) -> Arc<Self> {
+        Arc::new(TxnNodes { store, cache, pending: Mutex::default(), handle: Handle::current() })
+    }
+
+    /// Whether `h` was written by this operation and not yet flushed.
+    pub fn is_pending(&self, h: &Hash) -> bool {
+        self.pending.lock().map(|p| p.contains_key(h)).unwrap_or(false)
+    }
+
+    /// Write every pending node; returns the bytes written.
+    pub async fn flush(&self) -> Result<u64> {
+        let pending: Vec<(Hash, Arc<Node>, Vec<u8>)> = match self.pending.lock() {
+            Ok(mut p) => p.drain().map(|(h, (n, b))| (h, n, b)).collect(),
+            Err(_) => return Err(CoreError::Join("node buffer poisoned".into())),
+        };
+        let bytes: u64 = pending.iter().map(|p| p.2.len() as u64).sum();
+        let blobs: Vec<bytes::Bytes> = pending.iter().map(|p| bytes::Bytes::from(p.2.clone())).collect();
+        let store = self.store.clone();
+        futures::stream::iter(blobs)
+            .map(move |b| {
+                let store = store.clone();
+                async move { store.put_object(NODE_KIND, b).await }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await?;
+        for (h, n, _) in pending {
+            self.cache.insert(h, n);
+        }
+        Ok(bytes)
+    }
+
+    /// Run a tree algorithm on a blocking thread with this node store.
+    pub async fn run<R, F>(self: &Arc<Self>, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&TxnNodes) -> Result<R> + Send + 'static,
+    {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| CoreError::Join(e.to_string()))?
+    }
+}
+
+impl NodeStore for TxnNodes {
+    fn get_node(&self, hash: &Hash) -> quiver_tree::Result<Arc<Node>> {
+        if let Some(n) = self.pending.lock().ok().and_then(|p| p.get(hash).map(|x| x.0.clone())) {
+            return Ok(n);
+        }
+        if let Some(n) = self.cache.get(hash) {
+            return Ok(n);
+        }
+        let bytes = self
+            .handle
+            .block_on(self.store.get_object(NODE_KIND, hash))
+            .map_err(|e| TreeError::Store(e.to_string()))?;
+        let node = Arc::new(Node::decode(&bytes)?);
+        self.cache.insert(*hash, node.clone());
+        Ok(node)
+    }
+
+    fn put_node(&self, node: &Node) -> quiver_tree::Result<Hash> {
+        let bytes = node.encode();
+        let h = Hash::of(&bytes);
+        if self.cache.get(&h).is_none() {
+            if let Ok(mut p) = self.pending.lock() {
+                p.entry(h).or_insert_with(|| (Arc::new(node.clone()), bytes));
+            }
+        }
+        Ok(h)
+    }
+}

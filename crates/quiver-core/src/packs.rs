@@ -1,0 +1,272 @@
+//! Physical storage of label partitions: Parquet *packs* and the pack index.
+//!
+//! The snapshot tree is logical: its leaves are identified by the hash of their canonical
+//! content. Their rows live in packs — Parquet files holding the rows of many leaves in key
+//! order — written once per commit (only the commit's new leaves) and stored as
+//! content-addressed objects of kind `pack`. For every pack a small index file
+//! `datasets/<ds>/packidx/<pack hex>` maps each leaf hash to its row range in the pack.
+//! Readers load every index file of the dataset once and cache the map; leaf hashes,
+//! roots and commit ids never depend on where a leaf is stored, so repacking (OPTIMIZE)
+//! only adds index files.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use quiver_store::Store;
+use quiver_tree::Hash;
+
+use crate::error::{CoreError, Result};
+
+/// Object kind of Parquet packs.
+pub const PACK_KIND: &str = "pack";
+const IDX_MAGIC: &[u8; 8] = b"QVPIDX01";
+/// Rows per Parquet row group in a pack.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Where a leaf's rows are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafLoc {
+    pub pack: Hash,
+    pub start: u64,
+    pub rows: u64,
+}
+
+/// The dataset's leaf → location map, loaded incrementally from index files.
+#[derive(Default)]
+pub struct PackIndex {
+    loaded: HashSet<String>,
+    map: HashMap<Hash, LeafLoc>,
+}
+
+/// Shared, lockable pack index of one dataset.
+pub type SharedPackIndex = Arc<Mutex<PackIndex>>;
+
+fn idx_dir(dataset: &str) -> String {
+    format!("datasets/{dataset}/packidx/")
+}
+
+/// Path (relative to the catalog root) of a pack object.
+pub fn pack_path(pack: &Hash) -> String {
+    quiver_store::Store::object_path(PACK_KIND, pack)
+}
+
+impl PackIndex {
+    /// Look a leaf up without refreshing.
+    pub fn get(&self, leaf: &Hash) -> Option<LeafLoc> {
+        self.map.get(leaf).copied()
+    }
+}
+
+/// Load index files not seen yet.
+pub async fn refresh(store: &Store, dataset: &str, index: &SharedPackIndex) -> Result<()> {
+    let names = store.list(&idx_dir(dataset)).await?;
+    let todo: Vec<String> = {
+        let idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+        names.into_iter().filter(|n| !idx.loaded.contains(n)).collect()
+    };
+    for name in todo {
+        let bytes = store.get_file(&name).await?;
+        let entries = decode_idx(&name, &bytes)?;
+        let mut idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+        for (leaf, loc) in entries {
+            idx.map.entry(leaf).or_insert(loc);
+        }
+        idx.loaded.insert(name);
+    }
+    Ok(())
+}
+
+/// Locations of `leaves`, refreshing the index once if some are unknown.
+pub async fn locate(
+    store: &Store,
+    dataset: &str,
+    index: &SharedPackIndex,
+    leaves: &[Hash],
+) -> Result<Vec<LeafLoc>> {
+    for attempt in 0..2 {
+        let mut out = Vec::with_capacity(leaves.len());
+        let mut missing = None;
+        {
+            let idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+            for l in leaves {
+                match idx.get(l) {
+                    Some(loc) => out.push(loc),
+                    None => {
+                        missing = Some(*l);
+                        break;
+                    }
+                }
+            }
+        }
+        match missing {
+            None => return Ok(out),
+            Some(l) if attempt == 1 => {
+                return Err(CoreError::Corrupt {
+                    what: format!("dataset '{dataset}'"),
+                    reason: format!("leaf {l} has no pack (missing pack index entry)"),
+                })
+            }
+            Some(_) => refresh(store, dataset, index).await?,
+        }
+    }
+    Ok(Vec::new())
+}
+
+fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
+    let bad = |r: &str| CoreError::Corrupt { what: name.to_string(), reason: r.to_string() };
+    if b.len() < 40 || &b[..8] != IDX_MAGIC || (b.len() - 40) % 48 != 0 {
+        return Err(bad("not a pack index"));
+    }
+    let mut pack = [0u8; 32];
+    pack.copy_from_slice(&b[8..40]);
+    let pack = Hash(pack);
+    let mut out = Vec::new();
+    for chunk in b[40..].chunks_exact(48) {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(&chunk[..32]);
+        let start = u64::from_le_bytes(chunk[32..40].try_into().map_err(|_| bad("entry"))?);
+        let rows = u64::from_le_bytes(chunk[40..48].try_into().map_err(|_| bad("entry"))?);
+        out.push((Hash(h), LeafLoc { pack, start, rows }));
+    }
+    Ok(out)
+}
+
+/// Writer properties of packs: large row groups for scans, page statistics and the page
+/// index for pruning, dictionary encoding, snappy.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_data_page_row_count_limit(8 * 1024)
+        .set_compression(Compression::SNAPPY)
+        .build()
+}
+
+/// Write a pack holding `leaves` (each a list of batches, in key order) and its index.
+/// Returns (pack hash, bytes written).
+pub async fn write_pack(
+    store: &Store,
+    dataset: &str,
+    schema: &SchemaRef,
+    leaves: Vec<(Hash, Vec<RecordBatch>)>,
+) -> Result<(Hash, u64)> {
+    let schema = schema.clone();
+    let (bytes, entries) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<(Hash, u64, u64)>)> {
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+        let mut entries = Vec::with_capacity(leaves.len());
+        let mut row = 0u64;
+        for (leaf, batches) in leaves {
+            let n: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            for b in &batches {
+                writer.write(b)?;
+            }
+            entries.push((leaf, row, n));
+            row += n;
+        }
+        writer.close()?;
+        Ok((buf, entries))
+    })
+    .await
+    .map_err(|e| CoreError::Join(e.to_string()))??;
+    let total = bytes.len() as u64;
+    let pack = store.put_object(PACK_KIND, Bytes::from(bytes)).await?;
+    let mut idx = Vec::with_capacity(40 + 48 * entries.len());
+    idx.extend_from_slice(IDX_MAGIC);
+    idx.extend_from_slice(pack.as_bytes());
+    for (leaf, start, rows) in &entries {
+        idx.extend_from_slice(leaf.as_bytes());
+        idx.extend_from_slice(&start.to_le_bytes());
+        idx.extend_from_slice(&rows.to_le_bytes());
+    }
+    let idx_len = idx.len() as u64;
+    store.put_file(&format!("{}{}", idx_dir(dataset), pack.to_hex()), Bytes::from(idx)).await?;
+    Ok((pack, total + idx_len))
+}
+
+/// Cache of Parquet footers (with page index) by pack hash, shared across queries.
+#[derive(Default)]
+pub struct MetaCache {
+    map: Mutex<HashMap<Hash, ArrowReaderMetadata>>,
+}
+
+impl MetaCache {
+    /// The reader metadata of a pack, loading (and caching) it on first use.
+    pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = self.map.lock().ok().and_then(|m| m.get(pack).cloned()) {
+            return Ok(m);
+        }
+        let mut reader = ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
+        let meta = ArrowReaderMetadata::load_async(
+            &mut reader,
+            ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
+        )
+        .await?;
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(*pack, meta.clone());
+        }
+        Ok(meta)
+    }
+}
+
+/// Read row ranges of one pack; returns one batch per range, in the order given.
+pub async fn read_ranges(
+    store: &Store,
+    meta: &MetaCache,
+    pack: &Hash,
+    ranges: &[Range<u64>],
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    // sort ranges, remember original order
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| ranges[i].start);
+    let mut selectors = Vec::new();
+    let mut pos = 0u64;
+    for &i in &order {
+        let r = &ranges[i];
+        if r.start > pos {
+            selectors.push(RowSelector::skip((r.start - pos) as usize));
+        }
+        selectors.push(RowSelector::select((r.end - r.start) as usize));
+        pos = r.end;
+    }
+    let m = meta.get(store, pack).await?;
+    let reader = ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, m)
+        .with_row_selection(RowSelection::from(selectors))
+        .with_batch_size(64 * 1024);
+    if let Some(p) = projection {
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), p.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => return Err(CoreError::Corrupt { what: format!("pack {pack}"), reason: "no rows for requested ranges".into() }),
+    };
+    let all = arrow::compute::concat_batches(&schema, &batches)?;
+    let mut out = vec![RecordBatch::new_empty(schema); ranges.len()];
+    let mut off = 0usize;
+    for &i in &order {
+        let n = (ranges[i].end - ranges[i].start) as usize;
+        if off + n > all.num_rows() {
+            return Err(CoreError::Corrupt { what: format!("pack {pack}"), reason: "fewer rows than its index says".into() });
+        }
+        out[i] = all.slice(off, n);
+        off += n;
+    }
+    Ok(out)
+}

@@ -1,0 +1,631 @@
+//! Write transactions: append, upsert and delete by key, ending as one commit.
+//!
+//! Edits are kept per label group (the unit of hashing and copy-on-write): the first time a
+//! transaction touches a group it reads the group's rows from the base version, and from
+//! then on holds the group's complete new rows. `commit` applies the changed groups to the
+//! snapshot tree, writes the rows of the tree's new leaves into one new pack, writes the
+//! new nodes and the commit, and moves the branch by compare-and-swap. If another writer
+//! moved the branch meanwhile, the transaction rebases when the other commit changed
+//! different groups, and fails with [`CoreError::Conflict`] naming the groups otherwise.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use quiver_tree::{ColumnStats, Edit, GroupEntry, Hash, Key};
+
+use crate::dataset::{BranchHead, Dataset};
+use crate::encoding::{self, GroupHasher};
+use crate::error::{CoreError, Result};
+use crate::model::{Commit, OperationSummary, VersionSpec};
+use crate::packs;
+
+/// The new rows of a group (sorted by label key) with their hash and statistics.
+#[derive(Clone, Debug)]
+struct GroupRows {
+    batch: RecordBatch,
+    hash: Hash,
+    stats: Vec<ColumnStats>,
+}
+
+#[derive(Clone, Debug)]
+struct GroupState {
+    /// Rows in the transaction's base version (None = group absent there).
+    base: Option<RecordBatch>,
+    base_hash: Option<Hash>,
+    /// Rows after the transaction's edits (None = deleted).
+    current: Option<GroupRows>,
+}
+
+/// How rows given to a write combine with existing labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// New labels only: an existing (group, label) key is an error.
+    Append,
+    /// Insert or replace labels by key.
+    Upsert,
+}
+
+/// An open write transaction on a branch.
+pub struct WriteTxn {
+    ds: Dataset,
+    branch: String,
+    base: BranchHead,
+    groups: BTreeMap<Key, GroupState>,
+    ops: BTreeSet<&'static str>,
+    author: String,
+    extra_parents: Vec<Hash>,
+    /// Bytes written by the last successful commit (packs, nodes, commit object).
+    pub bytes_written: u64,
+}
+
+impl WriteTxn {
+    pub(crate) fn new(ds: Dataset, branch: String, base: BranchHead) -> Self {
+        WriteTxn {
+            ds,
+            branch,
+            base,
+            groups: BTreeMap::new(),
+            ops: BTreeSet::new(),
+            author: crate::catalog::default_author(),
+            extra_parents: Vec::new(),
+            bytes_written: 0,
+        }
+    }
+
+    /// Set the commit author.
+    pub fn author(mut self, author: &str) -> Self {
+        self.author = author.to_string();
+        self
+    }
+
+    /// The commit this transaction started from.
+    pub fn base_commit(&self) -> &Commit {
+        &self.base.commit
+    }
+
+    /// Record an additional parent (used by merges).
+    pub fn add_parent(&mut self, parent: Hash) {
+        self.extra_parents.push(parent);
+    }
+
+    /// Number of label groups touched so far.
+    pub fn touched_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn stats_indices(&self) -> Vec<usize> {
+        let schema = self.ds.schema();
+        self.ds
+            .config
+            .stats_columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect()
+    }
+
+    fn key_indices(&self) -> Result<(usize, usize)> {
+        let schema = self.ds.schema();
+        let idx = |c: &str| {
+            schema.index_of(c).map_err(|_| CoreError::ColumnNotFound {
+                dataset: self.ds.name().into(),
+                column: c.into(),
+            })
+        };
+        Ok((idx(&self.ds.config.group_key)?, idx(&self.ds.config.label_key)?))
+    }
+
+    /// Reorder/check a batch against the dataset schema.
+    fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let schema = self.ds.schema();
+        let mismatch = |reason: String| CoreError::SchemaMismatch { dataset: self.ds.name().into(), reason };
+        let mut cols = Vec::with_capacity(schema.fields().len());
+        for f in schema.fields() {
+            let col = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| mismatch(format!("column '{}' is missing", f.name())))?;
+            if col.data_type() != f.data_type() {
+                return Err(mismatch(format!(
+                    "column '{}' has type {} but the dataset expects {}",
+                    f.name(),
+                    col.data_type(),
+                    f.data_type()
+                )));
+            }
+            if !f.is_nullable() && col.null_count() > 0 {
+                return Err(mismatch(format!("column '{}' may not contain nulls", f.name())));
+            }
+            cols.push(col.clone());
+        }
+        for f in batch.schema().fields() {
+            if schema.field_with_name(f.name()).is_err() {
+                return Err(mismatch(format!("column '{}' is not in the dataset", f.name())));
+            }
+        }
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+
+    /// Sort by (group, label) and split into runs of one group: (key, offset, len).
+    fn runs(&self, batch: &RecordBatch, gi: usize, li: Option<usize>) -> Result<(RecordBatch, Vec<(Key, usize, usize)>)> {
+        let mut sort = vec![SortColumn { values: batch.column(gi).clone(), options: None }];
+        if let Some(li) = li {
+            sort.push(SortColumn { values: batch.column(li).clone(), options: None });
+        }
+        let idx = lexsort_to_indices(&sort, None)?;
+        let sorted = take_record_batch(batch, &idx)?;
+        let g = sorted.column(gi);
+        let group_col = &self.ds.config.group_key;
+        let mut runs: Vec<(Key, usize, usize)> = Vec::new();
+        for row in 0..sorted.num_rows() {
+            let k = encoding::key_bytes(g.as_ref(), row).ok_or_else(|| self.null_or_type(g, group_col))?;
+            match runs.last_mut() {
+                Some(last) if last.0 == k => last.2 += 1,
+                _ => runs.push((k, row, 1)),
+            }
+        }
+        Ok((sorted, runs))
+    }
+
+    fn null_or_type(&self, col: &ArrayRef, name: &str) -> CoreError {
+        if encoding::is_key_type(col.data_type()) {
+            CoreError::NullKey { dataset: self.ds.name().into(), column: name.into() }
+        } else {
+            CoreError::UnsupportedKeyType {
+                dataset: self.ds.name().into(),
+                column: name.into(),
+                data_type: col.data_type().to_string(),
+            }
+        }
+    }
+
+    fn display_key(&self, col: usize, key: &[u8]) -> String {
+        encoding::key_display(self.ds.schema().field(col).data_type(), key)
+    }
+
+    /// Load the base rows of groups not yet touched by this transaction.
+    async fn load_base(&mut self, keys: Vec<Key>) -> Result<()> {
+        let missing: BTreeSet<Key> = keys.into_iter().filter(|k| !self.groups.contains_key(k)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let snap = self.ds.snapshot(self.base.commit.clone());
+        let found = if snap.summary().await?.groups == 0 {
+            BTreeMap::new()
+        } else {
+            snap.read_groups(&missing).await?
+        };
+        let all: Vec<(String, usize)> = self.ds.schema().fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        for k in missing {
+            let base = found.get(&k).cloned();
+            let base_hash = base.as_ref().map(|b| {
+                let cols: Vec<(&str, &ArrayRef)> = all.iter().map(|(n, i)| (n.as_str(), b.column(*i))).collect();
+                GroupHasher::new(cols).hash(0, b.num_rows())
+            });
+            let current = match &base {
+                Some(b) => Some(self.group_rows(b.clone(), 0, b.num_rows())),
+                None => None,
+            };
+            self.groups.insert(k, GroupState { base, base_hash, current });
+        }
+        Ok(())
+    }
+
+    fn group_rows(&self, batch: RecordBatch, offset: usize, len: usize) -> GroupRows {
+        let schema = batch.schema();
+        let cols: Vec<(&str, &ArrayRef)> =
+            schema.fields().iter().zip(batch.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let hash = GroupHasher::new(cols).hash(offset, len);
+        let stats = self
+            .stats_indices()
+            .iter()
+            .map(|&i| encoding::column_stats(batch.column(i).as_ref(), offset, len))
+            .collect();
+        GroupRows { batch: batch.slice(offset, len), hash, stats }
+    }
+
+    /// Insert new labels; an existing (group, label) key is an error and nothing changes.
+    pub async fn append(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.write(batch, WriteMode::Append).await
+    }
+
+    /// Insert or replace labels by (group, label) key.
+    pub async fn upsert(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.write(batch, WriteMode::Upsert).await
+    }
+
+    /// Write rows with the given mode.
+    pub async fn write(&mut self, batch: &RecordBatch, mode: WriteMode) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.conform(batch)?;
+        let (gi, li) = self.key_indices()?;
+        let (sorted, runs) = self.runs(&batch, gi, Some(li))?;
+        // duplicate keys within the input
+        let lcol = sorted.column(li);
+        let mut label_keys = Vec::with_capacity(sorted.num_rows());
+        for row in 0..sorted.num_rows() {
+            label_keys.push(
+                encoding::key_bytes(lcol.as_ref(), row).ok_or_else(|| self.null_or_type(lcol, &self.ds.config.label_key))?,
+            );
+        }
+        for (k, off, len) in &runs {
+            for r in *off + 1..*off + *len {
+                if label_keys[r] == label_keys[r - 1] {
+                    return Err(CoreError::DuplicateKey {
+                        dataset: self.ds.name().into(),
+                        group: self.display_key(gi, k),
+                        label: self.display_key(li, &label_keys[r]),
+                        reason: "the key appears twice in the rows written".into(),
+                    });
+                }
+            }
+        }
+        self.load_base(runs.iter().map(|r| r.0.clone()).collect()).await?;
+        // compute all new states first so that an error changes nothing
+        let mut updates = Vec::with_capacity(runs.len());
+        for (k, off, len) in runs {
+            let state = self.groups.get(&k).ok_or_else(|| CoreError::Join("group state missing".into()))?;
+            let new_rows = match &state.current {
+                None => self.group_rows(sorted.clone(), off, len),
+                Some(cur) => {
+                    let cur_keys: Vec<Key> = (0..cur.batch.num_rows())
+                        .filter_map(|r| encoding::key_bytes(cur.batch.column(li).as_ref(), r))
+                        .collect();
+                    if mode == WriteMode::Append {
+                        let existing: BTreeSet<&Key> = cur_keys.iter().collect();
+                        if let Some(dup) = label_keys[off..off + len].iter().find(|lk| existing.contains(lk)) {
+                            return Err(CoreError::DuplicateKey {
+                                dataset: self.ds.name().into(),
+                                group: self.display_key(gi, &k),
+                                label: self.display_key(li, dup),
+                                reason: "the label already exists (use upsert to replace it)".into(),
+                            });
+                        }
+                    }
+                    let merged = merge_rows(&cur.batch, &cur_keys, &sorted.slice(off, len), &label_keys[off..off + len])?;
+                    self.group_rows(merged.clone(), 0, merged.num_rows())
+                }
+            };
+            updates.push((k, new_rows));
+        }
+        for (k, rows) in updates {
+            if let Some(st) = self.groups.get_mut(&k) {
+                st.current = Some(rows);
+            }
+        }
+        self.ops.insert(match mode {
+            WriteMode::Append => "append",
+            WriteMode::Upsert => "upsert",
+        });
+        Ok(())
+    }
+
+    /// Delete labels by key. `keys` holds the group key column and, optionally, the label
+    /// key column: with it, the named labels are deleted; without it, whole groups are.
+    /// Keys that do not exist are ignored.
+    pub async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
+        if keys.num_rows() == 0 {
+            return Ok(());
+        }
+        let gname = self.ds.config.group_key.clone();
+        let lname = self.ds.config.label_key.clone();
+        let schema = keys.schema();
+        let gi = schema.index_of(&gname).map_err(|_| CoreError::ColumnNotFound {
+            dataset: self.ds.name().into(),
+            column: gname.clone(),
+        })?;
+        let li = schema.index_of(&lname).ok();
+        let ds_schema = self.ds.schema();
+        let (dgi, dli) = self.key_indices()?;
+        for (i, di, n) in [(Some(gi), dgi, &gname), (li, dli, &lname)] {
+            if let Some(i) = i {
+                let want = ds_schema.field(di).data_type();
+                if schema.field(i).data_type() != want {
+                    return Err(CoreError::SchemaMismatch {
+                        dataset: self.ds.name().into(),
+                        reason: format!("key column '{n}' has type {} but the dataset expects {want}", schema.field(i).data_type()),
+                    });
+                }
+            }
+        }
+        let (sorted, runs) = self.runs(keys, gi, li)?;
+        self.load_base(runs.iter().map(|r| r.0.clone()).collect()).await?;
+        let mut updates = Vec::new();
+        for (k, off, len) in runs {
+            let Some(state) = self.groups.get(&k) else { continue };
+            let Some(cur) = &state.current else { continue };
+            let new = match li {
+                None => None,
+                Some(li) => {
+                    let del: BTreeSet<Key> = (off..off + len)
+                        .filter_map(|r| encoding::key_bytes(sorted.column(li).as_ref(), r))
+                        .collect();
+                    let keep: Vec<u32> = (0..cur.batch.num_rows())
+                        .filter(|&r| {
+                            encoding::key_bytes(cur.batch.column(dli).as_ref(), r).is_none_or(|lk| !del.contains(&lk))
+                        })
+                        .map(|r| r as u32)
+                        .collect();
+                    if keep.is_empty() {
+                        None
+                    } else if keep.len() == cur.batch.num_rows() {
+                        continue;
+                    } else {
+                        let idx = arrow::array::UInt32Array::from(keep);
+                        let b = take_record_batch(&cur.batch, &idx)?;
+                        Some(self.group_rows(b.clone(), 0, b.num_rows()))
+                    }
+                }
+            };
+            updates.push((k, new));
+        }
+        for (k, rows) in updates {
+            if let Some(st) = self.groups.get_mut(&k) {
+                st.current = rows;
+            }
+        }
+        self.ops.insert("delete");
+        Ok(())
+    }
+
+    /// Rows of the given groups as this transaction sees them (None = absent).
+    pub async fn group(&mut self, key: &Key) -> Result<Option<RecordBatch>> {
+        self.load_base(vec![key.clone()]).await?;
+        Ok(self.groups.get(key).and_then(|s| s.current.as_ref().map(|c| c.batch.clone())))
+    }
+
+    /// Throw every edit away.
+    pub fn rollback(self) {}
+
+    fn summary(&self) -> Result<OperationSummary> {
+        let (_, li) = self.key_indices()?;
+        let mut s = OperationSummary {
+            operation: match self.ops.len() {
+                0 => "noop".to_string(),
+                1 => self.ops.iter().next().map(|s| s.to_string()).unwrap_or_default(),
+                _ => "write".to_string(),
+            },
+            ..Default::default()
+        };
+        for st in self.groups.values() {
+            match (&st.base, &st.current) {
+                (None, None) => {}
+                (None, Some(c)) => {
+                    s.groups_added += 1;
+                    s.labels_added += c.batch.num_rows() as u64;
+                }
+                (Some(b), None) => {
+                    s.groups_removed += 1;
+                    s.labels_removed += b.num_rows() as u64;
+                }
+                (Some(b), Some(c)) => {
+                    if Some(c.hash) == st.base_hash {
+                        continue;
+                    }
+                    s.groups_modified += 1;
+                    let (a, r, m) = label_delta(b, &c.batch, li);
+                    s.labels_added += a;
+                    s.labels_removed += r;
+                    s.labels_modified += m;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Set the operation name recorded in the summary (e.g. "import", "merge").
+    pub fn set_operation(&mut self, op: &'static str) {
+        self.ops.clear();
+        self.ops.insert(op);
+    }
+
+    /// Commit the edits as one commit on the branch (rebasing over concurrent commits that
+    /// touched other groups). With no effective change, returns the current head and writes nothing.
+    pub async fn commit(&mut self, message: &str) -> Result<Commit> {
+        let summary = self.summary()?;
+        let changed: BTreeMap<Key, Option<GroupRows>> = self
+            .groups
+            .iter()
+            .filter(|(_, st)| st.current.as_ref().map(|c| c.hash) != st.base_hash)
+            .map(|(k, st)| (k.clone(), st.current.clone()))
+            .collect();
+        if changed.is_empty() && self.extra_parents.is_empty() {
+            return Ok(self.base.commit.clone());
+        }
+        let mut base = self.base.clone();
+        loop {
+            let (commit, bytes) = self.try_commit(&base, &changed, message, summary.clone()).await?;
+            match self.ds.move_branch(&self.branch, base.seq, commit.id, &self.author, &format!("commit: {message}")).await? {
+                Ok(seq) => {
+                    self.bytes_written = bytes;
+                    self.base = crate::dataset::BranchHead { seq, commit: commit.clone() };
+                    self.groups.clear();
+                    return Ok(commit);
+                }
+                Err(()) => {
+                    // someone else moved the branch: rebase if disjoint
+                    let head = self.ds.branch_head(&self.branch).await?;
+                    let theirs = self.ds.snapshot(base.commit.clone()).diff(&self.ds.snapshot(head.commit.clone())).await?;
+                    let overlap: Vec<String> = theirs
+                        .iter()
+                        .filter(|c| changed.contains_key(&c.key))
+                        .take(20)
+                        .map(|c| self.display_key(self.key_indices().map(|k| k.0).unwrap_or(0), &c.key))
+                        .collect();
+                    if !overlap.is_empty() {
+                        return Err(CoreError::Conflict {
+                            dataset: self.ds.name().into(),
+                            branch: self.branch.clone(),
+                            keys: overlap.join(", "),
+                        });
+                    }
+                    base = head;
+                }
+            }
+        }
+    }
+
+    async fn try_commit(
+        &self,
+        base: &BranchHead,
+        changed: &BTreeMap<Key, Option<GroupRows>>,
+        message: &str,
+        summary: OperationSummary,
+    ) -> Result<(Commit, u64)> {
+        let ds = &self.ds;
+        let cfg = ds.config.tree_config();
+        let nodes = ds.nodes();
+        let base_root = base.commit.root;
+        let base_groups = ds.snapshot(base.commit.clone()).summary().await?.groups;
+        let bulk = base_groups == 0 && changed.values().all(|v| v.is_some());
+        let entries: Vec<(Key, Option<GroupEntry>)> = changed
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map(|g| GroupEntry {
+                        key: k.clone(),
+                        hash: g.hash,
+                        rows: g.batch.num_rows() as u64,
+                        stats: g.stats.clone(),
+                    }),
+                )
+            })
+            .collect();
+        let new_root = nodes
+            .run(move |n| {
+                if bulk {
+                    Ok(quiver_tree::build(n, &cfg, entries.into_iter().filter_map(|e| e.1))?)
+                } else {
+                    let edits = entries.into_iter().map(|(k, e)| match e {
+                        Some(e) => Edit::Upsert(e),
+                        None => Edit::Delete(k),
+                    });
+                    Ok(quiver_tree::apply(n, &cfg, base_root, edits)?)
+                }
+            })
+            .await?;
+        // leaves created by this commit
+        let n2 = nodes.clone();
+        let new_leaves = nodes
+            .run(move |n| {
+                let mut keep = |c: &quiver_tree::ChildEntry| n2.is_pending(&c.hash);
+                let leaves = quiver_tree::leaves(n, new_root, &mut keep)?;
+                let mut out = Vec::with_capacity(leaves.len());
+                for l in leaves {
+                    if l.rows > 0 {
+                        let entries = quiver_tree::leaf_entries(n, &l.hash)?;
+                        out.push((l.hash, entries));
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let new_leaves: Vec<(Hash, Vec<GroupEntry>)> = {
+            let idx = ds.packs.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+            new_leaves.into_iter().filter(|(h, _)| idx.get(h).is_none()).collect()
+        };
+        // rows of untouched groups that land in new leaves come from the base version
+        let need: BTreeSet<Key> = new_leaves
+            .iter()
+            .flat_map(|(_, es)| es.iter().map(|e| e.key.clone()))
+            .filter(|k| !changed.contains_key(k))
+            .collect();
+        let base_rows = if need.is_empty() {
+            BTreeMap::new()
+        } else {
+            ds.snapshot(base.commit.clone()).read_groups(&need).await?
+        };
+        let mut pack_leaves = Vec::with_capacity(new_leaves.len());
+        for (leaf, entries) in new_leaves {
+            let mut parts = Vec::with_capacity(entries.len());
+            for e in &entries {
+                let b = match changed.get(&e.key) {
+                    Some(Some(g)) => g.batch.clone(),
+                    _ => base_rows.get(&e.key).cloned().ok_or_else(|| CoreError::Corrupt {
+                        what: format!("dataset '{}'", ds.name()),
+                        reason: format!("rows of group {} not found in base version", hex::encode(&e.key)),
+                    })?,
+                };
+                parts.push(b);
+            }
+            let one = concat_batches(&ds.schema(), &parts)?;
+            pack_leaves.push((leaf, vec![one]));
+        }
+        let mut bytes = 0;
+        if !pack_leaves.is_empty() {
+            let (_, b) = packs::write_pack(ds.store(), ds.name(), &ds.schema(), pack_leaves).await?;
+            bytes += b;
+            packs::refresh(ds.store(), ds.name(), &ds.packs).await?;
+        }
+        bytes += nodes.flush().await?;
+        let mut parents = vec![base.commit.id];
+        parents.extend(self.extra_parents.iter().copied());
+        let commit = ds.write_commit(new_root, parents, &self.author, message, summary).await?;
+        Ok((commit, bytes))
+    }
+}
+
+/// Merge `new` rows into `cur` by label key (new wins), sorted by label key.
+fn merge_rows(cur: &RecordBatch, cur_keys: &[Key], new: &RecordBatch, new_keys: &[Key]) -> Result<RecordBatch> {
+    let both = concat_batches(&cur.schema(), [cur, new])?;
+    let mut winner: BTreeMap<&Key, u32> = BTreeMap::new();
+    for (i, k) in cur_keys.iter().chain(new_keys.iter()).enumerate() {
+        winner.insert(k, i as u32);
+    }
+    let idx = arrow::array::UInt32Array::from(winner.into_values().collect::<Vec<_>>());
+    Ok(take_record_batch(&both, &idx)?)
+}
+
+/// (added, removed, modified) labels between two versions of one group.
+fn label_delta(base: &RecordBatch, cur: &RecordBatch, li: usize) -> (u64, u64, u64) {
+    let hashes = |b: &RecordBatch| -> HashMap<Key, Hash> {
+        let schema = b.schema();
+        let cols: Vec<(&str, &ArrayRef)> =
+            schema.fields().iter().zip(b.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let h = GroupHasher::new(cols);
+        (0..b.num_rows())
+            .filter_map(|r| encoding::key_bytes(b.column(li).as_ref(), r).map(|k| (k, h.hash(r, 1))))
+            .collect()
+    };
+    let (hb, hc) = (hashes(base), hashes(cur));
+    let added = hc.keys().filter(|k| !hb.contains_key(*k)).count() as u64;
+    let removed = hb.keys().filter(|k| !hc.contains_key(*k)).count() as u64;
+    let modified = hc.iter().filter(|(k, h)| hb.get(*k).is_some_and(|b| b != *h)).count() as u64;
+    (added, removed, modified)
+}
+
+impl Dataset {
+    /// Append rows to a branch as one commit.
+    pub async fn append(&self, branch: &str, batches: &[RecordBatch], message: &str) -> Result<Commit> {
+        let mut t = self.begin(branch).await?;
+        for b in batches {
+            t.append(b).await?;
+        }
+        t.commit(message).await
+    }
+
+    /// Upsert rows into a branch as one commit.
+    pub async fn upsert(&self, branch: &str, batches: &[RecordBatch], message: &str) -> Result<Commit> {
+        let mut t = self.begin(branch).await?;
+        for b in batches {
+            t.upsert(b).await?;
+        }
+        t.commit(message).await
+    }
+
+    /// Delete labels (or whole groups) by key from a branch as one commit.
+    pub async fn delete(&self, branch: &str, keys: &RecordBatch, message: &str) -> Result<Commit> {
+        let mut t = self.begin(branch).await?;
+        t.delete(keys).await?;
+        t.commit(message).await
+    }
+
+    /// Open the head of a branch read-only.
+    pub async fn head(&self, branch: &str) -> Result<crate::Snapshot> {
+        self.checkout(&VersionSpec::Branch(branch.into())).await
+    }
+}
+

@@ -1,0 +1,18 @@
+//! Storage layer of Quiver: content-addressed objects, plain files and atomic refs over
+//! any `object_store` backend (local disk, memory, S3-compatible servers).
+//!
+//! * [`Store`] opens a catalog root from a URL and reads/writes objects and files
+//!   (module `store`); every object read is verified against its blake3 address.
+//! * Refs (branches, tags) are moved by compare-and-swap built only on create-if-absent,
+//!   so the same protocol works on every backend; see the [`refs`] module docs for the exact
+//!   on-storage protocol.
+//! * [`testing`] holds a fault-injecting `ObjectStore` used by tests of this and other crates.
+
+mod error;
+pub mod refs;
+mod store;
+pub mod testing;
+
+pub use error::{Result, StoreError};
+pub use refs::{validate_ref_segment, RefLogEntry, RefState};
+pub use store::Store;

@@ -1,0 +1,337 @@
+//! [`Store`]: one catalog root on any `object_store` backend.
+//!
+//! A store is a root URL (bare local path, `file://`, `memory://` or `s3://bucket/prefix`)
+//! plus an `Arc<dyn ObjectStore>`. It offers three things on top of it:
+//!
+//! * content-addressed, immutable objects at `objects/<kind>/<hex[0..2]>/<hex>` (this
+//!   module), written with create-if-absent and verified against their blake3 on every read;
+//! * plain files at caller-chosen paths (Parquet packs, metadata JSON…) (this module);
+//! * refs moved by compare-and-swap, portable to every backend (see [`crate::refs`]).
+//!
+//! Every successful write through a `Store` (and its clones) is added to
+//! [`Store::bytes_written`], which benchmarks and tests use to check write amplification.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use quiver_tree::Hash;
+
+use crate::error::{Result, StoreError};
+
+/// A handle on one catalog root. Cheap to clone (an `Arc` inside); clones share the
+/// byte counter.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    /// Path prefix inside `store`, without leading or trailing `/` (may be empty).
+    prefix: String,
+    url: String,
+    bytes_written: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .field("prefix", &self.inner.prefix)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Open a store from a URL: a bare local path or `file://` URL (the directory is
+    /// created if missing), `memory://` (a fresh, private in-memory store) or
+    /// `s3://bucket/prefix` (configured from the `AWS_*` environment, including
+    /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for S3-compatible servers).
+    pub fn open(url: &str) -> Result<Store> {
+        let invalid = |reason: String| StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let Some((scheme, _)) = url.split_once("://") else {
+            return Self::open_local(url, std::path::PathBuf::from(url));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => {
+                let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| invalid("not a local file path".to_string()))?;
+                Self::open_local(url, dir)
+            }
+            "memory" => Ok(Self::from_parts(Arc::new(InMemory::new()), "", url)),
+            "s3" | "s3a" => {
+                let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| invalid("missing bucket name".to_string()))?;
+                let s3 = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .build()
+                    .map_err(|e| invalid(e.to_string()))?;
+                Ok(Self::from_parts(Arc::new(s3), parsed.path(), url))
+            }
+            other => Err(invalid(format!(
+                "unsupported scheme {other:?} (expected a local path, file://, memory:// or s3://)"
+            ))),
+        }
+    }
+
+    fn open_local(url: &str, dir: std::path::PathBuf) -> Result<Store> {
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(|e| StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::from_parts(Arc::new(fs), "", url))
+    }
+
+    /// Wrap an existing object store (e.g. a fault-injecting one in tests); all paths are
+    /// placed under `prefix`.
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, prefix: &str) -> Store {
+        let url = format!("{inner}/{}", prefix.trim_matches('/'));
+        Self::from_parts(inner, prefix, &url)
+    }
+
+    fn from_parts(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                store,
+                prefix: prefix.trim_matches('/').to_string(),
+                url: url.to_string(),
+                bytes_written: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The URL this store was opened from.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The underlying object store (paths inside it are given by [`Store::full_path`]).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.store)
+    }
+
+    /// The path inside [`Store::object_store`] of a path relative to the store root.
+    pub fn full_path(&self, rel: &str) -> Path {
+        let rel = rel.trim_matches('/');
+        let joined = if self.inner.prefix.is_empty() {
+            rel.to_string()
+        } else if rel.is_empty() {
+            self.inner.prefix.clone()
+        } else {
+            format!("{}/{rel}", self.inner.prefix)
+        };
+        // `parse` keeps already-valid paths byte for byte (so listed paths round-trip);
+        // anything else is percent-encoded by `from`.
+        Path::parse(&joined).unwrap_or_else(|_| Path::from(joined.as_str()))
+    }
+
+    /// The path relative to the store root of a path inside the object store.
+    pub(crate) fn rel_path(&self, full: &Path) -> String {
+        let s = full.as_ref();
+        if self.inner.prefix.is_empty() {
+            return s.to_string();
+        }
+        s.strip_prefix(self.inner.prefix.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(s)
+            .to_string()
+    }
+
+    /// Total bytes successfully written through this store and its clones (objects,
+    /// files, ref entries and hints). Puts that found the object already present count 0.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.bytes_written.load(Ordering::Relaxed)
+    }
+
+    // ---------------------------------------------------------------- objects
+
+    /// Path (relative to the store root) of the object `hash` of `kind`.
+    pub fn object_path(kind: &str, hash: &Hash) -> String {
+        let hex = hash.to_hex();
+        format!("objects/{kind}/{}/{hex}", &hex[..2])
+    }
+
+    /// Store `bytes` as an immutable object of `kind` (e.g. `node`, `commit`, `asset`) and
+    /// return its blake3 address. Idempotent: an object already present is not rewritten.
+    pub async fn put_object(&self, kind: &str, bytes: Bytes) -> Result<Hash> {
+        validate_kind(kind)?;
+        let hash = Hash::of(&bytes);
+        let rel = Self::object_path(kind, &hash);
+        self.put_create(&rel, bytes).await?;
+        Ok(hash)
+    }
+
+    /// Read the object `hash` of `kind`, verifying its blake3: a mismatch is
+    /// [`StoreError::Corrupt`], never the bytes.
+    pub async fn get_object(&self, kind: &str, hash: &Hash) -> Result<Bytes> {
+        validate_kind(kind)?;
+        let rel = Self::object_path(kind, hash);
+        let bytes = self.get_file(&rel).await?;
+        let actual = Hash::of(&bytes);
+        if actual != *hash {
+            return Err(StoreError::Corrupt {
+                path: rel,
+                expected: hash.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether the object `hash` of `kind` exists (its content is not verified).
+    pub async fn has_object(&self, kind: &str, hash: &Hash) -> Result<bool> {
+        validate_kind(kind)?;
+        let rel = Self::object_path(kind, hash);
+        match self.inner.store.head(&self.full_path(&rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ---------------------------------------------------------------- files
+
+    /// Write a plain file at `path` (relative to the root), overwriting any previous one.
+    pub async fn put_file(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let len = bytes.len() as u64;
+        self.inner
+            .store
+            .put(&self.full_path(path), PutPayload::from(bytes))
+            .await?;
+        self.inner.bytes_written.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write a plain file at `path` only if nothing is there yet (atomic create-if-absent).
+    /// Returns `false` if the file already existed (it is left unchanged).
+    pub async fn put_file_if_absent(&self, path: &str, bytes: Bytes) -> Result<bool> {
+        self.put_create(path, bytes).await
+    }
+
+    /// Create-if-absent put; `Ok(false)` when the path already exists.
+    pub(crate) async fn put_create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let len = bytes.len() as u64;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .store
+            .put_opts(&self.full_path(rel), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => {
+                self.inner.bytes_written.fetch_add(len, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read the plain file at `path`; [`StoreError::NotFound`] if absent.
+    pub async fn get_file(&self, path: &str) -> Result<Bytes> {
+        self.get_file_opt(path)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                path: path.to_string(),
+            })
+    }
+
+    /// Read the plain file at `path`, or `None` if absent.
+    pub async fn get_file_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        match self.inner.store.get(&self.full_path(path)).await {
+            Ok(r) => match r.bytes().await {
+                Ok(b) => Ok(Some(b)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// All files under `prefix` (segment-wise, recursive), as sorted paths relative to the
+    /// store root.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let full = self.full_path(prefix);
+        let prefix_opt = if full.as_ref().is_empty() {
+            None
+        } else {
+            Some(&full)
+        };
+        let metas: Vec<_> = self.inner.store.list(prefix_opt).try_collect().await?;
+        let mut out: Vec<String> = metas.iter().map(|m| self.rel_path(&m.location)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The direct children of `prefix` (not recursive): `(files, sub-directories)`, both
+    /// as sorted paths relative to the store root.
+    pub(crate) async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let full = self.full_path(prefix);
+        let prefix_opt = if full.as_ref().is_empty() {
+            None
+        } else {
+            Some(&full)
+        };
+        let res = self.inner.store.list_with_delimiter(prefix_opt).await?;
+        let mut files: Vec<String> = res
+            .objects
+            .iter()
+            .map(|m| self.rel_path(&m.location))
+            .collect();
+        let mut dirs: Vec<String> = res
+            .common_prefixes
+            .iter()
+            .map(|p| self.rel_path(p))
+            .collect();
+        files.sort();
+        dirs.sort();
+        Ok((files, dirs))
+    }
+
+    /// Delete the file at `path`. Deleting a missing file is not an error.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        match self.inner.store.delete(&self.full_path(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// An object kind is one path segment: non-empty ASCII letters, digits, `-` and `_`.
+fn validate_kind(kind: &str) -> Result<()> {
+    let ok = !kind.is_empty()
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidPath {
+            path: kind.to_string(),
+            reason: "object kind must be non-empty ASCII letters, digits, '-' or '_'".to_string(),
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! Structural diff and three-way merge of snapshot trees.
+//!
+//! The diff walks both trees at once, each side as a stack of pending items (whole
+//! subtrees or single groups) in key order. Two subtrees with the same hash are skipped
+//! without reading them; an item lying entirely before the other side's next item is
+//! all additions (removals); overlapping, different items are expanded, the higher level
+//! first (both when on the same level). Content-defined boundaries make unchanged
+//! regions line up again as identical subtrees, so the cost is O(d log N) node reads
+//! for d changed groups.
+
+use crate::tree::{apply, Edit};
+use crate::{ChildEntry, GroupEntry, Hash, Key, Node, NodeStore, Result, TreeConfig};
+
+/// The kind of a [`Change`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Modified,
+}
+
+impl ChangeKind {
+    /// `"added"`, `"removed"` or `"modified"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+        }
+    }
+}
+
+/// One changed group between two trees. At least one of `old` and `new` is set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub key: Key,
+    pub old: Option<GroupEntry>,
+    pub new: Option<GroupEntry>,
+}
+
+impl Change {
+    /// Added (no old), removed (no new) or modified (both).
+    pub fn kind(&self) -> ChangeKind {
+        match (&self.old, &self.new) {
+            (None, _) => ChangeKind::Added,
+            (Some(_), None) => ChangeKind::Removed,
+            (Some(_), Some(_)) => ChangeKind::Modified,
+        }
+    }
+}
+
+enum Item {
+    Sub { level: u8, ce: ChildEntry },
+    Group(GroupEntry),
+}
+
+impl Item {
+    fn first(&self) -> &[u8] {
+        match self {
+            Item::Sub { ce, .. } => &ce.first_key,
+            Item::Group(g) => &g.key,
+        }
+    }
+    fn last(&self) -> &[u8] {
+        match self {
+            Item::Sub { ce, .. } => &ce.last_key,
+            Item::Group(g) => &g.key,
+        }
+    }
+    /// Groups rank below leaves (level 0).
+    fn rank(&self) -> i16 {
+        match self {
+            Item::Sub { level, .. } => i16::from(*level),
+            Item::Group(_) => -1,
+        }
+    }
+}
+
+/// One side of the diff: pending items, the next one at the end.
+struct Side<'a> {
+    store: &'a dyn NodeStore,
+    stack: Vec<Item>,
+}
+
+impl Side<'_> {
+    fn push_node(&mut self, node: &Node) {
+        match node {
+            Node::Leaf { entries } => self
+                .stack
+                .extend(entries.iter().rev().cloned().map(Item::Group)),
+            Node::Internal { level, children } => {
+                let level = level.saturating_sub(1);
+                self.stack.extend(
+                    children
+                        .iter()
+                        .rev()
+                        .cloned()
+                        .map(|ce| Item::Sub { level, ce }),
+                );
+            }
+        }
+    }
+
+    fn expand(&mut self, hash: &Hash) -> Result<()> {
+        let node = self.store.get_node(hash)?;
+        self.push_node(&node);
+        Ok(())
+    }
+
+    /// Pop the next item: expand a subtree, or return a group.
+    fn step(&mut self) -> Result<Option<GroupEntry>> {
+        match self.stack.pop() {
+            Some(Item::Sub { ce, .. }) => {
+                self.expand(&ce.hash)?;
+                Ok(None)
+            }
+            Some(Item::Group(g)) => Ok(Some(g)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Stream the changes from `from` to `to` in key order to `f`.
+///
+/// A group is modified when its entry (hash, rows or statistics) differs under the same key.
+pub fn diff_with(
+    store: &dyn NodeStore,
+    from: Hash,
+    to: Hash,
+    f: &mut dyn FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    let mut a = Side {
+        store,
+        stack: Vec::new(),
+    };
+    let mut b = Side {
+        store,
+        stack: Vec::new(),
+    };
+    a.expand(&from)?;
+    b.expand(&to)?;
+    loop {
+        let (x, y) = match (a.stack.last(), b.stack.last()) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => {
+                if let Some(g) = a.step()? {
+                    f(Change {
+                        key: g.key.clone(),
+                        old: Some(g),
+                        new: None,
+                    })?;
+                }
+                continue;
+            }
+            (None, Some(_)) => {
+                if let Some(g) = b.step()? {
+                    f(Change {
+                        key: g.key.clone(),
+                        old: None,
+                        new: Some(g),
+                    })?;
+                }
+                continue;
+            }
+            (Some(x), Some(y)) => (x, y),
+        };
+        match (x, y) {
+            (Item::Sub { ce: cx, .. }, Item::Sub { ce: cy, .. }) if cx.hash == cy.hash => {
+                a.stack.pop();
+                b.stack.pop();
+                continue;
+            }
+            (Item::Group(gx), Item::Group(gy)) if gx.key == gy.key => {
+                let changed = gx != gy;
+                let (Some(Item::Group(gx)), Some(Item::Group(gy))) = (a.stack.pop(), b.stack.pop())
+                else {
+                    continue;
+                };
+                if changed {
+                    f(Change {
+                        key: gx.key.clone(),
+                        old: Some(gx),
+                        new: Some(gy),
+                    })?;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if x.last() < y.first() {
+            if let Some(g) = a.step()? {
+                f(Change {
+                    key: g.key.clone(),
+                    old: Some(g),
+                    new: None,
+                })?;
+            }
+        } else if y.last() < x.first() {
+            if let Some(g) = b.step()? {
+                f(Change {
+                    key: g.key.clone(),
+                    old: None,
+                    new: Some(g),
+                })?;
+            }
+        } else {
+            // Overlapping and different: at least one is a subtree.
+            let (rx, ry) = (x.rank(), y.rank());
+            if rx >= ry {
+                a.step()?;
+            }
+            if ry >= rx {
+                b.step()?;
+            }
+        }
+    }
+}
+
+/// All changes from `from` to `to`, in key order.
+pub fn diff(store: &dyn NodeStore, from: Hash, to: Hash) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    diff_with(store, from, to, &mut |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A group changed differently on both sides of a merge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupConflict {
+    pub key: Key,
+    pub base: Option<GroupEntry>,
+    pub ours: Option<GroupEntry>,
+    pub theirs: Option<GroupEntry>,
+}
+
+/// The result of [`merge3`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergeOutcome {
+    /// The merged tree; conflicting groups keep our version.
+    pub root: Hash,
+    /// Conflicts in key order.
+    pub conflicts: Vec<GroupConflict>,
+}
+
+/// Three-way merge of `theirs` into `ours` with common ancestor `base`.
+///
+/// Groups changed only by theirs are applied onto ours; groups changed identically on both
+/// sides are taken once; groups changed differently are conflicts (ours is kept in the
+/// merged root). Cost follows the number of changes: two diffs and one [`apply`].
+pub fn merge3(
+    store: &dyn NodeStore,
+    cfg: &TreeConfig,
+    base: Hash,
+    ours: Hash,
+    theirs: Hash,
+) -> Result<MergeOutcome> {
+    if theirs == base || theirs == ours {
+        return Ok(MergeOutcome {
+            root: ours,
+            conflicts: Vec::new(),
+        });
+    }
+    if ours == base {
+        return Ok(MergeOutcome {
+            root: theirs,
+            conflicts: Vec::new(),
+        });
+    }
+    let ours_changes = diff(store, base, ours)?;
+    let theirs_changes = diff(store, base, theirs)?;
+    let mut edits = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut o = ours_changes.into_iter().peekable();
+    for t in theirs_changes {
+        while o.next_if(|c| c.key < t.key).is_some() {}
+        match o.next_if(|c| c.key == t.key) {
+            None => edits.push(match t.new {
+                Some(g) => Edit::Upsert(g),
+                None => Edit::Delete(t.key),
+            }),
+            Some(oc) => {
+                if oc.new != t.new {
+                    conflicts.push(GroupConflict {
+                        key: t.key,
+                        base: t.old,
+                        ours: oc.new,
+                        theirs: t.new,
+                    });
+                }
+            }
+        }
+    }
+    let root = apply(store, cfg, ours, edits)?;
+    Ok(MergeOutcome { root, conflicts })
+}

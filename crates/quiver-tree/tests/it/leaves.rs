@@ -1,0 +1,84 @@
+//! Pruned leaf listing by statistics.
+
+use quiver_tree::{
+    build, entries, leaf_entries, leaves, ChildEntry, MemNodeStore, StatValue, TreeConfig,
+};
+
+use crate::common::*;
+
+fn overlaps(ce: &ChildEntry, lo: i64, hi: i64) -> bool {
+    let s = &ce.stats[0];
+    let min_ok = !matches!(s.min, Some(StatValue::Int(min)) if min > hi);
+    let max_ok = !matches!(s.max, Some(StatValue::Int(max)) if max < lo);
+    min_ok && max_ok
+}
+
+#[test]
+fn keep_callback_prunes_subtrees() {
+    let store = MemNodeStore::new();
+    let cfg = TreeConfig {
+        leaf_target: 16,
+        fanout: 8,
+    };
+    let m: Model = (0..10_000).map(|n| (n, (n % 4) as u8)).collect();
+    let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    let all = leaves(&store, root, &mut |_| true).unwrap();
+
+    let (lo, hi) = (5000, 5100);
+    store.reset_counters();
+    let mut calls = 0;
+    let kept = leaves(&store, root, &mut |ce| {
+        calls += 1;
+        overlaps(ce, lo, hi)
+    })
+    .unwrap();
+    assert!(!kept.is_empty());
+    assert!(
+        kept.len() * 10 < all.len(),
+        "kept {} of {}",
+        kept.len(),
+        all.len()
+    );
+    assert!(kept.iter().all(|ce| overlaps(ce, lo, hi)));
+    assert!(store.nodes_read() < 30, "read {}", store.nodes_read());
+    assert!(calls < all.len() / 2, "{calls} calls");
+    // Nothing matching was pruned.
+    let got: Vec<u32> = kept
+        .iter()
+        .flat_map(|l| leaf_entries(&store, &l.hash).unwrap())
+        .filter(|e| matches!(e.stats[0].min, Some(StatValue::Int(v)) if (lo..=hi).contains(&v)))
+        .map(|e| std::str::from_utf8(&e.key[1..]).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(got, (5000..=5100).collect::<Vec<u32>>());
+    // Kept leaves are in key order.
+    assert!(kept.windows(2).all(|w| w[0].last_key < w[1].first_key));
+
+    // Pruning everything.
+    assert!(leaves(&store, root, &mut |_| false).unwrap().is_empty());
+    assert_eq!(entries(&store, root).unwrap().len(), 10_000);
+}
+
+#[test]
+fn root_leaf_is_offered_to_keep() {
+    let store = MemNodeStore::new();
+    let cfg = TreeConfig {
+        leaf_target: 1000,
+        fanout: 8,
+    };
+    let m: Model = (0..5).map(|n| (n, 0)).collect();
+    let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    assert_eq!(quiver_tree::height(&store, root).unwrap(), 0);
+    let mut seen = Vec::new();
+    let kept = leaves(&store, root, &mut |ce| {
+        seen.push(ce.clone());
+        true
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(kept, seen);
+    assert_eq!(kept[0].hash, root);
+    assert_eq!(kept[0].groups, 5);
+    assert_eq!(kept[0].stats[0].min, Some(StatValue::Int(0)));
+    assert_eq!(kept[0].stats[0].max, Some(StatValue::Int(4)));
+    assert!(leaves(&store, root, &mut |_| false).unwrap().is_empty());
+}
