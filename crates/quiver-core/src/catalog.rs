@@ -88,7 +88,9 @@ impl Catalog {
     pub async fn from_store(store: Store) -> Result<Catalog> {
         let marker = serde_json::json!({ "format": "quiver", "format_version": FORMAT_VERSION });
         if store.get_file_opt("catalog.json").await?.is_none() {
-            store.put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?)).await?;
+            store
+                .put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?))
+                .await?;
         }
         Ok(Catalog {
             inner: Arc::new(CatalogInner {
@@ -120,10 +122,12 @@ impl Catalog {
     ) -> Result<Dataset> {
         validate_name(name)?;
         let find = |col: &str| {
-            schema.field_with_name(col).map_err(|_| CoreError::ColumnNotFound {
-                dataset: name.to_string(),
-                column: col.to_string(),
-            })
+            schema
+                .field_with_name(col)
+                .map_err(|_| CoreError::ColumnNotFound {
+                    dataset: name.to_string(),
+                    column: col.to_string(),
+                })
         };
         for key in [&opts.group_key, &opts.label_key] {
             let f = find(key)?;
@@ -148,7 +152,10 @@ impl Catalog {
                     if !encoding::is_stats_type(f.data_type()) {
                         return Err(CoreError::SchemaMismatch {
                             dataset: name.into(),
-                            reason: format!("statistics are not supported for column '{c}' of type {}", f.data_type()),
+                            reason: format!(
+                                "statistics are not supported for column '{c}' of type {}",
+                                f.data_type()
+                            ),
                         });
                     }
                 }

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use crate::catalog::{dataset_dir, validate_name, Catalog};
 use crate::error::{CoreError, Result};
-use crate::model::{Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION};
+use crate::model::{
+    Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
+};
 use crate::nodes::TxnNodes;
 use crate::packs::SharedPackIndex;
 use crate::snapshot::Snapshot;
@@ -48,7 +50,12 @@ impl Dataset {
     pub(crate) fn new(catalog: Catalog, config: DatasetConfig) -> Result<Dataset> {
         let schema = config.schema()?;
         let packs = catalog.pack_index(&config.name);
-        Ok(Dataset { catalog, config: Arc::new(config), schema, packs })
+        Ok(Dataset {
+            catalog,
+            config: Arc::new(config),
+            schema,
+            packs,
+        })
     }
 
     /// Dataset name.
@@ -111,11 +118,22 @@ impl Dataset {
             summary,
         };
         let bytes = Commit::encode(&data)?;
-        let id = self.store().put_object(COMMIT_KIND, Bytes::from(bytes)).await?;
-        self.store()
-            .put_file(&format!("{}commits/{}", dataset_dir(&self.config.name), id.to_hex()), Bytes::new())
+        let id = self
+            .store()
+            .put_object(COMMIT_KIND, Bytes::from(bytes))
             .await?;
-        let c = Commit { id, root, parents, data };
+        self.store()
+            .put_file(
+                &format!("{}commits/{}", dataset_dir(&self.config.name), id.to_hex()),
+                Bytes::new(),
+            )
+            .await?;
+        let c = Commit {
+            id,
+            root,
+            parents,
+            data,
+        };
         if let Ok(mut cache) = self.catalog.inner.commits.lock() {
             cache.insert(id, c.clone());
         }
@@ -124,7 +142,14 @@ impl Dataset {
 
     /// Look a commit up by full id.
     pub async fn commit(&self, id: &Hash) -> Result<Commit> {
-        if let Some(c) = self.catalog.inner.commits.lock().ok().and_then(|m| m.get(id).cloned()) {
+        if let Some(c) = self
+            .catalog
+            .inner
+            .commits
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+        {
             return Ok(c);
         }
         let bytes = match self.store().get_object(COMMIT_KIND, id).await {
@@ -139,7 +164,10 @@ impl Dataset {
         };
         let c = Commit::decode(*id, &bytes)?;
         if c.data.dataset != self.config.name {
-            return Err(CoreError::VersionNotFound { dataset: self.config.name.clone(), version: id.to_hex() });
+            return Err(CoreError::VersionNotFound {
+                dataset: self.config.name.clone(),
+                version: id.to_hex(),
+            });
         }
         if let Ok(mut cache) = self.catalog.inner.commits.lock() {
             cache.insert(*id, c.clone());
@@ -151,10 +179,21 @@ impl Dataset {
         let nodes = self.nodes();
         let root = nodes.run(|n| Ok(quiver_tree::empty(n)?)).await?;
         nodes.flush().await?;
-        let summary = OperationSummary { operation: "create".into(), ..Default::default() };
-        let c = self.write_commit(root, vec![], author, "create dataset", summary).await?;
+        let summary = OperationSummary {
+            operation: "create".into(),
+            ..Default::default()
+        };
+        let c = self
+            .write_commit(root, vec![], author, "create dataset", summary)
+            .await?;
         self.store()
-            .update_ref(&self.branch_ref(DEFAULT_BRANCH), None, Some(c.id), author, "create dataset")
+            .update_ref(
+                &self.branch_ref(DEFAULT_BRANCH),
+                None,
+                Some(c.id),
+                author,
+                "create dataset",
+            )
             .await?;
         Ok(())
     }
@@ -167,7 +206,10 @@ impl Dataset {
         }
         match self.store().read_ref(&self.branch_ref(branch)).await? {
             Some(st) => match st.target {
-                Some(h) => Ok(Some(BranchHead { seq: st.seq, commit: self.commit(&h).await? })),
+                Some(h) => Ok(Some(BranchHead {
+                    seq: st.seq,
+                    commit: self.commit(&h).await?,
+                })),
                 None => Ok(None),
             },
             None => Ok(None),
@@ -176,10 +218,12 @@ impl Dataset {
 
     /// The head of a branch (typed error if missing).
     pub async fn branch_head(&self, branch: &str) -> Result<BranchHead> {
-        self.try_branch_head(branch).await?.ok_or_else(|| CoreError::BranchNotFound {
-            dataset: self.config.name.clone(),
-            branch: branch.to_string(),
-        })
+        self.try_branch_head(branch)
+            .await?
+            .ok_or_else(|| CoreError::BranchNotFound {
+                dataset: self.config.name.clone(),
+                branch: branch.to_string(),
+            })
     }
 
     /// Move a branch by compare-and-swap from ref entry `expected`.
@@ -191,7 +235,17 @@ impl Dataset {
         author: &str,
         reason: &str,
     ) -> Result<std::result::Result<u64, ()>> {
-        match self.store().update_ref(&self.branch_ref(branch), Some(expected), Some(to), author, reason).await {
+        match self
+            .store()
+            .update_ref(
+                &self.branch_ref(branch),
+                Some(expected),
+                Some(to),
+                author,
+                reason,
+            )
+            .await
+        {
             Ok(st) => Ok(Ok(st.seq)),
             Err(StoreError::RefConflict { .. }) => Ok(Err(())),
             Err(e) => Err(e.into()),
@@ -222,16 +276,33 @@ impl Dataset {
         let r = self.branch_ref(name);
         let expected = match self.store().read_ref(&r).await? {
             Some(st) if st.target.is_some() => {
-                return Err(CoreError::BranchExists { dataset: self.config.name.clone(), branch: name.into() })
+                return Err(CoreError::BranchExists {
+                    dataset: self.config.name.clone(),
+                    branch: name.into(),
+                })
             }
             Some(st) => Some(st.seq),
             None => None,
         };
-        match self.store().update_ref(&r, expected, Some(c.id), &crate::catalog::default_author(), &format!("create branch from {from}")).await {
-            Ok(_) => Ok(RefInfo { name: name.into(), commit: c.id }),
-            Err(StoreError::RefConflict { .. }) => {
-                Err(CoreError::BranchExists { dataset: self.config.name.clone(), branch: name.into() })
-            }
+        match self
+            .store()
+            .update_ref(
+                &r,
+                expected,
+                Some(c.id),
+                &crate::catalog::default_author(),
+                &format!("create branch from {from}"),
+            )
+            .await
+        {
+            Ok(_) => Ok(RefInfo {
+                name: name.into(),
+                commit: c.id,
+            }),
+            Err(StoreError::RefConflict { .. }) => Err(CoreError::BranchExists {
+                dataset: self.config.name.clone(),
+                branch: name.into(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -239,11 +310,20 @@ impl Dataset {
     /// Delete a branch (`main` cannot be deleted).
     pub async fn delete_branch(&self, name: &str) -> Result<()> {
         if name == DEFAULT_BRANCH {
-            return Err(CoreError::InvalidName { name: name.into(), reason: "the main branch cannot be deleted".into() });
+            return Err(CoreError::InvalidName {
+                name: name.into(),
+                reason: "the main branch cannot be deleted".into(),
+            });
         }
         let head = self.branch_head(name).await?;
         self.store()
-            .update_ref(&self.branch_ref(name), Some(head.seq), None, &crate::catalog::default_author(), "delete branch")
+            .update_ref(
+                &self.branch_ref(name),
+                Some(head.seq),
+                None,
+                &crate::catalog::default_author(),
+                "delete branch",
+            )
             .await?;
         Ok(())
     }
@@ -251,10 +331,15 @@ impl Dataset {
     /// Rename a branch: creates the new name at the same commit, then deletes the old one.
     pub async fn rename_branch(&self, from: &str, to: &str) -> Result<RefInfo> {
         if from == DEFAULT_BRANCH {
-            return Err(CoreError::InvalidName { name: from.into(), reason: "the main branch cannot be renamed".into() });
+            return Err(CoreError::InvalidName {
+                name: from.into(),
+                reason: "the main branch cannot be renamed".into(),
+            });
         }
         let head = self.branch_head(from).await?;
-        let info = self.create_branch(to, &VersionSpec::Version(head.commit.id.to_hex())).await?;
+        let info = self
+            .create_branch(to, &VersionSpec::Version(head.commit.id.to_hex()))
+            .await?;
         self.delete_branch(from).await?;
         Ok(info)
     }
@@ -274,7 +359,10 @@ impl Dataset {
 
     /// The commit a tag names.
     pub async fn tag(&self, name: &str) -> Result<Commit> {
-        let missing = || CoreError::TagNotFound { dataset: self.config.name.clone(), tag: name.into() };
+        let missing = || CoreError::TagNotFound {
+            dataset: self.config.name.clone(),
+            tag: name.into(),
+        };
         if validate_name(name).is_err() {
             return Err(missing());
         }
@@ -294,16 +382,33 @@ impl Dataset {
         let r = self.tag_ref(name);
         let expected = match self.store().read_ref(&r).await? {
             Some(st) if st.target.is_some() => {
-                return Err(CoreError::TagExists { dataset: self.config.name.clone(), tag: name.into() })
+                return Err(CoreError::TagExists {
+                    dataset: self.config.name.clone(),
+                    tag: name.into(),
+                })
             }
             Some(st) => Some(st.seq),
             None => None,
         };
-        match self.store().update_ref(&r, expected, Some(c.id), &crate::catalog::default_author(), &format!("create tag at {at}")).await {
-            Ok(_) => Ok(RefInfo { name: name.into(), commit: c.id }),
-            Err(StoreError::RefConflict { .. }) => {
-                Err(CoreError::TagExists { dataset: self.config.name.clone(), tag: name.into() })
-            }
+        match self
+            .store()
+            .update_ref(
+                &r,
+                expected,
+                Some(c.id),
+                &crate::catalog::default_author(),
+                &format!("create tag at {at}"),
+            )
+            .await
+        {
+            Ok(_) => Ok(RefInfo {
+                name: name.into(),
+                commit: c.id,
+            }),
+            Err(StoreError::RefConflict { .. }) => Err(CoreError::TagExists {
+                dataset: self.config.name.clone(),
+                tag: name.into(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -314,7 +419,13 @@ impl Dataset {
         let st = self.store().read_ref(&self.tag_ref(name)).await?;
         let seq = st.map(|s| s.seq);
         self.store()
-            .update_ref(&self.tag_ref(name), seq, None, &crate::catalog::default_author(), "delete tag")
+            .update_ref(
+                &self.tag_ref(name),
+                seq,
+                None,
+                &crate::catalog::default_author(),
+                "delete tag",
+            )
             .await?;
         Ok(())
     }
@@ -322,7 +433,9 @@ impl Dataset {
     /// Rename a tag (create the new name at the same commit, delete the old).
     pub async fn rename_tag(&self, from: &str, to: &str) -> Result<RefInfo> {
         let c = self.tag(from).await?;
-        let info = self.create_tag(to, &VersionSpec::Version(c.id.to_hex())).await?;
+        let info = self
+            .create_tag(to, &VersionSpec::Version(c.id.to_hex()))
+            .await?;
         self.delete_tag(from).await?;
         Ok(info)
     }
@@ -342,7 +455,12 @@ impl Dataset {
             stack.extend(c.parents.iter().copied());
             out.push(c);
         }
-        out.sort_by(|a, b| b.data.timestamp.cmp(&a.data.timestamp).then(b.id.cmp(&a.id)));
+        out.sort_by(|a, b| {
+            b.data
+                .timestamp
+                .cmp(&a.data.timestamp)
+                .then(b.id.cmp(&a.id))
+        });
         Ok(out)
     }
 
@@ -360,17 +478,23 @@ impl Dataset {
             VersionSpec::Version(v) => self.resolve_prefix(v).await,
             VersionSpec::Timestamp { branch, at } => {
                 let hist = self.history(branch).await?;
-                hist.into_iter().find(|c| c.data.timestamp <= *at).ok_or_else(|| CoreError::NoVersionAtTime {
-                    dataset: self.config.name.clone(),
-                    branch: branch.clone(),
-                    timestamp: at.to_rfc3339(),
-                })
+                hist.into_iter()
+                    .find(|c| c.data.timestamp <= *at)
+                    .ok_or_else(|| CoreError::NoVersionAtTime {
+                        dataset: self.config.name.clone(),
+                        branch: branch.clone(),
+                        timestamp: at.to_rfc3339(),
+                    })
             }
             VersionSpec::Index { branch, index } => {
                 let mut hist = self.history(branch).await?;
                 hist.reverse();
                 let len = hist.len();
-                let i = if *index < 0 { len as i64 + *index } else { *index };
+                let i = if *index < 0 {
+                    len as i64 + *index
+                } else {
+                    *index
+                };
                 if i < 0 || i >= len as i64 {
                     return Err(CoreError::IndexOutOfRange {
                         dataset: self.config.name.clone(),
@@ -402,7 +526,10 @@ impl Dataset {
 
     async fn resolve_prefix(&self, prefix: &str) -> Result<Commit> {
         let p = prefix.to_ascii_lowercase();
-        let not_found = || CoreError::VersionNotFound { dataset: self.config.name.clone(), version: prefix.into() };
+        let not_found = || CoreError::VersionNotFound {
+            dataset: self.config.name.clone(),
+            version: prefix.into(),
+        };
         if p.len() < 4 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(not_found());
         }
@@ -470,7 +597,8 @@ impl Dataset {
 
     /// Set (or with `None` remove) a dataset metadata key; persisted immediately.
     pub async fn set_metadata(&self, key: &str, value: Option<Value>) -> Result<()> {
-        self.update_metadata(|doc| set_key(&mut doc["dataset"], key, value)).await
+        self.update_metadata(|doc| set_key(&mut doc["dataset"], key, value))
+            .await
     }
 
     /// Metadata of one column.
@@ -481,7 +609,12 @@ impl Dataset {
     }
 
     /// Set (or remove) a column metadata key; persisted immediately.
-    pub async fn set_column_metadata(&self, column: &str, key: &str, value: Option<Value>) -> Result<()> {
+    pub async fn set_column_metadata(
+        &self,
+        column: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<()> {
         self.check_column(column)?;
         self.update_metadata(|doc| {
             if !doc["columns"][column].is_object() {
@@ -493,10 +626,13 @@ impl Dataset {
     }
 
     fn check_column(&self, column: &str) -> Result<()> {
-        self.schema.field_with_name(column).map(|_| ()).map_err(|_| CoreError::ColumnNotFound {
-            dataset: self.config.name.clone(),
-            column: column.into(),
-        })
+        self.schema
+            .field_with_name(column)
+            .map(|_| ())
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: self.config.name.clone(),
+                column: column.into(),
+            })
     }
 
     async fn update_metadata(&self, f: impl FnOnce(&mut Value)) -> Result<()> {
@@ -508,7 +644,12 @@ impl Dataset {
             doc["columns"] = serde_json::json!({});
         }
         f(&mut doc);
-        self.store().put_file(&self.metadata_path(), Bytes::from(serde_json::to_vec_pretty(&doc)?)).await?;
+        self.store()
+            .put_file(
+                &self.metadata_path(),
+                Bytes::from(serde_json::to_vec_pretty(&doc)?),
+            )
+            .await?;
         Ok(())
     }
 

@@ -150,7 +150,11 @@ fn encode_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
     macro_rules! float {
         ($v:expr) => {{
             let v: f64 = $v;
-            let bits = if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
+            let bits = if v.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                v.to_bits()
+            };
             buf.extend_from_slice(&bits.to_le_bytes())
         }};
     }
@@ -239,7 +243,9 @@ pub fn stat_value(array: &dyn Array, row: usize) -> Option<StatValue> {
         DataType::Float32 => Some(StatValue::Float(
             array.as_primitive::<Float32Type>().value(row) as f64,
         )),
-        DataType::Float64 => Some(StatValue::Float(array.as_primitive::<Float64Type>().value(row))),
+        DataType::Float64 => Some(StatValue::Float(
+            array.as_primitive::<Float64Type>().value(row),
+        )),
         DataType::Date32 => int!(Date32Type),
         DataType::Date64 => int!(Date64Type),
         DataType::Timestamp(TimeUnit::Second, _) => int!(TimestampSecondType),
@@ -301,8 +307,9 @@ mod tests {
     #[test]
     fn int_keys_sort_as_bytes() {
         let a = Int64Array::from(vec![-5, -1, 0, 3, i64::MAX, i64::MIN]);
-        let mut ks: Vec<(Vec<u8>, i64)> =
-            (0..a.len()).map(|i| (key_bytes(&a, i).unwrap(), a.value(i))).collect();
+        let mut ks: Vec<(Vec<u8>, i64)> = (0..a.len())
+            .map(|i| (key_bytes(&a, i).unwrap(), a.value(i)))
+            .collect();
         ks.sort();
         let vals: Vec<i64> = ks.iter().map(|k| k.1).collect();
         assert_eq!(vals, vec![i64::MIN, -5, -1, 0, 3, i64::MAX]);

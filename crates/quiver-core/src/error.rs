@@ -17,16 +17,31 @@ pub enum CoreError {
     BranchExists { dataset: String, branch: String },
     #[error("tag '{tag}' not found in dataset '{dataset}'")]
     TagNotFound { dataset: String, tag: String },
-    #[error("tag '{tag}' already exists in dataset '{dataset}' (tags are immutable: drop it first)")]
+    #[error(
+        "tag '{tag}' already exists in dataset '{dataset}' (tags are immutable: drop it first)"
+    )]
     TagExists { dataset: String, tag: String },
     #[error("version '{version}' not found in dataset '{dataset}'")]
     VersionNotFound { dataset: String, version: String },
     #[error("version prefix '{prefix}' is ambiguous in dataset '{dataset}': matches {candidates}")]
-    AmbiguousVersion { dataset: String, prefix: String, candidates: String },
+    AmbiguousVersion {
+        dataset: String,
+        prefix: String,
+        candidates: String,
+    },
     #[error("no version of dataset '{dataset}' on branch '{branch}' at or before {timestamp}")]
-    NoVersionAtTime { dataset: String, branch: String, timestamp: String },
+    NoVersionAtTime {
+        dataset: String,
+        branch: String,
+        timestamp: String,
+    },
     #[error("history index {index} is out of range for branch '{branch}' of dataset '{dataset}' ({len} commits)")]
-    IndexOutOfRange { dataset: String, branch: String, index: i64, len: usize },
+    IndexOutOfRange {
+        dataset: String,
+        branch: String,
+        index: i64,
+        len: usize,
+    },
     #[error("invalid name '{name}': {reason}")]
     InvalidName { name: String, reason: String },
     #[error("column '{column}' not found in dataset '{dataset}'")]
@@ -34,13 +49,26 @@ pub enum CoreError {
     #[error("schema mismatch writing to dataset '{dataset}': {reason}")]
     SchemaMismatch { dataset: String, reason: String },
     #[error("key column '{column}' of dataset '{dataset}' has unsupported type {data_type} (use an integer or string column)")]
-    UnsupportedKeyType { dataset: String, column: String, data_type: String },
+    UnsupportedKeyType {
+        dataset: String,
+        column: String,
+        data_type: String,
+    },
     #[error("null value in key column '{column}' of dataset '{dataset}'")]
     NullKey { dataset: String, column: String },
     #[error("duplicate label key ({group}, {label}) in dataset '{dataset}': {reason}")]
-    DuplicateKey { dataset: String, group: String, label: String, reason: String },
+    DuplicateKey {
+        dataset: String,
+        group: String,
+        label: String,
+        reason: String,
+    },
     #[error("write to branch '{branch}' of dataset '{dataset}' conflicts with a concurrent commit on label groups {keys}")]
-    Conflict { dataset: String, branch: String, keys: String },
+    Conflict {
+        dataset: String,
+        branch: String,
+        keys: String,
+    },
     #[error("corrupt catalog data at {what}: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("storage error: {0}")]

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod dataset;
+pub mod demo;
 pub mod encoding;
 pub mod error;
 pub mod model;
@@ -19,7 +20,9 @@ pub mod write;
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
-pub use model::{Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION};
+pub use model::{
+    Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
+};
 pub use snapshot::{PackScan, Snapshot};
 pub use write::{WriteMode, WriteTxn};
 

@@ -43,7 +43,10 @@ impl DatasetConfig {
         for f in &self.fields {
             let dt: DataType = f.data_type.parse().map_err(|e| CoreError::Corrupt {
                 what: format!("schema of dataset '{}'", self.name),
-                reason: format!("column '{}' has unparseable type '{}': {e}", f.name, f.data_type),
+                reason: format!(
+                    "column '{}' has unparseable type '{}': {e}",
+                    f.name, f.data_type
+                ),
             })?;
             fields.push(Field::new(&f.name, dt, f.nullable));
         }
@@ -65,7 +68,10 @@ impl DatasetConfig {
 
     /// Chunking parameters of the snapshot tree.
     pub fn tree_config(&self) -> TreeConfig {
-        TreeConfig { leaf_target: self.leaf_target, fanout: self.fanout }
+        TreeConfig {
+            leaf_target: self.leaf_target,
+            fanout: self.fanout,
+        }
     }
 
     /// Identity of the schema: blake3 of its canonical JSON.
@@ -133,7 +139,12 @@ impl Commit {
             .iter()
             .map(|p| Hash::from_hex(p).ok_or_else(|| bad("parent")))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Commit { id, root, parents, data })
+        Ok(Commit {
+            id,
+            root,
+            parents,
+            data,
+        })
     }
 
     /// Short (12-char) id for display.
@@ -167,7 +178,10 @@ impl VersionSpec {
     /// a commit id prefix, `~N` / `~-1` for an index on main.
     pub fn parse_loose(s: &str) -> VersionSpec {
         if let Some(idx) = s.strip_prefix('~').and_then(|i| i.parse::<i64>().ok()) {
-            return VersionSpec::Index { branch: crate::DEFAULT_BRANCH.to_string(), index: idx };
+            return VersionSpec::Index {
+                branch: crate::DEFAULT_BRANCH.to_string(),
+                index: idx,
+            };
         }
         VersionSpec::Version(s.to_string())
     }

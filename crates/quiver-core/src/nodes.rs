@@ -52,12 +52,20 @@ pub struct TxnNodes {
 impl TxnNodes {
     /// A node store bound to the current tokio runtime.
     pub fn new(store: Store, cache: Arc<NodeCache>) -> Arc<Self> {
-        Arc::new(TxnNodes { store, cache, pending: Mutex::default(), handle: Handle::current() })
+        Arc::new(TxnNodes {
+            store,
+            cache,
+            pending: Mutex::default(),
+            handle: Handle::current(),
+        })
     }
 
     /// Whether `h` was written by this operation and not yet flushed.
     pub fn is_pending(&self, h: &Hash) -> bool {
-        self.pending.lock().map(|p| p.contains_key(h)).unwrap_or(false)
+        self.pending
+            .lock()
+            .map(|p| p.contains_key(h))
+            .unwrap_or(false)
     }
 
     /// Write every pending node; returns the bytes written.
@@ -67,7 +75,10 @@ impl TxnNodes {
             Err(_) => return Err(CoreError::Join("node buffer poisoned".into())),
         };
         let bytes: u64 = pending.iter().map(|p| p.2.len() as u64).sum();
-        let blobs: Vec<bytes::Bytes> = pending.iter().map(|p| bytes::Bytes::from(p.2.clone())).collect();
+        let blobs: Vec<bytes::Bytes> = pending
+            .iter()
+            .map(|p| bytes::Bytes::from(p.2.clone()))
+            .collect();
         let store = self.store.clone();
         futures::stream::iter(blobs)
             .map(move |b| {
@@ -98,7 +109,12 @@ impl TxnNodes {
 
 impl NodeStore for TxnNodes {
     fn get_node(&self, hash: &Hash) -> quiver_tree::Result<Arc<Node>> {
-        if let Some(n) = self.pending.lock().ok().and_then(|p| p.get(hash).map(|x| x.0.clone())) {
+        if let Some(n) = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(hash).map(|x| x.0.clone()))
+        {
             return Ok(n);
         }
         if let Some(n) = self.cache.get(hash) {
@@ -118,7 +134,8 @@ impl NodeStore for TxnNodes {
         let h = Hash::of(&bytes);
         if self.cache.get(&h).is_none() {
             if let Ok(mut p) = self.pending.lock() {
-                p.entry(h).or_insert_with(|| (Arc::new(node.clone()), bytes));
+                p.entry(h)
+                    .or_insert_with(|| (Arc::new(node.clone()), bytes));
             }
         }
         Ok(h)

@@ -17,7 +17,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
 use parquet::basic::Compression;
@@ -71,13 +73,20 @@ impl PackIndex {
 pub async fn refresh(store: &Store, dataset: &str, index: &SharedPackIndex) -> Result<()> {
     let names = store.list(&idx_dir(dataset)).await?;
     let todo: Vec<String> = {
-        let idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
-        names.into_iter().filter(|n| !idx.loaded.contains(n)).collect()
+        let idx = index
+            .lock()
+            .map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+        names
+            .into_iter()
+            .filter(|n| !idx.loaded.contains(n))
+            .collect()
     };
     for name in todo {
         let bytes = store.get_file(&name).await?;
         let entries = decode_idx(&name, &bytes)?;
-        let mut idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+        let mut idx = index
+            .lock()
+            .map_err(|_| CoreError::Join("pack index poisoned".into()))?;
         for (leaf, loc) in entries {
             idx.map.entry(leaf).or_insert(loc);
         }
@@ -97,7 +106,9 @@ pub async fn locate(
         let mut out = Vec::with_capacity(leaves.len());
         let mut missing = None;
         {
-            let idx = index.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+            let idx = index
+                .lock()
+                .map_err(|_| CoreError::Join("pack index poisoned".into()))?;
             for l in leaves {
                 match idx.get(l) {
                     Some(loc) => out.push(loc),
@@ -123,7 +134,10 @@ pub async fn locate(
 }
 
 fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
-    let bad = |r: &str| CoreError::Corrupt { what: name.to_string(), reason: r.to_string() };
+    let bad = |r: &str| CoreError::Corrupt {
+        what: name.to_string(),
+        reason: r.to_string(),
+    };
     if b.len() < 40 || &b[..8] != IDX_MAGIC || (b.len() - 40) % 48 != 0 {
         return Err(bad("not a pack index"));
     }
@@ -161,24 +175,25 @@ pub async fn write_pack(
     leaves: Vec<(Hash, Vec<RecordBatch>)>,
 ) -> Result<(Hash, u64)> {
     let schema = schema.clone();
-    let (bytes, entries) = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<(Hash, u64, u64)>)> {
-        let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
-        let mut entries = Vec::with_capacity(leaves.len());
-        let mut row = 0u64;
-        for (leaf, batches) in leaves {
-            let n: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-            for b in &batches {
-                writer.write(b)?;
+    let (bytes, entries) =
+        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<(Hash, u64, u64)>)> {
+            let mut buf = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+            let mut entries = Vec::with_capacity(leaves.len());
+            let mut row = 0u64;
+            for (leaf, batches) in leaves {
+                let n: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+                for b in &batches {
+                    writer.write(b)?;
+                }
+                entries.push((leaf, row, n));
+                row += n;
             }
-            entries.push((leaf, row, n));
-            row += n;
-        }
-        writer.close()?;
-        Ok((buf, entries))
-    })
-    .await
-    .map_err(|e| CoreError::Join(e.to_string()))??;
+            writer.close()?;
+            Ok((buf, entries))
+        })
+        .await
+        .map_err(|e| CoreError::Join(e.to_string()))??;
     let total = bytes.len() as u64;
     let pack = store.put_object(PACK_KIND, Bytes::from(bytes)).await?;
     let mut idx = Vec::with_capacity(40 + 48 * entries.len());
@@ -190,7 +205,12 @@ pub async fn write_pack(
         idx.extend_from_slice(&rows.to_le_bytes());
     }
     let idx_len = idx.len() as u64;
-    store.put_file(&format!("{}{}", idx_dir(dataset), pack.to_hex()), Bytes::from(idx)).await?;
+    store
+        .put_file(
+            &format!("{}{}", idx_dir(dataset), pack.to_hex()),
+            Bytes::from(idx),
+        )
+        .await?;
     Ok((pack, total + idx_len))
 }
 
@@ -206,10 +226,12 @@ impl MetaCache {
         if let Some(m) = self.map.lock().ok().and_then(|m| m.get(pack).cloned()) {
             return Ok(m);
         }
-        let mut reader = ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
+        let mut reader =
+            ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
         let meta = ArrowReaderMetadata::load_async(
             &mut reader,
-            ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
+            ArrowReaderOptions::new()
+                .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
         )
         .await?;
         if let Ok(mut m) = self.map.lock() {
@@ -249,13 +271,19 @@ pub async fn read_ranges(
         .with_row_selection(RowSelection::from(selectors))
         .with_batch_size(64 * 1024);
     if let Some(p) = projection {
-        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), p.iter().copied());
+        let mask =
+            parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), p.iter().copied());
         builder = builder.with_projection(mask);
     }
     let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
     let schema = match batches.first() {
         Some(b) => b.schema(),
-        None => return Err(CoreError::Corrupt { what: format!("pack {pack}"), reason: "no rows for requested ranges".into() }),
+        None => {
+            return Err(CoreError::Corrupt {
+                what: format!("pack {pack}"),
+                reason: "no rows for requested ranges".into(),
+            })
+        }
     };
     let all = arrow::compute::concat_batches(&schema, &batches)?;
     let mut out = vec![RecordBatch::new_empty(schema); ranges.len()];
@@ -263,7 +291,10 @@ pub async fn read_ranges(
     for &i in &order {
         let n = (ranges[i].end - ranges[i].start) as usize;
         if off + n > all.num_rows() {
-            return Err(CoreError::Corrupt { what: format!("pack {pack}"), reason: "fewer rows than its index says".into() });
+            return Err(CoreError::Corrupt {
+                what: format!("pack {pack}"),
+                reason: "fewer rows than its index says".into(),
+            });
         }
         out[i] = all.slice(off, n);
         off += n;

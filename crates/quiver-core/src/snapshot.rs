@@ -58,7 +58,10 @@ impl Snapshot {
     /// Root described with its counts and statistics.
     pub async fn summary(&self) -> Result<ChildEntry> {
         let root = self.commit.root;
-        self.ds.nodes().run(move |n| Ok(quiver_tree::summary(n, root)?)).await
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::summary(n, root)?))
+            .await
     }
 
     /// Number of labels.
@@ -69,21 +72,34 @@ impl Snapshot {
     /// Leaves kept by `keep` (called on every subtree and leaf; false skips it).
     pub async fn leaves(&self, mut keep: KeepFn) -> Result<Vec<ChildEntry>> {
         let root = self.commit.root;
-        self.ds.nodes().run(move |n| Ok(quiver_tree::leaves(n, root, &mut *keep)?)).await
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::leaves(n, root, &mut *keep)?))
+            .await
     }
 
     /// Group entries of a leaf.
     pub async fn leaf_entries(&self, leaf: Hash) -> Result<Vec<GroupEntry>> {
-        self.ds.nodes().run(move |n| Ok(quiver_tree::leaf_entries(n, &leaf)?)).await
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::leaf_entries(n, &leaf)?))
+            .await
     }
 
     /// Group the rows of `leaves` by pack, merging adjacent ranges.
     pub async fn plan(&self, leaves: &[ChildEntry]) -> Result<Vec<PackScan>> {
-        let hashes: Vec<Hash> = leaves.iter().filter(|l| l.rows > 0).map(|l| l.hash).collect();
+        let hashes: Vec<Hash> = leaves
+            .iter()
+            .filter(|l| l.rows > 0)
+            .map(|l| l.hash)
+            .collect();
         let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &hashes).await?;
         let mut by_pack: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
         for l in locs {
-            by_pack.entry(l.pack).or_default().push(l.start..l.start + l.rows);
+            by_pack
+                .entry(l.pack)
+                .or_default()
+                .push(l.start..l.start + l.rows);
         }
         Ok(by_pack
             .into_iter()
@@ -97,7 +113,12 @@ impl Snapshot {
                     }
                 }
                 let rows = merged.iter().map(|r| r.end - r.start).sum();
-                PackScan { pack, path: packs::pack_path(&pack), ranges: merged, rows }
+                PackScan {
+                    pack,
+                    path: packs::pack_path(&pack),
+                    ranges: merged,
+                    rows,
+                }
             })
             .collect())
     }
@@ -126,13 +147,22 @@ impl Snapshot {
         let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, leaves).await?;
         let mut by_pack: BTreeMap<Hash, Vec<(Hash, Range<u64>)>> = BTreeMap::new();
         for (h, l) in leaves.iter().zip(locs) {
-            by_pack.entry(l.pack).or_default().push((*h, l.start..l.start + l.rows));
+            by_pack
+                .entry(l.pack)
+                .or_default()
+                .push((*h, l.start..l.start + l.rows));
         }
         let mut out = HashMap::new();
         for (pack, items) in by_pack {
             let ranges: Vec<Range<u64>> = items.iter().map(|i| i.1.clone()).collect();
-            let batches =
-                packs::read_ranges(self.ds.store(), &self.ds.catalog.inner.meta, &pack, &ranges, None).await?;
+            let batches = packs::read_ranges(
+                self.ds.store(),
+                &self.ds.catalog.inner.meta,
+                &pack,
+                &ranges,
+                None,
+            )
+            .await?;
             for ((h, _), b) in items.into_iter().zip(batches) {
                 out.insert(h, b);
             }
@@ -150,7 +180,9 @@ impl Snapshot {
         let w = wanted.clone();
         let leaves = self
             .leaves(Box::new(move |c| {
-                w.range(c.first_key.clone()..).next().is_some_and(|k| *k <= c.last_key)
+                w.range(c.first_key.clone()..)
+                    .next()
+                    .is_some_and(|k| *k <= c.last_key)
             }))
             .await?;
         let leaves: Vec<ChildEntry> = leaves.into_iter().filter(|l| l.rows > 0).collect();
@@ -183,6 +215,9 @@ impl Snapshot {
     /// Group-level changes from this snapshot to `other` (structural tree diff).
     pub async fn diff(&self, other: &Snapshot) -> Result<Vec<Change>> {
         let (a, b) = (self.commit.root, other.commit.root);
-        self.ds.nodes().run(move |n| Ok(quiver_tree::diff(n, a, b)?)).await
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::diff(n, a, b)?))
+            .await
     }
 }

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use quiver_tree::{ColumnStats, Edit, GroupEntry, Hash, Key};
@@ -113,13 +112,19 @@ impl WriteTxn {
                 column: c.into(),
             })
         };
-        Ok((idx(&self.ds.config.group_key)?, idx(&self.ds.config.label_key)?))
+        Ok((
+            idx(&self.ds.config.group_key)?,
+            idx(&self.ds.config.label_key)?,
+        ))
     }
 
     /// Reorder/check a batch against the dataset schema.
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = self.ds.schema();
-        let mismatch = |reason: String| CoreError::SchemaMismatch { dataset: self.ds.name().into(), reason };
+        let mismatch = |reason: String| CoreError::SchemaMismatch {
+            dataset: self.ds.name().into(),
+            reason,
+        };
         let mut cols = Vec::with_capacity(schema.fields().len());
         for f in schema.fields() {
             let col = batch
@@ -134,23 +139,40 @@ impl WriteTxn {
                 )));
             }
             if !f.is_nullable() && col.null_count() > 0 {
-                return Err(mismatch(format!("column '{}' may not contain nulls", f.name())));
+                return Err(mismatch(format!(
+                    "column '{}' may not contain nulls",
+                    f.name()
+                )));
             }
             cols.push(col.clone());
         }
         for f in batch.schema().fields() {
             if schema.field_with_name(f.name()).is_err() {
-                return Err(mismatch(format!("column '{}' is not in the dataset", f.name())));
+                return Err(mismatch(format!(
+                    "column '{}' is not in the dataset",
+                    f.name()
+                )));
             }
         }
         Ok(RecordBatch::try_new(schema, cols)?)
     }
 
     /// Sort by (group, label) and split into runs of one group: (key, offset, len).
-    fn runs(&self, batch: &RecordBatch, gi: usize, li: Option<usize>) -> Result<(RecordBatch, Vec<(Key, usize, usize)>)> {
-        let mut sort = vec![SortColumn { values: batch.column(gi).clone(), options: None }];
+    fn runs(
+        &self,
+        batch: &RecordBatch,
+        gi: usize,
+        li: Option<usize>,
+    ) -> Result<(RecordBatch, Vec<(Key, usize, usize)>)> {
+        let mut sort = vec![SortColumn {
+            values: batch.column(gi).clone(),
+            options: None,
+        }];
         if let Some(li) = li {
-            sort.push(SortColumn { values: batch.column(li).clone(), options: None });
+            sort.push(SortColumn {
+                values: batch.column(li).clone(),
+                options: None,
+            });
         }
         let idx = lexsort_to_indices(&sort, None)?;
         let sorted = take_record_batch(batch, &idx)?;
@@ -158,7 +180,8 @@ impl WriteTxn {
         let group_col = &self.ds.config.group_key;
         let mut runs: Vec<(Key, usize, usize)> = Vec::new();
         for row in 0..sorted.num_rows() {
-            let k = encoding::key_bytes(g.as_ref(), row).ok_or_else(|| self.null_or_type(g, group_col))?;
+            let k = encoding::key_bytes(g.as_ref(), row)
+                .ok_or_else(|| self.null_or_type(g, group_col))?;
             match runs.last_mut() {
                 Some(last) if last.0 == k => last.2 += 1,
                 _ => runs.push((k, row, 1)),
@@ -169,7 +192,10 @@ impl WriteTxn {
 
     fn null_or_type(&self, col: &ArrayRef, name: &str) -> CoreError {
         if encoding::is_key_type(col.data_type()) {
-            CoreError::NullKey { dataset: self.ds.name().into(), column: name.into() }
+            CoreError::NullKey {
+                dataset: self.ds.name().into(),
+                column: name.into(),
+            }
         } else {
             CoreError::UnsupportedKeyType {
                 dataset: self.ds.name().into(),
@@ -185,7 +211,10 @@ impl WriteTxn {
 
     /// Load the base rows of groups not yet touched by this transaction.
     async fn load_base(&mut self, keys: Vec<Key>) -> Result<()> {
-        let missing: BTreeSet<Key> = keys.into_iter().filter(|k| !self.groups.contains_key(k)).collect();
+        let missing: BTreeSet<Key> = keys
+            .into_iter()
+            .filter(|k| !self.groups.contains_key(k))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -195,33 +224,58 @@ impl WriteTxn {
         } else {
             snap.read_groups(&missing).await?
         };
-        let all: Vec<(String, usize)> = self.ds.schema().fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let all: Vec<(String, usize)> = self
+            .ds
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
         for k in missing {
             let base = found.get(&k).cloned();
             let base_hash = base.as_ref().map(|b| {
-                let cols: Vec<(&str, &ArrayRef)> = all.iter().map(|(n, i)| (n.as_str(), b.column(*i))).collect();
+                let cols: Vec<(&str, &ArrayRef)> = all
+                    .iter()
+                    .map(|(n, i)| (n.as_str(), b.column(*i)))
+                    .collect();
                 GroupHasher::new(cols).hash(0, b.num_rows())
             });
             let current = match &base {
                 Some(b) => Some(self.group_rows(b.clone(), 0, b.num_rows())),
                 None => None,
             };
-            self.groups.insert(k, GroupState { base, base_hash, current });
+            self.groups.insert(
+                k,
+                GroupState {
+                    base,
+                    base_hash,
+                    current,
+                },
+            );
         }
         Ok(())
     }
 
     fn group_rows(&self, batch: RecordBatch, offset: usize, len: usize) -> GroupRows {
         let schema = batch.schema();
-        let cols: Vec<(&str, &ArrayRef)> =
-            schema.fields().iter().zip(batch.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let cols: Vec<(&str, &ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| (f.name().as_str(), c))
+            .collect();
         let hash = GroupHasher::new(cols).hash(offset, len);
         let stats = self
             .stats_indices()
             .iter()
             .map(|&i| encoding::column_stats(batch.column(i).as_ref(), offset, len))
             .collect();
-        GroupRows { batch: batch.slice(offset, len), hash, stats }
+        GroupRows {
+            batch: batch.slice(offset, len),
+            hash,
+            stats,
+        }
     }
 
     /// Insert new labels; an existing (group, label) key is an error and nothing changes.
@@ -247,7 +301,8 @@ impl WriteTxn {
         let mut label_keys = Vec::with_capacity(sorted.num_rows());
         for row in 0..sorted.num_rows() {
             label_keys.push(
-                encoding::key_bytes(lcol.as_ref(), row).ok_or_else(|| self.null_or_type(lcol, &self.ds.config.label_key))?,
+                encoding::key_bytes(lcol.as_ref(), row)
+                    .ok_or_else(|| self.null_or_type(lcol, &self.ds.config.label_key))?,
             );
         }
         for (k, off, len) in &runs {
@@ -262,11 +317,15 @@ impl WriteTxn {
                 }
             }
         }
-        self.load_base(runs.iter().map(|r| r.0.clone()).collect()).await?;
+        self.load_base(runs.iter().map(|r| r.0.clone()).collect())
+            .await?;
         // compute all new states first so that an error changes nothing
         let mut updates = Vec::with_capacity(runs.len());
         for (k, off, len) in runs {
-            let state = self.groups.get(&k).ok_or_else(|| CoreError::Join("group state missing".into()))?;
+            let state = self
+                .groups
+                .get(&k)
+                .ok_or_else(|| CoreError::Join("group state missing".into()))?;
             let new_rows = match &state.current {
                 None => self.group_rows(sorted.clone(), off, len),
                 Some(cur) => {
@@ -275,16 +334,25 @@ impl WriteTxn {
                         .collect();
                     if mode == WriteMode::Append {
                         let existing: BTreeSet<&Key> = cur_keys.iter().collect();
-                        if let Some(dup) = label_keys[off..off + len].iter().find(|lk| existing.contains(lk)) {
+                        if let Some(dup) = label_keys[off..off + len]
+                            .iter()
+                            .find(|lk| existing.contains(lk))
+                        {
                             return Err(CoreError::DuplicateKey {
                                 dataset: self.ds.name().into(),
                                 group: self.display_key(gi, &k),
                                 label: self.display_key(li, dup),
-                                reason: "the label already exists (use upsert to replace it)".into(),
+                                reason: "the label already exists (use upsert to replace it)"
+                                    .into(),
                             });
                         }
                     }
-                    let merged = merge_rows(&cur.batch, &cur_keys, &sorted.slice(off, len), &label_keys[off..off + len])?;
+                    let merged = merge_rows(
+                        &cur.batch,
+                        &cur_keys,
+                        &sorted.slice(off, len),
+                        &label_keys[off..off + len],
+                    )?;
                     self.group_rows(merged.clone(), 0, merged.num_rows())
                 }
             };
@@ -312,10 +380,12 @@ impl WriteTxn {
         let gname = self.ds.config.group_key.clone();
         let lname = self.ds.config.label_key.clone();
         let schema = keys.schema();
-        let gi = schema.index_of(&gname).map_err(|_| CoreError::ColumnNotFound {
-            dataset: self.ds.name().into(),
-            column: gname.clone(),
-        })?;
+        let gi = schema
+            .index_of(&gname)
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: self.ds.name().into(),
+                column: gname.clone(),
+            })?;
         let li = schema.index_of(&lname).ok();
         let ds_schema = self.ds.schema();
         let (dgi, dli) = self.key_indices()?;
@@ -325,16 +395,22 @@ impl WriteTxn {
                 if schema.field(i).data_type() != want {
                     return Err(CoreError::SchemaMismatch {
                         dataset: self.ds.name().into(),
-                        reason: format!("key column '{n}' has type {} but the dataset expects {want}", schema.field(i).data_type()),
+                        reason: format!(
+                            "key column '{n}' has type {} but the dataset expects {want}",
+                            schema.field(i).data_type()
+                        ),
                     });
                 }
             }
         }
         let (sorted, runs) = self.runs(keys, gi, li)?;
-        self.load_base(runs.iter().map(|r| r.0.clone()).collect()).await?;
+        self.load_base(runs.iter().map(|r| r.0.clone()).collect())
+            .await?;
         let mut updates = Vec::new();
         for (k, off, len) in runs {
-            let Some(state) = self.groups.get(&k) else { continue };
+            let Some(state) = self.groups.get(&k) else {
+                continue;
+            };
             let Some(cur) = &state.current else { continue };
             let new = match li {
                 None => None,
@@ -344,7 +420,8 @@ impl WriteTxn {
                         .collect();
                     let keep: Vec<u32> = (0..cur.batch.num_rows())
                         .filter(|&r| {
-                            encoding::key_bytes(cur.batch.column(dli).as_ref(), r).is_none_or(|lk| !del.contains(&lk))
+                            encoding::key_bytes(cur.batch.column(dli).as_ref(), r)
+                                .is_none_or(|lk| !del.contains(&lk))
                         })
                         .map(|r| r as u32)
                         .collect();
@@ -373,7 +450,10 @@ impl WriteTxn {
     /// Rows of the given groups as this transaction sees them (None = absent).
     pub async fn group(&mut self, key: &Key) -> Result<Option<RecordBatch>> {
         self.load_base(vec![key.clone()]).await?;
-        Ok(self.groups.get(key).and_then(|s| s.current.as_ref().map(|c| c.batch.clone())))
+        Ok(self
+            .groups
+            .get(key)
+            .and_then(|s| s.current.as_ref().map(|c| c.batch.clone())))
     }
 
     /// Throw every edit away.
@@ -384,7 +464,12 @@ impl WriteTxn {
         let mut s = OperationSummary {
             operation: match self.ops.len() {
                 0 => "noop".to_string(),
-                1 => self.ops.iter().next().map(|s| s.to_string()).unwrap_or_default(),
+                1 => self
+                    .ops
+                    .iter()
+                    .next()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
                 _ => "write".to_string(),
             },
             ..Default::default()
@@ -436,23 +521,44 @@ impl WriteTxn {
         }
         let mut base = self.base.clone();
         loop {
-            let (commit, bytes) = self.try_commit(&base, &changed, message, summary.clone()).await?;
-            match self.ds.move_branch(&self.branch, base.seq, commit.id, &self.author, &format!("commit: {message}")).await? {
+            let (commit, bytes) = self
+                .try_commit(&base, &changed, message, summary.clone())
+                .await?;
+            match self
+                .ds
+                .move_branch(
+                    &self.branch,
+                    base.seq,
+                    commit.id,
+                    &self.author,
+                    &format!("commit: {message}"),
+                )
+                .await?
+            {
                 Ok(seq) => {
                     self.bytes_written = bytes;
-                    self.base = crate::dataset::BranchHead { seq, commit: commit.clone() };
+                    self.base = crate::dataset::BranchHead {
+                        seq,
+                        commit: commit.clone(),
+                    };
                     self.groups.clear();
                     return Ok(commit);
                 }
                 Err(()) => {
                     // someone else moved the branch: rebase if disjoint
                     let head = self.ds.branch_head(&self.branch).await?;
-                    let theirs = self.ds.snapshot(base.commit.clone()).diff(&self.ds.snapshot(head.commit.clone())).await?;
+                    let theirs = self
+                        .ds
+                        .snapshot(base.commit.clone())
+                        .diff(&self.ds.snapshot(head.commit.clone()))
+                        .await?;
                     let overlap: Vec<String> = theirs
                         .iter()
                         .filter(|c| changed.contains_key(&c.key))
                         .take(20)
-                        .map(|c| self.display_key(self.key_indices().map(|k| k.0).unwrap_or(0), &c.key))
+                        .map(|c| {
+                            self.display_key(self.key_indices().map(|k| k.0).unwrap_or(0), &c.key)
+                        })
                         .collect();
                     if !overlap.is_empty() {
                         return Err(CoreError::Conflict {
@@ -497,7 +603,11 @@ impl WriteTxn {
         let new_root = nodes
             .run(move |n| {
                 if bulk {
-                    Ok(quiver_tree::build(n, &cfg, entries.into_iter().filter_map(|e| e.1))?)
+                    Ok(quiver_tree::build(
+                        n,
+                        &cfg,
+                        entries.into_iter().filter_map(|e| e.1),
+                    )?)
                 } else {
                     let edits = entries.into_iter().map(|(k, e)| match e {
                         Some(e) => Edit::Upsert(e),
@@ -524,8 +634,14 @@ impl WriteTxn {
             })
             .await?;
         let new_leaves: Vec<(Hash, Vec<GroupEntry>)> = {
-            let idx = ds.packs.lock().map_err(|_| CoreError::Join("pack index poisoned".into()))?;
-            new_leaves.into_iter().filter(|(h, _)| idx.get(h).is_none()).collect()
+            let idx = ds
+                .packs
+                .lock()
+                .map_err(|_| CoreError::Join("pack index poisoned".into()))?;
+            new_leaves
+                .into_iter()
+                .filter(|(h, _)| idx.get(h).is_none())
+                .collect()
         };
         // rows of untouched groups that land in new leaves come from the base version
         let need: BTreeSet<Key> = new_leaves
@@ -544,10 +660,16 @@ impl WriteTxn {
             for e in &entries {
                 let b = match changed.get(&e.key) {
                     Some(Some(g)) => g.batch.clone(),
-                    _ => base_rows.get(&e.key).cloned().ok_or_else(|| CoreError::Corrupt {
-                        what: format!("dataset '{}'", ds.name()),
-                        reason: format!("rows of group {} not found in base version", hex::encode(&e.key)),
-                    })?,
+                    _ => base_rows
+                        .get(&e.key)
+                        .cloned()
+                        .ok_or_else(|| CoreError::Corrupt {
+                            what: format!("dataset '{}'", ds.name()),
+                            reason: format!(
+                                "rows of group {} not found in base version",
+                                hex::encode(&e.key)
+                            ),
+                        })?,
                 };
                 parts.push(b);
             }
@@ -556,20 +678,28 @@ impl WriteTxn {
         }
         let mut bytes = 0;
         if !pack_leaves.is_empty() {
-            let (_, b) = packs::write_pack(ds.store(), ds.name(), &ds.schema(), pack_leaves).await?;
+            let (_, b) =
+                packs::write_pack(ds.store(), ds.name(), &ds.schema(), pack_leaves).await?;
             bytes += b;
             packs::refresh(ds.store(), ds.name(), &ds.packs).await?;
         }
         bytes += nodes.flush().await?;
         let mut parents = vec![base.commit.id];
         parents.extend(self.extra_parents.iter().copied());
-        let commit = ds.write_commit(new_root, parents, &self.author, message, summary).await?;
+        let commit = ds
+            .write_commit(new_root, parents, &self.author, message, summary)
+            .await?;
         Ok((commit, bytes))
     }
 }
 
 /// Merge `new` rows into `cur` by label key (new wins), sorted by label key.
-fn merge_rows(cur: &RecordBatch, cur_keys: &[Key], new: &RecordBatch, new_keys: &[Key]) -> Result<RecordBatch> {
+fn merge_rows(
+    cur: &RecordBatch,
+    cur_keys: &[Key],
+    new: &RecordBatch,
+    new_keys: &[Key],
+) -> Result<RecordBatch> {
     let both = concat_batches(&cur.schema(), [cur, new])?;
     let mut winner: BTreeMap<&Key, u32> = BTreeMap::new();
     for (i, k) in cur_keys.iter().chain(new_keys.iter()).enumerate() {
@@ -583,23 +713,37 @@ fn merge_rows(cur: &RecordBatch, cur_keys: &[Key], new: &RecordBatch, new_keys: 
 fn label_delta(base: &RecordBatch, cur: &RecordBatch, li: usize) -> (u64, u64, u64) {
     let hashes = |b: &RecordBatch| -> HashMap<Key, Hash> {
         let schema = b.schema();
-        let cols: Vec<(&str, &ArrayRef)> =
-            schema.fields().iter().zip(b.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let cols: Vec<(&str, &ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, c)| (f.name().as_str(), c))
+            .collect();
         let h = GroupHasher::new(cols);
         (0..b.num_rows())
-            .filter_map(|r| encoding::key_bytes(b.column(li).as_ref(), r).map(|k| (k, h.hash(r, 1))))
+            .filter_map(|r| {
+                encoding::key_bytes(b.column(li).as_ref(), r).map(|k| (k, h.hash(r, 1)))
+            })
             .collect()
     };
     let (hb, hc) = (hashes(base), hashes(cur));
     let added = hc.keys().filter(|k| !hb.contains_key(*k)).count() as u64;
     let removed = hb.keys().filter(|k| !hc.contains_key(*k)).count() as u64;
-    let modified = hc.iter().filter(|(k, h)| hb.get(*k).is_some_and(|b| b != *h)).count() as u64;
+    let modified = hc
+        .iter()
+        .filter(|(k, h)| hb.get(*k).is_some_and(|b| b != *h))
+        .count() as u64;
     (added, removed, modified)
 }
 
 impl Dataset {
     /// Append rows to a branch as one commit.
-    pub async fn append(&self, branch: &str, batches: &[RecordBatch], message: &str) -> Result<Commit> {
+    pub async fn append(
+        &self,
+        branch: &str,
+        batches: &[RecordBatch],
+        message: &str,
+    ) -> Result<Commit> {
         let mut t = self.begin(branch).await?;
         for b in batches {
             t.append(b).await?;
@@ -608,7 +752,12 @@ impl Dataset {
     }
 
     /// Upsert rows into a branch as one commit.
-    pub async fn upsert(&self, branch: &str, batches: &[RecordBatch], message: &str) -> Result<Commit> {
+    pub async fn upsert(
+        &self,
+        branch: &str,
+        batches: &[RecordBatch],
+        message: &str,
+    ) -> Result<Commit> {
         let mut t = self.begin(branch).await?;
         for b in batches {
             t.upsert(b).await?;
@@ -628,4 +777,3 @@ impl Dataset {
         self.checkout(&VersionSpec::Branch(branch.into())).await
     }
 }
-

@@ -1,1 +1,14 @@
-//! placeholder
+//! `quiver-sql`: SQL over Quiver versions with Apache DataFusion.
+//!
+//! - [`provider::QuiverTableProvider`]: one immutable table per resolved snapshot, scanned
+//!   through DataFusion's Parquet `DataSourceExec` with tree-statistics pruning.
+//! - [`context::QuiverContext`]: a session: datasets as tables (`ds`, `"ds@ref"`), system
+//!   tables (`quiver.datasets`, `quiver.commits`, `quiver.branches`, `quiver.tags`), the
+//!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
+
+pub mod error;
+pub mod provider;
+pub mod pruning;
+
+pub use error::{Result, SqlError};
+pub use provider::{QuiverTableProvider, ScanStats};

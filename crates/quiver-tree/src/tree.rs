@@ -253,7 +253,8 @@ impl Edit {
 /// Edits may come in any order; the last edit of a key wins. Only the leaves holding
 /// edited keys, the few neighbours a moved boundary touches, and their ancestors are
 /// read and rewritten: O(k log N) nodes for k edits. The result is the same tree that
-/// [`build`] gives for the resulting entry set.
+/// [`build`] gives for the resulting entry set. `cfg` must be the configuration `root`
+/// was built with.
 pub fn apply(
     store: &dyn NodeStore,
     cfg: &TreeConfig,

@@ -8,11 +8,25 @@ use crate::common::*;
 #[tokio::test]
 async fn write_read_history_refs_on_disk_and_memory() {
     let dir = tempfile::tempdir().unwrap();
-    for url in [dir.path().to_str().unwrap().to_string(), "memory://".to_string()] {
+    for url in [
+        dir.path().to_str().unwrap().to_string(),
+        "memory://".to_string(),
+    ] {
         let (cat, ds) = new_dataset(&url).await;
-        assert_eq!(cat.list_datasets().await.unwrap(), vec!["labels".to_string()]);
+        assert_eq!(
+            cat.list_datasets().await.unwrap(),
+            vec!["labels".to_string()]
+        );
         let c1 = ds
-            .append("main", &[batch(&[("a", 1, "car", 0.5), ("a", 2, "dog", 0.7), ("b", 1, "cat", 0.1)])], "first")
+            .append(
+                "main",
+                &[batch(&[
+                    ("a", 1, "car", 0.5),
+                    ("a", 2, "dog", 0.7),
+                    ("b", 1, "cat", 0.1),
+                ])],
+                "first",
+            )
             .await
             .unwrap();
         assert_eq!(c1.data.summary.groups_added, 2);
@@ -21,18 +35,33 @@ async fn write_read_history_refs_on_disk_and_memory() {
         assert_eq!(rows(&snap).await.len(), 3);
 
         // append of an existing label key fails and changes nothing
-        let err = ds.append("main", &[batch(&[("a", 1, "car", 0.9)])], "dup").await.unwrap_err();
+        let err = ds
+            .append("main", &[batch(&[("a", 1, "car", 0.9)])], "dup")
+            .await
+            .unwrap_err();
         assert!(matches!(err, CoreError::DuplicateKey { .. }), "{err}");
         assert!(err.to_string().contains("(a, 1)"), "{err}");
         assert_eq!(ds.head("main").await.unwrap().commit().id, c1.id);
 
         // upsert one label, add one, leave the rest
         let c2 = ds
-            .upsert("main", &[batch(&[("a", 2, "person", 0.8), ("c", 1, "car", 0.3)])], "relabel")
+            .upsert(
+                "main",
+                &[batch(&[("a", 2, "person", 0.8), ("c", 1, "car", 0.3)])],
+                "relabel",
+            )
             .await
             .unwrap();
         let s = &c2.data.summary;
-        assert_eq!((s.groups_added, s.groups_modified, s.labels_added, s.labels_modified), (1, 1, 1, 1));
+        assert_eq!(
+            (
+                s.groups_added,
+                s.groups_modified,
+                s.labels_added,
+                s.labels_modified
+            ),
+            (1, 1, 1, 1)
+        );
         assert_eq!(c2.parents, vec![c1.id]);
         let r = rows(&ds.head("main").await.unwrap()).await;
         assert_eq!(r.len(), 4);
@@ -40,16 +69,27 @@ async fn write_read_history_refs_on_disk_and_memory() {
 
         // tag v1, branch, edit branch; main and v1 unchanged
         ds.create_tag("v1", &VersionSpec::main()).await.unwrap();
-        ds.create_branch("relabel", &VersionSpec::Tag("v1".into())).await.unwrap();
+        ds.create_branch("relabel", &VersionSpec::Tag("v1".into()))
+            .await
+            .unwrap();
         let keys = RecordBatch::try_new(
-            Arc::new(Schema::new(vec![Field::new("sample_id", DataType::Utf8, false)])),
+            Arc::new(Schema::new(vec![Field::new(
+                "sample_id",
+                DataType::Utf8,
+                false,
+            )])),
             vec![Arc::new(StringArray::from(vec!["b"]))],
         )
         .unwrap();
         let c3 = ds.delete("relabel", &keys, "drop b").await.unwrap();
         assert_eq!(c3.data.summary.groups_removed, 1);
         assert_eq!(rows(&ds.head("relabel").await.unwrap()).await.len(), 3);
-        assert_eq!(rows(&ds.checkout(&VersionSpec::Tag("v1".into())).await.unwrap()).await.len(), 4);
+        assert_eq!(
+            rows(&ds.checkout(&VersionSpec::Tag("v1".into())).await.unwrap())
+                .await
+                .len(),
+            4
+        );
         assert_eq!(ds.head("main").await.unwrap().commit().id, c2.id);
 
         // label-level delete
@@ -58,7 +98,10 @@ async fn write_read_history_refs_on_disk_and_memory() {
                 Field::new("sample_id", DataType::Utf8, false),
                 Field::new("label_id", DataType::Int64, false),
             ])),
-            vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(Int64Array::from(vec![1]))],
+            vec![
+                Arc::new(StringArray::from(vec!["a"])),
+                Arc::new(Int64Array::from(vec![1])),
+            ],
         )
         .unwrap();
         let c4 = ds.delete("relabel", &lkeys, "drop a/1").await.unwrap();
@@ -69,14 +112,32 @@ async fn write_read_history_refs_on_disk_and_memory() {
         let hist = ds.history("relabel").await.unwrap();
         assert_eq!(hist.len(), 5); // create, first, relabel, drop b, drop a/1
         assert_eq!(hist[0].id, c4.id);
-        let first = ds.resolve(&VersionSpec::Index { branch: "main".into(), index: 0 }).await.unwrap();
+        let first = ds
+            .resolve(&VersionSpec::Index {
+                branch: "main".into(),
+                index: 0,
+            })
+            .await
+            .unwrap();
         assert_eq!(first.data.summary.operation, "create");
-        let last = ds.resolve(&VersionSpec::Index { branch: "main".into(), index: -1 }).await.unwrap();
+        let last = ds
+            .resolve(&VersionSpec::Index {
+                branch: "main".into(),
+                index: -1,
+            })
+            .await
+            .unwrap();
         assert_eq!(last.id, c2.id);
-        let by_prefix = ds.resolve(&VersionSpec::Version(c1.id.to_hex()[..10].to_string())).await.unwrap();
+        let by_prefix = ds
+            .resolve(&VersionSpec::Version(c1.id.to_hex()[..10].to_string()))
+            .await
+            .unwrap();
         assert_eq!(by_prefix.id, c1.id);
         let at = ds
-            .resolve(&VersionSpec::Timestamp { branch: "main".into(), at: c1.data.timestamp })
+            .resolve(&VersionSpec::Timestamp {
+                branch: "main".into(),
+                at: c1.data.timestamp,
+            })
             .await
             .unwrap();
         assert_eq!(at.id, c1.id);
@@ -84,15 +145,29 @@ async fn write_read_history_refs_on_disk_and_memory() {
         assert_eq!(ds.resolve_loose("relabel").await.unwrap().id, c4.id);
 
         // branches and tags listing, rename, delete
-        let names: Vec<String> = ds.branches().await.unwrap().into_iter().map(|b| b.name).collect();
+        let names: Vec<String> = ds
+            .branches()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
         assert_eq!(names, vec!["main".to_string(), "relabel".to_string()]);
         ds.rename_branch("relabel", "curated").await.unwrap();
-        assert!(matches!(ds.branch_head("relabel").await.unwrap_err(), CoreError::BranchNotFound { .. }));
+        assert!(matches!(
+            ds.branch_head("relabel").await.unwrap_err(),
+            CoreError::BranchNotFound { .. }
+        ));
         assert_eq!(ds.branch_head("curated").await.unwrap().commit.id, c4.id);
         ds.rename_tag("v1", "v1.0").await.unwrap();
         let err = ds.tag("v1").await.unwrap_err();
         assert_eq!(err.to_string(), "tag 'v1' not found in dataset 'labels'");
-        assert!(matches!(ds.create_tag("v1.0", &VersionSpec::main()).await.unwrap_err(), CoreError::TagExists { .. }));
+        assert!(matches!(
+            ds.create_tag("v1.0", &VersionSpec::main())
+                .await
+                .unwrap_err(),
+            CoreError::TagExists { .. }
+        ));
         ds.delete_tag("v1.0").await.unwrap();
         assert!(ds.tags().await.unwrap().is_empty());
         ds.delete_branch("curated").await.unwrap();
@@ -101,40 +176,79 @@ async fn write_read_history_refs_on_disk_and_memory() {
 
         // drop
         cat.drop_dataset("labels").await.unwrap();
-        assert!(matches!(cat.dataset("labels").await.unwrap_err(), CoreError::DatasetNotFound(_)));
+        assert!(matches!(
+            cat.dataset("labels").await.unwrap_err(),
+            CoreError::DatasetNotFound(_)
+        ));
     }
 }
 
 #[tokio::test]
 async fn errors_name_what_was_asked_for() {
     let (cat, ds) = new_dataset("memory://").await;
-    assert_eq!(cat.dataset("nope").await.unwrap_err().to_string(), "dataset 'nope' does not exist");
+    assert_eq!(
+        cat.dataset("nope").await.unwrap_err().to_string(),
+        "dataset 'nope' does not exist"
+    );
     assert!(matches!(
-        cat.create_dataset("labels", schema(), DatasetOptions::default()).await.unwrap_err(),
+        cat.create_dataset("labels", schema(), DatasetOptions::default())
+            .await
+            .unwrap_err(),
         CoreError::DatasetExists(_)
     ));
     assert!(matches!(
-        cat.create_dataset("a/../b", schema(), DatasetOptions::default()).await.unwrap_err(),
+        cat.create_dataset("a/../b", schema(), DatasetOptions::default())
+            .await
+            .unwrap_err(),
         CoreError::InvalidName { .. }
     ));
-    let e = ds.checkout(&VersionSpec::Branch("ghost".into())).await.unwrap_err();
-    assert_eq!(e.to_string(), "branch 'ghost' not found in dataset 'labels'");
-    let e = ds.resolve(&VersionSpec::Version("deadbeef".into())).await.unwrap_err();
+    let e = ds
+        .checkout(&VersionSpec::Branch("ghost".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "branch 'ghost' not found in dataset 'labels'"
+    );
+    let e = ds
+        .resolve(&VersionSpec::Version("deadbeef".into()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::VersionNotFound { .. }), "{e}");
-    let e = ds.resolve(&VersionSpec::Index { branch: "main".into(), index: 5 }).await.unwrap_err();
+    let e = ds
+        .resolve(&VersionSpec::Index {
+            branch: "main".into(),
+            index: 5,
+        })
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::IndexOutOfRange { .. }), "{e}");
-    let e = ds.create_branch("x y", &VersionSpec::main()).await.unwrap_err();
+    let e = ds
+        .create_branch("x y", &VersionSpec::main())
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::InvalidName { .. }), "{e}");
     // wrong schema
     let bad = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![Field::new("sample_id", DataType::Int64, false)])),
+        Arc::new(Schema::new(vec![Field::new(
+            "sample_id",
+            DataType::Int64,
+            false,
+        )])),
         vec![Arc::new(Int64Array::from(vec![1]))],
     )
     .unwrap();
     let e = ds.append("main", &[bad], "bad").await.unwrap_err();
     assert!(matches!(e, CoreError::SchemaMismatch { .. }), "{e}");
     // duplicate keys inside one write
-    let e = ds.append("main", &[batch(&[("a", 1, "x", 0.0), ("a", 1, "y", 0.0)])], "dup").await.unwrap_err();
+    let e = ds
+        .append(
+            "main",
+            &[batch(&[("a", 1, "x", 0.0), ("a", 1, "y", 0.0)])],
+            "dup",
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::DuplicateKey { .. }), "{e}");
     // unsupported key type
     let s = Arc::new(Schema::new(vec![
@@ -142,10 +256,16 @@ async fn errors_name_what_was_asked_for() {
         Field::new("label_id", DataType::Int64, false),
     ]));
     assert!(matches!(
-        cat.create_dataset("f", s, DatasetOptions::default()).await.unwrap_err(),
+        cat.create_dataset("f", s, DatasetOptions::default())
+            .await
+            .unwrap_err(),
         CoreError::UnsupportedKeyType { .. }
     ));
-    assert_eq!(ds.history("main").await.unwrap().len(), 1, "nothing was committed");
+    assert_eq!(
+        ds.history("main").await.unwrap().len(),
+        1,
+        "nothing was committed"
+    );
 }
 
 #[tokio::test]
@@ -153,13 +273,26 @@ async fn metadata_persists_without_commit() {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().to_str().unwrap();
     let (_, ds) = new_dataset(url).await;
-    ds.set_metadata("owner", Some(serde_json::json!("vision-team"))).await.unwrap();
-    ds.set_column_metadata("class", "taxonomy", Some(serde_json::json!({"v": 2}))).await.unwrap();
+    ds.set_metadata("owner", Some(serde_json::json!("vision-team")))
+        .await
+        .unwrap();
+    ds.set_column_metadata("class", "taxonomy", Some(serde_json::json!({"v": 2})))
+        .await
+        .unwrap();
     let cat = Catalog::open(url).await.unwrap();
     let ds2 = cat.dataset("labels").await.unwrap();
-    assert_eq!(ds2.metadata().await.unwrap()["owner"], serde_json::json!("vision-team"));
-    assert_eq!(ds2.column_metadata("class").await.unwrap()["taxonomy"]["v"], 2);
-    assert!(matches!(ds2.column_metadata("nope").await.unwrap_err(), CoreError::ColumnNotFound { .. }));
+    assert_eq!(
+        ds2.metadata().await.unwrap()["owner"],
+        serde_json::json!("vision-team")
+    );
+    assert_eq!(
+        ds2.column_metadata("class").await.unwrap()["taxonomy"]["v"],
+        2
+    );
+    assert!(matches!(
+        ds2.column_metadata("nope").await.unwrap_err(),
+        CoreError::ColumnNotFound { .. }
+    ));
     ds2.set_metadata("owner", None).await.unwrap();
     assert!(ds2.metadata().await.unwrap().is_empty());
     assert_eq!(ds2.history("main").await.unwrap().len(), 1);
@@ -173,9 +306,15 @@ async fn same_content_same_root_whatever_history() {
     let all = synthetic(300, 3, 0.0);
     let a = ds.append("main", &[all.clone()], "bulk").await.unwrap();
     // b: three writes in another order, with an edit that is later reverted
-    ds.append("b", &[all.slice(600, 300)], "last third").await.unwrap();
-    ds.append("b", &[all.slice(0, 600)], "first two thirds").await.unwrap();
-    ds.upsert("b", &[batch(&[("s0000005", 1, "zebra", 9.0)])], "edit").await.unwrap();
+    ds.append("b", &[all.slice(600, 300)], "last third")
+        .await
+        .unwrap();
+    ds.append("b", &[all.slice(0, 600)], "first two thirds")
+        .await
+        .unwrap();
+    ds.upsert("b", &[batch(&[("s0000005", 1, "zebra", 9.0)])], "edit")
+        .await
+        .unwrap();
     let b = ds.upsert("b", &[all.slice(16, 1)], "revert").await.unwrap();
     assert_eq!(a.root, b.root);
     assert_ne!(a.id, b.id);

@@ -18,10 +18,18 @@ pub fn batch(rows: &[(&str, i64, &str, f64)]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
-            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -55,7 +63,10 @@ pub fn synthetic(groups: usize, per: usize, salt: f64) -> RecordBatch {
 
 pub async fn new_dataset(url: &str) -> (Catalog, Dataset) {
     let cat = Catalog::open(url).await.unwrap();
-    let ds = cat.create_dataset("labels", schema(), DatasetOptions::default()).await.unwrap();
+    let ds = cat
+        .create_dataset("labels", schema(), DatasetOptions::default())
+        .await
+        .unwrap();
     (cat, ds)
 }
 

@@ -6,13 +6,20 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_disjoint_writers_lose_nothing() {
     let (_, ds) = new_dataset("memory://").await;
-    ds.append("main", &[synthetic(100, 1, 0.0)], "base").await.unwrap();
+    ds.append("main", &[synthetic(100, 1, 0.0)], "base")
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for w in 0..8 {
         let ds = ds.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("w{w}");
-            ds.append("main", &[batch(&[(name.as_str(), 1, "car", w as f64)])], &format!("writer {w}")).await
+            ds.append(
+                "main",
+                &[batch(&[(name.as_str(), 1, "car", w as f64)])],
+                &format!("writer {w}"),
+            )
+            .await
         }));
     }
     for t in tasks {
@@ -27,11 +34,20 @@ async fn racing_disjoint_writers_lose_nothing() {
 #[tokio::test]
 async fn overlapping_writers_conflict() {
     let (_, ds) = new_dataset("memory://").await;
-    ds.append("main", &[synthetic(10, 1, 0.0)], "base").await.unwrap();
+    ds.append("main", &[synthetic(10, 1, 0.0)], "base")
+        .await
+        .unwrap();
     let mut t1 = ds.begin("main").await.unwrap();
     let mut t2 = ds.begin("main").await.unwrap();
-    t1.upsert(&batch(&[("s0000003", 0, "dog", 1.0)])).await.unwrap();
-    t2.upsert(&batch(&[("s0000003", 0, "cat", 2.0), ("s0000004", 0, "cat", 2.0)])).await.unwrap();
+    t1.upsert(&batch(&[("s0000003", 0, "dog", 1.0)]))
+        .await
+        .unwrap();
+    t2.upsert(&batch(&[
+        ("s0000003", 0, "cat", 2.0),
+        ("s0000004", 0, "cat", 2.0),
+    ]))
+    .await
+    .unwrap();
     let c1 = t1.commit("first").await.unwrap();
     let err = t2.commit("second").await.unwrap_err();
     match &err {

@@ -15,23 +15,39 @@ async fn failed_write_leaves_last_commit_readable() {
     for fail_on in ["objects/pack", "objects/node", "objects/commit", "refs/"] {
         let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let faulty = Arc::new(FaultyStore::new(mem.clone()));
-        let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), "")).await.unwrap();
-        let ds = cat.create_dataset("labels", schema(), DatasetOptions::default()).await.unwrap();
-        let c1 = ds.append("main", &[synthetic(200, 2, 0.0)], "load").await.unwrap();
+        let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
+            .await
+            .unwrap();
+        let ds = cat
+            .create_dataset("labels", schema(), DatasetOptions::default())
+            .await
+            .unwrap();
+        let c1 = ds
+            .append("main", &[synthetic(200, 2, 0.0)], "load")
+            .await
+            .unwrap();
 
         faulty.fail_puts_matching(fail_on);
         let err = ds.upsert("main", &[synthetic(50, 3, 1.0)], "doomed").await;
-        assert!(err.is_err(), "write should fail when puts to {fail_on} fail");
+        assert!(
+            err.is_err(),
+            "write should fail when puts to {fail_on} fail"
+        );
         faulty.heal();
 
         // a fresh catalog over the same bytes opens at the last commit
-        let cat2 = Catalog::from_store(Store::from_object_store(mem.clone(), "")).await.unwrap();
+        let cat2 = Catalog::from_store(Store::from_object_store(mem.clone(), ""))
+            .await
+            .unwrap();
         let ds2 = cat2.dataset("labels").await.unwrap();
         let head = ds2.head("main").await.unwrap();
         assert_eq!(head.commit().id, c1.id, "fail on {fail_on}");
         assert_eq!(rows(&head).await.len(), 400);
         // and a new write lands
-        let c2 = ds2.upsert("main", &[synthetic(50, 3, 1.0)], "retry").await.unwrap();
+        let c2 = ds2
+            .upsert("main", &[synthetic(50, 3, 1.0)], "retry")
+            .await
+            .unwrap();
         assert_eq!(c2.parents, vec![c1.id]);
         assert_eq!(rows(&ds2.head("main").await.unwrap()).await.len(), 450);
     }

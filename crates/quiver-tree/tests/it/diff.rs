@@ -119,7 +119,12 @@ fn diff_cost_is_logarithmic() {
         let reads = store.nodes_read();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].kind(), kind);
+        eprintln!("{kind:?}: diff read {reads} nodes (height {h})");
         assert!(reads < 40, "{kind:?}: diff read {reads} nodes");
+        assert!(
+            reads <= 2 * (u64::from(h) + 1) + 4,
+            "{kind:?}: diff read {reads} nodes"
+        );
     }
 
     // 20 scattered modifications: cost grows with d, far below the ~1600 leaves.

@@ -1,0 +1,283 @@
+//! [`QuiverTableProvider`]: one immutable DataFusion table per resolved snapshot.
+//!
+//! `scan` walks the snapshot tree once, skipping every subtree whose statistics prove the
+//! filter false (no pack footer is read for them), groups the kept leaves by pack
+//! (`Snapshot::plan`) and hands DataFusion's own Parquet `DataSourceExec` one file per pack
+//! with a [`ParquetRowSelection`] that selects exactly the kept leaves' rows. DataFusion
+//! then prunes row groups and pages of those packs with the same predicate and applies
+//! projection and limit. Filters are reported `Inexact`: tree and Parquet pruning only skip
+//! data that cannot match, so DataFusion keeps its `FilterExec` above the scan.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::{DFSchema, Statistics};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use quiver_core::{Hash, PackScan, Snapshot};
+
+use crate::error::df_err;
+use crate::pruning::{keep_fn, PruneCounters, StatsLayout};
+
+/// What the last scan of a provider read: tree pruning at work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Leaves (label partitions) kept after tree pruning.
+    pub leaves_kept: u64,
+    /// Subtrees or leaves skipped by their statistics.
+    pub entries_pruned: u64,
+    /// Subtrees or leaves the predicate was evaluated on.
+    pub entries_evaluated: u64,
+    /// Rows in the kept leaves.
+    pub rows_kept: u64,
+    /// Rows in the snapshot.
+    pub rows_total: u64,
+    /// Packs (Parquet files) the scan opens.
+    pub packs: u64,
+}
+
+/// Size and row count of a pack object (immutable, so cached forever).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackInfo {
+    size: u64,
+    rows: u64,
+}
+
+/// Cache of [`PackInfo`] shared by the providers of one context.
+pub type PackInfoCache = Arc<Mutex<HashMap<Hash, PackInfo>>>;
+
+/// A DataFusion table over one snapshot (dataset + commit).
+#[derive(Debug)]
+pub struct QuiverTableProvider {
+    snapshot: Snapshot,
+    schema: SchemaRef,
+    url: ObjectStoreUrl,
+    packs: PackInfoCache,
+    last: Arc<Mutex<Option<ScanStats>>>,
+}
+
+impl QuiverTableProvider {
+    /// A provider reading `snapshot` through the object store registered at `url`
+    /// (see [`register_store`]).
+    pub fn new(snapshot: Snapshot, url: ObjectStoreUrl, packs: PackInfoCache) -> Self {
+        let schema = snapshot.schema();
+        QuiverTableProvider {
+            snapshot,
+            schema,
+            url,
+            packs,
+            last: Arc::default(),
+        }
+    }
+
+    /// The snapshot this table reads.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Statistics of the most recent scan planned by this provider.
+    pub fn last_scan(&self) -> Option<ScanStats> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Shared handle to the last-scan statistics (for a context to keep after planning).
+    pub fn last_scan_handle(&self) -> Arc<Mutex<Option<ScanStats>>> {
+        self.last.clone()
+    }
+
+    async fn pack_info(&self, scan: &PackScan) -> DfResult<PackInfo> {
+        if let Some(i) = self
+            .packs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&scan.pack).copied())
+        {
+            return Ok(i);
+        }
+        let cat = self.snapshot.dataset().catalog();
+        let store = cat.store();
+        let meta = cat
+            .meta_cache()
+            .get(store, &scan.pack)
+            .await
+            .map_err(df_err)?;
+        let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
+        let head = store
+            .object_store()
+            .head(&store.full_path(&scan.path))
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::ObjectStore(Box::new(e)))?;
+        let info = PackInfo {
+            size: head.size,
+            rows,
+        };
+        if let Ok(mut m) = self.packs.lock() {
+            m.insert(scan.pack, info);
+        }
+        Ok(info)
+    }
+}
+
+/// The object store URL under which a catalog's store is registered with DataFusion.
+pub fn store_url(id: u64) -> DfResult<ObjectStoreUrl> {
+    ObjectStoreUrl::parse(format!("quiver://catalog-{id}/"))
+}
+
+/// Register the catalog's object store with a DataFusion runtime under `url`.
+pub fn register_store(
+    ctx: &datafusion::prelude::SessionContext,
+    url: &ObjectStoreUrl,
+    catalog: &quiver_core::Catalog,
+) {
+    ctx.register_object_store(url.as_ref(), catalog.store().object_store());
+}
+
+fn row_selection(ranges: &[std::ops::Range<u64>], total: u64) -> RowSelection {
+    let mut sel = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut pos = 0u64;
+    for r in ranges {
+        if r.start > pos {
+            sel.push(RowSelector::skip((r.start - pos) as usize));
+        }
+        sel.push(RowSelector::select((r.end - r.start) as usize));
+        pos = r.end;
+    }
+    if total > pos {
+        sel.push(RowSelector::skip((total - pos) as usize));
+    }
+    RowSelection::from(sel)
+}
+
+#[async_trait::async_trait]
+impl TableProvider for QuiverTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Every filter is `Inexact`: the tree and Parquet statistics only skip partitions,
+    /// row groups and pages that cannot match; DataFusion re-applies the filter.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        let predicate = match conjunction(filters.iter().cloned()) {
+            Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
+            None => None,
+        };
+        let pruning = predicate
+            .as_ref()
+            .and_then(|p| PruningPredicate::try_new(p.clone(), self.schema.clone()).ok())
+            .filter(|p| !p.always_true())
+            .map(Arc::new);
+        let cfg = self.snapshot.dataset().config();
+        let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
+        let counters = Arc::new(PruneCounters::default());
+        let leaves = self
+            .snapshot
+            .leaves(keep_fn(pruning, layout, counters.clone()))
+            .await
+            .map_err(df_err)?;
+        let rows_total = self.snapshot.num_rows().await.map_err(df_err)?;
+        let plan = self.snapshot.plan(&leaves).await.map_err(df_err)?;
+        let stats = ScanStats {
+            leaves_kept: leaves.iter().filter(|l| l.rows > 0).count() as u64,
+            entries_pruned: counters.pruned.load(Ordering::Relaxed),
+            entries_evaluated: counters.evaluated.load(Ordering::Relaxed),
+            rows_kept: leaves.iter().map(|l| l.rows).sum(),
+            rows_total,
+            packs: plan.len() as u64,
+        };
+        let rows_kept = stats.rows_kept;
+        if let Ok(mut l) = self.last.lock() {
+            *l = Some(stats);
+        }
+
+        let projected = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        if plan.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+
+        // one file per pack, spread over the target partitions by rows
+        let target = state.config().target_partitions().max(1);
+        let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
+            vec![(0, Vec::new()); target.min(plan.len())];
+        let mut files = Vec::with_capacity(plan.len());
+        for p in &plan {
+            let info = self.pack_info(p).await?;
+            let store = self.snapshot.dataset().catalog().store();
+            let file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size)
+                .with_extension(ParquetRowSelection::new(row_selection(
+                    &p.ranges, info.rows,
+                )));
+            files.push((p.rows, file));
+        }
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        for (rows, f) in files {
+            if let Some(g) = groups.iter_mut().min_by_key(|g| g.0) {
+                g.0 += rows;
+                g.1.push(f);
+            }
+        }
+        let file_groups: Vec<FileGroup> = groups
+            .into_iter()
+            .filter(|g| !g.1.is_empty())
+            .map(|g| FileGroup::new(g.1))
+            .collect();
+
+        let mut source = ParquetSource::new(self.schema.clone())
+            .with_table_parquet_options(state.table_options().parquet.clone());
+        if let Some(p) = predicate {
+            source = source.with_predicate(p);
+        }
+        let num_rows = if filters.is_empty() {
+            Precision::Exact(rows_kept as usize)
+        } else {
+            Precision::Inexact(rows_kept as usize)
+        };
+        let statistics = Statistics::new_unknown(&self.schema).with_num_rows(num_rows);
+        let config = FileScanConfigBuilder::new(self.url.clone(), Arc::new(source))
+            .with_file_groups(file_groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .with_statistics(statistics)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        None
+    }
+}

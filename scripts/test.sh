@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every Quiver test on a fresh machine: installs what the tests need, starts the local
+# S3-compatible server for the object-store tests, runs the Rust tests (unit, integration,
+# sqllogictest files under sql/) and stops the server.
+#
+# Caches outside the clone (reused between runs; delete them to start clean):
+#   $QUIVER_CACHE (default ~/.cache/quiver): target/ (cargo build output), venv/ (Python)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${QUIVER_CACHE:-$HOME/.cache/quiver}"
+mkdir -p "$CACHE"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TERM_COLOR=never
+export CARGO_INCREMENTAL=0
+
+# mold links the big test binaries several times faster; install it when we can.
+if ! command -v mold >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq mold >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq mold >/dev/null 2>&1; }) || true
+fi
+if command -v mold >/dev/null 2>&1; then
+  export RUSTFLAGS="${RUSTFLAGS:-} -C link-arg=-fuse-ld=mold"
+  echo "test.sh: linking with mold"
+fi
+
+# Python tools for the tests (moto's S3 server), in a venv kept in the cache.
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+
+MOTO_PID=""
+cleanup() { [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+if eval "$(scripts/moto-s3.sh "$VENV")"; then
+  MOTO_PID="${QUIVER_MOTO_PID:-}"
+  echo "test.sh: S3 tests run against $AWS_ENDPOINT_URL"
+else
+  echo "test.sh: could not start the local S3 server; S3 tests will be skipped" >&2
+fi
+
+echo "test.sh: building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
+cargo test --workspace --all-targets --no-fail-fast 2>&1
