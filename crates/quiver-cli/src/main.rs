@@ -1,0 +1,222 @@
+//! `quiver`: the command-line tool of Quiver, a versioned dataset engine for ML label data.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver_core::{demo, Catalog, CoreError, VersionSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Versioned label datasets: branches, tags, commits, diffs — git semantics for ML label data",
+    long_about = "Quiver keeps computer-vision label datasets under version control at the storage layer.\n\
+Every write is a commit on a branch; tags pin versions forever; diffs cost what changed.\n\n\
+Start with:\n  quiver --catalog ./quiver-data quickstart\n  quiver --catalog ./quiver-data log demo"
+)]
+struct Cli {
+    /// Catalog location: a local directory, file://…, memory:// or s3://bucket/prefix.
+    #[arg(long, global = true, env = "QUIVER_CATALOG", default_value = "./quiver-data")]
+    catalog: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the catalog (idempotent).
+    Init,
+    /// Create the catalog and a demo dataset (if missing), then show its history.
+    Quickstart {
+        /// Labels in the demo dataset.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+    },
+    /// Write a deterministic synthetic CV label dataset (COCO classes, boxes, reviews).
+    Demo {
+        /// Number of labels to generate.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Dataset name.
+        #[arg(long, default_value = "demo")]
+        dataset: String,
+        /// Seed of the generator (same seed + rows = same data).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// List datasets.
+    Datasets,
+    /// Show the commit history of a branch (newest first).
+    Log {
+        dataset: String,
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Show at most this many commits.
+        #[arg(short = 'n', long)]
+        limit: Option<usize>,
+    },
+    /// List branches of a dataset, or create/delete one.
+    Branch {
+        dataset: String,
+        /// Create a branch with this name.
+        #[arg(long)]
+        create: Option<String>,
+        /// Version to branch from: a branch, tag or commit id prefix (default: main).
+        #[arg(long, default_value = "main")]
+        from: String,
+        /// Delete the branch with this name.
+        #[arg(long, conflicts_with = "create")]
+        delete: Option<String>,
+    },
+    /// List tags of a dataset, or create/delete one.
+    Tag {
+        dataset: String,
+        /// Create a tag with this name.
+        #[arg(long)]
+        create: Option<String>,
+        /// Version to tag: a branch, tag or commit id prefix (default: main).
+        #[arg(long, default_value = "main")]
+        at: String,
+        /// Delete the tag with this name.
+        #[arg(long, conflicts_with = "create")]
+        delete: Option<String>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let cat = Catalog::open(&cli.catalog).await?;
+    match cli.command {
+        Command::Init => println!("catalog ready at {}", cli.catalog),
+        Command::Quickstart { rows } => {
+            if !cat.list_datasets().await?.contains(&"demo".to_string()) {
+                write_demo(&cat, "demo", rows, 42).await?;
+                let ds = cat.dataset("demo").await?;
+                ds.create_tag("v1", &VersionSpec::main()).await?;
+            }
+            let ds = cat.dataset("demo").await?;
+            print_log(&ds, "main", Some(10)).await?;
+            println!("\ncatalog: {}\ndatasets: {}", cli.catalog, cat.list_datasets().await?.join(", "));
+            println!("try:  quiver --catalog {} log demo", cli.catalog);
+        }
+        Command::Demo { rows, dataset, seed } => write_demo(&cat, &dataset, rows, seed).await?,
+        Command::Datasets => {
+            for name in cat.list_datasets().await? {
+                let ds = cat.dataset(&name).await?;
+                let head = ds.head("main").await?;
+                println!("{name}\t{} labels\tmain @ {}", head.num_rows().await?, head.commit().short_id());
+            }
+        }
+        Command::Log { dataset, branch, limit } => {
+            let ds = cat.dataset(&dataset).await?;
+            print_log(&ds, &branch, limit).await?;
+        }
+        Command::Branch { dataset, create, from, delete } => {
+            let ds = cat.dataset(&dataset).await?;
+            if let Some(name) = create {
+                let c = ds.resolve_loose(&from).await?;
+                ds.create_branch(&name, &VersionSpec::Version(c.id.to_hex())).await?;
+                println!("created branch {name} at {}", c.short_id());
+            } else if let Some(name) = delete {
+                ds.delete_branch(&name).await?;
+                println!("deleted branch {name}");
+            } else {
+                for b in ds.branches().await? {
+                    println!("{}\t{}", b.name, &b.commit.to_hex()[..12]);
+                }
+            }
+        }
+        Command::Tag { dataset, create, at, delete } => {
+            let ds = cat.dataset(&dataset).await?;
+            if let Some(name) = create {
+                let c = ds.resolve_loose(&at).await?;
+                ds.create_tag(&name, &VersionSpec::Version(c.id.to_hex())).await?;
+                println!("created tag {name} at {}", c.short_id());
+            } else if let Some(name) = delete {
+                ds.delete_tag(&name).await?;
+                println!("deleted tag {name}");
+            } else {
+                for t in ds.tags().await? {
+                    println!("{}\t{}", t.name, &t.commit.to_hex()[..12]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn print_log(ds: &quiver_core::Dataset, branch: &str, limit: Option<usize>) -> Result<(), CliError> {
+    let tags = ds.tags().await?;
+    let hist = ds.history(branch).await?;
+    for c in hist.iter().take(limit.unwrap_or(usize::MAX)) {
+        let s = &c.data.summary;
+        let names: Vec<&str> = tags.iter().filter(|t| t.commit == c.id).map(|t| t.name.as_str()).collect();
+        let tag = if names.is_empty() { String::new() } else { format!(" (tag: {})", names.join(", ")) };
+        println!(
+            "{}{tag}  {}  {}  {}\n    {}: +{} -{} ~{} groups, +{} -{} ~{} labels",
+            c.short_id(),
+            c.data.timestamp.format("%Y-%m-%d %H:%M:%S"),
+            c.data.author,
+            c.data.message,
+            s.operation,
+            s.groups_added,
+            s.groups_removed,
+            s.groups_modified,
+            s.labels_added,
+            s.labels_removed,
+            s.labels_modified
+        );
+    }
+    Ok(())
+}
+
+async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(), CliError> {
+    if rows == 0 {
+        return Err(CliError::Usage("--rows must be at least 1".into()));
+    }
+    let started = Instant::now();
+    let ds = cat.create_dataset(name, demo::schema(), demo::options()).await?;
+    let bar = ProgressBar::new(rows);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} labels ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("generating {name}"));
+    let mut txn = ds.begin("main").await?;
+    for batch in demo::DemoLabels::new(rows, seed) {
+        txn.append(&batch).await?;
+        bar.inc(batch.num_rows() as u64);
+    }
+    bar.set_message("committing");
+    let c = txn.commit(&format!("demo data: {rows} labels (seed {seed})")).await?;
+    bar.finish_and_clear();
+    println!(
+        "dataset {name}: {} labels in {} samples, commit {} ({:.1}s)",
+        c.data.summary.labels_added,
+        c.data.summary.groups_added,
+        c.short_id(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
