@@ -69,6 +69,14 @@ pub enum CoreError {
         branch: String,
         keys: String,
     },
+    #[error("branch '{branch}' of dataset '{dataset}' has a pending merge of {from}: resolve its conflicts and COMMIT, or ABORT MERGE")]
+    MergePending { dataset: String, branch: String, from: String },
+    #[error("branch '{branch}' of dataset '{dataset}' has no pending merge")]
+    NoPendingMerge { dataset: String, branch: String },
+    #[error("the pending merge into branch '{branch}' of dataset '{dataset}' still has {count} unresolved conflicts")]
+    UnresolvedConflicts { dataset: String, branch: String, count: u64 },
+    #[error("{from} and branch '{target}' of dataset '{dataset}' share no history: nothing to merge against")]
+    NoMergeBase { dataset: String, from: String, target: String },
     #[error("corrupt catalog data at {what}: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("storage error: {0}")]
@@ -83,6 +91,22 @@ pub enum CoreError {
     Json(#[from] serde_json::Error),
     #[error("internal task failed: {0}")]
     Join(String),
+    #[error("invalid input {file}{}: {reason}", position.as_deref().map(|p| format!(" at {p}")).unwrap_or_default())]
+    InvalidInput {
+        /// The file that was being read.
+        file: String,
+        /// Where in the file (e.g. "line 3, column 7", "annotation id 12"), when known.
+        position: Option<String>,
+        reason: String,
+    },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("asset {0} not found in the asset store")]
+    AssetNotFound(String),
 }
 
 /// Result alias of this crate.

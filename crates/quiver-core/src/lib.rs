@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod demo;
 pub mod encoding;
 pub mod error;
+pub mod merge;
 pub mod model;
 pub mod nodes;
 pub mod packs;
@@ -20,6 +21,7 @@ pub mod write;
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
+pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };

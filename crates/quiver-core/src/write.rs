@@ -447,6 +447,32 @@ impl WriteTxn {
         Ok(())
     }
 
+    /// Replace whole groups: each key gets exactly the given rows (sorted or not), or is
+    /// deleted with `None`. Used by merges and conflict resolution.
+    pub async fn replace_groups(&mut self, groups: Vec<(Key, Option<RecordBatch>)>) -> Result<()> {
+        self.load_base(groups.iter().map(|g| g.0.clone()).collect()).await?;
+        let (_, li) = self.key_indices()?;
+        let mut updates = Vec::with_capacity(groups.len());
+        for (k, rows) in groups {
+            let new = match rows {
+                Some(b) if b.num_rows() > 0 => {
+                    let b = self.conform(&b)?;
+                    let idx = lexsort_to_indices(&[SortColumn { values: b.column(li).clone(), options: None }], None)?;
+                    let sorted = take_record_batch(&b, &idx)?;
+                    Some(self.group_rows(sorted.clone(), 0, sorted.num_rows()))
+                }
+                _ => None,
+            };
+            updates.push((k, new));
+        }
+        for (k, rows) in updates {
+            if let Some(st) = self.groups.get_mut(&k) {
+                st.current = rows;
+            }
+        }
+        Ok(())
+    }
+
     /// Rows of the given groups as this transaction sees them (None = absent).
     pub async fn group(&mut self, key: &Key) -> Result<Option<RecordBatch>> {
         self.load_base(vec![key.clone()]).await?;

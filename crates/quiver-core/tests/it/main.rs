@@ -6,3 +6,4 @@ mod common;
 mod concurrency;
 mod cow;
 mod crash;
+mod merge;

@@ -1,0 +1,519 @@
+//! Three-way merge of versions, with conflicts surfaced at label level.
+//!
+//! * **Merge base**: the lowest common ancestor of the two commits. With several (criss-cross
+//!   histories) the newest by timestamp wins, ties broken by the smaller commit id, so the
+//!   choice is deterministic.
+//! * **Group level**: from the tree diffs base→ours and base→theirs (cost follows the
+//!   changes, not the dataset size), a group changed on one side only is taken from that
+//!   side; changed identically on both sides it is taken once.
+//! * **Label level**: a group changed differently on both sides is merged label by label
+//!   (by label key): a label changed on one side only is taken from that side; a label
+//!   changed on both sides in different ways (or deleted on one, modified on the other, or
+//!   added on both with different content) is a **conflict**.
+//! * Conflicts are never resolved silently: the merge makes no commit, and records a
+//!   *pending merge* on the target branch (`datasets/<ds>/merges/<branch>.json`). The user
+//!   resolves conflicts (ours / theirs / explicit rows) and commits, or aborts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use bytes::Bytes;
+use quiver_tree::{Change, Hash, Key};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::dataset_dir;
+use crate::dataset::Dataset;
+use crate::encoding::{self, GroupHasher};
+use crate::error::{CoreError, Result};
+use crate::model::{Commit, VersionSpec};
+
+/// How a merge ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    /// Target already contains the source: nothing to do.
+    UpToDate,
+    /// Target was an ancestor of the source: the branch moved forward, no new commit.
+    FastForward,
+    /// A merge commit with two parents was made.
+    Merged,
+    /// Conflicts were found: nothing was committed, a pending merge was recorded.
+    Conflicts,
+}
+
+impl MergeKind {
+    /// Lower-case name (`up-to-date`, `fast-forward`, `merged`, `conflicts`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MergeKind::UpToDate => "up-to-date",
+            MergeKind::FastForward => "fast-forward",
+            MergeKind::Merged => "merged",
+            MergeKind::Conflicts => "conflicts",
+        }
+    }
+}
+
+/// The result of a merge.
+#[derive(Debug, Clone)]
+pub struct MergeReport {
+    pub kind: MergeKind,
+    /// The new head of the target branch (unchanged when there are conflicts).
+    pub head: Hash,
+    /// The merge commit, when one was made.
+    pub commit: Option<Commit>,
+    /// Groups taken from the source side or merged label by label.
+    pub groups_changed: u64,
+    /// Groups merged label by label without conflict.
+    pub groups_label_merged: u64,
+    /// Conflicting labels.
+    pub conflicts: u64,
+}
+
+/// Why a label conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConflictKind {
+    /// Modified differently on both sides.
+    BothModified,
+    /// Added on both sides with different content.
+    BothAdded,
+    /// Deleted by ours, modified by theirs.
+    DeletedByOurs,
+    /// Modified by ours, deleted by theirs.
+    DeletedByTheirs,
+}
+
+impl ConflictKind {
+    /// snake_case name used in conflict tables.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConflictKind::BothModified => "both_modified",
+            ConflictKind::BothAdded => "both_added",
+            ConflictKind::DeletedByOurs => "deleted_by_ours",
+            ConflictKind::DeletedByTheirs => "deleted_by_theirs",
+        }
+    }
+}
+
+/// One conflicting label with its three versions (rows of one row each, or None).
+#[derive(Debug, Clone)]
+pub struct LabelConflict {
+    pub group: Key,
+    pub label: Key,
+    pub kind: ConflictKind,
+    pub base: Option<RecordBatch>,
+    pub ours: Option<RecordBatch>,
+    pub theirs: Option<RecordBatch>,
+}
+
+/// A recorded resolution of one label.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Resolution {
+    Ours,
+    Theirs,
+}
+
+/// Side chosen by `resolve`.
+pub use Resolution as Side;
+
+/// A merge waiting for its conflicts to be resolved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingMerge {
+    pub target: String,
+    pub source: String,
+    pub base: String,
+    pub ours: String,
+    pub theirs: String,
+    pub message: String,
+    /// Resolutions by hex(group) + "/" + hex(label).
+    pub resolutions: BTreeMap<String, Resolution>,
+    /// Groups whose rows the user wrote explicitly: hex(group) → IPC-free JSON is not used;
+    /// explicit rows are applied with [`Dataset::resolve_with_rows`] and recorded here as
+    /// the keys of labels they settle.
+    pub written: BTreeSet<String>,
+}
+
+fn label_id(group: &[u8], label: &[u8]) -> String {
+    format!("{}/{}", hex::encode(group), hex::encode(label))
+}
+
+/// Per-label view of a group's rows: label key → (row index, row hash).
+fn label_map(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Hash)> {
+    let mut out = BTreeMap::new();
+    if let Some(b) = batch {
+        let schema = b.schema();
+        let cols: Vec<(&str, &ArrayRef)> =
+            schema.fields().iter().zip(b.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let h = GroupHasher::new(cols);
+        for r in 0..b.num_rows() {
+            if let Some(k) = encoding::key_bytes(b.column(li).as_ref(), r) {
+                out.insert(k, (r, h.hash(r, 1)));
+            }
+        }
+    }
+    out
+}
+
+/// Outcome of merging one group label by label.
+struct GroupMerge {
+    /// The merged rows (None = group deleted) when there is no unresolved conflict.
+    rows: Option<Option<RecordBatch>>,
+    conflicts: Vec<LabelConflict>,
+}
+
+impl Dataset {
+    /// Lowest common ancestor of two commits (deterministic for criss-cross histories).
+    pub async fn merge_base(&self, a: &Commit, b: &Commit) -> Result<Option<Commit>> {
+        let anc_a: HashMap<Hash, Commit> = self.history_of(a).await?.into_iter().map(|c| (c.id, c)).collect();
+        let hist_b = self.history_of(b).await?;
+        let common: Vec<Commit> = hist_b.into_iter().filter(|c| anc_a.contains_key(&c.id)).collect();
+        if common.is_empty() {
+            return Ok(None);
+        }
+        // drop common ancestors that are ancestors of another common ancestor
+        let mut dominated: HashSet<Hash> = HashSet::new();
+        for c in &common {
+            if dominated.contains(&c.id) {
+                continue;
+            }
+            for anc in self.history_of(c).await?.into_iter().skip(0) {
+                if anc.id != c.id {
+                    dominated.insert(anc.id);
+                }
+            }
+        }
+        let mut best: Vec<Commit> = common.into_iter().filter(|c| !dominated.contains(&c.id)).collect();
+        best.sort_by(|x, y| y.data.timestamp.cmp(&x.data.timestamp).then(x.id.cmp(&y.id)));
+        Ok(best.into_iter().next())
+    }
+
+    fn merge_path(&self, target: &str) -> String {
+        format!("{}merges/{target}.json", dataset_dir(self.name()))
+    }
+
+    /// The pending merge on a branch, if any.
+    pub async fn pending_merge(&self, target: &str) -> Result<Option<PendingMerge>> {
+        match self.store().get_file_opt(&self.merge_path(target)).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_pending(&self, p: &PendingMerge) -> Result<()> {
+        self.store().put_file(&self.merge_path(&p.target), Bytes::from(serde_json::to_vec_pretty(p)?)).await?;
+        Ok(())
+    }
+
+    /// Merge `source` (a branch, tag or version) into branch `target`.
+    pub async fn merge(&self, source: &VersionSpec, target: &str, message: Option<&str>, author: &str) -> Result<MergeReport> {
+        if let Some(p) = self.pending_merge(target).await? {
+            return Err(CoreError::MergePending { dataset: self.name().into(), branch: target.into(), from: p.source });
+        }
+        let theirs = self.resolve(source).await?;
+        let ours_head = self.branch_head(target).await?;
+        let ours = ours_head.commit.clone();
+        if theirs.data.schema_id != ours.data.schema_id {
+            return Err(CoreError::SchemaMismatch {
+                dataset: self.name().into(),
+                reason: format!("{source} and branch '{target}' have different label schemas; migrate one side first"),
+            });
+        }
+        let base = self.merge_base(&ours, &theirs).await?;
+        let up_to_date = |kind| MergeReport { kind, head: ours.id, commit: None, groups_changed: 0, groups_label_merged: 0, conflicts: 0 };
+        if theirs.id == ours.id || base.as_ref().is_some_and(|b| b.id == theirs.id) {
+            return Ok(up_to_date(MergeKind::UpToDate));
+        }
+        if base.as_ref().is_some_and(|b| b.id == ours.id) {
+            match self.move_branch(target, ours_head.seq, theirs.id, author, &format!("fast-forward to {source}")).await? {
+                Ok(_) => {
+                    return Ok(MergeReport { kind: MergeKind::FastForward, head: theirs.id, ..up_to_date(MergeKind::FastForward) })
+                }
+                Err(()) => {
+                    return Err(CoreError::Conflict {
+                        dataset: self.name().into(),
+                        branch: target.into(),
+                        keys: "(branch moved during the merge; retry)".into(),
+                    })
+                }
+            }
+        }
+        let base = match base {
+            Some(b) => b,
+            None => {
+                return Err(CoreError::NoMergeBase { dataset: self.name().into(), from: source.to_string(), target: target.into() })
+            }
+        };
+        let msg = message.map(str::to_string).unwrap_or_else(|| format!("merge {source} into {target}"));
+        let pending = PendingMerge {
+            target: target.into(),
+            source: source.to_string(),
+            base: base.id.to_hex(),
+            ours: ours.id.to_hex(),
+            theirs: theirs.id.to_hex(),
+            message: msg,
+            resolutions: BTreeMap::new(),
+            written: BTreeSet::new(),
+        };
+        let (plan, conflicts, label_merged) = self.plan_merge(&base, &ours, &theirs, &pending).await?;
+        if !conflicts.is_empty() {
+            self.save_pending(&pending).await?;
+            return Ok(MergeReport {
+                kind: MergeKind::Conflicts,
+                head: ours.id,
+                commit: None,
+                groups_changed: plan.len() as u64,
+                groups_label_merged: label_merged,
+                conflicts: conflicts.len() as u64,
+            });
+        }
+        let commit = self.commit_plan(target, &ours, &theirs, plan.clone(), &pending.message, author).await?;
+        Ok(MergeReport {
+            kind: MergeKind::Merged,
+            head: commit.id,
+            commit: Some(commit),
+            groups_changed: plan.len() as u64,
+            groups_label_merged: label_merged,
+            conflicts: 0,
+        })
+    }
+
+    async fn commit_plan(
+        &self,
+        target: &str,
+        ours: &Commit,
+        theirs: &Commit,
+        plan: Vec<(Key, Option<RecordBatch>)>,
+        message: &str,
+        author: &str,
+    ) -> Result<Commit> {
+        let mut txn = self.begin(target).await?.author(author);
+        if txn.base_commit().id != ours.id {
+            return Err(CoreError::Conflict {
+                dataset: self.name().into(),
+                branch: target.into(),
+                keys: "(the branch moved since the merge started; abort and merge again)".into(),
+            });
+        }
+        txn.replace_groups(plan).await?;
+        txn.add_parent(theirs.id);
+        txn.set_operation("merge");
+        txn.commit(message).await
+    }
+
+    /// Compute the groups to write and the label conflicts left after `pending`'s resolutions.
+    async fn plan_merge(
+        &self,
+        base: &Commit,
+        ours: &Commit,
+        theirs: &Commit,
+        pending: &PendingMerge,
+    ) -> Result<(Vec<(Key, Option<RecordBatch>)>, Vec<LabelConflict>, u64)> {
+        let sb = self.snapshot(base.clone());
+        let d_ours: BTreeMap<Key, Change> = sb.diff(&self.snapshot(ours.clone())).await?.into_iter().map(|c| (c.key.clone(), c)).collect();
+        let d_theirs = sb.diff(&self.snapshot(theirs.clone())).await?;
+        let mut plan = Vec::new();
+        let mut both: BTreeSet<Key> = BTreeSet::new();
+        let mut take_theirs: BTreeSet<Key> = BTreeSet::new();
+        for c in &d_theirs {
+            match d_ours.get(&c.key) {
+                None => {
+                    take_theirs.insert(c.key.clone());
+                }
+                Some(o) if o.new == c.new => {}
+                Some(_) => {
+                    both.insert(c.key.clone());
+                }
+            }
+        }
+        let theirs_rows = self.snapshot(theirs.clone()).read_groups(&take_theirs.union(&both).cloned().collect()).await?;
+        for k in &take_theirs {
+            plan.push((k.clone(), theirs_rows.get(k).cloned()));
+        }
+        let base_rows = sb.read_groups(&both).await?;
+        let ours_rows = self.snapshot(ours.clone()).read_groups(&both).await?;
+        let mut conflicts = Vec::new();
+        let mut label_merged = 0;
+        for k in &both {
+            let gm = self.merge_group(k, base_rows.get(k), ours_rows.get(k), theirs_rows.get(k), pending)?;
+            match gm.rows {
+                Some(rows) if gm.conflicts.is_empty() => {
+                    label_merged += 1;
+                    plan.push((k.clone(), rows));
+                }
+                _ => conflicts.extend(gm.conflicts),
+            }
+        }
+        Ok((plan, conflicts, label_merged))
+    }
+
+    fn merge_group(
+        &self,
+        group: &Key,
+        base: Option<&RecordBatch>,
+        ours: Option<&RecordBatch>,
+        theirs: Option<&RecordBatch>,
+        pending: &PendingMerge,
+    ) -> Result<GroupMerge> {
+        let li = self.schema().index_of(&self.config.label_key)?;
+        let (mb, mo, mt) = (label_map(base, li), label_map(ours, li), label_map(theirs, li));
+        let keys: BTreeSet<&Key> = mb.keys().chain(mo.keys()).chain(mt.keys()).collect();
+        // (source batch index: 0 = ours, 1 = theirs, row)
+        let mut pick: Vec<(usize, usize)> = Vec::new();
+        let mut conflicts = Vec::new();
+        for lk in keys {
+            let (b, o, t) = (mb.get(lk), mo.get(lk), mt.get(lk));
+            let (bh, oh, th) = (b.map(|x| x.1), o.map(|x| x.1), t.map(|x| x.1));
+            let choose = if oh == th || th == bh {
+                Some(0)
+            } else if oh == bh {
+                Some(1)
+            } else {
+                match pending.resolutions.get(&label_id(group, lk)) {
+                    Some(Resolution::Ours) => Some(0),
+                    Some(Resolution::Theirs) => Some(1),
+                    None => {
+                        let kind = match (b.is_some(), o.is_some(), t.is_some()) {
+                            (false, _, _) => ConflictKind::BothAdded,
+                            (true, false, _) => ConflictKind::DeletedByOurs,
+                            (true, _, false) => ConflictKind::DeletedByTheirs,
+                            _ => ConflictKind::BothModified,
+                        };
+                        let row = |batch: Option<&RecordBatch>, e: Option<&(usize, Hash)>| match (batch, e) {
+                            (Some(bt), Some((r, _))) => Some(bt.slice(*r, 1)),
+                            _ => None,
+                        };
+                        conflicts.push(LabelConflict {
+                            group: group.clone(),
+                            label: lk.clone(),
+                            kind,
+                            base: row(base, b),
+                            ours: row(ours, o),
+                            theirs: row(theirs, t),
+                        });
+                        None
+                    }
+                }
+            };
+            match choose {
+                Some(0) => {
+                    if let Some((r, _)) = o {
+                        pick.push((0, *r));
+                    }
+                }
+                Some(_) => {
+                    if let Some((r, _)) = t {
+                        pick.push((1, *r));
+                    }
+                }
+                None => {}
+            }
+        }
+        if !conflicts.is_empty() {
+            return Ok(GroupMerge { rows: None, conflicts });
+        }
+        if pick.is_empty() {
+            return Ok(GroupMerge { rows: Some(None), conflicts });
+        }
+        let empty = RecordBatch::new_empty(self.schema());
+        let srcs = [ours.unwrap_or(&empty), theirs.unwrap_or(&empty)];
+        let merged = arrow::compute::interleave_record_batch(&srcs, &pick)?;
+        Ok(GroupMerge { rows: Some(Some(merged)), conflicts })
+    }
+
+    async fn pending_commits(&self, target: &str) -> Result<(PendingMerge, Commit, Commit, Commit)> {
+        let p = self.pending_merge(target).await?.ok_or_else(|| CoreError::NoPendingMerge {
+            dataset: self.name().into(),
+            branch: target.into(),
+        })?;
+        let get = |h: &str| {
+            Hash::from_hex(h).ok_or_else(|| CoreError::Corrupt { what: self.merge_path(target), reason: "bad commit id".into() })
+        };
+        let (b, o, t) = (get(&p.base)?, get(&p.ours)?, get(&p.theirs)?);
+        let (b, o, t) = (self.commit(&b).await?, self.commit(&o).await?, self.commit(&t).await?);
+        Ok((p, b, o, t))
+    }
+
+    /// Conflicts of the pending merge on `target` that are not resolved yet.
+    pub async fn conflicts(&self, target: &str) -> Result<Vec<LabelConflict>> {
+        let (p, b, o, t) = self.pending_commits(target).await?;
+        Ok(self.plan_merge(&b, &o, &t, &p).await?.1)
+    }
+
+    /// Resolve pending conflicts by taking one side; `only` limits it to some
+    /// (group, label) keys. Returns how many conflicts were resolved.
+    pub async fn resolve_conflicts(&self, target: &str, side: Resolution, only: Option<&BTreeSet<(Key, Key)>>) -> Result<u64> {
+        let (mut p, b, o, t) = self.pending_commits(target).await?;
+        let conflicts = self.plan_merge(&b, &o, &t, &p).await?.1;
+        let mut n = 0;
+        for c in conflicts {
+            if only.is_none_or(|set| set.contains(&(c.group.clone(), c.label.clone()))) {
+                p.resolutions.insert(label_id(&c.group, &c.label), side.clone());
+                n += 1;
+            }
+        }
+        self.save_pending(&p).await?;
+        Ok(n)
+    }
+
+    /// Commit the pending merge on `target` once no conflict is left (two parents).
+    pub async fn commit_merge(&self, target: &str, message: Option<&str>, author: &str) -> Result<Commit> {
+        let (p, b, o, t) = self.pending_commits(target).await?;
+        let (plan, conflicts, _) = self.plan_merge(&b, &o, &t, &p).await?;
+        if !conflicts.is_empty() {
+            return Err(CoreError::UnresolvedConflicts { dataset: self.name().into(), branch: target.into(), count: conflicts.len() as u64 });
+        }
+        let msg = message.map(str::to_string).unwrap_or(p.message.clone());
+        let c = self.commit_plan(target, &o, &t, plan, &msg, author).await?;
+        self.store().delete(&self.merge_path(target)).await?;
+        Ok(c)
+    }
+
+    /// Drop the pending merge on `target`; the branch is left as it was.
+    pub async fn abort_merge(&self, target: &str) -> Result<()> {
+        self.pending_commits(target).await?;
+        self.store().delete(&self.merge_path(target)).await?;
+        Ok(())
+    }
+
+    /// Conflicts as one table: group key, label key, kind, then `base_<col>`, `ours_<col>`,
+    /// `theirs_<col>` for every non-key column.
+    pub fn conflicts_table(&self, conflicts: &[LabelConflict]) -> Result<RecordBatch> {
+        let schema = self.schema();
+        let (gi, li) = (schema.index_of(&self.config.group_key)?, schema.index_of(&self.config.label_key)?);
+        let mut fields = vec![schema.field(gi).clone().with_nullable(false), schema.field(li).clone().with_nullable(false), Field::new("kind", DataType::Utf8, false)];
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        let keyrow = |c: &LabelConflict| -> Option<RecordBatch> { c.ours.clone().or(c.theirs.clone()).or(c.base.clone()) };
+        let rows: Vec<RecordBatch> = conflicts.iter().filter_map(keyrow).collect();
+        let empty = RecordBatch::new_empty(schema.clone());
+        let all = if rows.is_empty() { empty.clone() } else { arrow::compute::concat_batches(&schema, &rows)? };
+        cols.push(all.column(gi).clone());
+        cols.push(all.column(li).clone());
+        cols.push(std::sync::Arc::new(StringArray::from(conflicts.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>())));
+        for (side, get) in [
+            ("base", (|c: &LabelConflict| c.base.clone()) as fn(&LabelConflict) -> Option<RecordBatch>),
+            ("ours", |c: &LabelConflict| c.ours.clone()),
+            ("theirs", |c: &LabelConflict| c.theirs.clone()),
+        ] {
+            for (i, f) in schema.fields().iter().enumerate() {
+                if i == gi || i == li {
+                    continue;
+                }
+                let parts: Vec<ArrayRef> = conflicts
+                    .iter()
+                    .map(|c| match get(c) {
+                        Some(b) => b.column(i).clone(),
+                        None => arrow::array::new_null_array(f.data_type(), 1),
+                    })
+                    .collect();
+                let refs: Vec<&dyn arrow::array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+                let col = if refs.is_empty() {
+                    arrow::array::new_empty_array(f.data_type())
+                } else {
+                    arrow::compute::concat(&refs)?
+                };
+                fields.push(Field::new(format!("{side}_{}", f.name()), f.data_type().clone(), true));
+                cols.push(col);
+            }
+        }
+        Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)?)
+    }
+}
