@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+mod merge_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{demo, Catalog, CoreError, VersionSpec};
 
@@ -26,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
+    Merge(merge_cmd::MergeArgs),
     /// Create the catalog (idempotent).
     Init,
     /// Create the catalog and a demo dataset (if missing), then show its history.
@@ -108,6 +112,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open(&cli.catalog).await?;
     match cli.command {
+        Command::Merge(a) => merge_cmd::run(&cat, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
         Command::Quickstart { rows } => {
             if !cat.list_datasets().await?.contains(&"demo".to_string()) {

@@ -1,0 +1,88 @@
+//! `quiver merge`: three-way merges with surfaced conflicts.
+
+use arrow::util::pretty::pretty_format_batches;
+use clap::Args;
+use quiver_core::{default_author, Catalog, CoreError, MergeKind, Resolution, VersionSpec};
+
+/// Arguments of `quiver merge`.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge")]
+pub struct MergeArgs {
+    /// Dataset name.
+    pub dataset: String,
+    /// What to merge: a branch, tag or commit id prefix.
+    pub source: Option<String>,
+    /// Branch to merge into.
+    #[arg(long, default_value = "main")]
+    pub into: String,
+    /// Commit message of the merge commit.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Show the conflicts of the pending merge.
+    #[arg(long, conflicts_with_all = ["resolve", "continue_", "abort"])]
+    pub conflicts: bool,
+    /// Resolve every remaining conflict by taking one side: ours or theirs.
+    #[arg(long, value_parser = ["ours", "theirs"])]
+    pub resolve: Option<String>,
+    /// Commit the pending merge (all conflicts must be resolved).
+    #[arg(long = "continue", id = "continue_")]
+    pub continue_: bool,
+    /// Drop the pending merge; the branch stays as it was.
+    #[arg(long, conflicts_with = "continue_")]
+    pub abort: bool,
+}
+
+/// Run `quiver merge`.
+pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
+    let ds = cat.dataset(&a.dataset).await?;
+    let author = default_author();
+    if a.abort {
+        ds.abort_merge(&a.into).await?;
+        println!("aborted the pending merge into {}", a.into);
+        return Ok(());
+    }
+    if a.conflicts || a.resolve.is_some() || a.continue_ {
+        if let Some(side) = &a.resolve {
+            let side = if side == "ours" { Resolution::Ours } else { Resolution::Theirs };
+            let n = ds.resolve_conflicts(&a.into, side, None).await?;
+            println!("resolved {n} conflicts");
+        }
+        if a.conflicts {
+            let conflicts = ds.conflicts(&a.into).await?;
+            let table = ds.conflicts_table(&conflicts)?;
+            println!("{}", pretty_format_batches(&[table])?);
+            println!("{} conflicts", conflicts.len());
+        }
+        if a.continue_ {
+            let c = ds.commit_merge(&a.into, a.message.as_deref(), &author).await?;
+            println!("merge committed as {} on {}", c.short_id(), a.into);
+        }
+        return Ok(());
+    }
+    let Some(source) = a.source else {
+        return Err(CoreError::InvalidName {
+            name: String::new(),
+            reason: "name what to merge (a branch, tag or version), or use --conflicts/--resolve/--continue/--abort".into(),
+        });
+    };
+    let spec = VersionSpec::Version(ds.resolve_loose(&source).await?.id.to_hex());
+    let r = ds.merge(&spec, &a.into, a.message.as_deref(), &author).await?;
+    match r.kind {
+        MergeKind::UpToDate => println!("{} already contains {source}", a.into),
+        MergeKind::FastForward => println!("fast-forwarded {} to {}", a.into, &r.head.to_hex()[..12]),
+        MergeKind::Merged => println!(
+            "merged {source} into {}: commit {} ({} groups changed, {} merged label by label)",
+            a.into,
+            &r.head.to_hex()[..12],
+            r.groups_changed,
+            r.groups_label_merged
+        ),
+        MergeKind::Conflicts => {
+            println!(
+                "{} conflicting labels: nothing committed. Inspect with `quiver merge {} --conflicts --into {}`, then --resolve ours|theirs and --continue, or --abort.",
+                r.conflicts, a.dataset, a.into
+            );
+        }
+    }
+    Ok(())
+}
