@@ -94,6 +94,88 @@ impl TxnNodes {
         Ok(bytes)
     }
 
+    /// Fetch (concurrently) the nodes a structural diff of `a` and `b` will read, so the
+    /// diff itself runs on warm caches: walk both trees level by level, dropping hashes
+    /// present on both sides (equal subtrees), and fetch each level's remaining nodes in
+    /// parallel. Cost O(d log N) nodes in about `height` rounds of I/O.
+    pub async fn prefetch_diff(&self, a: Hash, b: Hash) -> Result<()> {
+        let (mut fa, mut fb) = (vec![a], vec![b]);
+        while !fa.is_empty() || !fb.is_empty() {
+            let sa: std::collections::HashSet<Hash> = fa.iter().copied().collect();
+            let sb: std::collections::HashSet<Hash> = fb.iter().copied().collect();
+            fa.retain(|h| !sb.contains(h));
+            fb.retain(|h| !sa.contains(h));
+            let wanted: Vec<Hash> = fa.iter().chain(fb.iter()).copied().collect();
+            let nodes = self.fetch_many(&wanted).await?;
+            let children = |hs: &[Hash]| -> Vec<Hash> {
+                hs.iter()
+                    .filter_map(|h| nodes.get(h))
+                    .flat_map(|n| match n.as_ref() {
+                        Node::Internal { children, .. } => children.iter().map(|c| c.hash).collect(),
+                        Node::Leaf { .. } => Vec::new(),
+                    })
+                    .collect()
+            };
+            let (na, nb) = (children(&fa), children(&fb));
+            fa = na;
+            fb = nb;
+        }
+        Ok(())
+    }
+
+    /// Fetch (concurrently, level by level) every node on the paths from `root` to the
+    /// leaves whose key range holds one of `keys`.
+    pub async fn prefetch_keys(&self, root: Hash, keys: &std::collections::BTreeSet<Vec<u8>>) -> Result<()> {
+        let mut frontier = vec![root];
+        while !frontier.is_empty() {
+            let nodes = self.fetch_many(&frontier).await?;
+            let mut next = Vec::new();
+            for h in &frontier {
+                if let Some(Node::Internal { children, .. }) = nodes.get(h).map(|n| n.as_ref()) {
+                    for c in children {
+                        if keys.range(c.first_key.clone()..).next().is_some_and(|k| *k <= c.last_key) {
+                            next.push(c.hash);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(())
+    }
+
+    /// Fetch nodes concurrently (through the cache).
+    pub async fn fetch_many(&self, hashes: &[Hash]) -> Result<HashMap<Hash, Arc<Node>>> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        for h in hashes {
+            match self.cache.get(h) {
+                Some(n) => {
+                    out.insert(*h, n);
+                }
+                None => missing.push(*h),
+            }
+        }
+        let store = self.store.clone();
+        let fetched: Vec<(Hash, Arc<Node>)> = futures::stream::iter(missing)
+            .map(move |h| {
+                let store = store.clone();
+                async move {
+                    let bytes = store.get_object(NODE_KIND, &h).await?;
+                    let node = Node::decode(&bytes)?;
+                    Ok::<_, CoreError>((h, Arc::new(node)))
+                }
+            })
+            .buffer_unordered(32)
+            .try_collect()
+            .await?;
+        for (h, n) in fetched {
+            self.cache.insert(h, n.clone());
+            out.insert(h, n);
+        }
+        Ok(out)
+    }
+
     /// Run a tree algorithm on a blocking thread with this node store.
     pub async fn run<R, F>(self: &Arc<Self>, f: F) -> Result<R>
     where

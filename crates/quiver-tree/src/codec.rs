@@ -23,7 +23,10 @@
 //! group_entry := key:bytes  hash:hash  rows:varint  ncols:varint  ncols x column_stats
 //! child_entry := hash:hash  first_key:bytes  last_key:bytes  rows:varint  groups:varint
 //!                ncols:varint  ncols x column_stats
-//! column_stats:= min:stat  max:stat  null_count:varint
+//! column_stats:= min:stat  max:(stat | 0x05)  null_count:varint
+//!                0x05 = "same as min": written (and required) whenever min is not None and
+//!                max encodes to the same bytes as min — most label groups hold one to a
+//!                few labels, so per-group min and max are usually equal
 //! stat        := 0x00                          None (unknown, or every value null)
 //!              | 0x01 b:u8                     Bool (b is 0x00 = false or 0x01 = true)
 //!              | 0x02 v:varint                 Int, zigzag-encoded: (v << 1) ^ (v >> 63)
@@ -51,6 +54,7 @@ const STAT_BOOL: u8 = 0x01;
 const STAT_INT: u8 = 0x02;
 const STAT_FLOAT: u8 = 0x03;
 const STAT_BYTES: u8 = 0x04;
+const STAT_SAME_AS_MIN: u8 = 0x05;
 
 impl Node {
     /// The canonical encoding of this node (format version [`NODE_FORMAT_VERSION`]).
@@ -194,8 +198,14 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 fn put_stats(out: &mut Vec<u8>, stats: &[ColumnStats]) {
     put_varint(out, stats.len() as u64);
     for s in stats {
+        let start = out.len();
         put_stat(out, s.min.as_ref());
+        let min_end = out.len();
         put_stat(out, s.max.as_ref());
+        if s.min.is_some() && out[min_end..] == out[start..min_end] {
+            out.truncate(min_end);
+            out.push(STAT_SAME_AS_MIN);
+        }
         put_varint(out, s.null_count);
     }
 }
@@ -249,6 +259,10 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
     fn u8(&mut self) -> R<u8> {
         Ok(self.take(1)?[0])
     }
@@ -297,8 +311,20 @@ impl<'a> Reader<'a> {
         let n = self.varint()?;
         let mut out = Vec::new();
         for _ in 0..n {
+            let min_start = self.pos;
             let min = self.stat()?;
-            let max = self.stat()?;
+            let min_end = self.pos;
+            let max = if min.is_some() && self.peek() == Some(STAT_SAME_AS_MIN) {
+                self.pos += 1;
+                min.clone()
+            } else {
+                let max_start = self.pos;
+                let max = self.stat()?;
+                if min.is_some() && self.buf[max_start..self.pos] == self.buf[min_start..min_end] {
+                    return Err("max equal to min must be encoded as 0x05".to_string());
+                }
+                max
+            };
             let null_count = self.varint()?;
             out.push(ColumnStats {
                 min,

@@ -148,3 +148,22 @@ fn known_layout_of_a_small_leaf() {
     assert_eq!(n.encode(), want);
     assert_eq!(Node::decode(&want).unwrap(), n);
 }
+
+#[test]
+fn equal_min_max_is_written_once_and_required_canonical() {
+    use quiver_tree::{ColumnStats, GroupEntry, Hash, Node, StatValue};
+    let st = ColumnStats { min: Some(StatValue::Bytes(b"approved".to_vec())), max: Some(StatValue::Bytes(b"approved".to_vec())), null_count: 0 };
+    let leaf = Node::Leaf { entries: vec![GroupEntry { key: b"k".to_vec(), hash: Hash::of(b"k"), rows: 1, stats: vec![st.clone()] }] };
+    let bytes = leaf.encode();
+    // the value appears once, followed by the 0x05 "same as min" tag
+    assert_eq!(bytes.windows(8).filter(|w| w == b"approved").count(), 1);
+    assert_eq!(Node::decode(&bytes).unwrap(), leaf);
+    // an explicit copy of min in place of 0x05 is not canonical
+    let pos = bytes.len() - 2; // [.., 0x05, null_count]
+    assert_eq!(bytes[pos], 0x05);
+    let mut explicit = bytes[..pos].to_vec();
+    explicit.extend_from_slice(&[0x04, 8]);
+    explicit.extend_from_slice(b"approved");
+    explicit.push(0);
+    assert!(Node::decode(&explicit).is_err());
+}
