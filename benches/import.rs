@@ -83,7 +83,7 @@ fn write_coco(path: &Path, images: usize, per: usize, edit: bool) -> usize {
             if id > 1 {
                 s.push(',');
             }
-            let w = if edit && id % 100 == 0 {
+            let w = if edit && id.is_multiple_of(100) {
                 99.5
             } else {
                 20.0 + j as f64

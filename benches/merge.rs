@@ -13,10 +13,20 @@ use arrow::array::{Array, AsArray, Float32Array, RecordBatch};
 use quiver_core::{demo, Catalog, MergeKind, VersionSpec};
 
 fn edited(batch: &RecordBatch, bump: f32) -> RecordBatch {
-    let score = batch.column_by_name("score").map(|c| c.as_primitive::<arrow::datatypes::Float32Type>().clone());
+    let score = batch
+        .column_by_name("score")
+        .map(|c| c.as_primitive::<arrow::datatypes::Float32Type>().clone());
     let mut cols = batch.columns().to_vec();
     if let (Some(s), Ok(i)) = (score, batch.schema().index_of("score")) {
-        let v: Float32Array = (0..s.len()).map(|r| Some(if s.is_null(r) { bump } else { s.value(r) + bump })).collect();
+        let v: Float32Array = (0..s.len())
+            .map(|r| {
+                Some(if s.is_null(r) {
+                    bump
+                } else {
+                    s.value(r) + bump
+                })
+            })
+            .collect();
         cols[i] = std::sync::Arc::new(v);
     }
     RecordBatch::try_new(batch.schema(), cols).expect("same schema")
@@ -24,17 +34,29 @@ fn edited(batch: &RecordBatch, bump: f32) -> RecordBatch {
 
 async fn run(rows: u64) -> (f64, MergeKind, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cat = Catalog::open(dir.path().to_str().expect("utf8 path")).await.expect("catalog");
-    let ds = cat.create_dataset("bench", demo::schema(), demo::options()).await.expect("dataset");
+    let cat = Catalog::open(dir.path().to_str().expect("utf8 path"))
+        .await
+        .expect("catalog");
+    let ds = cat
+        .create_dataset("bench", demo::schema(), demo::options())
+        .await
+        .expect("dataset");
     let t = Instant::now();
     let mut txn = ds.begin("main").await.expect("begin");
     for b in demo::DemoLabels::new(rows, 42) {
         txn.append(&b).await.expect("append");
     }
     txn.commit("load").await.expect("commit");
-    eprintln!("  loaded {rows} labels in {:.1}s", t.elapsed().as_secs_f64());
-    ds.create_branch("a", &VersionSpec::main()).await.expect("branch a");
-    ds.create_branch("b", &VersionSpec::main()).await.expect("branch b");
+    eprintln!(
+        "  loaded {rows} labels in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    ds.create_branch("a", &VersionSpec::main())
+        .await
+        .expect("branch a");
+    ds.create_branch("b", &VersionSpec::main())
+        .await
+        .expect("branch b");
     // 500 scattered groups per side, disjoint: side a takes even picks, side b odd ones
     let groups = rows / 4;
     for (branch, parity) in [("a", 0u64), ("b", 1u64)] {
@@ -44,16 +66,22 @@ async fn run(rows: u64) -> (f64, MergeKind, u64) {
             keys.push(format!("img-{g:08}"));
         }
         let head = ds.head(branch).await.expect("head");
-        let set: std::collections::BTreeSet<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        let set: std::collections::BTreeSet<Vec<u8>> =
+            keys.iter().map(|k| k.as_bytes().to_vec()).collect();
         let rows = head.read_groups(&set).await.expect("read groups");
         let mut txn = ds.begin(branch).await.expect("begin");
         for b in rows.values() {
-            txn.upsert(&edited(b, 1.0 + parity as f32)).await.expect("upsert");
+            txn.upsert(&edited(b, 1.0 + parity as f32))
+                .await
+                .expect("upsert");
         }
         txn.commit("500 edits").await.expect("commit");
     }
     let t = Instant::now();
-    let r = ds.merge(&VersionSpec::Branch("b".into()), "a", None, "bench").await.expect("merge");
+    let r = ds
+        .merge(&VersionSpec::Branch("b".into()), "a", None, "bench")
+        .await
+        .expect("merge");
     (t.elapsed().as_secs_f64() * 1000.0, r.kind, r.groups_changed)
 }
 

@@ -30,6 +30,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
 fi
 
+# The real public dataset of the import tests: scikit-learn's bundled load_digits images,
+# written as PNGs + COCO JSON (shipped inside the package; nothing is downloaded at run time).
+if "$VENV/bin/python" -c "import sklearn, PIL" >/dev/null 2>&1 \
+  || "$VENV/bin/pip" install -q scikit-learn pillow; then
+  DIGITS="$CACHE/digits"
+  if [ -f "$DIGITS/annotations.json" ] || "$VENV/bin/python" scripts/make_digits.py "$DIGITS"; then
+    export QUIVER_DIGITS_DIR="$DIGITS"
+    echo "test.sh: load_digits dataset at $QUIVER_DIGITS_DIR"
+  fi
+else
+  echo "test.sh: could not install scikit-learn; the load_digits import test will be skipped" >&2
+fi
+
 MOTO_PID=""
 cleanup() { [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true; }
 trap cleanup EXIT

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+mod io_cmd;
 mod merge_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{demo, Catalog, CoreError, VersionSpec};
@@ -20,7 +21,12 @@ Start with:\n  quiver --catalog ./quiver-data quickstart\n  quiver --catalog ./q
 )]
 struct Cli {
     /// Catalog location: a local directory, file://…, memory:// or s3://bucket/prefix.
-    #[arg(long, global = true, env = "QUIVER_CATALOG", default_value = "./quiver-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_CATALOG",
+        default_value = "./quiver-data"
+    )]
     catalog: String,
     #[command(subcommand)]
     command: Command,
@@ -28,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Io(io_cmd::IoCommand),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
     /// Create the catalog (idempotent).
@@ -112,6 +120,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open(&cli.catalog).await?;
     match cli.command {
+        Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
         Command::Quickstart { rows } => {
@@ -122,26 +131,48 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             let ds = cat.dataset("demo").await?;
             print_log(&ds, "main", Some(10)).await?;
-            println!("\ncatalog: {}\ndatasets: {}", cli.catalog, cat.list_datasets().await?.join(", "));
+            println!(
+                "\ncatalog: {}\ndatasets: {}",
+                cli.catalog,
+                cat.list_datasets().await?.join(", ")
+            );
             println!("try:  quiver --catalog {} log demo", cli.catalog);
         }
-        Command::Demo { rows, dataset, seed } => write_demo(&cat, &dataset, rows, seed).await?,
+        Command::Demo {
+            rows,
+            dataset,
+            seed,
+        } => write_demo(&cat, &dataset, rows, seed).await?,
         Command::Datasets => {
             for name in cat.list_datasets().await? {
                 let ds = cat.dataset(&name).await?;
                 let head = ds.head("main").await?;
-                println!("{name}\t{} labels\tmain @ {}", head.num_rows().await?, head.commit().short_id());
+                println!(
+                    "{name}\t{} labels\tmain @ {}",
+                    head.num_rows().await?,
+                    head.commit().short_id()
+                );
             }
         }
-        Command::Log { dataset, branch, limit } => {
+        Command::Log {
+            dataset,
+            branch,
+            limit,
+        } => {
             let ds = cat.dataset(&dataset).await?;
             print_log(&ds, &branch, limit).await?;
         }
-        Command::Branch { dataset, create, from, delete } => {
+        Command::Branch {
+            dataset,
+            create,
+            from,
+            delete,
+        } => {
             let ds = cat.dataset(&dataset).await?;
             if let Some(name) = create {
                 let c = ds.resolve_loose(&from).await?;
-                ds.create_branch(&name, &VersionSpec::Version(c.id.to_hex())).await?;
+                ds.create_branch(&name, &VersionSpec::Version(c.id.to_hex()))
+                    .await?;
                 println!("created branch {name} at {}", c.short_id());
             } else if let Some(name) = delete {
                 ds.delete_branch(&name).await?;
@@ -152,11 +183,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
         }
-        Command::Tag { dataset, create, at, delete } => {
+        Command::Tag {
+            dataset,
+            create,
+            at,
+            delete,
+        } => {
             let ds = cat.dataset(&dataset).await?;
             if let Some(name) = create {
                 let c = ds.resolve_loose(&at).await?;
-                ds.create_tag(&name, &VersionSpec::Version(c.id.to_hex())).await?;
+                ds.create_tag(&name, &VersionSpec::Version(c.id.to_hex()))
+                    .await?;
                 println!("created tag {name} at {}", c.short_id());
             } else if let Some(name) = delete {
                 ds.delete_tag(&name).await?;
@@ -171,13 +208,25 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn print_log(ds: &quiver_core::Dataset, branch: &str, limit: Option<usize>) -> Result<(), CliError> {
+async fn print_log(
+    ds: &quiver_core::Dataset,
+    branch: &str,
+    limit: Option<usize>,
+) -> Result<(), CliError> {
     let tags = ds.tags().await?;
     let hist = ds.history(branch).await?;
     for c in hist.iter().take(limit.unwrap_or(usize::MAX)) {
         let s = &c.data.summary;
-        let names: Vec<&str> = tags.iter().filter(|t| t.commit == c.id).map(|t| t.name.as_str()).collect();
-        let tag = if names.is_empty() { String::new() } else { format!(" (tag: {})", names.join(", ")) };
+        let names: Vec<&str> = tags
+            .iter()
+            .filter(|t| t.commit == c.id)
+            .map(|t| t.name.as_str())
+            .collect();
+        let tag = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" (tag: {})", names.join(", "))
+        };
         println!(
             "{}{tag}  {}  {}  {}\n    {}: +{} -{} ~{} groups, +{} -{} ~{} labels",
             c.short_id(),
@@ -201,7 +250,9 @@ async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }
     let started = Instant::now();
-    let ds = cat.create_dataset(name, demo::schema(), demo::options()).await?;
+    let ds = cat
+        .create_dataset(name, demo::schema(), demo::options())
+        .await?;
     let bar = ProgressBar::new(rows);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} labels ({per_sec}, eta {eta})")
@@ -214,7 +265,9 @@ async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(
         bar.inc(batch.num_rows() as u64);
     }
     bar.set_message("committing");
-    let c = txn.commit(&format!("demo data: {rows} labels (seed {seed})")).await?;
+    let c = txn
+        .commit(&format!("demo data: {rows} labels (seed {seed})"))
+        .await?;
     bar.finish_and_clear();
     println!(
         "dataset {name}: {} labels in {} samples, commit {} ({:.1}s)",

@@ -6,7 +6,9 @@ use quiver_core::{default_author, Catalog, CoreError, MergeKind, Resolution, Ver
 
 /// Arguments of `quiver merge`.
 #[derive(Args)]
-#[command(after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge")]
+#[command(
+    after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge"
+)]
 pub struct MergeArgs {
     /// Dataset name.
     pub dataset: String,
@@ -43,7 +45,11 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
     }
     if a.conflicts || a.resolve.is_some() || a.continue_ {
         if let Some(side) = &a.resolve {
-            let side = if side == "ours" { Resolution::Ours } else { Resolution::Theirs };
+            let side = if side == "ours" {
+                Resolution::Ours
+            } else {
+                Resolution::Theirs
+            };
             let n = ds.resolve_conflicts(&a.into, side, None).await?;
             println!("resolved {n} conflicts");
         }
@@ -54,7 +60,9 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
             println!("{} conflicts", conflicts.len());
         }
         if a.continue_ {
-            let c = ds.commit_merge(&a.into, a.message.as_deref(), &author).await?;
+            let c = ds
+                .commit_merge(&a.into, a.message.as_deref(), &author)
+                .await?;
             println!("merge committed as {} on {}", c.short_id(), a.into);
         }
         return Ok(());
@@ -66,10 +74,14 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
         });
     };
     let spec = VersionSpec::Version(ds.resolve_loose(&source).await?.id.to_hex());
-    let r = ds.merge(&spec, &a.into, a.message.as_deref(), &author).await?;
+    let r = ds
+        .merge(&spec, &a.into, a.message.as_deref(), &author)
+        .await?;
     match r.kind {
         MergeKind::UpToDate => println!("{} already contains {source}", a.into),
-        MergeKind::FastForward => println!("fast-forwarded {} to {}", a.into, &r.head.to_hex()[..12]),
+        MergeKind::FastForward => {
+            println!("fast-forwarded {} to {}", a.into, &r.head.to_hex()[..12])
+        }
         MergeKind::Merged => println!(
             "merged {source} into {}: commit {} ({} groups changed, {} merged label by label)",
             a.into,

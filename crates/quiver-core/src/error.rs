@@ -70,13 +70,25 @@ pub enum CoreError {
         keys: String,
     },
     #[error("branch '{branch}' of dataset '{dataset}' has a pending merge of {from}: resolve its conflicts and COMMIT, or ABORT MERGE")]
-    MergePending { dataset: String, branch: String, from: String },
+    MergePending {
+        dataset: String,
+        branch: String,
+        from: String,
+    },
     #[error("branch '{branch}' of dataset '{dataset}' has no pending merge")]
     NoPendingMerge { dataset: String, branch: String },
     #[error("the pending merge into branch '{branch}' of dataset '{dataset}' still has {count} unresolved conflicts")]
-    UnresolvedConflicts { dataset: String, branch: String, count: u64 },
+    UnresolvedConflicts {
+        dataset: String,
+        branch: String,
+        count: u64,
+    },
     #[error("{from} and branch '{target}' of dataset '{dataset}' share no history: nothing to merge against")]
-    NoMergeBase { dataset: String, from: String, target: String },
+    NoMergeBase {
+        dataset: String,
+        from: String,
+        target: String,
+    },
     #[error("corrupt catalog data at {what}: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("storage error: {0}")]

@@ -6,11 +6,13 @@
 //! packs. Writes go through a [`WriteTxn`] that ends as one commit. SQL, Flight and the CLI
 //! sit on this API.
 
+pub mod assets;
 pub mod catalog;
 pub mod dataset;
 pub mod demo;
 pub mod encoding;
 pub mod error;
+pub mod import;
 pub mod merge;
 pub mod model;
 pub mod nodes;
@@ -18,6 +20,7 @@ pub mod packs;
 pub mod snapshot;
 pub mod write;
 
+pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};

@@ -141,8 +141,12 @@ fn label_map(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Ha
     let mut out = BTreeMap::new();
     if let Some(b) = batch {
         let schema = b.schema();
-        let cols: Vec<(&str, &ArrayRef)> =
-            schema.fields().iter().zip(b.columns()).map(|(f, c)| (f.name().as_str(), c)).collect();
+        let cols: Vec<(&str, &ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, c)| (f.name().as_str(), c))
+            .collect();
         let h = GroupHasher::new(cols);
         for r in 0..b.num_rows() {
             if let Some(k) = encoding::key_bytes(b.column(li).as_ref(), r) {
@@ -163,9 +167,17 @@ struct GroupMerge {
 impl Dataset {
     /// Lowest common ancestor of two commits (deterministic for criss-cross histories).
     pub async fn merge_base(&self, a: &Commit, b: &Commit) -> Result<Option<Commit>> {
-        let anc_a: HashMap<Hash, Commit> = self.history_of(a).await?.into_iter().map(|c| (c.id, c)).collect();
+        let anc_a: HashMap<Hash, Commit> = self
+            .history_of(a)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
         let hist_b = self.history_of(b).await?;
-        let common: Vec<Commit> = hist_b.into_iter().filter(|c| anc_a.contains_key(&c.id)).collect();
+        let common: Vec<Commit> = hist_b
+            .into_iter()
+            .filter(|c| anc_a.contains_key(&c.id))
+            .collect();
         if common.is_empty() {
             return Ok(None);
         }
@@ -175,14 +187,22 @@ impl Dataset {
             if dominated.contains(&c.id) {
                 continue;
             }
-            for anc in self.history_of(c).await?.into_iter().skip(0) {
+            for anc in self.history_of(c).await?.into_iter() {
                 if anc.id != c.id {
                     dominated.insert(anc.id);
                 }
             }
         }
-        let mut best: Vec<Commit> = common.into_iter().filter(|c| !dominated.contains(&c.id)).collect();
-        best.sort_by(|x, y| y.data.timestamp.cmp(&x.data.timestamp).then(x.id.cmp(&y.id)));
+        let mut best: Vec<Commit> = common
+            .into_iter()
+            .filter(|c| !dominated.contains(&c.id))
+            .collect();
+        best.sort_by(|x, y| {
+            y.data
+                .timestamp
+                .cmp(&x.data.timestamp)
+                .then(x.id.cmp(&y.id))
+        });
         Ok(best.into_iter().next())
     }
 
@@ -199,14 +219,29 @@ impl Dataset {
     }
 
     async fn save_pending(&self, p: &PendingMerge) -> Result<()> {
-        self.store().put_file(&self.merge_path(&p.target), Bytes::from(serde_json::to_vec_pretty(p)?)).await?;
+        self.store()
+            .put_file(
+                &self.merge_path(&p.target),
+                Bytes::from(serde_json::to_vec_pretty(p)?),
+            )
+            .await?;
         Ok(())
     }
 
     /// Merge `source` (a branch, tag or version) into branch `target`.
-    pub async fn merge(&self, source: &VersionSpec, target: &str, message: Option<&str>, author: &str) -> Result<MergeReport> {
+    pub async fn merge(
+        &self,
+        source: &VersionSpec,
+        target: &str,
+        message: Option<&str>,
+        author: &str,
+    ) -> Result<MergeReport> {
         if let Some(p) = self.pending_merge(target).await? {
-            return Err(CoreError::MergePending { dataset: self.name().into(), branch: target.into(), from: p.source });
+            return Err(CoreError::MergePending {
+                dataset: self.name().into(),
+                branch: target.into(),
+                from: p.source,
+            });
         }
         let theirs = self.resolve(source).await?;
         let ours_head = self.branch_head(target).await?;
@@ -218,14 +253,34 @@ impl Dataset {
             });
         }
         let base = self.merge_base(&ours, &theirs).await?;
-        let up_to_date = |kind| MergeReport { kind, head: ours.id, commit: None, groups_changed: 0, groups_label_merged: 0, conflicts: 0 };
+        let up_to_date = |kind| MergeReport {
+            kind,
+            head: ours.id,
+            commit: None,
+            groups_changed: 0,
+            groups_label_merged: 0,
+            conflicts: 0,
+        };
         if theirs.id == ours.id || base.as_ref().is_some_and(|b| b.id == theirs.id) {
             return Ok(up_to_date(MergeKind::UpToDate));
         }
         if base.as_ref().is_some_and(|b| b.id == ours.id) {
-            match self.move_branch(target, ours_head.seq, theirs.id, author, &format!("fast-forward to {source}")).await? {
+            match self
+                .move_branch(
+                    target,
+                    ours_head.seq,
+                    theirs.id,
+                    author,
+                    &format!("fast-forward to {source}"),
+                )
+                .await?
+            {
                 Ok(_) => {
-                    return Ok(MergeReport { kind: MergeKind::FastForward, head: theirs.id, ..up_to_date(MergeKind::FastForward) })
+                    return Ok(MergeReport {
+                        kind: MergeKind::FastForward,
+                        head: theirs.id,
+                        ..up_to_date(MergeKind::FastForward)
+                    })
                 }
                 Err(()) => {
                     return Err(CoreError::Conflict {
@@ -239,10 +294,16 @@ impl Dataset {
         let base = match base {
             Some(b) => b,
             None => {
-                return Err(CoreError::NoMergeBase { dataset: self.name().into(), from: source.to_string(), target: target.into() })
+                return Err(CoreError::NoMergeBase {
+                    dataset: self.name().into(),
+                    from: source.to_string(),
+                    target: target.into(),
+                })
             }
         };
-        let msg = message.map(str::to_string).unwrap_or_else(|| format!("merge {source} into {target}"));
+        let msg = message
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("merge {source} into {target}"));
         let pending = PendingMerge {
             target: target.into(),
             source: source.to_string(),
@@ -253,7 +314,8 @@ impl Dataset {
             resolutions: BTreeMap::new(),
             written: BTreeSet::new(),
         };
-        let (plan, conflicts, label_merged) = self.plan_merge(&base, &ours, &theirs, &pending).await?;
+        let (plan, conflicts, label_merged) =
+            self.plan_merge(&base, &ours, &theirs, &pending).await?;
         if !conflicts.is_empty() {
             self.save_pending(&pending).await?;
             return Ok(MergeReport {
@@ -265,7 +327,16 @@ impl Dataset {
                 conflicts: conflicts.len() as u64,
             });
         }
-        let commit = self.commit_plan(target, &ours, &theirs, plan.clone(), &pending.message, author).await?;
+        let commit = self
+            .commit_plan(
+                target,
+                &ours,
+                &theirs,
+                plan.clone(),
+                &pending.message,
+                author,
+            )
+            .await?;
         Ok(MergeReport {
             kind: MergeKind::Merged,
             head: commit.id,
@@ -308,7 +379,12 @@ impl Dataset {
         pending: &PendingMerge,
     ) -> Result<(Vec<(Key, Option<RecordBatch>)>, Vec<LabelConflict>, u64)> {
         let sb = self.snapshot(base.clone());
-        let d_ours: BTreeMap<Key, Change> = sb.diff(&self.snapshot(ours.clone())).await?.into_iter().map(|c| (c.key.clone(), c)).collect();
+        let d_ours: BTreeMap<Key, Change> = sb
+            .diff(&self.snapshot(ours.clone()))
+            .await?
+            .into_iter()
+            .map(|c| (c.key.clone(), c))
+            .collect();
         let d_theirs = sb.diff(&self.snapshot(theirs.clone())).await?;
         let mut plan = Vec::new();
         let mut both: BTreeSet<Key> = BTreeSet::new();
@@ -324,7 +400,10 @@ impl Dataset {
                 }
             }
         }
-        let theirs_rows = self.snapshot(theirs.clone()).read_groups(&take_theirs.union(&both).cloned().collect()).await?;
+        let theirs_rows = self
+            .snapshot(theirs.clone())
+            .read_groups(&take_theirs.union(&both).cloned().collect())
+            .await?;
         for k in &take_theirs {
             plan.push((k.clone(), theirs_rows.get(k).cloned()));
         }
@@ -333,7 +412,13 @@ impl Dataset {
         let mut conflicts = Vec::new();
         let mut label_merged = 0;
         for k in &both {
-            let gm = self.merge_group(k, base_rows.get(k), ours_rows.get(k), theirs_rows.get(k), pending)?;
+            let gm = self.merge_group(
+                k,
+                base_rows.get(k),
+                ours_rows.get(k),
+                theirs_rows.get(k),
+                pending,
+            )?;
             match gm.rows {
                 Some(rows) if gm.conflicts.is_empty() => {
                     label_merged += 1;
@@ -354,7 +439,11 @@ impl Dataset {
         pending: &PendingMerge,
     ) -> Result<GroupMerge> {
         let li = self.schema().index_of(&self.config.label_key)?;
-        let (mb, mo, mt) = (label_map(base, li), label_map(ours, li), label_map(theirs, li));
+        let (mb, mo, mt) = (
+            label_map(base, li),
+            label_map(ours, li),
+            label_map(theirs, li),
+        );
         let keys: BTreeSet<&Key> = mb.keys().chain(mo.keys()).chain(mt.keys()).collect();
         // (source batch index: 0 = ours, 1 = theirs, row)
         let mut pick: Vec<(usize, usize)> = Vec::new();
@@ -377,7 +466,9 @@ impl Dataset {
                             (true, _, false) => ConflictKind::DeletedByTheirs,
                             _ => ConflictKind::BothModified,
                         };
-                        let row = |batch: Option<&RecordBatch>, e: Option<&(usize, Hash)>| match (batch, e) {
+                        let row = |batch: Option<&RecordBatch>, e: Option<&(usize, Hash)>| match (
+                            batch, e,
+                        ) {
                             (Some(bt), Some((r, _))) => Some(bt.slice(*r, 1)),
                             _ => None,
                         };
@@ -408,27 +499,49 @@ impl Dataset {
             }
         }
         if !conflicts.is_empty() {
-            return Ok(GroupMerge { rows: None, conflicts });
+            return Ok(GroupMerge {
+                rows: None,
+                conflicts,
+            });
         }
         if pick.is_empty() {
-            return Ok(GroupMerge { rows: Some(None), conflicts });
+            return Ok(GroupMerge {
+                rows: Some(None),
+                conflicts,
+            });
         }
         let empty = RecordBatch::new_empty(self.schema());
         let srcs = [ours.unwrap_or(&empty), theirs.unwrap_or(&empty)];
         let merged = arrow::compute::interleave_record_batch(&srcs, &pick)?;
-        Ok(GroupMerge { rows: Some(Some(merged)), conflicts })
+        Ok(GroupMerge {
+            rows: Some(Some(merged)),
+            conflicts,
+        })
     }
 
-    async fn pending_commits(&self, target: &str) -> Result<(PendingMerge, Commit, Commit, Commit)> {
-        let p = self.pending_merge(target).await?.ok_or_else(|| CoreError::NoPendingMerge {
-            dataset: self.name().into(),
-            branch: target.into(),
-        })?;
+    async fn pending_commits(
+        &self,
+        target: &str,
+    ) -> Result<(PendingMerge, Commit, Commit, Commit)> {
+        let p = self
+            .pending_merge(target)
+            .await?
+            .ok_or_else(|| CoreError::NoPendingMerge {
+                dataset: self.name().into(),
+                branch: target.into(),
+            })?;
         let get = |h: &str| {
-            Hash::from_hex(h).ok_or_else(|| CoreError::Corrupt { what: self.merge_path(target), reason: "bad commit id".into() })
+            Hash::from_hex(h).ok_or_else(|| CoreError::Corrupt {
+                what: self.merge_path(target),
+                reason: "bad commit id".into(),
+            })
         };
         let (b, o, t) = (get(&p.base)?, get(&p.ours)?, get(&p.theirs)?);
-        let (b, o, t) = (self.commit(&b).await?, self.commit(&o).await?, self.commit(&t).await?);
+        let (b, o, t) = (
+            self.commit(&b).await?,
+            self.commit(&o).await?,
+            self.commit(&t).await?,
+        );
         Ok((p, b, o, t))
     }
 
@@ -440,13 +553,19 @@ impl Dataset {
 
     /// Resolve pending conflicts by taking one side; `only` limits it to some
     /// (group, label) keys. Returns how many conflicts were resolved.
-    pub async fn resolve_conflicts(&self, target: &str, side: Resolution, only: Option<&BTreeSet<(Key, Key)>>) -> Result<u64> {
+    pub async fn resolve_conflicts(
+        &self,
+        target: &str,
+        side: Resolution,
+        only: Option<&BTreeSet<(Key, Key)>>,
+    ) -> Result<u64> {
         let (mut p, b, o, t) = self.pending_commits(target).await?;
         let conflicts = self.plan_merge(&b, &o, &t, &p).await?.1;
         let mut n = 0;
         for c in conflicts {
             if only.is_none_or(|set| set.contains(&(c.group.clone(), c.label.clone()))) {
-                p.resolutions.insert(label_id(&c.group, &c.label), side.clone());
+                p.resolutions
+                    .insert(label_id(&c.group, &c.label), side.clone());
                 n += 1;
             }
         }
@@ -455,11 +574,20 @@ impl Dataset {
     }
 
     /// Commit the pending merge on `target` once no conflict is left (two parents).
-    pub async fn commit_merge(&self, target: &str, message: Option<&str>, author: &str) -> Result<Commit> {
+    pub async fn commit_merge(
+        &self,
+        target: &str,
+        message: Option<&str>,
+        author: &str,
+    ) -> Result<Commit> {
         let (p, b, o, t) = self.pending_commits(target).await?;
         let (plan, conflicts, _) = self.plan_merge(&b, &o, &t, &p).await?;
         if !conflicts.is_empty() {
-            return Err(CoreError::UnresolvedConflicts { dataset: self.name().into(), branch: target.into(), count: conflicts.len() as u64 });
+            return Err(CoreError::UnresolvedConflicts {
+                dataset: self.name().into(),
+                branch: target.into(),
+                count: conflicts.len() as u64,
+            });
         }
         let msg = message.map(str::to_string).unwrap_or(p.message.clone());
         let c = self.commit_plan(target, &o, &t, plan, &msg, author).await?;
@@ -478,18 +606,39 @@ impl Dataset {
     /// `theirs_<col>` for every non-key column.
     pub fn conflicts_table(&self, conflicts: &[LabelConflict]) -> Result<RecordBatch> {
         let schema = self.schema();
-        let (gi, li) = (schema.index_of(&self.config.group_key)?, schema.index_of(&self.config.label_key)?);
-        let mut fields = vec![schema.field(gi).clone().with_nullable(false), schema.field(li).clone().with_nullable(false), Field::new("kind", DataType::Utf8, false)];
+        let (gi, li) = (
+            schema.index_of(&self.config.group_key)?,
+            schema.index_of(&self.config.label_key)?,
+        );
+        let mut fields = vec![
+            schema.field(gi).clone().with_nullable(false),
+            schema.field(li).clone().with_nullable(false),
+            Field::new("kind", DataType::Utf8, false),
+        ];
         let mut cols: Vec<ArrayRef> = Vec::new();
-        let keyrow = |c: &LabelConflict| -> Option<RecordBatch> { c.ours.clone().or(c.theirs.clone()).or(c.base.clone()) };
+        let keyrow = |c: &LabelConflict| -> Option<RecordBatch> {
+            c.ours.clone().or(c.theirs.clone()).or(c.base.clone())
+        };
         let rows: Vec<RecordBatch> = conflicts.iter().filter_map(keyrow).collect();
         let empty = RecordBatch::new_empty(schema.clone());
-        let all = if rows.is_empty() { empty.clone() } else { arrow::compute::concat_batches(&schema, &rows)? };
+        let all = if rows.is_empty() {
+            empty.clone()
+        } else {
+            arrow::compute::concat_batches(&schema, &rows)?
+        };
         cols.push(all.column(gi).clone());
         cols.push(all.column(li).clone());
-        cols.push(std::sync::Arc::new(StringArray::from(conflicts.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>())));
+        cols.push(std::sync::Arc::new(StringArray::from(
+            conflicts
+                .iter()
+                .map(|c| c.kind.as_str())
+                .collect::<Vec<_>>(),
+        )));
         for (side, get) in [
-            ("base", (|c: &LabelConflict| c.base.clone()) as fn(&LabelConflict) -> Option<RecordBatch>),
+            (
+                "base",
+                (|c: &LabelConflict| c.base.clone()) as fn(&LabelConflict) -> Option<RecordBatch>,
+            ),
             ("ours", |c: &LabelConflict| c.ours.clone()),
             ("theirs", |c: &LabelConflict| c.theirs.clone()),
         ] {
@@ -504,16 +653,24 @@ impl Dataset {
                         None => arrow::array::new_null_array(f.data_type(), 1),
                     })
                     .collect();
-                let refs: Vec<&dyn arrow::array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+                let refs: Vec<&dyn arrow::array::Array> =
+                    parts.iter().map(|a| a.as_ref()).collect();
                 let col = if refs.is_empty() {
                     arrow::array::new_empty_array(f.data_type())
                 } else {
                     arrow::compute::concat(&refs)?
                 };
-                fields.push(Field::new(format!("{side}_{}", f.name()), f.data_type().clone(), true));
+                fields.push(Field::new(
+                    format!("{side}_{}", f.name()),
+                    f.data_type().clone(),
+                    true,
+                ));
                 cols.push(col);
             }
         }
-        Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), cols)?)
+        Ok(RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(fields)),
+            cols,
+        )?)
     }
 }

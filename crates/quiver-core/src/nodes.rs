@@ -41,11 +41,14 @@ impl NodeCache {
     }
 }
 
+/// A node written by an operation and not yet flushed: decoded form and bytes.
+type PendingNode = (Arc<Node>, Vec<u8>);
+
 /// A node store for one operation: reads through the cache, buffers writes.
 pub struct TxnNodes {
     store: Store,
     cache: Arc<NodeCache>,
-    pending: Mutex<HashMap<Hash, (Arc<Node>, Vec<u8>)>>,
+    pending: Mutex<HashMap<Hash, PendingNode>>,
     handle: Handle,
 }
 
@@ -111,7 +114,9 @@ impl TxnNodes {
                 hs.iter()
                     .filter_map(|h| nodes.get(h))
                     .flat_map(|n| match n.as_ref() {
-                        Node::Internal { children, .. } => children.iter().map(|c| c.hash).collect(),
+                        Node::Internal { children, .. } => {
+                            children.iter().map(|c| c.hash).collect()
+                        }
                         Node::Leaf { .. } => Vec::new(),
                     })
                     .collect()
@@ -125,7 +130,11 @@ impl TxnNodes {
 
     /// Fetch (concurrently, level by level) every node on the paths from `root` to the
     /// leaves whose key range holds one of `keys`.
-    pub async fn prefetch_keys(&self, root: Hash, keys: &std::collections::BTreeSet<Vec<u8>>) -> Result<()> {
+    pub async fn prefetch_keys(
+        &self,
+        root: Hash,
+        keys: &std::collections::BTreeSet<Vec<u8>>,
+    ) -> Result<()> {
         let mut frontier = vec![root];
         while !frontier.is_empty() {
             let nodes = self.fetch_many(&frontier).await?;
@@ -133,7 +142,11 @@ impl TxnNodes {
             for h in &frontier {
                 if let Some(Node::Internal { children, .. }) = nodes.get(h).map(|n| n.as_ref()) {
                     for c in children {
-                        if keys.range(c.first_key.clone()..).next().is_some_and(|k| *k <= c.last_key) {
+                        if keys
+                            .range(c.first_key.clone()..)
+                            .next()
+                            .is_some_and(|k| *k <= c.last_key)
+                        {
                             next.push(c.hash);
                         }
                     }

@@ -142,7 +142,7 @@ fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
         what: name.to_string(),
         reason: r.to_string(),
     };
-    if b.len() < 40 || &b[..8] != IDX_MAGIC || (b.len() - 40) % 48 != 0 {
+    if b.len() < 40 || &b[..8] != IDX_MAGIC || !(b.len() - 40).is_multiple_of(48) {
         return Err(bad("not a pack index"));
     }
     let mut pack = [0u8; 32];
@@ -180,7 +180,7 @@ pub async fn write_pack(
 ) -> Result<(Hash, u64)> {
     let schema = schema.clone();
     let (bytes, entries) =
-        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<(Hash, u64, u64)>)> {
+        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<IdxEntry>)> {
             let mut buf = Vec::new();
             let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
             let mut entries = Vec::with_capacity(leaves.len());
@@ -217,6 +217,9 @@ pub async fn write_pack(
         .await?;
     Ok((pack, total + idx_len))
 }
+
+/// (leaf, first row, row count) of one leaf in a pack being written.
+type IdxEntry = (Hash, u64, u64);
 
 /// Cache of Parquet footers (with page index) by pack hash, shared across queries.
 #[derive(Default)]

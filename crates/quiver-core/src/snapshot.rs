@@ -177,7 +177,10 @@ impl Snapshot {
             return Ok(out);
         }
         let wanted: Arc<BTreeSet<Key>> = Arc::new(keys.clone());
-        self.ds.nodes().prefetch_keys(self.commit.root, keys).await?;
+        self.ds
+            .nodes()
+            .prefetch_keys(self.commit.root, keys)
+            .await?;
         let w = wanted.clone();
         let leaves = self
             .leaves(Box::new(move |c| {

@@ -37,6 +37,9 @@ struct GroupState {
     current: Option<GroupRows>,
 }
 
+/// A run of rows of one group in a sorted batch: (group key, offset, length).
+type Run = (Key, usize, usize);
+
 /// How rows given to a write combine with existing labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -163,7 +166,7 @@ impl WriteTxn {
         batch: &RecordBatch,
         gi: usize,
         li: Option<usize>,
-    ) -> Result<(RecordBatch, Vec<(Key, usize, usize)>)> {
+    ) -> Result<(RecordBatch, Vec<Run>)> {
         let mut sort = vec![SortColumn {
             values: batch.column(gi).clone(),
             options: None,
@@ -241,10 +244,9 @@ impl WriteTxn {
                     .collect();
                 GroupHasher::new(cols).hash(0, b.num_rows())
             });
-            let current = match &base {
-                Some(b) => Some(self.group_rows(b.clone(), 0, b.num_rows())),
-                None => None,
-            };
+            let current = base
+                .as_ref()
+                .map(|b| self.group_rows(b.clone(), 0, b.num_rows()));
             self.groups.insert(
                 k,
                 GroupState {
@@ -450,14 +452,21 @@ impl WriteTxn {
     /// Replace whole groups: each key gets exactly the given rows (sorted or not), or is
     /// deleted with `None`. Used by merges and conflict resolution.
     pub async fn replace_groups(&mut self, groups: Vec<(Key, Option<RecordBatch>)>) -> Result<()> {
-        self.load_base(groups.iter().map(|g| g.0.clone()).collect()).await?;
+        self.load_base(groups.iter().map(|g| g.0.clone()).collect())
+            .await?;
         let (_, li) = self.key_indices()?;
         let mut updates = Vec::with_capacity(groups.len());
         for (k, rows) in groups {
             let new = match rows {
                 Some(b) if b.num_rows() > 0 => {
                     let b = self.conform(&b)?;
-                    let idx = lexsort_to_indices(&[SortColumn { values: b.column(li).clone(), options: None }], None)?;
+                    let idx = lexsort_to_indices(
+                        &[SortColumn {
+                            values: b.column(li).clone(),
+                            options: None,
+                        }],
+                        None,
+                    )?;
                     let sorted = take_record_batch(&b, &idx)?;
                     Some(self.group_rows(sorted.clone(), 0, sorted.num_rows()))
                 }

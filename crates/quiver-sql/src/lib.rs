@@ -6,9 +6,15 @@
 //!   tables (`quiver.datasets`, `quiver.commits`, `quiver.branches`, `quiver.tags`), the
 //!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
 
+pub mod context;
+pub mod diff;
 pub mod error;
+pub mod names;
+pub mod parser;
 pub mod provider;
 pub mod pruning;
+pub mod system;
 
+pub use context::QuiverContext;
 pub use error::{Result, SqlError};
 pub use provider::{QuiverTableProvider, ScanStats};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, Statistics};
@@ -25,10 +25,11 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
-use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use object_store::ObjectStoreExt;
 use quiver_core::{Hash, PackScan, Snapshot};
 
 use crate::error::df_err;
@@ -53,9 +54,9 @@ pub struct ScanStats {
 
 /// Size and row count of a pack object (immutable, so cached forever).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PackInfo {
-    size: u64,
-    rows: u64,
+pub struct PackInfo {
+    pub size: u64,
+    pub rows: u64,
 }
 
 /// Cache of [`PackInfo`] shared by the providers of one context.
@@ -74,15 +75,19 @@ pub struct QuiverTableProvider {
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
     /// (see [`register_store`]).
-    pub fn new(snapshot: Snapshot, url: ObjectStoreUrl, packs: PackInfoCache) -> Self {
+    pub fn new(
+        snapshot: Snapshot,
+        url: ObjectStoreUrl,
+        packs: PackInfoCache,
+    ) -> crate::Result<Self> {
         let schema = snapshot.schema();
-        QuiverTableProvider {
+        Ok(QuiverTableProvider {
             snapshot,
             schema,
             url,
             packs,
             last: Arc::default(),
-        }
+        })
     }
 
     /// The snapshot this table reads.
@@ -95,9 +100,10 @@ impl QuiverTableProvider {
         self.last.lock().ok().and_then(|l| l.clone())
     }
 
-    /// Shared handle to the last-scan statistics (for a context to keep after planning).
-    pub fn last_scan_handle(&self) -> Arc<Mutex<Option<ScanStats>>> {
-        self.last.clone()
+    /// Report scan statistics into `sink` (shared with a context) instead of a private slot.
+    pub fn with_stats_sink(mut self, sink: Arc<Mutex<Option<ScanStats>>>) -> Self {
+        self.last = sink;
+        self
     }
 
     async fn pack_info(&self, scan: &PackScan) -> DfResult<PackInfo> {
@@ -189,16 +195,19 @@ impl TableProvider for QuiverTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+        let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = match conjunction(filters.iter().cloned()) {
             Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
             None => None,
         };
         let pruning = predicate
             .as_ref()
-            .and_then(|p| PruningPredicate::try_new(p.clone(), self.schema.clone()).ok())
-            .filter(|p| !p.always_true())
-            .map(Arc::new);
+            .and_then(|p| {
+                PruningPredicateBuilder::new()
+                    .with_file_schema(self.schema.clone())
+                    .build(p.clone())
+            })
+            .filter(|p| !p.always_true());
         let cfg = self.snapshot.dataset().config();
         let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
         let counters = Arc::new(PruneCounters::default());
@@ -244,7 +253,7 @@ impl TableProvider for QuiverTableProvider {
                 )));
             files.push((p.rows, file));
         }
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|f| std::cmp::Reverse(f.0));
         for (rows, f) in files {
             if let Some(g) = groups.iter_mut().min_by_key(|g| g.0) {
                 g.0 += rows;

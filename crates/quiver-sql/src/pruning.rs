@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{
+use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::physical_optimizer::pruning::PruningPredicate;
@@ -72,7 +72,9 @@ fn stat_array(v: &Option<StatValue>, dt: &DataType) -> ArrayRef {
     };
     match raw {
         Some(a) if a.data_type() == dt => a,
-        Some(a) => arrow::compute::cast(&a, dt).unwrap_or_else(|_| new_null_array(dt, 1)),
+        Some(a) => {
+            datafusion::arrow::compute::cast(&a, dt).unwrap_or_else(|_| new_null_array(dt, 1))
+        }
         None => new_null_array(dt, 1),
     }
 }

@@ -304,7 +304,10 @@ async fn same_content_same_root_whatever_history() {
     ds.create_branch("b", &VersionSpec::main()).await.unwrap();
     // main: one bulk write
     let all = synthetic(300, 3, 0.0);
-    let a = ds.append("main", &[all.clone()], "bulk").await.unwrap();
+    let a = ds
+        .append("main", std::slice::from_ref(&all), "bulk")
+        .await
+        .unwrap();
     // b: three writes in another order, with an edit that is later reverted
     ds.append("b", &[all.slice(600, 300)], "last third")
         .await

@@ -6,4 +6,5 @@ mod common;
 mod concurrency;
 mod cow;
 mod crash;
+mod import;
 mod merge;

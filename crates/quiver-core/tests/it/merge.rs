@@ -19,13 +19,22 @@ async fn content(ds: &quiver_core::Dataset, branch: &str) -> Table {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
 
 /// Random edits on a branch: inserts, updates and deletes of labels and whole groups.
-async fn random_edits(ds: &quiver_core::Dataset, branch: &str, rng: &mut Rng, groups: u64, tag: &str) {
+async fn random_edits(
+    ds: &quiver_core::Dataset,
+    branch: &str,
+    rng: &mut Rng,
+    groups: u64,
+    tag: &str,
+) {
     let mut txn = ds.begin(branch).await.unwrap();
     let mut ups: BTreeMap<(String, i64), (String, f64)> = BTreeMap::new();
     for _ in 0..(3 + rng.next() % 12) {
@@ -37,8 +46,16 @@ async fn random_edits(ds: &quiver_core::Dataset, branch: &str, rng: &mut Rng, gr
                 ups.remove(&(g.clone(), l));
                 let keys = arrow::array::RecordBatch::try_new(
                     std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
-                        arrow::datatypes::Field::new("sample_id", arrow::datatypes::DataType::Utf8, false),
-                        arrow::datatypes::Field::new("label_id", arrow::datatypes::DataType::Int64, false),
+                        arrow::datatypes::Field::new(
+                            "sample_id",
+                            arrow::datatypes::DataType::Utf8,
+                            false,
+                        ),
+                        arrow::datatypes::Field::new(
+                            "label_id",
+                            arrow::datatypes::DataType::Int64,
+                            false,
+                        ),
                     ])),
                     vec![
                         std::sync::Arc::new(arrow::array::StringArray::from(vec![g.clone()])),
@@ -54,14 +71,20 @@ async fn random_edits(ds: &quiver_core::Dataset, branch: &str, rng: &mut Rng, gr
                 ups.insert((g.clone(), l), (class, (rng.next() % 3) as f64));
             }
         }
-        if !ups.is_empty() && rng.next() % 3 == 0 {
-            let rows: Vec<(&str, i64, &str, f64)> = ups.iter().map(|((g, l), (c, s))| (g.as_str(), *l, c.as_str(), *s)).collect();
+        if !ups.is_empty() && rng.next().is_multiple_of(3) {
+            let rows: Vec<(&str, i64, &str, f64)> = ups
+                .iter()
+                .map(|((g, l), (c, s))| (g.as_str(), *l, c.as_str(), *s))
+                .collect();
             txn.upsert(&batch(&rows)).await.unwrap();
             ups.clear();
         }
     }
     if !ups.is_empty() {
-        let rows: Vec<(&str, i64, &str, f64)> = ups.iter().map(|((g, l), (c, s))| (g.as_str(), *l, c.as_str(), *s)).collect();
+        let rows: Vec<(&str, i64, &str, f64)> = ups
+            .iter()
+            .map(|((g, l), (c, s))| (g.as_str(), *l, c.as_str(), *s))
+            .collect();
         txn.upsert(&batch(&rows)).await.unwrap();
     }
     txn.commit(&format!("edits on {branch}")).await.unwrap();
@@ -69,7 +92,11 @@ async fn random_edits(ds: &quiver_core::Dataset, branch: &str, rng: &mut Rng, gr
 
 /// Naive label-level three-way merge over full tables: (merged-with-ours-on-conflict, conflicts).
 fn naive(base: &Table, ours: &Table, theirs: &Table) -> (Table, BTreeSet<(String, i64)>) {
-    let keys: BTreeSet<&(String, i64)> = base.keys().chain(ours.keys()).chain(theirs.keys()).collect();
+    let keys: BTreeSet<&(String, i64)> = base
+        .keys()
+        .chain(ours.keys())
+        .chain(theirs.keys())
+        .collect();
     let mut out = Table::new();
     let mut conflicts = BTreeSet::new();
     for k in keys {
@@ -91,7 +118,10 @@ fn naive(base: &Table, ours: &Table, theirs: &Table) -> (Table, BTreeSet<(String
 
 async fn merge_case(seed: u64) {
     let cat = Catalog::open("memory://").await.unwrap();
-    let opts = DatasetOptions { leaf_target: 4, ..Default::default() };
+    let opts = DatasetOptions {
+        leaf_target: 4,
+        ..Default::default()
+    };
     let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
     let mut rng = Rng(seed);
     let groups = 20 + rng.next() % 40;
@@ -101,9 +131,14 @@ async fn merge_case(seed: u64) {
             init.push((format!("g{g:03}"), l, "base".to_string(), 0.0));
         }
     }
-    let r: Vec<(&str, i64, &str, f64)> = init.iter().map(|x| (x.0.as_str(), x.1, x.2.as_str(), x.3)).collect();
+    let r: Vec<(&str, i64, &str, f64)> = init
+        .iter()
+        .map(|x| (x.0.as_str(), x.1, x.2.as_str(), x.3))
+        .collect();
     ds.append("main", &[batch(&r)], "base").await.unwrap();
-    ds.create_branch("theirs", &VersionSpec::main()).await.unwrap();
+    ds.create_branch("theirs", &VersionSpec::main())
+        .await
+        .unwrap();
     let base = content(&ds, "main").await;
     random_edits(&ds, "main", &mut rng, groups + 3, "ours").await;
     random_edits(&ds, "theirs", &mut rng, groups + 3, "theirs").await;
@@ -111,9 +146,20 @@ async fn merge_case(seed: u64) {
     let (expected, expected_conflicts) = naive(&base, &ours, &theirs);
     let head_before = ds.branch_head("main").await.unwrap().commit.id;
 
-    let report = ds.merge(&VersionSpec::Branch("theirs".into()), "main", None, "tester").await.unwrap();
+    let report = ds
+        .merge(
+            &VersionSpec::Branch("theirs".into()),
+            "main",
+            None,
+            "tester",
+        )
+        .await
+        .unwrap();
     if expected_conflicts.is_empty() {
-        assert!(matches!(report.kind, MergeKind::Merged | MergeKind::UpToDate), "seed {seed}: {report:?}");
+        assert!(
+            matches!(report.kind, MergeKind::Merged | MergeKind::UpToDate),
+            "seed {seed}: {report:?}"
+        );
         assert_eq!(content(&ds, "main").await, expected, "seed {seed}");
         if report.kind == MergeKind::Merged {
             let c = report.commit.unwrap();
@@ -121,17 +167,28 @@ async fn merge_case(seed: u64) {
         }
     } else {
         assert_eq!(report.kind, MergeKind::Conflicts, "seed {seed}");
-        assert_eq!(ds.branch_head("main").await.unwrap().commit.id, head_before, "no commit on conflicts");
+        assert_eq!(
+            ds.branch_head("main").await.unwrap().commit.id,
+            head_before,
+            "no commit on conflicts"
+        );
         let got: BTreeSet<(String, i64)> = ds
             .conflicts("main")
             .await
             .unwrap()
             .iter()
-            .map(|c| (String::from_utf8(c.group.clone()).unwrap(), i64::from_be_bytes(c.label.clone().try_into().unwrap()) ^ i64::MIN))
+            .map(|c| {
+                (
+                    String::from_utf8(c.group.clone()).unwrap(),
+                    i64::from_be_bytes(c.label.clone().try_into().unwrap()) ^ i64::MIN,
+                )
+            })
             .collect();
         assert_eq!(got, expected_conflicts, "seed {seed}");
         // resolve with ours: content = naive merge taking ours on conflicts
-        ds.resolve_conflicts("main", Resolution::Ours, None).await.unwrap();
+        ds.resolve_conflicts("main", Resolution::Ours, None)
+            .await
+            .unwrap();
         let c = ds.commit_merge("main", None, "tester").await.unwrap();
         assert_eq!(c.parents.len(), 2);
         assert_eq!(content(&ds, "main").await, expected, "seed {seed}");
@@ -150,22 +207,61 @@ proptest! {
 #[tokio::test]
 async fn fast_forward_up_to_date_and_label_level_merge() {
     let (_, ds) = new_dataset("memory://").await;
-    ds.append("main", &[batch(&[("img1", 1, "car", 0.1), ("img1", 2, "dog", 0.2), ("img2", 1, "cat", 0.3)])], "base")
+    ds.append(
+        "main",
+        &[batch(&[
+            ("img1", 1, "car", 0.1),
+            ("img1", 2, "dog", 0.2),
+            ("img2", 1, "cat", 0.3),
+        ])],
+        "base",
+    )
+    .await
+    .unwrap();
+    ds.create_branch("relabel", &VersionSpec::main())
         .await
         .unwrap();
-    ds.create_branch("relabel", &VersionSpec::main()).await.unwrap();
-    let c = ds.upsert("relabel", &[batch(&[("img1", 1, "truck", 0.9)])], "relabel car").await.unwrap();
+    let c = ds
+        .upsert(
+            "relabel",
+            &[batch(&[("img1", 1, "truck", 0.9)])],
+            "relabel car",
+        )
+        .await
+        .unwrap();
     // main is an ancestor: fast-forward, no new commit
-    let r = ds.merge(&VersionSpec::Branch("relabel".into()), "main", None, "t").await.unwrap();
+    let r = ds
+        .merge(&VersionSpec::Branch("relabel".into()), "main", None, "t")
+        .await
+        .unwrap();
     assert_eq!(r.kind, MergeKind::FastForward);
     assert_eq!(ds.branch_head("main").await.unwrap().commit.id, c.id);
-    let r = ds.merge(&VersionSpec::Branch("relabel".into()), "main", None, "t").await.unwrap();
+    let r = ds
+        .merge(&VersionSpec::Branch("relabel".into()), "main", None, "t")
+        .await
+        .unwrap();
     assert_eq!(r.kind, MergeKind::UpToDate);
 
     // two curators edit different labels of the same image: no conflict
-    ds.upsert("relabel", &[batch(&[("img1", 2, "wolf", 0.5)])], "curator A").await.unwrap();
-    ds.upsert("main", &[batch(&[("img1", 1, "bus", 0.7)])], "curator B").await.unwrap();
-    let r = ds.merge(&VersionSpec::Branch("relabel".into()), "main", Some("merge curators"), "t").await.unwrap();
+    ds.upsert(
+        "relabel",
+        &[batch(&[("img1", 2, "wolf", 0.5)])],
+        "curator A",
+    )
+    .await
+    .unwrap();
+    ds.upsert("main", &[batch(&[("img1", 1, "bus", 0.7)])], "curator B")
+        .await
+        .unwrap();
+    let r = ds
+        .merge(
+            &VersionSpec::Branch("relabel".into()),
+            "main",
+            Some("merge curators"),
+            "t",
+        )
+        .await
+        .unwrap();
     assert_eq!(r.kind, MergeKind::Merged);
     assert_eq!(r.groups_label_merged, 1);
     let t = content(&ds, "main").await;
@@ -177,51 +273,113 @@ async fn fast_forward_up_to_date_and_label_level_merge() {
 #[tokio::test]
 async fn conflicts_are_surfaced_resolved_and_aborted() {
     let (_, ds) = new_dataset("memory://").await;
-    ds.append("main", &[batch(&[("img1", 1, "car", 0.1), ("img2", 1, "cat", 0.3)])], "base").await.unwrap();
+    ds.append(
+        "main",
+        &[batch(&[("img1", 1, "car", 0.1), ("img2", 1, "cat", 0.3)])],
+        "base",
+    )
+    .await
+    .unwrap();
     ds.create_tag("v1", &VersionSpec::main()).await.unwrap();
     ds.create_branch("b", &VersionSpec::main()).await.unwrap();
-    ds.upsert("b", &[batch(&[("img1", 1, "truck", 0.9), ("img2", 1, "lion", 0.3)])], "b").await.unwrap();
-    ds.upsert("main", &[batch(&[("img1", 1, "bus", 0.7), ("img2", 1, "tiger", 0.3)])], "main").await.unwrap();
+    ds.upsert(
+        "b",
+        &[batch(&[
+            ("img1", 1, "truck", 0.9),
+            ("img2", 1, "lion", 0.3),
+        ])],
+        "b",
+    )
+    .await
+    .unwrap();
+    ds.upsert(
+        "main",
+        &[batch(&[("img1", 1, "bus", 0.7), ("img2", 1, "tiger", 0.3)])],
+        "main",
+    )
+    .await
+    .unwrap();
     let head = ds.branch_head("main").await.unwrap().commit.id;
-    let r = ds.merge(&VersionSpec::Branch("b".into()), "main", None, "t").await.unwrap();
+    let r = ds
+        .merge(&VersionSpec::Branch("b".into()), "main", None, "t")
+        .await
+        .unwrap();
     assert_eq!((r.kind, r.conflicts), (MergeKind::Conflicts, 2));
     assert_eq!(ds.branch_head("main").await.unwrap().commit.id, head);
     // the conflict table has base/ours/theirs columns
-    let table = ds.conflicts_table(&ds.conflicts("main").await.unwrap()).unwrap();
+    let table = ds
+        .conflicts_table(&ds.conflicts("main").await.unwrap())
+        .unwrap();
     assert_eq!(table.num_rows(), 2);
     assert!(table.schema().field_with_name("theirs_class").is_ok());
     assert!(table.schema().field_with_name("base_score").is_ok());
     // a second merge while one is pending is refused
-    let e = ds.merge(&VersionSpec::Branch("b".into()), "main", None, "t").await.unwrap_err();
+    let e = ds
+        .merge(&VersionSpec::Branch("b".into()), "main", None, "t")
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::MergePending { .. }), "{e}");
     // committing with conflicts left is refused
     let e = ds.commit_merge("main", None, "t").await.unwrap_err();
-    assert!(matches!(e, CoreError::UnresolvedConflicts { count: 2, .. }), "{e}");
+    assert!(
+        matches!(e, CoreError::UnresolvedConflicts { count: 2, .. }),
+        "{e}"
+    );
     // resolve one with theirs, the other with ours
-    let only: BTreeSet<(Vec<u8>, Vec<u8>)> = [(b"img1".to_vec(), ((1i64 as u64) ^ (1u64 << 63)).to_be_bytes().to_vec())].into();
-    assert_eq!(ds.resolve_conflicts("main", Resolution::Theirs, Some(&only)).await.unwrap(), 1);
+    let only: BTreeSet<(Vec<u8>, Vec<u8>)> = [(
+        b"img1".to_vec(),
+        ((1i64 as u64) ^ (1u64 << 63)).to_be_bytes().to_vec(),
+    )]
+    .into();
+    assert_eq!(
+        ds.resolve_conflicts("main", Resolution::Theirs, Some(&only))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(ds.conflicts("main").await.unwrap().len(), 1);
-    ds.resolve_conflicts("main", Resolution::Ours, None).await.unwrap();
-    let c = ds.commit_merge("main", Some("resolved"), "t").await.unwrap();
+    ds.resolve_conflicts("main", Resolution::Ours, None)
+        .await
+        .unwrap();
+    let c = ds
+        .commit_merge("main", Some("resolved"), "t")
+        .await
+        .unwrap();
     assert_eq!(c.parents.len(), 2);
     let t = content(&ds, "main").await;
     assert_eq!(t[&("img1".to_string(), 1)].0.as_deref(), Some("truck"));
     assert_eq!(t[&("img2".to_string(), 1)].0.as_deref(), Some("tiger"));
-    assert!(matches!(ds.abort_merge("main").await.unwrap_err(), CoreError::NoPendingMerge { .. }));
+    assert!(matches!(
+        ds.abort_merge("main").await.unwrap_err(),
+        CoreError::NoPendingMerge { .. }
+    ));
 
     // abort drops a pending merge and leaves the branch as it was
-    ds.create_branch("c", &VersionSpec::Tag("v1".into())).await.unwrap();
-    ds.upsert("c", &[batch(&[("img2", 1, "puma", 0.3)])], "c").await.unwrap();
+    ds.create_branch("c", &VersionSpec::Tag("v1".into()))
+        .await
+        .unwrap();
+    ds.upsert("c", &[batch(&[("img2", 1, "puma", 0.3)])], "c")
+        .await
+        .unwrap();
     let head = ds.branch_head("main").await.unwrap().commit.id;
-    let r = ds.merge(&VersionSpec::Branch("c".into()), "main", None, "t").await.unwrap();
+    let r = ds
+        .merge(&VersionSpec::Branch("c".into()), "main", None, "t")
+        .await
+        .unwrap();
     assert_eq!(r.kind, MergeKind::Conflicts);
     ds.abort_merge("main").await.unwrap();
     assert!(ds.pending_merge("main").await.unwrap().is_none());
     assert_eq!(ds.branch_head("main").await.unwrap().commit.id, head);
 
     // merging a tag into a branch: v1 is an ancestor of main, so up to date
-    let r = ds.merge(&VersionSpec::Tag("v1".into()), "main", None, "t").await.unwrap();
+    let r = ds
+        .merge(&VersionSpec::Tag("v1".into()), "main", None, "t")
+        .await
+        .unwrap();
     assert_eq!(r.kind, MergeKind::UpToDate);
-    let e = ds.merge(&VersionSpec::Tag("nope".into()), "main", None, "t").await.unwrap_err();
+    let e = ds
+        .merge(&VersionSpec::Tag("nope".into()), "main", None, "t")
+        .await
+        .unwrap_err();
     assert!(matches!(e, CoreError::TagNotFound { .. }));
 }

@@ -152,8 +152,19 @@ fn known_layout_of_a_small_leaf() {
 #[test]
 fn equal_min_max_is_written_once_and_required_canonical() {
     use quiver_tree::{ColumnStats, GroupEntry, Hash, Node, StatValue};
-    let st = ColumnStats { min: Some(StatValue::Bytes(b"approved".to_vec())), max: Some(StatValue::Bytes(b"approved".to_vec())), null_count: 0 };
-    let leaf = Node::Leaf { entries: vec![GroupEntry { key: b"k".to_vec(), hash: Hash::of(b"k"), rows: 1, stats: vec![st.clone()] }] };
+    let st = ColumnStats {
+        min: Some(StatValue::Bytes(b"approved".to_vec())),
+        max: Some(StatValue::Bytes(b"approved".to_vec())),
+        null_count: 0,
+    };
+    let leaf = Node::Leaf {
+        entries: vec![GroupEntry {
+            key: b"k".to_vec(),
+            hash: Hash::of(b"k"),
+            rows: 1,
+            stats: vec![st.clone()],
+        }],
+    };
     let bytes = leaf.encode();
     // the value appears once, followed by the 0x05 "same as min" tag
     assert_eq!(bytes.windows(8).filter(|w| w == b"approved").count(), 1);

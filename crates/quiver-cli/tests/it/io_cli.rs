@@ -1,0 +1,104 @@
+//! `quiver import` / `export` / `assets` end to end through the binary.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn quiver(catalog: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--catalog")
+        .arg(catalog)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn import_export_reimport_and_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("a.png"), b"image a").unwrap();
+    std::fs::write(images.join("b.png"), b"image b").unwrap();
+    let ann = dir.path().join("ann.json");
+    std::fs::write(
+        &ann,
+        r#"{"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8},
+                       {"id": 2, "file_name": "b.png", "width": 8, "height": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0},
+                            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = quiver(
+        &cat,
+        &[
+            "import",
+            "coco",
+            ann.to_str().unwrap(),
+            "--dataset",
+            "d",
+            "--images",
+            images.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 2 labels in 2 samples"), "{out}");
+    assert!(out.contains("stored 2 images"), "{out}");
+    // export COCO and Parquet, re-import: nothing changes
+    let exp = dir.path().join("exp.json");
+    let (ok, out, err) = quiver(
+        &cat,
+        &[
+            "export",
+            "coco",
+            "--dataset",
+            "d",
+            "--ref",
+            "main",
+            exp.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && out.contains("exported 2 labels"), "{out}{err}");
+    let (ok, out, err) = quiver(
+        &cat,
+        &[
+            "import",
+            "coco",
+            exp.to_str().unwrap(),
+            "-d",
+            "d",
+            "--images",
+            images.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && out.contains("nothing to commit"), "{out}{err}");
+    let pq = dir.path().join("exp.parquet");
+    let (ok, _, err) = quiver(
+        &cat,
+        &["export", "parquet", "-d", "d", pq.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(
+        &cat,
+        &["import", "parquet", pq.to_str().unwrap(), "-d", "p"],
+    );
+    assert!(ok && out.contains("imported 2 labels"), "{out}{err}");
+    // gc keeps referenced assets
+    let (ok, out, err) = quiver(&cat, &["assets", "gc", "--dry-run"]);
+    assert!(ok && out.contains("2 assets, 2 referenced"), "{out}{err}");
+    // bad input: clear error, non-zero exit
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"images": [], "annotations": [{"id": 1, "image_id": 9, "category_id": 1}], "categories": []}"#).unwrap();
+    let (ok, _, err) = quiver(&cat, &["import", "coco", bad.to_str().unwrap(), "-d", "e"]);
+    assert!(
+        !ok && err.contains("bad.json") && err.contains("image_id 9"),
+        "{err}"
+    );
+}

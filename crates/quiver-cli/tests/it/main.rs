@@ -1,0 +1,3 @@
+//! Integration tests of the quiver CLI (one binary).
+
+mod io_cli;

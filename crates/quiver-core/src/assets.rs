@@ -1,0 +1,542 @@
+//! The asset store: images, masks and other large blobs, content-addressed by blake3 and
+//! stored once in the catalog (`objects/asset/<hex[0..2]>/<hex>`), however many datasets,
+//! branches and versions reference them. Labels reference assets by hash (a column named
+//! `image_hash`, or the columns listed in the dataset metadata key `asset_columns`).
+//!
+//! Puts and gets stream: a large file is hashed while it is uploaded in bounded memory
+//! (multipart upload to a temporary object, then renamed to its address if absent), and
+//! a streamed get verifies the hash at the end. Assets no reachable version references are
+//! reclaimed only by an explicit [`AssetStore::gc`].
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::DataType;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, WriteMultipart};
+use quiver_store::Store;
+use quiver_tree::Hash;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::catalog::Catalog;
+use crate::error::{CoreError, Result};
+use crate::model::Commit;
+
+/// Object kind of assets.
+pub const ASSET_KIND: &str = "asset";
+/// Column that holds asset hashes by convention.
+pub const IMAGE_HASH_COLUMN: &str = "image_hash";
+/// Dataset metadata key listing further asset columns (a JSON array of column names).
+pub const ASSET_COLUMNS_KEY: &str = "asset_columns";
+
+/// Files up to this size are read whole and put in one request; larger ones stream.
+const SMALL_ASSET: u64 = 8 * 1024 * 1024;
+/// Part size of streamed uploads.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Read buffer of streamed uploads.
+const READ_CHUNK: usize = 1024 * 1024;
+/// Where streamed uploads are staged before they get their address.
+const STAGING: &str = "tmp/assets/";
+
+/// A stream of verified asset bytes (the last item is an error on hash mismatch).
+pub type AssetStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// The catalog's asset store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AssetStore {
+    catalog: Catalog,
+}
+
+/// Options of [`AssetStore::gc_with`].
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Only report what would be deleted.
+    pub dry_run: bool,
+    /// Keep unreferenced assets younger than this (an import running concurrently may
+    /// have put them and not yet committed the labels that reference them).
+    pub grace: Duration,
+}
+
+/// What a gc found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Assets in the store.
+    pub assets: u64,
+    /// Assets referenced by some reachable version.
+    pub referenced: u64,
+    /// Unreferenced assets deleted (or, in a dry run, that would be deleted).
+    pub deleted: u64,
+    pub deleted_bytes: u64,
+    /// Unreferenced assets kept because they are younger than the grace period.
+    pub kept_young: u64,
+    /// Hashes of the deleted assets.
+    pub deleted_hashes: Vec<Hash>,
+    /// Versions (commits) whose labels were examined.
+    pub versions_scanned: u64,
+}
+
+impl Catalog {
+    /// The asset store of this catalog.
+    pub fn assets(&self) -> AssetStore {
+        AssetStore {
+            catalog: self.clone(),
+        }
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> CoreError {
+    CoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl AssetStore {
+    fn store(&self) -> &Store {
+        self.catalog.store()
+    }
+
+    /// Path of an asset relative to the catalog root.
+    pub fn path_of(hash: &Hash) -> String {
+        Store::object_path(ASSET_KIND, hash)
+    }
+
+    /// Put bytes; returns their hash. Idempotent.
+    pub async fn put_bytes(&self, bytes: Bytes) -> Result<Hash> {
+        Ok(self.store().put_object(ASSET_KIND, bytes).await?)
+    }
+
+    /// Put the content of a file, streaming large files in bounded memory.
+    pub async fn put_file(&self, path: &Path) -> Result<Hash> {
+        let meta = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| io_err(path, e))?;
+        if !meta.is_file() {
+            return Err(io_err(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        if meta.len() <= SMALL_ASSET {
+            let bytes = tokio::fs::read(path).await.map_err(|e| io_err(path, e))?;
+            return self.put_bytes(Bytes::from(bytes)).await;
+        }
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| io_err(path, e))?;
+        self.put_reader(file, &path.display().to_string()).await
+    }
+
+    /// Put everything a reader yields, hashing while uploading (bounded memory: one read
+    /// buffer plus a few upload parts). `what` names the source in errors.
+    pub async fn put_reader<R: AsyncRead + Unpin>(
+        &self,
+        mut reader: R,
+        what: &str,
+    ) -> Result<Hash> {
+        let os = self.store().object_store();
+        let nonce = format!(
+            "{}-{}",
+            std::process::id(),
+            Hash::of(format!("{what}{:?}", std::time::SystemTime::now()).as_bytes()).to_hex()
+        );
+        let staging = self.store().full_path(&format!("{STAGING}{nonce}"));
+        let upload = os.put_multipart(&staging).await.map_err(store_err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(CoreError::Io {
+                        path: what.to_string(),
+                        source: e,
+                    });
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if let Err(e) = writer.wait_for_capacity(4).await {
+                let _ = writer.abort().await;
+                return Err(store_err(e));
+            }
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(store_err)?;
+        let hash = Hash(*hasher.finalize().as_bytes());
+        let target = self.store().full_path(&Self::path_of(&hash));
+        let placed = if self.store().has_object(ASSET_KIND, &hash).await? {
+            Ok(())
+        } else {
+            match os.rename_if_not_exists(&staging, &target).await {
+                Ok(()) => return Ok(hash),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                // backends without an atomic create-if-absent rename: the content is
+                // addressed by its hash, so an overwriting copy writes the same bytes
+                Err(object_store::Error::NotSupported { .. })
+                | Err(object_store::Error::NotImplemented { .. }) => {
+                    os.copy(&staging, &target).await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let _ = os.delete(&staging).await;
+        placed.map_err(store_err)?;
+        Ok(hash)
+    }
+
+    /// Whether the asset exists.
+    pub async fn exists(&self, hash: &Hash) -> Result<bool> {
+        Ok(self.store().has_object(ASSET_KIND, hash).await?)
+    }
+
+    /// Size in bytes of an asset.
+    pub async fn size(&self, hash: &Hash) -> Result<u64> {
+        let os = self.store().object_store();
+        match os.head(&self.store().full_path(&Self::path_of(hash))).await {
+            Ok(m) => Ok(m.size),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(CoreError::AssetNotFound(hash.to_hex()))
+            }
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Read a whole asset, verifying its hash.
+    pub async fn get(&self, hash: &Hash) -> Result<Bytes> {
+        match self.store().get_object(ASSET_KIND, hash).await {
+            Ok(b) => Ok(b),
+            Err(quiver_store::StoreError::NotFound { .. }) => {
+                Err(CoreError::AssetNotFound(hash.to_hex()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stream an asset in chunks; the hash is verified as the stream ends, and a mismatch
+    /// is returned as the stream's last item (a [`CoreError::Store`] corruption error).
+    pub async fn open(&self, hash: &Hash) -> Result<AssetStream> {
+        let os = self.store().object_store();
+        let rel = Self::path_of(hash);
+        let res = match os.get(&self.store().full_path(&rel)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(CoreError::AssetNotFound(hash.to_hex()))
+            }
+            Err(e) => return Err(store_err(e)),
+        };
+        let expected = *hash;
+        let inner = res.into_stream();
+        let state = (inner, Some(blake3::Hasher::new()));
+        let s = futures::stream::unfold(state, move |(mut inner, hasher)| {
+            let rel = rel.clone();
+            async move {
+                let mut hasher = hasher?;
+                match inner.next().await {
+                    Some(Ok(chunk)) => {
+                        hasher.update(&chunk);
+                        Some((Ok(chunk), (inner, Some(hasher))))
+                    }
+                    Some(Err(e)) => Some((Err(store_err(e)), (inner, None))),
+                    None => {
+                        let actual = Hash(*hasher.finalize().as_bytes());
+                        if actual == expected {
+                            None
+                        } else {
+                            let e = CoreError::Store(quiver_store::StoreError::Corrupt {
+                                path: rel,
+                                expected: expected.to_hex(),
+                                actual: actual.to_hex(),
+                            });
+                            Some((Err(e), (inner, None)))
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(s))
+    }
+
+    /// Stream an asset into a local file (written to a temporary name and renamed into
+    /// place only once the hash has been verified). Returns the bytes written.
+    pub async fn get_to_file(&self, hash: &Hash, dest: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = self.open(hash).await?;
+        let tmp = dest.with_extension(format!("quiver-tmp-{}", std::process::id()));
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| io_err(&tmp, e))?;
+        let mut n = 0u64;
+        let res: Result<()> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                n += chunk.len() as u64;
+                f.write_all(&chunk).await.map_err(|e| io_err(&tmp, e))?;
+            }
+            f.flush().await.map_err(|e| io_err(&tmp, e))?;
+            Ok(())
+        }
+        .await;
+        drop(f);
+        if let Err(e) = res {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| io_err(dest, e))?;
+        Ok(n)
+    }
+
+    /// Every asset hash in the store.
+    pub async fn list(&self) -> Result<Vec<Hash>> {
+        Ok(self
+            .store()
+            .list(&format!("objects/{ASSET_KIND}/"))
+            .await?
+            .iter()
+            .filter_map(|p| p.rsplit('/').next().and_then(Hash::from_hex))
+            .collect())
+    }
+
+    /// Delete every asset that no reachable version of any dataset references (reachable:
+    /// every commit reachable from a branch or tag). With `dry_run`, only reports.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
+        self.gc_with(&GcOptions {
+            dry_run,
+            grace: Duration::ZERO,
+        })
+        .await
+    }
+
+    /// [`AssetStore::gc`] with options.
+    pub async fn gc_with(&self, opts: &GcOptions) -> Result<GcReport> {
+        let referenced = self.referenced().await?;
+        let mut report = GcReport {
+            referenced: referenced.hashes.len() as u64,
+            versions_scanned: referenced.versions,
+            ..Default::default()
+        };
+        let os = self.store().object_store();
+        let now = chrono::Utc::now();
+        let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
+        let prefix = self.store().full_path(&format!("objects/{ASSET_KIND}"));
+        let metas: Vec<object_store::ObjectMeta> = os
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(store_err)?;
+        for m in metas {
+            let Some(hash) = m.location.filename().and_then(Hash::from_hex) else {
+                continue;
+            };
+            report.assets += 1;
+            if referenced.hashes.contains(&hash) {
+                continue;
+            }
+            if now.signed_duration_since(m.last_modified) < grace {
+                report.kept_young += 1;
+                continue;
+            }
+            report.deleted += 1;
+            report.deleted_bytes += m.size;
+            report.deleted_hashes.push(hash);
+            if !opts.dry_run {
+                match os.delete(&m.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(store_err(e)),
+                }
+            }
+        }
+        // staged uploads left behind by interrupted puts
+        if !opts.dry_run {
+            let staging = self.store().full_path(STAGING);
+            let metas: Vec<object_store::ObjectMeta> = os
+                .list(Some(&staging))
+                .try_collect()
+                .await
+                .map_err(store_err)?;
+            for m in metas {
+                if now.signed_duration_since(m.last_modified) >= grace {
+                    let _ = os.delete(&m.location).await;
+                }
+            }
+        }
+        report.deleted_hashes.sort();
+        Ok(report)
+    }
+
+    /// Asset hashes referenced by any reachable version of any dataset.
+    async fn referenced(&self) -> Result<Referenced> {
+        let mut out = Referenced::default();
+        for name in self.catalog.list_datasets().await? {
+            let ds = match self.catalog.dataset(&name).await {
+                Ok(ds) => ds,
+                Err(CoreError::DatasetNotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let cols = asset_columns(&ds).await?;
+            if cols.is_empty() {
+                continue;
+            }
+            // every commit reachable from any branch or tag
+            let mut heads: Vec<Hash> = ds.branches().await?.iter().map(|r| r.commit).collect();
+            heads.extend(ds.tags().await?.iter().map(|r| r.commit));
+            let mut commits: Vec<Commit> = Vec::new();
+            let mut seen_commits = HashSet::new();
+            for h in heads {
+                let c = ds.commit(&h).await?;
+                for c in ds.history_of(&c).await? {
+                    if seen_commits.insert(c.id) {
+                        commits.push(c);
+                    }
+                }
+            }
+            // leaves are shared between versions: read each distinct leaf once
+            let mut seen_leaves = HashSet::new();
+            let mut seen_roots = HashSet::new();
+            for c in commits {
+                out.versions += 1;
+                if !seen_roots.insert(c.root) {
+                    continue;
+                }
+                let snap = ds.snapshot(c);
+                let leaves = snap.leaves(Box::new(|_| true)).await?;
+                let fresh: Vec<_> = leaves
+                    .into_iter()
+                    .filter(|l| l.rows > 0 && seen_leaves.insert(l.hash))
+                    .collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                let projection: Vec<usize> = cols.iter().map(|c| c.0).collect();
+                for p in snap.plan(&fresh).await? {
+                    let batches = crate::packs::read_ranges(
+                        ds.catalog().store(),
+                        &ds.catalog().inner.meta,
+                        &p.pack,
+                        &p.ranges,
+                        Some(&projection),
+                    )
+                    .await?;
+                    for b in batches {
+                        for col in b.columns() {
+                            collect_hashes(col.as_ref(), &mut out.hashes);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct Referenced {
+    hashes: HashSet<Hash>,
+    versions: u64,
+}
+
+/// Asset columns of a dataset (index, name): `image_hash` plus the columns listed under
+/// the metadata key `asset_columns`, in schema order.
+pub async fn asset_columns(ds: &crate::Dataset) -> Result<Vec<(usize, String)>> {
+    let meta = ds.metadata().await?;
+    let mut names: HashSet<String> = HashSet::new();
+    names.insert(IMAGE_HASH_COLUMN.to_string());
+    if let Some(v) = meta.get(ASSET_COLUMNS_KEY) {
+        match v {
+            serde_json::Value::Array(items) => {
+                names.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)))
+            }
+            serde_json::Value::String(s) => {
+                names.extend(s.split(',').map(|c| c.trim().to_string()))
+            }
+            _ => {}
+        }
+    }
+    let schema = ds.schema();
+    Ok(schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| names.contains(f.name()) && is_hash_type(f.data_type()))
+        .map(|(i, f)| (i, f.name().clone()))
+        .collect())
+}
+
+fn is_hash_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::FixedSizeBinary(32)
+            | DataType::Binary
+    )
+}
+
+/// Add the asset hashes held by a column (hex strings or 32-byte binaries).
+fn collect_hashes(col: &dyn Array, out: &mut HashSet<Hash>) {
+    let mut add_hex = |s: &str| {
+        if let Some(h) = Hash::from_hex(s) {
+            out.insert(h);
+        }
+    };
+    match col.data_type() {
+        DataType::Utf8 => col
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .for_each(&mut add_hex),
+        DataType::LargeUtf8 => col
+            .as_string::<i64>()
+            .iter()
+            .flatten()
+            .for_each(&mut add_hex),
+        DataType::Utf8View => col.as_string_view().iter().flatten().for_each(&mut add_hex),
+        DataType::FixedSizeBinary(32) => {
+            for v in col.as_fixed_size_binary().iter().flatten() {
+                if let Ok(a) = <[u8; 32]>::try_from(v) {
+                    out.insert(Hash(a));
+                }
+            }
+        }
+        DataType::Binary => {
+            for v in col.as_binary::<i32>().iter().flatten() {
+                if let Ok(a) = <[u8; 32]>::try_from(v) {
+                    out.insert(Hash(a));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn store_err(e: object_store::Error) -> CoreError {
+    CoreError::Store(e.into())
+}
+
+/// Hash a local file in bounded memory (blake3 of its content), without storing it.
+pub async fn hash_file(path: &Path) -> Result<Hash> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| io_err(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = f.read(&mut buf).await.map_err(|e| io_err(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Hash(*hasher.finalize().as_bytes()))
+}

@@ -1,0 +1,947 @@
+//! [`QuiverContext`]: a SQL session over a Quiver catalog.
+//!
+//! Wraps a DataFusion `SessionContext` whose default schema resolves table names lazily:
+//! `ds` is the head of the session's branch for `ds` (default `main`, changed with
+//! `USE BRANCH`), `"ds@ref"` any branch, tag or version (`Dataset::resolve_loose`), and the
+//! names produced by the `AS OF` rewrite (`"ds@tag:v1"`, …). The schema `quiver` holds the
+//! system tables; `quiver_diff('ds', 'from', 'to')` is a table function. The extension
+//! statements of [`crate::parser`] and DML (INSERT/UPDATE/DELETE, each a commit, or one
+//! commit per `BEGIN … COMMIT`) are executed here.
+//!
+//! Known limitation: inside `BEGIN … COMMIT`, queries (and the row selection of UPDATE and
+//! DELETE) read the committed head of the branch, not the transaction's pending writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    MemoryCatalogProvider, SchemaProvider, Session, TableFunctionArgs, TableFunctionImpl,
+};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use quiver_core::{
+    Catalog, Commit, CoreError, Dataset, DatasetOptions, VersionSpec, WriteTxn, DEFAULT_BRANCH,
+};
+
+use crate::error::{df_err, Result, SqlError};
+use crate::names::{split_table_name, RefSpec};
+use crate::parser::{self, Statement};
+use crate::provider::{self, PackInfoCache, QuiverTableProvider, ScanStats};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// State shared by the session and the providers it registers.
+#[derive(Debug)]
+struct Shared {
+    catalog: Catalog,
+    url: ObjectStoreUrl,
+    packs: PackInfoCache,
+    branches: Mutex<HashMap<String, String>>,
+    datasets: Mutex<HashMap<String, Dataset>>,
+    last_scan: Arc<Mutex<Option<ScanStats>>>,
+    /// Names of table functions: DataFusion asks the schema for them too, and they are not
+    /// datasets.
+    functions: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    fn session_branch(&self, ds: &str) -> String {
+        self.branches
+            .lock()
+            .ok()
+            .and_then(|b| b.get(ds).cloned())
+            .unwrap_or_else(|| DEFAULT_BRANCH.to_string())
+    }
+
+    async fn dataset(&self, name: &str) -> Result<Dataset> {
+        if let Some(ds) = self.datasets.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(ds);
+        }
+        let ds = self.catalog.dataset(name).await?;
+        if let Ok(mut m) = self.datasets.lock() {
+            m.insert(name.to_string(), ds.clone());
+        }
+        Ok(ds)
+    }
+
+    fn cached_dataset(&self, name: &str) -> Option<Dataset> {
+        self.datasets.lock().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    async fn resolve(&self, ds: &Dataset, r: &RefSpec) -> Result<Commit> {
+        let branch = self.session_branch(ds.name());
+        match r.to_spec(&branch)? {
+            Some(spec) => Ok(ds.resolve(&spec).await?),
+            None => match r {
+                RefSpec::Loose(s) => Ok(ds.resolve_loose(s).await?),
+                _ => Err(SqlError::Parse(format!("cannot resolve {r}"))),
+            },
+        }
+    }
+
+    /// The version spec of a ref, pinned to a commit for loose names.
+    async fn spec(&self, ds: &Dataset, r: &RefSpec) -> Result<VersionSpec> {
+        let branch = self.session_branch(ds.name());
+        match r.to_spec(&branch)? {
+            Some(s) => Ok(s),
+            None => Ok(VersionSpec::Version(self.resolve(ds, r).await?.id.to_hex())),
+        }
+    }
+
+    async fn table(&self, name: &str) -> Result<QuiverTableProvider> {
+        let (ds_name, r) = split_table_name(name);
+        let ds = self.dataset(&ds_name).await?;
+        let commit = self.resolve(&ds, &r).await?;
+        Ok(
+            QuiverTableProvider::new(ds.snapshot(commit), self.url.clone(), self.packs.clone())?
+                .with_stats_sink(self.last_scan.clone()),
+        )
+    }
+}
+
+/// The default schema: datasets (at any version) as tables.
+#[derive(Debug)]
+struct DatasetSchema {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for DatasetSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .shared
+            .datasets
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if self.shared.functions.lock().is_ok_and(|f| f.contains(name)) {
+            return Ok(None);
+        }
+        let t = self.shared.table(name).await.map_err(df_err)?;
+        Ok(Some(Arc::new(t)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.shared
+            .cached_dataset(&split_table_name(name).0)
+            .is_some()
+    }
+}
+
+/// The `quiver` schema: system tables.
+#[derive(Debug)]
+struct SystemSchema {
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        crate::system::SYSTEM_TABLES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        match crate::system::system_table(&self.shared.catalog, name)
+            .await
+            .map_err(df_err)?
+        {
+            Some(b) => Ok(Some(Arc::new(MemTable::try_new(
+                b.schema(),
+                vec![vec![b]],
+            )?))),
+            None => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        crate::system::SYSTEM_TABLES.contains(&name)
+    }
+}
+
+/// `quiver_diff('ds', 'from', 'to')`: label-level changes between two versions.
+#[derive(Debug)]
+struct DiffFunction {
+    shared: Arc<Shared>,
+}
+
+impl TableFunctionImpl for DiffFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let mut s = Vec::new();
+        for e in args.exprs() {
+            match e {
+                Expr::Literal(
+                    ScalarValue::Utf8(Some(v))
+                    | ScalarValue::Utf8View(Some(v))
+                    | ScalarValue::LargeUtf8(Some(v)),
+                    _,
+                ) => s.push(v.clone()),
+                _ => {
+                    return Err(df_err(SqlError::Parse(
+                        "quiver_diff takes three string literals: ('dataset', 'from', 'to')".into(),
+                    )))
+                }
+            }
+        }
+        let [ds, from, to] = <[String; 3]>::try_from(s).map_err(|_| {
+            df_err(SqlError::Parse(
+                "quiver_diff takes three arguments: ('dataset', 'from', 'to')".into(),
+            ))
+        })?;
+        let dataset = self
+            .shared
+            .cached_dataset(&ds)
+            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+        let schema = crate::diff::diff_schema(&dataset);
+        Ok(Arc::new(DiffTable {
+            shared: self.shared.clone(),
+            dataset,
+            from: RefSpec::decode(&from),
+            to: RefSpec::decode(&to),
+            schema,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct DiffTable {
+    shared: Arc<Shared>,
+    dataset: Dataset,
+    from: RefSpec,
+    to: RefSpec,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for DiffTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let b = diff_batch(&self.shared, &self.dataset, &self.from, &self.to)
+            .await
+            .map_err(df_err)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![b]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+async fn diff_batch(
+    shared: &Shared,
+    ds: &Dataset,
+    from: &RefSpec,
+    to: &RefSpec,
+) -> Result<RecordBatch> {
+    let a = shared.resolve(ds, from).await?;
+    let b = shared.resolve(ds, to).await?;
+    crate::diff::diff_labels(ds, a, b).await
+}
+
+/// A write to apply to a branch.
+enum Write {
+    Append(arrow::array::RecordBatch),
+    Upsert(arrow::array::RecordBatch),
+    Delete(arrow::array::RecordBatch),
+}
+
+/// An open `BEGIN … COMMIT` transaction: one write transaction per (dataset, branch).
+#[derive(Default)]
+struct Txn {
+    writes: BTreeMap<(String, String), WriteTxn>,
+}
+
+/// A SQL session over a Quiver catalog.
+pub struct QuiverContext {
+    ctx: SessionContext,
+    shared: Arc<Shared>,
+    txn: tokio::sync::Mutex<Option<Txn>>,
+}
+
+impl std::fmt::Debug for QuiverContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QuiverContext({:?})", self.shared.catalog)
+    }
+}
+
+fn count_batch(n: u64) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(UInt64Array::from(vec![n])) as ArrayRef],
+    )
+    .map_err(DataFusionError::from)?)
+}
+
+fn message_batch(cols: &[(&str, String)]) -> Result<RecordBatch> {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|(n, _)| Field::new(*n, DataType::Utf8, false))
+        .collect();
+    let arrays: Vec<ArrayRef> = cols
+        .iter()
+        .map(|(_, v)| Arc::new(StringArray::from(vec![v.clone()])) as ArrayRef)
+        .collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(DataFusionError::from)?)
+}
+
+fn object_name(n: &ObjectName) -> Result<String> {
+    n.0.last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .ok_or_else(|| SqlError::Parse(format!("unsupported table name {n}")))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn is_string(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// Cast a written column to the dataset's type, refusing conversions that hide mistakes
+/// (a string into a number, a number into a string).
+fn conform_column(dataset: &str, field: &Field, col: &ArrayRef) -> Result<ArrayRef> {
+    let (from, to) = (col.data_type(), field.data_type());
+    if from == to {
+        return Ok(col.clone());
+    }
+    let mismatch = |actual: String| SqlError::TypeMismatch {
+        dataset: dataset.into(),
+        column: field.name().clone(),
+        expected: to.to_string(),
+        actual,
+    };
+    let ok = *from == DataType::Null
+        || (is_string(from) && is_string(to))
+        || (from.is_numeric() && to.is_numeric())
+        || (is_string(from) && to.is_temporal())
+        || (from.is_temporal() && to.is_temporal());
+    if !ok {
+        return Err(mismatch(from.to_string()));
+    }
+    let opts = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(col, to, &opts)
+        .map_err(|e| mismatch(format!("{from} values that do not convert ({e})")))
+}
+
+impl QuiverContext {
+    /// A session over `catalog` with DataFusion's default configuration.
+    pub async fn new(catalog: Catalog) -> Result<Self> {
+        Self::with_config(catalog, SessionConfig::new()).await
+    }
+
+    /// A session with a given DataFusion configuration.
+    pub async fn with_config(catalog: Catalog, config: SessionConfig) -> Result<Self> {
+        let config = config
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let ctx = SessionContext::new_with_config(config);
+        let url = provider::store_url(NEXT_ID.fetch_add(1, Ordering::Relaxed))?;
+        provider::register_store(&ctx, &url, &catalog);
+        let shared = Arc::new(Shared {
+            catalog,
+            url,
+            packs: PackInfoCache::default(),
+            branches: Mutex::default(),
+            datasets: Mutex::default(),
+            last_scan: Arc::default(),
+            functions: Mutex::default(),
+        });
+        let cat = MemoryCatalogProvider::new();
+        datafusion::catalog::CatalogProvider::register_schema(
+            &cat,
+            "public",
+            Arc::new(DatasetSchema {
+                shared: shared.clone(),
+            }),
+        )?;
+        datafusion::catalog::CatalogProvider::register_schema(
+            &cat,
+            "quiver",
+            Arc::new(SystemSchema {
+                shared: shared.clone(),
+            }),
+        )?;
+        ctx.register_catalog("datafusion", Arc::new(cat));
+        ctx.register_udtf(
+            "quiver_diff",
+            Arc::new(DiffFunction {
+                shared: shared.clone(),
+            }),
+        );
+        if let Ok(mut f) = shared.functions.lock() {
+            f.extend(ctx.state().table_functions().keys().cloned());
+        }
+        let me = QuiverContext {
+            ctx,
+            shared,
+            txn: tokio::sync::Mutex::new(None),
+        };
+        // make existing datasets visible to `SHOW TABLES`/information_schema
+        for name in me.shared.catalog.list_datasets().await? {
+            let _ = me.shared.dataset(&name).await;
+        }
+        Ok(me)
+    }
+
+    /// The DataFusion context (for registering more tables or functions).
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.shared.catalog
+    }
+
+    /// The branch this session reads and writes for `dataset`.
+    pub fn current_branch(&self, dataset: &str) -> String {
+        self.shared.session_branch(dataset)
+    }
+
+    /// Tree-pruning statistics of the most recently planned dataset scan.
+    pub fn last_scan_stats(&self) -> Option<ScanStats> {
+        self.shared.last_scan.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Whether a `BEGIN … COMMIT` transaction is open.
+    pub async fn in_transaction(&self) -> bool {
+        self.txn.lock().await.is_some()
+    }
+
+    /// Run a script of `;`-separated statements; returns the rows of the last one.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut last = Vec::new();
+        for st in parser::parse_script(sql)? {
+            last = self.execute(st).await?;
+        }
+        Ok(last)
+    }
+
+    /// Plan one statement as a DataFrame (queries stream; other statements run now and
+    /// return their result rows).
+    pub async fn sql_df(&self, sql: &str) -> Result<DataFrame> {
+        match parser::parse_statement(sql)? {
+            Statement::Sql(s) if !Self::is_dml(&s) => {
+                self.preload(&s).await?;
+                Ok(self.ctx.sql(&s).await?)
+            }
+            st => {
+                let batches = self.execute(st).await?;
+                Ok(self.ctx.read_batches(batches)?)
+            }
+        }
+    }
+
+    fn is_dml(sql: &str) -> bool {
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE")
+    }
+
+    async fn preload(&self, sql: &str) -> Result<()> {
+        for ds in parser::diff_datasets(sql) {
+            self.shared.dataset(&ds).await?;
+        }
+        Ok(())
+    }
+
+    /// Execute one parsed statement.
+    pub async fn execute(&self, st: Statement) -> Result<Vec<RecordBatch>> {
+        let sh = &self.shared;
+        match st {
+            Statement::CreateDataset {
+                name,
+                columns,
+                group_key,
+                label_key,
+            } => {
+                let tmp = SessionContext::new_with_config(
+                    SessionConfig::new()
+                        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false),
+                );
+                tmp.sql(&format!("CREATE TABLE t ({columns})"))
+                    .await?
+                    .collect()
+                    .await?;
+                let schema = tmp.table_provider("t").await?.schema();
+                let schema = schema.clone();
+                let opts = DatasetOptions {
+                    group_key,
+                    label_key,
+                    ..Default::default()
+                };
+                let ds = sh.catalog.create_dataset(&name, schema, opts).await?;
+                if let Ok(mut m) = sh.datasets.lock() {
+                    m.insert(name.clone(), ds);
+                }
+                Ok(vec![message_batch(&[("dataset", name)])?])
+            }
+            Statement::CreateBranch {
+                dataset,
+                branch,
+                from,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let spec = sh.spec(&ds, &from).await?;
+                let r = ds.create_branch(&branch, &spec).await?;
+                Ok(vec![message_batch(&[
+                    ("branch", r.name),
+                    ("commit_id", r.commit.to_hex()),
+                ])?])
+            }
+            Statement::DropBranch { dataset, branch } => {
+                let ds = sh.dataset(&dataset).await?;
+                ds.delete_branch(&branch).await?;
+                if let Ok(mut b) = sh.branches.lock() {
+                    if b.get(&dataset) == Some(&branch) {
+                        b.remove(&dataset);
+                    }
+                }
+                Ok(vec![message_batch(&[("dropped_branch", branch)])?])
+            }
+            Statement::CreateTag { dataset, tag, at } => {
+                let ds = sh.dataset(&dataset).await?;
+                let spec = sh.spec(&ds, &at).await?;
+                let r = ds.create_tag(&tag, &spec).await?;
+                Ok(vec![message_batch(&[
+                    ("tag", r.name),
+                    ("commit_id", r.commit.to_hex()),
+                ])?])
+            }
+            Statement::DropTag { dataset, tag } => {
+                let ds = sh.dataset(&dataset).await?;
+                ds.delete_tag(&tag).await?;
+                Ok(vec![message_batch(&[("dropped_tag", tag)])?])
+            }
+            Statement::ShowBranches { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                let rows: Vec<_> = ds
+                    .branches()
+                    .await?
+                    .into_iter()
+                    .map(|r| (dataset.clone(), r))
+                    .collect();
+                Ok(vec![crate::system::refs_batch("branch", &rows, false)?])
+            }
+            Statement::ShowTags { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                let rows: Vec<_> = ds
+                    .tags()
+                    .await?
+                    .into_iter()
+                    .map(|r| (dataset.clone(), r))
+                    .collect();
+                Ok(vec![crate::system::refs_batch("tag", &rows, false)?])
+            }
+            Statement::ShowHistory { dataset, at } => {
+                let ds = sh.dataset(&dataset).await?;
+                let head = sh.resolve(&ds, &at).await?;
+                let rows: Vec<_> = ds
+                    .history_of(&head)
+                    .await?
+                    .into_iter()
+                    .map(|c| (dataset.clone(), c))
+                    .collect();
+                Ok(vec![crate::system::commits_batch(&rows, false)?])
+            }
+            Statement::Diff { dataset, from, to } => {
+                let ds = sh.dataset(&dataset).await?;
+                Ok(vec![diff_batch(sh, &ds, &from, &to).await?])
+            }
+            Statement::UseBranch { dataset, branch } => {
+                let ds = sh.dataset(&dataset).await?;
+                ds.branch_head(&branch).await?;
+                if let Ok(mut b) = sh.branches.lock() {
+                    b.insert(dataset.clone(), branch.clone());
+                }
+                Ok(vec![message_batch(&[
+                    ("dataset", dataset),
+                    ("branch", branch),
+                ])?])
+            }
+            Statement::Begin => {
+                let mut t = self.txn.lock().await;
+                if t.is_some() {
+                    return Err(SqlError::Transaction(
+                        "a transaction is already open (COMMIT or ROLLBACK it first)".into(),
+                    ));
+                }
+                *t = Some(Txn::default());
+                Ok(vec![])
+            }
+            Statement::Commit { message } => {
+                let txn = self.txn.lock().await.take();
+                let Some(txn) = txn else {
+                    return Err(SqlError::Transaction("COMMIT without BEGIN".into()));
+                };
+                let msg = message.unwrap_or_else(|| "commit".into());
+                let mut out = Vec::new();
+                for ((ds, branch), mut w) in txn.writes {
+                    let c = w.commit(&msg).await?;
+                    out.push((ds, branch, c.id.to_hex()));
+                }
+                let schema = Arc::new(Schema::new(vec![
+                    Field::new("dataset", DataType::Utf8, false),
+                    Field::new("branch", DataType::Utf8, false),
+                    Field::new("commit_id", DataType::Utf8, false),
+                ]));
+                let col = |f: fn(&(String, String, String)) -> String| -> ArrayRef {
+                    Arc::new(StringArray::from(out.iter().map(f).collect::<Vec<_>>()))
+                };
+                let b = RecordBatch::try_new(
+                    schema,
+                    vec![
+                        col(|r| r.0.clone()),
+                        col(|r| r.1.clone()),
+                        col(|r| r.2.clone()),
+                    ],
+                )
+                .map_err(DataFusionError::from)?;
+                Ok(vec![b])
+            }
+            Statement::Rollback => {
+                if self.txn.lock().await.take().is_none() {
+                    return Err(SqlError::Transaction("ROLLBACK without BEGIN".into()));
+                }
+                Ok(vec![])
+            }
+            Statement::Sql(s) => {
+                if Self::is_dml(&s) {
+                    return self.dml(&s).await;
+                }
+                self.preload(&s).await?;
+                Ok(self.ctx.sql(&s).await?.collect().await?)
+            }
+        }
+    }
+
+    /// The dataset and branch a DML statement writes to; tags and versions are read-only.
+    async fn write_target(&self, table: &str) -> Result<(Dataset, String)> {
+        let (name, r) = split_table_name(table);
+        let ds = self.shared.dataset(&name).await?;
+        let ro = |target: String, reason: &str| SqlError::ReadOnly {
+            dataset: name.clone(),
+            target,
+            reason: reason.into(),
+        };
+        match r {
+            RefSpec::Session => {
+                let b = self.shared.session_branch(&name);
+                ds.branch_head(&b).await?;
+                Ok((ds, b))
+            }
+            RefSpec::Branch(b) => {
+                ds.branch_head(&b).await?;
+                Ok((ds, b))
+            }
+            RefSpec::Tag(t) => {
+                ds.tag(&t).await?;
+                Err(ro(
+                    format!("tag '{t}'"),
+                    "tags are immutable; write to a branch",
+                ))
+            }
+            RefSpec::Version(v) => Err(ro(
+                format!("version '{v}'"),
+                "versions are immutable; write to a branch",
+            )),
+            RefSpec::Timestamp(t) => Err(ro(
+                format!("timestamp '{t}'"),
+                "past versions are immutable; write to a branch",
+            )),
+            RefSpec::Loose(s) => {
+                if ds.branch_head(&s).await.is_ok() {
+                    return Ok((ds, s));
+                }
+                if ds.tag(&s).await.is_ok() {
+                    return Err(ro(
+                        format!("tag '{s}'"),
+                        "tags are immutable; write to a branch",
+                    ));
+                }
+                ds.resolve_loose(&s).await?;
+                Err(ro(
+                    format!("version '{s}'"),
+                    "versions are immutable; write to a branch",
+                ))
+            }
+        }
+    }
+
+    /// Apply a write to a branch: inside a transaction it joins it, otherwise it commits.
+    async fn apply(&self, ds: &Dataset, branch: &str, write: Write, message: &str) -> Result<()> {
+        let mut guard = self.txn.lock().await;
+        let in_txn = guard.is_some();
+        let mut own;
+        let txn: &mut WriteTxn = match guard.as_mut() {
+            Some(t) => {
+                let key = (ds.name().to_string(), branch.to_string());
+                if !t.writes.contains_key(&key) {
+                    t.writes.insert(key.clone(), ds.begin(branch).await?);
+                }
+                t.writes
+                    .get_mut(&key)
+                    .ok_or_else(|| SqlError::Transaction("write transaction missing".into()))?
+            }
+            None => {
+                own = ds.begin(branch).await?;
+                &mut own
+            }
+        };
+        match &write {
+            Write::Append(b) => txn.append(b).await?,
+            Write::Upsert(b) => txn.upsert(b).await?,
+            Write::Delete(b) => txn.delete(b).await?,
+        }
+        if !in_txn {
+            txn.commit(message).await?;
+        }
+        Ok(())
+    }
+
+    /// Rows of a query conformed to the dataset schema (columns matched by `columns`, or
+    /// by position), as one quiver-core batch.
+    async fn conform(
+        &self,
+        ds: &Dataset,
+        query: &str,
+        columns: Option<Vec<String>>,
+    ) -> Result<arrow::array::RecordBatch> {
+        let target = ds.schema();
+        let df = self.ctx.sql(query).await?;
+        let src_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let src = datafusion::arrow::compute::concat_batches(&src_schema, &batches)
+            .map_err(DataFusionError::from)?;
+        let names: Vec<String> = match columns {
+            Some(c) => c,
+            None => target
+                .fields()
+                .iter()
+                .take(src.num_columns())
+                .map(|f| f.name().clone())
+                .collect(),
+        };
+        if names.len() != src.num_columns() {
+            return Err(SqlError::Core(CoreError::SchemaMismatch {
+                dataset: ds.name().into(),
+                reason: format!(
+                    "{} values given for {} columns (the dataset has {})",
+                    src.num_columns(),
+                    names.len(),
+                    target.fields().len()
+                ),
+            }));
+        }
+        let mut cols = Vec::with_capacity(target.fields().len());
+        for f in target.fields() {
+            let col = match names.iter().position(|n| n == f.name()) {
+                Some(i) => conform_column(ds.name(), f, src.column(i))?,
+                None => datafusion::arrow::array::new_null_array(f.data_type(), src.num_rows()),
+            };
+            if !f.is_nullable() && col.null_count() > 0 {
+                return Err(SqlError::Core(CoreError::SchemaMismatch {
+                    dataset: ds.name().into(),
+                    reason: format!("column '{}' may not contain nulls", f.name()),
+                }));
+            }
+            cols.push(col);
+        }
+        for n in &names {
+            if target.field_with_name(n).is_err() {
+                return Err(SqlError::Core(CoreError::ColumnNotFound {
+                    dataset: ds.name().into(),
+                    column: n.clone(),
+                }));
+            }
+        }
+        let out = RecordBatch::try_new(target, cols).map_err(DataFusionError::from)?;
+        Ok(out)
+    }
+
+    async fn dml(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql)
+            .map_err(|e| SqlError::Parse(e.to_string()))?;
+        let st = match (stmts.pop(), stmts.is_empty()) {
+            (Some(s), true) => s,
+            _ => return Err(SqlError::Parse("expected one statement".into())),
+        };
+        let message: String = sql.chars().take(200).collect();
+        match st {
+            SqlStatement::Insert(ins) => {
+                let TableObject::TableName(name) = &ins.table else {
+                    return Err(SqlError::Unsupported("INSERT INTO a table function".into()));
+                };
+                let (ds, branch) = self.write_target(&object_name(name)?).await?;
+                let Some(source) = &ins.source else {
+                    return Err(SqlError::Unsupported(
+                        "INSERT without VALUES or SELECT".into(),
+                    ));
+                };
+                let columns = if ins.columns.is_empty() {
+                    None
+                } else {
+                    Some(
+                        ins.columns
+                            .iter()
+                            .map(object_name)
+                            .collect::<Result<Vec<_>>>()?,
+                    )
+                };
+                let batch = self.conform(&ds, &source.to_string(), columns).await?;
+                let n = batch.num_rows() as u64;
+                self.apply(&ds, &branch, Write::Append(batch), &message)
+                    .await?;
+                Ok(vec![count_batch(n)?])
+            }
+            SqlStatement::Update(u) => {
+                let TableFactor::Table { name, .. } = &u.table.relation else {
+                    return Err(SqlError::Unsupported(
+                        "UPDATE of something that is not a table".into(),
+                    ));
+                };
+                if u.from.is_some() || !u.table.joins.is_empty() {
+                    return Err(SqlError::Unsupported("UPDATE … FROM / joins".into()));
+                }
+                let (ds, branch) = self.write_target(&object_name(name)?).await?;
+                let cfg = ds.config();
+                let mut set: HashMap<String, String> = HashMap::new();
+                for a in &u.assignments {
+                    let AssignmentTarget::ColumnName(c) = &a.target else {
+                        return Err(SqlError::Unsupported("tuple assignment in UPDATE".into()));
+                    };
+                    let c = object_name(c)?;
+                    if ds.schema().field_with_name(&c).is_err() {
+                        return Err(SqlError::Core(CoreError::ColumnNotFound {
+                            dataset: ds.name().into(),
+                            column: c,
+                        }));
+                    }
+                    if c == cfg.group_key || c == cfg.label_key {
+                        return Err(SqlError::Unsupported(format!(
+                            "UPDATE of key column '{c}' (delete the label and insert it under the new key)"
+                        )));
+                    }
+                    set.insert(c, a.value.to_string());
+                }
+                let items: Vec<String> = ds
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| match set.get(f.name()) {
+                        Some(e) => format!("({e}) AS {}", quote_ident(f.name())),
+                        None => quote_ident(f.name()),
+                    })
+                    .collect();
+                let q = format!(
+                    "SELECT {} FROM {} AS {}{}",
+                    items.join(", "),
+                    quote_ident(&format!("{}@branch:{branch}", ds.name())),
+                    quote_ident(ds.name()),
+                    u.selection
+                        .as_ref()
+                        .map(|s| format!(" WHERE {s}"))
+                        .unwrap_or_default()
+                );
+                let batch = self.conform(&ds, &q, None).await?;
+                let n = batch.num_rows() as u64;
+                if n > 0 {
+                    self.apply(&ds, &branch, Write::Upsert(batch), &message)
+                        .await?;
+                }
+                Ok(vec![count_batch(n)?])
+            }
+            SqlStatement::Delete(d) => {
+                let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
+                    &d.from;
+                let [t] = tables.as_slice() else {
+                    return Err(SqlError::Unsupported("DELETE from several tables".into()));
+                };
+                let TableFactor::Table { name, .. } = &t.relation else {
+                    return Err(SqlError::Unsupported(
+                        "DELETE from something that is not a table".into(),
+                    ));
+                };
+                if d.using.is_some() || !t.joins.is_empty() {
+                    return Err(SqlError::Unsupported("DELETE … USING / joins".into()));
+                }
+                let (ds, branch) = self.write_target(&object_name(name)?).await?;
+                let cfg = ds.config();
+                let q = format!(
+                    "SELECT {}, {} FROM {} AS {}{}",
+                    quote_ident(&cfg.group_key),
+                    quote_ident(&cfg.label_key),
+                    quote_ident(&format!("{}@branch:{branch}", ds.name())),
+                    quote_ident(ds.name()),
+                    d.selection
+                        .as_ref()
+                        .map(|s| format!(" WHERE {s}"))
+                        .unwrap_or_default()
+                );
+                let df = self.ctx.sql(&q).await?;
+                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await?;
+                let keys = datafusion::arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(DataFusionError::from)?;
+                let n = keys.num_rows() as u64;
+                if n > 0 {
+                    let keys = keys.clone();
+                    self.apply(&ds, &branch, Write::Delete(keys), &message)
+                        .await?;
+                }
+                Ok(vec![count_batch(n)?])
+            }
+            other => Err(SqlError::Unsupported(other.to_string())),
+        }
+    }
+}

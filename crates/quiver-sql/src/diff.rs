@@ -1,0 +1,178 @@
+//! Label-level diffs between two versions, from the structural tree diff.
+//!
+//! `Snapshot::diff` lists the changed label groups by walking both trees and skipping equal
+//! subtrees; only those groups are read on each side (`Snapshot::read_groups`) and compared
+//! label by label. The cost follows the number of changed groups, not the dataset size.
+//! Output columns: the group key, the label key, `change` (`added` | `removed` |
+//! `modified`), then `old_<col>` and `new_<col>` for every other column.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use quiver_core::encoding::{key_bytes, GroupHasher};
+use quiver_core::{Commit, Dataset, Key};
+
+use crate::error::Result;
+
+/// Schema of the diff rows of a dataset (quiver-core Arrow types).
+pub fn diff_schema(ds: &Dataset) -> SchemaRef {
+    let schema = ds.schema();
+    let cfg = ds.config();
+    let mut fields = Vec::new();
+    for k in [&cfg.group_key, &cfg.label_key] {
+        if let Ok(f) = schema.field_with_name(k) {
+            fields.push(Field::new(k, f.data_type().clone(), false));
+        }
+    }
+    fields.push(Field::new("change", DataType::Utf8, false));
+    for f in schema.fields() {
+        if f.name() == &cfg.group_key || f.name() == &cfg.label_key {
+            continue;
+        }
+        fields.push(Field::new(
+            format!("old_{}", f.name()),
+            f.data_type().clone(),
+            true,
+        ));
+        fields.push(Field::new(
+            format!("new_{}", f.name()),
+            f.data_type().clone(),
+            true,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn label_rows(b: &RecordBatch, li: usize) -> BTreeMap<Key, usize> {
+    (0..b.num_rows())
+        .filter_map(|r| key_bytes(b.column(li).as_ref(), r).map(|k| (k, r)))
+        .collect()
+}
+
+fn take_opt(col: &ArrayRef, idx: &[Option<u32>]) -> Result<ArrayRef> {
+    if col.is_empty() {
+        return Ok(new_null_array(col.data_type(), idx.len()));
+    }
+    let i = UInt32Array::from(idx.to_vec());
+    Ok(arrow::compute::take(col.as_ref(), &i, None)?)
+}
+
+/// Label-level changes from `from` to `to` (quiver-core Arrow batch; one batch).
+pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<RecordBatch> {
+    let schema = ds.schema();
+    let out_schema = diff_schema(ds);
+    let cfg = ds.config();
+    let gi = schema.index_of(&cfg.group_key)?;
+    let li = schema.index_of(&cfg.label_key)?;
+    let (a, b) = (ds.snapshot(from), ds.snapshot(to));
+    let changes = a.diff(&b).await?;
+    if changes.is_empty() {
+        return Ok(RecordBatch::new_empty(out_schema));
+    }
+    let old_keys: BTreeSet<Key> = changes
+        .iter()
+        .filter(|c| c.old.is_some())
+        .map(|c| c.key.clone())
+        .collect();
+    let new_keys: BTreeSet<Key> = changes
+        .iter()
+        .filter(|c| c.new.is_some())
+        .map(|c| c.key.clone())
+        .collect();
+    let old_groups = a.read_groups(&old_keys).await?;
+    let new_groups = b.read_groups(&new_keys).await?;
+    // concatenate each side, remembering each group's offset
+    let concat =
+        |groups: &BTreeMap<Key, RecordBatch>| -> Result<(RecordBatch, BTreeMap<Key, usize>)> {
+            let mut offs = BTreeMap::new();
+            let mut off = 0;
+            for (k, g) in groups {
+                offs.insert(k.clone(), off);
+                off += g.num_rows();
+            }
+            let all = arrow::compute::concat_batches(&schema, groups.values())?;
+            Ok((all, offs))
+        };
+    let (old_all, old_offs) = concat(&old_groups)?;
+    let (new_all, new_offs) = concat(&new_groups)?;
+    let names: Vec<(String, usize)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().clone(), i))
+        .collect();
+    let hasher = |b: &RecordBatch| -> Vec<ArrayRef> {
+        names.iter().map(|(_, i)| b.column(*i).clone()).collect()
+    };
+    let (old_cols, new_cols) = (hasher(&old_all), hasher(&new_all));
+    let old_h = GroupHasher::new(
+        names
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .zip(old_cols.iter())
+            .collect(),
+    );
+    let new_h = GroupHasher::new(
+        names
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .zip(new_cols.iter())
+            .collect(),
+    );
+
+    let mut old_idx: Vec<Option<u32>> = Vec::new();
+    let mut new_idx: Vec<Option<u32>> = Vec::new();
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for c in &changes {
+        let og = old_groups.get(&c.key);
+        let ng = new_groups.get(&c.key);
+        let ol = og.map(|g| label_rows(g, li)).unwrap_or_default();
+        let nl = ng.map(|g| label_rows(g, li)).unwrap_or_default();
+        let oo = old_offs.get(&c.key).copied().unwrap_or(0);
+        let no = new_offs.get(&c.key).copied().unwrap_or(0);
+        let labels: BTreeSet<&Key> = ol.keys().chain(nl.keys()).collect();
+        for l in labels {
+            let (o, n) = (ol.get(l).map(|r| r + oo), nl.get(l).map(|r| r + no));
+            let kind = match (o, n) {
+                (Some(_), None) => "removed",
+                (None, Some(_)) => "added",
+                (Some(o), Some(n)) => {
+                    if old_h.hash(o, 1) == new_h.hash(n, 1) {
+                        continue;
+                    }
+                    "modified"
+                }
+                (None, None) => continue,
+            };
+            kinds.push(kind);
+            old_idx.push(o.map(|x| x as u32));
+            new_idx.push(n.map(|x| x as u32));
+        }
+    }
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for ki in [gi, li] {
+        // key from the new side when present, else from the old side
+        let src: Vec<(usize, usize)> = old_idx
+            .iter()
+            .zip(&new_idx)
+            .map(|(o, n)| match (o, n) {
+                (_, Some(n)) => (1, *n as usize),
+                (Some(o), None) => (0, *o as usize),
+                (None, None) => (1, 0),
+            })
+            .collect();
+        let arrays: [&dyn Array; 2] = [old_all.column(ki).as_ref(), new_all.column(ki).as_ref()];
+        cols.push(arrow::compute::interleave(&arrays, &src)?);
+    }
+    cols.push(Arc::new(StringArray::from(kinds)));
+    for (name, i) in &names {
+        if name == &cfg.group_key || name == &cfg.label_key {
+            continue;
+        }
+        cols.push(take_opt(old_all.column(*i), &old_idx)?);
+        cols.push(take_opt(new_all.column(*i), &new_idx)?);
+    }
+    Ok(RecordBatch::try_new(out_schema, cols)?)
+}

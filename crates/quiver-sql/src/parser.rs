@@ -1,0 +1,630 @@
+//! The SQL extensions of Quiver, parsed in front of DataFusion's parser.
+//!
+//! A script is split into statements on top-level `;` (with sqlparser's tokenizer, so
+//! quoted `;` are safe). Each statement is classified by its leading keywords:
+//!
+//! ```text
+//! CREATE DATASET name (col type [NOT NULL], …) KEY (group_col, label_col)
+//! CREATE BRANCH b FROM ds [AS OF <ref>]         DROP BRANCH b ON ds
+//! CREATE TAG 't' ON ds [AS OF <ref>]            DROP TAG 't' ON ds
+//! SHOW BRANCHES ON ds   SHOW TAGS ON ds   SHOW HISTORY ON ds [AS OF <ref>]
+//! DIFF ds BETWEEN <ref> AND <ref>
+//! USE BRANCH b ON ds
+//! BEGIN [TRANSACTION] | START TRANSACTION       COMMIT ['message']       ROLLBACK
+//! <ref> := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | TIMESTAMP '…'
+//! ```
+//!
+//! Everything else is DataFusion SQL, after one token-level rewrite: `ds AS OF TAG 'v1'`
+//! in a FROM/JOIN position becomes the table name `"ds@tag:v1" AS ds`, which the catalog
+//! resolves (see [`crate::names`]). An `AS OF` that does not follow a table name in a
+//! FROM or JOIN clause is an error, never dropped silently.
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+use crate::error::{Result, SqlError};
+use crate::names::RefSpec;
+
+/// One parsed statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    /// `CREATE DATASET name (columns) KEY (group, label)`.
+    CreateDataset {
+        name: String,
+        columns: String,
+        group_key: String,
+        label_key: String,
+    },
+    /// `CREATE BRANCH b FROM ds [AS OF <ref>]`.
+    CreateBranch {
+        dataset: String,
+        branch: String,
+        from: RefSpec,
+    },
+    /// `DROP BRANCH b ON ds`.
+    DropBranch { dataset: String, branch: String },
+    /// `CREATE TAG 't' ON ds [AS OF <ref>]`.
+    CreateTag {
+        dataset: String,
+        tag: String,
+        at: RefSpec,
+    },
+    /// `DROP TAG 't' ON ds`.
+    DropTag { dataset: String, tag: String },
+    /// `SHOW BRANCHES ON ds`.
+    ShowBranches { dataset: String },
+    /// `SHOW TAGS ON ds`.
+    ShowTags { dataset: String },
+    /// `SHOW HISTORY ON ds [AS OF <ref>]`.
+    ShowHistory { dataset: String, at: RefSpec },
+    /// `DIFF ds BETWEEN <ref> AND <ref>`.
+    Diff {
+        dataset: String,
+        from: RefSpec,
+        to: RefSpec,
+    },
+    /// `USE BRANCH b ON ds`.
+    UseBranch { dataset: String, branch: String },
+    /// `BEGIN`.
+    Begin,
+    /// `COMMIT ['message']`.
+    Commit { message: Option<String> },
+    /// `ROLLBACK`.
+    Rollback,
+    /// Plain DataFusion SQL (already rewritten for `AS OF`).
+    Sql(String),
+}
+
+fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn ref_sql(r: &RefSpec) -> String {
+    match r {
+        RefSpec::Session => String::new(),
+        RefSpec::Loose(s) => format!("VERSION {}", q(s)),
+        RefSpec::Branch(s) => format!("BRANCH {}", q(s)),
+        RefSpec::Tag(s) => format!("TAG {}", q(s)),
+        RefSpec::Version(s) => format!("VERSION {}", q(s)),
+        RefSpec::Timestamp(s) => format!("TIMESTAMP {}", q(s)),
+    }
+}
+
+fn as_of(r: &RefSpec) -> String {
+    match r {
+        RefSpec::Session => String::new(),
+        r => format!(" AS OF {}", ref_sql(r)),
+    }
+}
+
+/// Round-trips: `parse_statement(&s.to_string())` gives `s` back.
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Statement::CreateDataset {
+                name,
+                columns,
+                group_key,
+                label_key,
+            } => {
+                write!(
+                    f,
+                    "CREATE DATASET {name} ({columns}) KEY ({group_key}, {label_key})"
+                )
+            }
+            Statement::CreateBranch {
+                dataset,
+                branch,
+                from,
+            } => write!(f, "CREATE BRANCH {branch} FROM {dataset}{}", as_of(from)),
+            Statement::DropBranch { dataset, branch } => {
+                write!(f, "DROP BRANCH {branch} ON {dataset}")
+            }
+            Statement::CreateTag { dataset, tag, at } => {
+                write!(f, "CREATE TAG {} ON {dataset}{}", q(tag), as_of(at))
+            }
+            Statement::DropTag { dataset, tag } => write!(f, "DROP TAG {} ON {dataset}", q(tag)),
+            Statement::ShowBranches { dataset } => write!(f, "SHOW BRANCHES ON {dataset}"),
+            Statement::ShowTags { dataset } => write!(f, "SHOW TAGS ON {dataset}"),
+            Statement::ShowHistory { dataset, at } => {
+                write!(f, "SHOW HISTORY ON {dataset}{}", as_of(at))
+            }
+            Statement::Diff { dataset, from, to } => write!(
+                f,
+                "DIFF {dataset} BETWEEN {} AND {}",
+                ref_sql(from),
+                ref_sql(to)
+            ),
+            Statement::UseBranch { dataset, branch } => {
+                write!(f, "USE BRANCH {branch} ON {dataset}")
+            }
+            Statement::Begin => write!(f, "BEGIN"),
+            Statement::Commit { message: Some(m) } => write!(f, "COMMIT {}", q(m)),
+            Statement::Commit { message: None } => write!(f, "COMMIT"),
+            Statement::Rollback => write!(f, "ROLLBACK"),
+            Statement::Sql(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+fn tokenize(sql: &str) -> Result<Vec<Token>> {
+    Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Parse(e.to_string()))
+}
+
+fn is_ws(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn render(tokens: &[Token]) -> String {
+    tokens
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Split a script into statements and parse each.
+pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
+    let tokens = tokenize(sql)?;
+    let mut out = Vec::new();
+    for part in tokens.split(|t| *t == Token::SemiColon) {
+        let part: Vec<Token> = part
+            .iter()
+            .filter(|t| {
+                !matches!(
+                    t,
+                    Token::Whitespace(
+                        Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+                    )
+                )
+            })
+            .cloned()
+            .collect();
+        if part.iter().all(is_ws) {
+            continue;
+        }
+        out.push(parse_tokens(part)?);
+    }
+    Ok(out)
+}
+
+/// Parse one statement.
+pub fn parse_statement(sql: &str) -> Result<Statement> {
+    let mut v = parse_script(sql)?;
+    match (v.pop(), v.is_empty()) {
+        (Some(s), true) => Ok(s),
+        (None, _) => Err(SqlError::Parse("empty statement".into())),
+        _ => Err(SqlError::Parse("expected one statement".into())),
+    }
+}
+
+/// Cursor over the significant tokens of one statement.
+struct Cursor {
+    toks: Vec<Token>,
+    pos: usize,
+}
+
+impl Cursor {
+    fn peek_word(&self, n: usize) -> Option<String> {
+        match self.toks.get(self.pos + n) {
+            Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+    fn is_kw(&self, n: usize, kw: &str) -> bool {
+        self.peek_word(n).as_deref() == Some(kw)
+    }
+    fn next(&mut self) -> Option<Token> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn expect_kw(&mut self, kw: &str) -> Result<()> {
+        if self.is_kw(0, kw) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("expected {kw}")))
+        }
+    }
+    fn unexpected(&self, what: &str) -> SqlError {
+        match self.toks.get(self.pos) {
+            Some(t) => SqlError::Parse(format!("{what}, found '{t}'")),
+            None => SqlError::Parse(format!("{what}, found end of statement")),
+        }
+    }
+    /// An identifier or a quoted string.
+    fn name(&mut self, what: &str) -> Result<String> {
+        match self.next() {
+            Some(Token::Word(w)) => Ok(w.value),
+            Some(Token::SingleQuotedString(s)) => Ok(s),
+            _ => {
+                self.pos -= 1;
+                Err(self.unexpected(&format!("expected {what}")))
+            }
+        }
+    }
+    /// `BRANCH 'b' | TAG 't' | VERSION 'v' | TIMESTAMP 't'`.
+    fn version_ref(&mut self) -> Result<RefSpec> {
+        let kind = self.peek_word(0).unwrap_or_default();
+        if !matches!(kind.as_str(), "BRANCH" | "TAG" | "VERSION" | "TIMESTAMP") {
+            return Err(self.unexpected("expected BRANCH, TAG, VERSION or TIMESTAMP"));
+        }
+        self.pos += 1;
+        let v = self.name(&format!("a {} name", kind.to_ascii_lowercase()))?;
+        RefSpec::from_kind(&kind, v).ok_or_else(|| SqlError::Parse("bad version reference".into()))
+    }
+    fn opt_as_of(&mut self) -> Result<RefSpec> {
+        if self.is_kw(0, "AS") && self.is_kw(1, "OF") {
+            self.pos += 2;
+            self.version_ref()
+        } else {
+            Ok(RefSpec::Session)
+        }
+    }
+    fn end(&self) -> Result<()> {
+        if self.pos < self.toks.len() {
+            Err(self.unexpected("expected end of statement"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
+    let sig: Vec<Token> = all.iter().filter(|t| !is_ws(t)).cloned().collect();
+    let mut c = Cursor { toks: sig, pos: 0 };
+    let w0 = c.peek_word(0).unwrap_or_default();
+    let w1 = c.peek_word(1).unwrap_or_default();
+    let st = match (w0.as_str(), w1.as_str()) {
+        ("CREATE", "DATASET") => {
+            c.pos += 2;
+            let name = c.name("a dataset name")?;
+            // columns: the balanced parenthesised list, rendered back to SQL
+            let start = all
+                .iter()
+                .position(|t| *t == Token::LParen)
+                .ok_or_else(|| {
+                    SqlError::Parse("CREATE DATASET: expected '(' and a column list".into())
+                })?;
+            let mut depth = 0usize;
+            let mut end = start;
+            for (i, t) in all.iter().enumerate().skip(start) {
+                match t {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if end == start {
+                return Err(SqlError::Parse(
+                    "CREATE DATASET: unbalanced parentheses".into(),
+                ));
+            }
+            let columns = render(&all[start + 1..end]);
+            // skip to after the matching ')' in the significant tokens
+            let consumed = all[..=end].iter().filter(|t| !is_ws(t)).count();
+            c.pos = consumed;
+            c.expect_kw("KEY")?;
+            if c.next() != Some(Token::LParen) {
+                return Err(SqlError::Parse(
+                    "CREATE DATASET: expected KEY (group_column, label_column)".into(),
+                ));
+            }
+            let group_key = c.name("the group key column")?;
+            if c.next() != Some(Token::Comma) {
+                return Err(SqlError::Parse(
+                    "CREATE DATASET: expected KEY (group_column, label_column)".into(),
+                ));
+            }
+            let label_key = c.name("the label key column")?;
+            if c.next() != Some(Token::RParen) {
+                return Err(SqlError::Parse(
+                    "CREATE DATASET: expected ')' after the key columns".into(),
+                ));
+            }
+            Statement::CreateDataset {
+                name,
+                columns,
+                group_key,
+                label_key,
+            }
+        }
+        ("CREATE", "BRANCH") => {
+            c.pos += 2;
+            let branch = c.name("a branch name")?;
+            c.expect_kw("FROM")?;
+            let dataset = c.name("a dataset name")?;
+            let from = c.opt_as_of()?;
+            Statement::CreateBranch {
+                dataset,
+                branch,
+                from,
+            }
+        }
+        ("DROP", "BRANCH") => {
+            c.pos += 2;
+            let branch = c.name("a branch name")?;
+            c.expect_kw("ON")?;
+            Statement::DropBranch {
+                dataset: c.name("a dataset name")?,
+                branch,
+            }
+        }
+        ("CREATE", "TAG") => {
+            c.pos += 2;
+            let tag = c.name("a tag name")?;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let at = c.opt_as_of()?;
+            Statement::CreateTag { dataset, tag, at }
+        }
+        ("DROP", "TAG") => {
+            c.pos += 2;
+            let tag = c.name("a tag name")?;
+            c.expect_kw("ON")?;
+            Statement::DropTag {
+                dataset: c.name("a dataset name")?,
+                tag,
+            }
+        }
+        ("SHOW", "BRANCHES") | ("SHOW", "TAGS") | ("SHOW", "HISTORY") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            match w1.as_str() {
+                "BRANCHES" => Statement::ShowBranches { dataset },
+                "TAGS" => Statement::ShowTags { dataset },
+                _ => Statement::ShowHistory {
+                    dataset,
+                    at: c.opt_as_of()?,
+                },
+            }
+        }
+        ("DIFF", _) => {
+            c.pos += 1;
+            let dataset = c.name("a dataset name")?;
+            c.expect_kw("BETWEEN")?;
+            let from = c.version_ref()?;
+            c.expect_kw("AND")?;
+            let to = c.version_ref()?;
+            Statement::Diff { dataset, from, to }
+        }
+        ("USE", "BRANCH") => {
+            c.pos += 2;
+            let branch = c.name("a branch name")?;
+            c.expect_kw("ON")?;
+            Statement::UseBranch {
+                dataset: c.name("a dataset name")?,
+                branch,
+            }
+        }
+        ("BEGIN", _) => {
+            c.pos += 1;
+            if c.is_kw(0, "TRANSACTION") || c.is_kw(0, "WORK") {
+                c.pos += 1;
+            }
+            Statement::Begin
+        }
+        ("START", "TRANSACTION") => {
+            c.pos += 2;
+            Statement::Begin
+        }
+        ("COMMIT", _) => {
+            c.pos += 1;
+            if c.is_kw(0, "TRANSACTION") || c.is_kw(0, "WORK") {
+                c.pos += 1;
+            }
+            let message = match c.toks.get(c.pos) {
+                Some(Token::SingleQuotedString(s)) => {
+                    c.pos += 1;
+                    Some(s.clone())
+                }
+                _ => None,
+            };
+            Statement::Commit { message }
+        }
+        ("ROLLBACK", _) => {
+            c.pos += 1;
+            if c.is_kw(0, "TRANSACTION") || c.is_kw(0, "WORK") {
+                c.pos += 1;
+            }
+            Statement::Rollback
+        }
+        _ => return Ok(Statement::Sql(rewrite_as_of(all)?)),
+    };
+    c.end()?;
+    Ok(st)
+}
+
+fn next_sig(tokens: &[Token], from: usize) -> Option<usize> {
+    (from..tokens.len()).find(|&i| !is_ws(&tokens[i]))
+}
+
+fn prev_sig(tokens: &[Token], before: usize) -> Option<usize> {
+    (0..before).rev().find(|&i| !is_ws(&tokens[i]))
+}
+
+fn word_is(t: &Token, kw: &str) -> bool {
+    matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+/// Rewrite every `table AS OF <ref>` into a versioned table name and render the SQL.
+pub fn rewrite_as_of(mut tokens: Vec<Token>) -> Result<String> {
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_as_of = word_is(&tokens[i], "AS")
+            && next_sig(&tokens, i + 1).is_some_and(|j| word_is(&tokens[j], "OF"));
+        if !is_as_of {
+            i += 1;
+            continue;
+        }
+        let misplaced =
+            || SqlError::Parse("AS OF must follow a table name in a FROM or JOIN clause".into());
+        let of = next_sig(&tokens, i + 1).ok_or_else(misplaced)?;
+        // the table name before AS, and a FROM / JOIN / ',' before it
+        let ti = prev_sig(&tokens, i).ok_or_else(misplaced)?;
+        let table = match &tokens[ti] {
+            Token::Word(w) if w.quote_style.is_some() || w.keyword == Keyword::NoKeyword => {
+                w.value.clone()
+            }
+            _ => return Err(misplaced()),
+        };
+        if table.contains('@') {
+            return Err(SqlError::Parse(format!(
+                "table \"{table}\" already names a version; it cannot take AS OF as well"
+            )));
+        }
+        let before = prev_sig(&tokens, ti).ok_or_else(misplaced)?;
+        if !(word_is(&tokens[before], "FROM")
+            || word_is(&tokens[before], "JOIN")
+            || tokens[before] == Token::Comma)
+        {
+            return Err(misplaced());
+        }
+        let ki = next_sig(&tokens, of + 1).ok_or_else(|| {
+            SqlError::Parse("AS OF must be followed by BRANCH, TAG, VERSION or TIMESTAMP".into())
+        })?;
+        let kind = match &tokens[ki] {
+            Token::Word(w) if w.quote_style.is_none() => w.value.clone(),
+            t => {
+                return Err(SqlError::Parse(format!(
+                    "AS OF must be followed by BRANCH, TAG, VERSION or TIMESTAMP, found '{t}'"
+                )))
+            }
+        };
+        let vi = next_sig(&tokens, ki + 1).ok_or_else(|| {
+            SqlError::Parse(format!("AS OF {kind} must be followed by a quoted name"))
+        })?;
+        let value = match &tokens[vi] {
+            Token::SingleQuotedString(s) => s.clone(),
+            Token::Word(w) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => {
+                w.value.clone()
+            }
+            t => {
+                return Err(SqlError::Parse(format!(
+                    "AS OF {kind} must be followed by a quoted name, found '{t}'"
+                )))
+            }
+        };
+        let spec = RefSpec::from_kind(&kind, value).ok_or_else(|| {
+            SqlError::Parse(format!(
+                "AS OF must be followed by BRANCH, TAG, VERSION or TIMESTAMP, found '{kind}'"
+            ))
+        })?;
+        let has_alias = next_sig(&tokens, vi + 1).is_some_and(|j| match &tokens[j] {
+            Token::Word(w) => {
+                w.keyword == Keyword::NoKeyword
+                    || w.keyword == Keyword::AS
+                    || w.quote_style.is_some()
+            }
+            _ => false,
+        });
+        let mut repl = vec![Token::make_word(
+            &format!("{table}@{}", spec.encode()),
+            Some('"'),
+        )];
+        if !has_alias {
+            repl.push(Token::Whitespace(Whitespace::Space));
+            repl.push(Token::make_keyword("AS"));
+            repl.push(Token::Whitespace(Whitespace::Space));
+            repl.push(Token::make_word(&table, Some('"')));
+        }
+        let n = repl.len();
+        tokens.splice(ti..=vi, repl);
+        i = ti + n;
+    }
+    Ok(render(&tokens))
+}
+
+/// Datasets named as the first argument of `quiver_diff('ds', …)` in a statement.
+pub fn diff_datasets(sql: &str) -> Vec<String> {
+    let Ok(tokens) = tokenize(sql) else {
+        return Vec::new();
+    };
+    let sig: Vec<&Token> = tokens.iter().filter(|t| !is_ws(t)).collect();
+    sig.windows(3)
+        .filter_map(|w| match (w[0], w[1], w[2]) {
+            (Token::Word(f), Token::LParen, Token::SingleQuotedString(ds))
+                if f.value.eq_ignore_ascii_case("quiver_diff") =>
+            {
+                Some(ds.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn as_of_rewrites_to_versioned_names() {
+        let s = parse_statement(
+            "SELECT * FROM ds AS OF TAG 'v1' a JOIN ds AS OF BRANCH 'b' b USING (k)",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            Statement::Sql("SELECT * FROM \"ds@tag:v1\" a JOIN \"ds@branch:b\" b USING (k)".into())
+        );
+        let s =
+            parse_statement("select count(*) from ds as of version 'abcd' where x > 1").unwrap();
+        assert_eq!(
+            s,
+            Statement::Sql("select count(*) from \"ds@version:abcd\" AS \"ds\" where x > 1".into())
+        );
+    }
+
+    #[test]
+    fn misplaced_as_of_is_an_error() {
+        assert!(parse_statement("SELECT 1 AS OF TAG 'v1'").is_err());
+        assert!(parse_statement("SELECT * FROM ds AS OF SOMETHING 'v1'").is_err());
+        assert!(parse_statement("SELECT * FROM ds AS OF TAG").is_err());
+    }
+
+    #[test]
+    fn extension_statements_round_trip() {
+        for sql in [
+            "CREATE BRANCH relabel FROM ds AS OF TAG 'v1'",
+            "CREATE BRANCH relabel FROM ds",
+            "DROP BRANCH relabel ON ds",
+            "CREATE TAG 'v1' ON ds AS OF BRANCH 'main'",
+            "DROP TAG 'v1' ON ds",
+            "SHOW BRANCHES ON ds",
+            "SHOW TAGS ON ds",
+            "SHOW HISTORY ON ds AS OF BRANCH 'relabel'",
+            "DIFF ds BETWEEN TAG 'v1' AND BRANCH 'relabel'",
+            "USE BRANCH relabel ON ds",
+            "BEGIN",
+            "COMMIT 'relabel pass'",
+            "ROLLBACK",
+        ] {
+            let st = parse_statement(sql).unwrap();
+            assert!(!matches!(st, Statement::Sql(_)), "{sql}");
+            assert_eq!(parse_statement(&st.to_string()).unwrap(), st, "{sql}");
+        }
+        let st = parse_statement("CREATE DATASET d (sample_id BIGINT NOT NULL, label_id INT NOT NULL, c VARCHAR) KEY (sample_id, label_id)").unwrap();
+        assert_eq!(parse_statement(&st.to_string()).unwrap(), st);
+        assert!(parse_statement("DIFF ds BETWEEN TAG 'v1'").is_err());
+        assert!(parse_statement("SHOW BRANCHES ON ds extra").is_err());
+    }
+
+    #[test]
+    fn script_splits_on_top_level_semicolons() {
+        let v = parse_script("BEGIN; INSERT INTO ds VALUES (1, 'a;b'); COMMIT 'm';").unwrap();
+        assert_eq!(v.len(), 3);
+    }
+}

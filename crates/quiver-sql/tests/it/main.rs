@@ -1,0 +1,7 @@
+//! Integration tests of `quiver-sql` (one test binary): the `.slt` specification files
+//! under `sql/` and Rust tests that need more than SQL (pruning counters).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pruning;
+mod slt;
