@@ -12,7 +12,9 @@
 //!   added on both with different content) is a **conflict**.
 //! * Conflicts are never resolved silently: the merge makes no commit, and records a
 //!   *pending merge* on the target branch (`datasets/<ds>/merges/<branch>.json`). The user
-//!   resolves conflicts (ours / theirs / explicit rows) and commits, or aborts.
+//!   resolves conflicts (ours / theirs for some or all labels, or by writing the wanted rows
+//!   to the target branch: a conflicting label whose row on the target changed after the
+//!   merge started counts as resolved by that write) and commits, or aborts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -315,7 +317,7 @@ impl Dataset {
             written: BTreeSet::new(),
         };
         let (plan, conflicts, label_merged) =
-            self.plan_merge(&base, &ours, &theirs, &pending).await?;
+            self.plan_merge(&base, &ours, &theirs, &pending, None).await?;
         if !conflicts.is_empty() {
             self.save_pending(&pending).await?;
             return Ok(MergeReport {
@@ -377,6 +379,7 @@ impl Dataset {
         ours: &Commit,
         theirs: &Commit,
         pending: &PendingMerge,
+        original_ours: Option<&Commit>,
     ) -> Result<(Vec<(Key, Option<RecordBatch>)>, Vec<LabelConflict>, u64)> {
         let sb = self.snapshot(base.clone());
         let d_ours: BTreeMap<Key, Change> = sb
@@ -409,6 +412,10 @@ impl Dataset {
         }
         let base_rows = sb.read_groups(&both).await?;
         let ours_rows = self.snapshot(ours.clone()).read_groups(&both).await?;
+        let orig_rows = match original_ours {
+            Some(o) if o.id != ours.id => Some(self.snapshot(o.clone()).read_groups(&both).await?),
+            _ => None,
+        };
         let mut conflicts = Vec::new();
         let mut label_merged = 0;
         for k in &both {
@@ -418,6 +425,7 @@ impl Dataset {
                 ours_rows.get(k),
                 theirs_rows.get(k),
                 pending,
+                orig_rows.as_ref().map(|m| m.get(k)),
             )?;
             match gm.rows {
                 Some(rows) if gm.conflicts.is_empty() => {
@@ -437,6 +445,7 @@ impl Dataset {
         ours: Option<&RecordBatch>,
         theirs: Option<&RecordBatch>,
         pending: &PendingMerge,
+        original_ours: Option<Option<&RecordBatch>>,
     ) -> Result<GroupMerge> {
         let li = self.schema().index_of(&self.config.label_key)?;
         let (mb, mo, mt) = (
@@ -444,6 +453,8 @@ impl Dataset {
             label_map(ours, li),
             label_map(theirs, li),
         );
+        // labels rewritten on the target after the merge started: resolved by that write
+        let mw = original_ours.map(|o| label_map(o, li));
         let keys: BTreeSet<&Key> = mb.keys().chain(mo.keys()).chain(mt.keys()).collect();
         // (source batch index: 0 = ours, 1 = theirs, row)
         let mut pick: Vec<(usize, usize)> = Vec::new();
@@ -456,7 +467,9 @@ impl Dataset {
             } else if oh == bh {
                 Some(1)
             } else {
+                let written = mw.as_ref().is_some_and(|m| m.get(lk).map(|x| x.1) != oh);
                 match pending.resolutions.get(&label_id(group, lk)) {
+                    _ if written => Some(0),
                     Some(Resolution::Ours) => Some(0),
                     Some(Resolution::Theirs) => Some(1),
                     None => {
@@ -519,10 +532,11 @@ impl Dataset {
         })
     }
 
+    /// (pending merge, base, current head of the target, theirs, target head at merge start).
     async fn pending_commits(
         &self,
         target: &str,
-    ) -> Result<(PendingMerge, Commit, Commit, Commit)> {
+    ) -> Result<(PendingMerge, Commit, Commit, Commit, Commit)> {
         let p = self
             .pending_merge(target)
             .await?
@@ -542,13 +556,14 @@ impl Dataset {
             self.commit(&o).await?,
             self.commit(&t).await?,
         );
-        Ok((p, b, o, t))
+        let head = self.branch_head(target).await?.commit;
+        Ok((p, b, head, t, o))
     }
 
     /// Conflicts of the pending merge on `target` that are not resolved yet.
     pub async fn conflicts(&self, target: &str) -> Result<Vec<LabelConflict>> {
-        let (p, b, o, t) = self.pending_commits(target).await?;
-        Ok(self.plan_merge(&b, &o, &t, &p).await?.1)
+        let (p, b, o, t, orig) = self.pending_commits(target).await?;
+        Ok(self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?.1)
     }
 
     /// Resolve pending conflicts by taking one side; `only` limits it to some
@@ -559,8 +574,8 @@ impl Dataset {
         side: Resolution,
         only: Option<&BTreeSet<(Key, Key)>>,
     ) -> Result<u64> {
-        let (mut p, b, o, t) = self.pending_commits(target).await?;
-        let conflicts = self.plan_merge(&b, &o, &t, &p).await?.1;
+        let (mut p, b, o, t, orig) = self.pending_commits(target).await?;
+        let conflicts = self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?.1;
         let mut n = 0;
         for c in conflicts {
             if only.is_none_or(|set| set.contains(&(c.group.clone(), c.label.clone()))) {
@@ -580,8 +595,8 @@ impl Dataset {
         message: Option<&str>,
         author: &str,
     ) -> Result<Commit> {
-        let (p, b, o, t) = self.pending_commits(target).await?;
-        let (plan, conflicts, _) = self.plan_merge(&b, &o, &t, &p).await?;
+        let (p, b, o, t, orig) = self.pending_commits(target).await?;
+        let (plan, conflicts, _) = self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?;
         if !conflicts.is_empty() {
             return Err(CoreError::UnresolvedConflicts {
                 dataset: self.name().into(),
