@@ -316,8 +316,9 @@ impl Dataset {
             resolutions: BTreeMap::new(),
             written: BTreeSet::new(),
         };
-        let (plan, conflicts, label_merged) =
-            self.plan_merge(&base, &ours, &theirs, &pending, None).await?;
+        let (plan, conflicts, label_merged) = self
+            .plan_merge(&base, &ours, &theirs, &pending, None)
+            .await?;
         if !conflicts.is_empty() {
             self.save_pending(&pending).await?;
             return Ok(MergeReport {

@@ -57,6 +57,9 @@ struct Shared {
     /// Names of table functions: DataFusion asks the schema for them too, and they are not
     /// datasets.
     functions: Mutex<std::collections::HashSet<String>>,
+    /// (dataset, target branch) of merges this session left pending: a bare COMMIT
+    /// commits them.
+    merges: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Shared {
@@ -185,6 +188,108 @@ impl SchemaProvider for SystemSchema {
 #[derive(Debug)]
 struct DiffFunction {
     shared: Arc<Shared>,
+}
+
+/// The string-literal arguments of a table function.
+fn string_args(name: &str, usage: &str, args: &TableFunctionArgs) -> DfResult<[String; 3]> {
+    let mut s = Vec::new();
+    for e in args.exprs() {
+        match e {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(v))
+                | ScalarValue::Utf8View(Some(v))
+                | ScalarValue::LargeUtf8(Some(v)),
+                _,
+            ) => s.push(v.clone()),
+            _ => {
+                return Err(df_err(SqlError::Parse(format!(
+                    "{name} takes three string literals: {usage}"
+                ))))
+            }
+        }
+    }
+    <[String; 3]>::try_from(s).map_err(|_| {
+        df_err(SqlError::Parse(format!(
+            "{name} takes three arguments: {usage}"
+        )))
+    })
+}
+
+/// `quiver_conflicts('ds', 'source', 'target')`: the conflicts of the pending merge of
+/// `source` into branch `target`.
+#[derive(Debug)]
+struct ConflictsFunction {
+    shared: Arc<Shared>,
+}
+
+impl TableFunctionImpl for ConflictsFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let [ds, source, target] =
+            string_args("quiver_conflicts", "('dataset', 'source', 'target')", &args)?;
+        let dataset = self
+            .shared
+            .cached_dataset(&ds)
+            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+        let schema = dataset
+            .conflicts_table(&[])
+            .map_err(|e| df_err(SqlError::Core(e)))?
+            .schema();
+        Ok(Arc::new(ConflictsTable {
+            dataset,
+            source,
+            target,
+            schema,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ConflictsTable {
+    dataset: Dataset,
+    source: String,
+    target: String,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for ConflictsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ds = &self.dataset;
+        let core = |e: CoreError| df_err(SqlError::Core(e));
+        let pending = ds.pending_merge(&self.target).await.map_err(core)?;
+        let source = ds.resolve_loose(&self.source).await.map_err(core)?;
+        match pending {
+            Some(p) if p.theirs == source.id.to_hex() => {}
+            _ => {
+                return Err(df_err(SqlError::Parse(format!(
+                    "no pending merge of '{}' into branch '{}' of dataset '{}'",
+                    self.source,
+                    self.target,
+                    ds.name()
+                ))))
+            }
+        }
+        let b = crate::merge_sql::conflicts(ds, &self.target)
+            .await
+            .map_err(df_err)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![b]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
 }
 
 impl TableFunctionImpl for DiffFunction {
@@ -392,6 +497,7 @@ impl QuiverContext {
             datasets: Mutex::default(),
             last_scan: Arc::default(),
             functions: Mutex::default(),
+            merges: Mutex::default(),
         });
         let cat = MemoryCatalogProvider::new();
         datafusion::catalog::CatalogProvider::register_schema(
@@ -412,6 +518,12 @@ impl QuiverContext {
         ctx.register_udtf(
             "quiver_diff",
             Arc::new(DiffFunction {
+                shared: shared.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "quiver_conflicts",
+            Arc::new(ConflictsFunction {
                 shared: shared.clone(),
             }),
         );
@@ -622,7 +734,26 @@ impl QuiverContext {
             Statement::Commit { message } => {
                 let txn = self.txn.lock().await.take();
                 let Some(txn) = txn else {
-                    return Err(SqlError::Transaction("COMMIT without BEGIN".into()));
+                    // no transaction: COMMIT finishes this session's pending merges
+                    let pending: Vec<(String, String)> = sh
+                        .merges
+                        .lock()
+                        .map(|m| m.iter().cloned().collect())
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        return Err(SqlError::Transaction("COMMIT without BEGIN".into()));
+                    }
+                    let mut rows = Vec::new();
+                    for (d, target) in pending {
+                        let ds = sh.dataset(&d).await?;
+                        rows.push(
+                            crate::merge_sql::commit(&ds, &target, message.as_deref()).await?,
+                        );
+                        if let Ok(mut m) = sh.merges.lock() {
+                            m.remove(&(d, target));
+                        }
+                    }
+                    return Ok(vec![crate::merge_sql::commits_row(&rows)?]);
                 };
                 let msg = message.unwrap_or_else(|| "commit".into());
                 let mut out = Vec::new();
@@ -648,6 +779,56 @@ impl QuiverContext {
                 )
                 .map_err(DataFusionError::from)?;
                 Ok(vec![b])
+            }
+            Statement::Merge {
+                dataset,
+                source,
+                target,
+                message,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let spec = sh.spec(&ds, &source).await?;
+                let r = crate::merge_sql::merge(&ds, &spec, &target, message.as_deref()).await?;
+                if r.kind == quiver_core::MergeKind::Conflicts {
+                    if let Ok(mut m) = sh.merges.lock() {
+                        m.insert((dataset.clone(), target.clone()));
+                    }
+                }
+                Ok(vec![crate::merge_sql::merge_row(&r)?])
+            }
+            Statement::ShowConflicts { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                let target = sh.session_branch(&dataset);
+                Ok(vec![crate::merge_sql::conflicts(&ds, &target).await?])
+            }
+            Statement::ResolveConflicts {
+                dataset,
+                theirs,
+                filter,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let target = sh.session_branch(&dataset);
+                Ok(vec![
+                    crate::merge_sql::resolve(&ds, &target, theirs, filter.as_deref()).await?,
+                ])
+            }
+            Statement::AbortMerge { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                let target = sh.session_branch(&dataset);
+                ds.abort_merge(&target).await?;
+                if let Ok(mut m) = sh.merges.lock() {
+                    m.remove(&(dataset.clone(), target.clone()));
+                }
+                Ok(vec![message_batch(&[("aborted_merge_into", target)])?])
+            }
+            Statement::CommitMerge { dataset, message } => {
+                let ds = sh.dataset(&dataset).await?;
+                let target = sh.session_branch(&dataset);
+                let row = crate::merge_sql::commit(&ds, &target, message.as_deref()).await?;
+                if let Ok(mut m) = sh.merges.lock() {
+                    m.remove(&(dataset.clone(), target.clone()));
+                }
+                Ok(vec![crate::merge_sql::commits_row(&[row])?])
             }
             Statement::Rollback => {
                 if self.txn.lock().await.take().is_none() {

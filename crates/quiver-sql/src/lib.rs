@@ -9,6 +9,7 @@
 pub mod context;
 pub mod diff;
 pub mod error;
+pub mod merge_sql;
 pub mod names;
 pub mod parser;
 pub mod provider;

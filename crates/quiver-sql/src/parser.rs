@@ -11,6 +11,10 @@
 //! DIFF ds BETWEEN <ref> AND <ref>
 //! USE BRANCH b ON ds
 //! BEGIN [TRANSACTION] | START TRANSACTION       COMMIT ['message']       ROLLBACK
+//! MERGE <ref> INTO target ON ds [MESSAGE 'm']   (<ref>: the branch, tag or version merged)
+//! SHOW CONFLICTS ON ds                           (the pending merge into the session's branch)
+//! RESOLVE CONFLICTS ON ds USING OURS|THEIRS [WHERE <predicate over the conflict table>]
+//! ABORT MERGE ON ds          COMMIT MERGE ON ds [MESSAGE 'm']   (a bare COMMIT also works)
 //! <ref> := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | TIMESTAMP '…'
 //! ```
 //!
@@ -72,8 +76,36 @@ pub enum Statement {
     Commit { message: Option<String> },
     /// `ROLLBACK`.
     Rollback,
+    /// `MERGE <ref> INTO target ON ds [MESSAGE 'm']`.
+    Merge {
+        dataset: String,
+        source: RefSpec,
+        target: String,
+        message: Option<String>,
+    },
+    /// `SHOW CONFLICTS ON ds`.
+    ShowConflicts { dataset: String },
+    /// `RESOLVE CONFLICTS ON ds USING OURS|THEIRS [WHERE predicate]`.
+    ResolveConflicts {
+        dataset: String,
+        theirs: bool,
+        filter: Option<String>,
+    },
+    /// `ABORT MERGE ON ds`.
+    AbortMerge { dataset: String },
+    /// `COMMIT MERGE ON ds [MESSAGE 'm']`.
+    CommitMerge {
+        dataset: String,
+        message: Option<String>,
+    },
     /// Plain DataFusion SQL (already rewritten for `AS OF`).
     Sql(String),
+}
+
+fn opt_message(m: &Option<String>) -> String {
+    m.as_ref()
+        .map(|m| format!(" MESSAGE {}", q(m)))
+        .unwrap_or_default()
 }
 
 fn q(s: &str) -> String {
@@ -143,6 +175,34 @@ impl std::fmt::Display for Statement {
             Statement::Commit { message: Some(m) } => write!(f, "COMMIT {}", q(m)),
             Statement::Commit { message: None } => write!(f, "COMMIT"),
             Statement::Rollback => write!(f, "ROLLBACK"),
+            Statement::Merge {
+                dataset,
+                source,
+                target,
+                message,
+            } => write!(
+                f,
+                "MERGE {} INTO {target} ON {dataset}{}",
+                ref_sql(source),
+                opt_message(message)
+            ),
+            Statement::ShowConflicts { dataset } => write!(f, "SHOW CONFLICTS ON {dataset}"),
+            Statement::ResolveConflicts {
+                dataset,
+                theirs,
+                filter,
+            } => {
+                let side = if *theirs { "THEIRS" } else { "OURS" };
+                write!(f, "RESOLVE CONFLICTS ON {dataset} USING {side}")?;
+                match filter {
+                    Some(p) => write!(f, " WHERE {p}"),
+                    None => Ok(()),
+                }
+            }
+            Statement::AbortMerge { dataset } => write!(f, "ABORT MERGE ON {dataset}"),
+            Statement::CommitMerge { dataset, message } => {
+                write!(f, "COMMIT MERGE ON {dataset}{}", opt_message(message))
+            }
             Statement::Sql(s) => write!(f, "{s}"),
         }
     }
@@ -266,6 +326,15 @@ impl Cursor {
             Ok(RefSpec::Session)
         }
     }
+    /// `[MESSAGE 'm']`.
+    fn opt_message(&mut self) -> Result<Option<String>> {
+        if self.is_kw(0, "MESSAGE") {
+            self.pos += 1;
+            Ok(Some(self.name("a message")?))
+        } else {
+            Ok(None)
+        }
+    }
     fn end(&self) -> Result<()> {
         if self.pos < self.toks.len() {
             Err(self.unexpected("expected end of statement"))
@@ -281,6 +350,75 @@ fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
     let w0 = c.peek_word(0).unwrap_or_default();
     let w1 = c.peek_word(1).unwrap_or_default();
     let st = match (w0.as_str(), w1.as_str()) {
+        ("MERGE", "BRANCH" | "TAG" | "VERSION" | "TIMESTAMP") => {
+            c.pos += 1;
+            let source = c.version_ref()?;
+            c.expect_kw("INTO")?;
+            let target = c.name("the branch to merge into")?;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let message = c.opt_message()?;
+            Statement::Merge {
+                dataset,
+                source,
+                target,
+                message,
+            }
+        }
+        ("SHOW", "CONFLICTS") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            Statement::ShowConflicts {
+                dataset: c.name("a dataset name")?,
+            }
+        }
+        ("RESOLVE", "CONFLICTS") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            c.expect_kw("USING")?;
+            let theirs = match c.peek_word(0).as_deref() {
+                Some("OURS") => false,
+                Some("THEIRS") => true,
+                _ => return Err(c.unexpected("expected OURS or THEIRS")),
+            };
+            c.pos += 1;
+            let filter = if c.is_kw(0, "WHERE") {
+                let at = all
+                    .iter()
+                    .position(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::WHERE))
+                    .unwrap_or(all.len());
+                let p = render(&all[(at + 1).min(all.len())..]);
+                if p.is_empty() {
+                    return Err(SqlError::Parse(
+                        "RESOLVE CONFLICTS: expected a predicate after WHERE".into(),
+                    ));
+                }
+                c.pos = c.toks.len();
+                Some(p)
+            } else {
+                None
+            };
+            Statement::ResolveConflicts {
+                dataset,
+                theirs,
+                filter,
+            }
+        }
+        ("ABORT", "MERGE") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            Statement::AbortMerge {
+                dataset: c.name("a dataset name")?,
+            }
+        }
+        ("COMMIT", "MERGE") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let message = c.opt_message()?;
+            Statement::CommitMerge { dataset, message }
+        }
         ("CREATE", "DATASET") => {
             c.pos += 2;
             let name = c.name("a dataset name")?;
@@ -556,7 +694,8 @@ pub fn diff_datasets(sql: &str) -> Vec<String> {
     sig.windows(3)
         .filter_map(|w| match (w[0], w[1], w[2]) {
             (Token::Word(f), Token::LParen, Token::SingleQuotedString(ds))
-                if f.value.eq_ignore_ascii_case("quiver_diff") =>
+                if f.value.eq_ignore_ascii_case("quiver_diff")
+                    || f.value.eq_ignore_ascii_case("quiver_conflicts") =>
             {
                 Some(ds.clone())
             }
@@ -611,6 +750,13 @@ mod tests {
             "BEGIN",
             "COMMIT 'relabel pass'",
             "ROLLBACK",
+            "MERGE BRANCH 'relabel' INTO main ON ds MESSAGE 'bring back'",
+            "MERGE TAG 'v1' INTO fix ON ds",
+            "SHOW CONFLICTS ON ds",
+            "RESOLVE CONFLICTS ON ds USING THEIRS WHERE theirs_score > 0.5",
+            "RESOLVE CONFLICTS ON ds USING OURS",
+            "ABORT MERGE ON ds",
+            "COMMIT MERGE ON ds MESSAGE 'resolved'",
         ] {
             let st = parse_statement(sql).unwrap();
             assert!(!matches!(st, Statement::Sql(_)), "{sql}");
@@ -620,6 +766,16 @@ mod tests {
         assert_eq!(parse_statement(&st.to_string()).unwrap(), st);
         assert!(parse_statement("DIFF ds BETWEEN TAG 'v1'").is_err());
         assert!(parse_statement("SHOW BRANCHES ON ds extra").is_err());
+        assert!(parse_statement("RESOLVE CONFLICTS ON ds USING BOTH").is_err());
+        assert!(parse_statement("MERGE BRANCH b ON ds").is_err());
+        match parse_statement("RESOLVE CONFLICTS ON ds USING OURS WHERE kind = 'both_modified'")
+            .unwrap()
+        {
+            Statement::ResolveConflicts { filter, .. } => {
+                assert_eq!(filter.as_deref(), Some("kind = 'both_modified'"))
+            }
+            st => panic!("{st:?}"),
+        }
     }
 
     #[test]

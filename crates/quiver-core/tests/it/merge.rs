@@ -387,20 +387,50 @@ async fn conflicts_are_surfaced_resolved_and_aborted() {
 #[tokio::test]
 async fn conflicts_resolved_by_writing_the_wanted_rows() {
     let (_, ds) = new_dataset("memory://").await;
-    ds.append("main", &[batch(&[("img1", 1, "car", 0.1), ("img2", 1, "cat", 0.3)])], "base").await.unwrap();
+    ds.append(
+        "main",
+        &[batch(&[("img1", 1, "car", 0.1), ("img2", 1, "cat", 0.3)])],
+        "base",
+    )
+    .await
+    .unwrap();
     ds.create_branch("b", &VersionSpec::main()).await.unwrap();
-    ds.upsert("b", &[batch(&[("img1", 1, "truck", 0.9), ("img2", 1, "lion", 0.3)])], "b").await.unwrap();
-    ds.upsert("main", &[batch(&[("img1", 1, "bus", 0.7), ("img2", 1, "tiger", 0.3), ("img3", 1, "new", 0.5)])], "main")
+    ds.upsert(
+        "b",
+        &[batch(&[
+            ("img1", 1, "truck", 0.9),
+            ("img2", 1, "lion", 0.3),
+        ])],
+        "b",
+    )
+    .await
+    .unwrap();
+    ds.upsert(
+        "main",
+        &[batch(&[
+            ("img1", 1, "bus", 0.7),
+            ("img2", 1, "tiger", 0.3),
+            ("img3", 1, "new", 0.5),
+        ])],
+        "main",
+    )
+    .await
+    .unwrap();
+    let r = ds
+        .merge(&VersionSpec::Branch("b".into()), "main", None, "t")
         .await
         .unwrap();
-    let r = ds.merge(&VersionSpec::Branch("b".into()), "main", None, "t").await.unwrap();
     assert_eq!(r.conflicts, 2);
     // the curator writes the wanted row for img1 on the target branch
-    ds.upsert("main", &[batch(&[("img1", 1, "minibus", 0.8)])], "fix img1").await.unwrap();
+    ds.upsert("main", &[batch(&[("img1", 1, "minibus", 0.8)])], "fix img1")
+        .await
+        .unwrap();
     let left = ds.conflicts("main").await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].group, b"img2".to_vec());
-    ds.resolve_conflicts("main", Resolution::Theirs, None).await.unwrap();
+    ds.resolve_conflicts("main", Resolution::Theirs, None)
+        .await
+        .unwrap();
     let c = ds.commit_merge("main", None, "t").await.unwrap();
     assert_eq!(c.parents.len(), 2);
     let t = content(&ds, "main").await;
