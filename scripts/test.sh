@@ -54,4 +54,4 @@ else
 fi
 
 echo "test.sh: building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
-cargo test --workspace --all-targets --no-fail-fast 2>&1
+cargo test --workspace --no-fail-fast 2>&1
