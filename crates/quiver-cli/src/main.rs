@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod io_cmd;
 mod merge_cmd;
+mod sql_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{demo, Catalog, CoreError, VersionSpec};
 
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Io(io_cmd::IoCommand),
+    /// Run SQL over every version: AS OF, DIFF, CREATE BRANCH/TAG, MERGE, DML (-c or a shell).
+    Sql(sql_cmd::SqlArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
     /// Create the catalog (idempotent).
@@ -101,6 +104,8 @@ enum Command {
 enum CliError {
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error(transparent)]
+    Sql(#[from] quiver_sql::SqlError),
     #[error("{0}")]
     Usage(String),
 }
@@ -122,6 +127,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
+        Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
         Command::Quickstart { rows } => {
             if !cat.list_datasets().await?.contains(&"demo".to_string()) {

@@ -521,6 +521,7 @@ impl QuiverContext {
                 shared: shared.clone(),
             }),
         );
+        ctx.register_udf(crate::asset_fn::asset_udf(shared.catalog.clone()));
         ctx.register_udtf(
             "quiver_conflicts",
             Arc::new(ConflictsFunction {

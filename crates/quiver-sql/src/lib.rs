@@ -6,6 +6,7 @@
 //!   tables (`quiver.datasets`, `quiver.commits`, `quiver.branches`, `quiver.tags`), the
 //!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
 
+pub mod asset_fn;
 pub mod context;
 pub mod diff;
 pub mod error;

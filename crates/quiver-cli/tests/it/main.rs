@@ -1,3 +1,5 @@
 //! Integration tests of the quiver CLI (one binary).
+#![allow(clippy::unwrap_used)]
 
 mod io_cli;
+mod sql_cli;

@@ -1,0 +1,74 @@
+//! `quiver sql` and `quiver merge` end to end through the binary.
+
+use std::process::Command;
+
+fn quiver(catalog: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("--catalog")
+        .arg(catalog)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sql_versions_diff_merge_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, out, err) = quiver(cat, &["quickstart", "--rows", "2000"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("(tag: v1)"), "{out}");
+
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "SELECT count(*) AS n FROM demo AS OF TAG 'v1'",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "n\n2000");
+
+    let (ok, _, err) = quiver(
+        cat,
+        &["sql", "-c", "CREATE BRANCH fix FROM demo; USE BRANCH fix ON demo; UPDATE demo SET score = 1.0 WHERE sample_id = 'img-00000003'"],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "DIFF demo BETWEEN TAG 'v1' AND BRANCH 'fix'",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().count() >= 1 && out.lines().all(|l| l.contains("\"change\":\"modified\"")),
+        "{out}"
+    );
+
+    let (ok, out, err) = quiver(cat, &["merge", "demo", "fix"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("fast-forwarded main"), "{out}");
+
+    let (ok, _, err) = quiver(cat, &["sql", "-c", "SELECT * FROM demo AS OF TAG 'nope'"]);
+    assert!(!ok);
+    assert!(
+        err.contains("tag 'nope' not found in dataset 'demo'"),
+        "{err}"
+    );
+    let (ok, _, err) = quiver(cat, &["sql", "-c", "SELEC 1"]);
+    assert!(!ok);
+    assert!(err.starts_with("error:"), "{err}");
+}

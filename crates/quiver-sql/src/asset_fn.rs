@@ -1,0 +1,102 @@
+//! `quiver_asset(image_hash)`: the bytes of an asset (image, mask) from the catalog's
+//! content-addressed asset store, so a query or a Flight stream can carry images with
+//! their labels. Each hash is verified on read; an unknown or malformed hash is an error
+//! naming it. A NULL hash gives NULL.
+
+use std::hash::{Hash as StdHash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BinaryBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result as DfResult};
+use datafusion::logical_expr::async_udf::{AsyncScalarUDF, AsyncScalarUDFImpl};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use quiver_core::{Catalog, Hash};
+
+use crate::error::{df_err, SqlError};
+
+/// The `quiver_asset` function of one catalog.
+#[derive(Debug)]
+pub struct AssetFunction {
+    catalog: Catalog,
+    signature: Signature,
+}
+
+impl PartialEq for AssetFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.catalog.store().url() == other.catalog.store().url()
+    }
+}
+impl Eq for AssetFunction {}
+impl StdHash for AssetFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.catalog.store().url().hash(state)
+    }
+}
+
+/// The registered form of `quiver_asset` for `catalog`.
+pub fn asset_udf(catalog: Catalog) -> ScalarUDF {
+    let f = AssetFunction {
+        catalog,
+        signature: Signature::string(1, Volatility::Stable),
+    };
+    AsyncScalarUDF::new(Arc::new(f)).into_scalar_udf()
+}
+
+impl ScalarUDFImpl for AssetFunction {
+    fn name(&self) -> &str {
+        "quiver_asset"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Binary)
+    }
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        exec_err!("quiver_asset is evaluated asynchronously")
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncScalarUDFImpl for AssetFunction {
+    fn ideal_batch_size(&self) -> Option<usize> {
+        Some(256)
+    }
+
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return exec_err!("quiver_asset takes one argument: an asset hash");
+        };
+        let arr: ArrayRef = arg.to_array(args.number_rows)?;
+        let strings = arrow::compute::cast(&arr, &DataType::Utf8)?;
+        let strings = strings
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or_else(|| {
+                df_err(SqlError::Unsupported(
+                    "quiver_asset needs a string hash".into(),
+                ))
+            })?;
+        let assets = self.catalog.assets();
+        let mut out = BinaryBuilder::new();
+        for i in 0..strings.len() {
+            if strings.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let s = strings.value(i);
+            let Some(h) = Hash::from_hex(s) else {
+                return exec_err!("quiver_asset: '{s}' is not an asset hash (64 hex characters)");
+            };
+            let bytes = assets
+                .get(&h)
+                .await
+                .map_err(|e| df_err(SqlError::Core(e)))?;
+            out.append_value(&bytes);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}

@@ -1,0 +1,48 @@
+//! `quiver_asset(image_hash)` returns verified asset bytes next to the labels.
+
+use datafusion::arrow::array::{Array, AsArray};
+use quiver_core::Catalog;
+use quiver_sql::context::QuiverContext;
+
+#[tokio::test]
+async fn quiver_asset_returns_the_image_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let png = b"\x89PNG\r\n\x1a\nnot really an image".to_vec();
+    let h = cat
+        .assets()
+        .put_bytes(bytes::Bytes::from(png.clone()))
+        .await
+        .unwrap();
+    let ctx = QuiverContext::new(cat.clone()).await.unwrap();
+    ctx.sql("CREATE DATASET ds (sample_id VARCHAR NOT NULL, label_id INT NOT NULL, image_hash VARCHAR) KEY (sample_id, label_id)")
+        .await
+        .unwrap();
+    ctx.sql(&format!(
+        "INSERT INTO ds VALUES ('a', 1, '{h}'), ('b', 1, NULL)"
+    ))
+    .await
+    .unwrap();
+    let out = ctx
+        .sql("SELECT sample_id, quiver_asset(image_hash) AS img FROM ds ORDER BY sample_id")
+        .await
+        .unwrap();
+    let b = &out[0];
+    let img = b.column(1).as_binary::<i32>();
+    assert_eq!(img.value(0), png.as_slice());
+    assert!(img.is_null(1));
+
+    let e = ctx
+        .sql("SELECT quiver_asset('zz')")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'zz' is not an asset hash"), "{e}");
+    let missing = "0".repeat(64);
+    let e = ctx
+        .sql(&format!("SELECT quiver_asset('{missing}')"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&missing), "{e}");
+}
