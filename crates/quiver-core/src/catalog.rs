@@ -39,8 +39,8 @@ impl Default for DatasetOptions {
             group_key: "sample_id".into(),
             label_key: "label_id".into(),
             stats_columns: None,
-            leaf_target: 32,
-            fanout: 64,
+            leaf_target: 16,
+            fanout: 16,
             author: default_author(),
         }
     }

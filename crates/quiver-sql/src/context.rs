@@ -294,27 +294,7 @@ impl TableProvider for ConflictsTable {
 
 impl TableFunctionImpl for DiffFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let mut s = Vec::new();
-        for e in args.exprs() {
-            match e {
-                Expr::Literal(
-                    ScalarValue::Utf8(Some(v))
-                    | ScalarValue::Utf8View(Some(v))
-                    | ScalarValue::LargeUtf8(Some(v)),
-                    _,
-                ) => s.push(v.clone()),
-                _ => {
-                    return Err(df_err(SqlError::Parse(
-                        "quiver_diff takes three string literals: ('dataset', 'from', 'to')".into(),
-                    )))
-                }
-            }
-        }
-        let [ds, from, to] = <[String; 3]>::try_from(s).map_err(|_| {
-            df_err(SqlError::Parse(
-                "quiver_diff takes three arguments: ('dataset', 'from', 'to')".into(),
-            ))
-        })?;
+        let [ds, from, to] = string_args("quiver_diff", "('dataset', 'from', 'to')", &args)?;
         let dataset = self
             .shared
             .cached_dataset(&ds)
