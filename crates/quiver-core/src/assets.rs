@@ -419,7 +419,7 @@ impl AssetStore {
                 }
                 let projection: Vec<usize> = cols.iter().map(|c| c.0).collect();
                 for p in snap.plan(&fresh).await? {
-                    let batches = crate::packs::read_ranges(
+                    let batches = crate::packs::read_ranges_concat(
                         ds.catalog().store(),
                         &ds.catalog().inner.meta,
                         &p.pack,

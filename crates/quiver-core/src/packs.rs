@@ -248,14 +248,14 @@ impl MetaCache {
     }
 }
 
-/// Read row ranges of one pack; returns one batch per range, in the order given.
+/// Read row ranges of one pack; returns the batches of each range, in the order given.
 pub async fn read_ranges(
     store: &Store,
     meta: &MetaCache,
     pack: &Hash,
     ranges: &[Range<u64>],
     projection: Option<&[usize]>,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<Vec<Vec<RecordBatch>>> {
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
@@ -283,28 +283,66 @@ pub async fn read_ranges(
         builder = builder.with_projection(mask);
     }
     let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
-    let schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => {
-            return Err(CoreError::Corrupt {
-                what: format!("pack {pack}"),
-                reason: "no rows for requested ranges".into(),
-            })
-        }
+    split_ranges(pack, &batches, ranges, &order)
+}
+
+/// Split the rows read for sorted `ranges` back into one list of batches per range (in
+/// the caller's order) without copying: ranges map onto slices of the decoded batches.
+fn split_ranges(
+    pack: &Hash,
+    batches: &[RecordBatch],
+    ranges: &[Range<u64>],
+    order: &[usize],
+) -> Result<Vec<Vec<RecordBatch>>> {
+    let short = || CoreError::Corrupt {
+        what: format!("pack {pack}"),
+        reason: "fewer rows than its index says".into(),
     };
-    let all = arrow::compute::concat_batches(&schema, &batches)?;
-    let mut out = vec![RecordBatch::new_empty(schema); ranges.len()];
-    let mut off = 0usize;
-    for &i in &order {
-        let n = (ranges[i].end - ranges[i].start) as usize;
-        if off + n > all.num_rows() {
-            return Err(CoreError::Corrupt {
-                what: format!("pack {pack}"),
-                reason: "fewer rows than its index says".into(),
-            });
+    let mut out: Vec<Vec<RecordBatch>> = vec![Vec::new(); ranges.len()];
+    let (mut bi, mut off) = (0usize, 0usize);
+    for &i in order {
+        let mut need = (ranges[i].end - ranges[i].start) as usize;
+        while need > 0 {
+            let b = batches.get(bi).ok_or_else(short)?;
+            let take = need.min(b.num_rows() - off);
+            if take > 0 {
+                out[i].push(b.slice(off, take));
+            }
+            need -= take;
+            off += take;
+            if off == b.num_rows() {
+                bi += 1;
+                off = 0;
+            }
         }
-        out[i] = all.slice(off, n);
-        off += n;
+    }
+    Ok(out)
+}
+
+/// Like [`read_ranges`] but one batch per range (concatenated when a range spans batches).
+pub async fn read_ranges_concat(
+    store: &Store,
+    meta: &MetaCache,
+    pack: &Hash,
+    ranges: &[Range<u64>],
+    projection: Option<&[usize]>,
+) -> Result<Vec<RecordBatch>> {
+    let parts = read_ranges(store, meta, pack, ranges, projection).await?;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        out.push(match p.len() {
+            1 => p
+                .into_iter()
+                .next()
+                .ok_or_else(|| CoreError::Join("empty range".into()))?,
+            0 => {
+                return Err(CoreError::Corrupt {
+                    what: format!("pack {pack}"),
+                    reason: "empty row range".into(),
+                })
+            }
+            _ => arrow::compute::concat_batches(&p[0].schema(), &p)?,
+        });
     }
     Ok(out)
 }

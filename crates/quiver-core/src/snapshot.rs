@@ -137,7 +137,7 @@ impl Snapshot {
                 projection.as_deref(),
             )
             .await?;
-            out.extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+            out.extend(batches.into_iter().flatten().filter(|b| b.num_rows() > 0));
         }
         Ok(out)
     }
@@ -155,7 +155,7 @@ impl Snapshot {
         let mut out = HashMap::new();
         for (pack, items) in by_pack {
             let ranges: Vec<Range<u64>> = items.iter().map(|i| i.1.clone()).collect();
-            let batches = packs::read_ranges(
+            let batches = packs::read_ranges_concat(
                 self.ds.store(),
                 &self.ds.catalog.inner.meta,
                 &pack,
