@@ -165,7 +165,7 @@ pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_data_page_row_count_limit(8 * 1024)
+        .set_data_page_row_count_limit(2 * 1024)
         .set_compression(Compression::SNAPPY)
         .build()
 }
