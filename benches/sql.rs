@@ -39,10 +39,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::physical_plan::{displayable, ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
-use quiver_core::{demo, Catalog};
+use quiver_core::{demo, Catalog, VersionSpec};
 use quiver_sql::{QuiverContext, ScanStats};
 
 const SEED: u64 = 42;
@@ -360,6 +361,28 @@ async fn scan_bench(
                 assert_eq!(n, b.labels, "plain (Utf8) `{p_sql}` returned {n} rows");
             }
         }
+        let parts = |plan: Arc<dyn ExecutionPlan>| {
+            let n = plan.output_partitioning().partition_count();
+            eprintln!("[{size}] {}", displayable(plan.as_ref()).indent(false));
+            n
+        };
+        let qp = parts(
+            q.sql_df(&q_sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap(),
+        );
+        let pp = parts(
+            plain
+                .sql(&p_sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap(),
+        );
         let st = q
             .last_scan_stats()
             .expect("no scan stats after a Quiver scan");
@@ -376,7 +399,7 @@ async fn scan_bench(
             Row::new(size, format!("scan {name}: Quiver AS OF TAG"))
                 .times(sq)
                 .extra(format!(
-                    "{} (median), {} (min); {packs} packs",
+                    "{} (median), {} (min); {packs} packs, {qp} partitions",
                     fmt_rate(b.labels, sq.median),
                     fmt_rate(b.labels, sq.min)
                 )),
@@ -385,7 +408,7 @@ async fn scan_bench(
             Row::new(size, format!("scan {name}: plain DataFusion Parquet"))
                 .times(sp)
                 .extra(format!(
-                    "{} (median), {} (min)",
+                    "{} (median), {} (min); {pp} partitions",
                     fmt_rate(b.labels, sp.median),
                     fmt_rate(b.labels, sp.min)
                 )),
@@ -460,6 +483,29 @@ async fn slice_bench(
         tp.push(t.elapsed());
         assert_eq!(n, expect, "plain slice count {n} != {expect}");
     }
+    let (mut pq, mut ppl) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let plan = q
+            .sql_df(&q_sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        pq.push(t.elapsed());
+        drop(plan);
+        let t = Instant::now();
+        let plan = plain
+            .sql(&p_sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        ppl.push(t.elapsed());
+        drop(plan);
+    }
     let st = q.last_scan_stats().expect("no scan stats after the slice");
     assert!(
         st.leaves_kept < full.leaves_kept,
@@ -492,6 +538,8 @@ async fn slice_bench(
         .times(sp)
         .extra(format!("count = {expect}")),
     );
+    rows.push(Row::new(size, "slice: planning only (SQL → physical plan), Quiver").times(stat(pq)));
+    rows.push(Row::new(size, "slice: planning only (SQL → physical plan), plain").times(stat(ppl)));
     let by_median = sp.median.as_secs_f64() / sq.median.as_secs_f64();
     let by_min = sp.min.as_secs_f64() / sq.min.as_secs_f64();
     let mut r = Row::new(size, "slice: Quiver speed-up over plain")
@@ -646,6 +694,43 @@ async fn diff_bench(size: u64, b: &Built, runs: usize, rows: &mut Vec<Row>) {
             warm.push(times[1]);
         }
     }
+    // where the time goes: the structural tree diff alone (group-level changes)
+    let (mut tree_cold, mut tree_warm) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let cat = Catalog::open(&b.catalog_url).await.unwrap();
+        let ds = cat.dataset("ds").await.unwrap();
+        let a = ds.resolve(&VersionSpec::Tag("v1".into())).await.unwrap();
+        let e = ds
+            .resolve(&VersionSpec::Branch("edits".into()))
+            .await
+            .unwrap();
+        let (a, e) = (ds.snapshot(a), ds.snapshot(e));
+        for i in 0..2 {
+            let t = Instant::now();
+            let changes = a.diff(&e).await.unwrap();
+            [&mut tree_cold, &mut tree_warm][i].push(t.elapsed());
+            assert_eq!(
+                changes.len(),
+                EDIT_GROUPS,
+                "tree diff found {} groups",
+                changes.len()
+            );
+        }
+    }
+    rows.push(
+        Row::new(
+            size,
+            "diagnostic: Snapshot::diff alone (tree diff, 500 groups) — cold",
+        )
+        .times(stat(tree_cold)),
+    );
+    rows.push(
+        Row::new(
+            size,
+            "diagnostic: Snapshot::diff alone (tree diff, 500 groups) — warm",
+        )
+        .times(stat(tree_warm)),
+    );
     let target = "< 100 ms";
     let ok = |s: Stat| s.median < Duration::from_millis(100);
     let (fc, fw, sc, sw) = (stat(fn_cold), stat(fn_warm), stat(st_cold), stat(st_warm));
