@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod io_cmd;
 mod merge_cmd;
+mod serve_cmd;
 mod sql_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::{demo, Catalog, CoreError, VersionSpec};
@@ -39,6 +40,8 @@ enum Command {
     Io(io_cmd::IoCommand),
     /// Run SQL over every version: AS OF, DIFF, CREATE BRANCH/TAG, MERGE, DML (-c or a shell).
     Sql(sql_cmd::SqlArgs),
+    /// Serve the catalog over Arrow Flight and Flight SQL (trainers, ADBC/JDBC, BI tools).
+    Serve(serve_cmd::ServeArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
     /// Create the catalog (idempotent).
@@ -106,6 +109,8 @@ enum CliError {
     Core(#[from] CoreError),
     #[error(transparent)]
     Sql(#[from] quiver_sql::SqlError),
+    #[error(transparent)]
+    Flight(#[from] quiver_flight::FlightError),
     #[error("{0}")]
     Usage(String),
 }
@@ -128,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
+        Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
         Command::Quickstart { rows } => {
             if !cat.list_datasets().await?.contains(&"demo".to_string()) {
@@ -251,7 +257,7 @@ async fn print_log(
     Ok(())
 }
 
-async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(), CliError> {
+pub(crate) async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(), CliError> {
     if rows == 0 {
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod encoding;
 pub mod error;
 pub mod import;
+pub mod lineage;
 pub mod merge;
 pub mod model;
 pub mod nodes;
@@ -24,6 +25,7 @@ pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
+pub use lineage::RunRecord;
 pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,

@@ -19,4 +19,4 @@ pub mod system;
 
 pub use context::QuiverContext;
 pub use error::{Result, SqlError};
-pub use provider::{QuiverTableProvider, ScanStats};
+pub use provider::{QuiverTableProvider, ScanStats, ShardSpec};

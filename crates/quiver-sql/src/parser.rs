@@ -102,6 +102,42 @@ pub enum Statement {
     Sql(String),
 }
 
+impl Statement {
+    /// Whether the statement changes the catalog (refs, commits, datasets, pending merges).
+    /// Servers use this to refuse writes from read-only clients.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Statement::ShowBranches { .. }
+            | Statement::ShowTags { .. }
+            | Statement::ShowHistory { .. }
+            | Statement::Diff { .. }
+            | Statement::UseBranch { .. }
+            | Statement::ShowConflicts { .. }
+            | Statement::Begin
+            | Statement::Rollback => false,
+            Statement::Sql(s) => {
+                let first = s
+                    .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                matches!(
+                    first.as_str(),
+                    "INSERT" | "UPDATE" | "DELETE" | "CREATE" | "DROP" | "ALTER" | "COPY"
+                        | "TRUNCATE" | "MERGE"
+                )
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the statement is a plain query (planned lazily, streams its rows).
+    pub fn is_query(&self) -> bool {
+        matches!(self, Statement::Sql(_)) && !self.is_write()
+    }
+}
+
 fn opt_message(m: &Option<String>) -> String {
     m.as_ref()
         .map(|m| format!(" MESSAGE {}", q(m)))

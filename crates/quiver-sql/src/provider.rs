@@ -30,7 +30,7 @@ use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use object_store::ObjectStoreExt;
-use quiver_core::{Hash, PackScan, Snapshot};
+use quiver_core::{ChildEntry, Hash, PackScan, Snapshot};
 
 use crate::error::df_err;
 use crate::pruning::{keep_fn, PruneCounters, StatsLayout};
@@ -62,6 +62,45 @@ pub struct PackInfo {
 /// Cache of [`PackInfo`] shared by the providers of one context.
 pub type PackInfoCache = Arc<Mutex<HashMap<Hash, PackInfo>>>;
 
+/// One shard of a snapshot's label partitions, for data-parallel readers.
+///
+/// The partitions that survive pruning are taken in key order (or, with a seed, in an order
+/// given by `blake3(seed, partition hash)`) and dealt round-robin: shard `index` of `count`
+/// gets every `count`-th one. The same commit, filter and seed give every shard the same
+/// list, so the shards are disjoint and together cover the selection exactly; label groups
+/// never straddle partitions, so a group is never split across shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    pub index: u32,
+    pub count: u32,
+    pub seed: Option<u64>,
+}
+
+impl ShardSpec {
+    /// The partitions of this shard, from all kept partitions in key order.
+    pub fn select(&self, leaves: Vec<ChildEntry>) -> Vec<ChildEntry> {
+        let count = self.count.max(1) as usize;
+        let mut order: Vec<ChildEntry> = leaves;
+        if let Some(seed) = self.seed {
+            order.sort_by_cached_key(|l| {
+                let mut h = blake3::Hasher::new();
+                h.update(&seed.to_le_bytes());
+                h.update(l.hash.as_bytes());
+                *h.finalize().as_bytes()
+            });
+        }
+        let mut mine: Vec<ChildEntry> = order
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == self.index as usize)
+            .map(|(_, l)| l)
+            .collect();
+        // read in key order (packs are laid out in key order)
+        mine.sort_by(|a, b| a.first_key.cmp(&b.first_key));
+        mine
+    }
+}
+
 /// A DataFusion table over one snapshot (dataset + commit).
 #[derive(Debug)]
 pub struct QuiverTableProvider {
@@ -70,6 +109,7 @@ pub struct QuiverTableProvider {
     url: ObjectStoreUrl,
     packs: PackInfoCache,
     last: Arc<Mutex<Option<ScanStats>>>,
+    shard: Option<ShardSpec>,
 }
 
 impl QuiverTableProvider {
@@ -87,7 +127,75 @@ impl QuiverTableProvider {
             url,
             packs,
             last: Arc::default(),
+            shard: None,
         })
+    }
+
+    /// Read only one shard of the selected partitions (see [`ShardSpec`]).
+    pub fn with_shard(mut self, shard: ShardSpec) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// The partitions a scan with `filters` would read (after tree pruning and sharding),
+    /// with the rows they hold: an upper bound of the rows the scan returns.
+    pub async fn selected_leaves(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> DfResult<Vec<ChildEntry>> {
+        Ok(self.prune(state, filters).await?.1)
+    }
+
+    /// Estimated stored (compressed) bytes of `leaves`: each pack's size in proportion to
+    /// the rows read from it.
+    pub async fn estimated_bytes(&self, leaves: &[ChildEntry]) -> DfResult<u64> {
+        let plan = self.snapshot.plan(leaves).await.map_err(df_err)?;
+        let mut total = 0u64;
+        for p in &plan {
+            let info = self.pack_info(p).await?;
+            if info.rows > 0 {
+                total += (info.size as u128 * p.rows as u128 / info.rows as u128) as u64;
+            }
+        }
+        Ok(total)
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn prune(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> DfResult<(
+        Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+        Vec<ChildEntry>,
+        Arc<PruneCounters>,
+    )> {
+        let df_schema = DFSchema::try_from(self.schema.clone())?;
+        let predicate = match conjunction(filters.iter().cloned()) {
+            Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
+            None => None,
+        };
+        let pruning = predicate
+            .as_ref()
+            .and_then(|p| {
+                PruningPredicateBuilder::new()
+                    .with_file_schema(self.schema.clone())
+                    .build(p.clone())
+            })
+            .filter(|p| !p.always_true());
+        let cfg = self.snapshot.dataset().config();
+        let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
+        let counters = Arc::new(PruneCounters::default());
+        let mut leaves = self
+            .snapshot
+            .leaves(keep_fn(pruning, layout, counters.clone()))
+            .await
+            .map_err(df_err)?;
+        if let Some(shard) = &self.shard {
+            leaves = shard.select(leaves);
+        }
+        Ok((predicate, leaves, counters))
     }
 
     /// The snapshot this table reads.
@@ -195,27 +303,7 @@ impl TableProvider for QuiverTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let df_schema = DFSchema::try_from(self.schema.clone())?;
-        let predicate = match conjunction(filters.iter().cloned()) {
-            Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
-            None => None,
-        };
-        let pruning = predicate
-            .as_ref()
-            .and_then(|p| {
-                PruningPredicateBuilder::new()
-                    .with_file_schema(self.schema.clone())
-                    .build(p.clone())
-            })
-            .filter(|p| !p.always_true());
-        let cfg = self.snapshot.dataset().config();
-        let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
-        let counters = Arc::new(PruneCounters::default());
-        let leaves = self
-            .snapshot
-            .leaves(keep_fn(pruning, layout, counters.clone()))
-            .await
-            .map_err(df_err)?;
+        let (predicate, leaves, counters) = self.prune(state, filters).await?;
         let rows_total = self.snapshot.num_rows().await.map_err(df_err)?;
         let plan = self.snapshot.plan(&leaves).await.map_err(df_err)?;
         let stats = ScanStats {

@@ -9,12 +9,12 @@ use datafusion::arrow::array::{
     ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use quiver_core::{Catalog, Commit, Dataset, RefInfo};
+use quiver_core::{Catalog, Commit, Dataset, RefInfo, RunRecord};
 
 use crate::error::{Result, SqlError};
 
 /// Names of the system tables.
-pub const SYSTEM_TABLES: [&str; 4] = ["datasets", "commits", "branches", "tags"];
+pub const SYSTEM_TABLES: [&str; 5] = ["datasets", "commits", "branches", "tags", "runs"];
 
 fn utf8(v: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(v))
@@ -188,6 +188,47 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
                 true,
             )?
         }
+        "runs" => runs_batch(&catalog.runs().await?)?,
         _ => return Ok(None),
     }))
+}
+
+/// Rows of `quiver.runs`: which commit of which dataset each training run read.
+pub fn runs_batch(runs: &[RunRecord]) -> Result<RecordBatch> {
+    let s = |f: &dyn Fn(&RunRecord) -> String| utf8(runs.iter().map(f).collect());
+    batch(
+        vec![
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("dataset", DataType::Utf8, false),
+            Field::new("ref", DataType::Utf8, false),
+            Field::new("commit_id", DataType::Utf8, false),
+            Field::new("shards", DataType::UInt64, false),
+            Field::new("columns", DataType::Utf8, false),
+            Field::new("filter", DataType::Utf8, true),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("recorded_at", ts_type(), false),
+        ],
+        vec![
+            s(&|r| r.run_id.clone()),
+            s(&|r| r.dataset.clone()),
+            s(&|r| r.reference.clone()),
+            s(&|r| r.commit.clone()),
+            Arc::new(UInt64Array::from(
+                runs.iter().map(|r| r.shards as u64).collect::<Vec<_>>(),
+            )),
+            s(&|r| r.columns.join(",")),
+            Arc::new(StringArray::from(
+                runs.iter().map(|r| r.filter.clone()).collect::<Vec<_>>(),
+            )),
+            s(&|r| r.author.clone()),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    runs.iter()
+                        .map(|r| r.recorded_at.timestamp_micros())
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )
 }

@@ -1,0 +1,168 @@
+//! Bearer-token authentication: read-only and read-write tokens.
+//!
+//! Tokens come from a file (one `TOKEN ROLE [NAME]` per line, role `ro` or `rw`, `#`
+//! comments) or from an environment variable (`TOKEN:ROLE[:NAME]` entries separated by
+//! commas). With no tokens configured the server is open (every caller may write): meant for
+//! the embedded local default, bound to loopback.
+
+use std::collections::HashMap;
+
+use tonic::metadata::MetadataMap;
+
+use crate::error::{FlightError, Result};
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    /// Recorded as the author of commits and lineage records.
+    pub name: String,
+}
+
+impl Caller {
+    /// Fail unless the caller may write; `what` names the refused operation.
+    pub fn require_write(&self, what: &str) -> Result<()> {
+        match self.role {
+            Role::ReadWrite => Ok(()),
+            Role::ReadOnly => Err(FlightError::PermissionDenied(format!(
+                "{what} needs a read-write token; this token is read-only"
+            ))),
+        }
+    }
+}
+
+/// The configured tokens (empty: authentication off).
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    map: HashMap<String, Caller>,
+}
+
+fn parse_role(s: &str, at: &str) -> Result<Role> {
+    match s.to_ascii_lowercase().as_str() {
+        "ro" | "read" | "read-only" | "readonly" => Ok(Role::ReadOnly),
+        "rw" | "write" | "read-write" | "readwrite" => Ok(Role::ReadWrite),
+        other => Err(FlightError::Config(format!(
+            "{at}: unknown role '{other}' (use 'ro' or 'rw')"
+        ))),
+    }
+}
+
+impl Tokens {
+    /// No authentication.
+    pub fn open() -> Tokens {
+        Tokens::default()
+    }
+
+    /// Whether authentication is on.
+    pub fn enabled(&self) -> bool {
+        !self.map.is_empty()
+    }
+
+    fn add(&mut self, token: &str, role: Role, name: Option<&str>, at: &str) -> Result<()> {
+        if token.len() < 8 {
+            return Err(FlightError::Config(format!(
+                "{at}: tokens must be at least 8 characters"
+            )));
+        }
+        let name = name.map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "token-{}",
+                &blake3::hash(token.as_bytes()).to_hex()[..8]
+            )
+        });
+        self.map.insert(token.to_string(), Caller { role, name });
+        Ok(())
+    }
+
+    /// Parse a token file's contents (`TOKEN ROLE [NAME]` per line).
+    pub fn parse_file(text: &str, path: &str) -> Result<Tokens> {
+        let mut t = Tokens::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = format!("{path} line {}", i + 1);
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                [tok, role] => t.add(tok, parse_role(role, &at)?, None, &at)?,
+                [tok, role, name] => t.add(tok, parse_role(role, &at)?, Some(name), &at)?,
+                _ => {
+                    return Err(FlightError::Config(format!(
+                        "{at}: expected 'TOKEN ROLE [NAME]'"
+                    )))
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Parse `TOKEN:ROLE[:NAME]` entries separated by commas (an environment variable).
+    pub fn parse_env(text: &str, var: &str) -> Result<Tokens> {
+        let mut t = Tokens::default();
+        for (i, entry) in text.split(',').map(str::trim).enumerate() {
+            if entry.is_empty() {
+                continue;
+            }
+            let at = format!("{var} entry {}", i + 1);
+            let parts: Vec<&str> = entry.split(':').collect();
+            match parts.as_slice() {
+                [tok, role] => t.add(tok, parse_role(role, &at)?, None, &at)?,
+                [tok, role, name] => t.add(tok, parse_role(role, &at)?, Some(name), &at)?,
+                _ => {
+                    return Err(FlightError::Config(format!(
+                        "{at}: expected 'TOKEN:ROLE[:NAME]'"
+                    )))
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// Merge another set of tokens into this one.
+    pub fn extend(&mut self, other: Tokens) {
+        self.map.extend(other.map);
+    }
+
+    /// The caller of a bare token.
+    pub fn lookup(&self, token: &str) -> Option<&Caller> {
+        self.map.get(token)
+    }
+
+    /// Who is calling, from the `authorization: Bearer …` header.
+    pub fn caller(&self, md: &MetadataMap) -> Result<Caller> {
+        if !self.enabled() {
+            return Ok(Caller {
+                role: Role::ReadWrite,
+                name: quiver_core::default_author(),
+            });
+        }
+        let header = md
+            .get("authorization")
+            .ok_or_else(|| {
+                FlightError::Unauthenticated(
+                    "this server requires a token: send 'authorization: Bearer <token>'".into(),
+                )
+            })?
+            .to_str()
+            .map_err(|_| FlightError::Unauthenticated("unreadable authorization header".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                FlightError::Unauthenticated(
+                    "authorization header must be 'Bearer <token>'".into(),
+                )
+            })?;
+        self.lookup(token.trim())
+            .cloned()
+            .ok_or_else(|| FlightError::Unauthenticated("unknown token".into()))
+    }
+}

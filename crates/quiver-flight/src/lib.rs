@@ -1,0 +1,104 @@
+//! `quiver-flight`: one gRPC server for trainers and BI tools.
+//!
+//! - **Flight SQL** ([`server::QuiverFlightSql`]): statements (with Quiver's SQL extensions),
+//!   prepared statements with parameters, catalog metadata — what ADBC and JDBC drivers use.
+//! - **Quiver commands** ([`service::QuiverFlight`]), JSON in descriptors, tickets and action
+//!   bodies: sharded reads pinned to one commit for data-parallel trainers (with lineage of
+//!   the run), DoPut writes as one commit, DoAction branch/tag/commit/merge.
+//! - Bearer tokens (read-only / read-write) and optional TLS ([`serve`]).
+
+pub mod auth;
+pub mod error;
+pub mod read;
+pub mod server;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use quiver_core::Catalog;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use auth::{Caller, Role, Tokens};
+pub use error::{FlightError, Result};
+pub use server::QuiverFlightSql;
+pub use service::QuiverFlight;
+
+/// TLS certificate and key (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+}
+
+/// How to run the server.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub tokens: Tokens,
+    pub tls: Option<TlsFiles>,
+}
+
+/// A bound, not yet serving, server: bind first so the caller learns the port (`:0`).
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Bound {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Bind `addr` (use port 0 for any free port).
+pub async fn bind(addr: &str) -> Result<Bound> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| FlightError::Io {
+            path: addr.to_string(),
+            source: e,
+        })?;
+    let addr = listener.local_addr().map_err(|e| FlightError::Io {
+        path: "listener".into(),
+        source: e,
+    })?;
+    Ok(Bound { listener, addr })
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| FlightError::Io {
+        path: path.to_string(),
+        source: e,
+    })
+}
+
+/// Serve `catalog` on a bound listener until `shutdown` resolves; in-flight calls are
+/// allowed to finish.
+pub async fn serve(
+    catalog: Catalog,
+    bound: Bound,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let sql = QuiverFlightSql::new(catalog, opts.tokens)?;
+    let svc = FlightServiceServer::new(QuiverFlight::new(sql))
+        .max_decoding_message_size(256 * 1024 * 1024)
+        .max_encoding_message_size(256 * 1024 * 1024);
+    let mut builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = &opts.tls {
+        let identity = Identity::from_pem(read_file(&tls.cert)?, read_file(&tls.key)?);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(FlightError::from)?;
+    }
+    builder
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(bound.listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,745 @@
+//! The Flight SQL service (statements, prepared statements, metadata) plus Quiver's own JSON
+//! commands for trainers and for clients that do not speak SQL.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError as ArrowFlightError;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::common::ScalarValue;
+use datafusion::prelude::DataFrame;
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use quiver_core::Catalog;
+use quiver_sql::parser::parse_statement;
+use quiver_sql::provider::PackInfoCache;
+use quiver_sql::QuiverContext;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Caller, Tokens};
+use crate::error::{FlightError, Result};
+
+/// How long an unclaimed statement result or prepared statement is kept.
+const RESULT_TTL: Duration = Duration::from_secs(600);
+
+/// Incoming Flight data (DoPut).
+pub(crate) type FlightDataStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<arrow_flight::FlightData, Status>> + Send>>;
+
+pub(crate) type DoGetStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<arrow_flight::FlightData, Status>> + Send>>;
+
+struct Stashed {
+    df: DataFrame,
+    created: Instant,
+}
+
+struct Prepared {
+    sql: String,
+    params: Option<Vec<ScalarValue>>,
+    created: Instant,
+}
+
+pub(crate) struct Inner {
+    pub(crate) catalog: Catalog,
+    pub(crate) tokens: Tokens,
+    pub(crate) packs: PackInfoCache,
+    results: Mutex<HashMap<String, Stashed>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    sql_info: SqlInfoData,
+}
+
+/// The Flight SQL service over a catalog.
+#[derive(Clone)]
+pub struct QuiverFlightSql {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn sql_info() -> Result<SqlInfoData> {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "Quiver");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, false);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.append(SqlInfo::SqlDdlCatalog, false);
+    b.append(SqlInfo::SqlDdlSchema, false);
+    b.append(SqlInfo::SqlDdlTable, true);
+    b.build().map_err(FlightError::from)
+}
+
+/// Rewrite JDBC/ODBC-style `?` placeholders into DataFusion's `$1, $2, …` (outside string
+/// literals and quoted identifiers).
+pub fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    for c in sql.chars() {
+        match quote {
+            Some(q) => {
+                if c == q {
+                    quote = None;
+                }
+                out.push(c);
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                '?' => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                }
+                _ => out.push(c),
+            },
+        }
+    }
+    out
+}
+
+pub(crate) fn status(e: impl Into<FlightError>) -> Status {
+    Status::from(e.into())
+}
+
+/// Stream a DataFrame as Flight data.
+pub(crate) async fn stream_df(df: DataFrame) -> Result<DoGetStream> {
+    let stream = df.execute_stream().await?;
+    let schema = stream.schema();
+    let batches = stream.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+    let enc = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(Status::from);
+    Ok(Box::pin(enc))
+}
+
+pub(crate) fn batches_stream(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
+    let enc = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::once(async move { Ok(batch) }))
+        .map_err(Status::from);
+    Box::pin(enc)
+}
+
+fn df_schema(df: &DataFrame) -> Schema {
+    df.schema().as_arrow().clone()
+}
+
+/// SQL `LIKE` pattern match (`%`, `_`) as Flight SQL's metadata filters use.
+fn like(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| go(&p[1..], &s[i..])),
+            Some('_') => !s.is_empty() && go(&p[1..], &s[1..]),
+            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+impl QuiverFlightSql {
+    /// A service over `catalog`, with `tokens` (empty: no authentication).
+    pub fn new(catalog: Catalog, tokens: Tokens) -> Result<Self> {
+        Ok(QuiverFlightSql {
+            inner: Arc::new(Inner {
+                catalog,
+                tokens,
+                packs: PackInfoCache::default(),
+                results: Mutex::default(),
+                prepared: Mutex::default(),
+                sql_info: sql_info()?,
+            }),
+        })
+    }
+
+    pub(crate) fn caller<T>(&self, req: &Request<T>) -> std::result::Result<Caller, Status> {
+        self.inner.tokens.caller(req.metadata()).map_err(status)
+    }
+
+    /// Plan (queries) or run (everything else) one statement for `caller`.
+    pub(crate) async fn run_statement(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: Option<Vec<ScalarValue>>,
+    ) -> Result<DataFrame> {
+        let st = parse_statement(sql)?;
+        if st.is_write() {
+            let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            caller.require_write(&format!("the statement '{head} …'"))?;
+        }
+        if params.is_some() && !st.is_query() {
+            return Err(FlightError::InvalidArgument(
+                "parameters are supported in queries only".into(),
+            ));
+        }
+        let ctx = QuiverContext::new(self.inner.catalog.clone()).await?;
+        let mut df = ctx.sql_df(sql).await?;
+        if let Some(p) = params {
+            df = df.with_param_values(p)?;
+        }
+        Ok(df)
+    }
+
+    fn sweep<T>(map: &mut HashMap<String, T>, created: impl Fn(&T) -> Instant) {
+        map.retain(|_, v| created(v).elapsed() < RESULT_TTL);
+    }
+
+    pub(crate) fn stash(&self, df: DataFrame) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Ok(mut m) = self.inner.results.lock() {
+            Self::sweep(&mut m, |s| s.created);
+            m.insert(
+                id.clone(),
+                Stashed {
+                    df,
+                    created: Instant::now(),
+                },
+            );
+        }
+        id
+    }
+
+    fn take_stashed(&self, id: &str) -> Result<DataFrame> {
+        self.inner
+            .results
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(id))
+            .map(|s| s.df)
+            .ok_or_else(|| {
+                FlightError::NotFound(format!(
+                    "statement result '{id}' does not exist: results are read once and kept for {} s",
+                    RESULT_TTL.as_secs()
+                ))
+            })
+    }
+
+    /// A FlightInfo with one endpoint whose ticket reads the stashed result of `df`.
+    pub(crate) fn statement_info(
+        &self,
+        df: DataFrame,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let schema = df_schema(&df);
+        let handle = self.stash(df);
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into_bytes().into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        Ok(FlightInfo::new()
+            .try_with_schema(&schema)?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_total_records(-1)
+            .with_total_bytes(-1))
+    }
+
+    fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
+        let key = String::from_utf8_lossy(handle).to_string();
+        self.inner
+            .prepared
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|p| (p.sql.clone(), p.params.clone())))
+            .ok_or_else(|| {
+                FlightError::NotFound(format!("prepared statement '{key}' does not exist"))
+            })
+    }
+
+    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<ScalarValue>>> {
+        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            stream.map_err(ArrowFlightError::from),
+        )
+        .try_collect()
+        .await
+        .map_err(|e| FlightError::InvalidArgument(format!("cannot read parameters: {e}")))?;
+        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > 1 {
+            return Err(FlightError::InvalidArgument(
+                "a query takes one row of parameters".into(),
+            ));
+        }
+        let mut out = Vec::with_capacity(b.num_columns());
+        for c in b.columns() {
+            out.push(ScalarValue::try_from_array(c, 0)?);
+        }
+        Ok(Some(out))
+    }
+
+    /// DoPut `CommandStatementUpdate`: run a statement, return the affected rows.
+    pub(crate) async fn put_statement_update(
+        &self,
+        caller: &Caller,
+        cmd: CommandStatementUpdate,
+    ) -> Result<i64> {
+        let df = self.run_statement(caller, &cmd.query, None).await?;
+        update_count(df).await
+    }
+
+    /// DoPut `CommandPreparedStatementQuery`: bind parameters to a prepared query.
+    pub(crate) async fn put_prepared_query(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        stream: FlightDataStream,
+    ) -> Result<DoPutPreparedStatementResult> {
+        let key = String::from_utf8_lossy(&cmd.prepared_statement_handle).to_string();
+        self.prepared(&cmd.prepared_statement_handle)?;
+        let params = Self::read_params(stream).await?;
+        if let Ok(mut m) = self.inner.prepared.lock() {
+            if let Some(p) = m.get_mut(&key) {
+                p.params = params;
+            }
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(cmd.prepared_statement_handle),
+        })
+    }
+
+    /// DoPut `CommandPreparedStatementUpdate`: run a prepared statement.
+    pub(crate) async fn put_prepared_update(
+        &self,
+        caller: &Caller,
+        cmd: CommandPreparedStatementUpdate,
+        stream: FlightDataStream,
+    ) -> Result<i64> {
+        let (sql, _) = self.prepared(&cmd.prepared_statement_handle)?;
+        let params = Self::read_params(stream).await?;
+        let df = self.run_statement(caller, &sql, params).await?;
+        update_count(df).await
+    }
+
+    async fn table_rows(&self, include_schema: bool) -> Result<Vec<(String, String, String, Schema)>> {
+        let cat = &self.inner.catalog;
+        let mut rows = Vec::new();
+        for name in cat.list_datasets().await? {
+            let ds = match cat.dataset(&name).await {
+                Ok(ds) => ds,
+                Err(quiver_core::CoreError::DatasetNotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let schema = ds.schema().as_ref().clone();
+            rows.push(("public".into(), name.clone(), "TABLE".into(), schema.clone()));
+            for b in ds.branches().await? {
+                rows.push((
+                    "public".into(),
+                    format!("{name}@{}", b.name),
+                    "VIEW".into(),
+                    schema.clone(),
+                ));
+            }
+            for t in ds.tags().await? {
+                rows.push((
+                    "public".into(),
+                    format!("{name}@{}", t.name),
+                    "VIEW".into(),
+                    schema.clone(),
+                ));
+            }
+        }
+        for t in quiver_sql::system::SYSTEM_TABLES {
+            let schema = if include_schema {
+                match quiver_sql::system::system_table(cat, t).await? {
+                    Some(b) => b.schema().as_ref().clone(),
+                    None => Schema::empty(),
+                }
+            } else {
+                Schema::empty()
+            };
+            rows.push(("quiver".into(), t.to_string(), "SYSTEM TABLE".into(), schema));
+        }
+        Ok(rows)
+    }
+}
+
+fn one_endpoint_info<M: ProstMessageExt>(
+    cmd: &M,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> std::result::Result<Response<FlightInfo>, Status> {
+    let ticket = Ticket::new(cmd.as_any().encode_to_vec());
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| status(FlightError::from(e)))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for QuiverFlightSql {
+    type FlightService = QuiverFlightSql;
+
+    /// Basic auth with the token as password, or a bearer header: answers with the bearer
+    /// header to use on later calls.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> std::result::Result<
+        Response<Pin<Box<dyn Stream<Item = std::result::Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        use base64::Engine;
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let token = if let Some(b64) = header.strip_prefix("Basic ") {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| Status::invalid_argument("authorization: malformed Basic credentials"))?;
+            let raw = String::from_utf8_lossy(&raw).to_string();
+            raw.split_once(':').map(|(_, p)| p.to_string()).unwrap_or(raw)
+        } else if let Some(t) = header.strip_prefix("Bearer ") {
+            t.trim().to_string()
+        } else {
+            String::new()
+        };
+        if self.inner.tokens.enabled() && self.inner.tokens.lookup(&token).is_none() {
+            return Err(Status::unauthenticated(
+                "handshake refused: unknown token (send Basic auth with the token as password)",
+            ));
+        }
+        let result = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let mut resp: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(futures::stream::iter(vec![Ok(result)])));
+        if let Ok(v) = format!("Bearer {token}").parse() {
+            resp.metadata_mut().insert("authorization", v);
+        }
+        Ok(resp)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let df = self
+            .run_statement(&caller, &query.query, None)
+            .await
+            .map_err(status)?;
+        let info = self
+            .statement_info(df, request.into_inner())
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let (sql, params) = self
+            .prepared(&cmd.prepared_statement_handle)
+            .map_err(status)?;
+        let df = self
+            .run_statement(&caller, &sql, params)
+            .await
+            .map_err(status)?;
+        let info = self
+            .statement_info(df, request.into_inner())
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder().schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.clone().into_builder(&self.inner.sql_info).schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let id = String::from_utf8_lossy(&ticket.statement_handle).to_string();
+        let df = self.take_stashed(&id).map_err(status)?;
+        Ok(Response::new(stream_df(df).await.map_err(status)?))
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        let caller = self.caller(&request)?;
+        let (sql, params) = self
+            .prepared(&cmd.prepared_statement_handle)
+            .map_err(status)?;
+        let df = self
+            .run_statement(&caller, &sql, params)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(stream_df(df).await.map_err(status)?))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let mut b = query.into_builder();
+        b.append("datafusion");
+        let schema = b.schema();
+        let batch = b.build().map_err(status)?;
+        Ok(Response::new(batches_stream(schema, batch)))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let mut b = query.into_builder();
+        b.append("datafusion", "public");
+        b.append("datafusion", "quiver");
+        let schema = b.schema();
+        let batch = b.build().map_err(status)?;
+        Ok(Response::new(batches_stream(schema, batch)))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let include_schema = query.include_schema;
+        let catalog_ok = query
+            .catalog
+            .as_deref()
+            .map(|c| c.is_empty() || c == "datafusion")
+            .unwrap_or(true);
+        let schema_pat = query.db_schema_filter_pattern.clone();
+        let table_pat = query.table_name_filter_pattern.clone();
+        let types: Vec<String> = query.table_types.clone();
+        let mut b = query.into_builder();
+        if catalog_ok {
+            for (schema_name, table, kind, schema) in
+                self.table_rows(include_schema).await.map_err(status)?
+            {
+                if schema_pat.as_deref().is_some_and(|p| !like(p, &schema_name))
+                    || table_pat.as_deref().is_some_and(|p| !like(p, &table))
+                    || (!types.is_empty() && !types.iter().any(|t| t == &kind))
+                {
+                    continue;
+                }
+                b.append("datafusion", &schema_name, &table, &kind, &schema)
+                    .map_err(status)?;
+            }
+        }
+        let schema = b.schema();
+        let batch = b.build().map_err(status)?;
+        Ok(Response::new(batches_stream(schema, batch)))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let mut b = query.into_builder();
+        for t in ["SYSTEM TABLE", "TABLE", "VIEW"] {
+            b.append(t);
+        }
+        let schema = b.schema();
+        let batch = b.build().map_err(status)?;
+        Ok(Response::new(batches_stream(schema, batch)))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let b = query.into_builder(&self.inner.sql_info);
+        let schema = b.schema();
+        let batch = b.build().map_err(status)?;
+        Ok(Response::new(batches_stream(schema, batch)))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> std::result::Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.caller(&request)?;
+        let sql = number_placeholders(&query.query);
+        let st = parse_statement(&sql).map_err(status)?;
+        if st.is_write() {
+            caller
+                .require_write("preparing a writing statement")
+                .map_err(status)?;
+        }
+        let (dataset_schema, parameter_schema) = if st.is_query() {
+            let ctx = QuiverContext::new(self.inner.catalog.clone())
+                .await
+                .map_err(status)?;
+            let df = ctx.sql_df(&sql).await.map_err(status)?;
+            let types = df
+                .logical_plan()
+                .get_parameter_types()
+                .map_err(status)?;
+            let mut names: Vec<(usize, String)> = types
+                .keys()
+                .map(|k| (k.trim_start_matches('$').parse().unwrap_or(usize::MAX), k.clone()))
+                .collect();
+            names.sort();
+            let fields: Vec<arrow::datatypes::Field> = names
+                .iter()
+                .map(|(_, k)| {
+                    let dt = types
+                        .get(k)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or(arrow::datatypes::DataType::Utf8);
+                    arrow::datatypes::Field::new(k, dt, true)
+                })
+                .collect();
+            (df_schema(&df), Schema::new(fields))
+        } else {
+            (Schema::empty(), Schema::empty())
+        };
+        let handle = uuid::Uuid::new_v4().to_string();
+        if let Ok(mut m) = self.inner.prepared.lock() {
+            Self::sweep(&mut m, |p| p.created);
+            m.insert(
+                handle.clone(),
+                Prepared {
+                    sql,
+                    params: None,
+                    created: Instant::now(),
+                },
+            );
+        }
+        let opts = IpcWriteOptions::default();
+        let enc = |s: &Schema| -> std::result::Result<bytes::Bytes, Status> {
+            let IpcMessage(b) = SchemaAsIpc::new(s, &opts)
+                .try_into()
+                .map_err(|e: arrow::error::ArrowError| status(FlightError::from(e)))?;
+            Ok(b)
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema: enc(&dataset_schema)?,
+            parameter_schema: enc(&parameter_schema)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> std::result::Result<(), Status> {
+        self.caller(&request)?;
+        let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        if let Ok(mut m) = self.inner.prepared.lock() {
+            m.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The affected-row count of a DML result (`count` column), else 0.
+async fn update_count(df: DataFrame) -> Result<i64> {
+    let batches = df.collect().await?;
+    for b in &batches {
+        if let Some(c) = b.column_by_name("count") {
+            if let Some(a) = c.as_any().downcast_ref::<arrow::array::UInt64Array>() {
+                if !a.is_empty() {
+                    return Ok(a.value(0) as i64);
+                }
+            }
+        }
+    }
+    Ok(0)
+}

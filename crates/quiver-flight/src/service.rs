@@ -1,0 +1,646 @@
+//! The gRPC service: Quiver's JSON commands (trainer reads, DoPut writes, DoAction
+//! versioning) in front of the Flight SQL service, which handles everything else.
+//!
+//! Flight SQL messages are protobuf `Any` (first byte 0x0a); Quiver's commands are JSON
+//! objects (first non-blank byte `{`), so the two never collide.
+
+use std::pin::Pin;
+
+use arrow::array::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError as ArrowFlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use futures::{Stream, TryStreamExt};
+use quiver_core::{RunRecord, VersionSpec};
+use quiver_sql::ShardSpec;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::Caller;
+use crate::error::{FlightError, Result};
+use crate::read::{
+    parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket, MAX_SHARDS,
+};
+use crate::server::{status, stream_df, DoGetStream, FlightDataStream, QuiverFlightSql};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
+
+/// The Flight service (`FlightServiceServer::new(QuiverFlight::new(...))`).
+#[derive(Clone)]
+pub struct QuiverFlight {
+    sql: QuiverFlightSql,
+}
+
+fn is_json(b: &[u8]) -> bool {
+    b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// A non-JSON command must be a protobuf `Any` (Flight SQL); say so clearly when it is not.
+fn check_any(what: &str, b: &[u8]) -> std::result::Result<(), Status> {
+    use prost::Message;
+    arrow_flight::sql::Any::decode(b).map(|_| ()).map_err(|e| {
+        Status::invalid_argument(format!(
+            "{what} is neither a Quiver JSON command nor a Flight SQL command ({e})"
+        ))
+    })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(what: &str, b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b)
+        .map_err(|e| FlightError::InvalidArgument(format!("{what} is not valid: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlCommand {
+    sql: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutCommand {
+    dataset: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+fn str_field<'a>(v: &'a Value, key: &str, action: &str) -> Result<&'a str> {
+    v.get(key).and_then(Value::as_str).ok_or_else(|| {
+        FlightError::InvalidArgument(format!("action '{action}' needs a string field '{key}'"))
+    })
+}
+
+fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The Quiver actions offered through DoAction (type, description).
+pub const ACTIONS: [(&str, &str); 7] = [
+    ("quiver.datasets", "List datasets. Body {}. Result: JSON list of names."),
+    (
+        "quiver.create_branch",
+        "Create a branch. Body {\"dataset\", \"name\", \"from\"?: ref}. Result {\"name\", \"commit\"}.",
+    ),
+    (
+        "quiver.delete_branch",
+        "Delete a branch. Body {\"dataset\", \"name\"}. Result {\"deleted\"}.",
+    ),
+    (
+        "quiver.create_tag",
+        "Create a tag. Body {\"dataset\", \"name\", \"at\"?: ref}. Result {\"name\", \"commit\"}.",
+    ),
+    (
+        "quiver.delete_tag",
+        "Delete a tag. Body {\"dataset\", \"name\"}. Result {\"deleted\"}.",
+    ),
+    (
+        "quiver.commits",
+        "History of a branch. Body {\"dataset\", \"branch\"?, \"limit\"?}. Result: list of commits.",
+    ),
+    (
+        "quiver.merge",
+        "Merge a ref into a branch. Body {\"dataset\", \"source\", \"target\"?, \"message\"?}. Result: merge summary.",
+    ),
+];
+
+impl QuiverFlight {
+    /// Wrap a Flight SQL service.
+    pub fn new(sql: QuiverFlightSql) -> Self {
+        QuiverFlight { sql }
+    }
+
+    async fn read_info(
+        &self,
+        caller: &Caller,
+        cmd: ReadCommand,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let shards = cmd.shards.unwrap_or(1);
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(FlightError::InvalidArgument(format!(
+                "'shards' must be between 1 and {MAX_SHARDS}, got {shards}"
+            )));
+        }
+        let cat = &self.sql.inner.catalog;
+        let ds = cat.dataset(&cmd.dataset).await?;
+        let reference = cmd
+            .reference
+            .clone()
+            .unwrap_or_else(|| quiver_core::DEFAULT_BRANCH.to_string());
+        let commit = resolve_ref(&ds, &reference).await?;
+        let commit_hex = commit.id.to_hex();
+        let sel = plan_selection(
+            &ds,
+            commit.clone(),
+            self.sql.inner.packs.clone(),
+            cmd.columns.as_deref(),
+            cmd.filter.as_deref(),
+            None,
+        )
+        .await?;
+        let schema = sel.df.schema().as_arrow().clone();
+        let sizes = shard_sizes(&sel, shards, cmd.seed).await?;
+        if let Some(run_id) = &cmd.run_id {
+            cat.record_run(&RunRecord {
+                run_id: run_id.clone(),
+                dataset: cmd.dataset.clone(),
+                reference: reference.clone(),
+                commit: commit_hex.clone(),
+                shards,
+                columns: cmd.columns.clone().unwrap_or_default(),
+                filter: cmd.filter.clone(),
+                author: caller.name.clone(),
+                recorded_at: chrono::Utc::now(),
+            })
+            .await?;
+        }
+        let mut endpoints = Vec::with_capacity(shards as usize);
+        for shard in 0..shards {
+            let ticket = ShardTicket {
+                v: 1,
+                dataset: cmd.dataset.clone(),
+                commit: commit_hex.clone(),
+                columns: cmd.columns.clone(),
+                filter: cmd.filter.clone(),
+                shard,
+                shards,
+                seed: cmd.seed,
+            };
+            let meta = json!({"commit": commit_hex, "shard": shard, "shards": shards,
+                              "rows": sizes[shard as usize].0});
+            endpoints.push(
+                FlightEndpoint::new()
+                    .with_ticket(Ticket::new(serde_json::to_vec(&ticket).map_err(|e| {
+                        FlightError::InvalidArgument(e.to_string())
+                    })?))
+                    .with_app_metadata(meta.to_string().into_bytes()),
+            );
+        }
+        let rows: u64 = sizes.iter().map(|s| s.0).sum();
+        let bytes: u64 = sizes.iter().map(|s| s.1).sum();
+        let meta = json!({"dataset": cmd.dataset, "ref": reference, "commit": commit_hex,
+                          "exact_rows": cmd.filter.is_none()});
+        Ok(FlightInfo::new()
+            .try_with_schema(&schema)?
+            .with_endpoints(endpoints)
+            .with_descriptor(descriptor)
+            .with_total_records(rows as i64)
+            .with_total_bytes(bytes as i64)
+            .with_ordered(false)
+            .with_app_metadata(meta.to_string().into_bytes()))
+    }
+
+    async fn read_shard(&self, t: ShardTicket) -> Result<DoGetStream> {
+        if t.v != 1 {
+            return Err(FlightError::InvalidArgument(format!(
+                "ticket version {} is not supported (this server reads version 1)",
+                t.v
+            )));
+        }
+        if t.shards == 0 || t.shards > MAX_SHARDS || t.shard >= t.shards {
+            return Err(FlightError::InvalidArgument(format!(
+                "ticket names shard {} of {}",
+                t.shard, t.shards
+            )));
+        }
+        let ds = self.sql.inner.catalog.dataset(&t.dataset).await?;
+        let id = parse_commit(&t.dataset, &t.commit)?;
+        let commit = ds.commit(&id).await?;
+        let sel = plan_selection(
+            &ds,
+            commit,
+            self.sql.inner.packs.clone(),
+            t.columns.as_deref(),
+            t.filter.as_deref(),
+            Some(ShardSpec {
+                index: t.shard,
+                count: t.shards,
+                seed: t.seed,
+            }),
+        )
+        .await?;
+        stream_df(sel.df).await
+    }
+
+    async fn put(
+        &self,
+        caller: &Caller,
+        cmd: PutCommand,
+        stream: FlightDataStream,
+    ) -> Result<Value> {
+        let branch = cmd
+            .branch
+            .unwrap_or_else(|| quiver_core::DEFAULT_BRANCH.to_string());
+        caller.require_write(&format!(
+            "writing to branch '{branch}' of dataset '{}'",
+            cmd.dataset
+        ))?;
+        let append = match cmd.mode.as_deref().unwrap_or("upsert") {
+            "upsert" => false,
+            "append" => true,
+            other => {
+                return Err(FlightError::InvalidArgument(format!(
+                    "mode '{other}' is not supported (use 'upsert' or 'append')"
+                )))
+            }
+        };
+        let ds = self.sql.inner.catalog.dataset(&cmd.dataset).await?;
+        let target = ds.schema();
+        let mut txn = ds.begin(&branch).await?.author(&caller.name);
+        let mut input = FlightRecordBatchStream::new_from_flight_data(
+            stream.map_err(ArrowFlightError::from),
+        );
+        let mut rows = 0u64;
+        while let Some(batch) = input
+            .try_next()
+            .await
+            .map_err(|e| FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}")))?
+        {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = conform(&cmd.dataset, &target, &batch)?;
+            rows += batch.num_rows() as u64;
+            if append {
+                txn.append(&batch).await?;
+            } else {
+                txn.upsert(&batch).await?;
+            }
+        }
+        if rows == 0 {
+            return Err(FlightError::InvalidArgument(format!(
+                "nothing to write to dataset '{}': the upload had no rows",
+                cmd.dataset
+            )));
+        }
+        let message = cmd
+            .message
+            .unwrap_or_else(|| format!("write of {rows} labels over Flight"));
+        let c = txn.commit(&message).await?;
+        Ok(json!({"commit": c.id.to_hex(), "rows": rows, "branch": branch}))
+    }
+
+    async fn action(&self, caller: &Caller, kind: &str, body: &[u8]) -> Result<Value> {
+        let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            parse_json(&format!("body of action '{kind}'"), body)?
+        };
+        let cat = &self.sql.inner.catalog;
+        let spec_of = |r: Option<&str>| -> VersionSpec {
+            match r {
+                None => VersionSpec::main(),
+                Some(r) => VersionSpec::Version(r.to_string()),
+            }
+        };
+        match kind {
+            "quiver.datasets" => Ok(json!(cat.list_datasets().await?)),
+            "quiver.create_branch" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let name = str_field(&v, "name", kind)?;
+                caller.require_write(&format!("creating branch '{name}'"))?;
+                let from = match opt_str(&v, "from") {
+                    Some(r) => spec_of(Some(&resolve_ref(&ds, r).await?.id.to_hex())),
+                    None => spec_of(None),
+                };
+                let r = ds.create_branch(name, &from).await?;
+                Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
+            }
+            "quiver.delete_branch" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let name = str_field(&v, "name", kind)?;
+                caller.require_write(&format!("deleting branch '{name}'"))?;
+                ds.delete_branch(name).await?;
+                Ok(json!({"deleted": name}))
+            }
+            "quiver.create_tag" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let name = str_field(&v, "name", kind)?;
+                caller.require_write(&format!("creating tag '{name}'"))?;
+                let at = match opt_str(&v, "at") {
+                    Some(r) => spec_of(Some(&resolve_ref(&ds, r).await?.id.to_hex())),
+                    None => spec_of(None),
+                };
+                let r = ds.create_tag(name, &at).await?;
+                Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
+            }
+            "quiver.delete_tag" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let name = str_field(&v, "name", kind)?;
+                caller.require_write(&format!("deleting tag '{name}'"))?;
+                ds.delete_tag(name).await?;
+                Ok(json!({"deleted": name}))
+            }
+            "quiver.commits" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let branch = opt_str(&v, "branch").unwrap_or(quiver_core::DEFAULT_BRANCH);
+                let limit = v.get("limit").and_then(Value::as_u64).unwrap_or(u64::MAX);
+                let list: Vec<Value> = ds
+                    .history(branch)
+                    .await?
+                    .into_iter()
+                    .take(limit.min(usize::MAX as u64) as usize)
+                    .map(|c| {
+                        json!({
+                            "id": c.id.to_hex(),
+                            "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
+                            "message": c.data.message,
+                            "author": c.data.author,
+                            "timestamp": c.data.timestamp.to_rfc3339(),
+                            "operation": c.data.summary.operation,
+                        })
+                    })
+                    .collect();
+                Ok(Value::Array(list))
+            }
+            "quiver.merge" => {
+                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let source = str_field(&v, "source", kind)?;
+                let target = opt_str(&v, "target").unwrap_or(quiver_core::DEFAULT_BRANCH);
+                caller.require_write(&format!("merging into branch '{target}'"))?;
+                let from = resolve_ref(&ds, source).await?;
+                let r = ds
+                    .merge(
+                        &VersionSpec::Version(from.id.to_hex()),
+                        target,
+                        opt_str(&v, "message"),
+                        &caller.name,
+                    )
+                    .await?;
+                Ok(json!({
+                    "kind": r.kind.as_str(),
+                    "head": r.head.to_hex(),
+                    "commit": r.commit.as_ref().map(|c| c.id.to_hex()),
+                    "groups_changed": r.groups_changed,
+                    "groups_label_merged": r.groups_label_merged,
+                    "conflicts": r.conflicts,
+                }))
+            }
+            other => Err(FlightError::InvalidArgument(format!(
+                "unknown action '{other}' (actions: {})",
+                ACTIONS.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+/// Conform an uploaded batch to the dataset's schema: columns by name, missing nullable
+/// columns as nulls, safe casts between compatible types.
+fn conform(
+    dataset: &str,
+    target: &arrow::datatypes::SchemaRef,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    let src = batch.schema();
+    for f in src.fields() {
+        if target.field_with_name(f.name()).is_err() {
+            return Err(FlightError::InvalidArgument(format!(
+                "column '{}' is not a column of dataset '{dataset}'",
+                f.name()
+            )));
+        }
+    }
+    let mut cols = Vec::with_capacity(target.fields().len());
+    for f in target.fields() {
+        match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
+            Some(c) => {
+                let opts = arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let cast = arrow::compute::cast_with_options(c, f.data_type(), &opts).map_err(
+                    |e| {
+                        FlightError::InvalidArgument(format!(
+                            "column '{}' of dataset '{dataset}' is {}, the upload has {}: {e}",
+                            f.name(),
+                            f.data_type(),
+                            c.data_type()
+                        ))
+                    },
+                )?;
+                cols.push(cast);
+            }
+            None if f.is_nullable() => {
+                cols.push(arrow::array::new_null_array(f.data_type(), batch.num_rows()))
+            }
+            None => {
+                return Err(FlightError::InvalidArgument(format!(
+                    "the upload lacks column '{}' of dataset '{dataset}', which cannot be null",
+                    f.name()
+                )))
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(target.clone(), cols)?)
+}
+
+#[tonic::async_trait]
+impl FlightService for QuiverFlight {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+    type DoExchangeStream = BoxStream<FlightData>;
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> std::result::Result<Response<Self::HandshakeStream>, Status> {
+        FlightService::handshake(&self.sql, request).await
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> std::result::Result<Response<Self::ListFlightsStream>, Status> {
+        FlightService::list_flights(&self.sql, request).await
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let cmd = request.get_ref().cmd.clone();
+        if !is_json(&cmd) {
+            check_any("descriptor", &cmd)?;
+            return FlightService::get_flight_info(&self.sql, request).await;
+        }
+        let caller = self.sql.caller(&request)?;
+        let v: Value = parse_json("descriptor", &cmd).map_err(status)?;
+        let descriptor = request.into_inner();
+        let info = if v.get("sql").is_some() {
+            let c: SqlCommand = parse_json("SQL descriptor", &cmd).map_err(status)?;
+            let df = self
+                .sql
+                .run_statement(&caller, &c.sql, None)
+                .await
+                .map_err(status)?;
+            self.sql.statement_info(df, descriptor).map_err(status)?
+        } else {
+            let c: ReadCommand = parse_json("read descriptor", &cmd).map_err(status)?;
+            self.read_info(&caller, c, descriptor)
+                .await
+                .map_err(status)?
+        };
+        Ok(Response::new(info))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<PollInfo>, Status> {
+        FlightService::poll_flight_info(&self.sql, request).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<SchemaResult>, Status> {
+        FlightService::get_schema(&self.sql, request).await
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
+        let t = request.get_ref().ticket.clone();
+        if !is_json(&t) {
+            check_any("ticket", &t)?;
+            return FlightService::do_get(&self.sql, request).await;
+        }
+        self.sql.caller(&request)?;
+        let ticket: ShardTicket = parse_json("ticket", &t).map_err(status)?;
+        Ok(Response::new(self.read_shard(ticket).await.map_err(status)?))
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<Self::DoPutStream>, Status> {
+        use arrow_flight::sql::{Any, Command, DoPutUpdateResult};
+        use prost::Message;
+        let caller = self.sql.caller(&request)?;
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("DoPut stream is empty: send a flight descriptor first")
+        })?;
+        let cmd = first
+            .flight_descriptor
+            .as_ref()
+            .map(|d| d.cmd.clone())
+            .ok_or_else(|| {
+                Status::invalid_argument(
+                    "DoPut needs a flight descriptor with a command in its first message",
+                )
+            })?;
+        // the whole stream again, first message included
+        let data: FlightDataStream = Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream));
+        let body: Vec<u8> = if is_json(&cmd) {
+            let c: PutCommand = parse_json("DoPut descriptor", &cmd).map_err(status)?;
+            let result = self.put(&caller, c, data).await.map_err(status)?;
+            result.to_string().into_bytes()
+        } else {
+            let any = Any::decode(&*cmd).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "DoPut descriptor is neither a JSON command nor a Flight SQL command: {e}"
+                ))
+            })?;
+            let command = Command::try_from(any)
+                .map_err(|e| Status::invalid_argument(format!("DoPut descriptor: {e}")))?;
+            match command {
+                Command::CommandStatementUpdate(c) => {
+                    let n = self
+                        .sql
+                        .put_statement_update(&caller, c)
+                        .await
+                        .map_err(status)?;
+                    DoPutUpdateResult { record_count: n }.encode_to_vec()
+                }
+                Command::CommandPreparedStatementQuery(c) => self
+                    .sql
+                    .put_prepared_query(c, data)
+                    .await
+                    .map_err(status)?
+                    .encode_to_vec(),
+                Command::CommandPreparedStatementUpdate(c) => {
+                    let n = self
+                        .sql
+                        .put_prepared_update(&caller, c, data)
+                        .await
+                        .map_err(status)?;
+                    DoPutUpdateResult { record_count: n }.encode_to_vec()
+                }
+                other => {
+                    return Err(Status::unimplemented(format!(
+                        "DoPut of {} is not supported (write with a JSON descriptor or INSERT)",
+                        other.type_url()
+                    )))
+                }
+            }
+        };
+        let out = PutResult {
+            app_metadata: body.into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(out)]))))
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> std::result::Result<Response<Self::DoExchangeStream>, Status> {
+        FlightService::do_exchange(&self.sql, request).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> std::result::Result<Response<Self::DoActionStream>, Status> {
+        if !request.get_ref().r#type.starts_with("quiver.") {
+            return FlightService::do_action(&self.sql, request).await;
+        }
+        let caller = self.sql.caller(&request)?;
+        let a = request.into_inner();
+        let v = self
+            .action(&caller, &a.r#type, &a.body)
+            .await
+            .map_err(status)?;
+        let out = arrow_flight::Result {
+            body: v.to_string().into_bytes().into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(out)]))))
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> std::result::Result<Response<Self::ListActionsStream>, Status> {
+        let sql_actions: Vec<std::result::Result<ActionType, Status>> =
+            FlightService::list_actions(&self.sql, request)
+                .await?
+                .into_inner()
+                .collect::<Vec<_>>()
+                .await;
+        let mut all = sql_actions;
+        all.extend(ACTIONS.iter().map(|(t, d)| {
+            Ok(ActionType {
+                r#type: t.to_string(),
+                description: d.to_string(),
+            })
+        }));
+        Ok(Response::new(Box::pin(futures::stream::iter(all))))
+    }
+}
+
+use futures::StreamExt;
