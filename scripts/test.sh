@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Quiver test on a fresh machine: installs what the tests need, starts the local
 # S3-compatible server for the object-store tests, runs the Rust tests (unit, integration,
-# sqllogictest files under sql/) and stops the server.
+# sqllogictest files under sql/), stops the server, then runs the end-to-end tests of
+# `quiver serve` with real Python clients (scripts/e2e.sh).
 #
 # Caches outside the clone (reused between runs; delete them to start clean):
 #   $QUIVER_CACHE (default ~/.cache/quiver): target/ (cargo build output), venv/ (Python)
@@ -53,5 +54,14 @@ else
   echo "test.sh: could not start the local S3 server; S3 tests will be skipped" >&2
 fi
 
+status=0
 echo "test.sh: building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
-cargo test --workspace --no-fail-fast 2>&1
+cargo test --workspace --no-fail-fast 2>&1 || status=$?
+
+# End-to-end: a real `quiver serve` process driven by pyarrow Flight, ADBC Flight SQL, the
+# Python client (python/) and PyTorch DataLoader workers; installs its Python packages
+# (torch included) into the cached venv on first use.
+echo "test.sh: end-to-end tests of the Flight server"
+cargo build -p quiver-cli 2>&1 || status=$?
+QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/e2e.sh || status=$?
+exit $status

@@ -257,7 +257,12 @@ async fn print_log(
     Ok(())
 }
 
-pub(crate) async fn write_demo(cat: &Catalog, name: &str, rows: u64, seed: u64) -> Result<(), CliError> {
+pub(crate) async fn write_demo(
+    cat: &Catalog,
+    name: &str,
+    rows: u64,
+    seed: u64,
+) -> Result<(), CliError> {
     if rows == 0 {
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }

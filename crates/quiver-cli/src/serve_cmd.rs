@@ -7,15 +7,13 @@ use quiver_flight::{ServeOptions, TlsFiles, Tokens};
 use crate::CliError;
 
 #[derive(Args)]
-#[command(
-    long_about = "Serve the catalog over Arrow Flight and Flight SQL.\n\n\
+#[command(long_about = "Serve the catalog over Arrow Flight and Flight SQL.\n\n\
 BI tools and ADBC/JDBC Flight SQL drivers connect to grpc://ADDR and send SQL (including\n\
 AS OF, DIFF, CREATE BRANCH, MERGE). Trainers use the Python client (pip install ./python):\n\
   import quiver; q = quiver.connect(\"grpc://127.0.0.1:50051\")\n\
   q.sql(\"SELECT count(*) FROM demo AS OF TAG 'v1'\")\n\n\
 On a catalog with no dataset, a demo dataset 'demo' (with tag v1) is written first unless\n\
---no-demo is given. Without --tokens/QUIVER_TOKENS the server is open: keep it on loopback."
-)]
+--no-demo is given. Without --tokens/QUIVER_TOKENS the server is open: keep it on loopback.")]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -89,7 +87,11 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     println!(
         "quiver serve: catalog {catalog_url}; datasets: {}; auth: {}",
         cat.list_datasets().await?.join(", "),
-        if tokens.enabled() { "bearer tokens" } else { "off (open server)" }
+        if tokens.enabled() {
+            "bearer tokens"
+        } else {
+            "off (open server)"
+        }
     );
     println!(
         "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5\\\"))\""

@@ -71,12 +71,9 @@ impl Tokens {
                 "{at}: tokens must be at least 8 characters"
             )));
         }
-        let name = name.map(str::to_string).unwrap_or_else(|| {
-            format!(
-                "token-{}",
-                &blake3::hash(token.as_bytes()).to_hex()[..8]
-            )
-        });
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("token-{}", &blake3::hash(token.as_bytes()).to_hex()[..8]));
         self.map.insert(token.to_string(), Caller { role, name });
         Ok(())
     }
@@ -157,12 +154,36 @@ impl Tokens {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| {
-                FlightError::Unauthenticated(
-                    "authorization header must be 'Bearer <token>'".into(),
-                )
+                FlightError::Unauthenticated("authorization header must be 'Bearer <token>'".into())
             })?;
         self.lookup(token.trim())
             .cloned()
             .ok_or_else(|| FlightError::Unauthenticated("unknown token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_files_and_env() {
+        let t = Tokens::parse_file("# comment\nabcdefgh rw alice\n\nijklmnop ro\n", "f")
+            .expect("parse");
+        assert_eq!(t.lookup("abcdefgh").map(|c| c.role), Some(Role::ReadWrite));
+        assert_eq!(t.lookup("ijklmnop").map(|c| c.role), Some(Role::ReadOnly));
+        let err = Tokens::parse_file("abcdefgh admin\n", "f").expect_err("bad role");
+        assert!(err.to_string().contains("f line 1"), "{err}");
+        let err = Tokens::parse_file("short rw\n", "f").expect_err("short");
+        assert!(err.to_string().contains("at least 8"), "{err}");
+        let e = Tokens::parse_env("abcdefgh:ro:bob, ijklmnop:rw", "V").expect("env");
+        assert_eq!(e.lookup("abcdefgh").map(|c| c.name.as_str()), Some("bob"));
+        let mut md = tonic::metadata::MetadataMap::new();
+        assert!(e.caller(&md).is_err());
+        md.insert("authorization", "Bearer abcdefgh".parse().expect("header"));
+        assert_eq!(e.caller(&md).expect("caller").role, Role::ReadOnly);
+        assert!(Tokens::open()
+            .caller(&tonic::metadata::MetadataMap::new())
+            .is_ok());
     }
 }

@@ -81,9 +81,9 @@ impl From<FlightError> for Status {
             FlightError::PermissionDenied(_) => Status::permission_denied(msg),
             FlightError::NotFound(_) => Status::not_found(msg),
             FlightError::Arrow(_) | FlightError::Flight(_) => Status::invalid_argument(msg),
-            FlightError::Config(_)
-            | FlightError::Io { .. }
-            | FlightError::Transport(_) => Status::internal(msg),
+            FlightError::Config(_) | FlightError::Io { .. } | FlightError::Transport(_) => {
+                Status::internal(msg)
+            }
         }
     }
 }

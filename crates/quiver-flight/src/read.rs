@@ -130,10 +130,12 @@ pub async fn plan_selection(
                 ds.name()
             ))
         })?;
-        df = df.filter(e.clone()).map_err(|e| {
+        df = df.filter(e).map_err(|e| {
             FlightError::InvalidArgument(format!("filter '{f}' cannot be applied: {e}"))
         })?;
-        expr = Some(e);
+        // the same predicate over unqualified columns, for tree pruning estimates
+        let plain = datafusion::common::DFSchema::try_from(schema.as_ref().clone())?;
+        expr = ctx.parse_sql_expr(f, &plain).ok();
     }
     if let Some(cols) = columns {
         let names: Vec<&str> = cols.iter().map(String::as_str).collect();

@@ -276,12 +276,13 @@ impl QuiverFlightSql {
     }
 
     async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<ScalarValue>>> {
-        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            stream.map_err(ArrowFlightError::from),
-        )
-        .try_collect()
-        .await
-        .map_err(|e| FlightError::InvalidArgument(format!("cannot read parameters: {e}")))?;
+        let batches: Vec<RecordBatch> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+                stream.map_err(ArrowFlightError::from),
+            )
+            .try_collect()
+            .await
+            .map_err(|e| FlightError::InvalidArgument(format!("cannot read parameters: {e}")))?;
         let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(None);
         };
@@ -339,7 +340,10 @@ impl QuiverFlightSql {
         update_count(df).await
     }
 
-    async fn table_rows(&self, include_schema: bool) -> Result<Vec<(String, String, String, Schema)>> {
+    async fn table_rows(
+        &self,
+        include_schema: bool,
+    ) -> Result<Vec<(String, String, String, Schema)>> {
         let cat = &self.inner.catalog;
         let mut rows = Vec::new();
         for name in cat.list_datasets().await? {
@@ -349,7 +353,12 @@ impl QuiverFlightSql {
                 Err(e) => return Err(e.into()),
             };
             let schema = ds.schema().as_ref().clone();
-            rows.push(("public".into(), name.clone(), "TABLE".into(), schema.clone()));
+            rows.push((
+                "public".into(),
+                name.clone(),
+                "TABLE".into(),
+                schema.clone(),
+            ));
             for b in ds.branches().await? {
                 rows.push((
                     "public".into(),
@@ -376,7 +385,12 @@ impl QuiverFlightSql {
             } else {
                 Schema::empty()
             };
-            rows.push(("quiver".into(), t.to_string(), "SYSTEM TABLE".into(), schema));
+            rows.push((
+                "quiver".into(),
+                t.to_string(),
+                "SYSTEM TABLE".into(),
+                schema,
+            ));
         }
         Ok(rows)
     }
@@ -406,7 +420,9 @@ impl FlightSqlService for QuiverFlightSql {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> std::result::Result<
-        Response<Pin<Box<dyn Stream<Item = std::result::Result<HandshakeResponse, Status>> + Send>>>,
+        Response<
+            Pin<Box<dyn Stream<Item = std::result::Result<HandshakeResponse, Status>> + Send>>,
+        >,
         Status,
     > {
         use base64::Engine;
@@ -419,9 +435,13 @@ impl FlightSqlService for QuiverFlightSql {
         let token = if let Some(b64) = header.strip_prefix("Basic ") {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
-                .map_err(|_| Status::invalid_argument("authorization: malformed Basic credentials"))?;
+                .map_err(|_| {
+                    Status::invalid_argument("authorization: malformed Basic credentials")
+                })?;
             let raw = String::from_utf8_lossy(&raw).to_string();
-            raw.split_once(':').map(|(_, p)| p.to_string()).unwrap_or(raw)
+            raw.split_once(':')
+                .map(|(_, p)| p.to_string())
+                .unwrap_or(raw)
         } else if let Some(t) = header.strip_prefix("Bearer ") {
             t.trim().to_string()
         } else {
@@ -485,7 +505,7 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         one_endpoint_info(&query, &schema, request.into_inner())
     }
 
@@ -515,7 +535,7 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         one_endpoint_info(&query, &schema, request.into_inner())
     }
 
@@ -603,7 +623,9 @@ impl FlightSqlService for QuiverFlightSql {
             for (schema_name, table, kind, schema) in
                 self.table_rows(include_schema).await.map_err(status)?
             {
-                if schema_pat.as_deref().is_some_and(|p| !like(p, &schema_name))
+                if schema_pat
+                    .as_deref()
+                    .is_some_and(|p| !like(p, &schema_name))
                     || table_pat.as_deref().is_some_and(|p| !like(p, &table))
                     || (!types.is_empty() && !types.iter().any(|t| t == &kind))
                 {
@@ -663,13 +685,15 @@ impl FlightSqlService for QuiverFlightSql {
                 .await
                 .map_err(status)?;
             let df = ctx.sql_df(&sql).await.map_err(status)?;
-            let types = df
-                .logical_plan()
-                .get_parameter_types()
-                .map_err(status)?;
+            let types = df.logical_plan().get_parameter_types().map_err(status)?;
             let mut names: Vec<(usize, String)> = types
                 .keys()
-                .map(|k| (k.trim_start_matches('$').parse().unwrap_or(usize::MAX), k.clone()))
+                .map(|k| {
+                    (
+                        k.trim_start_matches('$').parse().unwrap_or(usize::MAX),
+                        k.clone(),
+                    )
+                })
                 .collect();
             names.sort();
             let fields: Vec<arrow::datatypes::Field> = names
@@ -742,4 +766,25 @@ async fn update_count(df: DataFrame) -> Result<i64> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{like, number_placeholders};
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            number_placeholders("SELECT '?' , \"a?\" FROM t WHERE a = ? AND b > ?"),
+            "SELECT '?' , \"a?\" FROM t WHERE a = $1 AND b > $2"
+        );
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("demo%", "demo@v1"));
+        assert!(like("d_mo", "demo"));
+        assert!(!like("demo", "demo@v1"));
+        assert!(like("%", ""));
+    }
 }

@@ -179,9 +179,10 @@ impl QuiverFlight {
                               "rows": sizes[shard as usize].0});
             endpoints.push(
                 FlightEndpoint::new()
-                    .with_ticket(Ticket::new(serde_json::to_vec(&ticket).map_err(|e| {
-                        FlightError::InvalidArgument(e.to_string())
-                    })?))
+                    .with_ticket(Ticket::new(
+                        serde_json::to_vec(&ticket)
+                            .map_err(|e| FlightError::InvalidArgument(e.to_string()))?,
+                    ))
                     .with_app_metadata(meta.to_string().into_bytes()),
             );
         }
@@ -256,15 +257,12 @@ impl QuiverFlight {
         let ds = self.sql.inner.catalog.dataset(&cmd.dataset).await?;
         let target = ds.schema();
         let mut txn = ds.begin(&branch).await?.author(&caller.name);
-        let mut input = FlightRecordBatchStream::new_from_flight_data(
-            stream.map_err(ArrowFlightError::from),
-        );
+        let mut input =
+            FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from));
         let mut rows = 0u64;
-        while let Some(batch) = input
-            .try_next()
-            .await
-            .map_err(|e| FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}")))?
-        {
+        while let Some(batch) = input.try_next().await.map_err(|e| {
+            FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+        })? {
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -418,21 +416,21 @@ fn conform(
                     safe: false,
                     ..Default::default()
                 };
-                let cast = arrow::compute::cast_with_options(c, f.data_type(), &opts).map_err(
-                    |e| {
+                let cast =
+                    arrow::compute::cast_with_options(c, f.data_type(), &opts).map_err(|e| {
                         FlightError::InvalidArgument(format!(
                             "column '{}' of dataset '{dataset}' is {}, the upload has {}: {e}",
                             f.name(),
                             f.data_type(),
                             c.data_type()
                         ))
-                    },
-                )?;
+                    })?;
                 cols.push(cast);
             }
-            None if f.is_nullable() => {
-                cols.push(arrow::array::new_null_array(f.data_type(), batch.num_rows()))
-            }
+            None if f.is_nullable() => cols.push(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
             None => {
                 return Err(FlightError::InvalidArgument(format!(
                     "the upload lacks column '{}' of dataset '{dataset}', which cannot be null",
@@ -522,7 +520,9 @@ impl FlightService for QuiverFlight {
         }
         self.sql.caller(&request)?;
         let ticket: ShardTicket = parse_json("ticket", &t).map_err(status)?;
-        Ok(Response::new(self.read_shard(ticket).await.map_err(status)?))
+        Ok(Response::new(
+            self.read_shard(ticket).await.map_err(status)?,
+        ))
     }
 
     async fn do_put(
@@ -546,7 +546,8 @@ impl FlightService for QuiverFlight {
                 )
             })?;
         // the whole stream again, first message included
-        let data: FlightDataStream = Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream));
+        let data: FlightDataStream =
+            Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream));
         let body: Vec<u8> = if is_json(&cmd) {
             let c: PutCommand = parse_json("DoPut descriptor", &cmd).map_err(status)?;
             let result = self.put(&caller, c, data).await.map_err(status)?;
@@ -593,7 +594,9 @@ impl FlightService for QuiverFlight {
         let out = PutResult {
             app_metadata: body.into(),
         };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(out)]))))
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(
+            out,
+        )]))))
     }
 
     async fn do_exchange(
@@ -619,7 +622,9 @@ impl FlightService for QuiverFlight {
         let out = arrow_flight::Result {
             body: v.to_string().into_bytes().into(),
         };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(out)]))))
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(
+            out,
+        )]))))
     }
 
     async fn list_actions(

@@ -124,8 +124,15 @@ impl Statement {
                     .to_ascii_uppercase();
                 matches!(
                     first.as_str(),
-                    "INSERT" | "UPDATE" | "DELETE" | "CREATE" | "DROP" | "ALTER" | "COPY"
-                        | "TRUNCATE" | "MERGE"
+                    "INSERT"
+                        | "UPDATE"
+                        | "DELETE"
+                        | "CREATE"
+                        | "DROP"
+                        | "ALTER"
+                        | "COPY"
+                        | "TRUNCATE"
+                        | "MERGE"
                 )
             }
             _ => true,

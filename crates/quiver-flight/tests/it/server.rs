@@ -1,0 +1,366 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::Int64Type;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{Action, FlightClient, FlightDescriptor, Ticket};
+use futures::TryStreamExt;
+use quiver_core::{demo, Catalog, VersionSpec};
+use quiver_flight::{bind, serve, ServeOptions, Tokens};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+const RW: &str = "rw-token-123";
+const RO: &str = "ro-token-456";
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(rows: u64) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cat = Catalog::open(dir.path().to_str().expect("utf8"))
+            .await
+            .expect("catalog");
+        let ds = cat
+            .create_dataset("demo", demo::schema(), demo::options())
+            .await
+            .expect("dataset");
+        let mut txn = ds.begin("main").await.expect("txn");
+        for b in demo::DemoLabels::new(rows, 7) {
+            txn.append(&b).await.expect("append");
+        }
+        txn.commit("demo").await.expect("commit");
+        ds.create_tag("v1", &VersionSpec::main())
+            .await
+            .expect("tag");
+        let tokens =
+            Tokens::parse_file(&format!("{RW} rw alice\n{RO} ro bob\n"), "tokens").expect("tokens");
+        let bound = bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", bound.local_addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(cat, bound, ServeOptions { tokens, tls: None }, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Server {
+            url,
+            stop: Some(tx),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn client(&self, token: Option<&str>) -> FlightClient {
+        let mut c = FlightClient::new(self.channel().await);
+        if let Some(t) = token {
+            c.add_header("authorization", &format!("Bearer {t}"))
+                .expect("header");
+        }
+        c
+    }
+
+    async fn sql_client(&self, token: &str) -> FlightSqlServiceClient<Channel> {
+        let mut c = FlightSqlServiceClient::new(self.channel().await);
+        c.set_header("authorization", format!("Bearer {token}"));
+        c
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.expect("server task");
+    }
+}
+
+async fn sql(c: &mut FlightSqlServiceClient<Channel>, q: &str) -> Vec<RecordBatch> {
+    let info = c.execute(q.to_string(), None).await.expect(q);
+    let mut out = Vec::new();
+    for ep in info.endpoint {
+        let t = ep.ticket.expect("ticket");
+        let s = c.do_get(t).await.expect("do_get");
+        out.extend(s.try_collect::<Vec<_>>().await.expect("stream"));
+    }
+    out
+}
+
+fn keys(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let s = b
+            .column_by_name("sample_id")
+            .expect("sample_id")
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8")
+            .clone();
+        let l = b
+            .column_by_name("label_id")
+            .expect("label_id")
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("i64")
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((s.value(i).to_string(), l.value(i)));
+        }
+    }
+    out
+}
+
+fn count(batches: &[RecordBatch]) -> i64 {
+    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_are_disjoint_and_cover_the_selection_pinned_to_one_commit() {
+    let srv = Server::start(3000).await;
+    let mut c = srv.client(Some(RO)).await;
+    for (filter, seed) in [(None, None), (Some("score > 0.5"), Some(11u64))] {
+        let mut cmd = serde_json::json!({"dataset": "demo", "ref": "tag:v1", "shards": 5,
+            "columns": ["sample_id", "label_id", "score"]});
+        if let Some(f) = filter {
+            cmd["filter"] = f.into();
+        }
+        if let Some(s) = seed {
+            cmd["seed"] = s.into();
+        }
+        let info = c
+            .get_flight_info(FlightDescriptor::new_cmd(cmd.to_string()))
+            .await
+            .expect("info");
+        assert_eq!(info.endpoint.len(), 5);
+        let mut commits = BTreeSet::new();
+        let mut all = Vec::new();
+        let mut nonempty = 0;
+        for ep in &info.endpoint {
+            let meta: serde_json::Value = serde_json::from_slice(&ep.app_metadata).expect("meta");
+            commits.insert(meta["commit"].as_str().expect("commit").to_string());
+            let t = ep.ticket.clone().expect("ticket");
+            let batches: Vec<RecordBatch> = c
+                .do_get(t)
+                .await
+                .expect("get")
+                .try_collect()
+                .await
+                .expect("stream");
+            let k = keys(&batches);
+            nonempty += usize::from(!k.is_empty());
+            all.extend(k);
+        }
+        assert_eq!(commits.len(), 1, "every shard pinned to the same commit");
+        assert!(
+            nonempty >= 4,
+            "shards are spread: {nonempty} non-empty of 5"
+        );
+        let distinct: BTreeSet<_> = all.iter().cloned().collect();
+        assert_eq!(distinct.len(), all.len(), "no row in two shards");
+        let mut s = srv.sql_client(RO).await;
+        let q = format!(
+            "SELECT sample_id, label_id FROM demo AS OF TAG 'v1'{}",
+            filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
+        );
+        let want: BTreeSet<_> = keys(&sql(&mut s, &q).await).into_iter().collect();
+        assert_eq!(distinct, want, "shards together are exactly the selection");
+        if filter.is_none() {
+            assert_eq!(info.total_records, 3000);
+        }
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_roles_and_bad_requests() {
+    let srv = Server::start(500).await;
+    // no token: refused
+    let mut anon = srv.client(None).await;
+    let err = anon
+        .do_action(Action::new("quiver.datasets", "{}"))
+        .await
+        .map(|_| ())
+        .expect_err("unauthenticated");
+    assert!(err.to_string().contains("requires a token"), "{err}");
+    // read-only: reads work, writes refused and nothing changes
+    let mut ro = srv.sql_client(RO).await;
+    assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM demo").await), 500);
+    let err = ro
+        .execute("CREATE BRANCH x FROM demo".into(), None)
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let mut roc = srv.client(Some(RO)).await;
+    let err = roc
+        .do_action(Action::new(
+            "quiver.create_branch",
+            r#"{"dataset":"demo","name":"y"}"#,
+        ))
+        .await
+        .map(|_| ())
+        .expect_err("refused");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let branches = sql(&mut ro, "SELECT * FROM quiver.branches").await;
+    assert_eq!(branches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    // bad tickets and descriptors: InvalidArgument, and the server keeps serving
+    for bad in [
+        &b"{not json"[..],
+        &b"\x00\x01garbage"[..],
+        &br#"{"v":1}"#[..],
+    ] {
+        let err = roc
+            .do_get(Ticket::new(bad.to_vec()))
+            .await
+            .map(|_| ())
+            .expect_err("bad ticket");
+        assert!(err.to_string().contains("nvalid"), "{err}");
+    }
+    let err = roc
+        .get_flight_info(FlightDescriptor::new_cmd(
+            r#"{"dataset":"demo","columns":["nope"]}"#,
+        ))
+        .await
+        .map(|_| ())
+        .expect_err("bad column");
+    assert!(err.to_string().contains("column 'nope' not found"), "{err}");
+    let err = roc
+        .get_flight_info(FlightDescriptor::new_cmd(r#"{"dataset":"nope"}"#))
+        .await
+        .map(|_| ())
+        .expect_err("no dataset");
+    assert!(
+        err.to_string().contains("dataset 'nope' does not exist"),
+        "{err}"
+    );
+    assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM demo").await), 500);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doput_commits_and_actions_and_runs() {
+    let srv = Server::start(200).await;
+    let mut c = srv.client(Some(RW)).await;
+    // a branch through DoAction, a write to it through DoPut
+    let out: Vec<bytes::Bytes> = c
+        .do_action(Action::new(
+            "quiver.create_branch",
+            r#"{"dataset":"demo","name":"fix","from":"tag:v1"}"#,
+        ))
+        .await
+        .expect("action")
+        .try_collect()
+        .await
+        .expect("result");
+    let v: serde_json::Value = serde_json::from_slice(&out[0]).expect("json");
+    assert_eq!(v["name"], "fix");
+    let schema = demo::schema();
+    let batch = demo::DemoLabels::new(3, 99)
+        .next()
+        .expect("batch")
+        .slice(0, 3);
+    let ids: Vec<String> = (0..3).map(|i| format!("new-{i}")).collect();
+    let mut cols: Vec<Arc<dyn Array>> = batch.columns().to_vec();
+    cols[0] = Arc::new(StringArray::from(ids));
+    let batch = RecordBatch::try_new(schema, cols).expect("batch");
+    let desc = FlightDescriptor::new_cmd(
+        r#"{"dataset":"demo","branch":"fix","message":"three new labels"}"#,
+    );
+    let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(desc))
+        .build(futures::stream::iter(vec![Ok(batch)]));
+    let res: Vec<arrow_flight::PutResult> = c
+        .do_put(data)
+        .await
+        .expect("put")
+        .try_collect()
+        .await
+        .expect("put result");
+    let v: serde_json::Value = serde_json::from_slice(&res[0].app_metadata).expect("json");
+    assert_eq!(v["rows"], 3);
+    let mut s = srv.sql_client(RW).await;
+    assert_eq!(
+        count(&sql(&mut s, "SELECT count(*) FROM \"demo@fix\"").await),
+        203
+    );
+    let hist = sql(&mut s, "SHOW HISTORY ON demo AS OF BRANCH 'fix'").await;
+    let msgs = hist[0]
+        .column_by_name("message")
+        .expect("message")
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    assert_eq!(msgs, "three new labels");
+    // merge back via DoAction: fast-forward
+    let out: Vec<bytes::Bytes> = c
+        .do_action(Action::new(
+            "quiver.merge",
+            r#"{"dataset":"demo","source":"fix","target":"main"}"#,
+        ))
+        .await
+        .expect("merge")
+        .try_collect()
+        .await
+        .expect("result");
+    let v: serde_json::Value = serde_json::from_slice(&out[0]).expect("json");
+    assert_eq!(v["kind"], "fast-forward");
+    assert_eq!(count(&sql(&mut s, "SELECT count(*) FROM demo").await), 203);
+    // a run id is recorded against the commit the ref resolved to
+    let info = c
+        .get_flight_info(FlightDescriptor::new_cmd(
+            r#"{"dataset":"demo","ref":"tag:v1","shards":2,"run_id":"run-42"}"#,
+        ))
+        .await
+        .expect("info");
+    let meta: serde_json::Value = serde_json::from_slice(&info.app_metadata).expect("meta");
+    let runs = sql(
+        &mut s,
+        "SELECT commit_id, shards FROM quiver.runs WHERE run_id = 'run-42'",
+    )
+    .await;
+    assert_eq!(runs.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert_eq!(
+        runs[0].column(0).as_string::<i32>().value(0),
+        meta["commit"].as_str().expect("commit")
+    );
+    // prepared statement with a parameter = the literal query
+    let mut p = s
+        .prepare("SELECT count(*) FROM demo WHERE class = ?".into(), None)
+        .await
+        .expect("prepare");
+    let params = RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("$1", arrow::datatypes::DataType::Utf8, true),
+        ])),
+        vec![Arc::new(StringArray::from(vec!["person"]))],
+    )
+    .expect("params");
+    p.set_parameters(params).expect("bind");
+    let info = p.execute().await.expect("execute");
+    let t = info.endpoint[0].ticket.clone().expect("ticket");
+    let got: Vec<RecordBatch> = s
+        .do_get(t)
+        .await
+        .expect("get")
+        .try_collect()
+        .await
+        .expect("rows");
+    let want = sql(&mut s, "SELECT count(*) FROM demo WHERE class = 'person'").await;
+    assert_eq!(count(&got), count(&want));
+    srv.stop().await;
+}
