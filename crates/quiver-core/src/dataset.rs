@@ -116,6 +116,7 @@ impl Dataset {
             timestamp: now,
             client_timestamp: now,
             summary,
+            label_schema: self.current_schema_version().await?,
         };
         let bytes = Commit::encode(&data)?;
         let id = self

@@ -89,6 +89,22 @@ pub enum CoreError {
         from: String,
         target: String,
     },
+    #[error("schema version '{version}' of dataset '{dataset}' does not exist")]
+    SchemaVersionNotFound { dataset: String, version: String },
+    #[error("schema version '{version}' of dataset '{dataset}' already exists (schema versions are immutable)")]
+    SchemaVersionExists { dataset: String, version: String },
+    #[error("schema version '{version}' of dataset '{dataset}': {reason}")]
+    InvalidSchemaChange {
+        dataset: String,
+        version: String,
+        reason: String,
+    },
+    #[error("model '{0}' does not exist")]
+    ModelNotFound(String),
+    #[error("model '{0}' already exists (models are immutable lineage records)")]
+    ModelExists(String),
+    #[error("training run '{0}' does not exist (runs are recorded when a trainer reads with a run_id, or with CREATE RUN)")]
+    RunNotFound(String),
     #[error("corrupt catalog data at {what}: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("storage error: {0}")]

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod model;
 pub mod nodes;
 pub mod packs;
+pub mod schema_registry;
 pub mod snapshot;
 pub mod write;
 
@@ -25,11 +26,12 @@ pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
-pub use lineage::RunRecord;
+pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
 pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };
+pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{PackScan, Snapshot};
 pub use write::{WriteMode, WriteTxn};
 

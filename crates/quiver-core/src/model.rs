@@ -109,6 +109,10 @@ pub struct CommitData {
     /// Time supplied by the client (defaults to `timestamp`).
     pub client_timestamp: DateTime<Utc>,
     pub summary: OperationSummary,
+    /// The label schema version (registry) the labels of this commit follow, if the dataset
+    /// has a schema registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_schema: Option<String>,
 }
 
 /// A commit (version) with its id.

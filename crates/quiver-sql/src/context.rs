@@ -60,6 +60,8 @@ struct Shared {
     /// (dataset, target branch) of merges this session left pending: a bare COMMIT
     /// commits them.
     merges: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Models named in `quiver_lineage_of_model(…)`, resolved before planning.
+    lineage: crate::lineage_sql::LineageCache,
 }
 
 impl Shared {
@@ -478,6 +480,7 @@ impl QuiverContext {
             last_scan: Arc::default(),
             functions: Mutex::default(),
             merges: Mutex::default(),
+            lineage: Arc::default(),
         });
         let cat = MemoryCatalogProvider::new();
         datafusion::catalog::CatalogProvider::register_schema(
@@ -502,6 +505,20 @@ impl QuiverContext {
             }),
         );
         ctx.register_udf(crate::asset_fn::asset_udf(shared.catalog.clone()));
+        ctx.register_udtf(
+            "quiver_lineage_of_model",
+            Arc::new(crate::lineage_sql::LineageOfModel {
+                cache: shared.lineage.clone(),
+                packs: shared.packs.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "quiver_models_trained_on",
+            Arc::new(crate::lineage_sql::ModelsTrainedOn {
+                catalog: shared.catalog.clone(),
+                packs: shared.packs.clone(),
+            }),
+        );
         ctx.register_udtf(
             "quiver_conflicts",
             Arc::new(ConflictsFunction {
@@ -585,6 +602,7 @@ impl QuiverContext {
         for ds in parser::diff_datasets(sql) {
             self.shared.dataset(&ds).await?;
         }
+        crate::lineage_sql::preload_models(&self.shared.catalog, &self.shared.lineage, sql).await?;
         Ok(())
     }
 
@@ -817,6 +835,119 @@ impl QuiverContext {
                 }
                 Ok(vec![])
             }
+            Statement::CreateSchemaVersion {
+                dataset,
+                version,
+                parent,
+                changes,
+                message,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let n = changes.len();
+                let v = ds
+                    .create_schema_version(
+                        &version,
+                        parent.as_deref(),
+                        changes,
+                        &quiver_core::default_author(),
+                        message.as_deref().unwrap_or_default(),
+                    )
+                    .await?;
+                Ok(vec![message_batch(&[
+                    ("dataset", dataset),
+                    ("schema_version", v.version),
+                    ("parent", v.parent.unwrap_or_default()),
+                    ("changes", n.to_string()),
+                ])?])
+            }
+            Statement::ShowSchemas { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                let mut rows = Vec::new();
+                for v in ds.schema_versions().await? {
+                    let t = ds.taxonomy(&v.version).await?;
+                    rows.push((v, t.classes.len() as u64, t.attributes.len() as u64));
+                }
+                Ok(vec![crate::system::schemas_batch(&rows)?])
+            }
+            Statement::ShowSchema {
+                dataset,
+                version,
+                at,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let v = match (version, at) {
+                    (Some(v), _) => ds.schema_version(&v).await?.version,
+                    (None, Some(t)) => {
+                        let when = crate::names::parse_timestamp(&t)?;
+                        ds.schema_version_at(when)
+                            .await?
+                            .ok_or_else(|| CoreError::SchemaVersionNotFound {
+                                dataset: dataset.clone(),
+                                version: format!("(in force at {t}: none yet)"),
+                            })?
+                            .version
+                    }
+                    (None, None) => ds.current_schema_version().await?.ok_or_else(|| {
+                        CoreError::SchemaVersionNotFound {
+                            dataset: dataset.clone(),
+                            version: "(current: none recorded)".into(),
+                        }
+                    })?,
+                };
+                let t = ds.taxonomy(&v).await?;
+                Ok(vec![crate::lineage_sql::taxonomy_batch(&v, &t)?])
+            }
+            Statement::Migrate {
+                dataset,
+                version,
+                mapping,
+            } => self.migrate(&dataset, &version, mapping).await,
+            Statement::CreateRun {
+                run_id,
+                dataset,
+                at,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let c = sh.resolve(&ds, &at).await?;
+                sh.catalog
+                    .record_run(&quiver_core::RunRecord {
+                        run_id: run_id.clone(),
+                        dataset: dataset.clone(),
+                        reference: at.to_string(),
+                        commit: c.id.to_hex(),
+                        shards: 1,
+                        columns: vec![],
+                        filter: None,
+                        author: quiver_core::default_author(),
+                        recorded_at: chrono::Utc::now(),
+                    })
+                    .await?;
+                Ok(vec![message_batch(&[
+                    ("run_id", run_id),
+                    ("dataset", dataset),
+                    ("commit_id", c.id.to_hex()),
+                ])?])
+            }
+            Statement::CreateModel {
+                model,
+                run_id,
+                message,
+            } => {
+                sh.catalog
+                    .register_model(&quiver_core::ModelRecord {
+                        model: model.clone(),
+                        run_id: run_id.clone(),
+                        author: quiver_core::default_author(),
+                        registered_at: chrono::Utc::now(),
+                        message: message.unwrap_or_default(),
+                    })
+                    .await?;
+                Ok(vec![message_batch(&[
+                    ("model", model),
+                    ("run_id", run_id),
+                ])?])
+            }
+            Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
             Statement::Sql(s) => {
                 if Self::is_dml(&s) {
                     return self.dml(&s).await;
@@ -969,6 +1100,200 @@ impl QuiverContext {
         }
         let out = RecordBatch::try_new(target, cols).map_err(DataFusionError::from)?;
         Ok(out)
+    }
+
+    /// `MIGRATE ds TO SCHEMA 'v' [USING (…)]`: one commit that moves every label onto schema
+    /// `v` (class renames of `v`'s delta and of the mapping applied, `schema_version` set).
+    /// Labels whose class has no place in `v` are reported in the error and nothing is
+    /// written.
+    async fn migrate(
+        &self,
+        dataset: &str,
+        version: &str,
+        mapping: Vec<(String, String)>,
+    ) -> Result<Vec<RecordBatch>> {
+        let ds = self.shared.dataset(dataset).await?;
+        let schema = ds.schema();
+        for col in ["class", "schema_version"] {
+            if schema.field_with_name(col).is_err() {
+                return Err(SqlError::Unsupported(format!(
+                    "MIGRATE needs columns 'class' and 'schema_version'; dataset '{dataset}' has no '{col}'"
+                )));
+            }
+        }
+        let sv = ds.schema_version(version).await?;
+        let target = ds.taxonomy(version).await?;
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for c in &sv.changes {
+            if let quiver_core::SchemaChange::RenameClass { from, to } = c {
+                map.insert(from.clone(), to.clone());
+            }
+        }
+        for (from, to) in mapping {
+            if !target.classes.contains_key(&to) {
+                return Err(CoreError::InvalidSchemaChange {
+                    dataset: dataset.into(),
+                    version: version.into(),
+                    reason: format!(
+                        "USING maps '{from}' to '{to}', which is not a class of this version"
+                    ),
+                }
+                .into());
+            }
+            map.insert(from, to);
+        }
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let placeable: Vec<String> = target
+            .classes
+            .keys()
+            .chain(map.keys())
+            .map(|c| lit(c))
+            .collect();
+        let table = quote_ident(dataset);
+        let branch_table = quote_ident(&format!(
+            "{dataset}@branch:{}",
+            self.shared.session_branch(dataset)
+        ));
+        let check = format!(
+            "SELECT class, count(*) AS labels FROM {branch_table} {} GROUP BY class ORDER BY labels DESC, class",
+            if placeable.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE class NOT IN ({})", placeable.join(", "))
+            }
+        );
+        let bad = self.ctx.sql(&check).await?.collect().await?;
+        let mut report = Vec::new();
+        let mut total = 0i64;
+        for b in &bad {
+            let (Some(c), Some(n)) = (
+                b.column(0).as_any().downcast_ref::<StringArray>(),
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>(),
+            ) else {
+                continue;
+            };
+            for i in 0..b.num_rows() {
+                total += n.value(i);
+                if report.len() < 10 {
+                    report.push(format!("'{}' ({} labels)", c.value(i), n.value(i)));
+                }
+            }
+        }
+        if total > 0 {
+            return Err(CoreError::InvalidSchemaChange {
+                dataset: dataset.into(),
+                version: version.into(),
+                reason: format!(
+                    "{total} labels have classes with no place in this version: {} — map them with USING ('old' = 'new'); nothing was migrated",
+                    report.join(", ")
+                ),
+            }
+            .into());
+        }
+        let case = if map.is_empty() {
+            "class".to_string()
+        } else {
+            format!(
+                "CASE class {} ELSE class END",
+                map.iter()
+                    .map(|(f, t)| format!("WHEN {} THEN {}", lit(f), lit(t)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        let mut cond = vec![format!("schema_version <> {}", lit(version))];
+        if !map.is_empty() {
+            cond.push(format!(
+                "class IN ({})",
+                map.keys().map(|k| lit(k)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let update = format!(
+            "UPDATE {table} SET class = {case}, schema_version = {} WHERE {}",
+            lit(version),
+            cond.join(" OR ")
+        );
+        self.dml(&update).await
+    }
+
+    /// `INSERT INTO quiver.predictions [(cols)] VALUES …|SELECT …`: rows with `model`,
+    /// `sample_id`, `class`, `score`, stored as one prediction batch per model.
+    async fn insert_predictions(&self, rest: &str) -> Result<Vec<RecordBatch>> {
+        use arrow::array::Array;
+        let rest = rest.trim();
+        let (columns, query) = if rest.starts_with('(') {
+            let end = rest.find(')').ok_or_else(|| {
+                SqlError::Parse("INSERT INTO quiver.predictions: unbalanced '('".into())
+            })?;
+            let cols: Vec<String> = rest[1..end]
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_string())
+                .collect();
+            (Some(cols), rest[end + 1..].trim())
+        } else {
+            (None, rest)
+        };
+        let batches = self.ctx.sql(query).await?.collect().await?;
+        let names: Vec<String> = columns.unwrap_or_else(|| {
+            ["model", "sample_id", "class", "score"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+        let mut written = 0u64;
+        for b in batches {
+            if b.num_columns() != names.len() {
+                return Err(SqlError::Parse(format!(
+                    "INSERT INTO quiver.predictions: {} columns given, {} values per row",
+                    names.len(),
+                    b.num_columns()
+                )));
+            }
+            let fields: Vec<Field> = names
+                .iter()
+                .zip(b.columns())
+                .map(|(n, c)| Field::new(n, c.data_type().clone(), true))
+                .collect();
+            let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), b.columns().to_vec())
+                .map_err(DataFusionError::from)?;
+            let models = b
+                .column_by_name("model")
+                .ok_or_else(|| SqlError::Parse("predictions need a 'model' column".into()))?;
+            let models =
+                arrow::compute::cast(models, &DataType::Utf8).map_err(DataFusionError::from)?;
+            let models = models
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| SqlError::Parse("'model' must be a string".into()))?;
+            let mut distinct: Vec<String> = (0..models.len())
+                .filter(|i| !models.is_null(*i))
+                .map(|i| models.value(i).to_string())
+                .collect();
+            distinct.sort();
+            distinct.dedup();
+            for m in distinct {
+                let mask = arrow::array::BooleanArray::from(
+                    (0..models.len())
+                        .map(|i| !models.is_null(i) && models.value(i) == m)
+                        .collect::<Vec<_>>(),
+                );
+                let part = arrow::compute::filter_record_batch(&b, &mask)
+                    .map_err(DataFusionError::from)?;
+                let idx: Vec<usize> = (0..part.num_columns())
+                    .filter(|i| part.schema().field(*i).name() != "model")
+                    .collect();
+                let part = part.project(&idx).map_err(DataFusionError::from)?;
+                let r = self
+                    .shared
+                    .catalog
+                    .write_predictions(&m, &part, &quiver_core::default_author())
+                    .await?;
+                written += r.rows;
+            }
+        }
+        Ok(vec![count_batch(written)?])
     }
 
     async fn dml(&self, sql: &str) -> Result<Vec<RecordBatch>> {

@@ -10,6 +10,7 @@ pub mod asset_fn;
 pub mod context;
 pub mod diff;
 pub mod error;
+pub mod lineage_sql;
 pub mod merge_sql;
 pub mod names;
 pub mod parser;

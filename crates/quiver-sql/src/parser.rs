@@ -98,6 +98,42 @@ pub enum Statement {
         dataset: String,
         message: Option<String>,
     },
+    /// `CREATE SCHEMA VERSION 'v' ON ds [FROM 'p'] change, … [MESSAGE 'm']`.
+    CreateSchemaVersion {
+        dataset: String,
+        version: String,
+        parent: Option<String>,
+        changes: Vec<quiver_core::SchemaChange>,
+        message: Option<String>,
+    },
+    /// `SHOW SCHEMAS ON ds`.
+    ShowSchemas { dataset: String },
+    /// `SHOW SCHEMA ON ds [VERSION 'v' | AT 'timestamp']`: the full taxonomy.
+    ShowSchema {
+        dataset: String,
+        version: Option<String>,
+        at: Option<String>,
+    },
+    /// `MIGRATE ds TO SCHEMA 'v' [USING ('old' = 'new', …)]`.
+    Migrate {
+        dataset: String,
+        version: String,
+        mapping: Vec<(String, String)>,
+    },
+    /// `CREATE RUN 'r' ON ds [AS OF …]`: register a training run explicitly.
+    CreateRun {
+        run_id: String,
+        dataset: String,
+        at: RefSpec,
+    },
+    /// `CREATE MODEL 'm' FROM RUN 'r' [MESSAGE 'm']`.
+    CreateModel {
+        model: String,
+        run_id: String,
+        message: Option<String>,
+    },
+    /// `INSERT INTO quiver.predictions [(cols)] <query>`: a batch of predictions.
+    InsertPredictions { query: String },
     /// Plain DataFusion SQL (already rewritten for `AS OF`).
     Sql(String),
 }
@@ -113,6 +149,8 @@ impl Statement {
             | Statement::Diff { .. }
             | Statement::UseBranch { .. }
             | Statement::ShowConflicts { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowSchema { .. }
             | Statement::Begin
             | Statement::Rollback => false,
             Statement::Sql(s) => {
@@ -177,6 +215,25 @@ fn as_of(r: &RefSpec) -> String {
 impl std::fmt::Display for Statement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Statement::CreateSchemaVersion {
+                dataset, version, ..
+            } => write!(f, "CREATE SCHEMA VERSION {} ON {dataset} …", q(version)),
+            Statement::ShowSchemas { dataset } => write!(f, "SHOW SCHEMAS ON {dataset}"),
+            Statement::ShowSchema { dataset, .. } => write!(f, "SHOW SCHEMA ON {dataset}"),
+            Statement::Migrate {
+                dataset, version, ..
+            } => write!(f, "MIGRATE {dataset} TO SCHEMA {}", q(version)),
+            Statement::CreateRun {
+                run_id,
+                dataset,
+                at,
+            } => write!(f, "CREATE RUN {} ON {dataset}{}", q(run_id), as_of(at)),
+            Statement::CreateModel { model, run_id, .. } => {
+                write!(f, "CREATE MODEL {} FROM RUN {}", q(model), q(run_id))
+            }
+            Statement::InsertPredictions { query } => {
+                write!(f, "INSERT INTO quiver.predictions {query}")
+            }
             Statement::CreateDataset {
                 name,
                 columns,
@@ -559,6 +616,142 @@ fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
                 tag,
             }
         }
+        ("CREATE", "SCHEMA") if c.is_kw(2, "VERSION") => {
+            c.pos += 3;
+            let version = c.name("a schema version like '2.3'")?;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let parent = if c.is_kw(0, "FROM") {
+                c.pos += 1;
+                Some(c.name("the parent schema version")?)
+            } else {
+                None
+            };
+            let mut changes = Vec::new();
+            while !c.is_kw(0, "MESSAGE") && c.pos < c.toks.len() {
+                if !changes.is_empty() && c.next() != Some(Token::Comma) {
+                    c.pos -= 1;
+                    return Err(c.unexpected("expected ',' between schema changes"));
+                }
+                changes.push(schema_change(&mut c)?);
+            }
+            if changes.is_empty() {
+                return Err(SqlError::Parse(
+                    "CREATE SCHEMA VERSION: expected at least one change (ADD CLASS 'name' = id, REMOVE CLASS, RENAME CLASS 'a' TO 'b', ADD ATTRIBUTE 'name' TYPE, REMOVE ATTRIBUTE, RENAME ATTRIBUTE)".into(),
+                ));
+            }
+            let message = c.opt_message()?;
+            Statement::CreateSchemaVersion {
+                dataset,
+                version,
+                parent,
+                changes,
+                message,
+            }
+        }
+        ("SHOW", "SCHEMAS") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            Statement::ShowSchemas {
+                dataset: c.name("a dataset name")?,
+            }
+        }
+        ("SHOW", "SCHEMA") => {
+            c.pos += 2;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let (mut version, mut at) = (None, None);
+            if c.is_kw(0, "VERSION") {
+                c.pos += 1;
+                version = Some(c.name("a schema version")?);
+            } else if c.is_kw(0, "AT") {
+                c.pos += 1;
+                at = Some(c.name("a timestamp")?);
+            }
+            Statement::ShowSchema {
+                dataset,
+                version,
+                at,
+            }
+        }
+        ("MIGRATE", _) => {
+            c.pos += 1;
+            let dataset = c.name("a dataset name")?;
+            c.expect_kw("TO")?;
+            c.expect_kw("SCHEMA")?;
+            let version = c.name("a schema version")?;
+            let mut mapping = Vec::new();
+            if c.is_kw(0, "USING") {
+                c.pos += 1;
+                if c.next() != Some(Token::LParen) {
+                    c.pos -= 1;
+                    return Err(c.unexpected("expected USING ('old' = 'new', …)"));
+                }
+                loop {
+                    let from = c.name("a class name")?;
+                    if c.next() != Some(Token::Eq) {
+                        c.pos -= 1;
+                        return Err(c.unexpected("expected '=' in USING ('old' = 'new')"));
+                    }
+                    let to = c.name("a class name")?;
+                    mapping.push((from, to));
+                    match c.next() {
+                        Some(Token::Comma) => continue,
+                        Some(Token::RParen) => break,
+                        _ => {
+                            c.pos -= 1;
+                            return Err(c.unexpected("expected ',' or ')'"));
+                        }
+                    }
+                }
+            }
+            Statement::Migrate {
+                dataset,
+                version,
+                mapping,
+            }
+        }
+        ("CREATE", "RUN") => {
+            c.pos += 2;
+            let run_id = c.name("a run id")?;
+            c.expect_kw("ON")?;
+            let dataset = c.name("a dataset name")?;
+            let at = c.opt_as_of()?;
+            Statement::CreateRun {
+                run_id,
+                dataset,
+                at,
+            }
+        }
+        ("CREATE", "MODEL") => {
+            c.pos += 2;
+            let model = c.name("a model name")?;
+            c.expect_kw("FROM")?;
+            c.expect_kw("RUN")?;
+            let run_id = c.name("a run id")?;
+            let message = c.opt_message()?;
+            Statement::CreateModel {
+                model,
+                run_id,
+                message,
+            }
+        }
+        ("INSERT", "INTO")
+            if c.is_kw(2, "QUIVER")
+                && c.toks.get(c.pos + 3) == Some(&Token::Period)
+                && c.is_kw(4, "PREDICTIONS") =>
+        {
+            // everything after the table name: an optional column list and the query
+            let at = all
+                .iter()
+                .position(|t| word_is(t, "predictions"))
+                .unwrap_or(all.len());
+            let rest = render(&all[(at + 1).min(all.len())..]);
+            c.pos = c.toks.len();
+            Statement::InsertPredictions {
+                query: rest.trim().to_string(),
+            }
+        }
         ("SHOW", "BRANCHES") | ("SHOW", "TAGS") | ("SHOW", "HISTORY") => {
             c.pos += 2;
             c.expect_kw("ON")?;
@@ -626,6 +819,58 @@ fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
     };
     c.end()?;
     Ok(st)
+}
+
+/// One change of `CREATE SCHEMA VERSION`.
+fn schema_change(c: &mut Cursor) -> Result<quiver_core::SchemaChange> {
+    use quiver_core::SchemaChange as S;
+    let verb = c.peek_word(0).unwrap_or_default();
+    let what = c.peek_word(1).unwrap_or_default();
+    if !matches!(verb.as_str(), "ADD" | "REMOVE" | "DROP" | "RENAME")
+        || !matches!(what.as_str(), "CLASS" | "ATTRIBUTE")
+    {
+        return Err(c.unexpected("expected ADD|REMOVE|RENAME CLASS or ADD|REMOVE|RENAME ATTRIBUTE"));
+    }
+    c.pos += 2;
+    let name = c.name(&format!("a {} name", what.to_ascii_lowercase()))?;
+    Ok(match (verb.as_str(), what.as_str()) {
+        ("ADD", "CLASS") => {
+            if c.next() != Some(Token::Eq) {
+                c.pos -= 1;
+                return Err(c.unexpected("expected ADD CLASS 'name' = id"));
+            }
+            let id = match c.next() {
+                Some(Token::Number(n, _)) => n.parse::<i64>().ok(),
+                Some(Token::Minus) => match c.next() {
+                    Some(Token::Number(n, _)) => n.parse::<i64>().ok().map(|v| -v),
+                    _ => None,
+                },
+                _ => None,
+            }
+            .ok_or_else(|| {
+                SqlError::Parse(format!("ADD CLASS '{name}': expected an integer id"))
+            })?;
+            S::AddClass { name, id }
+        }
+        ("ADD", _) => {
+            let ty = c.name("an attribute type")?;
+            S::AddAttribute {
+                name,
+                data_type: ty.to_ascii_uppercase(),
+            }
+        }
+        ("REMOVE" | "DROP", "CLASS") => S::RemoveClass { name },
+        ("REMOVE" | "DROP", _) => S::RemoveAttribute { name },
+        (_, kind) => {
+            c.expect_kw("TO")?;
+            let to = c.name("the new name")?;
+            if kind == "CLASS" {
+                S::RenameClass { from: name, to }
+            } else {
+                S::RenameAttribute { from: name, to }
+            }
+        }
+    })
 }
 
 fn next_sig(tokens: &[Token], from: usize) -> Option<usize> {
@@ -741,6 +986,25 @@ pub fn diff_datasets(sql: &str) -> Vec<String> {
                     || f.value.eq_ignore_ascii_case("quiver_conflicts") =>
             {
                 Some(ds.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// First string arguments of the calls of table function `name` in a statement (used to
+/// resolve what the function needs before DataFusion plans it).
+pub fn function_first_args(sql: &str, name: &str) -> Vec<String> {
+    let Ok(tokens) = tokenize(sql) else {
+        return Vec::new();
+    };
+    let sig: Vec<&Token> = tokens.iter().filter(|t| !is_ws(t)).collect();
+    sig.windows(3)
+        .filter_map(|w| match (w[0], w[1], w[2]) {
+            (Token::Word(f), Token::LParen, Token::SingleQuotedString(a))
+                if f.value.eq_ignore_ascii_case(name) =>
+            {
+                Some(a.clone())
             }
             _ => None,
         })

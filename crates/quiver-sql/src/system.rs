@@ -14,7 +14,18 @@ use quiver_core::{Catalog, Commit, Dataset, RefInfo, RunRecord};
 use crate::error::{Result, SqlError};
 
 /// Names of the system tables.
-pub const SYSTEM_TABLES: [&str; 5] = ["datasets", "commits", "branches", "tags", "runs"];
+pub const SYSTEM_TABLES: [&str; 10] = [
+    "datasets",
+    "commits",
+    "branches",
+    "tags",
+    "runs",
+    "models",
+    "predictions",
+    "lineage",
+    "schemas",
+    "schema_classes",
+];
 
 fn utf8(v: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(v))
@@ -56,6 +67,7 @@ pub fn commits_batch(rows: &[(String, Commit)], with_dataset: bool) -> Result<Re
         Field::new("labels_added", DataType::UInt64, false),
         Field::new("labels_removed", DataType::UInt64, false),
         Field::new("labels_modified", DataType::UInt64, false),
+        Field::new("label_schema", DataType::Utf8, true),
     ]);
     cols.push(s(&|c| c.id.to_hex()));
     cols.push(s(&|c| {
@@ -82,6 +94,11 @@ pub fn commits_batch(rows: &[(String, Commit)], with_dataset: bool) -> Result<Re
     cols.push(n(&|c| c.data.summary.labels_added));
     cols.push(n(&|c| c.data.summary.labels_removed));
     cols.push(n(&|c| c.data.summary.labels_modified));
+    cols.push(Arc::new(StringArray::from(
+        rows.iter()
+            .map(|r| r.1.data.label_schema.clone())
+            .collect::<Vec<_>>(),
+    )));
     batch(fields, cols)
 }
 
@@ -189,6 +206,50 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
             )?
         }
         "runs" => runs_batch(&catalog.runs().await?)?,
+        "models" => models_batch(&catalog.models().await?)?,
+        "predictions" => {
+            let schema = quiver_core::lineage::predictions_schema();
+            let batches = catalog.predictions().await?;
+            arrow::compute::concat_batches(&schema, &batches)?
+        }
+        "lineage" => lineage_batch(catalog, &dss).await?,
+        "schemas" => {
+            let mut rows = Vec::new();
+            for ds in &dss {
+                for v in ds.schema_versions().await? {
+                    let t = ds.taxonomy(&v.version).await?;
+                    rows.push((v, t.classes.len() as u64, t.attributes.len() as u64));
+                }
+            }
+            schemas_batch(&rows)?
+        }
+        "schema_classes" => {
+            let (mut d, mut v, mut c, mut id) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ds in &dss {
+                for sv in ds.schema_versions().await? {
+                    for (name, i) in ds.taxonomy(&sv.version).await?.classes {
+                        d.push(ds.name().to_string());
+                        v.push(sv.version.clone());
+                        c.push(name);
+                        id.push(i);
+                    }
+                }
+            }
+            batch(
+                vec![
+                    Field::new("dataset", DataType::Utf8, false),
+                    Field::new("version", DataType::Utf8, false),
+                    Field::new("class", DataType::Utf8, false),
+                    Field::new("class_id", DataType::Int64, false),
+                ],
+                vec![
+                    utf8(d),
+                    utf8(v),
+                    utf8(c),
+                    Arc::new(arrow::array::Int64Array::from(id)),
+                ],
+            )?
+        }
         _ => return Ok(None),
     }))
 }
@@ -229,6 +290,174 @@ pub fn runs_batch(runs: &[RunRecord]) -> Result<RecordBatch> {
                 )
                 .with_timezone("UTC"),
             ),
+        ],
+    )
+}
+
+fn ts_array(v: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+}
+
+/// Rows of `quiver.models`: each model and the run (and so the commits) it came from.
+pub fn models_batch(models: &[quiver_core::ModelRecord]) -> Result<RecordBatch> {
+    let s = |f: &dyn Fn(&quiver_core::ModelRecord) -> String| utf8(models.iter().map(f).collect());
+    batch(
+        vec![
+            Field::new("model", DataType::Utf8, false),
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("registered_at", ts_type(), false),
+            Field::new("message", DataType::Utf8, false),
+        ],
+        vec![
+            s(&|m| m.model.clone()),
+            s(&|m| m.run_id.clone()),
+            s(&|m| m.author.clone()),
+            ts_array(
+                models
+                    .iter()
+                    .map(|m| m.registered_at.timestamp_micros())
+                    .collect(),
+            ),
+            s(&|m| m.message.clone()),
+        ],
+    )
+}
+
+/// Rows of `quiver.schemas`: every schema version of every dataset with its delta.
+pub fn schemas_batch(rows: &[(quiver_core::SchemaVersion, u64, u64)]) -> Result<RecordBatch> {
+    let s = |f: &dyn Fn(&quiver_core::SchemaVersion) -> String| {
+        utf8(rows.iter().map(|r| f(&r.0)).collect())
+    };
+    batch(
+        vec![
+            Field::new("dataset", DataType::Utf8, false),
+            Field::new("version", DataType::Utf8, false),
+            Field::new("parent", DataType::Utf8, true),
+            Field::new("changes", DataType::Utf8, false),
+            Field::new("classes", DataType::UInt64, false),
+            Field::new("attributes", DataType::UInt64, false),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("created_at", ts_type(), false),
+            Field::new("message", DataType::Utf8, false),
+        ],
+        vec![
+            s(&|v| v.dataset.clone()),
+            s(&|v| v.version.clone()),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0.parent.clone()).collect::<Vec<_>>(),
+            )),
+            s(&|v| {
+                v.changes
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+            Arc::new(UInt64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+            s(&|v| v.author.clone()),
+            ts_array(
+                rows.iter()
+                    .map(|r| r.0.created_at.timestamp_micros())
+                    .collect(),
+            ),
+            s(&|v| v.message.clone()),
+        ],
+    )
+}
+
+/// (from_kind, from_id, relation, to_kind, to_id, dataset, author, at)
+type Edge = (String, String, String, String, String, String, String, i64);
+
+/// Rows of `quiver.lineage`: the edges of the lineage graph — commit → parent commit,
+/// run → commit it consumed, model → run that produced it, prediction batch → model.
+pub async fn lineage_batch(catalog: &Catalog, dss: &[Dataset]) -> Result<RecordBatch> {
+    let mut e: Vec<Edge> = Vec::new();
+    for ds in dss {
+        let mut seen = HashSet::new();
+        for b in ds.branches().await? {
+            let head = ds.commit(&b.commit).await?;
+            for c in ds.history_of(&head).await? {
+                if !seen.insert(c.id) {
+                    continue;
+                }
+                for p in &c.parents {
+                    e.push((
+                        "commit".into(),
+                        c.id.to_hex(),
+                        "parent".into(),
+                        "commit".into(),
+                        p.to_hex(),
+                        ds.name().into(),
+                        c.data.author.clone(),
+                        c.data.timestamp.timestamp_micros(),
+                    ));
+                }
+            }
+        }
+    }
+    for r in catalog.runs().await? {
+        e.push((
+            "run".into(),
+            r.run_id.clone(),
+            "consumed".into(),
+            "commit".into(),
+            r.commit.clone(),
+            r.dataset.clone(),
+            r.author.clone(),
+            r.recorded_at.timestamp_micros(),
+        ));
+    }
+    for m in catalog.models().await? {
+        e.push((
+            "model".into(),
+            m.model.clone(),
+            "trained_by".into(),
+            "run".into(),
+            m.run_id.clone(),
+            String::new(),
+            m.author.clone(),
+            m.registered_at.timestamp_micros(),
+        ));
+    }
+    for p in catalog.prediction_batches().await? {
+        e.push((
+            "predictions".into(),
+            p.batch_id.clone(),
+            "predicted_by".into(),
+            "model".into(),
+            p.model.clone(),
+            String::new(),
+            p.author.clone(),
+            p.predicted_at.timestamp_micros(),
+        ));
+    }
+    let s = |f: &dyn Fn(&Edge) -> String| utf8(e.iter().map(f).collect());
+    batch(
+        vec![
+            Field::new("from_kind", DataType::Utf8, false),
+            Field::new("from_id", DataType::Utf8, false),
+            Field::new("relation", DataType::Utf8, false),
+            Field::new("to_kind", DataType::Utf8, false),
+            Field::new("to_id", DataType::Utf8, false),
+            Field::new("dataset", DataType::Utf8, false),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("at", ts_type(), false),
+        ],
+        vec![
+            s(&|x| x.0.clone()),
+            s(&|x| x.1.clone()),
+            s(&|x| x.2.clone()),
+            s(&|x| x.3.clone()),
+            s(&|x| x.4.clone()),
+            s(&|x| x.5.clone()),
+            s(&|x| x.6.clone()),
+            ts_array(e.iter().map(|x| x.7).collect()),
         ],
     )
 }

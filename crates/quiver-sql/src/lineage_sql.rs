@@ -1,0 +1,387 @@
+//! SQL over the lineage graph and the schema registry: the table functions
+//! `quiver_lineage_of_model('m')` and `quiver_models_trained_on('ds', 'sample')`, the
+//! statements `CREATE RUN`, `CREATE MODEL`, `INSERT INTO quiver.predictions`,
+//! `CREATE SCHEMA VERSION`, `SHOW SCHEMAS`, `SHOW SCHEMA`, `MIGRATE`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{Session, TableFunctionImpl};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use quiver_core::{Catalog, Dataset, Hash, ModelRecord, RunRecord};
+
+use crate::error::{df_err, Result, SqlError};
+use crate::provider::{self, PackInfoCache, QuiverTableProvider};
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn utf8(v: Vec<String>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+
+/// What `quiver_lineage_of_model('m')` needs, resolved before planning.
+#[derive(Debug, Clone)]
+pub struct ModelLineage {
+    pub model: ModelRecord,
+    pub runs: Vec<RunRecord>,
+    pub dataset: Dataset,
+}
+
+/// Models resolved for the statement being planned.
+pub type LineageCache = Arc<Mutex<HashMap<String, ModelLineage>>>;
+
+/// Resolve the models named in `quiver_lineage_of_model(...)` calls of `sql`.
+pub async fn preload_models(catalog: &Catalog, cache: &LineageCache, sql: &str) -> Result<()> {
+    for m in crate::parser::function_first_args(sql, "quiver_lineage_of_model") {
+        let model = catalog.model(&m).await?;
+        let runs = catalog.run(&model.run_id).await?;
+        let first = runs
+            .first()
+            .map(|r| r.dataset.clone())
+            .ok_or_else(|| quiver_core::CoreError::RunNotFound(model.run_id.clone()))?;
+        if runs.iter().any(|r| r.dataset != first) {
+            return Err(SqlError::Unsupported(format!(
+                "run '{}' of model '{m}' read several datasets; query each with quiver.runs",
+                model.run_id
+            )));
+        }
+        let dataset = catalog.dataset(&first).await?;
+        if let Ok(mut c) = cache.lock() {
+            c.insert(
+                m.clone(),
+                ModelLineage {
+                    model,
+                    runs,
+                    dataset,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn one_string(name: &str, args: &[Expr], n: usize) -> DfResult<Vec<String>> {
+    let mut out = Vec::new();
+    for e in args {
+        match e {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(v))
+                | ScalarValue::Utf8View(Some(v))
+                | ScalarValue::LargeUtf8(Some(v)),
+                _,
+            ) => out.push(v.clone()),
+            _ => {
+                return Err(df_err(SqlError::Parse(format!(
+                    "{name} takes {n} string literal argument(s)"
+                ))))
+            }
+        }
+    }
+    if out.len() != n {
+        return Err(df_err(SqlError::Parse(format!(
+            "{name} takes {n} argument(s), got {}",
+            out.len()
+        ))));
+    }
+    Ok(out)
+}
+
+/// A read of one (dataset, commit) selection into memory, with the run's filter.
+async fn read_selection(
+    ds: &Dataset,
+    commit_hex: &str,
+    filter: Option<&str>,
+    extra_where: Option<String>,
+    packs: PackInfoCache,
+) -> Result<Vec<RecordBatch>> {
+    let id = Hash::from_hex(commit_hex).ok_or_else(|| quiver_core::CoreError::Corrupt {
+        what: format!("lineage record of dataset '{}'", ds.name()),
+        reason: format!("bad commit id '{commit_hex}'"),
+    })?;
+    let commit = ds.commit(&id).await?;
+    let ctx = SessionContext::new_with_config(SessionConfig::new());
+    let url = provider::store_url(u64::MAX)?;
+    provider::register_store(&ctx, &url, ds.catalog());
+    let p = QuiverTableProvider::new(ds.snapshot(commit), url, packs)?;
+    ctx.register_table("labels", Arc::new(p))?;
+    let mut preds: Vec<String> = Vec::new();
+    if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
+        preds.push(format!("({f})"));
+    }
+    if let Some(w) = extra_where {
+        preds.push(w);
+    }
+    let q = if preds.is_empty() {
+        "SELECT * FROM labels".to_string()
+    } else {
+        format!("SELECT * FROM labels WHERE {}", preds.join(" AND "))
+    };
+    Ok(ctx.sql(&q).await?.collect().await?)
+}
+
+/// `quiver_lineage_of_model('m')`: the labels model `m` was trained on — its run, the exact
+/// commit(s) the run read, and every label of the run's selection with all its columns
+/// (reviewer, reviewed_at, …).
+#[derive(Debug)]
+pub struct LineageOfModel {
+    pub cache: LineageCache,
+    pub packs: PackInfoCache,
+}
+
+fn lineage_schema(ds: &Dataset) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("commit_id", DataType::Utf8, false),
+    ];
+    fields.extend(ds.schema().fields().iter().map(|f| f.as_ref().clone()));
+    Arc::new(Schema::new(fields))
+}
+
+impl TableFunctionImpl for LineageOfModel {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        let [m] = <[String; 1]>::try_from(one_string("quiver_lineage_of_model", args, 1)?)
+            .map_err(|_| df_err(SqlError::Parse("quiver_lineage_of_model('model')".into())))?;
+        let info = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&m).cloned())
+            .ok_or_else(|| df_err(quiver_core::CoreError::ModelNotFound(m.clone())))?;
+        Ok(Arc::new(LineageTable {
+            schema: lineage_schema(&info.dataset),
+            info,
+            packs: self.packs.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct LineageTable {
+    info: ModelLineage,
+    schema: SchemaRef,
+    packs: PackInfoCache,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LineageTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.info.runs {
+            // a run that read the same commit and selection twice (restarts) counts once
+            if !seen.insert((r.commit.clone(), r.filter.clone())) {
+                continue;
+            }
+            let batches = read_selection(
+                &self.info.dataset,
+                &r.commit,
+                r.filter.as_deref(),
+                None,
+                self.packs.clone(),
+            )
+            .await
+            .map_err(df_err)?;
+            for b in batches {
+                let n = b.num_rows();
+                let mut cols: Vec<ArrayRef> = vec![
+                    utf8(vec![self.info.model.model.clone(); n]),
+                    utf8(vec![r.run_id.clone(); n]),
+                    utf8(vec![r.dataset.clone(); n]),
+                    utf8(vec![r.commit.clone(); n]),
+                ];
+                cols.extend(b.columns().iter().cloned());
+                out.push(RecordBatch::try_new(self.schema.clone(), cols)?);
+            }
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[out],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// `quiver_models_trained_on('ds', 'sample')`: every model whose training run read a
+/// version of dataset `ds` in which `sample` (a group key) was part of the run's selection.
+#[derive(Debug)]
+pub struct ModelsTrainedOn {
+    pub catalog: Catalog,
+    pub packs: PackInfoCache,
+}
+
+fn trained_on_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("dataset", DataType::Utf8, false),
+        Field::new("commit_id", DataType::Utf8, false),
+        Field::new("sample", DataType::Utf8, false),
+        Field::new("labels", DataType::UInt64, false),
+        Field::new("registered_at", ts_type(), false),
+    ]))
+}
+
+impl TableFunctionImpl for ModelsTrainedOn {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        let v = one_string("quiver_models_trained_on", args, 2)?;
+        Ok(Arc::new(TrainedOnTable {
+            catalog: self.catalog.clone(),
+            packs: self.packs.clone(),
+            dataset: v[0].clone(),
+            sample: v[1].clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct TrainedOnTable {
+    catalog: Catalog,
+    packs: PackInfoCache,
+    dataset: String,
+    sample: String,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[async_trait::async_trait]
+impl TableProvider for TrainedOnTable {
+    fn schema(&self) -> SchemaRef {
+        trained_on_schema()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ds = self.catalog.dataset(&self.dataset).await.map_err(df_err)?;
+        let key = ds.config().group_key.clone();
+        let runs = self.catalog.runs().await.map_err(df_err)?;
+        let mut rows: Vec<(ModelRecord, RunRecord, u64)> = Vec::new();
+        for m in self.catalog.models().await.map_err(df_err)? {
+            for r in runs
+                .iter()
+                .filter(|r| r.run_id == m.run_id && r.dataset == self.dataset)
+            {
+                let w = format!(
+                    "\"{}\" = {}",
+                    key.replace('"', "\"\""),
+                    sql_str(&self.sample)
+                );
+                let batches = read_selection(
+                    &ds,
+                    &r.commit,
+                    r.filter.as_deref(),
+                    Some(w),
+                    self.packs.clone(),
+                )
+                .await
+                .map_err(df_err)?;
+                let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+                if n > 0 {
+                    rows.push((m.clone(), r.clone(), n as u64));
+                }
+            }
+        }
+        let s = |f: &dyn Fn(&(ModelRecord, RunRecord, u64)) -> String| {
+            utf8(rows.iter().map(f).collect())
+        };
+        let b = RecordBatch::try_new(
+            trained_on_schema(),
+            vec![
+                s(&|r| r.0.model.clone()),
+                s(&|r| r.1.run_id.clone()),
+                s(&|r| r.1.dataset.clone()),
+                s(&|r| r.1.commit.clone()),
+                s(&|_| self.sample.clone()),
+                Arc::new(UInt64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+                Arc::new(
+                    TimestampMicrosecondArray::from(
+                        rows.iter()
+                            .map(|r| r.0.registered_at.timestamp_micros())
+                            .collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![b]],
+            trained_on_schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// Rows of a taxonomy: `kind` (class | attribute), `name`, `class_id`, `data_type`.
+pub fn taxonomy_batch(version: &str, t: &quiver_core::Taxonomy) -> Result<RecordBatch> {
+    let mut kind = Vec::new();
+    let mut name = Vec::new();
+    let mut id: Vec<Option<i64>> = Vec::new();
+    let mut ty: Vec<Option<String>> = Vec::new();
+    let mut classes: Vec<(&String, &i64)> = t.classes.iter().collect();
+    classes.sort_by_key(|c| *c.1);
+    for (n, i) in classes {
+        kind.push("class".to_string());
+        name.push(n.clone());
+        id.push(Some(*i));
+        ty.push(None);
+    }
+    for (n, d) in &t.attributes {
+        kind.push("attribute".to_string());
+        name.push(n.clone());
+        id.push(None);
+        ty.push(Some(d.clone()));
+    }
+    let n = kind.len();
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("version", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("class_id", DataType::Int64, true),
+            Field::new("data_type", DataType::Utf8, true),
+        ])),
+        vec![
+            utf8(vec![version.to_string(); n]),
+            utf8(kind),
+            utf8(name),
+            Arc::new(Int64Array::from(id)),
+            Arc::new(StringArray::from(ty)),
+        ],
+    )?)
+}

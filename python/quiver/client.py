@@ -1,0 +1,225 @@
+"""The Quiver client: Flight for data, DoAction for branches/tags/merges, JSON commands."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .errors import FLIGHT_ERRORS, QuiverError, from_flight
+
+DEFAULT_URL = "grpc://127.0.0.1:50051"
+
+
+@contextmanager
+def _translated():
+    """Re-raise pyarrow/Flight errors as QuiverError subclasses."""
+    try:
+        yield
+    except QuiverError:
+        raise
+    except FLIGHT_ERRORS as e:  # noqa: B014
+        raise from_flight(e) from e
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def _parse_json(buf, what: str) -> Any:
+    if buf is None:
+        return None
+    data = buf.to_pybytes() if hasattr(buf, "to_pybytes") else bytes(buf)
+    if not data:
+        return None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise QuiverError(f"the server sent {what} that is not JSON: {data[:200]!r}") from e
+
+
+def auth_headers(token: Optional[str]) -> list:
+    """The gRPC headers that carry ``token``."""
+    if not token:
+        return []
+    return [(b"authorization", f"Bearer {token}".encode("utf-8"))]
+
+
+def _concat(tables: List[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [t for t in tables if t is not None]
+    if not tables:
+        return schema.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    first = tables[0].schema
+    try:
+        return pa.concat_tables(tables)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.concat_tables([t.cast(first) for t in tables])
+
+
+class Client:
+    """A connection to a Quiver server.
+
+    Create it with :func:`quiver.connect`. Every call carries the bearer token (if any)
+    as the ``authorization`` header.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, token: Optional[str] = None, **flight_kwargs):
+        self.url = url
+        self.token = token
+        self._flight_kwargs = dict(flight_kwargs)
+        with _translated():
+            self._flight = flight.FlightClient(url, **flight_kwargs)
+        self._options = flight.FlightCallOptions(headers=auth_headers(token))
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def flight_client(self) -> flight.FlightClient:
+        """The underlying ``pyarrow.flight.FlightClient``."""
+        return self._flight
+
+    @property
+    def call_options(self) -> flight.FlightCallOptions:
+        """Call options carrying the authorization header."""
+        return self._options
+
+    def close(self) -> None:
+        try:
+            self._flight.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"quiver.Client({self.url!r}{', token=***' if self.token else ''})"
+
+    def get_flight_info(self, command: dict) -> flight.FlightInfo:
+        """GetFlightInfo on a JSON command descriptor."""
+        desc = flight.FlightDescriptor.for_command(_json_bytes(command))
+        with _translated():
+            return self._flight.get_flight_info(desc, self._options)
+
+    def read_ticket(self, ticket) -> Iterator[pa.RecordBatch]:
+        """DoGet one ticket; yields its record batches."""
+        if not isinstance(ticket, flight.Ticket):
+            ticket = flight.Ticket(ticket)
+        with _translated():
+            reader = self._flight.do_get(ticket, self._options)
+            for chunk in reader:
+                if chunk.data is not None:
+                    yield chunk.data
+
+    def _read_info_batches(self, info: flight.FlightInfo) -> Iterator[pa.RecordBatch]:
+        for endpoint in info.endpoints:
+            yield from self.read_ticket(endpoint.ticket)
+
+    def _read_info(self, info: flight.FlightInfo) -> pa.Table:
+        tables = []
+        with _translated():
+            for endpoint in info.endpoints:
+                reader = self._flight.do_get(endpoint.ticket, self._options)
+                tables.append(reader.read_all())
+        return _concat(tables, info.schema)
+
+    def action(self, action_type: str, body: Optional[dict] = None) -> Any:
+        """DoAction with a JSON body; returns the first result's body parsed as JSON."""
+        act = flight.Action(action_type, _json_bytes(body if body is not None else {}))
+        with _translated():
+            results = list(self._flight.do_action(act, self._options))
+        if not results:
+            return None
+        return _parse_json(results[0].body, f"a {action_type} result")
+
+    # ------------------------------------------------------------------ SQL
+    def sql(self, query: str) -> pa.Table:
+        """Run one Quiver SQL statement; returns the whole result as a ``pyarrow.Table``."""
+        info = self.get_flight_info({"sql": query})
+        return self._read_info(info)
+
+    def sql_batches(self, query: str) -> Iterator[pa.RecordBatch]:
+        """Run one Quiver SQL statement; yields its record batches as they arrive."""
+        info = self.get_flight_info({"sql": query})
+        return self._read_info_batches(info)
+
+    # ------------------------------------------------------------------ datasets
+    def dataset(self, name: str) -> "Dataset":
+        """A handle on dataset ``name`` at the head of branch ``main``."""
+        from .dataset import Dataset
+
+        return Dataset(self, name)
+
+    def datasets(self) -> List[str]:
+        """Names of the catalog's datasets."""
+        return list(self.action("quiver.datasets", {}) or [])
+
+    # ------------------------------------------------------------------ refs
+    def create_branch(self, dataset: str, name: str, from_ref: Optional[str] = None) -> dict:
+        """Create branch ``name`` at ``from_ref`` (default: head of main). Returns {name, commit}."""
+        body = {"dataset": dataset, "name": name}
+        if from_ref is not None:
+            body["from"] = from_ref
+        return self.action("quiver.create_branch", body)
+
+    def delete_branch(self, dataset: str, name: str) -> dict:
+        return self.action("quiver.delete_branch", {"dataset": dataset, "name": name})
+
+    def create_tag(self, dataset: str, name: str, at: Optional[str] = None) -> dict:
+        """Create immutable tag ``name`` at ``at`` (default: head of main). Returns {name, commit}."""
+        body = {"dataset": dataset, "name": name}
+        if at is not None:
+            body["at"] = at
+        return self.action("quiver.create_tag", body)
+
+    def delete_tag(self, dataset: str, name: str) -> Any:
+        return self.action("quiver.delete_tag", {"dataset": dataset, "name": name})
+
+    def commits(self, dataset: str, branch: str = "main", limit: Optional[int] = None) -> List[dict]:
+        """History of ``branch``, newest first: dicts with id, parents, message, author, timestamp."""
+        body: dict = {"dataset": dataset, "branch": branch}
+        if limit is not None:
+            body["limit"] = int(limit)
+        return list(self.action("quiver.commits", body) or [])
+
+    def merge(self, dataset: str, source: str, target: str = "main",
+              message: Optional[str] = None) -> dict:
+        """Merge ref ``source`` into branch ``target``.
+
+        Returns the server's dict: ``kind`` is one of fast-forward, merged, conflicts,
+        up-to-date; ``commit`` the new head (or None); ``conflicts`` the number of conflicts.
+        """
+        body = {"dataset": dataset, "source": source, "target": target}
+        if message is not None:
+            body["message"] = message
+        return self.action("quiver.merge", body)
+
+    # ------------------------------------------------------------------ auth
+    def authenticate_basic(self, username: str, password: str) -> "Client":
+        """Flight handshake with Basic auth; switches this client to the returned bearer header."""
+        with _translated():
+            key, value = self._flight.authenticate_basic_token(username, password)
+        if isinstance(value, bytes):
+            text = value.decode("utf-8")
+        else:
+            text = str(value)
+        if text.lower().startswith("bearer "):
+            self.token = text[7:]
+        self._options = flight.FlightCallOptions(headers=[(key, value if isinstance(value, bytes) else value.encode())])
+        return self
+
+
+def connect(url: str = DEFAULT_URL, token: Optional[str] = None, **flight_kwargs) -> Client:
+    """Connect to a Quiver server (``grpc://host:port`` or ``grpc+tls://host:port``).
+
+    ``token`` is sent as ``authorization: Bearer <token>`` on every call. Extra keyword
+    arguments go to ``pyarrow.flight.FlightClient`` (e.g. ``tls_root_certs``).
+    """
+    return Client(url, token=token, **flight_kwargs)

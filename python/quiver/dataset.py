@@ -1,0 +1,199 @@
+"""A dataset at a ref: reads (Flight), writes (DoPut), PyTorch streaming."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .client import _concat, _json_bytes, _parse_json, _translated
+from .errors import QuiverError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+
+
+def _as_table(data) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, (list, tuple)) and data and all(isinstance(b, pa.RecordBatch) for b in data):
+        return pa.Table.from_batches(list(data))
+    if hasattr(data, "__arrow_c_stream__") and not isinstance(data, dict):
+        try:
+            return pa.table(data)
+        except Exception:
+            pass
+    try:  # pandas DataFrame
+        import pandas as pd  # noqa: WPS433
+
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data, preserve_index=False)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(data, dict):
+        return pa.table(data)
+    raise TypeError(f"cannot write {type(data).__name__}: pass a pyarrow Table/RecordBatch or a pandas DataFrame")
+
+
+class Dataset:
+    """Dataset ``name`` at one ref (default: the head of branch ``main``).
+
+    ``ref`` uses the server's syntax: ``branch:NAME``, ``tag:NAME``, ``version:IDPREFIX`` or
+    a bare name. Handles are cheap and immutable; :meth:`at` returns a new one.
+    """
+
+    def __init__(self, client: "Client", name: str, ref: str = "branch:main"):
+        self._client = client
+        self.name = name
+        self.ref = ref
+        self._commit: Optional[str] = None
+
+    def __repr__(self) -> str:
+        return f"quiver.Dataset({self.name!r}, ref={self.ref!r})"
+
+    @property
+    def client(self) -> "Client":
+        return self._client
+
+    # ------------------------------------------------------------------ refs
+    def at(self, tag: Optional[str] = None, branch: Optional[str] = None,
+           version: Optional[str] = None) -> "Dataset":
+        """The same dataset at a tag, a branch or a version (commit id or unique prefix).
+
+        Give exactly one of ``tag``, ``branch``, ``version``.
+        """
+        given = [(k, v) for k, v in (("tag", tag), ("branch", branch), ("version", version)) if v is not None]
+        if len(given) != 1:
+            raise ValueError("Dataset.at() takes exactly one of tag=, branch=, version=")
+        kind, value = given[0]
+        return Dataset(self._client, self.name, f"{kind}:{value}")
+
+    def flight_info(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None,
+                    shards: int = 1, seed: Optional[int] = None,
+                    run_id: Optional[str] = None) -> flight.FlightInfo:
+        """GetFlightInfo for a selection of this dataset: the commit is pinned once, here."""
+        cmd: dict = {"dataset": self.name, "ref": self.ref, "shards": int(shards)}
+        if columns is not None:
+            cmd["columns"] = list(columns)
+        if filter is not None:
+            cmd["filter"] = filter
+        if seed is not None:
+            cmd["seed"] = int(seed)
+        if run_id is not None:
+            cmd["run_id"] = str(run_id)
+        info = self._client.get_flight_info(cmd)
+        meta = _parse_json(info.app_metadata, "FlightInfo.app_metadata") if info.app_metadata else None
+        commit = meta.get("commit") if isinstance(meta, dict) else None
+        if commit is None and info.endpoints:
+            em = _parse_json(info.endpoints[0].app_metadata, "endpoint app_metadata")
+            if isinstance(em, dict):
+                commit = em.get("commit")
+        if commit:
+            self._commit = commit
+        return info
+
+    def resolve(self) -> str:
+        """Ask the server which commit this ref points at now (a 64-hex commit id)."""
+        self.flight_info(shards=1)
+        if not self._commit:
+            raise QuiverError(f"the server did not report the commit of {self.name}@{self.ref}")
+        return self._commit
+
+    @property
+    def commit_id(self) -> str:
+        """The commit the server pinned for the last read of this handle (resolved if none yet)."""
+        return self._commit or self.resolve()
+
+    def pinned(self) -> "Dataset":
+        """A handle on the exact commit this ref points at now (immune to later commits)."""
+        return Dataset(self._client, self.name, f"version:{self.resolve()}")
+
+    # ------------------------------------------------------------------ reads
+    def to_batches(self, columns: Optional[Sequence[str]] = None,
+                   filter: Optional[str] = None) -> Iterator[pa.RecordBatch]:
+        """Stream the selection as record batches (all shards, in order)."""
+        info = self.flight_info(columns=columns, filter=filter, shards=1)
+
+        def gen():
+            for endpoint in info.endpoints:
+                yield from self._client.read_ticket(endpoint.ticket)
+
+        return gen()
+
+    def to_table(self, columns: Optional[Sequence[str]] = None,
+                 filter: Optional[str] = None) -> pa.Table:
+        """The selection as one ``pyarrow.Table``. ``filter`` is a SQL predicate."""
+        info = self.flight_info(columns=columns, filter=filter, shards=1)
+        return self._client._read_info(info)
+
+    def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None):
+        return self.to_table(columns=columns, filter=filter).to_pandas()
+
+    def to_torch(self, columns: Optional[Sequence[str]] = None, batch_size: int = 1024,
+                 shuffle_seed: Optional[int] = None, transform: Optional[Callable] = None,
+                 shards: Optional[int] = None, run_id: Optional[str] = None,
+                 filter: Optional[str] = None):
+        """A ``torch.utils.data.IterableDataset`` over the selection.
+
+        The ref is resolved to one commit here (one GetFlightInfo, recorded under ``run_id``
+        in the lineage log when given); DataLoader workers and distributed ranks then split
+        the shard endpoints between them: endpoint ``j`` goes to global worker
+        ``j % (world_size * num_workers)``. Use ``batch_size=None`` in the DataLoader: the
+        dataset already yields batches (dicts of tensors, string columns as lists).
+        """
+        from .torch_data import QuiverIterableDataset, default_shards
+
+        if shards is None:
+            shards = default_shards()
+        info = self.flight_info(columns=columns, filter=filter, shards=shards,
+                                seed=shuffle_seed, run_id=run_id)
+        return QuiverIterableDataset.from_flight_info(
+            info, url=self._client.url, token=self._client.token,
+            flight_kwargs=self._client._flight_kwargs, commit=self._commit,
+            batch_size=batch_size, shuffle_seed=shuffle_seed, transform=transform,
+        )
+
+    # ------------------------------------------------------------------ writes
+    def write(self, data, branch: str = "main", message: Optional[str] = None,
+              mode: str = "upsert") -> dict:
+        """Write rows to ``branch`` as one commit (DoPut).
+
+        ``mode`` is ``"upsert"`` (rows replace rows with the same key) or ``"append"``.
+        Returns the server's ``{"commit": id, "rows": n}``.
+        """
+        if mode not in ("upsert", "append"):
+            raise ValueError("mode must be 'upsert' or 'append'")
+        table = _as_table(data)
+        cmd = {"dataset": self.name, "branch": branch, "mode": mode,
+               "message": message if message is not None else f"write {table.num_rows} rows (quiver python client)"}
+        desc = flight.FlightDescriptor.for_command(_json_bytes(cmd))
+        client = self._client
+        with _translated():
+            writer, meta_reader = client.flight_client.do_put(desc, table.schema, client.call_options)
+            try:
+                writer.write_table(table)
+                writer.done_writing()
+                buf = meta_reader.read()
+            finally:
+                writer.close()
+        result = _parse_json(buf, "a DoPut result")
+        if isinstance(result, dict) and result.get("commit"):
+            self._commit = None  # the ref moved
+        return result if result is not None else {}
+
+    # ------------------------------------------------------------------ conveniences
+    def commits(self, branch: str = "main", limit: Optional[int] = None) -> List[dict]:
+        return self._client.commits(self.name, branch=branch, limit=limit)
+
+    def create_branch(self, name: str, from_ref: Optional[str] = None) -> dict:
+        return self._client.create_branch(self.name, name, from_ref=from_ref)
+
+    def create_tag(self, name: str, at: Optional[str] = None) -> dict:
+        return self._client.create_tag(self.name, name, at=at)
+
+    def merge(self, source: str, target: str = "main", message: Optional[str] = None) -> dict:
+        return self._client.merge(self.name, source, target=target, message=message)

@@ -1,0 +1,197 @@
+"""The quiver Python client: SQL, reads at refs, DoPut writes, DoAction refs and merges."""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import quiver
+from _helpers import HEX64, branches, keys_of, scalar, sorted_rows, tag_commit, tags
+from conftest import DEMO_ROWS
+
+
+def test_sql_and_datasets(client):
+    assert "demo" in client.datasets()
+    t = client.sql("SELECT class, count(*) AS n FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY n DESC")
+    assert isinstance(t, pa.Table)
+    assert t.column_names == ["class", "n"]
+    assert sum(t.column("n").to_pylist()) == DEMO_ROWS
+    assert scalar(client, "SELECT count(*) FROM \"demo@v1\"") == DEMO_ROWS
+
+
+def test_to_table_with_filter_equals_sql(client):
+    ds = client.dataset("demo").at(tag="v1")
+    cols = ["sample_id", "label_id", "score"]
+    t = ds.to_table(columns=cols, filter="score > 0.5")
+    assert t.column_names == cols
+    expected = client.sql("SELECT sample_id, label_id, score FROM demo AS OF TAG 'v1' WHERE score > 0.5")
+    assert t.num_rows == expected.num_rows > 0
+    assert sorted_rows(t) == sorted_rows(expected)
+    assert pc.min(t.column("score")).as_py() > 0.5
+    assert ds.commit_id == tag_commit(client, "demo", "v1")
+
+
+def test_to_batches_and_refs(client):
+    v1 = tag_commit(client, "demo", "v1")
+    ds = client.dataset("demo").at(tag="v1")
+    batches = list(ds.to_batches(columns=["sample_id", "label_id"]))
+    assert all(isinstance(b, pa.RecordBatch) for b in batches)
+    assert sum(b.num_rows for b in batches) == DEMO_ROWS
+    assert ds.resolve() == v1
+    by_version = client.dataset("demo").at(version=v1[:10]).to_table(columns=["sample_id", "label_id"])
+    assert sorted(keys_of(by_version)) == sorted(k for b in batches for k in zip(
+        b.column(0).to_pylist(), b.column(1).to_pylist()))
+    with pytest.raises(ValueError):
+        client.dataset("demo").at(tag="v1", branch="main")
+    with pytest.raises(ValueError):
+        client.dataset("demo").at()
+
+
+def _three_rows(client):
+    return client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 3")
+
+
+def _with(table: pa.Table, name: str, values) -> pa.Table:
+    i = table.schema.get_field_index(name)
+    return table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+
+
+def test_write_upsert_makes_a_commit(client):
+    v1 = tag_commit(client, "demo", "v1")
+    created = client.create_branch("demo", "py-write", from_ref="tag:v1")
+    assert created["name"] == "py-write" and created["commit"] == v1
+
+    rows = _with(_three_rows(client), "class", ["zebra-relabeled"] * 3)
+    res = client.dataset("demo").write(rows, branch="py-write", message="relabel three")
+    assert HEX64.match(res["commit"]) and res["commit"] != v1
+    assert res["rows"] == 3
+
+    log = client.commits("demo", branch="py-write")
+    assert log[0]["id"] == res["commit"]
+    assert log[0]["message"] == "relabel three"
+    assert v1 in log[0]["parents"]
+    assert any(c["id"] == v1 for c in log)
+    assert len(client.commits("demo", branch="py-write", limit=1)) == 1
+
+    q = "SELECT count(*) FROM demo AS OF BRANCH 'py-write' WHERE class = 'zebra-relabeled'"
+    assert scalar(client, q) == 3
+    assert scalar(client, "SELECT count(*) FROM demo AS OF BRANCH 'py-write'") == DEMO_ROWS  # upsert
+    assert scalar(client, "SELECT count(*) FROM demo AS OF TAG 'v1' WHERE class = 'zebra-relabeled'") == 0
+    assert client.dataset("demo").at(branch="py-write").commit_id == res["commit"]
+
+
+def test_write_fills_missing_nullable_columns_and_casts(client):
+    client.create_branch("demo", "py-append", from_ref="tag:v1")
+    new = pa.table({
+        "sample_id": ["img-new-000001", "img-new-000001"],
+        "label_id": pa.array([0, 1], pa.int32()),            # int32 -> int64 server-side
+        "image_hash": ["f" * 64, "f" * 64],
+        "class": ["cat", "dog"],
+        "bbox_x": [0.1, 0.2], "bbox_y": [0.1, 0.2],            # float64 -> float32
+        "bbox_w": [0.3, 0.3], "bbox_h": [0.4, 0.4],
+        "review_state": ["pending", "pending"],
+        "schema_version": ["2.3", "2.3"],
+        # score, reviewer, reviewed_at (nullable) left out
+    })
+    res = client.dataset("demo").write(new, branch="py-append", message="two new labels", mode="append")
+    assert res["rows"] == 2
+    got = client.sql("SELECT label_id, class, score, reviewer, reviewed_at FROM demo AS OF BRANCH 'py-append' "
+                     "WHERE sample_id = 'img-new-000001' ORDER BY label_id")
+    assert got.to_pylist() == [
+        {"label_id": 0, "class": "cat", "score": None, "reviewer": None, "reviewed_at": None},
+        {"label_id": 1, "class": "dog", "score": None, "reviewer": None, "reviewed_at": None},
+    ]
+    assert scalar(client, "SELECT count(*) FROM demo AS OF BRANCH 'py-append'") == DEMO_ROWS + 2
+
+
+def test_bad_write_is_refused_and_changes_nothing(client):
+    before = branches(client, "demo")
+    bad = pa.table({"sample_id": ["x"], "label_id": pa.array([0], pa.int64()), "no_such_column": [1]})
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.dataset("demo").write(bad, branch="main", message="bad")
+    assert isinstance(ei.value, quiver.InvalidArgument), f"{type(ei.value).__name__}: {ei.value}"
+    assert str(ei.value)
+    with pytest.raises(quiver.QuiverError):
+        client.dataset("demo").write(_three_rows(client), branch="no-such-branch", message="x")
+    assert branches(client, "demo") == before
+
+
+def test_branch_and_tag_actions(client):
+    v1 = tag_commit(client, "demo", "v1")
+    made = client.create_branch("demo", "act-branch", from_ref="tag:v1")
+    assert made == {"name": "act-branch", "commit": v1} or (made["name"], made["commit"]) == ("act-branch", v1)
+    assert branches(client, "demo")["act-branch"] == v1
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.create_branch("demo", "act-branch")
+    assert "act-branch" in str(ei.value)
+    assert client.delete_branch("demo", "act-branch")["deleted"] == "act-branch"
+    assert "act-branch" not in branches(client, "demo")
+
+    tagged = client.create_tag("demo", "act-tag", at="tag:v1")
+    assert tagged["name"] == "act-tag" and tagged["commit"] == v1
+    assert tags(client, "demo")["act-tag"] == v1
+    assert scalar(client, "SELECT count(*) FROM demo AS OF TAG 'act-tag'") == DEMO_ROWS
+    with pytest.raises(quiver.QuiverError):
+        client.create_tag("demo", "act-tag")  # tags never move silently
+    client.delete_tag("demo", "act-tag")
+    assert "act-tag" not in tags(client, "demo")
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.sql("SELECT count(*) FROM demo AS OF TAG 'act-tag'")
+    assert "act-tag" in str(ei.value)
+    with pytest.raises(quiver.QuiverError):
+        client.delete_branch("demo", "never-existed")
+
+
+def test_merge_branch_into_main(client):
+    main_before = client.commits("demo", branch="main")[0]["id"]
+    client.create_branch("demo", "feat")  # from the head of main
+    rows = client.sql("SELECT * FROM demo ORDER BY sample_id, label_id LIMIT 2")
+    rows = _with(rows, "class", ["merged-class"] * 2)
+    w = client.dataset("demo").write(rows, branch="feat", message="feat edit")
+
+    res = client.merge("demo", "feat", target="main", message="merge feat")
+    assert res["kind"] in ("fast-forward", "merged"), res
+    # "commit" is the merge commit (null for a fast-forward, which creates none); "head" the new head
+    new_head = res.get("commit") or res.get("head")
+    assert new_head and HEX64.match(new_head), res
+    if res["kind"] == "fast-forward":
+        assert new_head == w["commit"]
+    assert client.commits("demo", branch="main")[0]["id"] == new_head != main_before
+    assert scalar(client, "SELECT count(*) FROM demo WHERE class = 'merged-class'") == 2
+    assert scalar(client, "SELECT count(*) FROM demo AS OF TAG 'v1' WHERE class = 'merged-class'") == 0
+
+    again = client.merge("demo", "feat", target="main")
+    assert again["kind"] == "up-to-date", again
+    client.delete_branch("demo", "feat")
+
+
+def test_merge_conflict_is_surfaced_not_resolved(client):
+    # on throw-away branches so that main is never left mid-merge
+    try:
+        _conflict(client)
+    finally:
+        for b in ("c-left", "c-right", "c-base"):
+            try:
+                client.delete_branch("demo", b)
+            except quiver.QuiverError:
+                pass
+
+
+def _conflict(client):
+    client.create_branch("demo", "c-base", from_ref="tag:v1")
+    client.create_branch("demo", "c-left", from_ref="c-base")
+    client.create_branch("demo", "c-right", from_ref="c-base")
+    one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+    client.dataset("demo").write(_with(one, "class", ["left-class"]), branch="c-left", message="left")
+    client.dataset("demo").write(_with(one, "class", ["right-class"]), branch="c-right", message="right")
+
+    first = client.merge("demo", "c-left", target="c-base")
+    assert first["kind"] in ("fast-forward", "merged"), first
+    head = client.commits("demo", branch="c-base")[0]["id"]
+    second = client.merge("demo", "c-right", target="c-base", message="should conflict")
+    assert second["kind"] == "conflicts", second
+    assert second["conflicts"] >= 1
+    # nothing resolved silently: the target still has the left value and did not move
+    assert client.commits("demo", branch="c-base")[0]["id"] == head
+    sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
+    assert scalar(client, f"SELECT class FROM demo AS OF BRANCH 'c-base' "
+                          f"WHERE sample_id = '{sid}' AND label_id = {lid}") == "left-class"
