@@ -32,8 +32,7 @@ if ! "$PY" -c "import pyarrow.flight, adbc_driver_flightsql.dbapi, adbc_driver_m
 fi
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "e2e.sh: installing torch (CPU) into $VENV"
-  "$PY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu \
-    || "$PY" -m pip install -q torch
+  "$PY" -m pip install -q torch
 fi
 "$PY" -m pip install -q -e python
 

@@ -64,7 +64,11 @@ struct SqlCommand {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PutCommand {
+    #[serde(default)]
     dataset: String,
+    /// Upload predictions of this model instead of labels.
+    #[serde(default)]
+    predictions: Option<String>,
     #[serde(default)]
     branch: Option<String>,
     #[serde(default)]
@@ -84,7 +88,11 @@ fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The Quiver actions offered through DoAction (type, description).
-pub const ACTIONS: [(&str, &str); 7] = [
+pub const ACTIONS: [(&str, &str); 8] = [
+    (
+        "quiver.register_model",
+        "Register a model trained by a recorded run. Body {\"model\", \"run_id\", \"message\"?}. Result: the model record.",
+    ),
     ("quiver.datasets", "List datasets. Body {}. Result: JSON list of names."),
     (
         "quiver.create_branch",
@@ -232,12 +240,49 @@ impl QuiverFlight {
         stream_df(sel.df).await
     }
 
+    async fn put_predictions(
+        &self,
+        caller: &Caller,
+        model: &str,
+        stream: FlightDataStream,
+    ) -> Result<Value> {
+        caller.require_write(&format!("writing predictions of model '{model}'"))?;
+        let batches: Vec<RecordBatch> =
+            FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from))
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+                })?;
+        let Some(first) = batches.first() else {
+            return Err(FlightError::InvalidArgument(format!(
+                "no predictions uploaded for model '{model}'"
+            )));
+        };
+        let all = arrow::compute::concat_batches(&first.schema(), &batches)?;
+        let rec = self
+            .sql
+            .inner
+            .catalog
+            .write_predictions(model, &all, &caller.name)
+            .await?;
+        Ok(json!({"model": model, "batch_id": rec.batch_id, "rows": rec.rows}))
+    }
+
     async fn put(
         &self,
         caller: &Caller,
         cmd: PutCommand,
         stream: FlightDataStream,
     ) -> Result<Value> {
+        if let Some(model) = &cmd.predictions {
+            return self.put_predictions(caller, model, stream).await;
+        }
+        if cmd.dataset.is_empty() {
+            return Err(FlightError::InvalidArgument(
+                "DoPut descriptor needs 'dataset' (labels) or 'predictions' (a model name)".into(),
+            ));
+        }
         let branch = cmd
             .branch
             .unwrap_or_else(|| quiver_core::DEFAULT_BRANCH.to_string());
@@ -302,6 +347,21 @@ impl QuiverFlight {
         };
         match kind {
             "quiver.datasets" => Ok(json!(cat.list_datasets().await?)),
+            "quiver.register_model" => {
+                let model = str_field(&v, "model", kind)?;
+                let run_id = str_field(&v, "run_id", kind)?;
+                caller.require_write(&format!("registering model '{model}'"))?;
+                let rec = quiver_core::ModelRecord {
+                    model: model.into(),
+                    run_id: run_id.into(),
+                    author: caller.name.clone(),
+                    registered_at: chrono::Utc::now(),
+                    message: opt_str(&v, "message").unwrap_or_default().into(),
+                };
+                cat.register_model(&rec).await?;
+                Ok(json!({"model": rec.model, "run_id": rec.run_id,
+                          "registered_at": rec.registered_at.to_rfc3339()}))
+            }
             "quiver.create_branch" => {
                 let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
                 let name = str_field(&v, "name", kind)?;

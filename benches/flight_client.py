@@ -1,0 +1,62 @@
+"""Client side of `cargo bench --bench flight`: prints one JSON line of rates.
+
+usage: flight_client.py URL "col1, col2, ..." RUNS
+- doget_1_mbs: pyarrow do_get of the projection of tag v1 as one shard (MB/s of Arrow buffers)
+- doget_4_mbs: the same as 4 shards, read by 4 threads
+- dataloader_labels_s: labels/second out of a torch DataLoader(num_workers=2) over to_torch
+"""
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow.flight as fl
+
+
+def read_all(url, cmd):
+    c = fl.connect(url)
+    info = c.get_flight_info(fl.FlightDescriptor.for_command(json.dumps(cmd)))
+
+    def one(ep):
+        cc = fl.connect(url)
+        rows = nbytes = 0
+        for chunk in cc.do_get(ep.ticket):
+            rows += chunk.data.num_rows
+            nbytes += chunk.data.get_total_buffer_size()
+        return rows, nbytes
+
+    with ThreadPoolExecutor(len(info.endpoints)) as ex:
+        res = list(ex.map(one, info.endpoints))
+    return sum(r for r, _ in res), sum(b for _, b in res)
+
+
+def main():
+    url, cols = sys.argv[1], [c.strip() for c in sys.argv[2].split(",")]
+    out = {}
+    for shards in (1, 4):
+        cmd = {"dataset": "demo", "ref": "tag:v1", "columns": cols, "shards": shards}
+        t = time.perf_counter()
+        rows, nbytes = read_all(url, cmd)
+        dt = time.perf_counter() - t
+        out[f"doget_{shards}_mbs"] = nbytes / dt / 1e6
+        out[f"doget_{shards}_rows"] = rows
+
+    import torch  # noqa: F401  (only for the DataLoader figure)
+    import quiver
+
+    ds = quiver.connect(url).dataset("demo").at(tag="v1")
+    data = ds.to_torch(columns=["label_id", "score"], batch_size=8192, shards=8)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=None, num_workers=2, multiprocessing_context="spawn"
+    )
+    t = time.perf_counter()
+    n = 0
+    for batch in loader:
+        n += len(batch["label_id"])
+    out["dataloader_labels_s"] = n / (time.perf_counter() - t)
+    out["dataloader_labels"] = n
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
