@@ -122,3 +122,50 @@ async fn slice_query_prunes_leaves() {
     assert!(text.contains("DataSourceExec"), "{text}");
     assert!(text.contains("predicate="), "{text}");
 }
+
+/// Reads can ask for a schema version: a filter on `schema_version` prunes with the tree
+/// statistics (the demo data follows 2.2 for its first half of samples, 2.3 after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn schema_version_filter_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let ds = cat
+        .create_dataset(
+            "demo",
+            quiver_core::demo::schema(),
+            quiver_core::demo::options(),
+        )
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = quiver_core::demo::DemoLabels::new(20_000, 3).collect();
+    ds.append("main", &batches, "load").await.unwrap();
+    let ctx = QuiverContext::new(cat).await.unwrap();
+    let count = |b: &[RecordBatch]| {
+        b[0].column(0)
+            .as_any()
+            .downcast_ref::<DfInt64>()
+            .unwrap()
+            .value(0)
+    };
+    let n = count(
+        &ctx.sql("SELECT count(*) FROM demo WHERE schema_version = '2.3'")
+            .await
+            .unwrap(),
+    );
+    let stats = ctx.last_scan_stats().unwrap();
+    let expect = count(
+        &ctx.sql("SELECT sum(CASE WHEN schema_version = '2.3' THEN 1 ELSE 0 END) FROM demo")
+            .await
+            .unwrap(),
+    );
+    let full = ctx.last_scan_stats().unwrap();
+    assert_eq!(n, expect);
+    assert!(n > 0 && (n as u64) < full.rows_total);
+    assert!(stats.entries_pruned > 0, "{stats:?}");
+    assert!(
+        stats.leaves_kept * 10 < full.leaves_kept * 6,
+        "read {} of {} leaves",
+        stats.leaves_kept,
+        full.leaves_kept
+    );
+}
