@@ -48,6 +48,32 @@ def auth_headers(token: Optional[str]) -> list:
     return [(b"authorization", f"Bearer {token}".encode("utf-8"))]
 
 
+def _as_table(data) -> pa.Table:
+    """A pyarrow Table from a Table, RecordBatch(es), pandas DataFrame, dict of columns or any
+    Arrow C stream."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, (list, tuple)) and data and all(isinstance(b, pa.RecordBatch) for b in data):
+        return pa.Table.from_batches(list(data))
+    if hasattr(data, "__arrow_c_stream__") and not isinstance(data, dict):
+        try:
+            return pa.table(data)
+        except Exception:
+            pass
+    try:  # pandas DataFrame
+        import pandas as pd  # noqa: WPS433
+
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data, preserve_index=False)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(data, dict):
+        return pa.table(data)
+    raise TypeError(f"cannot write {type(data).__name__}: pass a pyarrow Table/RecordBatch or a pandas DataFrame")
+
+
 def _concat(tables: List[pa.Table], schema: pa.Schema) -> pa.Table:
     tables = [t for t in tables if t is not None]
     if not tables:
@@ -139,6 +165,21 @@ class Client:
             return None
         return _parse_json(results[0].body, f"a {action_type} result")
 
+    def put(self, command: dict, data) -> Any:
+        """DoPut ``data`` (see :meth:`Dataset.write` for accepted types) under a JSON command
+        descriptor; returns the first PutResult's app_metadata parsed as JSON."""
+        table = _as_table(data)
+        desc = flight.FlightDescriptor.for_command(_json_bytes(command))
+        with _translated():
+            writer, meta_reader = self._flight.do_put(desc, table.schema, self._options)
+            try:
+                writer.write_table(table)
+                writer.done_writing()
+                buf = meta_reader.read()
+            finally:
+                writer.close()
+        return _parse_json(buf, "a DoPut result")
+
     # ------------------------------------------------------------------ SQL
     def sql(self, query: str) -> pa.Table:
         """Run one Quiver SQL statement; returns the whole result as a ``pyarrow.Table``."""
@@ -200,6 +241,29 @@ class Client:
         if message is not None:
             body["message"] = message
         return self.action("quiver.merge", body)
+
+    # ------------------------------------------------------------------ lineage
+    def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:
+        """Register ``model`` as the product of training run ``run_id`` (a run recorded when a
+        trainer read with ``run_id=``). Models are immutable: registering a name twice fails.
+
+        Returns the server's ``{"model", "run_id", "registered_at"}``.
+        """
+        body = {"model": model, "run_id": run_id}
+        if message is not None:
+            body["message"] = message
+        return self.action("quiver.register_model", body)
+
+    def write_predictions(self, model: str, data) -> dict:
+        """Upload predictions of registered ``model`` (DoPut). ``data`` (pyarrow Table or
+        RecordBatch, pandas DataFrame, dict of columns) has ``sample_id`` (string) and optionally
+        ``class`` (string) and ``score`` (float). Predictions live outside the label versions
+        (``quiver.predictions``) and join with any version on ``sample_id``.
+
+        Returns the server's ``{"model", "batch_id", "rows"}``.
+        """
+        result = self.put({"predictions": model}, data)
+        return result if result is not None else {}
 
     # ------------------------------------------------------------------ auth
     def authenticate_basic(self, username: str, password: str) -> "Client":

@@ -8,35 +8,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Seque
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from .client import _concat, _json_bytes, _parse_json, _translated
+from .client import _as_table, _concat, _json_bytes, _parse_json, _translated  # noqa: F401
 from .errors import QuiverError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client
-
-
-def _as_table(data) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if isinstance(data, (list, tuple)) and data and all(isinstance(b, pa.RecordBatch) for b in data):
-        return pa.Table.from_batches(list(data))
-    if hasattr(data, "__arrow_c_stream__") and not isinstance(data, dict):
-        try:
-            return pa.table(data)
-        except Exception:
-            pass
-    try:  # pandas DataFrame
-        import pandas as pd  # noqa: WPS433
-
-        if isinstance(data, pd.DataFrame):
-            return pa.Table.from_pandas(data, preserve_index=False)
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(data, dict):
-        return pa.table(data)
-    raise TypeError(f"cannot write {type(data).__name__}: pass a pyarrow Table/RecordBatch or a pandas DataFrame")
 
 
 class Dataset:
@@ -114,9 +90,13 @@ class Dataset:
 
     # ------------------------------------------------------------------ reads
     def to_batches(self, columns: Optional[Sequence[str]] = None,
-                   filter: Optional[str] = None) -> Iterator[pa.RecordBatch]:
-        """Stream the selection as record batches (all shards, in order)."""
-        info = self.flight_info(columns=columns, filter=filter, shards=1)
+                   filter: Optional[str] = None,
+                   run_id: Optional[str] = None) -> Iterator[pa.RecordBatch]:
+        """Stream the selection as record batches (all shards, in order).
+
+        ``run_id`` records the read (the commit it resolved to) in the lineage log.
+        """
+        info = self.flight_info(columns=columns, filter=filter, shards=1, run_id=run_id)
 
         def gen():
             for endpoint in info.endpoints:
@@ -125,13 +105,15 @@ class Dataset:
         return gen()
 
     def to_table(self, columns: Optional[Sequence[str]] = None,
-                 filter: Optional[str] = None) -> pa.Table:
-        """The selection as one ``pyarrow.Table``. ``filter`` is a SQL predicate."""
-        info = self.flight_info(columns=columns, filter=filter, shards=1)
+                 filter: Optional[str] = None, run_id: Optional[str] = None) -> pa.Table:
+        """The selection as one ``pyarrow.Table``. ``filter`` is a SQL predicate; ``run_id``
+        records the read (the commit it resolved to) in the lineage log."""
+        info = self.flight_info(columns=columns, filter=filter, shards=1, run_id=run_id)
         return self._client._read_info(info)
 
-    def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None):
-        return self.to_table(columns=columns, filter=filter).to_pandas()
+    def to_pandas(self, columns: Optional[Sequence[str]] = None, filter: Optional[str] = None,
+                  run_id: Optional[str] = None):
+        return self.to_table(columns=columns, filter=filter, run_id=run_id).to_pandas()
 
     def to_torch(self, columns: Optional[Sequence[str]] = None, batch_size: int = 1024,
                  shuffle_seed: Optional[int] = None, transform: Optional[Callable] = None,
@@ -170,17 +152,7 @@ class Dataset:
         table = _as_table(data)
         cmd = {"dataset": self.name, "branch": branch, "mode": mode,
                "message": message if message is not None else f"write {table.num_rows} rows (quiver python client)"}
-        desc = flight.FlightDescriptor.for_command(_json_bytes(cmd))
-        client = self._client
-        with _translated():
-            writer, meta_reader = client.flight_client.do_put(desc, table.schema, client.call_options)
-            try:
-                writer.write_table(table)
-                writer.done_writing()
-                buf = meta_reader.read()
-            finally:
-                writer.close()
-        result = _parse_json(buf, "a DoPut result")
+        result = self._client.put(cmd, table)
         if isinstance(result, dict) and result.get("commit"):
             self._commit = None  # the ref moved
         return result if result is not None else {}

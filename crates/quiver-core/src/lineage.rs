@@ -235,35 +235,53 @@ impl Catalog {
         if sample.null_count() > 0 {
             return Err(bad("column 'sample_id' has nulls".into()));
         }
-        let now = Utc::now();
-        let batch_id = format!(
-            "{:020}-{}",
-            now.timestamp_micros().max(0),
-            &blake3::hash(model.as_bytes()).to_hex()[..8]
-        );
-        let cols: Vec<ArrayRef> = vec![
-            std::sync::Arc::new(StringArray::from(vec![model; n])),
-            sample,
-            col("class", &DataType::Utf8)?.unwrap_or_else(|| new_null_array(&DataType::Utf8, n)),
-            col("score", &DataType::Float64)?
-                .unwrap_or_else(|| new_null_array(&DataType::Float64, n)),
-            std::sync::Arc::new(StringArray::from(vec![batch_id.as_str(); n])),
-            std::sync::Arc::new(
-                TimestampMicrosecondArray::from(vec![now.timestamp_micros(); n])
-                    .with_timezone("UTC"),
-            ),
-        ];
-        let out = arrow::array::RecordBatch::try_new(schema.clone(), cols)?;
-        let mut buf = Vec::new();
-        {
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None)?;
-            w.write(&out)?;
-            w.close()?;
+        let mut now = Utc::now();
+        let mut h = blake3::Hasher::new();
+        if let Some(a) = sample.as_any().downcast_ref::<StringArray>() {
+            for v in a.iter().flatten() {
+                h.update(v.as_bytes());
+                h.update(&[0]);
+            }
         }
+        let content = h.finalize();
+        let batch_id = loop {
+            let batch_id = format!(
+                "{:020}-{}",
+                now.timestamp_micros().max(0),
+                &content.to_hex()[..8]
+            );
+            let cols: Vec<ArrayRef> = vec![
+                std::sync::Arc::new(StringArray::from(vec![model; n])),
+                sample.clone(),
+                col("class", &DataType::Utf8)?
+                    .unwrap_or_else(|| new_null_array(&DataType::Utf8, n)),
+                col("score", &DataType::Float64)?
+                    .unwrap_or_else(|| new_null_array(&DataType::Float64, n)),
+                std::sync::Arc::new(StringArray::from(vec![batch_id.as_str(); n])),
+                std::sync::Arc::new(
+                    TimestampMicrosecondArray::from(vec![now.timestamp_micros(); n])
+                        .with_timezone("UTC"),
+                ),
+            ];
+            let out = arrow::array::RecordBatch::try_new(schema.clone(), cols)?;
+            let mut buf = Vec::new();
+            {
+                let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), None)?;
+                w.write(&out)?;
+                w.close()?;
+            }
+            let path = format!("{}/{batch_id}.parquet", id_dir("predictions", model));
+            if self
+                .store()
+                .put_file_if_absent(&path, Bytes::from(buf))
+                .await?
+            {
+                break batch_id;
+            }
+            // the same rows of the same model in the same microsecond: take the next one
+            now += chrono::Duration::microseconds(1);
+        };
         let dir = id_dir("predictions", model);
-        self.store()
-            .put_file_if_absent(&format!("{dir}/{batch_id}.parquet"), Bytes::from(buf))
-            .await?;
         let rec = PredictionBatch {
             model: model.into(),
             batch_id: batch_id.clone(),

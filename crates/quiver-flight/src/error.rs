@@ -49,10 +49,15 @@ fn core_status(e: &CoreError) -> Status {
         | CoreError::VersionNotFound { .. }
         | CoreError::ColumnNotFound { .. }
         | CoreError::NoPendingMerge { .. }
-        | CoreError::NoVersionAtTime { .. } => Status::not_found(msg),
+        | CoreError::NoVersionAtTime { .. }
+        | CoreError::ModelNotFound(_)
+        | CoreError::RunNotFound(_)
+        | CoreError::SchemaVersionNotFound { .. } => Status::not_found(msg),
         CoreError::DatasetExists(_)
         | CoreError::BranchExists { .. }
-        | CoreError::TagExists { .. } => Status::already_exists(msg),
+        | CoreError::TagExists { .. }
+        | CoreError::ModelExists(_)
+        | CoreError::SchemaVersionExists { .. } => Status::already_exists(msg),
         CoreError::Conflict { .. }
         | CoreError::MergePending { .. }
         | CoreError::UnresolvedConflicts { .. } => Status::aborted(msg),
