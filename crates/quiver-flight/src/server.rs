@@ -145,6 +145,17 @@ pub(crate) fn batches_stream(schema: SchemaRef, batch: RecordBatch) -> DoGetStre
     Box::pin(enc)
 }
 
+/// A one-batch DoGet response (metadata results).
+fn respond<E: Into<FlightError>>(
+    schema: SchemaRef,
+    batch: std::result::Result<RecordBatch, E>,
+) -> std::result::Result<Response<DoGetStream>, Status> {
+    Ok(Response::new(batches_stream(
+        schema,
+        batch.map_err(status)?,
+    )))
+}
+
 fn df_schema(df: &DataFrame) -> Schema {
     df.schema().as_arrow().clone()
 }
@@ -584,9 +595,7 @@ impl FlightSqlService for QuiverFlightSql {
         self.caller(&request)?;
         let mut b = query.into_builder();
         b.append("datafusion");
-        let schema = b.schema();
-        let batch = b.build().map_err(status)?;
-        Ok(Response::new(batches_stream(schema, batch)))
+        respond(b.schema(), b.build())
     }
 
     async fn do_get_schemas(
@@ -598,9 +607,7 @@ impl FlightSqlService for QuiverFlightSql {
         let mut b = query.into_builder();
         b.append("datafusion", "public");
         b.append("datafusion", "quiver");
-        let schema = b.schema();
-        let batch = b.build().map_err(status)?;
-        Ok(Response::new(batches_stream(schema, batch)))
+        respond(b.schema(), b.build())
     }
 
     async fn do_get_tables(
@@ -635,9 +642,7 @@ impl FlightSqlService for QuiverFlightSql {
                     .map_err(status)?;
             }
         }
-        let schema = b.schema();
-        let batch = b.build().map_err(status)?;
-        Ok(Response::new(batches_stream(schema, batch)))
+        respond(b.schema(), b.build())
     }
 
     async fn do_get_table_types(
@@ -650,9 +655,7 @@ impl FlightSqlService for QuiverFlightSql {
         for t in ["SYSTEM TABLE", "TABLE", "VIEW"] {
             b.append(t);
         }
-        let schema = b.schema();
-        let batch = b.build().map_err(status)?;
-        Ok(Response::new(batches_stream(schema, batch)))
+        respond(b.schema(), b.build())
     }
 
     async fn do_get_sql_info(
@@ -662,9 +665,7 @@ impl FlightSqlService for QuiverFlightSql {
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         self.caller(&request)?;
         let b = query.into_builder(&self.inner.sql_info);
-        let schema = b.schema();
-        let batch = b.build().map_err(status)?;
-        Ok(Response::new(batches_stream(schema, batch)))
+        respond(b.schema(), b.build())
     }
 
     async fn do_action_create_prepared_statement(
