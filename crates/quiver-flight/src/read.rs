@@ -69,7 +69,8 @@ pub async fn resolve_ref(ds: &Dataset, reference: &str) -> Result<Commit> {
 
 /// A DataFusion session that reads one catalog.
 pub fn read_session(catalog: &Catalog) -> Result<(SessionContext, ObjectStoreUrl)> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new());
+    // larger batches: fewer, bigger Flight messages for trainers
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(65_536));
     let url = store_url(0)?;
     register_store(&ctx, &url, catalog);
     Ok((ctx, url))

@@ -64,11 +64,13 @@ pub type PackInfoCache = Arc<Mutex<HashMap<Hash, PackInfo>>>;
 
 /// One shard of a snapshot's label partitions, for data-parallel readers.
 ///
-/// The partitions that survive pruning are taken in key order (or, with a seed, in an order
-/// given by `blake3(seed, partition hash)`) and dealt round-robin: shard `index` of `count`
-/// gets every `count`-th one. The same commit, filter and seed give every shard the same
-/// list, so the shards are disjoint and together cover the selection exactly; label groups
-/// never straddle partitions, so a group is never split across shards.
+/// The partitions that survive pruning, in key order, are cut into runs of consecutive
+/// partitions (about eight runs per shard, so a shard reads long contiguous row ranges of
+/// the packs). Without a seed shard `index` of `count` takes the `index`-th contiguous share
+/// of the runs; with a seed the runs are ordered by `blake3(seed, first partition hash)` and
+/// dealt round-robin. The same commit, filter and seed give every shard the same list, so the
+/// shards are disjoint and together cover the selection exactly; label groups never straddle
+/// partitions, so a group is never split across shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardSpec {
     pub index: u32,
@@ -76,28 +78,48 @@ pub struct ShardSpec {
     pub seed: Option<u64>,
 }
 
+/// Runs of consecutive partitions per shard.
+const RUNS_PER_SHARD: usize = 8;
+
 impl ShardSpec {
     /// The partitions of this shard, from all kept partitions in key order.
     pub fn select(&self, leaves: Vec<ChildEntry>) -> Vec<ChildEntry> {
         let count = self.count.max(1) as usize;
-        let mut order: Vec<ChildEntry> = leaves;
-        if let Some(seed) = self.seed {
-            order.sort_by_cached_key(|l| {
-                let mut h = blake3::Hasher::new();
-                h.update(&seed.to_le_bytes());
-                h.update(l.hash.as_bytes());
-                *h.finalize().as_bytes()
-            });
+        let index = self.index as usize;
+        let n = leaves.len();
+        if n == 0 {
+            return leaves;
         }
-        let mut mine: Vec<ChildEntry> = order
+        let runs = (count * RUNS_PER_SHARD).min(n);
+        let run_of = |i: usize| i * runs / n;
+        let owner: Vec<usize> = match self.seed {
+            None => (0..runs).map(|r| r * count / runs).collect(),
+            Some(seed) => {
+                // first partition of each run
+                let mut firsts = vec![usize::MAX; runs];
+                for i in (0..n).rev() {
+                    firsts[run_of(i)] = i;
+                }
+                let mut order: Vec<usize> = (0..runs).collect();
+                order.sort_by_cached_key(|&r| {
+                    let mut h = blake3::Hasher::new();
+                    h.update(&seed.to_le_bytes());
+                    h.update(leaves[firsts[r]].hash.as_bytes());
+                    *h.finalize().as_bytes()
+                });
+                let mut owner = vec![0; runs];
+                for (pos, r) in order.into_iter().enumerate() {
+                    owner[r] = pos % count;
+                }
+                owner
+            }
+        };
+        leaves
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| i % count == self.index as usize)
+            .filter(|(i, _)| owner[run_of(*i)] == index)
             .map(|(_, l)| l)
-            .collect();
-        // read in key order (packs are laid out in key order)
-        mine.sort_by(|a, b| a.first_key.cmp(&b.first_key));
-        mine
+            .collect()
     }
 }
 
