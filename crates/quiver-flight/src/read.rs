@@ -89,6 +89,7 @@ pub async fn plan_selection(
     ds: &Dataset,
     commit: Commit,
     packs: PackInfoCache,
+    leaves: quiver_sql::provider::LeafCache,
     columns: Option<&[String]>,
     filter: Option<&str>,
     shard: Option<ShardSpec>,
@@ -116,7 +117,8 @@ pub async fn plan_selection(
         }
     }
     let (ctx, url) = read_session(ds.catalog())?;
-    let mut provider = QuiverTableProvider::new(ds.snapshot(commit), url, packs)?;
+    let mut provider =
+        QuiverTableProvider::new(ds.snapshot(commit), url, packs)?.with_leaf_cache(leaves);
     if let Some(s) = shard {
         provider = provider.with_shard(s);
     }

@@ -150,6 +150,7 @@ impl QuiverFlight {
             &ds,
             commit.clone(),
             self.sql.inner.packs.clone(),
+            self.sql.inner.leaves.clone(),
             cmd.columns.as_deref(),
             cmd.filter.as_deref(),
             None,
@@ -228,6 +229,7 @@ impl QuiverFlight {
             &ds,
             commit,
             self.sql.inner.packs.clone(),
+            self.sql.inner.leaves.clone(),
             t.columns.as_deref(),
             t.filter.as_deref(),
             Some(ShardSpec {

@@ -132,7 +132,15 @@ pub struct QuiverTableProvider {
     packs: PackInfoCache,
     last: Arc<Mutex<Option<ScanStats>>>,
     shard: Option<ShardSpec>,
+    leaf_cache: Option<LeafCache>,
 }
+
+/// Kept partitions per (tree root, pushed-down filters), shared by the providers of a server:
+/// commits are immutable, so the tree walk of a selection is done once for all its shards.
+pub type LeafCache = Arc<Mutex<HashMap<(Hash, String), Arc<Vec<ChildEntry>>>>>;
+
+/// Entries a [`LeafCache`] keeps before it starts over.
+const LEAF_CACHE_ENTRIES: usize = 64;
 
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
@@ -150,7 +158,14 @@ impl QuiverTableProvider {
             packs,
             last: Arc::default(),
             shard: None,
+            leaf_cache: None,
         })
+    }
+
+    /// Share the kept-partition lists of selections with other providers (see [`LeafCache`]).
+    pub fn with_leaf_cache(mut self, cache: LeafCache) -> Self {
+        self.leaf_cache = Some(cache);
+        self
     }
 
     /// Read only one shard of the selected partitions (see [`ShardSpec`]).
@@ -209,11 +224,28 @@ impl QuiverTableProvider {
         let cfg = self.snapshot.dataset().config();
         let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
         let counters = Arc::new(PruneCounters::default());
-        let mut leaves = self
-            .snapshot
-            .leaves(keep_fn(pruning, layout, counters.clone()))
-            .await
-            .map_err(df_err)?;
+        let key = (self.snapshot.root(), format!("{filters:?}"));
+        let cached = self
+            .leaf_cache
+            .as_ref()
+            .and_then(|c| c.lock().ok().and_then(|m| m.get(&key).cloned()));
+        let mut leaves = match cached {
+            Some(l) => l.as_ref().clone(),
+            None => {
+                let l = self
+                    .snapshot
+                    .leaves(keep_fn(pruning, layout, counters.clone()))
+                    .await
+                    .map_err(df_err)?;
+                if let Some(Ok(mut m)) = self.leaf_cache.as_ref().map(|c| c.lock()) {
+                    if m.len() >= LEAF_CACHE_ENTRIES {
+                        m.clear();
+                    }
+                    m.insert(key, Arc::new(l.clone()));
+                }
+                l
+            }
+        };
         if let Some(shard) = &self.shard {
             leaves = shard.select(leaves);
         }
