@@ -56,3 +56,13 @@ def tags(client, dataset: str) -> dict:
 
 def sorted_rows(table: pa.Table, keys=("sample_id", "label_id")):
     return table.sort_by([(k, "ascending") for k in keys]).to_pylist()
+
+
+def adbc_table(conn, query) -> pa.Table:
+    """Run one statement over ADBC and return its rows."""
+    cur = conn.cursor()
+    try:
+        cur.execute(query)
+        return cur.fetch_arrow_table()
+    finally:
+        cur.close()

@@ -3,7 +3,7 @@
 import pyarrow as pa
 import pytest
 
-from _helpers import scalar, tag_commit
+from _helpers import adbc_table as _table, scalar, tag_commit
 from conftest import DEMO_ROWS
 
 
@@ -21,13 +21,6 @@ def _one(conn, query, parameters=None):
     return rows[0][0]
 
 
-def _table(conn, query) -> pa.Table:
-    cur = conn.cursor()
-    try:
-        cur.execute(query)
-        return cur.fetch_arrow_table()
-    finally:
-        cur.close()
 
 
 def test_count_as_of_tag(adbc):

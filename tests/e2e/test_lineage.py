@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import quiver
-from _helpers import tag_commit
+from _helpers import adbc_table as _adbc_table, tag_commit
 from conftest import DEMO_ROWS
 
 RUN = "run-lineage-e2e"
@@ -27,13 +27,6 @@ LINEAGE_QUERY = (
 )
 
 
-def _adbc_table(conn, query) -> pa.Table:
-    cur = conn.cursor()
-    try:
-        cur.execute(query)
-        return cur.fetch_arrow_table()
-    finally:
-        cur.close()
 
 
 def _score(i: int) -> float:

@@ -194,7 +194,21 @@ impl Dataset {
 
     /// The full taxonomy of a version, rebuilt from the deltas.
     pub async fn taxonomy(&self, version: &str) -> Result<Taxonomy> {
+        self.replay(&self.schema_versions().await?, version)
+    }
+
+    /// Every schema version with its full taxonomy, oldest first (one read of the registry).
+    pub async fn taxonomies(&self) -> Result<Vec<(SchemaVersion, Taxonomy)>> {
         let all = self.schema_versions().await?;
+        let mut out = Vec::with_capacity(all.len());
+        for v in &all {
+            out.push((v.clone(), self.replay(&all, &v.version)?));
+        }
+        Ok(out)
+    }
+
+    /// Replay the deltas from the first version to `version`.
+    fn replay(&self, all: &[SchemaVersion], version: &str) -> Result<Taxonomy> {
         let by_name: BTreeMap<&str, &SchemaVersion> =
             all.iter().map(|v| (v.version.as_str(), v)).collect();
         let mut chain = Vec::new();

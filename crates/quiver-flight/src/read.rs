@@ -106,12 +106,7 @@ pub async fn plan_selection(
                 return Err(FlightError::InvalidArgument(format!(
                     "column '{c}' not found in dataset '{}' (columns: {})",
                     ds.name(),
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    quiver_core::import::column_names(&schema)
                 )));
             }
         }

@@ -193,9 +193,13 @@ struct DiffFunction {
 }
 
 /// The string-literal arguments of a table function.
-fn string_args(name: &str, usage: &str, args: &TableFunctionArgs) -> DfResult<[String; 3]> {
+pub(crate) fn string_args<const N: usize>(
+    name: &str,
+    usage: &str,
+    args: &[Expr],
+) -> DfResult<[String; N]> {
     let mut s = Vec::new();
-    for e in args.exprs() {
+    for e in args {
         match e {
             Expr::Literal(
                 ScalarValue::Utf8(Some(v))
@@ -205,14 +209,14 @@ fn string_args(name: &str, usage: &str, args: &TableFunctionArgs) -> DfResult<[S
             ) => s.push(v.clone()),
             _ => {
                 return Err(df_err(SqlError::Parse(format!(
-                    "{name} takes three string literals: {usage}"
+                    "{name} takes {N} string literals: {usage}"
                 ))))
             }
         }
     }
-    <[String; 3]>::try_from(s).map_err(|_| {
+    <[String; N]>::try_from(s).map_err(|_| {
         df_err(SqlError::Parse(format!(
-            "{name} takes three arguments: {usage}"
+            "{name} takes {N} arguments: {usage}"
         )))
     })
 }
@@ -226,8 +230,11 @@ struct ConflictsFunction {
 
 impl TableFunctionImpl for ConflictsFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let [ds, source, target] =
-            string_args("quiver_conflicts", "('dataset', 'source', 'target')", &args)?;
+        let [ds, source, target] = string_args(
+            "quiver_conflicts",
+            "('dataset', 'source', 'target')",
+            args.exprs(),
+        )?;
         let dataset = self
             .shared
             .cached_dataset(&ds)
@@ -296,7 +303,7 @@ impl TableProvider for ConflictsTable {
 
 impl TableFunctionImpl for DiffFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let [ds, from, to] = string_args("quiver_diff", "('dataset', 'from', 'to')", &args)?;
+        let [ds, from, to] = string_args("quiver_diff", "('dataset', 'from', 'to')", args.exprs())?;
         let dataset = self
             .shared
             .cached_dataset(&ds)
@@ -862,12 +869,7 @@ impl QuiverContext {
             }
             Statement::ShowSchemas { dataset } => {
                 let ds = sh.dataset(&dataset).await?;
-                let mut rows = Vec::new();
-                for v in ds.schema_versions().await? {
-                    let t = ds.taxonomy(&v.version).await?;
-                    rows.push((v, t.classes.len() as u64, t.attributes.len() as u64));
-                }
-                Ok(vec![crate::system::schemas_batch(&rows)?])
+                Ok(vec![crate::system::schemas_batch(&ds.taxonomies().await?)?])
             }
             Statement::ShowSchema {
                 dataset,

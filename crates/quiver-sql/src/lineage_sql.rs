@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionImpl};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
@@ -17,19 +17,12 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::scalar::ScalarValue;
 use quiver_core::{Catalog, Dataset, Hash, ModelRecord, RunRecord};
 
+use crate::context::string_args;
 use crate::error::{df_err, Result, SqlError};
 use crate::provider::{self, PackInfoCache, QuiverTableProvider};
-
-fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-fn utf8(v: Vec<String>) -> ArrayRef {
-    Arc::new(StringArray::from(v))
-}
+use crate::system::{ts_type, utf8};
 
 /// What `quiver_lineage_of_model('m')` needs, resolved before planning.
 #[derive(Debug, Clone)]
@@ -70,32 +63,6 @@ pub async fn preload_models(catalog: &Catalog, cache: &LineageCache, sql: &str) 
         }
     }
     Ok(())
-}
-
-fn one_string(name: &str, args: &[Expr], n: usize) -> DfResult<Vec<String>> {
-    let mut out = Vec::new();
-    for e in args {
-        match e {
-            Expr::Literal(
-                ScalarValue::Utf8(Some(v))
-                | ScalarValue::Utf8View(Some(v))
-                | ScalarValue::LargeUtf8(Some(v)),
-                _,
-            ) => out.push(v.clone()),
-            _ => {
-                return Err(df_err(SqlError::Parse(format!(
-                    "{name} takes {n} string literal argument(s)"
-                ))))
-            }
-        }
-    }
-    if out.len() != n {
-        return Err(df_err(SqlError::Parse(format!(
-            "{name} takes {n} argument(s), got {}",
-            out.len()
-        ))));
-    }
-    Ok(out)
 }
 
 /// A read of one (dataset, commit) selection into memory, with the run's filter.
@@ -153,8 +120,7 @@ fn lineage_schema(ds: &Dataset) -> SchemaRef {
 
 impl TableFunctionImpl for LineageOfModel {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
-        let [m] = <[String; 1]>::try_from(one_string("quiver_lineage_of_model", args, 1)?)
-            .map_err(|_| df_err(SqlError::Parse("quiver_lineage_of_model('model')".into())))?;
+        let [m] = string_args("quiver_lineage_of_model", "('model')", args)?;
         let info = self
             .cache
             .lock()
@@ -249,12 +215,13 @@ fn trained_on_schema() -> SchemaRef {
 
 impl TableFunctionImpl for ModelsTrainedOn {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
-        let v = one_string("quiver_models_trained_on", args, 2)?;
+        let [dataset, sample] =
+            string_args("quiver_models_trained_on", "('dataset', 'sample')", args)?;
         Ok(Arc::new(TrainedOnTable {
             catalog: self.catalog.clone(),
             packs: self.packs.clone(),
-            dataset: v[0].clone(),
-            sample: v[1].clone(),
+            dataset,
+            sample,
         }))
     }
 }

@@ -975,21 +975,9 @@ pub fn rewrite_as_of(mut tokens: Vec<Token>) -> Result<String> {
 
 /// Datasets named as the first argument of `quiver_diff('ds', …)` in a statement.
 pub fn diff_datasets(sql: &str) -> Vec<String> {
-    let Ok(tokens) = tokenize(sql) else {
-        return Vec::new();
-    };
-    let sig: Vec<&Token> = tokens.iter().filter(|t| !is_ws(t)).collect();
-    sig.windows(3)
-        .filter_map(|w| match (w[0], w[1], w[2]) {
-            (Token::Word(f), Token::LParen, Token::SingleQuotedString(ds))
-                if f.value.eq_ignore_ascii_case("quiver_diff")
-                    || f.value.eq_ignore_ascii_case("quiver_conflicts") =>
-            {
-                Some(ds.clone())
-            }
-            _ => None,
-        })
-        .collect()
+    let mut out = function_first_args(sql, "quiver_diff");
+    out.extend(function_first_args(sql, "quiver_conflicts"));
+    out
 }
 
 /// First string arguments of the calls of table function `name` in a statement (used to

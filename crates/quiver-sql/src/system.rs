@@ -27,7 +27,7 @@ pub const SYSTEM_TABLES: [&str; 10] = [
     "schema_classes",
 ];
 
-fn utf8(v: Vec<String>) -> ArrayRef {
+pub(crate) fn utf8(v: Vec<String>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
 
@@ -36,7 +36,7 @@ fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(schema, cols).map_err(|e| SqlError::DataFusion(e.into()))
 }
 
-fn ts_type() -> DataType {
+pub(crate) fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
@@ -135,6 +135,17 @@ async fn all_datasets(catalog: &Catalog) -> Result<Vec<Dataset>> {
 
 /// Build a system table by name (`None` if there is no such table).
 pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<RecordBatch>> {
+    // tables of the lineage log need no dataset
+    match name {
+        "runs" => return Ok(Some(runs_batch(&catalog.runs().await?)?)),
+        "models" => return Ok(Some(models_batch(&catalog.models().await?)?)),
+        "predictions" => {
+            let schema = quiver_core::lineage::predictions_schema();
+            let batches = catalog.predictions().await?;
+            return Ok(Some(arrow::compute::concat_batches(&schema, &batches)?));
+        }
+        _ => {}
+    }
     let dss = all_datasets(catalog).await?;
     Ok(Some(match name {
         "datasets" => {
@@ -205,29 +216,19 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
                 true,
             )?
         }
-        "runs" => runs_batch(&catalog.runs().await?)?,
-        "models" => models_batch(&catalog.models().await?)?,
-        "predictions" => {
-            let schema = quiver_core::lineage::predictions_schema();
-            let batches = catalog.predictions().await?;
-            arrow::compute::concat_batches(&schema, &batches)?
-        }
         "lineage" => lineage_batch(catalog, &dss).await?,
         "schemas" => {
             let mut rows = Vec::new();
             for ds in &dss {
-                for v in ds.schema_versions().await? {
-                    let t = ds.taxonomy(&v.version).await?;
-                    rows.push((v, t.classes.len() as u64, t.attributes.len() as u64));
-                }
+                rows.extend(ds.taxonomies().await?);
             }
             schemas_batch(&rows)?
         }
         "schema_classes" => {
             let (mut d, mut v, mut c, mut id) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for ds in &dss {
-                for sv in ds.schema_versions().await? {
-                    for (name, i) in ds.taxonomy(&sv.version).await?.classes {
+                for (sv, t) in ds.taxonomies().await? {
+                    for (name, i) in t.classes {
                         d.push(ds.name().to_string());
                         v.push(sv.version.clone());
                         c.push(name);
@@ -325,7 +326,9 @@ pub fn models_batch(models: &[quiver_core::ModelRecord]) -> Result<RecordBatch> 
 }
 
 /// Rows of `quiver.schemas`: every schema version of every dataset with its delta.
-pub fn schemas_batch(rows: &[(quiver_core::SchemaVersion, u64, u64)]) -> Result<RecordBatch> {
+pub fn schemas_batch(
+    rows: &[(quiver_core::SchemaVersion, quiver_core::Taxonomy)],
+) -> Result<RecordBatch> {
     let s = |f: &dyn Fn(&quiver_core::SchemaVersion) -> String| {
         utf8(rows.iter().map(|r| f(&r.0)).collect())
     };
@@ -355,10 +358,14 @@ pub fn schemas_batch(rows: &[(quiver_core::SchemaVersion, u64, u64)]) -> Result<
                     .join("; ")
             }),
             Arc::new(UInt64Array::from(
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.1.classes.len() as u64)
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(UInt64Array::from(
-                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| r.1.attributes.len() as u64)
+                    .collect::<Vec<_>>(),
             )),
             s(&|v| v.author.clone()),
             ts_array(

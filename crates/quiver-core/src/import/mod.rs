@@ -413,7 +413,8 @@ pub(crate) fn conform_to(
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
-pub(crate) fn column_names(schema: &Schema) -> String {
+/// The column names of a schema, comma-separated (for error messages).
+pub fn column_names(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
