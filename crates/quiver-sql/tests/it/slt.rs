@@ -132,13 +132,19 @@ fn validate(_norm: sqllogictest::Normalizer, actual: &[Vec<String>], expected: &
 }
 
 fn slt_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+    // Cargo sets CARGO_MANIFEST_DIR when it runs the test; prefer that over the path baked
+    // in at compile time, which is stale when a cached target dir is reused by a clone at
+    // another path (cargo does not rebuild for a moved workspace).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let dir = PathBuf::from(manifest).join("../../sql");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("sql/ directory")
+        .unwrap_or_else(|e| panic!("sql/ directory {}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
         .collect();
     files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
     files
 }
 
