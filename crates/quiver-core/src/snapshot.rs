@@ -34,6 +34,10 @@ pub struct Snapshot {
 /// A predicate over subtree/leaf statistics: return false to skip the subtree.
 pub type KeepFn = Box<dyn FnMut(&ChildEntry) -> bool + Send>;
 
+/// A predicate judging all children of one node at once: push one flag per child (false
+/// skips that subtree or leaf).
+pub type KeepBatchFn = Box<dyn FnMut(&[ChildEntry], &mut Vec<bool>) + Send>;
+
 impl Snapshot {
     pub(crate) fn new(ds: Dataset, commit: Commit) -> Self {
         Snapshot { ds, commit }
@@ -75,6 +79,16 @@ impl Snapshot {
         self.ds
             .nodes()
             .run(move |n| Ok(quiver_tree::leaves(n, root, &mut *keep)?))
+            .await
+    }
+
+    /// Leaves kept by `keep`, called once per internal node with all its children (see
+    /// [`KeepBatchFn`]); the same leaves as [`Snapshot::leaves`] with the per-child predicate.
+    pub async fn leaves_batch(&self, mut keep: KeepBatchFn) -> Result<Vec<ChildEntry>> {
+        let root = self.commit.root;
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
             .await
     }
 

@@ -33,7 +33,7 @@ use object_store::ObjectStoreExt;
 use quiver_core::{ChildEntry, Hash, PackScan, Snapshot};
 
 use crate::error::df_err;
-use crate::pruning::{keep_fn, PruneCounters, StatsLayout};
+use crate::pruning::{keep_batch_fn, PruneCounters, StatsLayout};
 
 /// What the last scan of a provider read: tree pruning at work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -234,7 +234,7 @@ impl QuiverTableProvider {
             None => {
                 let l = self
                     .snapshot
-                    .leaves(keep_fn(pruning, layout, counters.clone()))
+                    .leaves_batch(keep_batch_fn(pruning, layout, counters.clone()))
                     .await
                     .map_err(df_err)?;
                 if let Some(Ok(mut m)) = self.leaf_cache.as_ref().map(|c| c.lock()) {

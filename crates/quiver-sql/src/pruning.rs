@@ -54,84 +54,131 @@ impl StatsLayout {
     }
 }
 
-/// One [`ChildEntry`] seen as one pruning container.
-pub struct EntryStats<'a> {
-    entry: &'a ChildEntry,
+/// The children of one tree node seen as pruning containers (one per child), so the
+/// predicate is evaluated once per node over arrays of statistics.
+pub struct EntriesStats<'a> {
+    entries: &'a [ChildEntry],
     layout: &'a StatsLayout,
 }
 
-fn stat_array(v: &Option<StatValue>, dt: &DataType) -> ArrayRef {
-    let raw: Option<ArrayRef> = match v {
-        None => None,
-        Some(StatValue::Int(i)) => Some(Arc::new(Int64Array::from(vec![*i]))),
-        Some(StatValue::Float(f)) => Some(Arc::new(Float64Array::from(vec![*f]))),
-        Some(StatValue::Bool(b)) => Some(Arc::new(BooleanArray::from(vec![*b]))),
-        Some(StatValue::Bytes(b)) => std::str::from_utf8(b)
-            .ok()
-            .map(|s| Arc::new(StringArray::from(vec![s])) as ArrayRef),
-    };
-    match raw {
-        Some(a) if a.data_type() == dt => a,
-        Some(a) => {
-            datafusion::arrow::compute::cast(&a, dt).unwrap_or_else(|_| new_null_array(dt, 1))
+/// An Arrow array of one statistic (`pick` selects min or max) of `entries`, cast to the
+/// column's type; values of another kind than the first non-null one become nulls
+/// (unknown: the container is kept).
+fn stat_array(
+    entries: &[ChildEntry],
+    col: usize,
+    dt: &DataType,
+    pick: fn(&quiver_tree::ColumnStats) -> &Option<StatValue>,
+) -> Option<ArrayRef> {
+    fn get(
+        e: &ChildEntry,
+        col: usize,
+        pick: fn(&quiver_tree::ColumnStats) -> &Option<StatValue>,
+    ) -> Option<&StatValue> {
+        e.stats.get(col).and_then(|s| pick(s).as_ref())
+    }
+    let kind = entries.iter().find_map(|e| get(e, col, pick));
+    let raw: ArrayRef = match kind {
+        None => return Some(new_null_array(dt, entries.len())),
+        Some(StatValue::Int(_)) => {
+            Arc::new(Int64Array::from_iter(entries.iter().map(|e| {
+                match get(e, col, pick) {
+                    Some(StatValue::Int(i)) => Some(*i),
+                    _ => None,
+                }
+            })))
         }
-        None => new_null_array(dt, 1),
+        Some(StatValue::Float(_)) => Arc::new(Float64Array::from_iter(entries.iter().map(|e| {
+            match get(e, col, pick) {
+                Some(StatValue::Float(f)) => Some(*f),
+                _ => None,
+            }
+        }))),
+        Some(StatValue::Bool(_)) => Arc::new(BooleanArray::from_iter(entries.iter().map(|e| {
+            match get(e, col, pick) {
+                Some(StatValue::Bool(b)) => Some(*b),
+                _ => None,
+            }
+        }))),
+        Some(StatValue::Bytes(_)) => Arc::new(StringArray::from_iter(entries.iter().map(|e| {
+            match get(e, col, pick) {
+                Some(StatValue::Bytes(b)) => std::str::from_utf8(b).ok(),
+                _ => None,
+            }
+        }))),
+    };
+    if raw.data_type() == dt {
+        Some(raw)
+    } else {
+        datafusion::arrow::compute::cast(&raw, dt).ok()
     }
 }
 
-impl EntryStats<'_> {
-    fn stats(&self, column: &Column) -> Option<(&quiver_tree::ColumnStats, &DataType)> {
-        let (i, dt) = self.layout.cols.get(column.name())?;
-        self.entry.stats.get(*i).map(|s| (s, dt))
+impl EntriesStats<'_> {
+    fn col(&self, column: &Column) -> Option<(usize, &DataType)> {
+        self.layout.cols.get(column.name()).map(|(i, dt)| (*i, dt))
     }
 }
 
-impl PruningStatistics for EntryStats<'_> {
+impl PruningStatistics for EntriesStats<'_> {
     fn min_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.stats(column).map(|(s, dt)| stat_array(&s.min, dt))
+        let (i, dt) = self.col(column)?;
+        stat_array(self.entries, i, dt, |s| &s.min)
     }
     fn max_values(&self, column: &Column) -> Option<ArrayRef> {
-        self.stats(column).map(|(s, dt)| stat_array(&s.max, dt))
+        let (i, dt) = self.col(column)?;
+        stat_array(self.entries, i, dt, |s| &s.max)
     }
     fn num_containers(&self) -> usize {
-        1
+        self.entries.len()
     }
     fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
-        self.stats(column)
-            .map(|(s, _)| Arc::new(UInt64Array::from(vec![s.null_count])) as ArrayRef)
+        let (i, _) = self.col(column)?;
+        Some(Arc::new(UInt64Array::from_iter(
+            self.entries
+                .iter()
+                .map(|e| e.stats.get(i).map(|s| s.null_count)),
+        )) as ArrayRef)
     }
     fn row_counts(&self) -> Option<ArrayRef> {
-        Some(Arc::new(UInt64Array::from(vec![self.entry.rows])))
+        Some(Arc::new(UInt64Array::from_iter_values(
+            self.entries.iter().map(|e| e.rows),
+        )))
     }
     fn contained(&self, _column: &Column, _values: &HashSet<ScalarValue>) -> Option<BooleanArray> {
         None
     }
 }
 
-/// A `keep` callback for `Snapshot::leaves`: false when the predicate proves that no row of
-/// the subtree can match. Errors in evaluation keep the subtree (never wrong, only slower).
-pub fn keep_fn(
+/// A `keep` callback for `Snapshot::leaves_batch`: false for a child when the predicate
+/// proves that no row of its subtree can match; evaluated once per node over all its
+/// children. Errors in evaluation keep the subtrees (never wrong, only slower).
+pub fn keep_batch_fn(
     predicate: Option<Arc<PruningPredicate>>,
     layout: Arc<StatsLayout>,
     counters: Arc<PruneCounters>,
-) -> quiver_core::snapshot::KeepFn {
-    Box::new(move |entry: &ChildEntry| {
-        if entry.rows == 0 {
-            return false;
-        }
-        let Some(p) = &predicate else { return true };
-        counters.evaluated.fetch_add(1, Ordering::Relaxed);
-        let stats = EntryStats {
-            entry,
+) -> quiver_core::snapshot::KeepBatchFn {
+    Box::new(move |entries: &[ChildEntry], flags: &mut Vec<bool>| {
+        let Some(p) = &predicate else {
+            flags.extend(entries.iter().map(|e| e.rows > 0));
+            return;
+        };
+        counters
+            .evaluated
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        let stats = EntriesStats {
+            entries,
             layout: &layout,
         };
-        let keep = match p.prune(&stats) {
-            Ok(v) => v.first().copied().unwrap_or(true),
-            Err(_) => true,
-        };
-        if !keep {
-            counters.pruned.fetch_add(1, Ordering::Relaxed);
+        let verdict = p.prune(&stats).ok().filter(|v| v.len() == entries.len());
+        let mut pruned = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            let keep = e.rows > 0 && verdict.as_ref().is_none_or(|v| v[i]);
+            if !keep && e.rows > 0 {
+                pruned += 1;
+            }
+            flags.push(keep);
         }
-        keep
+        counters.pruned.fetch_add(pruned, Ordering::Relaxed);
     })
 }

@@ -32,7 +32,9 @@ pub use diff::{diff, diff_with, merge3, Change, ChangeKind, GroupConflict, Merge
 pub use hash::Hash;
 pub use node::{ChildEntry, ColumnStats, GroupEntry, Node, StatValue};
 pub use store::MemNodeStore;
-pub use tree::{apply, build, empty, entries, get, height, leaf_entries, leaves, summary, Edit};
+pub use tree::{
+    apply, build, empty, entries, get, height, leaf_entries, leaves, leaves_batch, summary, Edit,
+};
 
 use std::sync::Arc;
 

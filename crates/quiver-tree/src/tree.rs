@@ -424,15 +424,28 @@ pub fn leaf_entries(store: &dyn NodeStore, leaf: &Hash) -> Result<Vec<GroupEntry
     }
 }
 
-/// The leaves of the tree in key order, pruned by `keep`.
-///
-/// Descends from the root; `keep` is called on every child entry (internal children and
-/// leaves) and a subtree is skipped when it returns false. If the root is itself a leaf,
-/// its ChildEntry is synthesized and passed to `keep`. The empty tree has no leaves.
+/// Leaves under `root` whose statistics `keep` accepts (every ancestor accepted too).
 pub fn leaves(
     store: &dyn NodeStore,
     root: Hash,
     keep: &mut dyn FnMut(&ChildEntry) -> bool,
+) -> Result<Vec<ChildEntry>> {
+    leaves_batch(
+        store,
+        root,
+        &mut |children: &[ChildEntry], flags: &mut Vec<bool>| {
+            flags.extend(children.iter().map(&mut *keep))
+        },
+    )
+}
+
+/// Like [`leaves`], but `keep` judges all children of one node in a single call (it pushes
+/// one flag per child onto `flags`), so a predicate can be evaluated once per node over a
+/// batch of statistics instead of once per child.
+pub fn leaves_batch(
+    store: &dyn NodeStore,
+    root: Hash,
+    keep: &mut dyn FnMut(&[ChildEntry], &mut Vec<bool>),
 ) -> Result<Vec<ChildEntry>> {
     let node = store.get_node(&root)?;
     let mut out = Vec::new();
@@ -440,12 +453,17 @@ pub fn leaves(
         Node::Leaf { entries } => {
             if !entries.is_empty() {
                 let ce = leaf_child_entry(root, entries);
-                if keep(&ce) {
+                let mut flags = Vec::with_capacity(1);
+                keep(std::slice::from_ref(&ce), &mut flags);
+                if flags.first().copied().unwrap_or(true) {
                     out.push(ce);
                 }
             }
         }
-        Node::Internal { level, children } => descend(store, *level, children, keep, &mut out)?,
+        Node::Internal { level, children } => {
+            let mut flags = Vec::new();
+            descend(store, *level, children, keep, &mut flags, &mut out)?
+        }
     }
     Ok(out)
 }
@@ -454,21 +472,31 @@ fn descend(
     store: &dyn NodeStore,
     level: u8,
     children: &[ChildEntry],
-    keep: &mut dyn FnMut(&ChildEntry) -> bool,
+    keep: &mut dyn FnMut(&[ChildEntry], &mut Vec<bool>),
+    flags: &mut Vec<bool>,
     out: &mut Vec<ChildEntry>,
 ) -> Result<()> {
-    for c in children {
-        if !keep(c) {
-            continue;
-        }
-        if level == 1 {
-            out.push(c.clone());
-        } else {
-            let node = store.get_node(&c.hash)?;
-            match &*node {
-                Node::Internal { level, children } => descend(store, *level, children, keep, out)?,
-                Node::Leaf { .. } => out.push(c.clone()),
+    flags.clear();
+    keep(children, flags);
+    if level == 1 {
+        for (i, c) in children.iter().enumerate() {
+            if flags.get(i).copied().unwrap_or(true) {
+                out.push(c.clone());
             }
+        }
+        return Ok(());
+    }
+    let kept: Vec<usize> = (0..children.len())
+        .filter(|&i| flags.get(i).copied().unwrap_or(true))
+        .collect();
+    for i in kept {
+        let c = &children[i];
+        let node = store.get_node(&c.hash)?;
+        match &*node {
+            Node::Internal { level, children } => {
+                descend(store, *level, children, keep, flags, out)?
+            }
+            Node::Leaf { .. } => out.push(c.clone()),
         }
     }
     Ok(())
