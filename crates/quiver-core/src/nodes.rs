@@ -173,13 +173,15 @@ impl TxnNodes {
         let fetched: Vec<(Hash, Arc<Node>)> = futures::stream::iter(missing)
             .map(move |h| {
                 let store = store.clone();
-                async move {
+                // a task per node: reads, hash checks and decoding run on all workers
+                tokio::spawn(async move {
                     let bytes = store.get_object(NODE_KIND, &h).await?;
                     let node = Node::decode(&bytes)?;
                     Ok::<_, CoreError>((h, Arc::new(node)))
-                }
+                })
             })
             .buffer_unordered(32)
+            .map(|joined| joined.map_err(|e| CoreError::Join(e.to_string()))?)
             .try_collect()
             .await?;
         for (h, n) in fetched {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use quiver_tree::{Change, ChildEntry, GroupEntry, Hash, Key};
+use quiver_tree::{Change, ChildEntry, GroupEntry, Hash, Key, Node};
 
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -83,13 +83,55 @@ impl Snapshot {
     }
 
     /// Leaves kept by `keep`, called once per internal node with all its children (see
-    /// [`KeepBatchFn`]); the same leaves as [`Snapshot::leaves`] with the per-child predicate.
+    /// [`KeepBatchFn`]); the same leaves, in key order, as [`Snapshot::leaves`] with the
+    /// per-child predicate. The tree is walked level by level: the kept children of a whole
+    /// level are fetched concurrently (a cold walk is bound by node reads, not by their
+    /// latency one after another).
     pub async fn leaves_batch(&self, mut keep: KeepBatchFn) -> Result<Vec<ChildEntry>> {
         let root = self.commit.root;
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
-            .await
+        let nodes = self.ds.nodes();
+        let top = nodes.fetch_many(&[root]).await?;
+        if !matches!(
+            top.get(&root).map(|n| n.as_ref()),
+            Some(Node::Internal { .. })
+        ) {
+            // a single-leaf tree (or an empty one)
+            return nodes
+                .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
+                .await;
+        }
+        let mut out = Vec::new();
+        let mut frontier: Vec<Hash> = vec![root];
+        let mut flags = Vec::new();
+        while !frontier.is_empty() {
+            let fetched = nodes.fetch_many(&frontier).await?;
+            let mut next = Vec::new();
+            for h in &frontier {
+                let node = fetched.get(h).ok_or_else(|| CoreError::Corrupt {
+                    what: format!("tree node {h}"),
+                    reason: "missing after fetch".into(),
+                })?;
+                let Node::Internal { level, children } = node.as_ref() else {
+                    return Err(CoreError::Corrupt {
+                        what: format!("tree node {h}"),
+                        reason: "a leaf where an internal node was expected".into(),
+                    });
+                };
+                flags.clear();
+                keep(children, &mut flags);
+                for (i, c) in children.iter().enumerate() {
+                    if flags.get(i).copied().unwrap_or(true) {
+                        if *level == 1 {
+                            out.push(c.clone());
+                        } else {
+                            next.push(c.hash);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(out)
     }
 
     /// Group entries of a leaf.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use quiver_core::{Catalog, ChildEntry, Commit, Dataset, Hash};
+use quiver_core::{Catalog, Commit, Dataset, Hash};
 use quiver_sql::names::RefSpec;
 use quiver_sql::provider::{register_store, store_url, PackInfoCache};
 use quiver_sql::{QuiverTableProvider, ShardSpec};
@@ -155,7 +155,7 @@ pub async fn shard_sizes(
 ) -> Result<Vec<(u64, u64)>> {
     let state = sel.ctx.state();
     let filters: Vec<_> = sel.filter.iter().cloned().collect();
-    let leaves: Vec<ChildEntry> = sel.provider.selected_leaves(&state, &filters).await?;
+    let leaves = sel.provider.selected_leaves(&state, &filters).await?;
     let mut out = Vec::with_capacity(shards as usize);
     for index in 0..shards {
         let mine = ShardSpec {
@@ -163,7 +163,7 @@ pub async fn shard_sizes(
             count: shards,
             seed,
         }
-        .select(leaves.clone());
+        .select(&leaves);
         let rows = mine.iter().map(|l| l.rows).sum();
         let bytes = sel.provider.estimated_bytes(&mine).await?;
         out.push((rows, bytes));

@@ -83,12 +83,12 @@ const RUNS_PER_SHARD: usize = 8;
 
 impl ShardSpec {
     /// The partitions of this shard, from all kept partitions in key order.
-    pub fn select(&self, leaves: Vec<ChildEntry>) -> Vec<ChildEntry> {
+    pub fn select(&self, leaves: &[ChildEntry]) -> Vec<ChildEntry> {
         let count = self.count.max(1) as usize;
         let index = self.index as usize;
         let n = leaves.len();
         if n == 0 {
-            return leaves;
+            return Vec::new();
         }
         let runs = (count * RUNS_PER_SHARD).min(n);
         let run_of = |i: usize| i * runs / n;
@@ -115,10 +115,10 @@ impl ShardSpec {
             }
         };
         leaves
-            .into_iter()
+            .iter()
             .enumerate()
             .filter(|(i, _)| owner[run_of(*i)] == index)
-            .map(|(_, l)| l)
+            .map(|(_, l)| l.clone())
             .collect()
     }
 }
@@ -137,10 +137,27 @@ pub struct QuiverTableProvider {
 
 /// Kept partitions per (tree root, pushed-down filters), shared by the providers of a server:
 /// commits are immutable, so the tree walk of a selection is done once for all its shards.
-pub type LeafCache = Arc<Mutex<HashMap<(Hash, String), Arc<Vec<ChildEntry>>>>>;
+pub type LeafCache = Arc<Mutex<HashMap<(Hash, String), CachedLeaves>>>;
+
+/// One [`LeafCache`] entry: the kept partitions and the pruning counters of the walk.
+#[derive(Debug, Clone)]
+pub struct CachedLeaves {
+    leaves: Arc<Vec<ChildEntry>>,
+    evaluated: u64,
+    pruned: u64,
+}
 
 /// Entries a [`LeafCache`] keeps before it starts over.
 const LEAF_CACHE_ENTRIES: usize = 64;
+/// Partitions (summed over entries) a [`LeafCache`] keeps before it starts over.
+const LEAF_CACHE_LEAVES: usize = 1 << 20;
+
+/// The process-wide [`LeafCache`] of providers not given one. Keys are content hashes of
+/// snapshot trees (plus the filter), so entries are valid for every catalog and never stale.
+fn global_leaf_cache() -> LeafCache {
+    static CACHE: std::sync::OnceLock<LeafCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(LeafCache::default).clone()
+}
 
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
@@ -180,7 +197,7 @@ impl QuiverTableProvider {
         &self,
         state: &dyn Session,
         filters: &[Expr],
-    ) -> DfResult<Vec<ChildEntry>> {
+    ) -> DfResult<Arc<Vec<ChildEntry>>> {
         Ok(self.prune(state, filters).await?.1)
     }
 
@@ -205,7 +222,7 @@ impl QuiverTableProvider {
         filters: &[Expr],
     ) -> DfResult<(
         Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
-        Vec<ChildEntry>,
+        Arc<Vec<ChildEntry>>,
         Arc<PruneCounters>,
     )> {
         let df_schema = DFSchema::try_from(self.schema.clone())?;
@@ -224,30 +241,46 @@ impl QuiverTableProvider {
         let cfg = self.snapshot.dataset().config();
         let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
         let counters = Arc::new(PruneCounters::default());
-        let key = (self.snapshot.root(), format!("{filters:?}"));
-        let cached = self
-            .leaf_cache
-            .as_ref()
-            .and_then(|c| c.lock().ok().and_then(|m| m.get(&key).cloned()));
+        // the kept partitions depend on the tree (content-addressed root), the statistics
+        // layout and the filters only
+        let key = (
+            self.snapshot.root(),
+            format!("{:?}|{filters:?}", cfg.stats_columns),
+        );
+        let cache = self.leaf_cache.clone().unwrap_or_else(global_leaf_cache);
+        let cached = cache.lock().ok().and_then(|m| m.get(&key).cloned());
         let mut leaves = match cached {
-            Some(l) => l.as_ref().clone(),
+            Some(c) => {
+                counters.evaluated.store(c.evaluated, Ordering::Relaxed);
+                counters.pruned.store(c.pruned, Ordering::Relaxed);
+                c.leaves
+            }
             None => {
                 let l = self
                     .snapshot
                     .leaves_batch(keep_batch_fn(pruning, layout, counters.clone()))
                     .await
                     .map_err(df_err)?;
-                if let Some(Ok(mut m)) = self.leaf_cache.as_ref().map(|c| c.lock()) {
-                    if m.len() >= LEAF_CACHE_ENTRIES {
+                let l = Arc::new(l);
+                if let Ok(mut m) = cache.lock() {
+                    let held: usize = m.values().map(|v| v.leaves.len()).sum();
+                    if m.len() >= LEAF_CACHE_ENTRIES || held + l.len() > LEAF_CACHE_LEAVES {
                         m.clear();
                     }
-                    m.insert(key, Arc::new(l.clone()));
+                    if l.len() <= LEAF_CACHE_LEAVES {
+                        let entry = CachedLeaves {
+                            leaves: l.clone(),
+                            evaluated: counters.evaluated.load(Ordering::Relaxed),
+                            pruned: counters.pruned.load(Ordering::Relaxed),
+                        };
+                        m.insert(key, entry);
+                    }
                 }
                 l
             }
         };
         if let Some(shard) = &self.shard {
-            leaves = shard.select(leaves);
+            leaves = Arc::new(shard.select(&leaves));
         }
         Ok((predicate, leaves, counters))
     }
