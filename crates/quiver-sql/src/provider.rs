@@ -159,6 +159,19 @@ fn global_leaf_cache() -> LeafCache {
     CACHE.get_or_init(LeafCache::default).clone()
 }
 
+/// Scan plans (pack row ranges) of unsharded selections, per (catalog location + dataset,
+/// tree root, statistics layout + filters). Packs are immutable and a leaf's location never
+/// changes once indexed, so an entry stays valid; bounded by entries and ranges held.
+type PlanCache = Mutex<HashMap<(String, Hash, String), Arc<Vec<PackScan>>>>;
+
+/// Ranges (summed over entries) the plan cache keeps before it starts over.
+const PLAN_CACHE_RANGES: usize = 1 << 20;
+
+fn plan_cache() -> &'static PlanCache {
+    static CACHE: std::sync::OnceLock<PlanCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(PlanCache::default)
+}
+
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
     /// (see [`register_store`]).
@@ -224,6 +237,7 @@ impl QuiverTableProvider {
         Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
         Arc<Vec<ChildEntry>>,
         Arc<PruneCounters>,
+        (Hash, String),
     )> {
         let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = match conjunction(filters.iter().cloned()) {
@@ -273,7 +287,7 @@ impl QuiverTableProvider {
                             evaluated: counters.evaluated.load(Ordering::Relaxed),
                             pruned: counters.pruned.load(Ordering::Relaxed),
                         };
-                        m.insert(key, entry);
+                        m.insert(key.clone(), entry);
                     }
                 }
                 l
@@ -282,7 +296,37 @@ impl QuiverTableProvider {
         if let Some(shard) = &self.shard {
             leaves = Arc::new(shard.select(&leaves));
         }
-        Ok((predicate, leaves, counters))
+        Ok((predicate, leaves, counters, key))
+    }
+
+    /// Pack row ranges of `leaves` (cached for unsharded selections, see [`PlanCache`]).
+    async fn plan(
+        &self,
+        leaves: &[ChildEntry],
+        key: (Hash, String),
+    ) -> DfResult<Arc<Vec<PackScan>>> {
+        if self.shard.is_some() {
+            return Ok(Arc::new(self.snapshot.plan(leaves).await.map_err(df_err)?));
+        }
+        let ds = self.snapshot.dataset();
+        let where_ = format!("{}#{}", ds.catalog().store().full_path(""), ds.name());
+        let key = (where_, key.0, key.1);
+        if let Some(p) = plan_cache().lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(p);
+        }
+        let plan = Arc::new(self.snapshot.plan(leaves).await.map_err(df_err)?);
+        if let Ok(mut m) = plan_cache().lock() {
+            let ranges = |p: &[PackScan]| p.iter().map(|s| s.ranges.len()).sum::<usize>();
+            let held: usize = m.values().map(|p| ranges(p)).sum();
+            let mine = ranges(&plan);
+            if m.len() >= LEAF_CACHE_ENTRIES || held + mine > PLAN_CACHE_RANGES {
+                m.clear();
+            }
+            if mine <= PLAN_CACHE_RANGES {
+                m.insert(key, plan.clone());
+            }
+        }
+        Ok(plan)
     }
 
     /// The snapshot this table reads.
@@ -390,9 +434,9 @@ impl TableProvider for QuiverTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let (predicate, leaves, counters) = self.prune(state, filters).await?;
+        let (predicate, leaves, counters, key) = self.prune(state, filters).await?;
         let rows_total = self.snapshot.num_rows().await.map_err(df_err)?;
-        let plan = self.snapshot.plan(&leaves).await.map_err(df_err)?;
+        let plan = self.plan(&leaves, key).await?;
         let stats = ScanStats {
             leaves_kept: leaves.iter().filter(|l| l.rows > 0).count() as u64,
             entries_pruned: counters.pruned.load(Ordering::Relaxed),
@@ -419,7 +463,7 @@ impl TableProvider for QuiverTableProvider {
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
             vec![(0, Vec::new()); target.min(plan.len())];
         let mut files = Vec::with_capacity(plan.len());
-        for p in &plan {
+        for p in plan.iter() {
             let info = self.pack_info(p).await?;
             let store = self.snapshot.dataset().catalog().store();
             let file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size)
