@@ -159,13 +159,22 @@ fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
     Ok(out)
 }
 
-/// Writer properties of packs: large row groups for scans, page statistics and the page
-/// index for pruning, dictionary encoding, snappy.
+/// Largest dictionary page of a column chunk. A reader of any row of a row group decodes
+/// the whole dictionary page of every column it reads; with the default (1 MiB) the
+/// high-cardinality columns of label data (image hashes, box coordinates, times) carried
+/// ~4.5 MB of dictionaries per 128k-row group, which scattered reads of a few groups (diff,
+/// merge) paid in every row group they touched. Past this size a column falls back to plain
+/// pages; low-cardinality columns (classes, states, reviewers) stay dictionary-encoded.
+pub const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
+/// Writer properties of packs: large row groups for scans, small pages with statistics and
+/// the page index for pruning and scattered reads, small dictionaries, snappy.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_data_page_row_count_limit(2 * 1024)
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_compression(Compression::SNAPPY)
         .build()
 }
