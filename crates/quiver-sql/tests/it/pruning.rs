@@ -121,6 +121,31 @@ async fn slice_query_prunes_leaves() {
         .to_string();
     assert!(text.contains("DataSourceExec"), "{text}");
     assert!(text.contains("predicate="), "{text}");
+
+    // Kept partitions and plans are cached per version: the same query in a new session on
+    // a freshly opened catalog gives the same rows and the same pruning statistics ...
+    let cat2 = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let ctx2 = QuiverContext::new(cat2).await.unwrap();
+    let count = |b: &[RecordBatch]| {
+        b[0].column(0)
+            .as_any()
+            .downcast_ref::<DfInt64>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!(count(&ctx2.sql(&q).await.unwrap()), n);
+    assert_eq!(ctx2.last_scan_stats().unwrap(), stats);
+    // ... and a new version never reuses another version's selection
+    let pred = format!(
+        "reviewed_at >= TIMESTAMP '{}' AND review_state = 'approved'",
+        cutoff.format("%Y-%m-%d %H:%M:%S")
+    );
+    ctx2.sql(&format!("DELETE FROM labels WHERE {pred}"))
+        .await
+        .unwrap();
+    let head = format!("SELECT count(*) AS n FROM labels WHERE {pred}");
+    assert_eq!(count(&ctx2.sql(&head).await.unwrap()), 0);
+    assert_eq!(count(&ctx2.sql(&q).await.unwrap()), n, "tag v1 changed");
 }
 
 /// Reads can ask for a schema version: a filter on `schema_version` prunes with the tree
