@@ -128,35 +128,6 @@ impl TxnNodes {
         Ok(())
     }
 
-    /// Fetch (concurrently, level by level) every node on the paths from `root` to the
-    /// leaves whose key range holds one of `keys`.
-    pub async fn prefetch_keys(
-        &self,
-        root: Hash,
-        keys: &std::collections::BTreeSet<Vec<u8>>,
-    ) -> Result<()> {
-        let mut frontier = vec![root];
-        while !frontier.is_empty() {
-            let nodes = self.fetch_many(&frontier).await?;
-            let mut next = Vec::new();
-            for h in &frontier {
-                if let Some(Node::Internal { children, .. }) = nodes.get(h).map(|n| n.as_ref()) {
-                    for c in children {
-                        if keys
-                            .range(c.first_key.clone()..)
-                            .next()
-                            .is_some_and(|k| *k <= c.last_key)
-                        {
-                            next.push(c.hash);
-                        }
-                    }
-                }
-            }
-            frontier = next;
-        }
-        Ok(())
-    }
-
     /// Fetch nodes concurrently (through the cache).
     pub async fn fetch_many(&self, hashes: &[Hash]) -> Result<HashMap<Hash, Arc<Node>>> {
         let mut out = HashMap::new();
@@ -224,6 +195,43 @@ impl NodeStore for TxnNodes {
         let node = Arc::new(Node::decode(&bytes)?);
         self.cache.insert(*hash, node.clone());
         Ok(node)
+    }
+
+    /// Pending and cached nodes directly; the others fetched concurrently (see
+    /// [`TxnNodes::fetch_many`]).
+    fn get_nodes(&self, hashes: &[Hash]) -> quiver_tree::Result<Vec<Arc<Node>>> {
+        let mut found: HashMap<Hash, Arc<Node>> = HashMap::new();
+        let mut missing = Vec::new();
+        for h in hashes {
+            let local = self
+                .pending
+                .lock()
+                .ok()
+                .and_then(|p| p.get(h).map(|x| x.0.clone()))
+                .or_else(|| self.cache.get(h));
+            match local {
+                Some(n) => {
+                    found.insert(*h, n);
+                }
+                None => missing.push(*h),
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = self
+                .handle
+                .block_on(self.fetch_many(&missing))
+                .map_err(|e| TreeError::Store(e.to_string()))?;
+            found.extend(fetched);
+        }
+        hashes
+            .iter()
+            .map(|h| {
+                found
+                    .get(h)
+                    .cloned()
+                    .ok_or_else(|| TreeError::Store(format!("node {h} missing after fetch")))
+            })
+            .collect()
     }
 
     fn put_node(&self, node: &Node) -> quiver_tree::Result<Hash> {

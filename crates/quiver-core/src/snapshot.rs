@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use quiver_tree::{Change, ChildEntry, GroupEntry, Hash, Key, Node};
+use quiver_tree::{Change, ChildEntry, GroupEntry, Hash, Key};
 
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -84,54 +84,13 @@ impl Snapshot {
 
     /// Leaves kept by `keep`, called once per internal node with all its children (see
     /// [`KeepBatchFn`]); the same leaves, in key order, as [`Snapshot::leaves`] with the
-    /// per-child predicate. The tree is walked level by level: the kept children of a whole
-    /// level are fetched concurrently (a cold walk is bound by node reads, not by their
-    /// latency one after another).
+    /// per-child predicate. Each level's kept nodes are fetched concurrently.
     pub async fn leaves_batch(&self, mut keep: KeepBatchFn) -> Result<Vec<ChildEntry>> {
         let root = self.commit.root;
-        let nodes = self.ds.nodes();
-        let top = nodes.fetch_many(&[root]).await?;
-        if !matches!(
-            top.get(&root).map(|n| n.as_ref()),
-            Some(Node::Internal { .. })
-        ) {
-            // a single-leaf tree (or an empty one)
-            return nodes
-                .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
-                .await;
-        }
-        let mut out = Vec::new();
-        let mut frontier: Vec<Hash> = vec![root];
-        let mut flags = Vec::new();
-        while !frontier.is_empty() {
-            let fetched = nodes.fetch_many(&frontier).await?;
-            let mut next = Vec::new();
-            for h in &frontier {
-                let node = fetched.get(h).ok_or_else(|| CoreError::Corrupt {
-                    what: format!("tree node {h}"),
-                    reason: "missing after fetch".into(),
-                })?;
-                let Node::Internal { level, children } = node.as_ref() else {
-                    return Err(CoreError::Corrupt {
-                        what: format!("tree node {h}"),
-                        reason: "a leaf where an internal node was expected".into(),
-                    });
-                };
-                flags.clear();
-                keep(children, &mut flags);
-                for (i, c) in children.iter().enumerate() {
-                    if flags.get(i).copied().unwrap_or(true) {
-                        if *level == 1 {
-                            out.push(c.clone());
-                        } else {
-                            next.push(c.hash);
-                        }
-                    }
-                }
-            }
-            frontier = next;
-        }
-        Ok(out)
+        self.ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
+            .await
     }
 
     /// Group entries of a leaf.
@@ -233,10 +192,6 @@ impl Snapshot {
             return Ok(out);
         }
         let wanted: Arc<BTreeSet<Key>> = Arc::new(keys.clone());
-        self.ds
-            .nodes()
-            .prefetch_keys(self.commit.root, keys)
-            .await?;
         let w = wanted.clone();
         let leaves = self
             .leaves(Box::new(move |c| {
@@ -247,6 +202,8 @@ impl Snapshot {
             .await?;
         let leaves: Vec<ChildEntry> = leaves.into_iter().filter(|l| l.rows > 0).collect();
         let hashes: Vec<Hash> = leaves.iter().map(|l| l.hash).collect();
+        // the leaf nodes (their group entries), fetched together rather than one by one below
+        self.ds.nodes().fetch_many(&hashes).await?;
         let rows = self.read_leaves(&hashes).await?;
         for leaf in &leaves {
             let entries = self.leaf_entries(leaf.hash).await?;

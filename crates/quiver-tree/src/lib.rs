@@ -63,6 +63,11 @@ pub type Result<T, E = TreeError> = std::result::Result<T, E>;
 pub trait NodeStore: Send + Sync {
     /// Read a node by hash.
     fn get_node(&self, hash: &Hash) -> Result<Arc<Node>>;
+    /// Read several nodes, in the order given. Stores with I/O latency override this to
+    /// fetch them concurrently; the default reads them one after another.
+    fn get_nodes(&self, hashes: &[Hash]) -> Result<Vec<Arc<Node>>> {
+        hashes.iter().map(|h| self.get_node(h)).collect()
+    }
     /// Store a node (idempotent) and return its hash.
     fn put_node(&self, node: &Node) -> Result<Hash>;
 }

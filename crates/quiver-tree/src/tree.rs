@@ -442,6 +442,10 @@ pub fn leaves(
 /// Like [`leaves`], but `keep` judges all children of one node in a single call (it pushes
 /// one flag per child onto `flags`), so a predicate can be evaluated once per node over a
 /// batch of statistics instead of once per child.
+///
+/// The tree is walked level by level and each level's kept children are read with one
+/// [`NodeStore::get_nodes`] call, so a store with I/O latency fetches them concurrently.
+/// Leaves come out in key order.
 pub fn leaves_batch(
     store: &dyn NodeStore,
     root: Hash,
@@ -449,57 +453,43 @@ pub fn leaves_batch(
 ) -> Result<Vec<ChildEntry>> {
     let node = store.get_node(&root)?;
     let mut out = Vec::new();
-    match &*node {
-        Node::Leaf { entries } => {
-            if !entries.is_empty() {
-                let ce = leaf_child_entry(root, entries);
-                let mut flags = Vec::with_capacity(1);
-                keep(std::slice::from_ref(&ce), &mut flags);
-                if flags.first().copied().unwrap_or(true) {
-                    out.push(ce);
+    let mut flags = Vec::new();
+    if let Node::Leaf { entries } = &*node {
+        if !entries.is_empty() {
+            let ce = leaf_child_entry(root, entries);
+            keep(std::slice::from_ref(&ce), &mut flags);
+            if flags.first().copied().unwrap_or(true) {
+                out.push(ce);
+            }
+        }
+        return Ok(out);
+    }
+    let mut frontier = vec![(root, node)];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for (hash, node) in &frontier {
+            let Node::Internal { level, children } = &**node else {
+                return Err(TreeError::Malformed {
+                    hash: hash.to_hex(),
+                    reason: "a leaf at the level of internal nodes".into(),
+                });
+            };
+            flags.clear();
+            keep(children, &mut flags);
+            for (i, c) in children.iter().enumerate() {
+                if flags.get(i).copied().unwrap_or(true) {
+                    if *level == 1 {
+                        out.push(c.clone());
+                    } else {
+                        next.push(c.hash);
+                    }
                 }
             }
         }
-        Node::Internal { level, children } => {
-            let mut flags = Vec::new();
-            descend(store, *level, children, keep, &mut flags, &mut out)?
-        }
+        let nodes = store.get_nodes(&next)?;
+        frontier = next.into_iter().zip(nodes).collect();
     }
     Ok(out)
-}
-
-fn descend(
-    store: &dyn NodeStore,
-    level: u8,
-    children: &[ChildEntry],
-    keep: &mut dyn FnMut(&[ChildEntry], &mut Vec<bool>),
-    flags: &mut Vec<bool>,
-    out: &mut Vec<ChildEntry>,
-) -> Result<()> {
-    flags.clear();
-    keep(children, flags);
-    if level == 1 {
-        for (i, c) in children.iter().enumerate() {
-            if flags.get(i).copied().unwrap_or(true) {
-                out.push(c.clone());
-            }
-        }
-        return Ok(());
-    }
-    let kept: Vec<usize> = (0..children.len())
-        .filter(|&i| flags.get(i).copied().unwrap_or(true))
-        .collect();
-    for i in kept {
-        let c = &children[i];
-        let node = store.get_node(&c.hash)?;
-        match &*node {
-            Node::Internal { level, children } => {
-                descend(store, *level, children, keep, flags, out)?
-            }
-            Node::Leaf { .. } => out.push(c.clone()),
-        }
-    }
-    Ok(())
 }
 
 /// The root described as a ChildEntry (empty tree: empty keys, zero counts, no stats).

@@ -1,7 +1,8 @@
 //! Pruned leaf listing by statistics.
 
 use quiver_tree::{
-    build, entries, leaf_entries, leaves, ChildEntry, MemNodeStore, StatValue, TreeConfig,
+    build, entries, leaf_entries, leaves, leaves_batch, ChildEntry, MemNodeStore, StatValue,
+    TreeConfig,
 };
 
 use crate::common::*;
@@ -81,4 +82,32 @@ fn root_leaf_is_offered_to_keep() {
     assert_eq!(kept[0].stats[0].min, Some(StatValue::Int(0)));
     assert_eq!(kept[0].stats[0].max, Some(StatValue::Int(4)));
     assert!(leaves(&store, root, &mut |_| false).unwrap().is_empty());
+}
+
+/// `leaves_batch` asks once per internal node about all its children and keeps exactly
+/// what the per-child predicate keeps, in the same (key) order.
+#[test]
+fn batch_callback_is_called_once_per_node() {
+    let store = MemNodeStore::new();
+    let cfg = TreeConfig {
+        leaf_target: 16,
+        fanout: 8,
+    };
+    let m: Model = (0..10_000).map(|n| (n, (n % 4) as u8)).collect();
+    let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    let (lo, hi) = (2000, 6000);
+    let per_child = leaves(&store, root, &mut |ce| overlaps(ce, lo, hi)).unwrap();
+    let (mut calls, mut judged) = (0usize, 0usize);
+    store.reset_counters();
+    let batched = leaves_batch(&store, root, &mut |children, flags| {
+        calls += 1;
+        judged += children.len();
+        flags.extend(children.iter().map(|c| overlaps(c, lo, hi)));
+    })
+    .unwrap();
+    let hashes = |v: &[ChildEntry]| v.iter().map(|c| c.hash).collect::<Vec<_>>();
+    assert_eq!(hashes(&batched), hashes(&per_child));
+    // one call per internal node read, each judging all of that node's children
+    assert_eq!(calls as u64, store.nodes_read());
+    assert!(judged > calls * 2, "{judged} children in {calls} calls");
 }
