@@ -89,7 +89,6 @@ pub async fn plan_selection(
     ds: &Dataset,
     commit: Commit,
     packs: PackInfoCache,
-    leaves: quiver_sql::provider::LeafCache,
     columns: Option<&[String]>,
     filter: Option<&str>,
     shard: Option<ShardSpec>,
@@ -112,8 +111,7 @@ pub async fn plan_selection(
         }
     }
     let (ctx, url) = read_session(ds.catalog())?;
-    let mut provider =
-        QuiverTableProvider::new(ds.snapshot(commit), url, packs)?.with_leaf_cache(leaves);
+    let mut provider = QuiverTableProvider::new(ds.snapshot(commit), url, packs)?;
     if let Some(s) = shard {
         provider = provider.with_shard(s);
     }

@@ -150,7 +150,6 @@ impl QuiverFlight {
             &ds,
             commit.clone(),
             self.sql.inner.packs.clone(),
-            self.sql.inner.leaves.clone(),
             cmd.columns.as_deref(),
             cmd.filter.as_deref(),
             None,
@@ -229,7 +228,6 @@ impl QuiverFlight {
             &ds,
             commit,
             self.sql.inner.packs.clone(),
-            self.sql.inner.leaves.clone(),
             t.columns.as_deref(),
             t.filter.as_deref(),
             Some(ShardSpec {

@@ -132,45 +132,68 @@ pub struct QuiverTableProvider {
     packs: PackInfoCache,
     last: Arc<Mutex<Option<ScanStats>>>,
     shard: Option<ShardSpec>,
-    leaf_cache: Option<LeafCache>,
 }
 
-/// Kept partitions per (tree root, pushed-down filters), shared by the providers of a server:
-/// commits are immutable, so the tree walk of a selection is done once for all its shards.
-pub type LeafCache = Arc<Mutex<HashMap<(Hash, String), CachedLeaves>>>;
+/// A process-wide cache of results for immutable versions that starts over when it holds
+/// [`CACHE_ENTRIES`] entries or more than `max_weight` (partitions, row ranges) in total.
+struct Bounded<K, V> {
+    map: HashMap<K, (V, usize)>,
+    weight: usize,
+    max_weight: usize,
+}
 
-/// One [`LeafCache`] entry: the kept partitions and the pruning counters of the walk.
-#[derive(Debug, Clone)]
-pub struct CachedLeaves {
+/// Entries a [`Bounded`] cache keeps before it starts over.
+const CACHE_ENTRIES: usize = 64;
+
+impl<K: std::hash::Hash + Eq, V: Clone> Bounded<K, V> {
+    fn new(max_weight: usize) -> Mutex<Self> {
+        Mutex::new(Bounded {
+            map: HashMap::new(),
+            weight: 0,
+            max_weight,
+        })
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.map.get(key).map(|(v, _)| v.clone())
+    }
+
+    fn insert(&mut self, key: K, value: V, weight: usize) {
+        if weight > self.max_weight {
+            return;
+        }
+        if let Some((_, old)) = self.map.remove(&key) {
+            self.weight -= old;
+        }
+        if self.map.len() >= CACHE_ENTRIES || self.weight + weight > self.max_weight {
+            self.map.clear();
+            self.weight = 0;
+        }
+        self.map.insert(key, (value, weight));
+        self.weight += weight;
+    }
+}
+
+/// Kept partitions of a selection and the pruning counters of its walk.
+#[derive(Clone)]
+struct CachedLeaves {
     leaves: Arc<Vec<ChildEntry>>,
     evaluated: u64,
     pruned: u64,
 }
 
-/// Entries a [`LeafCache`] keeps before it starts over.
-const LEAF_CACHE_ENTRIES: usize = 64;
-/// Partitions (summed over entries) a [`LeafCache`] keeps before it starts over.
-const LEAF_CACHE_LEAVES: usize = 1 << 20;
+/// Kept partitions per (tree root, statistics layout + filters), weighed in partitions. The
+/// root is a content hash, so an entry is valid for every catalog and never stale; the
+/// shards of one read (and repeated queries) walk the tree once.
+static LEAVES: std::sync::LazyLock<Mutex<Bounded<(Hash, String), CachedLeaves>>> =
+    std::sync::LazyLock::new(|| Bounded::new(1 << 20));
 
-/// The process-wide [`LeafCache`] of providers not given one. Keys are content hashes of
-/// snapshot trees (plus the filter), so entries are valid for every catalog and never stale.
-fn global_leaf_cache() -> LeafCache {
-    static CACHE: std::sync::OnceLock<LeafCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(LeafCache::default).clone()
-}
-
-/// Scan plans (pack row ranges) of unsharded selections, per (catalog location + dataset,
-/// tree root, statistics layout + filters). Packs are immutable and a leaf's location never
-/// changes once indexed, so an entry stays valid; bounded by entries and ranges held.
-type PlanCache = Mutex<HashMap<(String, Hash, String), Arc<Vec<PackScan>>>>;
-
-/// Ranges (summed over entries) the plan cache keeps before it starts over.
-const PLAN_CACHE_RANGES: usize = 1 << 20;
-
-fn plan_cache() -> &'static PlanCache {
-    static CACHE: std::sync::OnceLock<PlanCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(PlanCache::default)
-}
+/// Scan plans (pack row ranges) of unsharded selections per (catalog location + dataset,
+/// tree root, statistics layout + filters), weighed in ranges. Packs are immutable and a
+/// leaf's location never changes once indexed, so an entry stays valid.
+#[allow(clippy::type_complexity)]
+static PLANS: std::sync::LazyLock<Mutex<Bounded<(String, Hash, String), Arc<Vec<PackScan>>>>> =
+    std::sync::LazyLock::new(|| Bounded::new(1 << 20));
 
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
@@ -188,14 +211,7 @@ impl QuiverTableProvider {
             packs,
             last: Arc::default(),
             shard: None,
-            leaf_cache: None,
         })
-    }
-
-    /// Share the kept-partition lists of selections with other providers (see [`LeafCache`]).
-    pub fn with_leaf_cache(mut self, cache: LeafCache) -> Self {
-        self.leaf_cache = Some(cache);
-        self
     }
 
     /// Read only one shard of the selected partitions (see [`ShardSpec`]).
@@ -261,8 +277,7 @@ impl QuiverTableProvider {
             self.snapshot.root(),
             format!("{:?}|{filters:?}", cfg.stats_columns),
         );
-        let cache = self.leaf_cache.clone().unwrap_or_else(global_leaf_cache);
-        let cached = cache.lock().ok().and_then(|m| m.get(&key).cloned());
+        let cached = LEAVES.lock().ok().and_then(|m| m.get(&key));
         let mut leaves = match cached {
             Some(c) => {
                 counters.evaluated.store(c.evaluated, Ordering::Relaxed);
@@ -270,27 +285,21 @@ impl QuiverTableProvider {
                 c.leaves
             }
             None => {
-                let l = self
-                    .snapshot
-                    .leaves_batch(keep_batch_fn(pruning, layout, counters.clone()))
-                    .await
-                    .map_err(df_err)?;
-                let l = Arc::new(l);
-                if let Ok(mut m) = cache.lock() {
-                    let held: usize = m.values().map(|v| v.leaves.len()).sum();
-                    if m.len() >= LEAF_CACHE_ENTRIES || held + l.len() > LEAF_CACHE_LEAVES {
-                        m.clear();
-                    }
-                    if l.len() <= LEAF_CACHE_LEAVES {
-                        let entry = CachedLeaves {
-                            leaves: l.clone(),
-                            evaluated: counters.evaluated.load(Ordering::Relaxed),
-                            pruned: counters.pruned.load(Ordering::Relaxed),
-                        };
-                        m.insert(key.clone(), entry);
-                    }
+                let leaves = Arc::new(
+                    self.snapshot
+                        .leaves_batch(keep_batch_fn(pruning, layout, counters.clone()))
+                        .await
+                        .map_err(df_err)?,
+                );
+                let entry = CachedLeaves {
+                    leaves: leaves.clone(),
+                    evaluated: counters.evaluated.load(Ordering::Relaxed),
+                    pruned: counters.pruned.load(Ordering::Relaxed),
+                };
+                if let Ok(mut m) = LEAVES.lock() {
+                    m.insert(key.clone(), entry, leaves.len());
                 }
-                l
+                leaves
             }
         };
         if let Some(shard) = &self.shard {
@@ -299,7 +308,7 @@ impl QuiverTableProvider {
         Ok((predicate, leaves, counters, key))
     }
 
-    /// Pack row ranges of `leaves` (cached for unsharded selections, see [`PlanCache`]).
+    /// Pack row ranges of `leaves` (cached for unsharded selections, see [`PLANS`]).
     async fn plan(
         &self,
         leaves: &[ChildEntry],
@@ -311,20 +320,13 @@ impl QuiverTableProvider {
         let ds = self.snapshot.dataset();
         let where_ = format!("{}#{}", ds.catalog().store().full_path(""), ds.name());
         let key = (where_, key.0, key.1);
-        if let Some(p) = plan_cache().lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(p) = PLANS.lock().ok().and_then(|m| m.get(&key)) {
             return Ok(p);
         }
         let plan = Arc::new(self.snapshot.plan(leaves).await.map_err(df_err)?);
-        if let Ok(mut m) = plan_cache().lock() {
-            let ranges = |p: &[PackScan]| p.iter().map(|s| s.ranges.len()).sum::<usize>();
-            let held: usize = m.values().map(|p| ranges(p)).sum();
-            let mine = ranges(&plan);
-            if m.len() >= LEAF_CACHE_ENTRIES || held + mine > PLAN_CACHE_RANGES {
-                m.clear();
-            }
-            if mine <= PLAN_CACHE_RANGES {
-                m.insert(key, plan.clone());
-            }
+        if let Ok(mut m) = PLANS.lock() {
+            let ranges = plan.iter().map(|s| s.ranges.len()).sum();
+            m.insert(key, plan.clone(), ranges);
         }
         Ok(plan)
     }
@@ -507,5 +509,33 @@ impl TableProvider for QuiverTableProvider {
 
     fn statistics(&self) -> Option<Statistics> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_cache_starts_over_when_full() {
+        let cache = Bounded::new(10);
+        let mut c = cache.lock().expect("fresh mutex");
+        c.insert(1, "a", 4);
+        c.insert(2, "b", 4);
+        assert_eq!((c.get(&1), c.get(&2)), (Some("a"), Some("b")));
+        // replacing an entry replaces its weight
+        c.insert(2, "B", 5);
+        assert_eq!((c.weight, c.get(&2)), (9, Some("B")));
+        // over the weight limit: start over with the new entry only
+        c.insert(3, "c", 2);
+        assert_eq!((c.get(&1), c.get(&3), c.weight), (None, Some("c"), 2));
+        // heavier than the whole cache: not kept, nothing dropped
+        c.insert(4, "d", 11);
+        assert_eq!((c.get(&4), c.get(&3)), (None, Some("c")));
+        // too many entries: start over
+        for k in 10..10 + CACHE_ENTRIES as i32 {
+            c.insert(k, "x", 0);
+        }
+        assert_eq!((c.get(&3), c.map.len()), (None, 1));
     }
 }
