@@ -19,15 +19,13 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{
-    MemoryCatalogProvider, SchemaProvider, Session, TableFunctionArgs, TableFunctionImpl,
+    MemoryCatalogProvider, SchemaProvider, TableFunctionArgs, TableFunctionImpl,
 };
 use datafusion::common::ScalarValue;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject,
@@ -38,6 +36,7 @@ use quiver_core::{
     Catalog, Commit, CoreError, Dataset, DatasetOptions, VersionSpec, WriteTxn, DEFAULT_BRANCH,
 };
 
+use crate::computed::{Computed, ComputedTable};
 use crate::error::{df_err, Result, SqlError};
 use crate::names::{split_table_name, RefSpec};
 use crate::parser::{self, Statement};
@@ -243,12 +242,12 @@ impl TableFunctionImpl for ConflictsFunction {
             .conflicts_table(&[])
             .map_err(|e| df_err(SqlError::Core(e)))?
             .schema();
-        Ok(Arc::new(ConflictsTable {
+        Ok(Arc::new(ComputedTable(ConflictsTable {
             dataset,
             source,
             target,
             schema,
-        }))
+        })))
     }
 }
 
@@ -261,20 +260,11 @@ struct ConflictsTable {
 }
 
 #[async_trait::async_trait]
-impl TableProvider for ConflictsTable {
+impl Computed for ConflictsTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
         let ds = &self.dataset;
         let core = |e: CoreError| df_err(SqlError::Core(e));
         let pending = ds.pending_merge(&self.target).await.map_err(core)?;
@@ -293,11 +283,7 @@ impl TableProvider for ConflictsTable {
         let b = crate::merge_sql::conflicts(ds, &self.target)
             .await
             .map_err(df_err)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![b]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        Ok(vec![b])
     }
 }
 
@@ -309,13 +295,13 @@ impl TableFunctionImpl for DiffFunction {
             .cached_dataset(&ds)
             .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
         let schema = crate::diff::diff_schema(&dataset);
-        Ok(Arc::new(DiffTable {
+        Ok(Arc::new(ComputedTable(DiffTable {
             shared: self.shared.clone(),
             dataset,
             from: RefSpec::decode(&from),
             to: RefSpec::decode(&to),
             schema,
-        }))
+        })))
     }
 }
 
@@ -329,28 +315,15 @@ struct DiffTable {
 }
 
 #[async_trait::async_trait]
-impl TableProvider for DiffTable {
+impl Computed for DiffTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
         let b = diff_batch(&self.shared, &self.dataset, &self.from, &self.to)
             .await
             .map_err(df_err)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![b]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        Ok(vec![b])
     }
 }
 
@@ -1144,7 +1117,7 @@ impl QuiverContext {
             }
             map.insert(from, to);
         }
-        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let lit = crate::parser::sql_string;
         let placeable: Vec<String> = target
             .classes
             .keys()

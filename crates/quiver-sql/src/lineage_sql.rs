@@ -10,15 +10,14 @@ use datafusion::arrow::array::{
     ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionImpl};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use quiver_core::{Catalog, Dataset, Hash, ModelRecord, RunRecord};
 
+use crate::computed::{Computed, ComputedTable};
 use crate::context::string_args;
 use crate::error::{df_err, Result, SqlError};
 use crate::provider::{self, PackInfoCache, QuiverTableProvider};
@@ -127,11 +126,11 @@ impl TableFunctionImpl for LineageOfModel {
             .ok()
             .and_then(|c| c.get(&m).cloned())
             .ok_or_else(|| df_err(quiver_core::CoreError::ModelNotFound(m.clone())))?;
-        Ok(Arc::new(LineageTable {
+        Ok(Arc::new(ComputedTable(LineageTable {
             schema: lineage_schema(&info.dataset),
             info,
             packs: self.packs.clone(),
-        }))
+        })))
     }
 }
 
@@ -143,20 +142,11 @@ struct LineageTable {
 }
 
 #[async_trait::async_trait]
-impl TableProvider for LineageTable {
+impl Computed for LineageTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for r in &self.info.runs {
@@ -185,11 +175,7 @@ impl TableProvider for LineageTable {
                 out.push(RecordBatch::try_new(self.schema.clone(), cols)?);
             }
         }
-        Ok(MemorySourceConfig::try_new_exec(
-            &[out],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
+        Ok(out)
     }
 }
 
@@ -217,12 +203,12 @@ impl TableFunctionImpl for ModelsTrainedOn {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
         let [dataset, sample] =
             string_args("quiver_models_trained_on", "('dataset', 'sample')", args)?;
-        Ok(Arc::new(TrainedOnTable {
+        Ok(Arc::new(ComputedTable(TrainedOnTable {
             catalog: self.catalog.clone(),
             packs: self.packs.clone(),
             dataset,
             sample,
-        }))
+        })))
     }
 }
 
@@ -234,25 +220,12 @@ struct TrainedOnTable {
     sample: String,
 }
 
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 #[async_trait::async_trait]
-impl TableProvider for TrainedOnTable {
+impl Computed for TrainedOnTable {
     fn schema(&self) -> SchemaRef {
         trained_on_schema()
     }
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
         let ds = self.catalog.dataset(&self.dataset).await.map_err(df_err)?;
         let key = ds.config().group_key.clone();
         let runs = self.catalog.runs().await.map_err(df_err)?;
@@ -265,7 +238,7 @@ impl TableProvider for TrainedOnTable {
                 let w = format!(
                     "\"{}\" = {}",
                     key.replace('"', "\"\""),
-                    sql_str(&self.sample)
+                    crate::parser::sql_string(&self.sample)
                 );
                 let batches = read_selection(
                     &ds,
@@ -306,11 +279,7 @@ impl TableProvider for TrainedOnTable {
                 ),
             ],
         )?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![b]],
-            trained_on_schema(),
-            projection.cloned(),
-        )?)
+        Ok(vec![b])
     }
 }
 

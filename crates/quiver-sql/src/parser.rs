@@ -185,22 +185,23 @@ impl Statement {
 
 fn opt_message(m: &Option<String>) -> String {
     m.as_ref()
-        .map(|m| format!(" MESSAGE {}", q(m)))
+        .map(|m| format!(" MESSAGE {}", sql_string(m)))
         .unwrap_or_default()
 }
 
-fn q(s: &str) -> String {
+/// `s` as a SQL string literal (quotes doubled).
+pub(crate) fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 fn ref_sql(r: &RefSpec) -> String {
     match r {
         RefSpec::Session => String::new(),
-        RefSpec::Loose(s) => format!("VERSION {}", q(s)),
-        RefSpec::Branch(s) => format!("BRANCH {}", q(s)),
-        RefSpec::Tag(s) => format!("TAG {}", q(s)),
-        RefSpec::Version(s) => format!("VERSION {}", q(s)),
-        RefSpec::Timestamp(s) => format!("TIMESTAMP {}", q(s)),
+        RefSpec::Loose(s) => format!("VERSION {}", sql_string(s)),
+        RefSpec::Branch(s) => format!("BRANCH {}", sql_string(s)),
+        RefSpec::Tag(s) => format!("TAG {}", sql_string(s)),
+        RefSpec::Version(s) => format!("VERSION {}", sql_string(s)),
+        RefSpec::Timestamp(s) => format!("TIMESTAMP {}", sql_string(s)),
     }
 }
 
@@ -217,19 +218,33 @@ impl std::fmt::Display for Statement {
         match self {
             Statement::CreateSchemaVersion {
                 dataset, version, ..
-            } => write!(f, "CREATE SCHEMA VERSION {} ON {dataset} …", q(version)),
+            } => write!(
+                f,
+                "CREATE SCHEMA VERSION {} ON {dataset} …",
+                sql_string(version)
+            ),
             Statement::ShowSchemas { dataset } => write!(f, "SHOW SCHEMAS ON {dataset}"),
             Statement::ShowSchema { dataset, .. } => write!(f, "SHOW SCHEMA ON {dataset}"),
             Statement::Migrate {
                 dataset, version, ..
-            } => write!(f, "MIGRATE {dataset} TO SCHEMA {}", q(version)),
+            } => write!(f, "MIGRATE {dataset} TO SCHEMA {}", sql_string(version)),
             Statement::CreateRun {
                 run_id,
                 dataset,
                 at,
-            } => write!(f, "CREATE RUN {} ON {dataset}{}", q(run_id), as_of(at)),
+            } => write!(
+                f,
+                "CREATE RUN {} ON {dataset}{}",
+                sql_string(run_id),
+                as_of(at)
+            ),
             Statement::CreateModel { model, run_id, .. } => {
-                write!(f, "CREATE MODEL {} FROM RUN {}", q(model), q(run_id))
+                write!(
+                    f,
+                    "CREATE MODEL {} FROM RUN {}",
+                    sql_string(model),
+                    sql_string(run_id)
+                )
             }
             Statement::InsertPredictions { query } => {
                 write!(f, "INSERT INTO quiver.predictions {query}")
@@ -254,9 +269,16 @@ impl std::fmt::Display for Statement {
                 write!(f, "DROP BRANCH {branch} ON {dataset}")
             }
             Statement::CreateTag { dataset, tag, at } => {
-                write!(f, "CREATE TAG {} ON {dataset}{}", q(tag), as_of(at))
+                write!(
+                    f,
+                    "CREATE TAG {} ON {dataset}{}",
+                    sql_string(tag),
+                    as_of(at)
+                )
             }
-            Statement::DropTag { dataset, tag } => write!(f, "DROP TAG {} ON {dataset}", q(tag)),
+            Statement::DropTag { dataset, tag } => {
+                write!(f, "DROP TAG {} ON {dataset}", sql_string(tag))
+            }
             Statement::ShowBranches { dataset } => write!(f, "SHOW BRANCHES ON {dataset}"),
             Statement::ShowTags { dataset } => write!(f, "SHOW TAGS ON {dataset}"),
             Statement::ShowHistory { dataset, at } => {
@@ -272,7 +294,7 @@ impl std::fmt::Display for Statement {
                 write!(f, "USE BRANCH {branch} ON {dataset}")
             }
             Statement::Begin => write!(f, "BEGIN"),
-            Statement::Commit { message: Some(m) } => write!(f, "COMMIT {}", q(m)),
+            Statement::Commit { message: Some(m) } => write!(f, "COMMIT {}", sql_string(m)),
             Statement::Commit { message: None } => write!(f, "COMMIT"),
             Statement::Rollback => write!(f, "ROLLBACK"),
             Statement::Merge {
