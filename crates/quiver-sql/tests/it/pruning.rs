@@ -52,6 +52,15 @@ fn labels() -> (Arc<Schema>, RecordBatch) {
     (schema, b)
 }
 
+/// The single Int64 value of a one-row result.
+fn count(b: &[RecordBatch]) -> i64 {
+    b[0].column(0)
+        .as_any()
+        .downcast_ref::<DfInt64>()
+        .unwrap()
+        .value(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slice_query_prunes_leaves() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,13 +83,7 @@ async fn slice_query_prunes_leaves() {
          WHERE reviewed_at >= TIMESTAMP '{}' AND review_state = 'approved'",
         cutoff.format("%Y-%m-%d %H:%M:%S")
     );
-    let out = ctx.sql(&q).await.unwrap();
-    let n = out[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<DfInt64>()
-        .unwrap()
-        .value(0);
+    let n = count(&ctx.sql(&q).await.unwrap());
     let stats = ctx.last_scan_stats().unwrap();
 
     // the same count without any pruning (filter evaluated above a full scan)
@@ -92,12 +95,7 @@ async fn slice_query_prunes_leaves() {
         .await
         .unwrap();
     let full_stats = ctx.last_scan_stats().unwrap();
-    let expect = full[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<DfInt64>()
-        .unwrap()
-        .value(0);
+    let expect = count(&full);
     assert_eq!(n, expect);
     assert!(n > 0);
 
@@ -126,13 +124,6 @@ async fn slice_query_prunes_leaves() {
     // a freshly opened catalog gives the same rows and the same pruning statistics ...
     let cat2 = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let ctx2 = QuiverContext::new(cat2).await.unwrap();
-    let count = |b: &[RecordBatch]| {
-        b[0].column(0)
-            .as_any()
-            .downcast_ref::<DfInt64>()
-            .unwrap()
-            .value(0)
-    };
     assert_eq!(count(&ctx2.sql(&q).await.unwrap()), n);
     assert_eq!(ctx2.last_scan_stats().unwrap(), stats);
     // ... and a new version never reuses another version's selection
@@ -165,13 +156,6 @@ async fn schema_version_filter_prunes() {
     let batches: Vec<RecordBatch> = quiver_core::demo::DemoLabels::new(20_000, 3).collect();
     ds.append("main", &batches, "load").await.unwrap();
     let ctx = QuiverContext::new(cat).await.unwrap();
-    let count = |b: &[RecordBatch]| {
-        b[0].column(0)
-            .as_any()
-            .downcast_ref::<DfInt64>()
-            .unwrap()
-            .value(0)
-    };
     let n = count(
         &ctx.sql("SELECT count(*) FROM demo WHERE schema_version = '2.3'")
             .await
