@@ -73,6 +73,32 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
+/// Every JSON record (`*.json`) under `prefix`, in listing order, read concurrently; a
+/// record that does not parse is reported as corrupt, naming its path.
+pub(crate) async fn read_json_records<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    prefix: &str,
+) -> Result<Vec<T>> {
+    use futures::{StreamExt, TryStreamExt};
+    let paths: Vec<String> = store
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    futures::stream::iter(paths)
+        .map(|path| async move {
+            let bytes = store.get_file(&path).await?;
+            serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt {
+                what: path,
+                reason: e.to_string(),
+            })
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
 pub(crate) fn dataset_dir(name: &str) -> String {
     format!("datasets/{name}/")
 }

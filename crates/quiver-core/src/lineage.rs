@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
+use crate::catalog::{read_json_records, Catalog};
 use crate::error::{CoreError, Result};
 
 /// A training run consumed one commit of one dataset (a run that reads several datasets or
@@ -108,19 +108,7 @@ impl Catalog {
 
     /// Every training-run record, oldest first.
     pub async fn runs(&self) -> Result<Vec<RunRecord>> {
-        let mut out = Vec::new();
-        for path in self.store().list("lineage/runs/").await? {
-            if !path.ends_with(".json") {
-                continue;
-            }
-            let bytes = self.store().get_file(&path).await?;
-            let rec: RunRecord =
-                serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt {
-                    what: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            out.push(rec);
-        }
+        let mut out: Vec<RunRecord> = read_json_records(self.store(), "lineage/runs/").await?;
         out.sort_by(|a, b| {
             a.recorded_at
                 .cmp(&b.recorded_at)
@@ -166,19 +154,7 @@ impl Catalog {
 
     /// Every registered model, oldest first.
     pub async fn models(&self) -> Result<Vec<ModelRecord>> {
-        let mut out = Vec::new();
-        for path in self.store().list("lineage/models/").await? {
-            if !path.ends_with(".json") {
-                continue;
-            }
-            let b = self.store().get_file(&path).await?;
-            out.push(serde_json::from_slice::<ModelRecord>(&b).map_err(|e| {
-                CoreError::Corrupt {
-                    what: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?);
-        }
+        let mut out: Vec<ModelRecord> = read_json_records(self.store(), "lineage/models/").await?;
         out.sort_by(|a, b| {
             a.registered_at
                 .cmp(&b.registered_at)
@@ -300,13 +276,8 @@ impl Catalog {
 
     /// Every prediction batch record, oldest first.
     pub async fn prediction_batches(&self) -> Result<Vec<PredictionBatch>> {
-        let mut out = Vec::new();
-        for path in self.store().list("lineage/predictions/").await? {
-            if path.ends_with(".json") {
-                let b = self.store().get_file(&path).await?;
-                out.push(serde_json::from_slice::<PredictionBatch>(&b)?);
-            }
-        }
+        let mut out: Vec<PredictionBatch> =
+            read_json_records(self.store(), "lineage/predictions/").await?;
         out.sort_by_key(|a| a.predicted_at);
         Ok(out)
     }

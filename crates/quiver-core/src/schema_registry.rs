@@ -13,7 +13,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::dataset_dir;
+use crate::catalog::{dataset_dir, read_json_records};
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
 
@@ -145,19 +145,8 @@ impl Dataset {
 
     /// Every recorded schema version, oldest first.
     pub async fn schema_versions(&self) -> Result<Vec<SchemaVersion>> {
-        let mut out = Vec::new();
-        for path in self.store().list(&self.schema_dir()).await? {
-            if !path.ends_with(".json") {
-                continue;
-            }
-            let b = self.store().get_file(&path).await?;
-            out.push(serde_json::from_slice::<SchemaVersion>(&b).map_err(|e| {
-                CoreError::Corrupt {
-                    what: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?);
-        }
+        let mut out: Vec<SchemaVersion> =
+            read_json_records(self.store(), &self.schema_dir()).await?;
         out.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
