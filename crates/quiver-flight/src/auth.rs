@@ -88,15 +88,7 @@ impl Tokens {
             }
             let at = format!("{path} line {}", i + 1);
             let parts: Vec<&str> = line.split_whitespace().collect();
-            match parts.as_slice() {
-                [tok, role] => t.add(tok, parse_role(role, &at)?, None, &at)?,
-                [tok, role, name] => t.add(tok, parse_role(role, &at)?, Some(name), &at)?,
-                _ => {
-                    return Err(FlightError::Config(format!(
-                        "{at}: expected 'TOKEN ROLE [NAME]'"
-                    )))
-                }
-            }
+            t.add_entry(&parts, &at, "TOKEN ROLE [NAME]")?;
         }
         Ok(t)
     }
@@ -110,17 +102,18 @@ impl Tokens {
             }
             let at = format!("{var} entry {}", i + 1);
             let parts: Vec<&str> = entry.split(':').collect();
-            match parts.as_slice() {
-                [tok, role] => t.add(tok, parse_role(role, &at)?, None, &at)?,
-                [tok, role, name] => t.add(tok, parse_role(role, &at)?, Some(name), &at)?,
-                _ => {
-                    return Err(FlightError::Config(format!(
-                        "{at}: expected 'TOKEN:ROLE[:NAME]'"
-                    )))
-                }
-            }
+            t.add_entry(&parts, &at, "TOKEN:ROLE[:NAME]")?;
         }
         Ok(t)
+    }
+
+    /// Add one parsed entry (`[token, role]` or `[token, role, name]`) found `at`.
+    fn add_entry(&mut self, parts: &[&str], at: &str, expected: &str) -> Result<()> {
+        match parts {
+            [tok, role] => self.add(tok, parse_role(role, at)?, None, at),
+            [tok, role, name] => self.add(tok, parse_role(role, at)?, Some(name), at),
+            _ => Err(FlightError::Config(format!("{at}: expected '{expected}'"))),
+        }
     }
 
     /// Merge another set of tokens into this one.
