@@ -14,8 +14,8 @@ fn overlaps(ce: &ChildEntry, lo: i64, hi: i64) -> bool {
     min_ok && max_ok
 }
 
-#[test]
-fn keep_callback_prunes_subtrees() {
+/// 10,000 groups in small leaves (16 groups) and nodes (8 children): a tree of some height.
+fn ten_thousand_groups() -> (MemNodeStore, quiver_tree::Hash) {
     let store = MemNodeStore::new();
     let cfg = TreeConfig {
         leaf_target: 16,
@@ -23,6 +23,12 @@ fn keep_callback_prunes_subtrees() {
     };
     let m: Model = (0..10_000).map(|n| (n, (n % 4) as u8)).collect();
     let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    (store, root)
+}
+
+#[test]
+fn keep_callback_prunes_subtrees() {
+    let (store, root) = ten_thousand_groups();
     let all = leaves(&store, root, &mut |_| true).unwrap();
 
     let (lo, hi) = (5000, 5100);
@@ -88,13 +94,7 @@ fn root_leaf_is_offered_to_keep() {
 /// what the per-child predicate keeps, in the same (key) order.
 #[test]
 fn batch_callback_is_called_once_per_node() {
-    let store = MemNodeStore::new();
-    let cfg = TreeConfig {
-        leaf_target: 16,
-        fanout: 8,
-    };
-    let m: Model = (0..10_000).map(|n| (n, (n % 4) as u8)).collect();
-    let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    let (store, root) = ten_thousand_groups();
     let (lo, hi) = (2000, 6000);
     let per_child = leaves(&store, root, &mut |ce| overlaps(ce, lo, hi)).unwrap();
     let (mut calls, mut judged) = (0usize, 0usize);
