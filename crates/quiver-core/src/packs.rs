@@ -355,3 +355,40 @@ pub async fn read_ranges_concat(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// High-cardinality columns (image hashes, box coordinates, times) do not carry
+    /// dictionaries larger than [`DICTIONARY_PAGE_BYTES`]: a reader touching one row of a
+    /// row group decodes at most that much dictionary per column.
+    #[test]
+    fn dictionary_pages_stay_small() {
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(150_000, 7).collect();
+        let mut buf = Vec::new();
+        let mut w =
+            ArrowWriter::try_new(&mut buf, crate::demo::schema(), Some(writer_properties()))
+                .expect("writer");
+        for b in &batches {
+            w.write(b).expect("write");
+        }
+        let meta = w.close().expect("close");
+        let mut checked = 0;
+        for rg in meta.row_groups() {
+            for col in rg.columns() {
+                if let Some(dict) = col.dictionary_page_offset() {
+                    let size = col.data_page_offset() - dict;
+                    // the limit is checked between value batches: allow one batch over it
+                    assert!(
+                        size as usize <= DICTIONARY_PAGE_BYTES + 8192,
+                        "{}: dictionary page of {size} bytes",
+                        col.column_path()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 0);
+    }
+}
