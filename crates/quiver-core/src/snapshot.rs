@@ -232,9 +232,9 @@ impl Snapshot {
     /// Group-level changes from this snapshot to `other` (structural tree diff).
     pub async fn diff(&self, other: &Snapshot) -> Result<Vec<Change>> {
         let (a, b) = (self.commit.root, other.commit.root);
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::diff(n, a, b)?))
-            .await
+        let nodes = self.ds.nodes();
+        // the nodes the walk will read, fetched level by level and concurrently
+        nodes.prefetch_diff(a, b).await?;
+        nodes.run(move |n| Ok(quiver_tree::diff(n, a, b)?)).await
     }
 }
