@@ -7,6 +7,10 @@
 //! then prunes row groups and pages of those packs with the same predicate and applies
 //! projection and limit. Filters are reported `Inexact`: tree and Parquet pruning only skip
 //! data that cannot match, so DataFusion keeps its `FilterExec` above the scan.
+//!
+//! Versions are immutable, so the kept leaves of a (tree, filters) and the pack ranges of
+//! an unsharded selection are cached process-wide ([`LEAVES`], [`PLANS`]): a repeated query
+//! on a version plans without walking the tree again.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -174,6 +178,15 @@ impl<K: std::hash::Hash + Eq, V: Clone> Bounded<K, V> {
     }
 }
 
+/// What [`QuiverTableProvider::prune`] found for a scan's filters.
+struct Pruned {
+    predicate: Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+    leaves: Arc<Vec<ChildEntry>>,
+    counters: Arc<PruneCounters>,
+    /// Cache key of the selection: (tree root, statistics layout + filters).
+    key: (Hash, String),
+}
+
 /// Kept partitions of a selection and the pruning counters of its walk.
 #[derive(Clone)]
 struct CachedLeaves {
@@ -227,7 +240,7 @@ impl QuiverTableProvider {
         state: &dyn Session,
         filters: &[Expr],
     ) -> DfResult<Arc<Vec<ChildEntry>>> {
-        Ok(self.prune(state, filters).await?.1)
+        Ok(self.prune(state, filters).await?.leaves)
     }
 
     /// Estimated stored (compressed) bytes of `leaves`: each pack's size in proportion to
@@ -244,17 +257,8 @@ impl QuiverTableProvider {
         Ok(total)
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn prune(
-        &self,
-        state: &dyn Session,
-        filters: &[Expr],
-    ) -> DfResult<(
-        Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
-        Arc<Vec<ChildEntry>>,
-        Arc<PruneCounters>,
-        (Hash, String),
-    )> {
+    /// The filters as a physical predicate and the partitions they keep (after sharding).
+    async fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Pruned> {
         let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = match conjunction(filters.iter().cloned()) {
             Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
@@ -305,7 +309,12 @@ impl QuiverTableProvider {
         if let Some(shard) = &self.shard {
             leaves = Arc::new(shard.select(&leaves));
         }
-        Ok((predicate, leaves, counters, key))
+        Ok(Pruned {
+            predicate,
+            leaves,
+            counters,
+            key,
+        })
     }
 
     /// Pack row ranges of `leaves` (cached for unsharded selections, see [`PLANS`]).
@@ -436,7 +445,12 @@ impl TableProvider for QuiverTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let (predicate, leaves, counters, key) = self.prune(state, filters).await?;
+        let Pruned {
+            predicate,
+            leaves,
+            counters,
+            key,
+        } = self.prune(state, filters).await?;
         let rows_total = self.snapshot.num_rows().await.map_err(df_err)?;
         let plan = self.plan(&leaves, key).await?;
         let stats = ScanStats {
