@@ -9,6 +9,8 @@
 //! for d changed groups.
 
 use crate::tree::{apply, Edit};
+use std::sync::Arc;
+
 use crate::{ChildEntry, GroupEntry, Hash, Key, Node, NodeStore, Result, TreeConfig};
 
 /// The kind of a [`Change`].
@@ -49,29 +51,79 @@ impl Change {
     }
 }
 
-enum Item {
-    Sub { level: u8, ce: ChildEntry },
-    Group(GroupEntry),
+/// Where a group's rows sit: the leaf that lists it and the group's first row within the
+/// leaf's rows (the rows of a leaf are its groups' rows in key order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupAt {
+    pub leaf: Hash,
+    pub offset: u64,
 }
 
+/// A [`Change`] with the positions of its old and new rows (set exactly when `old` / `new`
+/// are), so readers can fetch the rows without walking the trees again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocatedChange {
+    pub change: Change,
+    pub old_at: Option<GroupAt>,
+    pub new_at: Option<GroupAt>,
+}
+
+/// A pending item of one side: child `i` of an internal node (a subtree) or entry `i` of a
+/// leaf (a group, with its position). Items point into the shared decoded nodes, so the
+/// walk copies no keys or statistics; only emitted changes clone their entries.
+enum Item {
+    Sub {
+        level: u8,
+        node: Arc<Node>,
+        i: usize,
+    },
+    Group {
+        node: Arc<Node>,
+        i: usize,
+        at: GroupAt,
+    },
+}
+
+const NO_KEY: &[u8] = &[];
+
 impl Item {
-    fn first(&self) -> &[u8] {
+    fn child(&self) -> Option<&ChildEntry> {
         match self {
-            Item::Sub { ce, .. } => &ce.first_key,
-            Item::Group(g) => &g.key,
+            Item::Sub { node, i, .. } => match &**node {
+                Node::Internal { children, .. } => children.get(*i),
+                Node::Leaf { .. } => None,
+            },
+            Item::Group { .. } => None,
+        }
+    }
+    fn group(&self) -> Option<&GroupEntry> {
+        match self {
+            Item::Group { node, i, .. } => match &**node {
+                Node::Leaf { entries } => entries.get(*i),
+                Node::Internal { .. } => None,
+            },
+            Item::Sub { .. } => None,
+        }
+    }
+    fn first(&self) -> &[u8] {
+        match (self.child(), self.group()) {
+            (Some(c), _) => &c.first_key,
+            (_, Some(g)) => &g.key,
+            _ => NO_KEY,
         }
     }
     fn last(&self) -> &[u8] {
-        match self {
-            Item::Sub { ce, .. } => &ce.last_key,
-            Item::Group(g) => &g.key,
+        match (self.child(), self.group()) {
+            (Some(c), _) => &c.last_key,
+            (_, Some(g)) => &g.key,
+            _ => NO_KEY,
         }
     }
     /// Groups rank below leaves (level 0).
     fn rank(&self) -> i16 {
         match self {
             Item::Sub { level, .. } => i16::from(*level),
-            Item::Group(_) => -1,
+            Item::Group { .. } => -1,
         }
     }
 }
@@ -83,51 +135,89 @@ struct Side<'a> {
 }
 
 impl Side<'_> {
-    fn push_node(&mut self, node: &Node) {
-        match node {
-            Node::Leaf { entries } => self
-                .stack
-                .extend(entries.iter().rev().cloned().map(Item::Group)),
+    fn push_node(&mut self, hash: Hash, node: Arc<Node>) {
+        match &*node {
+            Node::Leaf { entries } => {
+                let mut offset: u64 = entries.iter().map(|e| e.rows).sum();
+                for i in (0..entries.len()).rev() {
+                    offset -= entries[i].rows;
+                    self.stack.push(Item::Group {
+                        node: node.clone(),
+                        i,
+                        at: GroupAt { leaf: hash, offset },
+                    });
+                }
+            }
             Node::Internal { level, children } => {
                 let level = level.saturating_sub(1);
-                self.stack.extend(
-                    children
-                        .iter()
-                        .rev()
-                        .cloned()
-                        .map(|ce| Item::Sub { level, ce }),
-                );
+                for i in (0..children.len()).rev() {
+                    self.stack.push(Item::Sub {
+                        level,
+                        node: node.clone(),
+                        i,
+                    });
+                }
             }
         }
     }
 
     fn expand(&mut self, hash: &Hash) -> Result<()> {
         let node = self.store.get_node(hash)?;
-        self.push_node(&node);
+        self.push_node(*hash, node);
         Ok(())
     }
 
-    /// Pop the next item: expand a subtree, or return a group.
-    fn step(&mut self) -> Result<Option<GroupEntry>> {
+    /// Pop the next item: expand a subtree, or return a group with its position.
+    fn step(&mut self) -> Result<Option<(GroupEntry, GroupAt)>> {
         match self.stack.pop() {
-            Some(Item::Sub { ce, .. }) => {
-                self.expand(&ce.hash)?;
+            Some(item @ Item::Sub { .. }) => {
+                if let Some(h) = item.child().map(|c| c.hash) {
+                    self.expand(&h)?;
+                }
                 Ok(None)
             }
-            Some(Item::Group(g)) => Ok(Some(g)),
+            Some(Item::Group { node, i, at }) => Ok(match &*node {
+                Node::Leaf { entries } => entries.get(i).cloned().map(|g| (g, at)),
+                Node::Internal { .. } => None,
+            }),
             None => Ok(None),
         }
     }
 }
 
-/// Stream the changes from `from` to `to` in key order to `f`.
+fn removed((g, at): (GroupEntry, GroupAt)) -> LocatedChange {
+    LocatedChange {
+        change: Change {
+            key: g.key.clone(),
+            old: Some(g),
+            new: None,
+        },
+        old_at: Some(at),
+        new_at: None,
+    }
+}
+
+fn added((g, at): (GroupEntry, GroupAt)) -> LocatedChange {
+    LocatedChange {
+        change: Change {
+            key: g.key.clone(),
+            old: None,
+            new: Some(g),
+        },
+        old_at: None,
+        new_at: Some(at),
+    }
+}
+
+/// Stream the changes from `from` to `to` in key order to `f`, with the positions of the
+/// old and new rows of each changed group.
 ///
 /// A group is modified when its entry (hash, rows or statistics) differs under the same key.
-pub fn diff_with(
+pub fn diff_located_with(
     store: &dyn NodeStore,
     from: Hash,
     to: Hash,
-    f: &mut dyn FnMut(Change) -> Result<()>,
+    f: &mut dyn FnMut(LocatedChange) -> Result<()>,
 ) -> Result<()> {
     if from == to {
         return Ok(());
@@ -147,64 +237,50 @@ pub fn diff_with(
             (None, None) => return Ok(()),
             (Some(_), None) => {
                 if let Some(g) = a.step()? {
-                    f(Change {
-                        key: g.key.clone(),
-                        old: Some(g),
-                        new: None,
-                    })?;
+                    f(removed(g))?;
                 }
                 continue;
             }
             (None, Some(_)) => {
                 if let Some(g) = b.step()? {
-                    f(Change {
-                        key: g.key.clone(),
-                        old: None,
-                        new: Some(g),
-                    })?;
+                    f(added(g))?;
                 }
                 continue;
             }
             (Some(x), Some(y)) => (x, y),
         };
-        match (x, y) {
-            (Item::Sub { ce: cx, .. }, Item::Sub { ce: cy, .. }) if cx.hash == cy.hash => {
+        if let (Some(cx), Some(cy)) = (x.child(), y.child()) {
+            if cx.hash == cy.hash {
                 a.stack.pop();
                 b.stack.pop();
                 continue;
             }
-            (Item::Group(gx), Item::Group(gy)) if gx.key == gy.key => {
+        }
+        if let (Some(gx), Some(gy)) = (x.group(), y.group()) {
+            if gx.key == gy.key {
                 let changed = gx != gy;
-                let (Some(Item::Group(gx)), Some(Item::Group(gy))) = (a.stack.pop(), b.stack.pop())
-                else {
-                    continue;
-                };
-                if changed {
-                    f(Change {
-                        key: gx.key.clone(),
-                        old: Some(gx),
-                        new: Some(gy),
+                let (ga, gb) = (a.step()?, b.step()?);
+                if let (true, Some((gx, ax)), Some((gy, ay))) = (changed, ga, gb) {
+                    f(LocatedChange {
+                        change: Change {
+                            key: gx.key.clone(),
+                            old: Some(gx),
+                            new: Some(gy),
+                        },
+                        old_at: Some(ax),
+                        new_at: Some(ay),
                     })?;
                 }
                 continue;
             }
-            _ => {}
         }
         if x.last() < y.first() {
             if let Some(g) = a.step()? {
-                f(Change {
-                    key: g.key.clone(),
-                    old: Some(g),
-                    new: None,
-                })?;
+                f(removed(g))?;
             }
         } else if y.last() < x.first() {
             if let Some(g) = b.step()? {
-                f(Change {
-                    key: g.key.clone(),
-                    old: None,
-                    new: Some(g),
-                })?;
+                f(added(g))?;
             }
         } else {
             // Overlapping and different: at least one is a subtree.
@@ -217,6 +293,28 @@ pub fn diff_with(
             }
         }
     }
+}
+
+/// Stream the changes from `from` to `to` in key order to `f`.
+///
+/// A group is modified when its entry (hash, rows or statistics) differs under the same key.
+pub fn diff_with(
+    store: &dyn NodeStore,
+    from: Hash,
+    to: Hash,
+    f: &mut dyn FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    diff_located_with(store, from, to, &mut |c| f(c.change))
+}
+
+/// All changes from `from` to `to`, in key order, with the positions of their rows.
+pub fn diff_located(store: &dyn NodeStore, from: Hash, to: Hash) -> Result<Vec<LocatedChange>> {
+    let mut out = Vec::new();
+    diff_located_with(store, from, to, &mut |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// All changes from `from` to `to`, in key order.

@@ -28,12 +28,16 @@ mod store;
 mod tree;
 
 pub use codec::{NODE_FORMAT_VERSION, NODE_MAGIC};
-pub use diff::{diff, diff_with, merge3, Change, ChangeKind, GroupConflict, MergeOutcome};
+pub use diff::{
+    diff, diff_located, diff_located_with, diff_with, merge3, Change, ChangeKind, GroupAt,
+    GroupConflict, LocatedChange, MergeOutcome,
+};
 pub use hash::Hash;
 pub use node::{ChildEntry, ColumnStats, GroupEntry, Node, StatValue};
 pub use store::MemNodeStore;
 pub use tree::{
-    apply, build, empty, entries, get, height, leaf_entries, leaves, leaves_batch, summary, Edit,
+    apply, build, empty, entries, get, height, leaf_entries, leaves, leaves_batch, locate, summary,
+    Edit,
 };
 
 use std::sync::Arc;

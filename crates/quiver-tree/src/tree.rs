@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::chunk::{internal_child_entry, leaf_child_entry, Chunker};
+use crate::diff::GroupAt;
 use crate::{ChildEntry, GroupEntry, Hash, Key, Node, NodeStore, Result, TreeConfig, TreeError};
 
 /// Streaming bottom-up tree builder: keeps only the open chunk of each level.
@@ -390,6 +391,68 @@ pub fn get(store: &dyn NodeStore, root: Hash, key: &[u8]) -> Result<Option<Group
         };
         node = store.get_node(&next)?;
     }
+}
+
+/// The entries and row positions of `keys` (strictly ascending) under `root`; `None` for a
+/// key the tree does not hold. One descent for all keys, level by level: each level's nodes
+/// are read with one [`NodeStore::get_nodes`] call, so O(k log N) nodes for k keys in
+/// `height` rounds of reads.
+pub fn locate(
+    store: &dyn NodeStore,
+    root: Hash,
+    keys: &[Key],
+) -> Result<Vec<Option<(GroupEntry, GroupAt)>>> {
+    let mut out = vec![None; keys.len()];
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    // (node, the indices of the keys that fall into its key range)
+    let mut frontier: Vec<(Hash, std::ops::Range<usize>)> = vec![(root, 0..keys.len())];
+    while !frontier.is_empty() {
+        let hashes: Vec<Hash> = frontier.iter().map(|f| f.0).collect();
+        let nodes = store.get_nodes(&hashes)?;
+        let mut next = Vec::new();
+        for ((hash, range), node) in frontier.iter().zip(nodes) {
+            match &*node {
+                Node::Leaf { entries } => {
+                    let (mut k, mut offset) = (range.start, 0u64);
+                    for e in entries {
+                        while k < range.end && keys[k] < e.key {
+                            k += 1;
+                        }
+                        if k < range.end && keys[k] == e.key {
+                            out[k] = Some((
+                                e.clone(),
+                                GroupAt {
+                                    leaf: *hash,
+                                    offset,
+                                },
+                            ));
+                            k += 1;
+                        }
+                        offset += e.rows;
+                    }
+                }
+                Node::Internal { children, .. } => {
+                    let mut k = range.start;
+                    for c in children {
+                        while k < range.end && keys[k] < c.first_key {
+                            k += 1;
+                        }
+                        let first = k;
+                        while k < range.end && keys[k] <= c.last_key {
+                            k += 1;
+                        }
+                        if first < k {
+                            next.push((c.hash, first..k));
+                        }
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(out)
 }
 
 /// All groups of the tree, in key order (reads every node).

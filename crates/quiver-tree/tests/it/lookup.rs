@@ -85,3 +85,83 @@ fn summary_and_leaf_access() {
     assert!(leaves(&store, e, &mut |_| true).unwrap().is_empty());
     assert!(matches!(&*store.get_node(&e).unwrap(), Node::Leaf { entries } if entries.is_empty()));
 }
+
+/// The rows of a group at `at`: the sum of the rows of the leaf's entries before it.
+fn check_at(store: &MemNodeStore, e: &quiver_tree::GroupEntry, at: &quiver_tree::GroupAt) {
+    let entries = leaf_entries(store, &at.leaf).unwrap();
+    let i = entries
+        .iter()
+        .position(|x| x.key == e.key)
+        .expect("group in its leaf");
+    assert_eq!(&entries[i], e);
+    let before: u64 = entries[..i].iter().map(|x| x.rows).sum();
+    assert_eq!(at.offset, before, "offset of key {:?}", e.key);
+}
+
+#[test]
+fn locate_finds_entries_and_row_positions_in_one_descent() {
+    let store = MemNodeStore::new();
+    let cfg = TreeConfig {
+        leaf_target: 8,
+        fanout: 4,
+    };
+    // rows vary by group (group(n, v) has 1 + v % 3 rows), so offsets are not multiples
+    let m: Model = (0..3000).map(|n| (n * 3 + 1, (n % 5) as u8)).collect();
+    let root = build(&store, &cfg, model_entries(&m)).unwrap();
+    let mut keys: Vec<u32> = (0..9100).step_by(7).collect();
+    keys.extend([0, 2, 9001, 9002, 100_000]);
+    keys.sort();
+    keys.dedup();
+    let ks: Vec<Vec<u8>> = keys.iter().map(|&n| key(n)).collect();
+    store.reset_counters();
+    let found = quiver_tree::locate(&store, root, &ks).unwrap();
+    let read = store.nodes_read();
+    assert_eq!(found.len(), keys.len());
+    let mut hits = 0;
+    for (n, f) in keys.iter().zip(&found) {
+        match (m.get(n), f) {
+            (Some(&v), Some((e, at))) => {
+                assert_eq!(e, &group(*n, v));
+                check_at(&store, e, at);
+                hits += 1;
+            }
+            (None, None) => {}
+            (want, got) => panic!("key {n}: model {want:?}, located {got:?}"),
+        }
+    }
+    assert!(hits > 400);
+    // each node at most once (fewer than a get per key would read)
+    let h = u64::from(quiver_tree::height(&store, root).unwrap());
+    assert!(read < hits * (h + 1), "{read} nodes read");
+    assert_eq!(quiver_tree::locate(&store, root, &[]).unwrap(), vec![]);
+    let e = empty(&store).unwrap();
+    assert_eq!(
+        quiver_tree::locate(&store, e, &ks[..3]).unwrap(),
+        vec![None, None, None]
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Every located change points at its old row position in `a` and new one in `b`.
+    #[test]
+    fn diff_positions_point_at_the_rows(cfg in configs(), m in model(600, 300), edits in edits(600, 40)) {
+        let store = MemNodeStore::new();
+        let a = build(&store, &cfg, model_entries(&m)).unwrap();
+        let b = quiver_tree::apply(&store, &cfg, a, edits.iter().map(to_edit)).unwrap();
+        let located = quiver_tree::diff_located(&store, a, b).unwrap();
+        let plain = quiver_tree::diff(&store, a, b).unwrap();
+        proptest::prop_assert_eq!(located.iter().map(|c| c.change.clone()).collect::<Vec<_>>(), plain);
+        for c in &located {
+            proptest::prop_assert_eq!(c.old_at.is_some(), c.change.old.is_some());
+            proptest::prop_assert_eq!(c.new_at.is_some(), c.change.new.is_some());
+            if let (Some(e), Some(at)) = (&c.change.old, &c.old_at) {
+                check_at(&store, e, at);
+            }
+            if let (Some(e), Some(at)) = (&c.change.new, &c.new_at) {
+                check_at(&store, e, at);
+            }
+        }
+    }
+}
