@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
-use quiver_tree::{Change, Hash, Key};
+use quiver_tree::{Hash, Key, LocatedChange};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::dataset_dir;
@@ -383,36 +383,55 @@ impl Dataset {
         original_ours: Option<&Commit>,
     ) -> Result<(Vec<(Key, Option<RecordBatch>)>, Vec<LabelConflict>, u64)> {
         let sb = self.snapshot(base.clone());
-        let d_ours: BTreeMap<Key, Change> = sb
-            .diff(&self.snapshot(ours.clone()))
+        let d_ours: BTreeMap<Key, LocatedChange> = sb
+            .diff_located(&self.snapshot(ours.clone()))
             .await?
             .into_iter()
-            .map(|c| (c.key.clone(), c))
+            .map(|c| (c.change.key.clone(), c))
             .collect();
-        let d_theirs = sb.diff(&self.snapshot(theirs.clone())).await?;
+        let d_theirs = sb.diff_located(&self.snapshot(theirs.clone())).await?;
         let mut plan = Vec::new();
         let mut both: BTreeSet<Key> = BTreeSet::new();
         let mut take_theirs: BTreeSet<Key> = BTreeSet::new();
         for c in &d_theirs {
-            match d_ours.get(&c.key) {
+            match d_ours.get(&c.change.key) {
                 None => {
-                    take_theirs.insert(c.key.clone());
+                    take_theirs.insert(c.change.key.clone());
                 }
-                Some(o) if o.new == c.new => {}
+                Some(o) if o.change.new == c.change.new => {}
                 Some(_) => {
-                    both.insert(c.key.clone());
+                    both.insert(c.change.key.clone());
                 }
             }
         }
+        // rows read at the positions the diffs found, without walking the trees again
         let theirs_rows = self
             .snapshot(theirs.clone())
-            .read_groups(&take_theirs.union(&both).cloned().collect())
+            .read_at(d_theirs.iter().filter_map(|c| {
+                let k = &c.change.key;
+                let wanted = take_theirs.contains(k) || both.contains(k);
+                let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
+                wanted.then_some((k, at, e.rows))
+            }))
             .await?;
         for k in &take_theirs {
             plan.push((k.clone(), theirs_rows.get(k).cloned()));
         }
-        let base_rows = sb.read_groups(&both).await?;
-        let ours_rows = self.snapshot(ours.clone()).read_groups(&both).await?;
+        let base_rows = sb
+            .read_at(d_theirs.iter().filter_map(|c| {
+                let (e, at) = c.change.old.as_ref().zip(c.old_at)?;
+                both.contains(&c.change.key)
+                    .then_some((&c.change.key, at, e.rows))
+            }))
+            .await?;
+        let ours_rows = self
+            .snapshot(ours.clone())
+            .read_at(both.iter().filter_map(|k| {
+                let c = d_ours.get(k)?;
+                let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
+                Some((k, at, e.rows))
+            }))
+            .await?;
         let orig_rows = match original_ours {
             Some(o) if o.id != ours.id => Some(self.snapshot(o.clone()).read_groups(&both).await?),
             _ => None,

@@ -2,11 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use quiver_tree::{Change, ChildEntry, GroupEntry, Hash, Key};
+use quiver_tree::{Change, ChildEntry, GroupAt, GroupEntry, Hash, Key, LocatedChange};
 
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -93,14 +92,6 @@ impl Snapshot {
             .await
     }
 
-    /// Group entries of a leaf.
-    pub async fn leaf_entries(&self, leaf: Hash) -> Result<Vec<GroupEntry>> {
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::leaf_entries(n, &leaf)?))
-            .await
-    }
-
     /// Group the rows of `leaves` by pack, merging adjacent ranges.
     pub async fn plan(&self, leaves: &[ChildEntry]) -> Result<Vec<PackScan>> {
         let hashes: Vec<Hash> = leaves
@@ -157,76 +148,99 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Rows of each leaf in `leaves`.
-    pub async fn read_leaves(&self, leaves: &[Hash]) -> Result<HashMap<Hash, RecordBatch>> {
-        let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, leaves).await?;
-        let mut by_pack: BTreeMap<Hash, Vec<(Hash, Range<u64>)>> = BTreeMap::new();
-        for (h, l) in leaves.iter().zip(locs) {
-            by_pack
-                .entry(l.pack)
-                .or_default()
-                .push((*h, l.start..l.start + l.rows));
+    /// The rows of the given groups that exist in this snapshot (sorted by label key).
+    pub async fn read_groups(&self, keys: &BTreeSet<Key>) -> Result<BTreeMap<Key, RecordBatch>> {
+        let found = self.locate(keys).await?;
+        self.read_at(found.iter().map(|(e, at)| (&e.key, *at, e.rows)))
+            .await
+    }
+
+    /// The entries and row positions of those `keys` this snapshot holds, in key order: one
+    /// descent of the tree for all keys (see [`quiver_tree::locate`]).
+    pub async fn locate(&self, keys: &BTreeSet<Key>) -> Result<Vec<(GroupEntry, GroupAt)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut out = HashMap::new();
-        for (pack, items) in by_pack {
-            let ranges: Vec<Range<u64>> = items.iter().map(|i| i.1.clone()).collect();
-            let batches = packs::read_ranges_concat(
-                self.ds.store(),
-                &self.ds.catalog.inner.meta,
-                &pack,
-                &ranges,
-                None,
-            )
+        let keys: Vec<Key> = keys.iter().cloned().collect();
+        let root = self.commit.root;
+        let found = self
+            .ds
+            .nodes()
+            .run(move |n| Ok(quiver_tree::locate(n, root, &keys)?))
             .await?;
-            for ((h, _), b) in items.into_iter().zip(batches) {
-                out.insert(h, b);
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Read the rows of groups at known positions (`(key, position, rows)`, e.g. from
+    /// [`Snapshot::locate`] or [`Snapshot::diff_located`]): only those rows are selected in
+    /// the packs, and no tree node is read. Groups with no rows are left out.
+    pub async fn read_at<'a>(
+        &self,
+        groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
+    ) -> Result<BTreeMap<Key, RecordBatch>> {
+        let groups: Vec<(&Key, GroupAt, u64)> = groups.into_iter().filter(|g| g.2 > 0).collect();
+        let mut out = BTreeMap::new();
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        let leaves: Vec<Hash> = {
+            let distinct: BTreeSet<Hash> = groups.iter().map(|g| g.1.leaf).collect();
+            distinct.into_iter().collect()
+        };
+        let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &leaves).await?;
+        let loc_of: HashMap<Hash, packs::LeafLoc> = leaves.into_iter().zip(locs).collect();
+        let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
+        for (key, at, rows) in groups {
+            let loc = loc_of.get(&at.leaf).ok_or_else(|| CoreError::Corrupt {
+                what: format!("leaf {}", at.leaf),
+                reason: "no pack location".into(),
+            })?;
+            if at.offset + rows > loc.rows {
+                return Err(CoreError::Corrupt {
+                    what: format!("leaf {}", at.leaf),
+                    reason: "fewer rows than its entries say".into(),
+                });
             }
+            let start = loc.start + at.offset;
+            by_pack
+                .entry(loc.pack)
+                .or_default()
+                .push((key, start..start + rows));
+        }
+        // Scattered rows cost a page decode per column each: split every pack's ranges into
+        // a few runs read (and decoded) concurrently, one task each.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut tasks = Vec::new();
+        for (pack, mut items) in by_pack {
+            items.sort_by_key(|i| i.1.start);
+            let per = items.len().div_ceil(workers).max(32);
+            for chunk in items.chunks(per) {
+                let keys: Vec<Key> = chunk.iter().map(|i| i.0.clone()).collect();
+                let ranges: Vec<Range<u64>> = chunk.iter().map(|i| i.1.clone()).collect();
+                let (store, meta) = (self.ds.store().clone(), self.ds.catalog.inner.meta.clone());
+                tasks.push(tokio::spawn(async move {
+                    let batches =
+                        packs::read_ranges_concat(&store, &meta, &pack, &ranges, None).await?;
+                    Ok::<_, CoreError>(keys.into_iter().zip(batches).collect::<Vec<_>>())
+                }));
+            }
+        }
+        for t in tasks {
+            let read = t.await.map_err(|e| CoreError::Join(e.to_string()))??;
+            out.extend(read);
         }
         Ok(out)
     }
 
-    /// The rows of the given groups that exist in this snapshot (sorted by label key).
-    pub async fn read_groups(&self, keys: &BTreeSet<Key>) -> Result<BTreeMap<Key, RecordBatch>> {
-        let mut out = BTreeMap::new();
-        if keys.is_empty() {
-            return Ok(out);
-        }
-        let wanted: Arc<BTreeSet<Key>> = Arc::new(keys.clone());
-        let w = wanted.clone();
-        let leaves = self
-            .leaves(Box::new(move |c| {
-                w.range(c.first_key.clone()..)
-                    .next()
-                    .is_some_and(|k| *k <= c.last_key)
-            }))
-            .await?;
-        let leaves: Vec<ChildEntry> = leaves.into_iter().filter(|l| l.rows > 0).collect();
-        let hashes: Vec<Hash> = leaves.iter().map(|l| l.hash).collect();
-        // the leaf nodes (their group entries), fetched together rather than one by one below
-        self.ds.nodes().fetch_many(&hashes).await?;
-        let rows = self.read_leaves(&hashes).await?;
-        for leaf in &leaves {
-            let entries = self.leaf_entries(leaf.hash).await?;
-            let batch = rows.get(&leaf.hash).ok_or_else(|| CoreError::Corrupt {
-                what: format!("leaf {}", leaf.hash),
-                reason: "rows missing".into(),
-            })?;
-            let mut off = 0usize;
-            for e in entries {
-                let n = e.rows as usize;
-                if wanted.contains(&e.key) {
-                    if off + n > batch.num_rows() {
-                        return Err(CoreError::Corrupt {
-                            what: format!("leaf {}", leaf.hash),
-                            reason: "fewer rows than its entries say".into(),
-                        });
-                    }
-                    out.insert(e.key.clone(), batch.slice(off, n));
-                }
-                off += n;
-            }
-        }
-        Ok(out)
+    /// Like [`Snapshot::diff`], with the positions of each change's old rows (in this
+    /// snapshot) and new rows (in `other`), for [`Snapshot::read_at`].
+    pub async fn diff_located(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
+        let (a, b) = (self.commit.root, other.commit.root);
+        let nodes = self.ds.nodes();
+        nodes.prefetch_diff(a, b).await?;
+        nodes
+            .run(move |n| Ok(quiver_tree::diff_located(n, a, b)?))
+            .await
     }
 
     /// Group-level changes from this snapshot to `other` (structural tree diff).

@@ -13,6 +13,7 @@ use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray, UI
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use quiver_core::encoding::{key_bytes, GroupHasher};
 use quiver_core::{Commit, Dataset, Key};
+use quiver_tree::{Change, GroupAt, GroupEntry, LocatedChange};
 
 use crate::error::Result;
 
@@ -67,22 +68,21 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
     let gi = schema.index_of(&cfg.group_key)?;
     let li = schema.index_of(&cfg.label_key)?;
     let (a, b) = (ds.snapshot(from), ds.snapshot(to));
-    let changes = a.diff(&b).await?;
-    if changes.is_empty() {
+    let located = a.diff_located(&b).await?;
+    if located.is_empty() {
         return Ok(RecordBatch::new_empty(out_schema));
     }
-    let old_keys: BTreeSet<Key> = changes
-        .iter()
-        .filter(|c| c.old.is_some())
-        .map(|c| c.key.clone())
-        .collect();
-    let new_keys: BTreeSet<Key> = changes
-        .iter()
-        .filter(|c| c.new.is_some())
-        .map(|c| c.key.clone())
-        .collect();
-    let old_groups = a.read_groups(&old_keys).await?;
-    let new_groups = b.read_groups(&new_keys).await?;
+    // the rows of each side, read at the positions the diff found (no second tree walk)
+    let side = |at: fn(&LocatedChange) -> Option<(&GroupEntry, GroupAt)>| {
+        located
+            .iter()
+            .filter_map(move |c| at(c).map(|(e, p)| (&e.key, p, e.rows)))
+    };
+    let (old_groups, new_groups) = futures::try_join!(
+        a.read_at(side(|c| c.change.old.as_ref().zip(c.old_at))),
+        b.read_at(side(|c| c.change.new.as_ref().zip(c.new_at)))
+    )?;
+    let changes: Vec<Change> = located.into_iter().map(|c| c.change).collect();
     // concatenate each side, remembering each group's offset
     let concat =
         |groups: &BTreeMap<Key, RecordBatch>| -> Result<(RecordBatch, BTreeMap<Key, usize>)> {
