@@ -166,6 +166,19 @@ struct GroupMerge {
     conflicts: Vec<LabelConflict>,
 }
 
+/// What a merge writes, and what stops it.
+#[derive(Default)]
+struct MergePlan {
+    /// Groups to write on the target: theirs, or merged label by label (None = delete).
+    writes: Vec<(Key, Option<RecordBatch>)>,
+    /// Our current rows of each written group (None = absent on our side).
+    ours_rows: BTreeMap<Key, Option<RecordBatch>>,
+    /// Label conflicts left after the pending merge's resolutions.
+    conflicts: Vec<LabelConflict>,
+    /// Groups changed on both sides and merged label by label.
+    label_merged: u64,
+}
+
 impl Dataset {
     /// Lowest common ancestor of two commits (deterministic for criss-cross histories).
     pub async fn merge_base(&self, a: &Commit, b: &Commit) -> Result<Option<Commit>> {
@@ -316,35 +329,29 @@ impl Dataset {
             resolutions: BTreeMap::new(),
             written: BTreeSet::new(),
         };
-        let (plan, conflicts, label_merged) = self
+        let plan = self
             .plan_merge(&base, &ours, &theirs, &pending, None)
             .await?;
-        if !conflicts.is_empty() {
+        let (groups_changed, label_merged) = (plan.writes.len() as u64, plan.label_merged);
+        if !plan.conflicts.is_empty() {
             self.save_pending(&pending).await?;
             return Ok(MergeReport {
                 kind: MergeKind::Conflicts,
                 head: ours.id,
                 commit: None,
-                groups_changed: plan.len() as u64,
+                groups_changed,
                 groups_label_merged: label_merged,
-                conflicts: conflicts.len() as u64,
+                conflicts: plan.conflicts.len() as u64,
             });
         }
         let commit = self
-            .commit_plan(
-                target,
-                &ours,
-                &theirs,
-                plan.clone(),
-                &pending.message,
-                author,
-            )
+            .commit_plan(target, &ours, &theirs, plan, &pending.message, author)
             .await?;
         Ok(MergeReport {
             kind: MergeKind::Merged,
             head: commit.id,
             commit: Some(commit),
-            groups_changed: plan.len() as u64,
+            groups_changed,
             groups_label_merged: label_merged,
             conflicts: 0,
         })
@@ -355,7 +362,7 @@ impl Dataset {
         target: &str,
         ours: &Commit,
         theirs: &Commit,
-        plan: Vec<(Key, Option<RecordBatch>)>,
+        plan: MergePlan,
         message: &str,
         author: &str,
     ) -> Result<Commit> {
@@ -367,7 +374,9 @@ impl Dataset {
                 keys: "(the branch moved since the merge started; abort and merge again)".into(),
             });
         }
-        txn.replace_groups(plan).await?;
+        // our rows of the groups written, already read by the plan
+        txn.preload_base(plan.ours_rows);
+        txn.replace_groups(plan.writes).await?;
         txn.add_parent(theirs.id);
         txn.set_operation("merge");
         txn.commit(message).await
@@ -381,16 +390,18 @@ impl Dataset {
         theirs: &Commit,
         pending: &PendingMerge,
         original_ours: Option<&Commit>,
-    ) -> Result<(Vec<(Key, Option<RecordBatch>)>, Vec<LabelConflict>, u64)> {
-        let sb = self.snapshot(base.clone());
-        let d_ours: BTreeMap<Key, LocatedChange> = sb
-            .diff_located(&self.snapshot(ours.clone()))
-            .await?
+    ) -> Result<MergePlan> {
+        let (sb, so, st) = (
+            self.snapshot(base.clone()),
+            self.snapshot(ours.clone()),
+            self.snapshot(theirs.clone()),
+        );
+        // the two diffs walk on their own blocking threads
+        let (d_ours, d_theirs) = futures::try_join!(sb.diff_located(&so), sb.diff_located(&st))?;
+        let d_ours: BTreeMap<Key, LocatedChange> = d_ours
             .into_iter()
             .map(|c| (c.change.key.clone(), c))
             .collect();
-        let d_theirs = sb.diff_located(&self.snapshot(theirs.clone())).await?;
-        let mut plan = Vec::new();
         let mut both: BTreeSet<Key> = BTreeSet::new();
         let mut take_theirs: BTreeSet<Key> = BTreeSet::new();
         for c in &d_theirs {
@@ -404,40 +415,34 @@ impl Dataset {
                 }
             }
         }
-        // rows read at the positions the diffs found, without walking the trees again
-        let theirs_rows = self
-            .snapshot(theirs.clone())
-            .read_at(d_theirs.iter().filter_map(|c| {
-                let k = &c.change.key;
-                let wanted = take_theirs.contains(k) || both.contains(k);
+        // Rows read at the positions the diffs found (no tree walk), concurrently: theirs'
+        // groups; the base version of every group theirs changed (for a group only theirs
+        // changed, it is also our version, which the commit needs); our groups in `both`.
+        let wanted = |k: &Key| take_theirs.contains(k) || both.contains(k);
+        let (theirs_rows, base_rows, ours_rows) = futures::try_join!(
+            st.read_at(d_theirs.iter().filter_map(|c| {
                 let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
-                wanted.then_some((k, at, e.rows))
-            }))
-            .await?;
-        for k in &take_theirs {
-            plan.push((k.clone(), theirs_rows.get(k).cloned()));
-        }
-        let base_rows = sb
-            .read_at(d_theirs.iter().filter_map(|c| {
+                wanted(&c.change.key).then_some((&c.change.key, at, e.rows))
+            })),
+            sb.read_at(d_theirs.iter().filter_map(|c| {
                 let (e, at) = c.change.old.as_ref().zip(c.old_at)?;
-                both.contains(&c.change.key)
-                    .then_some((&c.change.key, at, e.rows))
-            }))
-            .await?;
-        let ours_rows = self
-            .snapshot(ours.clone())
-            .read_at(both.iter().filter_map(|k| {
+                wanted(&c.change.key).then_some((&c.change.key, at, e.rows))
+            })),
+            so.read_at(both.iter().filter_map(|k| {
                 let c = d_ours.get(k)?;
                 let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
                 Some((k, at, e.rows))
-            }))
-            .await?;
+            })),
+        )?;
         let orig_rows = match original_ours {
             Some(o) if o.id != ours.id => Some(self.snapshot(o.clone()).read_groups(&both).await?),
             _ => None,
         };
-        let mut conflicts = Vec::new();
-        let mut label_merged = 0;
+        let mut plan = MergePlan::default();
+        for k in &take_theirs {
+            plan.writes.push((k.clone(), theirs_rows.get(k).cloned()));
+            plan.ours_rows.insert(k.clone(), base_rows.get(k).cloned());
+        }
         for k in &both {
             let gm = self.merge_group(
                 k,
@@ -449,13 +454,14 @@ impl Dataset {
             )?;
             match gm.rows {
                 Some(rows) if gm.conflicts.is_empty() => {
-                    label_merged += 1;
-                    plan.push((k.clone(), rows));
+                    plan.label_merged += 1;
+                    plan.writes.push((k.clone(), rows));
+                    plan.ours_rows.insert(k.clone(), ours_rows.get(k).cloned());
                 }
-                _ => conflicts.extend(gm.conflicts),
+                _ => plan.conflicts.extend(gm.conflicts),
             }
         }
-        Ok((plan, conflicts, label_merged))
+        Ok(plan)
     }
 
     fn merge_group(
@@ -583,7 +589,10 @@ impl Dataset {
     /// Conflicts of the pending merge on `target` that are not resolved yet.
     pub async fn conflicts(&self, target: &str) -> Result<Vec<LabelConflict>> {
         let (p, b, o, t, orig) = self.pending_commits(target).await?;
-        Ok(self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?.1)
+        Ok(self
+            .plan_merge(&b, &o, &t, &p, Some(&orig))
+            .await?
+            .conflicts)
     }
 
     /// Resolve pending conflicts by taking one side; `only` limits it to some
@@ -595,7 +604,10 @@ impl Dataset {
         only: Option<&BTreeSet<(Key, Key)>>,
     ) -> Result<u64> {
         let (mut p, b, o, t, orig) = self.pending_commits(target).await?;
-        let conflicts = self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?.1;
+        let conflicts = self
+            .plan_merge(&b, &o, &t, &p, Some(&orig))
+            .await?
+            .conflicts;
         let mut n = 0;
         for c in conflicts {
             if only.is_none_or(|set| set.contains(&(c.group.clone(), c.label.clone()))) {
@@ -616,12 +628,12 @@ impl Dataset {
         author: &str,
     ) -> Result<Commit> {
         let (p, b, o, t, orig) = self.pending_commits(target).await?;
-        let (plan, conflicts, _) = self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?;
-        if !conflicts.is_empty() {
+        let plan = self.plan_merge(&b, &o, &t, &p, Some(&orig)).await?;
+        if !plan.conflicts.is_empty() {
             return Err(CoreError::UnresolvedConflicts {
                 dataset: self.name().into(),
                 branch: target.into(),
-                count: conflicts.len() as u64,
+                count: plan.conflicts.len() as u64,
             });
         }
         let msg = message.map(str::to_string).unwrap_or(p.message.clone());

@@ -222,31 +222,34 @@ impl WriteTxn {
             return Ok(());
         }
         let snap = self.ds.snapshot(self.base.commit.clone());
-        let found = if snap.summary().await?.groups == 0 {
+        let mut found = if snap.summary().await?.groups == 0 {
             BTreeMap::new()
         } else {
             snap.read_groups(&missing).await?
         };
-        let all: Vec<(String, usize)> = self
-            .ds
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
-        for k in missing {
-            let base = found.get(&k).cloned();
-            let base_hash = base.as_ref().map(|b| {
-                let cols: Vec<(&str, &ArrayRef)> = all
-                    .iter()
-                    .map(|(n, i)| (n.as_str(), b.column(*i)))
-                    .collect();
-                GroupHasher::new(cols).hash(0, b.num_rows())
-            });
+        self.preload_base(missing.into_iter().map(|k| {
+            let rows = found.remove(&k);
+            (k, rows)
+        }));
+        Ok(())
+    }
+
+    /// Take `rows` as the base version's rows of these groups (None = absent) instead of
+    /// reading them, for callers that read them already (a merge). Groups this transaction
+    /// touched keep their state.
+    pub(crate) fn preload_base(
+        &mut self,
+        rows: impl IntoIterator<Item = (Key, Option<RecordBatch>)>,
+    ) {
+        for (k, base) in rows {
+            if self.groups.contains_key(&k) {
+                continue;
+            }
             let current = base
                 .as_ref()
                 .map(|b| self.group_rows(b.clone(), 0, b.num_rows()));
+            // the canonical hash of the base rows is the one `group_rows` computed
+            let base_hash = current.as_ref().map(|c| c.hash);
             self.groups.insert(
                 k,
                 GroupState {
@@ -256,7 +259,6 @@ impl WriteTxn {
                 },
             );
         }
-        Ok(())
     }
 
     fn group_rows(&self, batch: RecordBatch, offset: usize, len: usize) -> GroupRows {

@@ -164,6 +164,19 @@ async fn merge_case(seed: u64) {
         if report.kind == MergeKind::Merged {
             let c = report.commit.unwrap();
             assert_eq!(c.parents.len(), 2);
+            // the summary counts label changes relative to our side (first parent)
+            let s = &c.data.summary;
+            let added = expected.keys().filter(|k| !ours.contains_key(*k)).count();
+            let removed = ours.keys().filter(|k| !expected.contains_key(*k)).count();
+            let modified = expected
+                .iter()
+                .filter(|(k, v)| ours.get(*k).is_some_and(|o| o != *v))
+                .count();
+            assert_eq!(
+                (s.labels_added, s.labels_removed, s.labels_modified),
+                (added as u64, removed as u64, modified as u64),
+                "seed {seed}: summary {s:?}"
+            );
         }
     } else {
         assert_eq!(report.kind, MergeKind::Conflicts, "seed {seed}");
