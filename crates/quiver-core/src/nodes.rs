@@ -6,6 +6,7 @@
 //! unreferenced objects behind (invariant 7).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
@@ -50,6 +51,9 @@ pub struct TxnNodes {
     cache: Arc<NodeCache>,
     pending: Mutex<HashMap<Hash, PendingNode>>,
     handle: Handle,
+    /// Fail on a node that is not cached (and remember it) instead of reading it.
+    cache_only: bool,
+    missed: AtomicBool,
 }
 
 impl TxnNodes {
@@ -60,7 +64,33 @@ impl TxnNodes {
             cache,
             pending: Mutex::default(),
             handle: Handle::current(),
+            cache_only: false,
+            missed: AtomicBool::new(false),
         })
+    }
+
+    /// A node store that serves cached nodes only: reading any other node fails, and
+    /// [`TxnNodes::missed`] tells so. For running a tree algorithm optimistically on warm
+    /// caches before paying for a prefetch.
+    pub fn cache_only(store: Store, cache: Arc<NodeCache>) -> Arc<Self> {
+        Arc::new(TxnNodes {
+            store,
+            cache,
+            pending: Mutex::default(),
+            handle: Handle::current(),
+            cache_only: true,
+            missed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a [`TxnNodes::cache_only`] store was asked for a node it does not hold.
+    pub fn missed(&self) -> bool {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    fn miss(&self, hash: &Hash) -> TreeError {
+        self.missed.store(true, Ordering::Relaxed);
+        TreeError::Store(format!("node {hash} is not cached"))
     }
 
     /// Whether `h` was written by this operation and not yet flushed.
@@ -188,6 +218,9 @@ impl NodeStore for TxnNodes {
         if let Some(n) = self.cache.get(hash) {
             return Ok(n);
         }
+        if self.cache_only {
+            return Err(self.miss(hash));
+        }
         let bytes = self
             .handle
             .block_on(self.store.get_object(NODE_KIND, hash))
@@ -215,6 +248,9 @@ impl NodeStore for TxnNodes {
                 }
                 None => missing.push(*h),
             }
+        }
+        if let (true, Some(h)) = (self.cache_only, missing.first()) {
+            return Err(self.miss(h));
         }
         if !missing.is_empty() {
             let fetched = self

@@ -213,7 +213,8 @@ impl Snapshot {
         let mut tasks = Vec::new();
         for (pack, mut items) in by_pack {
             items.sort_by_key(|i| i.1.start);
-            let per = items.len().div_ceil(workers).max(32);
+            // two runs per core: one decodes while the other waits for its reads
+            let per = items.len().div_ceil(2 * workers).max(32);
             for chunk in items.chunks(per) {
                 let keys: Vec<Key> = chunk.iter().map(|i| i.0.clone()).collect();
                 let ranges: Vec<Range<u64>> = chunk.iter().map(|i| i.1.clone()).collect();
@@ -232,23 +233,39 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// Group-level changes from this snapshot to `other` (structural tree diff).
+    pub async fn diff(&self, other: &Snapshot) -> Result<Vec<Change>> {
+        let (a, b) = (self.commit.root, other.commit.root);
+        self.walk_two(a, b, move |n| quiver_tree::diff(n, a, b))
+            .await
+    }
+
     /// Like [`Snapshot::diff`], with the positions of each change's old rows (in this
     /// snapshot) and new rows (in `other`), for [`Snapshot::read_at`].
     pub async fn diff_located(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
         let (a, b) = (self.commit.root, other.commit.root);
-        let nodes = self.ds.nodes();
-        nodes.prefetch_diff(a, b).await?;
-        nodes
-            .run(move |n| Ok(quiver_tree::diff_located(n, a, b)?))
+        self.walk_two(a, b, move |n| quiver_tree::diff_located(n, a, b))
             .await
     }
 
-    /// Group-level changes from this snapshot to `other` (structural tree diff).
-    pub async fn diff(&self, other: &Snapshot) -> Result<Vec<Change>> {
-        let (a, b) = (self.commit.root, other.commit.root);
+    /// Run a walk over the trees of `a` and `b` (a diff): first on the cached nodes only,
+    /// which succeeds when the caches are warm; after a miss, fetch the nodes the walk reads
+    /// level by level and concurrently ([`crate::nodes::TxnNodes::prefetch_diff`]), then
+    /// walk again.
+    async fn walk_two<R, F>(&self, a: Hash, b: Hash, walk: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Fn(&dyn quiver_tree::NodeStore) -> quiver_tree::Result<R> + Send + Sync + 'static,
+    {
+        let walk = std::sync::Arc::new(walk);
+        let cached = self.ds.cached_nodes();
+        let w = walk.clone();
+        match cached.run(move |n| Ok(w(n)?)).await {
+            Err(_) if cached.missed() => {}
+            done => return done,
+        }
         let nodes = self.ds.nodes();
-        // the nodes the walk will read, fetched level by level and concurrently
         nodes.prefetch_diff(a, b).await?;
-        nodes.run(move |n| Ok(quiver_tree::diff(n, a, b)?)).await
+        nodes.run(move |n| Ok(walk(n)?)).await
     }
 }
