@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError as ArrowFlightError;
@@ -125,11 +126,53 @@ pub(crate) fn status(e: impl Into<FlightError>) -> Status {
     Status::from(e.into())
 }
 
-/// Stream a DataFrame as Flight data.
+/// The schema Flight clients get: SQL reads strings and binaries as views (the fastest
+/// layout inside the engine), but many clients lack kernels for views (pyarrow cannot `take`
+/// or sort them), so results go out as plain `Utf8` / `Binary`.
+pub(crate) fn wire_schema(schema: &Schema) -> Schema {
+    let fields: Vec<arrow::datatypes::FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
+            DataType::BinaryView => Arc::new(f.as_ref().clone().with_data_type(DataType::Binary)),
+            _ => f.clone(),
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// A batch in the [`wire_schema`] layout (views cast to plain arrays; others untouched).
+fn to_wire(batch: RecordBatch, wire: &SchemaRef) -> std::result::Result<RecordBatch, ArrowError> {
+    if batch.schema().fields() == wire.fields() {
+        return Ok(batch);
+    }
+    let cols = batch
+        .columns()
+        .iter()
+        .zip(wire.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(wire.clone(), cols)
+}
+
+/// Stream a DataFrame as Flight data (in the [`wire_schema`] layout).
 pub(crate) async fn stream_df(df: DataFrame) -> Result<DoGetStream> {
     let stream = df.execute_stream().await?;
-    let schema = stream.schema();
-    let batches = stream.map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
+    let schema: SchemaRef = Arc::new(wire_schema(&stream.schema()));
+    let wire = schema.clone();
+    let batches = stream
+        .map_err(|e| ArrowFlightError::ExternalError(Box::new(e)))
+        .and_then(move |b| {
+            let r = to_wire(b, &wire).map_err(ArrowFlightError::Arrow);
+            futures::future::ready(r)
+        });
     let enc = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .build(batches)
@@ -157,7 +200,7 @@ fn respond<E: Into<FlightError>>(
 }
 
 fn df_schema(df: &DataFrame) -> Schema {
-    df.schema().as_arrow().clone()
+    wire_schema(df.schema().as_arrow())
 }
 
 /// SQL `LIKE` pattern match (`%`, `_`) as Flight SQL's metadata filters use.

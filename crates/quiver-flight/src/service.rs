@@ -155,7 +155,7 @@ impl QuiverFlight {
             None,
         )
         .await?;
-        let schema = sel.df.schema().as_arrow().clone();
+        let schema = crate::server::wire_schema(sel.df.schema().as_arrow());
         let sizes = shard_sizes(&sel, shards, cmd.seed).await?;
         if let Some(run_id) = &cmd.run_id {
             cat.record_run(&RunRecord {

@@ -1027,8 +1027,11 @@ impl QuiverContext {
     ) -> Result<arrow::array::RecordBatch> {
         let target = ds.schema();
         let df = self.ctx.sql(query).await?;
-        let src_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
+        // the batches' own schema: a CASE over a view column may come out as a view while
+        // the plan says Utf8
+        let src_schema = batches.first().map_or(planned, |b| b.schema());
         let src = datafusion::arrow::compute::concat_batches(&src_schema, &batches)
             .map_err(DataFusionError::from)?;
         let names: Vec<String> = match columns {
@@ -1141,8 +1144,10 @@ impl QuiverContext {
         let mut report = Vec::new();
         let mut total = 0i64;
         for b in &bad {
+            let classes = arrow::compute::cast(b.column(0), &DataType::Utf8)
+                .map_err(DataFusionError::from)?;
             let (Some(c), Some(n)) = (
-                b.column(0).as_any().downcast_ref::<StringArray>(),
+                classes.as_any().downcast_ref::<StringArray>(),
                 b.column(1)
                     .as_any()
                     .downcast_ref::<arrow::array::Int64Array>(),

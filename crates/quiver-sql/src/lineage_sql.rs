@@ -113,7 +113,9 @@ fn lineage_schema(ds: &Dataset) -> SchemaRef {
         Field::new("dataset", DataType::Utf8, false),
         Field::new("commit_id", DataType::Utf8, false),
     ];
-    fields.extend(ds.schema().fields().iter().map(|f| f.as_ref().clone()));
+    // the label columns as SQL reads them (strings as views)
+    let labels = provider::read_schema(&ds.schema());
+    fields.extend(labels.fields().iter().map(|f| f.as_ref().clone()));
     Arc::new(Schema::new(fields))
 }
 

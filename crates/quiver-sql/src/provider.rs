@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, Statistics};
@@ -216,7 +216,7 @@ impl QuiverTableProvider {
         url: ObjectStoreUrl,
         packs: PackInfoCache,
     ) -> crate::Result<Self> {
-        let schema = snapshot.schema();
+        let schema = read_schema(&snapshot.schema());
         Ok(QuiverTableProvider {
             snapshot,
             schema,
@@ -392,6 +392,25 @@ impl QuiverTableProvider {
 /// The object store URL under which a catalog's store is registered with DataFusion.
 pub fn store_url(id: u64) -> DfResult<ObjectStoreUrl> {
     ObjectStoreUrl::parse(format!("quiver://catalog-{id}/"))
+}
+
+/// The schema SQL reads a dataset with: its schema with strings as `Utf8View` and binaries
+/// as `BinaryView`, as DataFusion reads Parquet by default (views skip a copy of every
+/// value and are what its string kernels are fastest on). Writes accept either layout.
+pub fn read_schema(schema: &SchemaRef) -> SchemaRef {
+    let view = |f: &Arc<datafusion::arrow::datatypes::Field>| {
+        let dt = match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+            DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+            _ => return f.clone(),
+        };
+        Arc::new(f.as_ref().clone().with_data_type(dt))
+    };
+    let fields: Vec<_> = schema.fields().iter().map(view).collect();
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
 }
 
 /// Register the catalog's object store with a DataFusion runtime under `url`.

@@ -322,3 +322,59 @@ async fn same_content_same_root_whatever_history() {
     assert_eq!(a.root, b.root);
     assert_ne!(a.id, b.id);
 }
+
+/// Writes take strings in any layout (SQL reads them as views) and store the dataset's
+/// type; a string where a number belongs is still refused.
+#[tokio::test]
+async fn writes_accept_string_views_and_refuse_other_types() {
+    let (_, ds) = new_dataset("memory://").await;
+    let b = batch(&[("s1", 0, "cat", 0.5), ("s2", 0, "dog", 0.25)]);
+    let view = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8View).unwrap();
+    let views = RecordBatch::try_new(
+        Arc::new(Schema::new(
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<Field>>(),
+        )),
+        vec![view(0), b.column(1).clone(), view(2), b.column(3).clone()],
+    )
+    .unwrap();
+    let c = ds.append("main", &[views], "views").await.unwrap();
+    assert_eq!(c.data.summary.labels_added, 2);
+    let head = ds.head("main").await.unwrap();
+    assert_eq!(head.schema().field(0).data_type(), &DataType::Utf8);
+    assert_eq!(
+        rows(&head).await,
+        vec![
+            ("s1".to_string(), 0, Some("cat".to_string()), Some(0.5)),
+            ("s2".to_string(), 0, Some("dog".to_string()), Some(0.25)),
+        ]
+    );
+    // a string column where the label key (Int64) belongs
+    let bad = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("sample_id", DataType::Utf8, false),
+            Field::new("label_id", DataType::Utf8View, false),
+            Field::new("class", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ])),
+        vec![
+            b.column(0).clone(),
+            view(0),
+            b.column(2).clone(),
+            b.column(3).clone(),
+        ],
+    )
+    .unwrap();
+    let err = ds.append("main", &[bad], "bad").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column 'label_id' has type Utf8View"),
+        "{err}"
+    );
+}
