@@ -178,19 +178,24 @@ impl Snapshot {
         &self,
         groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
     ) -> Result<BTreeMap<Key, RecordBatch>> {
-        let groups: Vec<(&Key, GroupAt, u64)> = groups.into_iter().filter(|g| g.2 > 0).collect();
+        // one entry per key: overlapping ranges would shift the row selection
+        let groups: BTreeMap<&Key, (GroupAt, u64)> = groups
+            .into_iter()
+            .filter(|g| g.2 > 0)
+            .map(|(k, at, rows)| (k, (at, rows)))
+            .collect();
         let mut out = BTreeMap::new();
         if groups.is_empty() {
             return Ok(out);
         }
         let leaves: Vec<Hash> = {
-            let distinct: BTreeSet<Hash> = groups.iter().map(|g| g.1.leaf).collect();
+            let distinct: BTreeSet<Hash> = groups.values().map(|g| g.0.leaf).collect();
             distinct.into_iter().collect()
         };
         let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &leaves).await?;
         let loc_of: HashMap<Hash, packs::LeafLoc> = leaves.into_iter().zip(locs).collect();
         let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
-        for (key, at, rows) in groups {
+        for (key, (at, rows)) in groups {
             let loc = loc_of.get(&at.leaf).ok_or_else(|| CoreError::Corrupt {
                 what: format!("leaf {}", at.leaf),
                 reason: "no pack location".into(),

@@ -101,18 +101,25 @@ async fn cold_and_warm_diffs_agree_and_locate_rows() {
     let keys: std::collections::BTreeSet<Vec<u8>> =
         cold.iter().map(|c| c.change.key.clone()).collect();
     for (snap, side) in [(&a, 0), (&b, 1)] {
-        let at = snap
-            .read_at(cold.iter().filter_map(|c| {
+        let items: Vec<_> = cold
+            .iter()
+            .filter_map(|c| {
                 let (e, p) = if side == 0 {
                     (c.change.old.as_ref()?, c.old_at?)
                 } else {
                     (c.change.new.as_ref()?, c.new_at?)
                 };
                 Some((&c.change.key, p, e.rows))
-            }))
-            .await
-            .unwrap();
+            })
+            .collect();
+        let at = snap.read_at(items.clone()).await.unwrap();
         assert_eq!(at, snap.read_groups(&keys).await.unwrap());
         assert_eq!(at.len(), 60);
+        // a group asked for twice is read once, and the others are unaffected
+        let twice = snap
+            .read_at(items.iter().chain(items.iter()).cloned())
+            .await
+            .unwrap();
+        assert_eq!(twice, at);
     }
 }
