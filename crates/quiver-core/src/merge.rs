@@ -420,19 +420,22 @@ impl Dataset {
         // changed, it is also our version, which the commit needs); our groups in `both`.
         let wanted = |k: &Key| take_theirs.contains(k) || both.contains(k);
         let (theirs_rows, base_rows, ours_rows) = futures::try_join!(
-            st.read_at(d_theirs.iter().filter_map(|c| {
-                let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
-                wanted(&c.change.key).then_some((&c.change.key, at, e.rows))
-            })),
-            sb.read_at(d_theirs.iter().filter_map(|c| {
-                let (e, at) = c.change.old.as_ref().zip(c.old_at)?;
-                wanted(&c.change.key).then_some((&c.change.key, at, e.rows))
-            })),
-            so.read_at(both.iter().filter_map(|k| {
-                let c = d_ours.get(k)?;
-                let (e, at) = c.change.new.as_ref().zip(c.new_at)?;
-                Some((k, at, e.rows))
-            })),
+            st.read_at(
+                d_theirs
+                    .iter()
+                    .filter_map(LocatedChange::new_rows)
+                    .filter(|r| wanted(r.0))
+            ),
+            sb.read_at(
+                d_theirs
+                    .iter()
+                    .filter_map(LocatedChange::old_rows)
+                    .filter(|r| wanted(r.0))
+            ),
+            so.read_at(
+                both.iter()
+                    .filter_map(|k| d_ours.get(k).and_then(LocatedChange::new_rows))
+            ),
         )?;
         let orig_rows = match original_ours {
             Some(o) if o.id != ours.id => Some(self.snapshot(o.clone()).read_groups(&both).await?),

@@ -59,28 +59,34 @@ pub struct TxnNodes {
 impl TxnNodes {
     /// A node store bound to the current tokio runtime.
     pub fn new(store: Store, cache: Arc<NodeCache>) -> Arc<Self> {
-        Arc::new(TxnNodes {
-            store,
-            cache,
-            pending: Mutex::default(),
-            handle: Handle::current(),
-            cache_only: false,
-            missed: AtomicBool::new(false),
-        })
+        Self::with_mode(store, cache, false)
     }
 
     /// A node store that serves cached nodes only: reading any other node fails, and
     /// [`TxnNodes::missed`] tells so. For running a tree algorithm optimistically on warm
     /// caches before paying for a prefetch.
     pub fn cache_only(store: Store, cache: Arc<NodeCache>) -> Arc<Self> {
+        Self::with_mode(store, cache, true)
+    }
+
+    fn with_mode(store: Store, cache: Arc<NodeCache>, cache_only: bool) -> Arc<Self> {
         Arc::new(TxnNodes {
             store,
             cache,
             pending: Mutex::default(),
             handle: Handle::current(),
-            cache_only: true,
+            cache_only,
             missed: AtomicBool::new(false),
         })
+    }
+
+    /// A node written by this operation or in the shared cache, without any I/O.
+    fn local(&self, h: &Hash) -> Option<Arc<Node>> {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(h).map(|x| x.0.clone()))
+            .or_else(|| self.cache.get(h))
     }
 
     /// Whether a [`TxnNodes::cache_only`] store was asked for a node it does not hold.
@@ -207,15 +213,7 @@ impl TxnNodes {
 
 impl NodeStore for TxnNodes {
     fn get_node(&self, hash: &Hash) -> quiver_tree::Result<Arc<Node>> {
-        if let Some(n) = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|p| p.get(hash).map(|x| x.0.clone()))
-        {
-            return Ok(n);
-        }
-        if let Some(n) = self.cache.get(hash) {
+        if let Some(n) = self.local(hash) {
             return Ok(n);
         }
         if self.cache_only {
@@ -236,13 +234,7 @@ impl NodeStore for TxnNodes {
         let mut found: HashMap<Hash, Arc<Node>> = HashMap::new();
         let mut missing = Vec::new();
         for h in hashes {
-            let local = self
-                .pending
-                .lock()
-                .ok()
-                .and_then(|p| p.get(h).map(|x| x.0.clone()))
-                .or_else(|| self.cache.get(h));
-            match local {
+            match self.local(h) {
                 Some(n) => {
                     found.insert(*h, n);
                 }

@@ -13,7 +13,7 @@ use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch, StringArray, UI
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use quiver_core::encoding::{key_bytes, GroupHasher};
 use quiver_core::{Commit, Dataset, Key};
-use quiver_tree::{Change, GroupAt, GroupEntry, LocatedChange};
+use quiver_tree::{Change, LocatedChange};
 
 use crate::error::Result;
 
@@ -73,14 +73,9 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
         return Ok(RecordBatch::new_empty(out_schema));
     }
     // the rows of each side, read at the positions the diff found (no second tree walk)
-    let side = |at: fn(&LocatedChange) -> Option<(&GroupEntry, GroupAt)>| {
-        located
-            .iter()
-            .filter_map(move |c| at(c).map(|(e, p)| (&e.key, p, e.rows)))
-    };
     let (old_groups, new_groups) = futures::try_join!(
-        a.read_at(side(|c| c.change.old.as_ref().zip(c.old_at))),
-        b.read_at(side(|c| c.change.new.as_ref().zip(c.new_at)))
+        a.read_at(located.iter().filter_map(LocatedChange::old_rows)),
+        b.read_at(located.iter().filter_map(LocatedChange::new_rows))
     )?;
     let changes: Vec<Change> = located.into_iter().map(|c| c.change).collect();
     // concatenate each side, remembering each group's offset

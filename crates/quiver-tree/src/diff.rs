@@ -68,6 +68,20 @@ pub struct LocatedChange {
     pub new_at: Option<GroupAt>,
 }
 
+impl LocatedChange {
+    /// The group's key, old position and old row count, if it had rows before.
+    pub fn old_rows(&self) -> Option<(&Key, GroupAt, u64)> {
+        let (e, at) = self.change.old.as_ref().zip(self.old_at)?;
+        Some((&self.change.key, at, e.rows))
+    }
+
+    /// The group's key, new position and new row count, if it has rows after.
+    pub fn new_rows(&self) -> Option<(&Key, GroupAt, u64)> {
+        let (e, at) = self.change.new.as_ref().zip(self.new_at)?;
+        Some((&self.change.key, at, e.rows))
+    }
+}
+
 /// A pending item of one side: child `i` of an internal node (a subtree) or entry `i` of a
 /// leaf (a group, with its position). Items point into the shared decoded nodes, so the
 /// walk copies no keys or statistics; only emitted changes clone their entries.
@@ -319,12 +333,10 @@ pub fn diff_located(store: &dyn NodeStore, from: Hash, to: Hash) -> Result<Vec<L
 
 /// All changes from `from` to `to`, in key order.
 pub fn diff(store: &dyn NodeStore, from: Hash, to: Hash) -> Result<Vec<Change>> {
-    let mut out = Vec::new();
-    diff_with(store, from, to, &mut |c| {
-        out.push(c);
-        Ok(())
-    })?;
-    Ok(out)
+    Ok(diff_located(store, from, to)?
+        .into_iter()
+        .map(|c| c.change)
+        .collect())
 }
 
 /// A group changed differently on both sides of a merge.

@@ -104,12 +104,11 @@ async fn cold_and_warm_diffs_agree_and_locate_rows() {
         let items: Vec<_> = cold
             .iter()
             .filter_map(|c| {
-                let (e, p) = if side == 0 {
-                    (c.change.old.as_ref()?, c.old_at?)
+                if side == 0 {
+                    c.old_rows()
                 } else {
-                    (c.change.new.as_ref()?, c.new_at?)
-                };
-                Some((&c.change.key, p, e.rows))
+                    c.new_rows()
+                }
             })
             .collect();
         let at = snap.read_at(items.clone()).await.unwrap();
