@@ -32,7 +32,7 @@ pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };
 pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
-pub use snapshot::{PackScan, Snapshot};
+pub use snapshot::{plan_locs, PackScan, Snapshot};
 pub use write::{WriteMode, WriteTxn};
 
 pub use quiver_tree::{Change, ChangeKind, ChildEntry, Hash, Key};

@@ -1,6 +1,7 @@
 //! A read-only version of a dataset: tree walks, scan planning and reads of label rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::ops::Range;
 
 use arrow::array::RecordBatch;
@@ -10,7 +11,7 @@ use quiver_tree::{Change, ChildEntry, GroupAt, GroupEntry, Hash, Key, LocatedCha
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
 use crate::model::Commit;
-use crate::packs;
+use crate::packs::{self, DigestHasher, LeafLoc};
 
 /// Rows of one pack that a scan reads.
 #[derive(Debug, Clone)]
@@ -21,6 +22,56 @@ pub struct PackScan {
     /// Row ranges in the pack, ascending and non-overlapping (adjacent leaves merged).
     pub ranges: Vec<Range<u64>>,
     pub rows: u64,
+}
+
+/// Group leaf locations by pack (packs in hash order), merging adjacent row ranges.
+pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackScan> {
+    // consecutive leaves mostly sit side by side in one pack: extend the last range
+    let mut slot_of: HashMap<Hash, usize, BuildHasherDefault<DigestHasher>> = HashMap::default();
+    let mut packs: Vec<(Hash, Vec<Range<u64>>)> = Vec::new();
+    let mut last: Option<(Hash, usize)> = None;
+    for l in locs {
+        let slot = match last {
+            Some((pack, slot)) if pack == l.pack => slot,
+            _ => {
+                let slot = *slot_of.entry(l.pack).or_insert_with(|| {
+                    packs.push((l.pack, Vec::new()));
+                    packs.len() - 1
+                });
+                last = Some((l.pack, slot));
+                slot
+            }
+        };
+        let ranges = &mut packs[slot].1;
+        match ranges.last_mut() {
+            Some(r) if r.end == l.start => r.end += l.rows,
+            _ => ranges.push(l.start..l.start + l.rows),
+        }
+    }
+    packs.sort_by_key(|p| p.0);
+    packs
+        .into_iter()
+        .map(|(pack, mut ranges)| {
+            if !ranges.is_sorted_by_key(|r| r.start) {
+                ranges.sort_by_key(|r| r.start);
+                let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+                for r in ranges {
+                    match merged.last_mut() {
+                        Some(last) if last.end == r.start => last.end = r.end,
+                        _ => merged.push(r),
+                    }
+                }
+                ranges = merged;
+            }
+            let rows = ranges.iter().map(|r| r.end - r.start).sum();
+            PackScan {
+                pack,
+                path: packs::pack_path(&pack),
+                ranges,
+                rows,
+            }
+        })
+        .collect()
 }
 
 /// One version of a dataset, opened read-only.
@@ -94,38 +145,25 @@ impl Snapshot {
 
     /// Group the rows of `leaves` by pack, merging adjacent ranges.
     pub async fn plan(&self, leaves: &[ChildEntry]) -> Result<Vec<PackScan>> {
+        let locs = self.locate_leaves(leaves).await?;
+        Ok(plan_locs(locs.iter().flatten()))
+    }
+
+    /// Where the rows of each of `leaves` are, in the same order (`None` for a leaf
+    /// without rows): what [`plan_locs`] plans any subset of them from without another
+    /// pack index look-up.
+    pub async fn locate_leaves(&self, leaves: &[ChildEntry]) -> Result<Vec<Option<LeafLoc>>> {
         let hashes: Vec<Hash> = leaves
             .iter()
             .filter(|l| l.rows > 0)
             .map(|l| l.hash)
             .collect();
-        let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &hashes).await?;
-        let mut by_pack: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
-        for l in locs {
-            by_pack
-                .entry(l.pack)
-                .or_default()
-                .push(l.start..l.start + l.rows);
-        }
-        Ok(by_pack
-            .into_iter()
-            .map(|(pack, mut ranges)| {
-                ranges.sort_by_key(|r| r.start);
-                let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
-                for r in ranges {
-                    match merged.last_mut() {
-                        Some(last) if last.end == r.start => last.end = r.end,
-                        _ => merged.push(r),
-                    }
-                }
-                let rows = merged.iter().map(|r| r.end - r.start).sum();
-                PackScan {
-                    pack,
-                    path: packs::pack_path(&pack),
-                    ranges: merged,
-                    rows,
-                }
-            })
+        let mut found = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &hashes)
+            .await?
+            .into_iter();
+        Ok(leaves
+            .iter()
+            .map(|l| if l.rows > 0 { found.next() } else { None })
             .collect())
     }
 
@@ -272,5 +310,55 @@ impl Snapshot {
         let nodes = self.ds.nodes();
         nodes.prefetch_diff(a, b).await?;
         nodes.run(move |n| Ok(walk(n)?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `plan_locs` = group by pack (hash order), sort and merge touching ranges, for
+        /// leaves in any order (in key order they mostly follow each other in one pack).
+        #[test]
+        fn plan_locs_groups_sorts_and_merges(
+            leaves in proptest::collection::vec((0u8..3, 0u64..40, 1u64..4), 0..60)
+        ) {
+            // distinct leaves: one row range per (pack, start) slot of 4 rows
+            let mut seen = BTreeSet::new();
+            let locs: Vec<LeafLoc> = leaves
+                .into_iter()
+                .filter(|(p, s, _)| seen.insert((*p, *s)))
+                .map(|(p, s, rows)| LeafLoc { pack: Hash([p; 32]), start: s * 4, rows })
+                .collect();
+            let mut want: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
+            for l in &locs {
+                want.entry(l.pack).or_default().push(l.start..l.start + l.rows);
+            }
+            let want: Vec<(Hash, Vec<Range<u64>>, u64)> = want
+                .into_iter()
+                .map(|(p, mut rs)| {
+                    rs.sort_by_key(|r| r.start);
+                    let mut m: Vec<Range<u64>> = Vec::new();
+                    for r in rs {
+                        match m.last_mut() {
+                            Some(x) if x.end == r.start => x.end = r.end,
+                            _ => m.push(r),
+                        }
+                    }
+                    let rows = m.iter().map(|r| r.end - r.start).sum();
+                    (p, m, rows)
+                })
+                .collect();
+            let got: Vec<(Hash, Vec<Range<u64>>, u64)> = plan_locs(&locs)
+                .into_iter()
+                .map(|s| {
+                    assert_eq!(s.path, packs::pack_path(&s.pack));
+                    (s.pack, s.ranges, s.rows)
+                })
+                .collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }

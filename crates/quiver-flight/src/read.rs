@@ -153,20 +153,10 @@ pub async fn shard_sizes(
 ) -> Result<Vec<(u64, u64)>> {
     let state = sel.ctx.state();
     let filters: Vec<_> = sel.filter.iter().cloned().collect();
-    let leaves = sel.provider.selected_leaves(&state, &filters).await?;
-    let mut out = Vec::with_capacity(shards as usize);
-    for index in 0..shards {
-        let mine = ShardSpec {
-            index,
-            count: shards,
-            seed,
-        }
-        .select(&leaves);
-        let rows = mine.iter().map(|l| l.rows).sum();
-        let bytes = sel.provider.estimated_bytes(&mine).await?;
-        out.push((rows, bytes));
-    }
-    Ok(out)
+    Ok(sel
+        .provider
+        .shard_sizes(&state, &filters, shards, seed)
+        .await?)
 }
 
 /// Parse a ticket's commit id.

@@ -34,7 +34,10 @@ use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use object_store::ObjectStoreExt;
-use quiver_core::{ChildEntry, Hash, PackScan, Snapshot};
+use std::ops::Range;
+
+use quiver_core::packs::LeafLoc;
+use quiver_core::{plan_locs, ChildEntry, Hash, PackScan, Snapshot};
 
 use crate::error::df_err;
 use crate::pruning::{keep_batch_fn, PruneCounters, StatsLayout};
@@ -86,45 +89,55 @@ pub struct ShardSpec {
 const RUNS_PER_SHARD: usize = 8;
 
 impl ShardSpec {
-    /// The partitions of this shard, from all kept partitions in key order.
-    pub fn select(&self, leaves: &[ChildEntry]) -> Vec<ChildEntry> {
-        let count = self.count.max(1) as usize;
-        let index = self.index as usize;
-        let n = leaves.len();
-        if n == 0 {
-            return Vec::new();
+    /// The partitions of this shard, as ascending index ranges into all kept partitions in
+    /// key order.
+    pub fn runs(&self, leaves: &[ChildEntry]) -> Vec<Range<usize>> {
+        let mut all = deal(self.count, self.seed, leaves);
+        let i = self.index as usize;
+        if i < all.len() {
+            all.swap_remove(i)
+        } else {
+            Vec::new()
         }
-        let runs = (count * RUNS_PER_SHARD).min(n);
-        let run_of = |i: usize| i * runs / n;
-        let owner: Vec<usize> = match self.seed {
-            None => (0..runs).map(|r| r * count / runs).collect(),
-            Some(seed) => {
-                // first partition of each run
-                let mut firsts = vec![usize::MAX; runs];
-                for i in (0..n).rev() {
-                    firsts[run_of(i)] = i;
-                }
-                let mut order: Vec<usize> = (0..runs).collect();
-                order.sort_by_cached_key(|&r| {
-                    let mut h = blake3::Hasher::new();
-                    h.update(&seed.to_le_bytes());
-                    h.update(leaves[firsts[r]].hash.as_bytes());
-                    *h.finalize().as_bytes()
-                });
-                let mut owner = vec![0; runs];
-                for (pos, r) in order.into_iter().enumerate() {
-                    owner[r] = pos % count;
-                }
-                owner
-            }
-        };
-        leaves
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| owner[run_of(*i)] == index)
-            .map(|(_, l)| l.clone())
-            .collect()
     }
+}
+
+/// Every shard's partitions ([`ShardSpec::runs`]) of `count` shards at once.
+pub fn deal(count: u32, seed: Option<u64>, leaves: &[ChildEntry]) -> Vec<Vec<Range<usize>>> {
+    let count = count.max(1) as usize;
+    let mut out: Vec<Vec<Range<usize>>> = vec![Vec::new(); count];
+    let n = leaves.len();
+    if n == 0 {
+        return out;
+    }
+    let runs = (count * RUNS_PER_SHARD).min(n);
+    // run r holds the partitions i with i * runs / n == r
+    let start = |r: usize| (r * n).div_ceil(runs);
+    let owner: Vec<usize> = match seed {
+        None => (0..runs).map(|r| r * count / runs).collect(),
+        Some(seed) => {
+            let mut order: Vec<usize> = (0..runs).collect();
+            order.sort_by_cached_key(|&r| {
+                let mut h = blake3::Hasher::new();
+                h.update(&seed.to_le_bytes());
+                h.update(leaves[start(r)].hash.as_bytes());
+                *h.finalize().as_bytes()
+            });
+            let mut owner = vec![0; runs];
+            for (pos, r) in order.into_iter().enumerate() {
+                owner[r] = pos % count;
+            }
+            owner
+        }
+    };
+    for (r, o) in owner.into_iter().enumerate() {
+        let range = start(r)..start(r + 1);
+        match out[o].last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => out[o].push(range),
+        }
+    }
+    out
 }
 
 /// A DataFusion table over one snapshot (dataset + commit).
@@ -181,16 +194,37 @@ impl<K: std::hash::Hash + Eq, V: Clone> Bounded<K, V> {
 /// What [`QuiverTableProvider::prune`] found for a scan's filters.
 struct Pruned {
     predicate: Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+    /// Every kept partition, in key order (before sharding).
     leaves: Arc<Vec<ChildEntry>>,
+    /// How many of `leaves` hold rows.
+    nonempty: u64,
+    /// The provider's shard of them, as index ranges into `leaves`.
+    shard: Option<Vec<Range<usize>>>,
     counters: Arc<PruneCounters>,
     /// Cache key of the selection: (tree root, statistics layout + filters).
     key: (Hash, String),
+}
+
+impl Pruned {
+    /// How many partitions with rows the scan reads (the shard's, or all).
+    fn leaves_read(&self) -> u64 {
+        match &self.shard {
+            None => self.nonempty,
+            Some(runs) => runs
+                .iter()
+                .flat_map(|r| &self.leaves[r.clone()])
+                .filter(|l| l.rows > 0)
+                .count() as u64,
+        }
+    }
 }
 
 /// Kept partitions of a selection and the pruning counters of its walk.
 #[derive(Clone)]
 struct CachedLeaves {
     leaves: Arc<Vec<ChildEntry>>,
+    /// How many of `leaves` hold rows.
+    nonempty: u64,
     evaluated: u64,
     pruned: u64,
 }
@@ -207,6 +241,14 @@ static LEAVES: std::sync::LazyLock<Mutex<Bounded<(Hash, String), CachedLeaves>>>
 #[allow(clippy::type_complexity)]
 static PLANS: std::sync::LazyLock<Mutex<Bounded<(String, Hash, String), Arc<Vec<PackScan>>>>> =
     std::sync::LazyLock::new(|| Bounded::new(1 << 20));
+
+/// Locations of the kept partitions of sharded selections (aligned with their [`LEAVES`]
+/// entry), same key and validity as [`PLANS`], weighed in partitions: each shard's plan is
+/// cut from them without a pack index look-up per partition.
+#[allow(clippy::type_complexity)]
+static LOCS: std::sync::LazyLock<
+    Mutex<Bounded<(String, Hash, String), Arc<Vec<Option<LeafLoc>>>>>,
+> = std::sync::LazyLock::new(|| Bounded::new(1 << 21));
 
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
@@ -233,31 +275,36 @@ impl QuiverTableProvider {
         self
     }
 
-    /// The partitions a scan with `filters` would read (after tree pruning and sharding),
-    /// with the rows they hold: an upper bound of the rows the scan returns.
-    pub async fn selected_leaves(
+    /// Rows and estimated stored (compressed) bytes of each of `count` shards of what
+    /// `filters` keep: the rows of a shard's partitions (an upper bound of the rows its
+    /// scan returns) and each pack's size in proportion to the rows read from it.
+    pub async fn shard_sizes(
         &self,
         state: &dyn Session,
         filters: &[Expr],
-    ) -> DfResult<Arc<Vec<ChildEntry>>> {
-        Ok(self.prune(state, filters).await?.leaves)
-    }
-
-    /// Estimated stored (compressed) bytes of `leaves`: each pack's size in proportion to
-    /// the rows read from it.
-    pub async fn estimated_bytes(&self, leaves: &[ChildEntry]) -> DfResult<u64> {
-        let plan = self.snapshot.plan(leaves).await.map_err(df_err)?;
-        let mut total = 0u64;
-        for p in &plan {
-            let info = self.pack_info(p).await?;
-            if info.rows > 0 {
-                total += (info.size as u128 * p.rows as u128 / info.rows as u128) as u64;
+        count: u32,
+        seed: Option<u64>,
+    ) -> DfResult<Vec<(u64, u64)>> {
+        let pruned = self.prune(state, filters).await?;
+        let locs = self.locations(&pruned).await?;
+        let mut out = Vec::with_capacity(count as usize);
+        for runs in deal(count, seed, &pruned.leaves) {
+            let plan = plan_locs(runs.into_iter().flat_map(|r| locs[r].iter().flatten()));
+            let rows = plan.iter().map(|p| p.rows).sum();
+            let mut bytes = 0u64;
+            for p in &plan {
+                let info = self.pack_info(p).await?;
+                if info.rows > 0 {
+                    bytes += (info.size as u128 * p.rows as u128 / info.rows as u128) as u64;
+                }
             }
+            out.push((rows, bytes));
         }
-        Ok(total)
+        Ok(out)
     }
 
-    /// The filters as a physical predicate and the partitions they keep (after sharding).
+    /// The filters as a physical predicate, the partitions they keep and this provider's
+    /// shard of them.
     async fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Pruned> {
         let df_schema = DFSchema::try_from(self.schema.clone())?;
         let predicate = match conjunction(filters.iter().cloned()) {
@@ -282,11 +329,11 @@ impl QuiverTableProvider {
             format!("{:?}|{filters:?}", cfg.stats_columns),
         );
         let cached = LEAVES.lock().ok().and_then(|m| m.get(&key));
-        let mut leaves = match cached {
+        let (leaves, nonempty) = match cached {
             Some(c) => {
                 counters.evaluated.store(c.evaluated, Ordering::Relaxed);
                 counters.pruned.store(c.pruned, Ordering::Relaxed);
-                c.leaves
+                (c.leaves, c.nonempty)
             }
             None => {
                 let leaves = Arc::new(
@@ -295,49 +342,73 @@ impl QuiverTableProvider {
                         .await
                         .map_err(df_err)?,
                 );
+                let nonempty = leaves.iter().filter(|l| l.rows > 0).count() as u64;
                 let entry = CachedLeaves {
                     leaves: leaves.clone(),
+                    nonempty,
                     evaluated: counters.evaluated.load(Ordering::Relaxed),
                     pruned: counters.pruned.load(Ordering::Relaxed),
                 };
                 if let Ok(mut m) = LEAVES.lock() {
                     m.insert(key.clone(), entry, leaves.len());
                 }
-                leaves
+                (leaves, nonempty)
             }
         };
-        if let Some(shard) = &self.shard {
-            leaves = Arc::new(shard.select(&leaves));
-        }
+        let shard = self.shard.map(|s| s.runs(&leaves));
         Ok(Pruned {
             predicate,
             leaves,
+            nonempty,
+            shard,
             counters,
             key,
         })
     }
 
-    /// Pack row ranges of `leaves` (cached for unsharded selections, see [`PLANS`]).
-    async fn plan(
-        &self,
-        leaves: &[ChildEntry],
-        key: (Hash, String),
-    ) -> DfResult<Arc<Vec<PackScan>>> {
-        if self.shard.is_some() {
-            return Ok(Arc::new(self.snapshot.plan(leaves).await.map_err(df_err)?));
-        }
+    /// Where the selection is cached: catalog location + dataset, tree root, filters.
+    fn cache_key(&self, key: &(Hash, String)) -> (String, Hash, String) {
         let ds = self.snapshot.dataset();
         let where_ = format!("{}#{}", ds.catalog().store().full_path(""), ds.name());
-        let key = (where_, key.0, key.1);
+        (where_, key.0, key.1.clone())
+    }
+
+    /// Pack row ranges of the partitions the scan reads (cached for unsharded selections,
+    /// see [`PLANS`]; a shard's are cut from the cached [`LOCS`]).
+    async fn plan(&self, pruned: &Pruned) -> DfResult<Arc<Vec<PackScan>>> {
+        if let Some(runs) = &pruned.shard {
+            let locs = self.locations(pruned).await?;
+            let shard = runs.iter().flat_map(|r| locs[r.clone()].iter().flatten());
+            return Ok(Arc::new(plan_locs(shard)));
+        }
+        let key = self.cache_key(&pruned.key);
         if let Some(p) = PLANS.lock().ok().and_then(|m| m.get(&key)) {
             return Ok(p);
         }
-        let plan = Arc::new(self.snapshot.plan(leaves).await.map_err(df_err)?);
+        let plan = Arc::new(self.snapshot.plan(&pruned.leaves).await.map_err(df_err)?);
         if let Ok(mut m) = PLANS.lock() {
             let ranges = plan.iter().map(|s| s.ranges.len()).sum();
             m.insert(key, plan.clone(), ranges);
         }
         Ok(plan)
+    }
+
+    /// Locations of all kept partitions of the selection, aligned with `pruned.leaves`.
+    async fn locations(&self, pruned: &Pruned) -> DfResult<Arc<Vec<Option<LeafLoc>>>> {
+        let key = self.cache_key(&pruned.key);
+        if let Some(l) = LOCS.lock().ok().and_then(|m| m.get(&key)) {
+            return Ok(l);
+        }
+        let locs = Arc::new(
+            self.snapshot
+                .locate_leaves(&pruned.leaves)
+                .await
+                .map_err(df_err)?,
+        );
+        if let Ok(mut m) = LOCS.lock() {
+            m.insert(key, locs.clone(), locs.len());
+        }
+        Ok(locs)
     }
 
     /// The snapshot this table reads.
@@ -464,19 +535,15 @@ impl TableProvider for QuiverTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let Pruned {
-            predicate,
-            leaves,
-            counters,
-            key,
-        } = self.prune(state, filters).await?;
+        let pruned = self.prune(state, filters).await?;
         let rows_total = self.snapshot.num_rows().await.map_err(df_err)?;
-        let plan = self.plan(&leaves, key).await?;
+        let plan = self.plan(&pruned).await?;
+        let counters = &pruned.counters;
         let stats = ScanStats {
-            leaves_kept: leaves.iter().filter(|l| l.rows > 0).count() as u64,
+            leaves_kept: pruned.leaves_read(),
             entries_pruned: counters.pruned.load(Ordering::Relaxed),
             entries_evaluated: counters.evaluated.load(Ordering::Relaxed),
-            rows_kept: leaves.iter().map(|l| l.rows).sum(),
+            rows_kept: plan.iter().map(|p| p.rows).sum(),
             rows_total,
             packs: plan.len() as u64,
         };
@@ -522,7 +589,7 @@ impl TableProvider for QuiverTableProvider {
 
         let mut source = ParquetSource::new(self.schema.clone())
             .with_table_parquet_options(state.table_options().parquet.clone());
-        if let Some(p) = predicate {
+        if let Some(p) = pruned.predicate.clone() {
             source = source.with_predicate(p);
         }
         let num_rows = if filters.is_empty() {
@@ -548,6 +615,64 @@ impl TableProvider for QuiverTableProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn leaf(i: usize) -> ChildEntry {
+        ChildEntry {
+            hash: Hash(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+            first_key: Default::default(),
+            last_key: Default::default(),
+            rows: 1,
+            groups: 1,
+            stats: Vec::new(),
+        }
+    }
+
+    /// Shards are disjoint, ascending, cover every partition, and without a seed are
+    /// contiguous shares in order; with a seed the deal depends on the seed.
+    #[test]
+    fn shards_partition_the_kept_partitions() {
+        let leaves: Vec<ChildEntry> = (0..1000).map(leaf).collect();
+        for n in [0usize, 1, 7, 40, 41, 1000] {
+            for count in [1u32, 2, 3, 5, 64, 200] {
+                for seed in [None, Some(1u64), Some(2)] {
+                    let all = deal(count, seed, &leaves[..n]);
+                    assert_eq!(all.len(), count as usize);
+                    let mut seen = vec![0u8; n];
+                    for (i, runs) in all.iter().enumerate() {
+                        let spec = ShardSpec {
+                            index: i as u32,
+                            count,
+                            seed,
+                        };
+                        assert_eq!(&spec.runs(&leaves[..n]), runs, "runs == deal[i]");
+                        for w in runs.windows(2) {
+                            assert!(w[0].end < w[1].start, "ascending, merged: {runs:?}");
+                        }
+                        for r in runs {
+                            assert!(!r.is_empty());
+                            r.clone().for_each(|j| seen[j] += 1);
+                        }
+                    }
+                    assert!(seen.iter().all(|&c| c == 1), "n={n} count={count}");
+                    if seed.is_none() {
+                        let flat: Vec<usize> =
+                            all.iter().flatten().flat_map(|r| r.clone()).collect();
+                        assert_eq!(flat, (0..n).collect::<Vec<_>>(), "contiguous shares");
+                    }
+                }
+            }
+        }
+        let a = deal(4, Some(1), &leaves);
+        assert_ne!(a, deal(4, Some(2), &leaves), "the seed changes the deal");
+        assert_eq!(a, deal(4, Some(1), &leaves), "and is deterministic");
+        assert!(ShardSpec {
+            index: 9,
+            count: 4,
+            seed: None
+        }
+        .runs(&leaves)
+        .is_empty());
+    }
 
     #[test]
     fn bounded_cache_starts_over_when_full() {
