@@ -119,6 +119,8 @@ async fn main() {
                 move || {
                     Command::new(&py)
                         .args([script, &url, NUMERIC, "1"])
+                        // this clone's client, whatever the venv has installed
+                        .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/python"))
                         .output()
                         .unwrap()
                 }
