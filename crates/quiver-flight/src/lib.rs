@@ -8,6 +8,7 @@
 //! - Bearer tokens (read-only / read-write) and optional TLS ([`serve`]).
 
 pub mod auth;
+pub mod doget;
 pub mod error;
 pub mod read;
 pub mod server;
@@ -16,12 +17,12 @@ pub mod service;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use quiver_core::Catalog;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::{Caller, Role, Tokens};
+pub use doget::DoGetRouter;
 pub use error::{FlightError, Result};
 pub use server::QuiverFlightSql;
 pub use service::QuiverFlight;
@@ -92,9 +93,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let sql = QuiverFlightSql::new(catalog, opts.tokens)?;
-    let svc = FlightServiceServer::new(QuiverFlight::new(sql))
-        .max_decoding_message_size(256 * 1024 * 1024)
-        .max_encoding_message_size(256 * 1024 * 1024);
+    let svc = DoGetRouter::new(QuiverFlight::new(sql), 256 * 1024 * 1024);
     let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
     if let Some(tls) = &opts.tls {
         let identity = Identity::from_pem(read_file(&tls.cert)?, read_file(&tls.key)?);

@@ -143,7 +143,10 @@ pub(crate) fn wire_schema(schema: &Schema) -> Schema {
 }
 
 /// A batch in the [`wire_schema`] layout (views cast to plain arrays; others untouched).
-fn to_wire(batch: RecordBatch, wire: &SchemaRef) -> std::result::Result<RecordBatch, ArrowError> {
+pub(crate) fn to_wire(
+    batch: RecordBatch,
+    wire: &SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
     if batch.schema().fields() == wire.fields() {
         return Ok(batch);
     }

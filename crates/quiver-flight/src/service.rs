@@ -5,8 +5,10 @@
 //! objects (first non-blank byte `{`), so the two never collide.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError as ArrowFlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -14,7 +16,7 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use quiver_core::{RunRecord, VersionSpec};
 use quiver_sql::ShardSpec;
 use serde::Deserialize;
@@ -22,11 +24,14 @@ use serde_json::{json, Value};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
+use crate::doget::{FrameEncoder, MAX_MESSAGE_BODY};
 use crate::error::{FlightError, Result};
 use crate::read::{
     parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket, MAX_SHARDS,
 };
-use crate::server::{status, stream_df, DoGetStream, FlightDataStream, QuiverFlightSql};
+use crate::server::{
+    status, stream_df, to_wire, wire_schema, DoGetStream, FlightDataStream, QuiverFlightSql,
+};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
@@ -208,7 +213,8 @@ impl QuiverFlight {
             .with_app_metadata(meta.to_string().into_bytes()))
     }
 
-    async fn read_shard(&self, t: ShardTicket) -> Result<DoGetStream> {
+    /// Plan the read of one shard ticket.
+    async fn shard_df(&self, t: ShardTicket) -> Result<datafusion::prelude::DataFrame> {
         if t.v != 1 {
             return Err(FlightError::InvalidArgument(format!(
                 "ticket version {} is not supported (this server reads version 1)",
@@ -237,7 +243,45 @@ impl QuiverFlight {
             }),
         )
         .await?;
-        stream_df(sel.df).await
+        Ok(sel.df)
+    }
+
+    async fn read_shard(&self, t: ShardTicket) -> Result<DoGetStream> {
+        stream_df(self.shard_df(t).await?).await
+    }
+
+    /// DoGet of a trainer ticket as a response whose bodies are the batches' own buffers
+    /// (see [`crate::doget`]); `None` for tickets that are not Quiver's and for schemas the
+    /// direct encoder leaves to arrow-flight's (dictionary columns).
+    pub(crate) async fn direct_get(
+        &self,
+        metadata: tonic::metadata::MetadataMap,
+        t: &[u8],
+    ) -> std::result::Result<Option<http::Response<tonic::body::Body>>, Status> {
+        if !is_json(t) {
+            return Ok(None);
+        }
+        self.sql
+            .caller(&Request::from_parts(metadata, Default::default(), ()))?;
+        let ticket: ShardTicket = parse_json("ticket", t).map_err(status)?;
+        let df = self.shard_df(ticket).await.map_err(status)?;
+        let wire: SchemaRef = Arc::new(wire_schema(df.schema().as_arrow()));
+        let Some(encoder) = FrameEncoder::new(wire.clone(), MAX_MESSAGE_BODY)
+            .map_err(|e| status(FlightError::from(e)))?
+        else {
+            return Ok(None);
+        };
+        let stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| status(FlightError::from(e)))?;
+        let batches = stream
+            .map(move |b| {
+                b.map_err(|e| status(FlightError::from(e)))
+                    .and_then(|b| to_wire(b, &wire).map_err(|e| status(FlightError::from(e))))
+            })
+            .boxed();
+        Ok(Some(crate::doget::response(encoder, batches)))
     }
 
     async fn put_predictions(
@@ -707,5 +751,3 @@ impl FlightService for QuiverFlight {
         Ok(Response::new(Box::pin(futures::stream::iter(all))))
     }
 }
-
-use futures::StreamExt;
