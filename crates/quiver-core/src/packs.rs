@@ -27,8 +27,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
-use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::basic::{Compression, Encoding};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use quiver_store::Store;
 use quiver_tree::Hash;
 
@@ -188,8 +188,14 @@ fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
 /// pages; low-cardinality columns (classes, states, reviewers) stay dictionary-encoded.
 pub const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
+/// A page is stored compressed only when compression makes it at most this fraction of
+/// its size.
+pub const COMPRESSION_MUST_SAVE: f64 = 0.9;
+
 /// Writer properties of packs: large row groups for scans, small pages with statistics and
-/// the page index for pruning and scattered reads, small dictionaries, snappy.
+/// the page index for pruning and scattered reads, small dictionaries, snappy where it
+/// pays (data page v2).
+
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -197,6 +203,13 @@ pub fn writer_properties() -> WriterProperties {
         .set_data_page_row_count_limit(2 * 1024)
         .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_compression(Compression::SNAPPY)
+        // data page v2 can store a page uncompressed when compression does not pay (box
+        // coordinates and scores: snappy saves nothing on them), so reading such a page
+        // is no copy instead of a "decompression" that copies every byte
+        .set_writer_version(WriterVersion::PARQUET_2_0)
+        .set_data_page_v2_compression_ratio_threshold(COMPRESSION_MUST_SAVE)
+        // v2's default fallbacks (DELTA_BYTE_ARRAY, DELTA_BINARY_PACKED) decode slower
+        .set_encoding(Encoding::PLAIN)
         .build()
 }
 
@@ -411,5 +424,52 @@ mod tests {
             }
         }
         assert!(checked > 0);
+    }
+
+    /// Pages that snappy cannot shrink (random floats) are stored uncompressed, so reading
+    /// them copies nothing; pages it shrinks (plain-encoded sample ids) stay compressed.
+    #[test]
+    fn incompressible_pages_are_stored_plain() {
+        use parquet::column::page::Page;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut buf = Vec::new();
+        let mut w =
+            ArrowWriter::try_new(&mut buf, crate::demo::schema(), Some(writer_properties()))
+                .expect("writer");
+        for b in crate::demo::DemoLabels::new(20_000, 7) {
+            w.write(&b).expect("write");
+        }
+        w.close().expect("close");
+        let reader = SerializedFileReader::new(bytes::Bytes::from(buf)).expect("reader");
+        let schema = crate::demo::schema();
+        let rg = reader.get_row_group(0).expect("row group");
+        let pages = |name: &str| -> (usize, usize) {
+            let i = schema.index_of(name).expect("column");
+            let (mut plain, mut compressed) = (0, 0);
+            for page in rg.get_column_page_reader(i).expect("pages") {
+                match page.expect("page") {
+                    Page::DataPageV2 { is_compressed, .. } => {
+                        if is_compressed {
+                            compressed += 1
+                        } else {
+                            plain += 1
+                        }
+                    }
+                    Page::DataPage { .. } => panic!("{name}: a v1 data page"),
+                    Page::DictionaryPage { .. } => {}
+                }
+            }
+            (plain, compressed)
+        };
+        let (plain, compressed) = pages("bbox_x");
+        assert!(
+            plain > 0 && compressed == 0,
+            "bbox_x: {plain} plain, {compressed} compressed"
+        );
+        let (plain, compressed) = pages("sample_id");
+        assert!(
+            compressed > 0,
+            "sample_id: {plain} plain, {compressed} compressed"
+        );
     }
 }
