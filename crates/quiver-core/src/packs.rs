@@ -195,7 +195,6 @@ pub const COMPRESSION_MUST_SAVE: f64 = 0.9;
 /// Writer properties of packs: large row groups for scans, small pages with statistics and
 /// the page index for pruning and scattered reads, small dictionaries, snappy where it
 /// pays (data page v2).
-
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
