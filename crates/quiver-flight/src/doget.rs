@@ -9,9 +9,9 @@
 //! metadata, `data_body` = the buffers chained) and goes to hyper as a list of `Bytes` that
 //! point into the Arrow buffers. The socket write is the only copy.
 //!
-//! [`DoGetRouter`] sits in front of the generated Flight service: it answers `DoGet` with a
-//! Quiver trainer ticket itself and hands every other call (and `DoGet` of Flight SQL
-//! tickets) to the service unchanged.
+//! [`DoGetRouter`] sits in front of the generated Flight service: it answers `DoGet` of
+//! Quiver trainer tickets and of Flight SQL statement / prepared-statement tickets itself
+//! and hands every other call (metadata tickets included) to the service unchanged.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -334,7 +334,67 @@ pub(crate) fn response(encoder: FrameEncoder, batches: Batches) -> http::Respons
         queue: first.into(),
         done: false,
     };
-    let mut resp = http::Response::new(Body::new(body));
+    grpc_response(Body::new(body))
+}
+
+/// A gRPC response of already encoded `FlightData` (arrow-flight's encoder): each message
+/// framed as protobuf, for the schemas [`FrameEncoder`] leaves to that encoder.
+pub(crate) fn encoded_response(stream: crate::server::DoGetStream) -> http::Response<Body> {
+    use prost::Message;
+    let framed = stream.map(|m| {
+        m.map(|fd| {
+            let len = fd.encoded_len();
+            let mut b = BytesMut::with_capacity(5 + len);
+            b.put_u8(0);
+            b.put_u32(len as u32);
+            fd.encode_raw(&mut b);
+            b.freeze()
+        })
+    });
+    streaming_response(framed.boxed())
+}
+
+/// Frames from a stream (schema included), then the status trailers.
+struct EncodedBody {
+    frames: BoxStream<'static, Result<Bytes, Status>>,
+    done: bool,
+}
+
+impl http_body::Body for EncodedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let next = futures::ready!(self.frames.poll_next_unpin(cx));
+        Poll::Ready(Some(Ok(match next {
+            Some(Ok(b)) => Frame::data(b),
+            Some(Err(s)) => {
+                self.done = true;
+                trailers(Some(s))
+            }
+            None => {
+                self.done = true;
+                trailers(None)
+            }
+        })))
+    }
+}
+
+fn streaming_response(frames: BoxStream<'static, Result<Bytes, Status>>) -> http::Response<Body> {
+    grpc_response(Body::new(EncodedBody {
+        frames,
+        done: false,
+    }))
+}
+
+fn grpc_response(body: Body) -> http::Response<Body> {
+    let mut resp = http::Response::new(body);
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/grpc"),
@@ -362,7 +422,8 @@ fn ticket_of(body: &[u8]) -> Result<Ticket, Status> {
     Ticket::decode(msg).map_err(|e| Status::invalid_argument(format!("DoGet ticket: {e}")))
 }
 
-/// The Flight service with DoGet of Quiver trainer tickets answered by [`response`].
+/// The Flight service with DoGet of Quiver trainer tickets and Flight SQL query tickets
+/// answered by [`response`].
 #[derive(Clone)]
 pub struct DoGetRouter {
     inner: FlightServiceServer<QuiverFlight>,
@@ -419,7 +480,7 @@ impl tower_service::Service<http::Request<Body>> for DoGetRouter {
             match flight.direct_get(meta, &ticket.ticket).await {
                 Ok(Some(resp)) => Ok(resp),
                 Ok(None) => {
-                    // not ours (Flight SQL ticket, dictionary columns): the service as usual
+                    // Flight SQL metadata tickets: the service as usual
                     let body = Body::new(http_body_util::Full::new(bytes));
                     inner.call(http::Request::from_parts(parts, body)).await
                 }

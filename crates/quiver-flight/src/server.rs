@@ -284,7 +284,7 @@ impl QuiverFlightSql {
         id
     }
 
-    fn take_stashed(&self, id: &str) -> Result<DataFrame> {
+    pub(crate) fn take_stashed(&self, id: &str) -> Result<DataFrame> {
         self.inner
             .results
             .lock()
@@ -320,7 +320,7 @@ impl QuiverFlightSql {
             .with_total_bytes(-1))
     }
 
-    fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
+    pub(crate) fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
         let key = String::from_utf8_lossy(handle).to_string();
         self.inner
             .prepared

@@ -41,6 +41,25 @@ pub struct QuiverFlight {
     sql: QuiverFlightSql,
 }
 
+/// A DoGet response streaming `df` in the wire schema: without copies, or through
+/// arrow-flight's encoder for schemas [`FrameEncoder`] leaves to it.
+async fn df_response(
+    df: datafusion::prelude::DataFrame,
+) -> Result<http::Response<tonic::body::Body>> {
+    let wire: SchemaRef = Arc::new(wire_schema(df.schema().as_arrow()));
+    let Some(encoder) = FrameEncoder::new(wire.clone(), MAX_MESSAGE_BODY)? else {
+        return Ok(crate::doget::encoded_response(stream_df(df).await?));
+    };
+    let stream = df.execute_stream().await?;
+    let batches = stream
+        .map(move |b| {
+            b.map_err(|e| status(FlightError::from(e)))
+                .and_then(|b| to_wire(b, &wire).map_err(|e| status(FlightError::from(e))))
+        })
+        .boxed();
+    Ok(crate::doget::response(encoder, batches))
+}
+
 fn is_json(b: &[u8]) -> bool {
     b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
 }
@@ -250,38 +269,46 @@ impl QuiverFlight {
         stream_df(self.shard_df(t).await?).await
     }
 
-    /// DoGet of a trainer ticket as a response whose bodies are the batches' own buffers
-    /// (see [`crate::doget`]); `None` for tickets that are not Quiver's and for schemas the
-    /// direct encoder leaves to arrow-flight's (dictionary columns).
+    /// DoGet as a response whose bodies are the batches' own buffers (see
+    /// [`crate::doget`]): trainer tickets, Flight SQL statement and prepared-statement
+    /// tickets; `None` for the rest (metadata queries), which the service answers.
     pub(crate) async fn direct_get(
         &self,
         metadata: tonic::metadata::MetadataMap,
         t: &[u8],
     ) -> std::result::Result<Option<http::Response<tonic::body::Body>>, Status> {
-        if !is_json(t) {
-            return Ok(None);
-        }
-        self.sql
-            .caller(&Request::from_parts(metadata, Default::default(), ()))?;
-        let ticket: ShardTicket = parse_json("ticket", t).map_err(status)?;
-        let df = self.shard_df(ticket).await.map_err(status)?;
-        let wire: SchemaRef = Arc::new(wire_schema(df.schema().as_arrow()));
-        let Some(encoder) = FrameEncoder::new(wire.clone(), MAX_MESSAGE_BODY)
-            .map_err(|e| status(FlightError::from(e)))?
-        else {
-            return Ok(None);
+        use arrow_flight::sql::{Any, Command};
+        use prost::Message;
+        let request = Request::from_parts(metadata, Default::default(), ());
+        let df = if is_json(t) {
+            self.sql.caller(&request)?;
+            let ticket: ShardTicket = parse_json("ticket", t).map_err(status)?;
+            self.shard_df(ticket).await.map_err(status)?
+        } else {
+            let Some(command) = Any::decode(t).ok().and_then(|a| Command::try_from(a).ok()) else {
+                return Ok(None);
+            };
+            match command {
+                Command::TicketStatementQuery(q) => {
+                    self.sql.caller(&request)?;
+                    let id = String::from_utf8_lossy(&q.statement_handle).to_string();
+                    self.sql.take_stashed(&id).map_err(status)?
+                }
+                Command::CommandPreparedStatementQuery(q) => {
+                    let caller = self.sql.caller(&request)?;
+                    let (sql, params) = self
+                        .sql
+                        .prepared(&q.prepared_statement_handle)
+                        .map_err(status)?;
+                    self.sql
+                        .run_statement(&caller, &sql, params)
+                        .await
+                        .map_err(status)?
+                }
+                _ => return Ok(None),
+            }
         };
-        let stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| status(FlightError::from(e)))?;
-        let batches = stream
-            .map(move |b| {
-                b.map_err(|e| status(FlightError::from(e)))
-                    .and_then(|b| to_wire(b, &wire).map_err(|e| status(FlightError::from(e))))
-            })
-            .boxed();
-        Ok(Some(crate::doget::response(encoder, batches)))
+        df_response(df).await.map(Some).map_err(status)
     }
 
     async fn put_predictions(

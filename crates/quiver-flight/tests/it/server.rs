@@ -362,5 +362,24 @@ async fn doput_commits_and_actions_and_runs() {
         .expect("rows");
     let want = sql(&mut s, "SELECT count(*) FROM demo WHERE class = 'person'").await;
     assert_eq!(count(&got), count(&want));
+    // a result with a dictionary column goes out through arrow-flight's encoder (the
+    // direct encoder leaves dictionaries to it), which sends the dictionary's values
+    let q = "SELECT label_id, class, arrow_cast(class, 'Dictionary(Int32, Utf8)') AS d \
+             FROM demo ORDER BY label_id";
+    let got = sql(&mut s, q).await;
+    assert_eq!(
+        got[0].schema().field(2).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
+    let mut rows = 0;
+    for b in &got {
+        let plain = b.column(1).as_string::<i32>();
+        assert_eq!(plain, b.column(2).as_string::<i32>());
+        rows += b.num_rows();
+    }
+    assert_eq!(
+        rows,
+        count(&sql(&mut s, "SELECT count(*) FROM demo").await) as usize
+    );
     srv.stop().await;
 }
