@@ -631,6 +631,66 @@ mod tests {
             .is_none());
     }
 
+    /// A client that goes away mid-stream: hyper drops the response body, and with it the
+    /// scan producing the batches (nothing keeps reading for nobody).
+    #[tokio::test]
+    async fn dropping_the_body_drops_the_scan() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Scan(Arc<AtomicBool>);
+        impl Drop for Scan {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let scan = Scan(dropped.clone());
+        let b = sample(100);
+        // an endless stream of batches that owns `scan`
+        let batches = futures::stream::repeat(b.clone())
+            .map(move |b| {
+                let _owner = &scan;
+                Ok(b)
+            })
+            .boxed();
+        let enc = FrameEncoder::new(b.schema(), MAX_MESSAGE_BODY)
+            .expect("e")
+            .expect("e");
+        let mut body = response(enc, batches).into_body();
+        for _ in 0..5 {
+            let f = body.frame().await.expect("a frame").expect("data");
+            assert!(f.is_data());
+        }
+        assert!(!dropped.load(Ordering::SeqCst), "still streaming");
+        drop(body);
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the scan went with the body"
+        );
+    }
+
+    /// An error from the scan ends the stream with that status in the trailers.
+    #[tokio::test]
+    async fn scan_errors_become_trailers() {
+        let b = sample(10);
+        let batches =
+            futures::stream::iter(vec![Ok(b.clone()), Err(Status::not_found("pack gone"))]).boxed();
+        let enc = FrameEncoder::new(b.schema(), MAX_MESSAGE_BODY)
+            .expect("e")
+            .expect("e");
+        let mut body = response(enc, batches).into_body();
+        let mut data = 0;
+        let trailers = loop {
+            let f = body.frame().await.expect("a frame").expect("no body error");
+            match f.into_trailers() {
+                Ok(t) => break t,
+                Err(_) => data += 1,
+            }
+        };
+        assert!(data >= 2, "schema and one batch first");
+        assert_eq!(trailers["grpc-status"], "5");
+        assert!(body.frame().await.is_none(), "nothing after the trailers");
+    }
+
     #[test]
     fn requests_are_checked() {
         use prost::Message;
