@@ -3,7 +3,8 @@
 //!
 //! For each size in `QUIVER_BENCH_SIZES` (labels, default `10000000`):
 //!
-//! * writes the deterministic demo dataset (seed 42) to a temporary local catalog, tag `v1`;
+//! * writes the deterministic demo dataset (seed 42) to a temporary local catalog, tag `v1`,
+//!   and runs `sync` so the timed reads do not overlap the write-back of the new pack;
 //! * in process: `SELECT <numeric columns> FROM demo AS OF TAG 'v1'` through `QuiverContext`,
 //!   drained as a stream; bytes = Arrow buffer bytes of the batches;
 //! * starts the Flight server in this process on 127.0.0.1:0 and runs
@@ -91,6 +92,11 @@ async fn main() {
             "## {n} labels (written in {:.1} s)",
             t.elapsed().as_secs_f64()
         );
+        // measure reads, not the kernel writing back the pack just written (~0.8 GB at 10M
+        // labels, flushed over the next ~30 s otherwise: the span of the timed runs)
+        let t = Instant::now();
+        let synced = Command::new("sync").status().map(|s| s.success());
+        println!("(sync: {synced:?} in {:.1} s)", t.elapsed().as_secs_f64());
 
         let bound = quiver_flight::bind("127.0.0.1:0").await.unwrap();
         let url = format!("grpc://{}", bound.local_addr());
