@@ -10,7 +10,8 @@
 //! * starts the Flight server in this process on 127.0.0.1:0 and runs
 //!   `benches/flight_client.py` (the venv's python, `QUIVER_PY`, default
 //!   `~/.cache/quiver/venv/bin/python`): pyarrow `do_get` of the same projection as 1 shard
-//!   and as 4 shards read by 4 threads, and a `DataLoader(num_workers=2)` over `to_torch`;
+//!   and as 4 shards read by 4 threads, a `DataLoader(num_workers=2)` over `to_torch`, and
+//!   the projection as a SQL statement through ADBC Flight SQL;
 //! * prints rates and the ratio Flight / in-process. Each figure: min/median of
 //!   `QUIVER_BENCH_RUNS` runs (default 5), in-process and Flight runs interleaved.
 //!
@@ -139,14 +140,25 @@ async fn main() {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            flight.push(serde_json::from_slice(&out.stdout).unwrap());
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            for k in [
+                "doget_1_rows",
+                "doget_4_rows",
+                "dataloader_labels",
+                "adbc_sql_rows",
+            ] {
+                assert_eq!(v[k].as_u64(), Some(n), "{k}");
+            }
+            flight.push(v);
         }
         let get = |k: &str| -> Vec<f64> { flight.iter().map(|v| v[k].as_f64().unwrap()).collect() };
         let (lm, lr) = (median(&mut local_mbs), median(&mut local_rows_s));
         let mut f1 = get("doget_1_mbs");
         let mut f4 = get("doget_4_mbs");
         let mut dl = get("dataloader_labels_s");
+        let mut adbc = get("adbc_sql_mbs");
         let (m1, m4, mdl) = (median(&mut f1), median(&mut f4), median(&mut dl));
+        let madbc = median(&mut adbc);
         println!(
             "projection: {NUMERIC} ({:.0} MB of Arrow buffers)",
             local_bytes as f64 / 1e6
@@ -174,6 +186,12 @@ async fn main() {
             mdl / 1e6,
             dl.first().unwrap() / 1e6,
             dl.last().unwrap() / 1e6
+        );
+        println!(
+            "ADBC Flight SQL query   median {madbc:8.0} MB/s  ratio {:.2}  min..max {:.0}..{:.0}",
+            madbc / lm,
+            adbc.first().unwrap(),
+            adbc.last().unwrap()
         );
         let _ = tx.send(());
         server.await.unwrap();

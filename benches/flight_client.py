@@ -4,6 +4,7 @@ usage: flight_client.py URL "col1, col2, ..." RUNS
 - doget_1_mbs: pyarrow do_get of the projection of tag v1 as one shard (MB/s of Arrow buffers)
 - doget_4_mbs: the same as 4 shards, read by 4 threads
 - dataloader_labels_s: labels/second out of a torch DataLoader(num_workers=2) over to_torch
+- adbc_sql_mbs: the same projection as a SQL statement through ADBC Flight SQL (a BI client)
 """
 import json
 import sys
@@ -55,6 +56,16 @@ def main():
         n += len(batch["label_id"])
     out["dataloader_labels_s"] = n / (time.perf_counter() - t)
     out["dataloader_labels"] = n
+
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with flightsql.connect(url) as conn, conn.cursor() as cur:
+        t = time.perf_counter()
+        cur.execute(f"SELECT {', '.join(cols)} FROM demo AS OF TAG 'v1'")
+        table = cur.fetch_arrow_table()
+        dt = time.perf_counter() - t
+    out["adbc_sql_mbs"] = table.get_total_buffer_size() / dt / 1e6
+    out["adbc_sql_rows"] = table.num_rows
     print(json.dumps(out))
 
 
