@@ -24,6 +24,14 @@ pub struct PackScan {
     pub rows: u64,
 }
 
+/// Append `r` to ascending ranges, extending the last one when `r` starts where it ends.
+fn push_merged(ranges: &mut Vec<Range<u64>>, r: Range<u64>) {
+    match ranges.last_mut() {
+        Some(last) if last.end == r.start => last.end = r.end,
+        _ => ranges.push(r),
+    }
+}
+
 /// Group leaf locations by pack (packs in hash order), merging adjacent row ranges.
 pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackScan> {
     // consecutive leaves mostly sit side by side in one pack: extend the last range
@@ -42,11 +50,7 @@ pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackSca
                 slot
             }
         };
-        let ranges = &mut packs[slot].1;
-        match ranges.last_mut() {
-            Some(r) if r.end == l.start => r.end += l.rows,
-            _ => ranges.push(l.start..l.start + l.rows),
-        }
+        push_merged(&mut packs[slot].1, l.start..l.start + l.rows);
     }
     packs.sort_by_key(|p| p.0);
     packs
@@ -54,12 +58,9 @@ pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackSca
         .map(|(pack, mut ranges)| {
             if !ranges.is_sorted_by_key(|r| r.start) {
                 ranges.sort_by_key(|r| r.start);
-                let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+                let mut merged = Vec::with_capacity(ranges.len());
                 for r in ranges {
-                    match merged.last_mut() {
-                        Some(last) if last.end == r.start => last.end = r.end,
-                        _ => merged.push(r),
-                    }
+                    push_merged(&mut merged, r);
                 }
                 ranges = merged;
             }

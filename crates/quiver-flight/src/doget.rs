@@ -1,4 +1,4 @@
-//! DoGet of trainer tickets without copying the data on the server.
+//! DoGet of trainer and Flight SQL query tickets without copying the data on the server.
 //!
 //! arrow-flight's encoder copies every record batch body into one `Vec` (the IPC body of a
 //! `FlightData`), and tonic's protobuf codec copies that again into its send buffer: with the
@@ -258,12 +258,51 @@ impl FrameEncoder {
 /// The stream of batches a DoGet sends (already in the wire schema).
 pub(crate) type Batches = BoxStream<'static, Result<RecordBatch, Status>>;
 
-/// A DoGet response body: the schema, then each batch's frames as they are produced, then
-/// the gRPC status as trailers.
-struct FlightBody {
-    batches: Batches,
-    encoder: FrameEncoder,
-    queue: VecDeque<Bytes>,
+/// gRPC frames of a response, as they are produced.
+type Frames = BoxStream<'static, Result<Bytes, Status>>;
+
+/// A gRPC response streaming `batches` (schema first) without copying their buffers.
+pub(crate) fn response(mut encoder: FrameEncoder, batches: Batches) -> http::Response<Body> {
+    let mut schema = Vec::new();
+    encoder.schema_frame(&mut schema);
+    let frames = batches.flat_map(move |b| {
+        let mut out = Vec::new();
+        let encoded = b.and_then(|b| {
+            encoder
+                .batch_frames(&b, &mut out)
+                .map_err(|e| Status::internal(format!("encoding a record batch: {e}")))
+        });
+        let frames: Vec<Result<Bytes, Status>> = match encoded {
+            Ok(()) => out.into_iter().map(Ok).collect(),
+            Err(s) => vec![Err(s)],
+        };
+        futures::stream::iter(frames)
+    });
+    let all = futures::stream::iter(schema.into_iter().map(Ok)).chain(frames);
+    grpc_response(all.boxed())
+}
+
+/// A gRPC response of already encoded `FlightData` (arrow-flight's encoder): each message
+/// framed as protobuf, for the schemas [`FrameEncoder`] leaves to that encoder.
+pub(crate) fn encoded_response(stream: crate::server::DoGetStream) -> http::Response<Body> {
+    use prost::Message;
+    let framed = stream.map(|m| {
+        m.map(|fd| {
+            let len = fd.encoded_len();
+            let mut b = BytesMut::with_capacity(5 + len);
+            b.put_u8(0);
+            b.put_u32(len as u32);
+            fd.encode_raw(&mut b);
+            b.freeze()
+        })
+    });
+    grpc_response(framed.boxed())
+}
+
+/// A response body: the frames, then the gRPC status as trailers (the first error ends
+/// the stream with its status).
+struct FramesBody {
+    frames: Frames,
     done: bool,
 }
 
@@ -282,85 +321,7 @@ fn trailers(status: Option<Status>) -> Frame<Bytes> {
     Frame::trailers(map)
 }
 
-impl http_body::Body for FlightBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        loop {
-            if let Some(b) = self.queue.pop_front() {
-                return Poll::Ready(Some(Ok(Frame::data(b))));
-            }
-            if self.done {
-                return Poll::Ready(None);
-            }
-            let next = futures::ready!(self.batches.poll_next_unpin(cx));
-            let this = &mut *self;
-            match next {
-                Some(Ok(batch)) => {
-                    let mut out = Vec::new();
-                    match this.encoder.batch_frames(&batch, &mut out) {
-                        Ok(()) => this.queue.extend(out),
-                        Err(e) => {
-                            this.done = true;
-                            let s = Status::internal(format!("encoding a record batch: {e}"));
-                            return Poll::Ready(Some(Ok(trailers(Some(s)))));
-                        }
-                    }
-                }
-                Some(Err(s)) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Ok(trailers(Some(s)))));
-                }
-                None => {
-                    this.done = true;
-                    return Poll::Ready(Some(Ok(trailers(None))));
-                }
-            }
-        }
-    }
-}
-
-/// A gRPC response streaming `batches` (schema first) without copying their buffers.
-pub(crate) fn response(encoder: FrameEncoder, batches: Batches) -> http::Response<Body> {
-    let mut first = Vec::new();
-    encoder.schema_frame(&mut first);
-    let body = FlightBody {
-        batches,
-        encoder,
-        queue: first.into(),
-        done: false,
-    };
-    grpc_response(Body::new(body))
-}
-
-/// A gRPC response of already encoded `FlightData` (arrow-flight's encoder): each message
-/// framed as protobuf, for the schemas [`FrameEncoder`] leaves to that encoder.
-pub(crate) fn encoded_response(stream: crate::server::DoGetStream) -> http::Response<Body> {
-    use prost::Message;
-    let framed = stream.map(|m| {
-        m.map(|fd| {
-            let len = fd.encoded_len();
-            let mut b = BytesMut::with_capacity(5 + len);
-            b.put_u8(0);
-            b.put_u32(len as u32);
-            fd.encode_raw(&mut b);
-            b.freeze()
-        })
-    });
-    streaming_response(framed.boxed())
-}
-
-/// Frames from a stream (schema included), then the status trailers.
-struct EncodedBody {
-    frames: BoxStream<'static, Result<Bytes, Status>>,
-    done: bool,
-}
-
-impl http_body::Body for EncodedBody {
+impl http_body::Body for FramesBody {
     type Data = Bytes;
     type Error = Status;
 
@@ -386,15 +347,11 @@ impl http_body::Body for EncodedBody {
     }
 }
 
-fn streaming_response(frames: BoxStream<'static, Result<Bytes, Status>>) -> http::Response<Body> {
-    grpc_response(Body::new(EncodedBody {
+fn grpc_response(frames: Frames) -> http::Response<Body> {
+    let mut resp = http::Response::new(Body::new(FramesBody {
         frames,
         done: false,
-    }))
-}
-
-fn grpc_response(body: Body) -> http::Response<Body> {
-    let mut resp = http::Response::new(body);
+    }));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/grpc"),

@@ -284,7 +284,7 @@ impl QuiverFlightSql {
         id
     }
 
-    pub(crate) fn take_stashed(&self, id: &str) -> Result<DataFrame> {
+    fn take_stashed(&self, id: &str) -> Result<DataFrame> {
         self.inner
             .results
             .lock()
@@ -297,6 +297,21 @@ impl QuiverFlightSql {
                     RESULT_TTL.as_secs()
                 ))
             })
+    }
+
+    /// The result a statement ticket reads (stashed when the statement was planned).
+    pub(crate) fn statement_result(&self, ticket: &TicketStatementQuery) -> Result<DataFrame> {
+        self.take_stashed(&String::from_utf8_lossy(&ticket.statement_handle))
+    }
+
+    /// A prepared statement with its bound parameters, run for `caller`.
+    pub(crate) async fn prepared_result(
+        &self,
+        caller: &Caller,
+        cmd: &CommandPreparedStatementQuery,
+    ) -> Result<DataFrame> {
+        let (sql, params) = self.prepared(&cmd.prepared_statement_handle)?;
+        self.run_statement(caller, &sql, params).await
     }
 
     /// A FlightInfo with one endpoint whose ticket reads the stashed result of `df`.
@@ -320,7 +335,7 @@ impl QuiverFlightSql {
             .with_total_bytes(-1))
     }
 
-    pub(crate) fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
+    fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
         let key = String::from_utf8_lossy(handle).to_string();
         self.inner
             .prepared
@@ -543,13 +558,7 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
-        let (sql, params) = self
-            .prepared(&cmd.prepared_statement_handle)
-            .map_err(status)?;
-        let df = self
-            .run_statement(&caller, &sql, params)
-            .await
-            .map_err(status)?;
+        let df = self.prepared_result(&caller, &cmd).await.map_err(status)?;
         let info = self
             .statement_info(df, request.into_inner())
             .map_err(status)?;
@@ -612,8 +621,7 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         self.caller(&request)?;
-        let id = String::from_utf8_lossy(&ticket.statement_handle).to_string();
-        let df = self.take_stashed(&id).map_err(status)?;
+        let df = self.statement_result(&ticket).map_err(status)?;
         Ok(Response::new(stream_df(df).await.map_err(status)?))
     }
 
@@ -623,13 +631,7 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request)?;
-        let (sql, params) = self
-            .prepared(&cmd.prepared_statement_handle)
-            .map_err(status)?;
-        let df = self
-            .run_statement(&caller, &sql, params)
-            .await
-            .map_err(status)?;
+        let df = self.prepared_result(&caller, &cmd).await.map_err(status)?;
         Ok(Response::new(stream_df(df).await.map_err(status)?))
     }
 

@@ -53,8 +53,8 @@ async fn df_response(
     let stream = df.execute_stream().await?;
     let batches = stream
         .map(move |b| {
-            b.map_err(|e| status(FlightError::from(e)))
-                .and_then(|b| to_wire(b, &wire).map_err(|e| status(FlightError::from(e))))
+            b.map_err(status)
+                .and_then(|b| to_wire(b, &wire).map_err(status))
         })
         .boxed();
     Ok(crate::doget::response(encoder, batches))
@@ -291,17 +291,12 @@ impl QuiverFlight {
             match command {
                 Command::TicketStatementQuery(q) => {
                     self.sql.caller(&request)?;
-                    let id = String::from_utf8_lossy(&q.statement_handle).to_string();
-                    self.sql.take_stashed(&id).map_err(status)?
+                    self.sql.statement_result(&q).map_err(status)?
                 }
                 Command::CommandPreparedStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
-                    let (sql, params) = self
-                        .sql
-                        .prepared(&q.prepared_statement_handle)
-                        .map_err(status)?;
                     self.sql
-                        .run_statement(&caller, &sql, params)
+                        .prepared_result(&caller, &q)
                         .await
                         .map_err(status)?
                 }

@@ -13,6 +13,7 @@
 //! on a version plans without walking the tree again.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -34,8 +35,6 @@ use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use object_store::ObjectStoreExt;
-use std::ops::Range;
-
 use quiver_core::packs::LeafLoc;
 use quiver_core::{plan_locs, ChildEntry, Hash, PackScan, Snapshot};
 
