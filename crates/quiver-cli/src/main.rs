@@ -115,13 +115,35 @@ enum CliError {
     Usage(String),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(quiver_sql::options::RUNTIME_STACK_BYTES)
+        .build()
+    {
+        Ok(r) => r,
         Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // the command's own future runs on a thread with the same stack as the workers, not
+    // on the main thread's smaller one
+    let outcome = std::thread::Builder::new()
+        .name("quiver-main".into())
+        .stack_size(quiver_sql::options::RUNTIME_STACK_BYTES)
+        .spawn(move || runtime.block_on(run(cli)))
+        .map(|t| t.join());
+    match outcome {
+        Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Ok(Err(e))) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(_)) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
             ExitCode::FAILURE
         }
     }

@@ -80,6 +80,8 @@ impl From<FlightError> for Status {
                 // planning errors (unknown column, bad syntax) are the caller's
                 Status::invalid_argument(msg)
             }
+            FlightError::Sql(SqlError::PermissionDenied(_)) => Status::permission_denied(msg),
+            FlightError::Sql(SqlError::Limit(_)) => Status::resource_exhausted(msg),
             FlightError::Sql(_) => Status::invalid_argument(msg),
             FlightError::InvalidArgument(_) => Status::invalid_argument(msg),
             FlightError::Unauthenticated(_) => Status::unauthenticated(msg),

@@ -120,6 +120,8 @@ pub async fn plan_selection(
     let mut df = ctx.table("labels").await?;
     let mut expr = None;
     if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
+        // bounded before DataFusion parses and plans it (a deep OR chain is a deep tree)
+        quiver_sql::guard::check_expr(f, &quiver_sql::SqlLimits::default())?;
         let e = ctx.parse_sql_expr(f, df.schema()).map_err(|e| {
             FlightError::InvalidArgument(format!(
                 "filter '{f}' is not a valid predicate on dataset '{}': {e}",

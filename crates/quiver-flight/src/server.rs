@@ -26,7 +26,7 @@ use arrow_flight::{
     IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::common::ScalarValue;
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{DataFrame, SessionConfig};
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use quiver_core::Catalog;
@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     results: Mutex<HashMap<String, Stashed>>,
     prepared: Mutex<HashMap<String, Prepared>>,
     sql_info: SqlInfoData,
+    /// One DataFusion runtime for every session: one memory pool, one spill directory.
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 }
 
 /// The Flight SQL service over a catalog.
@@ -232,8 +234,27 @@ impl QuiverFlightSql {
                 results: Mutex::default(),
                 prepared: Mutex::default(),
                 sql_info: sql_info()?,
+                runtime: quiver_sql::options::runtime_with_memory_limit(
+                    quiver_sql::options::default_memory_limit(),
+                )?,
             }),
         })
+    }
+
+    /// A SQL session for `caller`: read-only for read-only tokens (every write statement
+    /// is refused by the session itself, whatever the server checked before), the caller's
+    /// name as commit author, the server's shared memory pool.
+    pub(crate) async fn session(&self, caller: &Caller) -> Result<QuiverContext> {
+        let opts = quiver_sql::SessionOptions {
+            read_only: caller.role == crate::auth::Role::ReadOnly,
+            author: Some(caller.name.clone()),
+            runtime: Some(self.inner.runtime.clone()),
+            ..Default::default()
+        };
+        Ok(
+            QuiverContext::with_options(self.inner.catalog.clone(), SessionConfig::new(), opts)
+                .await?,
+        )
     }
 
     pub(crate) fn caller<T>(&self, req: &Request<T>) -> std::result::Result<Caller, Status> {
@@ -257,7 +278,7 @@ impl QuiverFlightSql {
                 "parameters are supported in queries only".into(),
             ));
         }
-        let ctx = QuiverContext::new(self.inner.catalog.clone()).await?;
+        let ctx = self.session(caller).await?;
         let mut df = ctx.sql_df(sql).await?;
         if let Some(p) = params {
             df = df.with_param_values(p)?;
@@ -730,9 +751,7 @@ impl FlightSqlService for QuiverFlightSql {
                 .map_err(status)?;
         }
         let (dataset_schema, parameter_schema) = if st.is_query() {
-            let ctx = QuiverContext::new(self.inner.catalog.clone())
-                .await
-                .map_err(status)?;
+            let ctx = self.session(&caller).await.map_err(status)?;
             let df = ctx.sql_df(&sql).await.map_err(status)?;
             let types = df.logical_plan().get_parameter_types().map_err(status)?;
             let mut names: Vec<(usize, String)> = types

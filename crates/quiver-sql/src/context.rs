@@ -39,6 +39,7 @@ use quiver_core::{
 use crate::computed::{Computed, ComputedTable};
 use crate::error::{df_err, Result, SqlError};
 use crate::names::{split_table_name, RefSpec};
+use crate::options::SessionOptions;
 use crate::parser::{self, Statement};
 use crate::provider::{self, PackInfoCache, QuiverTableProvider, ScanStats};
 
@@ -355,6 +356,7 @@ struct Txn {
 pub struct QuiverContext {
     ctx: SessionContext,
     shared: Arc<Shared>,
+    opts: SessionOptions,
     txn: tokio::sync::Mutex<Option<Txn>>,
 }
 
@@ -437,18 +439,52 @@ fn conform_column(dataset: &str, field: &Field, col: &ArrayRef) -> Result<ArrayR
         .map_err(|e| mismatch(format!("{from} values that do not convert ({e})")))
 }
 
+/// `keys` (key columns as SQL read them) with each column cast to the dataset's type.
+fn key_columns_as_stored(ds: &Dataset, keys: RecordBatch) -> Result<RecordBatch> {
+    let schema = ds.schema();
+    let mut fields = Vec::with_capacity(keys.num_columns());
+    let mut cols = Vec::with_capacity(keys.num_columns());
+    for (f, c) in keys.schema().fields().iter().zip(keys.columns()) {
+        let stored = schema
+            .field_with_name(f.name())
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: ds.name().into(),
+                column: f.name().clone(),
+            })?;
+        cols.push(conform_column(ds.name(), stored, c)?);
+        fields.push(stored.clone());
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(DataFusionError::from)?)
+}
+
 impl QuiverContext {
     /// A session over `catalog` with DataFusion's default configuration.
     pub async fn new(catalog: Catalog) -> Result<Self> {
-        Self::with_config(catalog, SessionConfig::new()).await
+        Self::with_options(catalog, SessionConfig::new(), SessionOptions::default()).await
     }
 
     /// A session with a given DataFusion configuration.
     pub async fn with_config(catalog: Catalog, config: SessionConfig) -> Result<Self> {
+        Self::with_options(catalog, config, SessionOptions::default()).await
+    }
+
+    /// A session with a given DataFusion configuration and [`SessionOptions`] (read-only,
+    /// limits, shared runtime, author).
+    pub async fn with_options(
+        catalog: Catalog,
+        config: SessionConfig,
+        opts: SessionOptions,
+    ) -> Result<Self> {
         let config = config
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
-        let ctx = SessionContext::new_with_config(config);
+        let runtime = match &opts.runtime {
+            Some(r) => r.clone(),
+            None => {
+                crate::options::runtime_with_memory_limit(crate::options::default_memory_limit())?
+            }
+        };
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let url = provider::store_url(NEXT_ID.fetch_add(1, Ordering::Relaxed))?;
         provider::register_store(&ctx, &url, &catalog);
         let shared = Arc::new(Shared {
@@ -511,6 +547,7 @@ impl QuiverContext {
         let me = QuiverContext {
             ctx,
             shared,
+            opts,
             txn: tokio::sync::Mutex::new(None),
         };
         // make existing datasets visible to `SHOW TABLES`/information_schema
@@ -545,10 +582,15 @@ impl QuiverContext {
         self.txn.lock().await.is_some()
     }
 
+    /// The options this session was made with.
+    pub fn options(&self) -> &SessionOptions {
+        &self.opts
+    }
+
     /// Run a script of `;`-separated statements; returns the rows of the last one.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let mut last = Vec::new();
-        for st in parser::parse_script(sql)? {
+        for st in parser::parse_script_with(sql, &self.opts.limits)? {
             last = self.execute(st).await?;
         }
         Ok(last)
@@ -557,25 +599,19 @@ impl QuiverContext {
     /// Plan one statement as a DataFrame (queries stream; other statements run now and
     /// return their result rows).
     pub async fn sql_df(&self, sql: &str) -> Result<DataFrame> {
-        match parser::parse_statement(sql)? {
-            Statement::Sql(s) if !Self::is_dml(&s) => {
+        match parser::parse_statement_with(sql, &self.opts.limits)? {
+            Statement::Sql(s) => {
                 self.preload(&s).await?;
-                Ok(self.ctx.sql(&s).await?)
+                Ok(self
+                    .ctx
+                    .sql_with_options(&s, crate::guard::query_options())
+                    .await?)
             }
             st => {
                 let batches = self.execute(st).await?;
                 Ok(self.ctx.read_batches(batches)?)
             }
         }
-    }
-
-    fn is_dml(sql: &str) -> bool {
-        let first = sql
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE")
     }
 
     async fn preload(&self, sql: &str) -> Result<()> {
@@ -589,6 +625,12 @@ impl QuiverContext {
     /// Execute one parsed statement.
     pub async fn execute(&self, st: Statement) -> Result<Vec<RecordBatch>> {
         let sh = &self.shared;
+        if self.opts.read_only && st.is_write() {
+            let text: String = st.to_string().chars().take(80).collect();
+            return Err(SqlError::PermissionDenied(format!(
+                "'{text}' changes the catalog and this session is read-only (a read-only token)"
+            )));
+        }
         match st {
             Statement::CreateDataset {
                 name,
@@ -600,7 +642,11 @@ impl QuiverContext {
                     SessionConfig::new()
                         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false),
                 );
-                tmp.sql(&format!("CREATE TABLE t ({columns})"))
+                // a private in-memory session: only the column list is planned here
+                let ddl_only = datafusion::execution::context::SQLOptions::new()
+                    .with_allow_dml(false)
+                    .with_allow_statements(false);
+                tmp.sql_with_options(&format!("CREATE TABLE t ({columns})"), ddl_only)
                     .await?
                     .collect()
                     .await?;
@@ -609,6 +655,7 @@ impl QuiverContext {
                 let opts = DatasetOptions {
                     group_key,
                     label_key,
+                    author: self.opts.author(),
                     ..Default::default()
                 };
                 let ds = sh.catalog.create_dataset(&name, schema, opts).await?;
@@ -726,7 +773,13 @@ impl QuiverContext {
                     for (d, target) in pending {
                         let ds = sh.dataset(&d).await?;
                         rows.push(
-                            crate::merge_sql::commit(&ds, &target, message.as_deref()).await?,
+                            crate::merge_sql::commit(
+                                &ds,
+                                &target,
+                                message.as_deref(),
+                                &self.opts.author(),
+                            )
+                            .await?,
                         );
                         if let Ok(mut m) = sh.merges.lock() {
                             m.remove(&(d, target));
@@ -767,7 +820,14 @@ impl QuiverContext {
             } => {
                 let ds = sh.dataset(&dataset).await?;
                 let spec = sh.spec(&ds, &source).await?;
-                let r = crate::merge_sql::merge(&ds, &spec, &target, message.as_deref()).await?;
+                let r = crate::merge_sql::merge(
+                    &ds,
+                    &spec,
+                    &target,
+                    message.as_deref(),
+                    &self.opts.author(),
+                )
+                .await?;
                 if r.kind == quiver_core::MergeKind::Conflicts {
                     if let Ok(mut m) = sh.merges.lock() {
                         m.insert((dataset.clone(), target.clone()));
@@ -803,7 +863,9 @@ impl QuiverContext {
             Statement::CommitMerge { dataset, message } => {
                 let ds = sh.dataset(&dataset).await?;
                 let target = sh.session_branch(&dataset);
-                let row = crate::merge_sql::commit(&ds, &target, message.as_deref()).await?;
+                let row =
+                    crate::merge_sql::commit(&ds, &target, message.as_deref(), &self.opts.author())
+                        .await?;
                 if let Ok(mut m) = sh.merges.lock() {
                     m.remove(&(dataset.clone(), target.clone()));
                 }
@@ -829,7 +891,7 @@ impl QuiverContext {
                         &version,
                         parent.as_deref(),
                         changes,
-                        &quiver_core::default_author(),
+                        &self.opts.author(),
                         message.as_deref().unwrap_or_default(),
                     )
                     .await?;
@@ -893,7 +955,7 @@ impl QuiverContext {
                         shards: 1,
                         columns: vec![],
                         filter: None,
-                        author: quiver_core::default_author(),
+                        author: self.opts.author(),
                         recorded_at: chrono::Utc::now(),
                     })
                     .await?;
@@ -912,7 +974,7 @@ impl QuiverContext {
                     .register_model(&quiver_core::ModelRecord {
                         model: model.clone(),
                         run_id: run_id.clone(),
-                        author: quiver_core::default_author(),
+                        author: self.opts.author(),
                         registered_at: chrono::Utc::now(),
                         message: message.unwrap_or_default(),
                     })
@@ -923,12 +985,15 @@ impl QuiverContext {
                 ])?])
             }
             Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
+            Statement::Dml(s) => self.dml(&s).await,
             Statement::Sql(s) => {
-                if Self::is_dml(&s) {
-                    return self.dml(&s).await;
-                }
                 self.preload(&s).await?;
-                Ok(self.ctx.sql(&s).await?.collect().await?)
+                Ok(self
+                    .ctx
+                    .sql_with_options(&s, crate::guard::query_options())
+                    .await?
+                    .collect()
+                    .await?)
             }
         }
     }
@@ -995,14 +1060,17 @@ impl QuiverContext {
             Some(t) => {
                 let key = (ds.name().to_string(), branch.to_string());
                 if !t.writes.contains_key(&key) {
-                    t.writes.insert(key.clone(), ds.begin(branch).await?);
+                    t.writes.insert(
+                        key.clone(),
+                        ds.begin(branch).await?.author(&self.opts.author()),
+                    );
                 }
                 t.writes
                     .get_mut(&key)
                     .ok_or_else(|| SqlError::Transaction("write transaction missing".into()))?
             }
             None => {
-                own = ds.begin(branch).await?;
+                own = ds.begin(branch).await?.author(&self.opts.author());
                 &mut own
             }
         };
@@ -1026,7 +1094,10 @@ impl QuiverContext {
         columns: Option<Vec<String>>,
     ) -> Result<arrow::array::RecordBatch> {
         let target = ds.schema();
-        let df = self.ctx.sql(query).await?;
+        let df = self
+            .ctx
+            .sql_with_options(query, crate::guard::query_options())
+            .await?;
         let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         // the batches' own schema: a CASE over a view column may come out as a view while
@@ -1140,7 +1211,12 @@ impl QuiverContext {
                 format!("WHERE class NOT IN ({})", placeable.join(", "))
             }
         );
-        let bad = self.ctx.sql(&check).await?.collect().await?;
+        let bad = self
+            .ctx
+            .sql_with_options(&check, crate::guard::query_options())
+            .await?
+            .collect()
+            .await?;
         let mut report = Vec::new();
         let mut total = 0i64;
         for b in &bad {
@@ -1215,7 +1291,12 @@ impl QuiverContext {
         } else {
             (None, rest)
         };
-        let batches = self.ctx.sql(query).await?.collect().await?;
+        let batches = self
+            .ctx
+            .sql_with_options(query, crate::guard::query_options())
+            .await?
+            .collect()
+            .await?;
         let names: Vec<String> = columns.unwrap_or_else(|| {
             ["model", "sample_id", "class", "score"]
                 .iter()
@@ -1268,7 +1349,7 @@ impl QuiverContext {
                 let r = self
                     .shared
                     .catalog
-                    .write_predictions(&m, &part, &quiver_core::default_author())
+                    .write_predictions(&m, &part, &self.opts.author())
                     .await?;
                 written += r.rows;
             }
@@ -1395,11 +1476,16 @@ impl QuiverContext {
                         .map(|s| format!(" WHERE {s}"))
                         .unwrap_or_default()
                 );
-                let df = self.ctx.sql(&q).await?;
+                let df = self
+                    .ctx
+                    .sql_with_options(&q, crate::guard::query_options())
+                    .await?;
                 let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let batches = df.collect().await?;
                 let keys = datafusion::arrow::compute::concat_batches(&schema, &batches)
                     .map_err(DataFusionError::from)?;
+                // SQL reads strings as views; the write path takes the dataset's layout
+                let keys = key_columns_as_stored(&ds, keys)?;
                 let n = keys.num_rows() as u64;
                 if n > 0 {
                     let keys = keys.clone();

@@ -39,6 +39,12 @@ pub enum SqlError {
     /// A statement that is valid SQL but not supported here.
     #[error("unsupported statement: {0}")]
     Unsupported(String),
+    /// A statement or expression over a configured bound (size, nesting, node count).
+    #[error("statement too large: {0}")]
+    Limit(String),
+    /// A write attempted in a read-only session (a read-only token on a server).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// Transaction misuse (COMMIT without BEGIN, …).
     #[error("transaction error: {0}")]
     Transaction(String),

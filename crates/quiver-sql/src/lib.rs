@@ -11,9 +11,11 @@ mod computed;
 pub mod context;
 pub mod diff;
 pub mod error;
+pub mod guard;
 pub mod lineage_sql;
 pub mod merge_sql;
 pub mod names;
+pub mod options;
 pub mod parser;
 pub mod provider;
 pub mod pruning;
@@ -21,4 +23,6 @@ pub mod system;
 
 pub use context::QuiverContext;
 pub use error::{Result, SqlError};
+pub use guard::{SqlKind, SqlLimits};
+pub use options::SessionOptions;
 pub use provider::{QuiverTableProvider, ScanStats, ShardSpec};

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use quiver_core::{default_author, Dataset, MergeReport, Resolution, VersionSpec};
+use quiver_core::{Dataset, MergeReport, Resolution, VersionSpec};
 
 use crate::error::{Result, SqlError};
 
@@ -38,8 +38,9 @@ pub async fn merge(
     source: &VersionSpec,
     target: &str,
     message: Option<&str>,
+    author: &str,
 ) -> Result<MergeReport> {
-    Ok(ds.merge(source, target, message, &default_author()).await?)
+    Ok(ds.merge(source, target, message, author).await?)
 }
 
 /// The conflict table of the pending merge into `target`.
@@ -120,8 +121,9 @@ pub async fn commit(
     ds: &Dataset,
     target: &str,
     message: Option<&str>,
+    author: &str,
 ) -> Result<(String, String, String)> {
-    let c = ds.commit_merge(target, message, &default_author()).await?;
+    let c = ds.commit_merge(target, message, author).await?;
     Ok((ds.name().to_string(), target.to_string(), c.id.to_hex()))
 }
 

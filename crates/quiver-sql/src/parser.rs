@@ -28,6 +28,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::error::{Result, SqlError};
+use crate::guard::{SqlKind, SqlLimits};
 use crate::names::RefSpec;
 
 /// One parsed statement.
@@ -134,13 +135,18 @@ pub enum Statement {
     },
     /// `INSERT INTO quiver.predictions [(cols)] <query>`: a batch of predictions.
     InsertPredictions { query: String },
-    /// Plain DataFusion SQL (already rewritten for `AS OF`).
+    /// A DataFusion query (already rewritten for `AS OF`), classified as a read on its
+    /// AST by [`crate::guard::classify`].
     Sql(String),
+    /// `INSERT`, `UPDATE` or `DELETE` on a dataset (already rewritten for `AS OF`),
+    /// classified on its AST.
+    Dml(String),
 }
 
 impl Statement {
     /// Whether the statement changes the catalog (refs, commits, datasets, pending merges).
-    /// Servers use this to refuse writes from read-only clients.
+    /// Servers and read-only sessions use this to refuse writes. Exhaustive on purpose: a
+    /// new statement must be classified here before it compiles.
     pub fn is_write(&self) -> bool {
         match self {
             Statement::ShowBranches { .. }
@@ -152,34 +158,30 @@ impl Statement {
             | Statement::ShowSchemas { .. }
             | Statement::ShowSchema { .. }
             | Statement::Begin
-            | Statement::Rollback => false,
-            Statement::Sql(s) => {
-                let first = s
-                    .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
-                    .split(|c: char| !c.is_ascii_alphabetic())
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_uppercase();
-                matches!(
-                    first.as_str(),
-                    "INSERT"
-                        | "UPDATE"
-                        | "DELETE"
-                        | "CREATE"
-                        | "DROP"
-                        | "ALTER"
-                        | "COPY"
-                        | "TRUNCATE"
-                        | "MERGE"
-                )
-            }
-            _ => true,
+            | Statement::Rollback
+            | Statement::Sql(_) => false,
+            Statement::CreateDataset { .. }
+            | Statement::CreateBranch { .. }
+            | Statement::DropBranch { .. }
+            | Statement::CreateTag { .. }
+            | Statement::DropTag { .. }
+            | Statement::Commit { .. }
+            | Statement::Merge { .. }
+            | Statement::ResolveConflicts { .. }
+            | Statement::AbortMerge { .. }
+            | Statement::CommitMerge { .. }
+            | Statement::CreateSchemaVersion { .. }
+            | Statement::Migrate { .. }
+            | Statement::CreateRun { .. }
+            | Statement::CreateModel { .. }
+            | Statement::InsertPredictions { .. }
+            | Statement::Dml(_) => true,
         }
     }
 
     /// Whether the statement is a plain query (planned lazily, streams its rows).
     pub fn is_query(&self) -> bool {
-        matches!(self, Statement::Sql(_)) && !self.is_write()
+        matches!(self, Statement::Sql(_))
     }
 }
 
@@ -325,7 +327,7 @@ impl std::fmt::Display for Statement {
             Statement::CommitMerge { dataset, message } => {
                 write!(f, "COMMIT MERGE ON {dataset}{}", opt_message(message))
             }
-            Statement::Sql(s) => write!(f, "{s}"),
+            Statement::Sql(s) | Statement::Dml(s) => write!(f, "{s}"),
         }
     }
 }
@@ -349,34 +351,44 @@ fn render(tokens: &[Token]) -> String {
         .to_string()
 }
 
-/// Split a script into statements and parse each.
+/// Split a script into statements and parse each, with the default [`SqlLimits`].
 pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
+    parse_script_with(sql, &SqlLimits::default())
+}
+
+/// Split a script into statements and parse each; the text and every DataFusion
+/// statement in it are checked against `limits` before anything is planned.
+pub fn parse_script_with(sql: &str, limits: &SqlLimits) -> Result<Vec<Statement>> {
+    crate::guard::check_size(sql, "the SQL text", limits)?;
     let tokens = tokenize(sql)?;
     let mut out = Vec::new();
     for part in tokens.split(|t| *t == Token::SemiColon) {
+        // a comment separates tokens like a space (`INSERT/**/INTO` is `INSERT INTO`)
         let part: Vec<Token> = part
             .iter()
-            .filter(|t| {
-                !matches!(
-                    t,
-                    Token::Whitespace(
-                        Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
-                    )
-                )
+            .map(|t| match t {
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_),
+                ) => Token::Whitespace(Whitespace::Space),
+                t => t.clone(),
             })
-            .cloned()
             .collect();
         if part.iter().all(is_ws) {
             continue;
         }
-        out.push(parse_tokens(part)?);
+        out.push(parse_tokens(part, limits)?);
     }
     Ok(out)
 }
 
-/// Parse one statement.
+/// Parse one statement, with the default [`SqlLimits`].
 pub fn parse_statement(sql: &str) -> Result<Statement> {
-    let mut v = parse_script(sql)?;
+    parse_statement_with(sql, &SqlLimits::default())
+}
+
+/// Parse one statement, checked against `limits`.
+pub fn parse_statement_with(sql: &str, limits: &SqlLimits) -> Result<Statement> {
+    let mut v = parse_script_with(sql, limits)?;
     match (v.pop(), v.is_empty()) {
         (Some(s), true) => Ok(s),
         (None, _) => Err(SqlError::Parse("empty statement".into())),
@@ -466,7 +478,7 @@ impl Cursor {
     }
 }
 
-fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
+fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
     let sig: Vec<Token> = all.iter().filter(|t| !is_ws(t)).cloned().collect();
     let mut c = Cursor { toks: sig, pos: 0 };
     let w0 = c.peek_word(0).unwrap_or_default();
@@ -837,7 +849,13 @@ fn parse_tokens(all: Vec<Token>) -> Result<Statement> {
             }
             Statement::Rollback
         }
-        _ => return Ok(Statement::Sql(rewrite_as_of(all)?)),
+        _ => {
+            let sql = rewrite_as_of(all)?;
+            return Ok(match crate::guard::classify(&sql, limits)? {
+                SqlKind::Query => Statement::Sql(sql),
+                SqlKind::Dml => Statement::Dml(sql),
+            });
+        }
     };
     c.end()?;
     Ok(st)

@@ -47,6 +47,10 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 fn is_query(sql: &str) -> bool {
+    // DataFusion queries are told apart on the parsed statement (comments, parentheses)
+    if let Ok(quiver_sql::parser::Statement::Sql(_)) = quiver_sql::parser::parse_statement(sql) {
+        return true;
+    }
     let first = sql
         .split_whitespace()
         .next()
