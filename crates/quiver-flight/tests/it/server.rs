@@ -383,3 +383,76 @@ async fn doput_commits_and_actions_and_runs() {
     );
     srv.stop().await;
 }
+
+/// Every statement kind that writes, as a read-only token would send it through Flight SQL
+/// (query, update and prepared-statement paths): refused with PERMISSION_DENIED, nothing
+/// changes. Statements that touch the host are refused for read-write tokens too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_tokens_change_nothing_by_any_statement() {
+    let srv = Server::start(400).await;
+    let mut ro = srv.sql_client(RO).await;
+    let mut rw = srv.sql_client(RW).await;
+    let state = "SELECT branch, commit_id FROM quiver.branches UNION ALL \
+                 SELECT tag, commit_id FROM quiver.tags ORDER BY 1";
+    let before = sql(&mut rw, state).await;
+    let writes = [
+        "INSERT INTO demo (sample_id, label_id) VALUES ('img-99999999', 0)",
+        "/* read? */ INSERT/**/INTO demo (sample_id, label_id) VALUES ('img-99999998', 0)",
+        "DELETE FROM demo WHERE sample_id = 'img-00000001'",
+        "UPDATE demo SET class = 'car'",
+        "CREATE BRANCH b FROM demo",
+        "DROP TAG 'v1' ON demo",
+        "CREATE TAG 'v9' ON demo",
+        "MERGE TAG 'v1' INTO main ON demo",
+        "CREATE RUN 'r' ON demo",
+        "CREATE DATASET d2 (k VARCHAR NOT NULL, l INT NOT NULL) KEY (k, l)",
+    ];
+    let denied = |e: arrow_flight::error::FlightError| match e {
+        arrow_flight::error::FlightError::Tonic(s) => s.code() == tonic::Code::PermissionDenied,
+        _ => false,
+    };
+    for w in writes {
+        let e = ro.execute(w.to_string(), None).await.map(|_| ());
+        assert!(denied(e.expect_err(w)), "{w}");
+        let e = ro.execute_update(w.to_string(), None).await.map(|_| ());
+        assert!(denied(e.expect_err(w)), "{w}");
+        let e = ro.prepare(w.to_string(), None).await.map(|_| ());
+        assert!(denied(e.expect_err(w)), "{w}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x.csv");
+    for token in [&mut ro, &mut rw] {
+        for s in [
+            format!(
+                "EXPLAIN ANALYZE COPY (SELECT * FROM demo) TO '{}'",
+                out.display()
+            ),
+            format!("COPY (SELECT 1) TO '{}'", out.display()),
+            format!(
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}'",
+                out.display()
+            ),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+        ] {
+            let e = token.execute(s.clone(), None).await.map(|_| ());
+            let e = e.expect_err(&s).to_string();
+            assert!(e.contains("not allowed"), "{s}: {e}");
+        }
+    }
+    assert!(!out.exists());
+    assert_eq!(sql(&mut rw, state).await, before);
+    // a read-write token's writes carry its name as author
+    sql(
+        &mut rw,
+        "UPDATE demo SET class = 'car' WHERE sample_id = 'img-00000001'",
+    )
+    .await;
+    let authors = sql(
+        &mut rw,
+        "SELECT author FROM quiver.commits WHERE dataset = 'demo' ORDER BY timestamp DESC LIMIT 1",
+    )
+    .await;
+    let a = authors[0].column(0).as_string::<i32>().value(0).to_string();
+    assert_eq!(a, "alice");
+    srv.stop().await;
+}

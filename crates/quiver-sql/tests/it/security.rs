@@ -213,3 +213,30 @@ async fn deep_or_chains() {
     assert!(matches!(e, SqlError::Limit(_)), "{e}");
     assert!(e.to_string().contains("IN (…)"), "{e}");
 }
+
+#[tokio::test]
+async fn sessions_draw_on_the_configured_memory_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = demo_catalog(dir.path()).await;
+    let join = "SELECT count(*) FROM generate_series(1, 300000) a(x) \
+                JOIN generate_series(1, 300000) b(y) ON x = y";
+    // with the default pool the join runs
+    let ctx = QuiverContext::new(cat.clone()).await.unwrap();
+    assert_eq!(count(&ctx, join).await, 300_000);
+    // with a small shared pool it stops with a clear error instead of growing the process
+    let runtime = quiver_sql::options::runtime_with_memory_limit(256 << 10).unwrap();
+    let small = QuiverContext::with_options(
+        cat.clone(),
+        Default::default(),
+        SessionOptions {
+            runtime: Some(runtime.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = small.sql(join).await.unwrap_err().to_string();
+    assert!(e.contains("Resources exhausted"), "{e}");
+    // the pool is the runtime's: every session on it shares the bound, and it is returned
+    assert_eq!(runtime.memory_pool.reserved(), 0);
+}
