@@ -8,6 +8,7 @@
 //!   on-storage protocol.
 //! * [`testing`] holds a fault-injecting `ObjectStore` used by tests of this and other crates.
 
+mod durable;
 mod error;
 pub mod refs;
 mod store;
@@ -15,4 +16,4 @@ pub mod testing;
 
 pub use error::{Result, StoreError};
 pub use refs::{validate_ref_segment, RefLogEntry, RefState};
-pub use store::Store;
+pub use store::{Store, StoreOptions};

@@ -337,7 +337,7 @@ impl Store {
         // Advisory only: the entry above is the commit point, so a failed hint write is
         // ignored (readers probe past a stale hint).
         let _ = self
-            .put_file(&hint_path(refpath), Bytes::from(format!("{seq}\n")))
+            .put_overwrite(&hint_path(refpath), Bytes::from(format!("{seq}\n")))
             .await;
         Ok(RefState { seq, target: new })
     }
