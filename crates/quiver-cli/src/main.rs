@@ -267,8 +267,10 @@ pub(crate) async fn write_demo(
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }
     let started = Instant::now();
-    let ds = cat
-        .create_dataset(name, demo::schema(), demo::options())
+    // built as one transaction that creates the dataset when it commits: a demo killed
+    // midway leaves no dataset (only invisible leftovers), never an empty or partial one
+    let mut txn = cat
+        .begin_dataset(name, demo::schema(), demo::options())
         .await?;
     let bar = ProgressBar::new(rows);
     bar.set_style(
@@ -276,7 +278,6 @@ pub(crate) async fn write_demo(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("generating {name}"));
-    let mut txn = ds.begin("main").await?;
     for batch in demo::DemoLabels::new(rows, seed) {
         txn.append(&batch).await?;
         bar.inc(batch.num_rows() as u64);
