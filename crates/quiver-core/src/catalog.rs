@@ -137,6 +137,11 @@ impl Catalog {
         Self::from_store(Store::open(url)?).await
     }
 
+    /// [`Catalog::open`] with store options (e.g. `sync: false`: no fsync on local disk).
+    pub async fn open_with(url: &str, opts: quiver_store::StoreOptions) -> Result<Catalog> {
+        Self::from_store(Store::open_with(url, opts)?).await
+    }
+
     /// Open a catalog over an already configured store (used to inject faults in tests).
     pub async fn from_store(store: Store) -> Result<Catalog> {
         let marker = serde_json::json!({ "format": "quiver", "format_version": FORMAT_VERSION });

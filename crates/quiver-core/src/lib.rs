@@ -37,6 +37,7 @@ pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{plan_locs, PackScan, Snapshot};
 pub use write::{WriteMode, WriteTxn};
 
+pub use quiver_store::StoreOptions;
 pub use quiver_tree::{Change, ChangeKind, ChildEntry, Hash, Key};
 
 /// The branch every dataset starts with.
