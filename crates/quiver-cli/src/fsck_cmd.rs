@@ -18,10 +18,8 @@ pub enum FsckFormat {
     Json,
 }
 
-/// Arguments of `quiver fsck`.
-#[derive(Args)]
-#[command(
-    long_about = "Verify every dataset of the catalog: every entry of every ref (branches, tags), \
+/// The long help of `quiver fsck` (set on the subcommand, where clap reads it).
+pub const LONG_ABOUT: &str = "Verify every dataset of the catalog: every entry of every ref (branches, tags), \
 every commit reachable from them and from pending merges, every tree node and every pack under \
 those commits (each object re-hashed against its address), plus configurations, schema versions, \
 metadata, pack indexes and lineage records.\n\n\
@@ -31,7 +29,11 @@ missing_object  an object reachable from a ref does not exist\n  \
 corrupt         a file does not decode or an object does not match its hash (named by its path)\n  \
 half_created    a dataset whose creation (or drop) did not finish; invisible to readers\n\n\
 Orphans are objects no ref reaches (left by unfinished or aborted writes): they are counted and \
-listed, never deleted here (VACUUM removes them), and are not problems.",
+listed, never deleted here (VACUUM removes them), and are not problems.";
+
+/// Arguments of `quiver fsck`.
+#[derive(Args)]
+#[command(
     after_help = "Examples:\n  quiver fsck                     check; exit code 0 when clean, 1 when problems are found\n  quiver fsck --repair            also remove the leftovers of half-created datasets\n  quiver fsck --format json       the report as JSON (problems, orphans, counts)"
 )]
 pub struct FsckArgs {

@@ -57,6 +57,7 @@ enum Command {
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
     /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
+    #[command(long_about = fsck_cmd::LONG_ABOUT)]
     Fsck(fsck_cmd::FsckArgs),
     /// Create the catalog (idempotent).
     Init,
