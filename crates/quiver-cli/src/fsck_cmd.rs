@@ -19,7 +19,8 @@ pub enum FsckFormat {
 }
 
 /// The long help of `quiver fsck` (set on the subcommand, where clap reads it).
-pub const LONG_ABOUT: &str = "Verify every dataset of the catalog: every entry of every ref (branches, tags), \
+pub const LONG_ABOUT: &str =
+    "Verify every dataset of the catalog: every entry of every ref (branches, tags), \
 every commit reachable from them and from pending merges, every tree node and every pack under \
 those commits (each object re-hashed against its address), plus configurations, schema versions, \
 metadata, pack indexes and lineage records.\n\n\
@@ -106,7 +107,10 @@ fn print_human(r: &FsckReport, all_orphans: bool) {
             println!("  orphan {o}");
         }
         if r.orphans.len() > shown {
-            println!("  … and {} more (--all-orphans lists them)", r.orphans.len() - shown);
+            println!(
+                "  … and {} more (--all-orphans lists them)",
+                r.orphans.len() - shown
+            );
         }
     }
     let left = r.problems.iter().filter(|p| !p.repaired).count();

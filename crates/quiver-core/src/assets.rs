@@ -173,9 +173,7 @@ impl AssetStore {
         writer.finish().await.map_err(store_err)?;
         // on a durable local store the staged bytes reach the disk before they get the
         // asset's name, so a crash never leaves a short file at that name
-        self.store()
-            .sync_path(&format!("{STAGING}{nonce}"))
-            .await?;
+        self.store().sync_path(&format!("{STAGING}{nonce}")).await?;
         let hash = Hash(*hasher.finalize().as_bytes());
         let target = self.store().full_path(&Self::path_of(&hash));
         let placed = if self.store().has_object(ASSET_KIND, &hash).await? {

@@ -226,7 +226,10 @@ impl Catalog {
 
         // refs: every entry decodes, no gaps, the head names an existing commit
         let mut refs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for f in listed.iter().filter(|f| f.starts_with(&format!("refs/{dir}"))) {
+        for f in listed
+            .iter()
+            .filter(|f| f.starts_with(&format!("refs/{dir}")))
+        {
             if let Some((refpath, seq)) = parse_ref_entry_path(f) {
                 refs.entry(refpath).or_default().push(seq);
             }
@@ -234,7 +237,10 @@ impl Catalog {
         for (refpath, mut seqs) in refs {
             w.report.refs += 1;
             seqs.sort_unstable();
-            if let Some(i) = (0u64..).zip(&seqs).find_map(|(i, s)| (*s != i).then_some(i)) {
+            if let Some(i) = (0u64..)
+                .zip(&seqs)
+                .find_map(|(i, s)| (*s != i).then_some(i))
+            {
                 w.report.problem(
                     ProblemKind::Corrupt,
                     Store::ref_entry_path(&refpath, i),
@@ -367,7 +373,9 @@ impl Walk<'_> {
                 match store.get_object(kind, &h).await {
                     Ok(b) => Ok((h, Ok(b))),
                     Err(StoreError::NotFound { .. }) => Ok((h, Err(Bad::Missing))),
-                    Err(e @ StoreError::Corrupt { .. }) => Ok((h, Err(Bad::Corrupt(e.to_string())))),
+                    Err(e @ StoreError::Corrupt { .. }) => {
+                        Ok((h, Err(Bad::Corrupt(e.to_string()))))
+                    }
                     Err(e) => Err(CoreError::from(e)),
                 }
             })
@@ -435,7 +443,9 @@ impl Walk<'_> {
                             c.data.dataset
                         ),
                     ),
-                    Err(e) => self.report.problem(ProblemKind::Corrupt, path, e.to_string()),
+                    Err(e) => self
+                        .report
+                        .problem(ProblemKind::Corrupt, path, e.to_string()),
                 }
             }
             frontier = next;
@@ -479,7 +489,9 @@ impl Walk<'_> {
                             "leaf has no pack (no pack index names it)",
                         ),
                     },
-                    Err(e) => self.report.problem(ProblemKind::Corrupt, path, e.to_string()),
+                    Err(e) => self
+                        .report
+                        .problem(ProblemKind::Corrupt, path, e.to_string()),
                 }
             }
             frontier = next;

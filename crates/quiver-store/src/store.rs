@@ -210,10 +210,7 @@ impl Store {
 
     /// Files fsynced so far by this store and its clones (0 unless [`Store::syncs`]).
     pub fn synced_files(&self) -> u64 {
-        self.inner
-            .durable
-            .as_ref()
-            .map_or(0, |d| d.synced_files())
+        self.inner.durable.as_ref().map_or(0, |d| d.synced_files())
     }
 
     /// Make the file at `path` (relative to the root) and its directory entry durable, for

@@ -31,7 +31,11 @@ fn fsck_reports_clean_problems_and_repairs_half_created_datasets() {
     // a creation that stopped after its configuration
     let half = cat.join("datasets/half");
     std::fs::create_dir_all(&half).unwrap();
-    std::fs::copy(cat.join("datasets/demo/dataset.json"), half.join("dataset.json")).unwrap();
+    std::fs::copy(
+        cat.join("datasets/demo/dataset.json"),
+        half.join("dataset.json"),
+    )
+    .unwrap();
     let (ok, out, err) = quiver(&cat, &["datasets"]);
     assert!(ok, "{err}");
     assert!(out.contains("demo") && !out.contains("half"), "{out}");
@@ -53,7 +57,10 @@ fn fsck_reports_clean_problems_and_repairs_half_created_datasets() {
     }
     let (ok, out, _) = quiver(&cat, &["fsck"]);
     assert!(!ok);
-    assert!(out.contains("dangling_ref") && out.contains("refs/datasets/demo/branches/main/"), "{out}");
+    assert!(
+        out.contains("dangling_ref") && out.contains("refs/datasets/demo/branches/main/"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -61,7 +68,14 @@ fn fsck_help_teaches() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = quiver(dir.path(), &["fsck", "--help"]);
     assert!(ok);
-    for word in ["dangling_ref", "half_created", "orphan", "--repair", "--format", "VACUUM"] {
+    for word in [
+        "dangling_ref",
+        "half_created",
+        "orphan",
+        "--repair",
+        "--format",
+        "VACUUM",
+    ] {
         assert!(out.contains(word), "{word} missing from:\n{out}");
     }
     let (ok, _, err) = quiver(dir.path(), &["--sync", "maybe", "datasets"]);

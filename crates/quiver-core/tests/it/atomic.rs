@@ -89,9 +89,16 @@ async fn fsck_repair_removes_half_created_leftovers() {
     let again = cat.fsck(FsckOptions::default()).await.unwrap();
     assert!(again.problems.is_empty(), "{again:?}");
     assert_eq!(
-        rows(&cat.dataset("kept").await.unwrap().head("main").await.unwrap())
-            .await
-            .len(),
+        rows(
+            &cat.dataset("kept")
+                .await
+                .unwrap()
+                .head("main")
+                .await
+                .unwrap()
+        )
+        .await
+        .len(),
         40
     );
 }

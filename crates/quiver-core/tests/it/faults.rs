@@ -75,7 +75,9 @@ async fn setup(cat: &Catalog) -> Dataset {
         .unwrap();
     ds.create_branch("dev", &VersionSpec::main()).await.unwrap();
     let mut t = ds.begin("dev").await.unwrap();
-    t.upsert(&batch(&[("s0000050", 0, "dev", 0.5)])).await.unwrap();
+    t.upsert(&batch(&[("s0000050", 0, "dev", 0.5)]))
+        .await
+        .unwrap();
     t.commit("dev edit").await.unwrap();
     ds
 }
@@ -103,17 +105,19 @@ fn ops() -> Vec<(&'static str, Op)> {
             })
         }),
         ("create branch", |ds| {
-            Box::pin(async move {
-                ds.create_branch("b", &VersionSpec::main()).await.map(drop)
-            })
+            Box::pin(async move { ds.create_branch("b", &VersionSpec::main()).await.map(drop) })
         }),
         ("create tag", |ds| {
             Box::pin(async move { ds.create_tag("t", &VersionSpec::main()).await.map(drop) })
         }),
         ("merge commit", |ds| {
             Box::pin(async move {
-                ds.upsert("main", &[batch(&[("s0000002", 0, "main", 0.5)])], "main edit")
-                    .await?;
+                ds.upsert(
+                    "main",
+                    &[batch(&[("s0000002", 0, "main", 0.5)])],
+                    "main edit",
+                )
+                .await?;
                 ds.merge(&VersionSpec::Branch("dev".into()), "main", None, "t")
                     .await
                     .map(drop)

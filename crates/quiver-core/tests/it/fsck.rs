@@ -48,7 +48,10 @@ async fn dangling_ref_and_missing_objects_are_reported() {
     let r = fsck(&cat).await;
     assert_eq!(r.count(ProblemKind::DanglingRef), 1, "{r:?}");
     let p = &r.problems[0];
-    assert!(p.path.starts_with("refs/datasets/labels/branches/main/"), "{p:?}");
+    assert!(
+        p.path.starts_with("refs/datasets/labels/branches/main/"),
+        "{p:?}"
+    );
     assert!(p.detail.contains(&head.id.to_hex()));
     assert!(!r.is_clean());
 
@@ -81,7 +84,10 @@ async fn corrupt_objects_and_ref_entries_are_named_by_path() {
     let r = fsck(&cat).await;
     assert_eq!(r.count(ProblemKind::Corrupt), 2, "{r:?}");
     let paths: Vec<&str> = r.problems.iter().map(|p| p.path.as_str()).collect();
-    assert!(paths.contains(&node.as_str()) && paths.contains(&entry), "{paths:?}");
+    assert!(
+        paths.contains(&node.as_str()) && paths.contains(&entry),
+        "{paths:?}"
+    );
 }
 
 #[tokio::test]
