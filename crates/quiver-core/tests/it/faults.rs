@@ -257,3 +257,45 @@ async fn every_put_failing_on_s3() {
     commit_path_suite("s3", || s3("commit").unwrap()).await;
     creation_suite("s3", || s3("create").unwrap()).await;
 }
+
+/// Dropping a dataset with the k-th delete failing: after every failed attempt the dataset
+/// is either whole and readable or gone from every listing, and fsck finds nothing dangling.
+#[tokio::test]
+async fn every_delete_failing_while_dropping() {
+    let b = memory();
+    let faulty = Arc::new(FaultyStore::new(b.inner.clone()));
+    let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
+        .await
+        .unwrap();
+    setup(&cat).await;
+    let mut k = 0;
+    loop {
+        faulty.fail_after_deletes(k);
+        let res = cat.drop_dataset("labels").await;
+        faulty.heal();
+        let fresh = check_after_fault(&b, "drop", k).await;
+        if res.is_ok() {
+            assert!(fresh.list_datasets().await.unwrap().is_empty());
+            break;
+        }
+        // the first delete removes the commit point: from then on the dataset is gone
+        let listed = fresh.list_datasets().await.unwrap();
+        if k == 0 {
+            assert_eq!(listed, vec!["labels"]);
+            assert_eq!(state(&fresh).await.1, 120);
+        } else {
+            assert!(listed.is_empty(), "drop cut after {k} deletes: {listed:?}");
+            // a half-dropped dataset does not block its name: recreate, then drop again
+            assert!(fresh.dataset("labels").await.is_err());
+            break;
+        }
+        k += 1;
+    }
+    assert!(k > 0 && faulty.failed_deletes() > 0);
+    let ds = cat
+        .create_dataset("labels", schema(), DatasetOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rows(&ds.head("main").await.unwrap()).await.len(), 0);
+    assert!(cat.fsck(FsckOptions::default()).await.unwrap().is_clean());
+}
