@@ -254,10 +254,15 @@ impl Catalog {
                 match w.store.read_ref_entry(&refpath, *seq).await {
                     Ok(Some(e)) => head = Some(e),
                     Ok(None) => {}
-                    Err(e) => {
+                    Err(StoreError::MalformedRef { reason, .. }) => {
+                        head = None;
+                        w.report.problem(ProblemKind::Corrupt, &path, reason);
+                    }
+                    Err(e @ StoreError::InvalidRefName { .. }) => {
                         head = None;
                         w.report.problem(ProblemKind::Corrupt, &path, e.to_string());
                     }
+                    Err(e) => return Err(e.into()),
                 }
             }
             if let Some(target) = head.and_then(|e| e.new) {
@@ -373,9 +378,12 @@ impl Walk<'_> {
                 match store.get_object(kind, &h).await {
                     Ok(b) => Ok((h, Ok(b))),
                     Err(StoreError::NotFound { .. }) => Ok((h, Err(Bad::Missing))),
-                    Err(e @ StoreError::Corrupt { .. }) => {
-                        Ok((h, Err(Bad::Corrupt(e.to_string()))))
-                    }
+                    Err(StoreError::Corrupt { actual, .. }) => Ok((
+                        h,
+                        Err(Bad::Corrupt(format!(
+                            "does not match its address: its blake3 is {actual}"
+                        ))),
+                    )),
                     Err(e) => Err(CoreError::from(e)),
                 }
             })
