@@ -97,6 +97,11 @@ impl WriteTxn {
         self
     }
 
+    /// The dataset this transaction writes to.
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
+    }
+
     /// The commit this transaction started from.
     pub fn base_commit(&self) -> &Commit {
         &self.base.commit

@@ -158,3 +158,39 @@ async fn drop_cut_short_leaves_an_invisible_dataset() {
     cat.drop_dataset("labels").await.unwrap();
     assert!(cat.list_datasets().await.unwrap().is_empty());
 }
+
+/// An import that creates its dataset publishes it with the labels: cut short (here its
+/// pack cannot be written, and its cleanup cannot delete, as after a kill) it leaves no
+/// empty dataset behind.
+#[tokio::test]
+async fn import_cut_short_leaves_no_empty_dataset() {
+    use quiver_core::import::tabular::{import_csv, TableKeys};
+    use quiver_core::import::ImportOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("labels.csv");
+    std::fs::write(&f, "img,box,class\na.jpg,1,cat\nb.jpg,1,dog\n").unwrap();
+    let keys = TableKeys {
+        group_key: "img".into(),
+        label_key: "box".into(),
+    };
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let faulty = Arc::new(FaultyStore::new(mem.clone()));
+    let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
+        .await
+        .unwrap();
+    faulty.fail_puts_matching("objects/pack");
+    faulty.fail_after_deletes(0);
+    import_csv(&cat, &f, &keys, &ImportOptions::new("t"))
+        .await
+        .unwrap_err();
+    faulty.heal();
+    assert!(cat.list_datasets().await.unwrap().is_empty());
+    assert!(cat.dataset("t").await.is_err());
+    let r = import_csv(&cat, &f, &keys, &ImportOptions::new("t"))
+        .await
+        .unwrap();
+    assert!(r.created_dataset);
+    assert_eq!(r.labels, 2);
+    let ds = cat.dataset("t").await.unwrap();
+    assert_eq!(ds.history("main").await.unwrap().len(), 2);
+}
