@@ -38,7 +38,8 @@ for cycle in $(seq 1 "$CYCLES"); do
   fi
   timeout --foreground -s KILL "$delay" "$Q" --catalog "$CAT" "${writer[@]}" >"$WORK/out" 2>&1
   rc=$?
-  if [ "$rc" = 137 ]; then
+  # 137: SIGKILLed; 124: the delay ran out as the writer was exiting on its own
+  if [ "$rc" = 137 ] || [ "$rc" = 124 ]; then
     killed=$((killed + 1))
   elif [ "$rc" = 0 ]; then
     finished=$((finished + 1))
