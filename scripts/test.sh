@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Quiver test on a fresh machine: installs what the tests need, starts the local
 # S3-compatible server for the object-store tests, runs the Rust tests (unit, integration,
-# sqllogictest files under sql/), stops the server, then runs the end-to-end tests of
-# `quiver serve` with real Python clients (scripts/e2e.sh).
+# sqllogictest files under sql/), stops the server, then runs a SIGKILL crash loop checked by
+# `quiver fsck` (scripts/crash-loop.sh) and the end-to-end tests of `quiver serve` with real
+# Python clients (scripts/e2e.sh).
 #
 # Caches outside the clone (reused between runs; delete them to start clean):
 #   $QUIVER_CACHE (default ~/.cache/quiver): target/ (cargo build output), venv/ (Python)
@@ -63,5 +64,9 @@ cargo test --workspace --no-fail-fast 2>&1 || status=$?
 # (torch included) into the cached venv on first use.
 echo "test.sh: end-to-end tests of the Flight server"
 cargo build -p quiver-cli 2>&1 || status=$?
+
+# Crash safety: 20 writers SIGKILLed at random points, each followed by `quiver fsck`.
+echo "test.sh: SIGKILL crash loop"
+QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/crash-loop.sh 20 || status=$?
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/e2e.sh || status=$?
 exit $status

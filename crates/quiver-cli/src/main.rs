@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+mod fsck_cmd;
 mod io_cmd;
 mod merge_cmd;
 mod serve_cmd;
 mod sql_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
-use quiver_core::{demo, Catalog, CoreError, VersionSpec};
+use quiver_core::{demo, Catalog, CoreError, StoreOptions, VersionSpec};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +31,17 @@ struct Cli {
         default_value = "./quiver-data"
     )]
     catalog: String,
+    /// Make every write durable on local disk (fsync of each file and its directory before
+    /// the ref that names it is created). Off only for throwaway catalogs and benchmarks.
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_SYNC",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    sync: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +56,9 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
+    /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
+    #[command(long_about = fsck_cmd::LONG_ABOUT)]
+    Fsck(fsck_cmd::FsckArgs),
     /// Create the catalog (idempotent).
     Init,
     /// Create the catalog and a demo dataset (if missing), then show its history.
@@ -150,12 +165,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let cat = Catalog::open(&cli.catalog).await?;
+    let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
+        Command::Fsck(a) => fsck_cmd::run(&cat, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
         Command::Quickstart { rows } => {
             if !cat.list_datasets().await?.contains(&"demo".to_string()) {
@@ -289,8 +305,10 @@ pub(crate) async fn write_demo(
         return Err(CliError::Usage("--rows must be at least 1".into()));
     }
     let started = Instant::now();
-    let ds = cat
-        .create_dataset(name, demo::schema(), demo::options())
+    // built as one transaction that creates the dataset when it commits: a demo killed
+    // midway leaves no dataset (only invisible leftovers), never an empty or partial one
+    let mut txn = cat
+        .begin_dataset(name, demo::schema(), demo::options())
         .await?;
     let bar = ProgressBar::new(rows);
     bar.set_style(
@@ -298,7 +316,6 @@ pub(crate) async fn write_demo(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(format!("generating {name}"));
-    let mut txn = ds.begin("main").await?;
     for batch in demo::DemoLabels::new(rows, seed) {
         txn.append(&batch).await?;
         bar.inc(batch.num_rows() as u64);

@@ -171,13 +171,19 @@ impl AssetStore {
             writer.write(&buf[..n]);
         }
         writer.finish().await.map_err(store_err)?;
+        // on a durable local store the staged bytes reach the disk before they get the
+        // asset's name, so a crash never leaves a short file at that name
+        self.store().sync_path(&format!("{STAGING}{nonce}")).await?;
         let hash = Hash(*hasher.finalize().as_bytes());
         let target = self.store().full_path(&Self::path_of(&hash));
         let placed = if self.store().has_object(ASSET_KIND, &hash).await? {
             Ok(())
         } else {
             match os.rename_if_not_exists(&staging, &target).await {
-                Ok(()) => return Ok(hash),
+                Ok(()) => {
+                    self.store().sync_path(&Self::path_of(&hash)).await?;
+                    return Ok(hash);
+                }
                 Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
                 // backends without an atomic create-if-absent rename: the content is
                 // addressed by its hash, so an overwriting copy writes the same bytes

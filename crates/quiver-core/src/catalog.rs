@@ -1,4 +1,20 @@
 //! The catalog: a root URL holding datasets (and later the asset store and lineage log).
+//!
+//! # Creating and dropping a dataset atomically
+//!
+//! A dataset `d` is `datasets/d/dataset.json` (its configuration) plus its refs; it
+//! **exists** exactly when the first entry of its main branch,
+//! `refs/datasets/d/branches/main/00000000000000000000.json`, exists. Creation writes the
+//! configuration, the initial commit and (for [`Catalog::begin_dataset`]) the first data
+//! commit, and creates that entry last: a creation killed at any earlier point leaves a
+//! *half-created* dataset that no reader sees ([`Catalog::list_datasets`] and
+//! [`Catalog::dataset`] skip it), that creating the name again cleans up, and that
+//! `fsck` reports (and `fsck --repair` removes). Dropping deletes that entry first, so a
+//! drop killed midway leaves a half-created dataset, never a visible broken one.
+//!
+//! Two creations of the same name race on that entry (create-if-absent): one wins, the
+//! other fails with [`CoreError::DatasetExists`]. The winner re-reads the configuration after
+//! winning and rewrites its own if the loser (taking the other for leftovers) overwrote it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +29,7 @@ use crate::error::{CoreError, Result};
 use crate::model::{Commit, DatasetConfig, FORMAT_VERSION};
 use crate::nodes::NodeCache;
 use crate::packs::{MetaCache, SharedPackIndex};
+use crate::write::WriteTxn;
 use crate::{encoding, DEFAULT_BRANCH};
 
 /// Options for creating a dataset.
@@ -103,11 +120,26 @@ pub(crate) fn dataset_dir(name: &str) -> String {
     format!("datasets/{name}/")
 }
 
+/// Path of a dataset's configuration.
+pub(crate) fn config_path(name: &str) -> String {
+    format!("{}dataset.json", dataset_dir(name))
+}
+
+/// Ref path of a dataset's main branch.
+pub(crate) fn main_ref(name: &str) -> String {
+    format!("datasets/{name}/branches/{DEFAULT_BRANCH}")
+}
+
 impl Catalog {
     /// Open (creating if needed) the catalog at `url`: a local path, `file://…`,
     /// `memory://` or `s3://bucket/prefix`.
     pub async fn open(url: &str) -> Result<Catalog> {
         Self::from_store(Store::open(url)?).await
+    }
+
+    /// [`Catalog::open`] with store options (e.g. `sync: false`: no fsync on local disk).
+    pub async fn open_with(url: &str, opts: quiver_store::StoreOptions) -> Result<Catalog> {
+        Self::from_store(Store::open_with(url, opts)?).await
     }
 
     /// Open a catalog over an already configured store (used to inject faults in tests).
@@ -146,6 +178,22 @@ impl Catalog {
         schema: SchemaRef,
         opts: DatasetOptions,
     ) -> Result<Dataset> {
+        let mut txn = self.begin_dataset(name, schema, opts).await?;
+        txn.commit("create dataset").await?;
+        self.dataset(name).await
+    }
+
+    /// Start creating a dataset together with its first data: the returned transaction
+    /// writes on `main` of the new dataset, which becomes visible only when the transaction
+    /// commits (with the initial empty commit as its parent, or as the head if nothing was
+    /// written). Dropped uncommitted, it leaves an invisible half-created dataset (see the
+    /// module docs). Fails with [`CoreError::DatasetExists`] if the dataset exists.
+    pub async fn begin_dataset(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        opts: DatasetOptions,
+    ) -> Result<WriteTxn> {
         validate_name(name)?;
         let find = |col: &str| {
             schema
@@ -209,18 +257,52 @@ impl Catalog {
             fanout: opts.fanout.max(2),
             created_at: chrono::Utc::now(),
         };
-        let path = format!("{}dataset.json", dataset_dir(name));
-        let created = self
-            .inner
-            .store
-            .put_file_if_absent(&path, Bytes::from(serde_json::to_vec_pretty(&config)?))
-            .await?;
-        if !created {
-            return Err(CoreError::DatasetExists(name.to_string()));
+        let path = config_path(name);
+        let bytes = Bytes::from(serde_json::to_vec_pretty(&config)?);
+        let store = &self.inner.store;
+        if !store.put_file_if_absent(&path, bytes.clone()).await? {
+            if self.is_published(name).await? {
+                return Err(CoreError::DatasetExists(name.to_string()));
+            }
+            // leftovers of a creation or drop that did not finish: never visible, so
+            // nothing reads them
+            self.remove_leftovers(name, false).await?;
+            store.put_file(&path, bytes).await?;
         }
         let ds = Dataset::new(self.clone(), config)?;
-        ds.init_main(&opts.author).await?;
-        Ok(ds)
+        let initial = ds.initial_commit(&opts.author).await?;
+        Ok(WriteTxn::creating(ds, initial).author(&opts.author))
+    }
+
+    /// Whether dataset `name` exists: the first entry of its main branch exists.
+    pub(crate) async fn is_published(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .inner
+            .store
+            .ref_entry_exists(&main_ref(name), 0)
+            .await?)
+    }
+
+    /// Delete what a half-created (or half-dropped) dataset left behind: its refs, schema
+    /// registry, metadata and pending merges, and with `all` its configuration, commit
+    /// markers and pack indexes too. Objects stay for VACUUM. Returns the deleted paths.
+    pub(crate) async fn remove_leftovers(&self, name: &str, all: bool) -> Result<Vec<String>> {
+        let store = &self.inner.store;
+        let mut gone = store.list(&format!("refs/{}", dataset_dir(name))).await?;
+        let dir = dataset_dir(name);
+        for p in store.list(&dir).await? {
+            let rest = p.strip_prefix(&dir).unwrap_or(&p);
+            let kept = rest == "dataset.json"
+                || rest.starts_with("commits/")
+                || rest.starts_with("packidx/");
+            if all || !kept {
+                gone.push(p);
+            }
+        }
+        for p in &gone {
+            store.delete(p).await?;
+        }
+        Ok(gone)
     }
 
     /// Open a dataset by name.
@@ -228,24 +310,33 @@ impl Catalog {
         if validate_name(name).is_err() {
             return Err(CoreError::DatasetNotFound(name.to_string()));
         }
-        let path = format!("{}dataset.json", dataset_dir(name));
+        let path = config_path(name);
         let bytes = self
             .inner
             .store
             .get_file_opt(&path)
             .await?
             .ok_or_else(|| CoreError::DatasetNotFound(name.to_string()))?;
-        let config: DatasetConfig = serde_json::from_slice(&bytes)?;
-        let ds = Dataset::new(self.clone(), config)?;
         // a dataset whose creation did not finish has no main branch: treat as absent
+        if !self.is_published(name).await? {
+            return Err(CoreError::DatasetNotFound(name.to_string()));
+        }
+        let config: DatasetConfig =
+            serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt {
+                what: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let ds = Dataset::new(self.clone(), config)?;
         if ds.try_branch_head(DEFAULT_BRANCH).await?.is_none() {
             return Err(CoreError::DatasetNotFound(name.to_string()));
         }
         Ok(ds)
     }
 
-    /// Names of all datasets, sorted.
+    /// Names of all datasets, sorted. Half-created datasets (see the module docs) are not
+    /// listed.
     pub async fn list_datasets(&self) -> Result<Vec<String>> {
+        use futures::{StreamExt, TryStreamExt};
         let files = self.inner.store.list("datasets/").await?;
         let mut names: Vec<String> = files
             .iter()
@@ -255,19 +346,29 @@ impl Catalog {
             .collect();
         names.sort();
         names.dedup();
-        Ok(names)
+        let published: Vec<(String, bool)> = futures::stream::iter(names)
+            .map(|n| async move {
+                let p = self.is_published(&n).await?;
+                Ok::<_, CoreError>((n, p))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(published
+            .into_iter()
+            .filter_map(|(n, p)| p.then_some(n))
+            .collect())
     }
 
     /// Drop a dataset: its configuration, refs and indexes go; data objects stay until gc.
+    /// The first entry of its main branch goes first, so the dataset disappears at once.
     pub async fn drop_dataset(&self, name: &str) -> Result<()> {
         self.dataset(name).await?;
         let store = &self.inner.store;
-        for p in store.list(&dataset_dir(name)).await? {
-            store.delete(&p).await?;
-        }
-        for p in store.list(&format!("refs/{}", dataset_dir(name))).await? {
-            store.delete(&p).await?;
-        }
+        store
+            .delete(&Store::ref_entry_path(&main_ref(name), 0))
+            .await?;
+        self.remove_leftovers(name, true).await?;
         if let Ok(mut packs) = self.inner.packs.lock() {
             packs.remove(name);
         }

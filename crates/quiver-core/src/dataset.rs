@@ -181,7 +181,8 @@ impl Dataset {
         Ok(c)
     }
 
-    pub(crate) async fn init_main(&self, author: &str) -> Result<()> {
+    /// Write the initial (empty) commit of a dataset being created; no ref names it yet.
+    pub(crate) async fn initial_commit(&self, author: &str) -> Result<Commit> {
         let nodes = self.nodes();
         let root = nodes.run(|n| Ok(quiver_tree::empty(n)?)).await?;
         nodes.flush().await?;
@@ -189,19 +190,37 @@ impl Dataset {
             operation: "create".into(),
             ..Default::default()
         };
-        let c = self
-            .write_commit(root, vec![], author, "create dataset", summary)
-            .await?;
-        self.store()
+        self.write_commit(root, vec![], author, "create dataset", summary)
+            .await
+    }
+
+    /// Publish a dataset being created: create the first entry of its main branch at
+    /// `commit` (the dataset's commit point), then make sure the configuration on storage
+    /// is this dataset's (see the catalog module docs on racing creators).
+    pub(crate) async fn publish(&self, commit: &Commit, author: &str) -> Result<u64> {
+        let created = self
+            .store()
             .update_ref(
                 &self.branch_ref(DEFAULT_BRANCH),
                 None,
-                Some(c.id),
+                Some(commit.id),
                 author,
                 "create dataset",
             )
-            .await?;
-        Ok(())
+            .await;
+        let st = match created {
+            Ok(st) => st,
+            Err(StoreError::RefConflict { .. }) => {
+                return Err(CoreError::DatasetExists(self.config.name.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let path = crate::catalog::config_path(&self.config.name);
+        let mine = serde_json::to_vec_pretty(self.config.as_ref())?;
+        if self.store().get_file_opt(&path).await?.as_deref() != Some(mine.as_slice()) {
+            self.store().put_file(&path, Bytes::from(mine)).await?;
+        }
+        Ok(st.seq)
     }
 
     // ---------------------------------------------------------------- branches

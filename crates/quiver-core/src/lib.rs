@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod demo;
 pub mod encoding;
 pub mod error;
+pub mod fsck;
 pub mod import;
 pub mod lineage;
 pub mod merge;
@@ -26,6 +27,7 @@ pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
+pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
 pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{
@@ -35,6 +37,7 @@ pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{plan_locs, PackScan, Snapshot};
 pub use write::{WriteMode, WriteTxn};
 
+pub use quiver_store::StoreOptions;
 pub use quiver_tree::{Change, ChangeKind, ChildEntry, Hash, Key};
 
 /// The branch every dataset starts with.

@@ -158,7 +158,7 @@ pub async fn locate(
     Ok(Vec::new())
 }
 
-fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
+pub(crate) fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
     let bad = |r: &str| CoreError::Corrupt {
         what: name.to_string(),
         reason: r.to_string(),

@@ -61,6 +61,8 @@ pub struct WriteTxn {
     extra_parents: Vec<Hash>,
     /// Bytes written by the last successful commit (packs, nodes, commit object).
     pub bytes_written: u64,
+    /// The dataset is being created: committing publishes it (creates its main branch).
+    creating: bool,
 }
 
 impl WriteTxn {
@@ -74,13 +76,30 @@ impl WriteTxn {
             author: crate::catalog::default_author(),
             extra_parents: Vec::new(),
             bytes_written: 0,
+            creating: false,
         }
+    }
+
+    /// A transaction on `main` of a dataset being created, based on its initial commit.
+    pub(crate) fn creating(ds: Dataset, initial: Commit) -> Self {
+        let base = crate::dataset::BranchHead {
+            seq: 0,
+            commit: initial,
+        };
+        let mut t = Self::new(ds, crate::DEFAULT_BRANCH.to_string(), base);
+        t.creating = true;
+        t
     }
 
     /// Set the commit author.
     pub fn author(mut self, author: &str) -> Self {
         self.author = author.to_string();
         self
+    }
+
+    /// The dataset this transaction writes to.
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
     }
 
     /// The commit this transaction started from.
@@ -559,6 +578,9 @@ impl WriteTxn {
             .filter(|(_, st)| st.current.as_ref().map(|c| c.hash) != st.base_hash)
             .map(|(k, st)| (k.clone(), st.current.clone()))
             .collect();
+        if self.creating {
+            return self.commit_creation(&changed, message, summary).await;
+        }
         if changed.is_empty() && self.extra_parents.is_empty() {
             return Ok(self.base.commit.clone());
         }
@@ -614,6 +636,31 @@ impl WriteTxn {
                 }
             }
         }
+    }
+
+    /// Commit the first data of a dataset being created and publish the dataset: nothing
+    /// is visible before its main branch is created, here, last.
+    async fn commit_creation(
+        &mut self,
+        changed: &BTreeMap<Key, Option<GroupRows>>,
+        message: &str,
+        summary: OperationSummary,
+    ) -> Result<Commit> {
+        let base = self.base.clone();
+        let (commit, bytes) = if changed.is_empty() && self.extra_parents.is_empty() {
+            (base.commit.clone(), 0)
+        } else {
+            self.try_commit(&base, changed, message, summary).await?
+        };
+        let seq = self.ds.publish(&commit, &self.author).await?;
+        self.creating = false;
+        self.bytes_written = bytes;
+        self.base = crate::dataset::BranchHead {
+            seq,
+            commit: commit.clone(),
+        };
+        self.groups.clear();
+        Ok(commit)
     }
 
     async fn try_commit(

@@ -8,11 +8,12 @@
 //!   on-storage protocol.
 //! * [`testing`] holds a fault-injecting `ObjectStore` used by tests of this and other crates.
 
+mod durable;
 mod error;
 pub mod refs;
 mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
-pub use refs::{validate_ref_segment, RefLogEntry, RefState};
-pub use store::Store;
+pub use refs::{parse_ref_entry_path, validate_ref_segment, RefLogEntry, RefState};
+pub use store::{Store, StoreOptions};

@@ -55,6 +55,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 use quiver_tree::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -203,14 +204,53 @@ fn parse_hash(path: &str, s: Option<String>) -> Result<Option<Hash>> {
     }
 }
 
+/// The ref path and seq of a ref entry file given by its path relative to the store root
+/// (`refs/<refpath>/<seq:020>.json`), or `None` for any other file.
+pub fn parse_ref_entry_path(path: &str) -> Option<(String, u64)> {
+    let rest = path.strip_prefix("refs/")?;
+    let (refpath, name) = rest.rsplit_once('/')?;
+    Some((refpath.to_string(), parse_entry_name(name)?))
+}
+
 impl Store {
+    /// Path (relative to the store root) of entry `seq` of the ref at `refpath`.
+    pub fn ref_entry_path(refpath: &str, seq: u64) -> String {
+        entry_path(refpath, seq)
+    }
+
+    /// Whether entry `seq` of the ref at `refpath` exists (e.g. entry 0: the ref was
+    /// created).
+    pub async fn ref_entry_exists(&self, refpath: &str, seq: u64) -> Result<bool> {
+        validate_ref_path(refpath)?;
+        match self
+            .object_store()
+            .head(&self.full_path(&entry_path(refpath, seq)))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Read and decode entry `seq` of `refpath` (`None` if absent); an undecodable entry is
+    /// [`StoreError::MalformedRef`] naming its path.
+    pub async fn read_ref_entry(&self, refpath: &str, seq: u64) -> Result<Option<RefLogEntry>> {
+        validate_ref_path(refpath)?;
+        self.read_entry(refpath, seq).await
+    }
+
     /// Read and decode entry `seq` of `refpath`, or `None` if it does not exist.
     async fn read_entry(&self, refpath: &str, seq: u64) -> Result<Option<RefLogEntry>> {
         let path = entry_path(refpath, seq);
         let Some(bytes) = self.get_file_opt(&path).await? else {
             return Ok(None);
         };
-        let json: EntryJson = serde_json::from_slice(&bytes)?;
+        let json: EntryJson =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::MalformedRef {
+                path: path.clone(),
+                reason: format!("not a ref entry: {e}"),
+            })?;
         if json.seq != seq {
             return Err(StoreError::MalformedRef {
                 reason: format!("entry says seq {} but is stored as seq {seq}", json.seq),
@@ -337,7 +377,7 @@ impl Store {
         // Advisory only: the entry above is the commit point, so a failed hint write is
         // ignored (readers probe past a stale hint).
         let _ = self
-            .put_file(&hint_path(refpath), Bytes::from(format!("{seq}\n")))
+            .put_overwrite(&hint_path(refpath), Bytes::from(format!("{seq}\n")))
             .await;
         Ok(RefState { seq, target: new })
     }

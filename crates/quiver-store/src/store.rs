@@ -10,6 +10,16 @@
 //!
 //! Every successful write through a `Store` (and its clones) is added to
 //! [`Store::bytes_written`], which benchmarks and tests use to check write amplification.
+//!
+//! **Durability on local disk.** `object_store`'s `LocalFileSystem` writes a staging file
+//! and renames (or hard-links) it into place but never calls `fsync`, so after a power loss
+//! a ref entry could survive while the objects it names are empty or gone. With
+//! [`StoreOptions::sync`] (the default) every write of a local store is followed by a sync
+//! step (module `durable`): the file is fsynced, then its directory (and, the first time,
+//! every directory above it up to the root, which may have been created by the write).
+//! Writes are synced before they return, so everything a writer put before it creates a
+//! ref entry is durable before that entry exists, and the entry itself is durable before
+//! `update_ref` returns. Memory and S3 stores are unaffected.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,7 +33,22 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use quiver_tree::Hash;
 
+use crate::durable::Durability;
 use crate::error::{Result, StoreError};
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Make every write of a local store durable (fsync of the file and its directory)
+    /// before the write returns. Default on; ignored by memory and S3 stores.
+    pub sync: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { sync: true }
+    }
+}
 
 /// A handle on one catalog root. Cheap to clone (an `Arc` inside); clones share the
 /// byte counter.
@@ -38,6 +63,8 @@ struct Inner {
     prefix: String,
     url: String,
     bytes_written: AtomicU64,
+    /// Set for local stores opened with `sync`: how to make writes durable.
+    durable: Option<Durability>,
 }
 
 impl std::fmt::Debug for Store {
@@ -55,12 +82,17 @@ impl Store {
     /// `s3://bucket/prefix` (configured from the `AWS_*` environment, including
     /// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` for S3-compatible servers).
     pub fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options (e.g. `sync: false` to skip fsync on local disk).
+    pub fn open_with(url: &str, opts: StoreOptions) -> Result<Store> {
         let invalid = |reason: String| StoreError::InvalidUrl {
             url: url.to_string(),
             reason,
         };
         let Some((scheme, _)) = url.split_once("://") else {
-            return Self::open_local(url, std::path::PathBuf::from(url));
+            return Self::open_local(url, std::path::PathBuf::from(url), opts);
         };
         match scheme.to_ascii_lowercase().as_str() {
             "file" => {
@@ -68,7 +100,7 @@ impl Store {
                 let dir = parsed
                     .to_file_path()
                     .map_err(|()| invalid("not a local file path".to_string()))?;
-                Self::open_local(url, dir)
+                Self::open_local(url, dir, opts)
             }
             "memory" => Ok(Self::from_parts(Arc::new(InMemory::new()), "", url)),
             "s3" | "s3a" => {
@@ -89,7 +121,7 @@ impl Store {
         }
     }
 
-    fn open_local(url: &str, dir: std::path::PathBuf) -> Result<Store> {
+    fn open_local(url: &str, dir: std::path::PathBuf, opts: StoreOptions) -> Result<Store> {
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
             path: dir.display().to_string(),
             source,
@@ -98,7 +130,15 @@ impl Store {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Self::from_parts(Arc::new(fs), "", url))
+        let fs = Arc::new(fs);
+        let mut store = Self::from_parts(fs.clone(), "", url);
+        if opts.sync {
+            let durable = Durability::new(fs, &dir)?;
+            if let Some(inner) = Arc::get_mut(&mut store.inner) {
+                inner.durable = Some(durable);
+            }
+        }
+        Ok(store)
     }
 
     /// Wrap an existing object store (e.g. a fault-injecting one in tests); all paths are
@@ -115,6 +155,7 @@ impl Store {
                 prefix: prefix.trim_matches('/').to_string(),
                 url: url.to_string(),
                 bytes_written: AtomicU64::new(0),
+                durable: None,
             }),
         }
     }
@@ -162,6 +203,26 @@ impl Store {
         self.inner.bytes_written.load(Ordering::Relaxed)
     }
 
+    /// Whether writes are made durable (a local store opened with `sync`).
+    pub fn syncs(&self) -> bool {
+        self.inner.durable.is_some()
+    }
+
+    /// Files fsynced so far by this store and its clones (0 unless [`Store::syncs`]).
+    pub fn synced_files(&self) -> u64 {
+        self.inner.durable.as_ref().map_or(0, |d| d.synced_files())
+    }
+
+    /// Make the file at `path` (relative to the root) and its directory entry durable, for
+    /// files written around the store (e.g. a staged upload renamed into place). A no-op
+    /// unless [`Store::syncs`].
+    pub async fn sync_path(&self, path: &str) -> Result<()> {
+        match &self.inner.durable {
+            Some(d) => d.sync(&self.full_path(path)).await,
+            None => Ok(()),
+        }
+    }
+
     // ---------------------------------------------------------------- objects
 
     /// Path (relative to the store root) of the object `hash` of `kind`.
@@ -176,7 +237,21 @@ impl Store {
         validate_kind(kind)?;
         let hash = Hash::of(&bytes);
         let rel = Self::object_path(kind, &hash);
-        self.put_create(&rel, bytes).await?;
+        let len = bytes.len() as u64;
+        if !self.put_create(&rel, bytes.clone()).await? {
+            // Already there. On a durable store, make sure the copy is whole and durable:
+            // a writer that crashed between its rename and its fsync may have left an empty
+            // or short file (content addressing makes rewriting it with these bytes safe).
+            if let Some(d) = &self.inner.durable {
+                let full = self.full_path(&rel);
+                let size = self.inner.store.head(&full).await.map(|m| m.size).ok();
+                if size == Some(len) {
+                    d.sync(&full).await?;
+                } else {
+                    self.put_file(&rel, bytes).await?;
+                }
+            }
+        }
         Ok(hash)
     }
 
@@ -212,6 +287,12 @@ impl Store {
 
     /// Write a plain file at `path` (relative to the root), overwriting any previous one.
     pub async fn put_file(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.put_overwrite(path, bytes).await?;
+        self.sync_path(path).await
+    }
+
+    /// Overwriting put without the sync step (advisory files such as a ref's head hint).
+    pub(crate) async fn put_overwrite(&self, path: &str, bytes: Bytes) -> Result<()> {
         let len = bytes.len() as u64;
         self.inner
             .store
@@ -242,6 +323,7 @@ impl Store {
         {
             Ok(_) => {
                 self.inner.bytes_written.fetch_add(len, Ordering::Relaxed);
+                self.sync_path(rel).await?;
                 Ok(true)
             }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),

@@ -1,5 +1,5 @@
 //! Test helpers shared with other crates' tests (not `cfg(test)`): [`FaultyStore`], an
-//! `ObjectStore` wrapper that makes puts fail on demand, to check that an interrupted
+//! `ObjectStore` wrapper that makes puts (and deletes) fail on demand, to check that an interrupted
 //! write leaves the catalog at its last committed state (DESIGN invariant 7).
 //!
 //! Wrap it in a [`crate::Store`] with [`crate::Store::from_object_store`] and keep an
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -26,15 +27,19 @@ struct Faults {
     allowed_puts: Option<u64>,
     /// How many puts were failed so far.
     failed: u64,
+    /// Allow this many more deletes, then fail every delete.
+    allowed_deletes: Option<u64>,
+    /// How many deletes were failed so far.
+    failed_deletes: u64,
 }
 
 /// An `ObjectStore` that delegates to another one but fails puts (including multipart
-/// uploads and copies/renames onto a path) as configured, with `object_store::Error::Generic`.
-/// Reads, lists and deletes always go through.
+/// uploads and copies/renames onto a path) and deletes as configured, with
+/// `object_store::Error::Generic`. Reads and lists always go through.
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
-    faults: Mutex<Faults>,
+    faults: Arc<Mutex<Faults>>,
 }
 
 impl std::fmt::Display for FaultyStore {
@@ -48,7 +53,7 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> FaultyStore {
         FaultyStore {
             inner,
-            faults: Mutex::new(Faults::default()),
+            faults: Arc::default(),
         }
     }
 
@@ -67,12 +72,23 @@ impl FaultyStore {
         self.with_faults(|f| f.allowed_puts = Some(n));
     }
 
+    /// Let `n` more deletes succeed, then fail every delete until [`FaultyStore::heal`].
+    pub fn fail_after_deletes(&self, n: u64) {
+        self.with_faults(|f| f.allowed_deletes = Some(n));
+    }
+
     /// Remove all configured faults.
     pub fn heal(&self) {
         self.with_faults(|f| {
             f.matching.clear();
             f.allowed_puts = None;
+            f.allowed_deletes = None;
         });
+    }
+
+    /// How many deletes were failed so far.
+    pub fn failed_deletes(&self) -> u64 {
+        self.with_faults(|f| f.failed_deletes)
     }
 
     /// How many puts were failed so far.
@@ -151,7 +167,28 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        let faults = self.faults.clone();
+        let checked = locations
+            .map(move |location| {
+                let location = location?;
+                let mut f = faults.lock().unwrap_or_else(PoisonError::into_inner);
+                match f.allowed_deletes.as_mut() {
+                    Some(0) => {
+                        f.failed_deletes += 1;
+                        Err(object_store::Error::Generic {
+                            store: "FaultyStore",
+                            source: format!("injected delete failure at {location}").into(),
+                        })
+                    }
+                    Some(n) => {
+                        *n -= 1;
+                        Ok(location)
+                    }
+                    None => Ok(location),
+                }
+            })
+            .boxed();
+        self.inner.delete_stream(checked)
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {

@@ -1,5 +1,6 @@
 //! Integration tests of the quiver CLI (one binary).
 #![allow(clippy::unwrap_used)]
 
+mod fsck_cli;
 mod io_cli;
 mod sql_cli;

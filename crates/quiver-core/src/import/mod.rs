@@ -25,6 +25,7 @@ use crate::dataset::Dataset;
 use crate::encoding;
 use crate::error::{CoreError, Result};
 use crate::model::{Commit, VersionSpec};
+use crate::write::WriteTxn;
 use crate::DEFAULT_BRANCH;
 
 /// Receives progress of a long import or export. Every method has a no-op default.
@@ -206,6 +207,7 @@ pub(crate) async fn write_import(
     parsed: Parsed,
 ) -> Result<ImportReport> {
     let progress = opts.progress.as_ref();
+    let mut creating = None;
     let (ds, created) = match cat.dataset(&opts.dataset).await {
         Ok(ds) => {
             let cfg = ds.config();
@@ -227,14 +229,25 @@ pub(crate) async fn write_import(
                 author: opts.author.clone().unwrap_or_else(crate::default_author),
                 ..Default::default()
             };
-            let ds = cat
-                .create_dataset(&opts.dataset, parsed.schema.clone(), dopts)
-                .await?;
-            (ds, true)
+            if opts.branch == DEFAULT_BRANCH {
+                // the dataset appears with the imported labels, in one commit: an import
+                // killed midway leaves no (empty) dataset behind
+                let txn = cat
+                    .begin_dataset(&opts.dataset, parsed.schema.clone(), dopts)
+                    .await?;
+                let ds = txn.dataset().clone();
+                creating = Some(txn);
+                (ds, true)
+            } else {
+                let ds = cat
+                    .create_dataset(&opts.dataset, parsed.schema.clone(), dopts)
+                    .await?;
+                (ds, true)
+            }
         }
         Err(e) => return Err(e),
     };
-    let res = write_into(&ds, created, opts, &parsed, progress).await;
+    let res = write_into(&ds, created, creating, opts, &parsed, progress).await;
     match res {
         Ok((commit, deleted, unchanged)) => {
             progress.finish();
@@ -279,14 +292,20 @@ fn count_groups(ds: &Dataset, batches: &[RecordBatch]) -> Result<u64> {
 async fn write_into(
     ds: &Dataset,
     created: bool,
+    creating: Option<WriteTxn>,
     opts: &ImportOptions,
     parsed: &Parsed,
     progress: &dyn Progress,
 ) -> Result<(Commit, u64, bool)> {
-    if created && opts.branch != DEFAULT_BRANCH {
-        ds.create_branch(&opts.branch, &VersionSpec::main()).await?;
-    }
-    let mut txn = ds.begin(&opts.branch).await?;
+    let mut txn = match creating {
+        Some(txn) => txn,
+        None => {
+            if created && opts.branch != DEFAULT_BRANCH {
+                ds.create_branch(&opts.branch, &VersionSpec::main()).await?;
+            }
+            ds.begin(&opts.branch).await?
+        }
+    };
     if let Some(a) = &opts.author {
         txn = txn.author(a);
     }

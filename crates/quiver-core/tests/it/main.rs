@@ -1,10 +1,13 @@
 //! Integration tests of quiver-core (one binary, one module per concern).
 #![allow(clippy::unwrap_used)]
 
+mod atomic;
 mod basics;
 mod common;
 mod concurrency;
 mod cow;
 mod crash;
+mod faults;
+mod fsck;
 mod import;
 mod merge;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod checks;
+mod durable;
 mod faults;
 mod local_memory;
 mod s3;

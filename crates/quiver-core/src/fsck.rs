@@ -1,0 +1,520 @@
+//! `fsck`: verify a whole catalog, report what is wrong, repair only what is safe.
+//!
+//! [`Catalog::fsck`] lists the catalog once, then for every dataset:
+//! * checks its configuration and whether it was published (the first entry of its main
+//!   branch exists): a configuration without that entry, or refs without a configuration,
+//!   is a **half-created** dataset (a creation or drop that did not finish);
+//! * decodes every entry of every ref (branches, tags…): an undecodable entry, or a gap in
+//!   a ref's sequence, is **corrupt**, named by its catalog-relative path; a head whose
+//!   target commit does not exist is a **dangling ref**;
+//! * walks every commit reachable from the refs' heads and pending merges, every tree node
+//!   under them and the pack holding every non-empty leaf, re-hashing each object against
+//!   its address: a mismatch or an undecodable object is **corrupt**, an absent one is a
+//!   **missing object**;
+//! * decodes the schema registry, metadata, pending merges and pack indexes.
+//!
+//! The lineage log and `catalog.json` are decoded too. Objects (commits, nodes, packs) no
+//! ref reaches are **orphans**: counted and listed, never deleted (removing them is
+//! VACUUM's job); so are files left in `tmp/`.
+//!
+//! `repair` removes the leftovers of half-created datasets (never visible, so nothing
+//! reachable is touched) and nothing else. Run it while no dataset of the same name is
+//! being created.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use quiver_store::{parse_ref_entry_path, Store, StoreError};
+use quiver_tree::{Hash, Node};
+use serde::Serialize;
+
+use crate::catalog::{config_path, dataset_dir, main_ref, Catalog};
+use crate::dataset::COMMIT_KIND;
+use crate::error::{CoreError, Result};
+use crate::merge::PendingMerge;
+use crate::model::{Commit, DatasetConfig};
+use crate::nodes::NODE_KIND;
+use crate::packs::{decode_idx, PACK_KIND};
+use crate::schema_registry::SchemaVersion;
+
+/// Objects verified concurrently.
+const CONCURRENCY: usize = 16;
+
+/// A progress callback: called with a short line describing the current phase.
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Options of [`Catalog::fsck`].
+#[derive(Clone, Default)]
+pub struct FsckOptions {
+    /// Remove the leftovers of half-created datasets (the only repair that is always safe).
+    pub repair: bool,
+    /// Called as the check moves through phases and every few thousand objects.
+    pub progress: Option<Progress>,
+}
+
+/// What kind of problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A ref's head names a commit that does not exist.
+    DanglingRef,
+    /// An object reachable from a ref does not exist.
+    MissingObject,
+    /// A file or object does not decode or does not hash to its address.
+    Corrupt,
+    /// A dataset whose creation (or drop) did not finish.
+    HalfCreated,
+}
+
+/// One problem, naming the file by its path relative to the catalog root.
+#[derive(Debug, Clone, Serialize)]
+pub struct FsckProblem {
+    pub kind: ProblemKind,
+    pub path: String,
+    pub detail: String,
+    /// Fixed by `repair`.
+    pub repaired: bool,
+}
+
+/// What [`Catalog::fsck`] found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsckReport {
+    pub datasets: u64,
+    pub refs: u64,
+    pub ref_entries: u64,
+    pub commits: u64,
+    pub nodes: u64,
+    pub packs: u64,
+    /// Other files decoded (configurations, schema versions, lineage records…).
+    pub files: u64,
+    pub problems: Vec<FsckProblem>,
+    /// Objects no ref reaches and files left in `tmp/` (garbage for VACUUM, not problems).
+    pub orphans: Vec<String>,
+}
+
+impl FsckReport {
+    /// No problem left (orphans are not problems).
+    pub fn is_clean(&self) -> bool {
+        self.problems.iter().all(|p| p.repaired)
+    }
+
+    /// Number of problems of `kind`.
+    pub fn count(&self, kind: ProblemKind) -> usize {
+        self.problems.iter().filter(|p| p.kind == kind).count()
+    }
+
+    fn problem(&mut self, kind: ProblemKind, path: impl Into<String>, detail: impl Into<String>) {
+        self.problems.push(FsckProblem {
+            kind,
+            path: path.into(),
+            detail: detail.into(),
+            repaired: false,
+        });
+    }
+}
+
+/// Why an object could not be verified.
+enum Bad {
+    Missing,
+    Corrupt(String),
+}
+
+/// The state of one walk over the catalog.
+struct Walk<'a> {
+    store: &'a Store,
+    files: HashSet<String>,
+    /// Object paths verified (or found bad) so far, across datasets.
+    seen: HashSet<String>,
+    report: FsckReport,
+    progress: Option<Progress>,
+    ticks: u64,
+}
+
+impl Catalog {
+    /// Verify the whole catalog (see the module docs of `fsck`).
+    pub async fn fsck(&self, opts: FsckOptions) -> Result<FsckReport> {
+        let store = self.store();
+        let say = |m: &str| {
+            if let Some(p) = &opts.progress {
+                p(m)
+            }
+        };
+        say("listing the catalog");
+        let listed = store.list("").await?;
+        let mut w = Walk {
+            store,
+            files: listed.iter().cloned().collect(),
+            seen: HashSet::new(),
+            report: FsckReport::default(),
+            progress: opts.progress.clone(),
+            ticks: 0,
+        };
+        if w.files.contains("catalog.json") {
+            w.json_file::<serde_json::Value>("catalog.json").await?;
+        }
+        let mut names = BTreeSet::new();
+        for f in &listed {
+            let rest = f
+                .strip_prefix("datasets/")
+                .or_else(|| f.strip_prefix("refs/datasets/"));
+            if let Some((name, _)) = rest.and_then(|r| r.split_once('/')) {
+                names.insert(name.to_string());
+            }
+        }
+        for name in &names {
+            say(&format!("checking dataset {name}"));
+            self.check_dataset(&mut w, &listed, name, opts.repair)
+                .await?;
+        }
+        say("checking the lineage log");
+        for f in listed.iter().filter(|f| f.starts_with("lineage/")) {
+            if f.ends_with(".json") {
+                w.json_file::<serde_json::Value>(f).await?;
+            }
+        }
+        for f in &listed {
+            let object = f.strip_prefix("objects/").and_then(|r| r.split_once('/'));
+            let garbage = match object {
+                Some((kind, _)) => {
+                    [COMMIT_KIND, NODE_KIND, PACK_KIND].contains(&kind) && !w.seen.contains(f)
+                }
+                None => f.starts_with("tmp/"),
+            };
+            if garbage {
+                w.report.orphans.push(f.clone());
+            }
+        }
+        say("done");
+        Ok(w.report)
+    }
+
+    async fn check_dataset(
+        &self,
+        w: &mut Walk<'_>,
+        listed: &[String],
+        name: &str,
+        repair: bool,
+    ) -> Result<()> {
+        let cfg = config_path(name);
+        let entry0 = Store::ref_entry_path(&main_ref(name), 0);
+        let (has_cfg, published) = (w.files.contains(&cfg), w.files.contains(&entry0));
+        if !has_cfg || !published {
+            let detail = if has_cfg {
+                "configuration but no main branch: a creation (or drop) that did not finish"
+            } else {
+                "refs but no configuration: a drop that did not finish"
+            };
+            let shown = if has_cfg {
+                cfg.clone()
+            } else {
+                format!("refs/{}", dataset_dir(name))
+            };
+            w.report.problem(ProblemKind::HalfCreated, shown, detail);
+            if repair && !self.is_published(name).await? {
+                self.remove_leftovers(name, true).await?;
+                if let Some(p) = w.report.problems.last_mut() {
+                    p.repaired = true;
+                }
+            }
+            return Ok(());
+        }
+        w.report.datasets += 1;
+        w.json_file::<DatasetConfig>(&cfg).await?;
+        let dir = dataset_dir(name);
+        let mut roots: Vec<(Hash, String)> = Vec::new();
+
+        // refs: every entry decodes, no gaps, the head names an existing commit
+        let mut refs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for f in listed
+            .iter()
+            .filter(|f| f.starts_with(&format!("refs/{dir}")))
+        {
+            if let Some((refpath, seq)) = parse_ref_entry_path(f) {
+                refs.entry(refpath).or_default().push(seq);
+            }
+        }
+        for (refpath, mut seqs) in refs {
+            w.report.refs += 1;
+            seqs.sort_unstable();
+            if let Some(i) = (0u64..)
+                .zip(&seqs)
+                .find_map(|(i, s)| (*s != i).then_some(i))
+            {
+                w.report.problem(
+                    ProblemKind::Corrupt,
+                    Store::ref_entry_path(&refpath, i),
+                    "missing: the ref's entries have a gap",
+                );
+            }
+            let mut head = None;
+            for seq in &seqs {
+                w.report.ref_entries += 1;
+                let path = Store::ref_entry_path(&refpath, *seq);
+                match w.store.read_ref_entry(&refpath, *seq).await {
+                    Ok(Some(e)) => head = Some(e),
+                    Ok(None) => {}
+                    Err(StoreError::MalformedRef { reason, .. }) => {
+                        head = None;
+                        w.report.problem(ProblemKind::Corrupt, &path, reason);
+                    }
+                    Err(e @ StoreError::InvalidRefName { .. }) => {
+                        head = None;
+                        w.report.problem(ProblemKind::Corrupt, &path, e.to_string());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(target) = head.and_then(|e| e.new) {
+                let path = Store::ref_entry_path(&refpath, *seqs.last().unwrap_or(&0));
+                let commit = Store::object_path(COMMIT_KIND, &target);
+                if !w.exists(&commit).await? {
+                    w.report.problem(
+                        ProblemKind::DanglingRef,
+                        &path,
+                        format!("names commit {target}, which does not exist"),
+                    );
+                } else {
+                    roots.push((target, path));
+                }
+            }
+        }
+
+        // pending merges name commits too
+        let mine = |sub: &str| -> Vec<String> {
+            let prefix = format!("{dir}{sub}");
+            listed
+                .iter()
+                .filter(|f| f.starts_with(&prefix))
+                .cloned()
+                .collect()
+        };
+        for f in mine("merges/") {
+            if let Some(p) = w.json_file::<PendingMerge>(&f).await? {
+                for id in [&p.base, &p.ours, &p.theirs] {
+                    if let Some(h) = Hash::from_hex(id) {
+                        roots.push((h, f.clone()));
+                    }
+                }
+            }
+        }
+        for f in mine("schemas/") {
+            w.json_file::<SchemaVersion>(&f).await?;
+        }
+        if w.files.contains(&format!("{dir}metadata.json")) {
+            w.json_file::<serde_json::Value>(&format!("{dir}metadata.json"))
+                .await?;
+        }
+        let mut leaf_packs: HashMap<Hash, Hash> = HashMap::new();
+        for f in mine("packidx/") {
+            w.report.files += 1;
+            match w.store.get_file(&f).await {
+                Ok(bytes) => match decode_idx(&f, &bytes) {
+                    Ok(entries) => {
+                        for (leaf, loc) in entries {
+                            leaf_packs.entry(leaf).or_insert(loc.pack);
+                        }
+                    }
+                    Err(e) => w.report.problem(ProblemKind::Corrupt, &f, e.to_string()),
+                },
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        w.walk(name, roots, &leaf_packs).await
+    }
+}
+
+impl Walk<'_> {
+    fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(5000) {
+            if let Some(p) = &self.progress {
+                p(&format!("verified {} objects", self.ticks));
+            }
+        }
+    }
+
+    /// Whether a file exists (listed, or written since the listing).
+    async fn exists(&self, path: &str) -> Result<bool> {
+        if self.files.contains(path) {
+            return Ok(true);
+        }
+        Ok(self.store.get_file_opt(path).await?.is_some())
+    }
+
+    /// Decode a JSON file; a file that does not decode is reported, not an error.
+    async fn json_file<T: serde::de::DeserializeOwned>(&mut self, path: &str) -> Result<Option<T>> {
+        self.report.files += 1;
+        let bytes = match self.store.get_file(path).await {
+            Ok(b) => b,
+            // deleted since the listing (e.g. a merge finished)
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.report
+                    .problem(ProblemKind::Corrupt, path, format!("does not decode: {e}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Read and re-hash objects of `kind` concurrently (each at most once per fsck).
+    async fn fetch(
+        &mut self,
+        kind: &str,
+        hashes: Vec<Hash>,
+    ) -> Result<Vec<(Hash, std::result::Result<bytes::Bytes, Bad>)>> {
+        let todo: Vec<Hash> = hashes
+            .into_iter()
+            .filter(|h| self.seen.insert(Store::object_path(kind, h)))
+            .collect();
+        let store = self.store;
+        let out: Vec<_> = futures::stream::iter(todo)
+            .map(|h| async move {
+                match store.get_object(kind, &h).await {
+                    Ok(b) => Ok((h, Ok(b))),
+                    Err(StoreError::NotFound { .. }) => Ok((h, Err(Bad::Missing))),
+                    Err(StoreError::Corrupt { actual, .. }) => Ok((
+                        h,
+                        Err(Bad::Corrupt(format!(
+                            "does not match its address: its blake3 is {actual}"
+                        ))),
+                    )),
+                    Err(e) => Err(CoreError::from(e)),
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        for _ in &out {
+            self.tick();
+        }
+        Ok(out)
+    }
+
+    fn bad(&mut self, kind: &str, h: &Hash, bad: Bad, from: &str) {
+        let path = Store::object_path(kind, h);
+        match bad {
+            Bad::Missing => self.report.problem(
+                ProblemKind::MissingObject,
+                path,
+                format!("reachable from {from}, but does not exist"),
+            ),
+            Bad::Corrupt(e) => self.report.problem(ProblemKind::Corrupt, path, e),
+        }
+    }
+
+    /// Walk the commits reachable from `roots`, their trees and packs.
+    async fn walk(
+        &mut self,
+        dataset: &str,
+        roots: Vec<(Hash, String)>,
+        leaf_packs: &HashMap<Hash, Hash>,
+    ) -> Result<()> {
+        let mut from: HashMap<Hash, String> = HashMap::new();
+        let mut frontier = Vec::new();
+        for (h, f) in roots {
+            from.entry(h).or_insert(f);
+            frontier.push(h);
+        }
+        let mut tree_roots = Vec::new();
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (h, got) in self.fetch(COMMIT_KIND, frontier).await? {
+                let origin = from.get(&h).cloned().unwrap_or_default();
+                let bytes = match got {
+                    Ok(b) => b,
+                    Err(b) => {
+                        self.bad(COMMIT_KIND, &h, b, &origin);
+                        continue;
+                    }
+                };
+                self.report.commits += 1;
+                let path = Store::object_path(COMMIT_KIND, &h);
+                match Commit::decode(h, &bytes) {
+                    Ok(c) if c.data.dataset == dataset => {
+                        tree_roots.push((c.root, path.clone()));
+                        for p in c.parents {
+                            from.entry(p).or_insert_with(|| path.clone());
+                            next.push(p);
+                        }
+                    }
+                    Ok(c) => self.report.problem(
+                        ProblemKind::Corrupt,
+                        path,
+                        format!(
+                            "is a commit of dataset '{}', reached from dataset '{dataset}'",
+                            c.data.dataset
+                        ),
+                    ),
+                    Err(e) => self
+                        .report
+                        .problem(ProblemKind::Corrupt, path, e.to_string()),
+                }
+            }
+            frontier = next;
+        }
+        // tree nodes, level by level
+        let mut frontier: Vec<Hash> = Vec::new();
+        for (h, f) in tree_roots {
+            from.entry(h).or_insert(f);
+            frontier.push(h);
+        }
+        let mut packs: Vec<Hash> = Vec::new();
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (h, got) in self.fetch(NODE_KIND, frontier).await? {
+                let origin = from.get(&h).cloned().unwrap_or_default();
+                let bytes = match got {
+                    Ok(b) => b,
+                    Err(b) => {
+                        self.bad(NODE_KIND, &h, b, &origin);
+                        continue;
+                    }
+                };
+                self.report.nodes += 1;
+                let path = Store::object_path(NODE_KIND, &h);
+                match Node::decode(&bytes) {
+                    Ok(Node::Internal { children, .. }) => {
+                        for c in children {
+                            from.entry(c.hash).or_insert_with(|| path.clone());
+                            next.push(c.hash);
+                        }
+                    }
+                    Ok(Node::Leaf { entries }) if entries.is_empty() => {}
+                    Ok(Node::Leaf { .. }) => match leaf_packs.get(&h) {
+                        Some(p) => {
+                            from.entry(*p).or_insert_with(|| path.clone());
+                            packs.push(*p);
+                        }
+                        None => self.report.problem(
+                            ProblemKind::MissingObject,
+                            path,
+                            "leaf has no pack (no pack index names it)",
+                        ),
+                    },
+                    Err(e) => self
+                        .report
+                        .problem(ProblemKind::Corrupt, path, e.to_string()),
+                }
+            }
+            frontier = next;
+        }
+        packs.sort();
+        packs.dedup();
+        for (h, got) in self.fetch(PACK_KIND, packs).await? {
+            match got {
+                Ok(_) => self.report.packs += 1,
+                Err(b) => {
+                    let origin = from.get(&h).cloned().unwrap_or_default();
+                    self.bad(PACK_KIND, &h, b, &origin)
+                }
+            }
+        }
+        Ok(())
+    }
+}
