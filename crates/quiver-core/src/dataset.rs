@@ -31,6 +31,10 @@ pub struct Dataset {
     pub(crate) config: Arc<DatasetConfig>,
     pub(crate) schema: SchemaRef,
     pub(crate) packs: SharedPackIndex,
+    /// Who acts on this handle (see [`Dataset::with_author`]); `None`: [`default_author`].
+    ///
+    /// [`default_author`]: crate::default_author
+    pub(crate) author: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -55,7 +59,27 @@ impl Dataset {
             config: Arc::new(config),
             schema,
             packs,
+            author: None,
         })
+    }
+
+    /// The same dataset, acting for `author`: ref-log entries of branch and tag changes and
+    /// the default author of [`Dataset::begin`]'s commits name them (a server acting for an
+    /// authenticated caller), instead of the process's [`crate::default_author`].
+    pub fn with_author(&self, author: &str) -> Dataset {
+        Dataset {
+            author: Some(Arc::from(author)),
+            ..self.clone()
+        }
+    }
+
+    /// Who acts on this handle: the [`Dataset::with_author`] name, else
+    /// [`crate::default_author`].
+    pub fn author(&self) -> String {
+        match &self.author {
+            Some(a) => a.to_string(),
+            None => crate::catalog::default_author(),
+        }
     }
 
     /// Dataset name.
@@ -296,7 +320,7 @@ impl Dataset {
                 &r,
                 expected,
                 Some(c.id),
-                &crate::catalog::default_author(),
+                &self.author(),
                 &format!("create branch from {from}"),
             )
             .await
@@ -327,7 +351,7 @@ impl Dataset {
                 &self.branch_ref(name),
                 Some(head.seq),
                 None,
-                &crate::catalog::default_author(),
+                &self.author(),
                 "delete branch",
             )
             .await?;
@@ -402,7 +426,7 @@ impl Dataset {
                 &r,
                 expected,
                 Some(c.id),
-                &crate::catalog::default_author(),
+                &self.author(),
                 &format!("create tag at {at}"),
             )
             .await
@@ -429,7 +453,7 @@ impl Dataset {
                 &self.tag_ref(name),
                 seq,
                 None,
-                &crate::catalog::default_author(),
+                &self.author(),
                 "delete tag",
             )
             .await?;

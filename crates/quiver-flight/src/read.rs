@@ -55,8 +55,9 @@ pub struct ShardTicket {
     pub seed: Option<u64>,
 }
 
-/// Most shards one request may ask for.
-pub const MAX_SHARDS: u32 = 65_536;
+/// Bytes of a ticket's endpoint around its JSON (`app_metadata`, protobuf framing): for
+/// the [`crate::ServerLimits::max_flight_info_bytes`] estimate.
+pub const ENDPOINT_OVERHEAD: usize = 128;
 
 /// Resolve a ref string of a dataset to its commit.
 pub async fn resolve_ref(ds: &Dataset, reference: &str) -> Result<Commit> {

@@ -14,5 +14,5 @@ mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
-pub use refs::{validate_ref_segment, RefLogEntry, RefState};
+pub use refs::{validate_ref_segment, RefLogEntry, RefState, MAX_NAME_BYTES};
 pub use store::Store;
