@@ -98,6 +98,9 @@ fn sql_code(e: &SqlError) -> Code {
         | SqlError::Unsupported(_) => Code::InvalidArgument,
         SqlError::Transaction(_) => Code::FailedPrecondition,
         SqlError::Arrow(a) => arrow_code(a),
+        // `SqlError` is `#[non_exhaustive]`: a variant added later (the SQL limits of issue
+        // 15, say) is a server fault until it is mapped here
+        _ => Code::Internal,
     }
 }
 
