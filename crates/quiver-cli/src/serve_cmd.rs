@@ -80,14 +80,23 @@ impl LimitArgs {
     /// The limits these flags set; zero is refused where it would make the server useless.
     fn limits(&self) -> Result<ServerLimits, CliError> {
         let positive = [
-            ("--max-results-per-caller", self.max_results_per_caller as u64),
+            (
+                "--max-results-per-caller",
+                self.max_results_per_caller as u64,
+            ),
             ("--max-results", self.max_results as u64),
             ("--max-shards", u64::from(self.max_shards)),
             ("--max-flight-info-bytes", self.max_flight_info_bytes as u64),
             ("--max-statement-bytes", self.max_statement_bytes as u64),
             ("--call-timeout-secs", self.call_timeout_secs),
-            ("--max-calls-per-connection", self.max_calls_per_connection as u64),
-            ("--max-streams-per-connection", u64::from(self.max_streams_per_connection)),
+            (
+                "--max-calls-per-connection",
+                self.max_calls_per_connection as u64,
+            ),
+            (
+                "--max-streams-per-connection",
+                u64::from(self.max_streams_per_connection),
+            ),
             ("--max-message-bytes", self.max_message_bytes as u64),
         ];
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {

@@ -449,13 +449,7 @@ impl Dataset {
         let st = self.store().read_ref(&self.tag_ref(name)).await?;
         let seq = st.map(|s| s.seq);
         self.store()
-            .update_ref(
-                &self.tag_ref(name),
-                seq,
-                None,
-                &self.author(),
-                "delete tag",
-            )
+            .update_ref(&self.tag_ref(name), seq, None, &self.author(), "delete tag")
             .await?;
         Ok(())
     }

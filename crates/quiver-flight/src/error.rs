@@ -156,13 +156,11 @@ fn store_code(e: &StoreError) -> Code {
     match e {
         // CORRUPTION: an object that does not hash to its address, a garbage ref entry, an
         // object a commit names that is gone
-        StoreError::Corrupt { .. } | StoreError::MalformedRef { .. } | StoreError::NotFound { .. } => {
-            Code::DataLoss
-        }
+        StoreError::Corrupt { .. }
+        | StoreError::MalformedRef { .. }
+        | StoreError::NotFound { .. } => Code::DataLoss,
         StoreError::RefConflict { .. } => Code::Aborted,
-        StoreError::InvalidRefName { .. } | StoreError::InvalidPath { .. } => {
-            Code::InvalidArgument
-        }
+        StoreError::InvalidRefName { .. } | StoreError::InvalidPath { .. } => Code::InvalidArgument,
         StoreError::ObjectStore(o) => object_store_code(o),
         StoreError::InvalidUrl { .. } | StoreError::Json(_) | StoreError::Io { .. } => {
             Code::Internal
@@ -194,9 +192,7 @@ fn parquet_code(e: &datafusion::parquet::errors::ParquetError) -> Code {
     match e {
         P::External(inner) => boxed_code(inner.as_ref()).unwrap_or(Code::Internal),
         // undecodable pages of an immutable pack: the stored bytes are wrong
-        P::General(_) | P::EOF(_) | P::IndexOutOfBound(..) | P::NeedMoreData(_) => {
-            Code::DataLoss
-        }
+        P::General(_) | P::EOF(_) | P::IndexOutOfBound(..) | P::NeedMoreData(_) => Code::DataLoss,
         P::ArrowError(_) | P::NYI(_) => Code::Internal,
         _ => Code::Internal,
     }
@@ -273,9 +269,7 @@ fn df_code(e: &DataFusionError) -> Code {
         D::ObjectStore(o) => object_store_code(o),
         D::IoError(_) => Code::Internal,
         // the statement the caller wrote
-        D::SQL(..) | D::Plan(_) | D::SchemaError(..) | D::Configuration(_) => {
-            Code::InvalidArgument
-        }
+        D::SQL(..) | D::Plan(_) | D::SchemaError(..) | D::Configuration(_) => Code::InvalidArgument,
         D::NotImplemented(_) => Code::Unimplemented,
         // errors raised while running the caller's query (a bad cast of a value, a failed
         // assertion on input): the caller's to fix
@@ -336,7 +330,9 @@ pub fn client_message(msg: &str) -> String {
     m = m.replace("Internal error: ", "internal error: ");
     if let Ok(roots) = HIDDEN_ROOTS.read() {
         for r in roots.iter() {
-            m = m.replace(&format!("{r}/"), "").replace(r.as_str(), "<catalog>");
+            m = m
+                .replace(&format!("{r}/"), "")
+                .replace(r.as_str(), "<catalog>");
         }
     }
     m = hide_absolute_paths(&m);
@@ -443,10 +439,12 @@ mod tests {
         // a core error that crossed DataFusion boxed
         let boxed = DataFusionError::Context(
             "while planning".into(),
-            Box::new(DataFusionError::External(Box::new(CoreError::BranchNotFound {
-                dataset: "d".into(),
-                branch: "b".into(),
-            }))),
+            Box::new(DataFusionError::External(Box::new(
+                CoreError::BranchNotFound {
+                    dataset: "d".into(),
+                    branch: "b".into(),
+                },
+            ))),
         );
         assert_eq!(code_of(boxed), Code::NotFound);
         let conflict = CoreError::Conflict {
@@ -484,12 +482,10 @@ mod tests {
             code_of(DataFusionError::Internal("oops".into())),
             Code::Internal
         );
-        let io = DataFusionError::ObjectStore(Box::new(
-            datafusion::object_store::Error::Generic {
-                store: "S3",
-                source: "connection reset".into(),
-            },
-        ));
+        let io = DataFusionError::ObjectStore(Box::new(datafusion::object_store::Error::Generic {
+            store: "S3",
+            source: "connection reset".into(),
+        }));
         assert_eq!(code_of(io), Code::Unavailable);
         let parquet = DataFusionError::ParquetError(Box::new(
             datafusion::parquet::errors::ParquetError::EOF("page".into()),
@@ -531,7 +527,10 @@ mod tests {
         let long = "x".repeat(10_000);
         let m = client_message(&format!("dataset '{long}' does not exist"));
         assert!(m.len() < 400, "{}", m.len());
-        assert!(m.starts_with("dataset 'xxx") && m.ends_with("…' does not exist"), "{m}");
+        assert!(
+            m.starts_with("dataset 'xxx") && m.ends_with("…' does not exist"),
+            "{m}"
+        );
         let m = client_message(&"y".repeat(100_000));
         assert!(m.len() <= MAX_MESSAGE_BYTES, "{}", m.len());
         let m = client_message(

@@ -168,7 +168,9 @@ mod tests {
     #[test]
     fn agrees_with_the_definition() {
         let alphabet = ['a', 'b', '%', '_'];
-        let names = ["", "a", "b", "ab", "ba", "aab", "abab", "bbba", "aaaa", "abba"];
+        let names = [
+            "", "a", "b", "ab", "ba", "aab", "abab", "bbba", "aaaa", "abba",
+        ];
         // every pattern of up to 4 tokens over the alphabet
         let mut patterns = vec![String::new()];
         for _ in 0..4 {

@@ -464,9 +464,7 @@ impl QuiverFlight {
         // every change an action makes is the caller's: ref-log entries and commits
         let dataset = |name: &str| {
             let name = name.to_string();
-            async move {
-                Ok::<_, FlightError>(cat.dataset(&name).await?.with_author(&caller.name))
-            }
+            async move { Ok::<_, FlightError>(cat.dataset(&name).await?.with_author(&caller.name)) }
         };
         let spec_of = |r: Option<&str>| -> VersionSpec {
             match r {

@@ -85,7 +85,9 @@ impl<T> Stash<T> {
     pub(crate) fn take(&self, owner: &str, id: &str) -> Option<T> {
         let mut m = self.lock();
         match m.get(id) {
-            Some(e) if e.owner == owner && e.created.elapsed() < TTL => m.remove(id).map(|e| e.value),
+            Some(e) if e.owner == owner && e.created.elapsed() < TTL => {
+                m.remove(id).map(|e| e.value)
+            }
             _ => None,
         }
     }

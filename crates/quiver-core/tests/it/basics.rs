@@ -406,7 +406,10 @@ async fn with_author_names_the_actor_of_commits_and_ref_changes() {
         .create_branch("fix", &VersionSpec::main())
         .await
         .unwrap();
-    as_alice.create_tag("t1", &VersionSpec::main()).await.unwrap();
+    as_alice
+        .create_tag("t1", &VersionSpec::main())
+        .await
+        .unwrap();
     let log = ds.branch_log("fix").await.unwrap();
     assert_eq!(log.last().map(|e| e.author.as_str()), Some("alice"));
     let mut txn = as_alice.begin("fix").await.unwrap();

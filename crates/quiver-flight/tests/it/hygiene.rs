@@ -99,9 +99,12 @@ async fn reads_and_statements_over_the_limits_are_refused() {
     };
     let srv = Server::start_with(50, limits).await;
     let mut c = srv.client(Some(RO)).await;
-    let err = read(&mut c, serde_json::json!({"dataset": "demo", "shards": 65_536}))
-        .await
-        .expect_err("too many shards");
+    let err = read(
+        &mut c,
+        serde_json::json!({"dataset": "demo", "shards": 65_536}),
+    )
+    .await
+    .expect_err("too many shards");
     assert_limit(&err, "--max-shards");
     // a 4 KB filter over 4096 shards: 16 MB of tickets
     let filter = format!("sample_id <> '{}'", "x".repeat(4000));
@@ -178,14 +181,22 @@ async fn get_tables_patterns() {
     );
     assert_eq!(tables(&mut c, "%@v_").await.expect("%@v_"), ["demo@v1"]);
     assert_eq!(tables(&mut c, "d_mo").await.expect("d_mo"), ["demo"]);
-    assert_eq!(tables(&mut c, "commit_").await.expect("commit_"), ["commits"]);
-    assert!(tables(&mut c, "branch\\_s").await.expect("escape").is_empty());
+    assert_eq!(
+        tables(&mut c, "commit_").await.expect("commit_"),
+        ["commits"]
+    );
+    assert!(tables(&mut c, "branch\\_s")
+        .await
+        .expect("escape")
+        .is_empty());
     // `%` runs before a character no name has: exponential for a backtracking matcher
     let slow = format!("{}x", "%".repeat(60));
     assert!(tables(&mut c, &slow).await.expect("linear").is_empty());
     let slow = format!("{}zz", "%e".repeat(400));
     assert!(tables(&mut c, &slow).await.expect("linear").is_empty());
-    let err = tables(&mut c, &"%".repeat(5000)).await.expect_err("too long");
+    let err = tables(&mut c, &"%".repeat(5000))
+        .await
+        .expect_err("too long");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     action(&mut c, "quiver.datasets", serde_json::json!({}))
         .await
@@ -206,28 +217,58 @@ async fn error_codes_and_messages() {
 
     let e = action(&mut anon, "quiver.datasets", serde_json::json!({})).await;
     assert_eq!(code(e), Code::Unauthenticated);
-    let e = action(&mut ro, "quiver.create_tag", serde_json::json!({"dataset": "demo", "name": "t"})).await;
+    let e = action(
+        &mut ro,
+        "quiver.create_tag",
+        serde_json::json!({"dataset": "demo", "name": "t"}),
+    )
+    .await;
     assert_eq!(code(e), Code::PermissionDenied);
-    let e = action(&mut rw, "quiver.create_tag", serde_json::json!({"dataset": "nope", "name": "t"})).await;
+    let e = action(
+        &mut rw,
+        "quiver.create_tag",
+        serde_json::json!({"dataset": "nope", "name": "t"}),
+    )
+    .await;
     assert_eq!(code(e), Code::NotFound);
-    let e = action(&mut rw, "quiver.create_tag", serde_json::json!({"dataset": "demo", "name": "v1"})).await;
+    let e = action(
+        &mut rw,
+        "quiver.create_tag",
+        serde_json::json!({"dataset": "demo", "name": "v1"}),
+    )
+    .await;
     assert_eq!(code(e), Code::AlreadyExists);
-    let e = action(&mut rw, "quiver.delete_branch", serde_json::json!({"dataset": "demo", "name": "ghost"})).await;
+    let e = action(
+        &mut rw,
+        "quiver.delete_branch",
+        serde_json::json!({"dataset": "demo", "name": "ghost"}),
+    )
+    .await;
     assert_eq!(code(e), Code::NotFound);
     let e = plan(&mut ro, "SELEC nonsense").await.map(|_| ());
     assert_eq!(code(e), Code::InvalidArgument);
-    let e = plan(&mut ro, "SELECT no_such_column FROM demo").await.map(|_| ());
+    let e = plan(&mut ro, "SELECT no_such_column FROM demo")
+        .await
+        .map(|_| ());
     assert_eq!(code(e), Code::InvalidArgument);
-    let e = plan(&mut ro, "SELECT * FROM demo AS OF TAG 'ghost'").await.map(|_| ());
+    let e = plan(&mut ro, "SELECT * FROM demo AS OF TAG 'ghost'")
+        .await
+        .map(|_| ());
     assert_eq!(code(e), Code::NotFound);
     // a very long name: refused, and echoed truncated within gRPC's header limits
     let long = "n".repeat(10_000);
-    let e = action(&mut rw, "quiver.create_branch", serde_json::json!({"dataset": "demo", "name": long}))
-        .await
-        .expect_err("long name");
+    let e = action(
+        &mut rw,
+        "quiver.create_branch",
+        serde_json::json!({"dataset": "demo", "name": long}),
+    )
+    .await
+    .expect_err("long name");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().len() < 600, "{}", e.message().len());
-    let e = read(&mut ro, serde_json::json!({"dataset": long})).await.expect_err("long dataset");
+    let e = read(&mut ro, serde_json::json!({"dataset": long}))
+        .await
+        .expect_err("long dataset");
     assert!(e.message().len() < 600, "{}", e.message().len());
     assert!(e.message().contains('…'), "{}", e.message());
 
@@ -252,7 +293,11 @@ async fn error_codes_and_messages() {
         "{}",
         e.message()
     );
-    assert!(!e.message().contains("DataFusion's code"), "{}", e.message());
+    assert!(
+        !e.message().contains("DataFusion's code"),
+        "{}",
+        e.message()
+    );
     srv.stop().await;
 }
 
@@ -271,7 +316,9 @@ async fn corrupt_objects_are_data_loss() {
         }
     }
     let mut c = srv.client(Some(RO)).await;
-    let e = plan(&mut c, "SELECT count(*) FROM demo").await.expect_err("corrupt");
+    let e = plan(&mut c, "SELECT count(*) FROM demo")
+        .await
+        .expect_err("corrupt");
     assert_eq!(e.code(), Code::DataLoss, "{e:?}");
     let root = srv.dir.path().to_str().expect("utf8").to_string();
     assert!(
@@ -302,7 +349,9 @@ async fn writes_are_attributed_to_the_token() {
     )
     .await
     .expect("tag");
-    let batch = quiver_core::demo::DemoLabels::new(2, 5).next().expect("batch");
+    let batch = quiver_core::demo::DemoLabels::new(2, 5)
+        .next()
+        .expect("batch");
     let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo","branch":"fix"}"#);
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(desc))

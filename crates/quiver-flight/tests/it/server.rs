@@ -52,13 +52,18 @@ impl Server {
         let url = format!("http://{}", bound.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            serve(cat, bound, ServeOptions {
+            serve(
+                cat,
+                bound,
+                ServeOptions {
                     tokens,
                     limits,
                     ..Default::default()
-                }, async {
-                let _ = rx.await;
-            })
+                },
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await
             .expect("serve");
         });
