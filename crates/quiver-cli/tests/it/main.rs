@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod io_cli;
+mod serve_cli;
 mod sql_cli;
