@@ -190,4 +190,19 @@ mod tests {
             .caller(&tonic::metadata::MetadataMap::new())
             .is_ok());
     }
+
+    /// Tokens are kept hashed: a dump of the server's token table (Debug, a core file) does
+    /// not hold them, and lookups compare fixed-size digests, not the presented bytes.
+    #[test]
+    fn tokens_are_kept_hashed() {
+        let t = Tokens::parse_env("secret-token-1:rw:alice,secret-token-2:ro", "V").expect("env");
+        let dump = format!("{t:?}");
+        assert!(!dump.contains("secret-token"), "{dump}");
+        assert_eq!(
+            t.lookup("secret-token-1").map(|c| c.name.as_str()),
+            Some("alice")
+        );
+        assert!(t.lookup("secret-token-").is_none());
+        assert!(t.lookup("secret-token-1 ").is_none());
+    }
 }

@@ -42,7 +42,7 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
-            max_results_per_caller: 16,
+            max_results_per_caller: 32,
             max_results_total: 256,
             max_shards: 4096,
             max_flight_info_bytes: 4 * 1024 * 1024,

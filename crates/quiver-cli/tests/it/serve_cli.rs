@@ -21,7 +21,7 @@ fn limit_flags_with_defaults_and_zero_refused() {
     let (ok, out, err) = quiver(&["serve", "--help"]);
     assert!(ok, "{err}");
     for (flag, default) in [
-        ("--max-results-per-caller", "[default: 16]"),
+        ("--max-results-per-caller", "[default: 32]"),
         ("--max-results ", "[default: 256]"),
         ("--max-shards", "[default: 4096]"),
         ("--max-flight-info-bytes", "[default: 4194304]"),
@@ -31,7 +31,9 @@ fn limit_flags_with_defaults_and_zero_refused() {
         ("--max-streams-per-connection", "[default: 64]"),
         ("--max-message-bytes", "[default: 67108864]"),
     ] {
-        let at = out.find(flag).unwrap_or_else(|| panic!("{flag} in:\n{out}"));
+        let at = out
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} in:\n{out}"));
         let line_end = out[at..].find(" [default").map(|i| at + i).unwrap_or(at);
         assert!(
             out[line_end..].trim_start().starts_with(default),
