@@ -47,6 +47,15 @@ pub enum FlightError {
         /// The `quiver serve` flag that sets it.
         flag: &'static str,
     },
+    /// Batches a client uploads (DoPut, parameters) that cannot be read: the code is the
+    /// transport's (a message over the size limit) or INVALID_ARGUMENT.
+    #[error("cannot read the {what}: {}", upload_detail(.source))]
+    Upload {
+        /// What was being read ("uploaded batches", "parameters").
+        what: &'static str,
+        #[source]
+        source: arrow_flight::error::FlightError,
+    },
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("{0}")]
@@ -83,8 +92,16 @@ impl FlightError {
             FlightError::Config(_) | FlightError::Io { .. } | FlightError::Transport(_) => {
                 Code::Internal
             }
-            FlightError::Flight(e) => flight_code(e),
+            FlightError::Flight(e) | FlightError::Upload { source: e, .. } => flight_code(e),
         }
+    }
+}
+
+/// An upload error's message: a transport status by its message alone.
+fn upload_detail(e: &arrow_flight::error::FlightError) -> String {
+    match e {
+        arrow_flight::error::FlightError::Tonic(s) => s.message().to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -220,7 +237,8 @@ fn flight_code(e: &arrow_flight::error::FlightError) -> Code {
     use arrow_flight::error::FlightError as F;
     match e {
         F::Tonic(s) => s.code(),
-        F::Arrow(a) => arrow_code(a),
+        // a client's malformed batch
+        F::Arrow(_) => Code::InvalidArgument,
         F::ExternalError(inner) => boxed_code(inner.as_ref()).unwrap_or(Code::Internal),
         // what a client sent cannot be decoded
         F::ProtocolError(_) | F::DecodeError(_) => Code::InvalidArgument,

@@ -357,7 +357,10 @@ impl QuiverFlightSql {
             )
             .try_collect()
             .await
-            .map_err(|e| FlightError::InvalidArgument(format!("cannot read parameters: {e}")))?;
+            .map_err(|source| FlightError::Upload {
+                what: "parameters",
+                source,
+            })?;
         let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(None);
         };

@@ -367,8 +367,9 @@ impl QuiverFlight {
             FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from))
                 .try_collect()
                 .await
-                .map_err(|e| {
-                    FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+                .map_err(|e| FlightError::Upload {
+                    what: "uploaded batches",
+                    source: e,
                 })?;
         let Some(first) = batches.first() else {
             return Err(FlightError::InvalidArgument(format!(
@@ -427,8 +428,9 @@ impl QuiverFlight {
         let mut input =
             FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from));
         let mut rows = 0u64;
-        while let Some(batch) = input.try_next().await.map_err(|e| {
-            FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+        while let Some(batch) = input.try_next().await.map_err(|e| FlightError::Upload {
+            what: "uploaded batches",
+            source: e,
         })? {
             if batch.num_rows() == 0 {
                 continue;

@@ -9,7 +9,7 @@ use quiver_core::Catalog;
 use quiver_flight::ServerLimits;
 use tonic::{Code, Status};
 
-use crate::server::{Server, RO, RW};
+use crate::server::{count, sql, Server, RO, RW};
 
 /// GetFlightInfo of a Flight SQL statement, with the status of a failure.
 async fn plan(c: &mut FlightClient, q: &str) -> Result<FlightInfo, Status> {
@@ -167,6 +167,36 @@ async fn tables(c: &mut FlightClient, pattern: &str) -> Result<Vec<String>, Stat
     }
     names.sort();
     Ok(names)
+}
+
+/// Messages above --max-message-bytes are refused (DoPut batches here), and the server
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_size_limit_are_refused() {
+    let limits = ServerLimits {
+        max_message_bytes: 64 * 1024,
+        ..Default::default()
+    };
+    let srv = Server::start_with(10, limits).await;
+    let mut c = srv.client(Some(RW)).await;
+    let big = quiver_core::demo::DemoLabels::new(20_000, 3)
+        .next()
+        .expect("batch");
+    let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo"}"#);
+    let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(desc))
+        .build(futures::stream::iter(vec![Ok(big)]));
+    let err = match c.do_put(data).await {
+        Ok(s) => s.try_collect::<Vec<_>>().await.map(|_| ()),
+        Err(e) => Err(e),
+    }
+    .map_err(Status::from)
+    .expect_err("too large");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
+    let mut s = srv.sql_client(RO).await;
+    assert_eq!(count(&sql(&mut s, "SELECT count(*) FROM demo").await), 10);
+    srv.stop().await;
 }
 
 /// GetTables filters names with SQL LIKE patterns: right answers, and a pattern that made
