@@ -346,6 +346,7 @@ pub fn client_message(msg: &str) -> String {
         }
     }
     m = m.replace("Internal error: ", "internal error: ");
+    m = drop_optimizer_context(&m);
     if let Ok(roots) = HIDDEN_ROOTS.read() {
         for r in roots.iter() {
             m = m
@@ -356,6 +357,20 @@ pub fn client_message(msg: &str) -> String {
     m = hide_absolute_paths(&m);
     m = truncate_quoted(&m);
     bound(&m, MAX_MESSAGE_BYTES)
+}
+
+/// DataFusion's "Optimizer rule 'x' failed / caused by" wrapping dropped: the cause is
+/// what the caller needs (a value that does not cast), not which rule met it.
+fn drop_optimizer_context(m: &str) -> String {
+    const CAUSED_BY: &str = "\ncaused by\n";
+    let mut rest = m;
+    while rest.starts_with("Optimizer rule '") {
+        match rest.find(CAUSED_BY) {
+            Some(i) if rest[..i].ends_with("' failed") => rest = &rest[i + CAUSED_BY.len()..],
+            _ => break,
+        }
+    }
+    rest.to_string()
 }
 
 /// Absolute file paths outside the catalog (`/home/u/.ssh/x`) shown by file name only.
@@ -557,6 +572,13 @@ mod tests {
         assert_eq!(
             m,
             "internal error: Physical input schema should be the same"
+        );
+        let m = client_message(
+            "Optimizer rule 'simplify_expressions' failed\ncaused by\nArrow error: Cast error: Cannot cast string 'x' to value of Int32 type",
+        );
+        assert_eq!(
+            m,
+            "Arrow error: Cast error: Cannot cast string 'x' to value of Int32 type"
         );
     }
 }

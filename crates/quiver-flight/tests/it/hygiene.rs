@@ -285,6 +285,25 @@ async fn error_codes_and_messages() {
         .await
         .map(|_| ());
     assert_eq!(code(e), Code::NotFound);
+    // mistakes in a statement: the caller's to fix, said plainly
+    for q in [
+        "SELECT 1/0",
+        "SELECT CAST('x' AS INT)",
+        "SELECT $1 FROM demo",
+        "SELECT count(*) FROM demo GROUP BY nope",
+        "INSERT INTO demo (nope) VALUES (1)",
+    ] {
+        let e = match plan(&mut rw, q).await {
+            Ok(info) => drain(&mut rw, &info).await.map(|_| ()).expect_err(q),
+            Err(e) => e,
+        };
+        assert_eq!(e.code(), Code::InvalidArgument, "{q}: {e:?}");
+        let m = e.message();
+        assert!(
+            !m.contains("bug") && !m.contains("Optimizer rule"),
+            "{q}: {m}"
+        );
+    }
     // a very long name: refused, and echoed truncated within gRPC's header limits
     let long = "n".repeat(10_000);
     let e = action(
