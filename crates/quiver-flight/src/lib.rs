@@ -5,7 +5,11 @@
 //! - **Quiver commands** ([`service::QuiverFlight`]), JSON in descriptors, tickets and action
 //!   bodies: sharded reads pinned to one commit for data-parallel trainers (with lineage of
 //!   the run), DoPut writes as one commit, DoAction branch/tag/commit/merge.
-//! - Bearer tokens (read-only / read-write) and optional TLS ([`serve`]).
+//! - Bearer tokens (read-only / read-write, kept hashed; writes are recorded as the token's
+//!   name) and optional TLS ([`serve`]).
+//! - Bounds on what a request or caller may cost ([`ServerLimits`]: stashed results, shards,
+//!   FlightInfo and statement sizes, call timeout, calls and streams per connection, message
+//!   size), and one error → gRPC code map with messages safe to send ([`error`]).
 
 pub mod auth;
 pub mod doget;
