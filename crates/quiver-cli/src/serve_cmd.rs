@@ -2,7 +2,7 @@
 
 use clap::Args;
 use quiver_core::{Catalog, VersionSpec};
-use quiver_flight::{ServeOptions, TlsFiles, Tokens};
+use quiver_flight::{ServeOptions, ServerLimits, TlsFiles, Tokens};
 
 use crate::CliError;
 
@@ -36,6 +36,106 @@ pub struct ServeArgs {
     /// Labels in the demo dataset created on an empty catalog.
     #[arg(long, default_value_t = 100_000)]
     demo_rows: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one request or caller may cost the server; over a limit a call fails with
+/// RESOURCE_EXHAUSTED naming the flag.
+#[derive(Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Unread statement results (and open prepared statements) kept per caller; freed once
+    /// read, closed, or after 10 minutes.
+    #[arg(long, default_value_t = ServerLimits::default().max_results_per_caller)]
+    max_results_per_caller: usize,
+    /// Unread statement results (and open prepared statements) kept for all callers.
+    #[arg(long, default_value_t = ServerLimits::default().max_results_total)]
+    max_results: usize,
+    /// Most shards one trainer read may ask for.
+    #[arg(long, default_value_t = ServerLimits::default().max_shards)]
+    max_shards: u32,
+    /// Largest FlightInfo of a trainer read, in bytes (shards × ticket size; each ticket
+    /// repeats the columns and filter).
+    #[arg(long, default_value_t = ServerLimits::default().max_flight_info_bytes)]
+    max_flight_info_bytes: usize,
+    /// Largest SQL statement or read filter accepted, in bytes (checked before parsing).
+    #[arg(long, default_value_t = ServerLimits::default().max_statement_bytes)]
+    max_statement_bytes: usize,
+    /// Seconds a call may take to answer (a response already streaming is not cut).
+    #[arg(long, default_value_t = ServerLimits::default().call_timeout.as_secs())]
+    call_timeout_secs: u64,
+    /// Calls served at once per connection (more wait their turn).
+    #[arg(long, default_value_t = ServerLimits::default().max_calls_per_connection)]
+    max_calls_per_connection: usize,
+    /// HTTP/2 streams a client may open at once per connection.
+    #[arg(long, default_value_t = ServerLimits::default().max_streams_per_connection)]
+    max_streams_per_connection: u32,
+    /// Largest gRPC message received (DoPut batches, descriptors, actions), in bytes.
+    #[arg(long, default_value_t = ServerLimits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Deepest expression nesting in a statement or read filter (an OR chain nests one
+    /// level per term; write long lists as `col IN (…)`).
+    #[arg(long, default_value_t = ServerLimits::default().max_expr_depth)]
+    max_expr_depth: usize,
+    /// Most expression nodes in one statement or read filter.
+    #[arg(long, default_value_t = ServerLimits::default().max_expr_nodes)]
+    max_expr_nodes: usize,
+    /// Memory all queries together may hold, in bytes; sorts and aggregations spill to
+    /// disk past it, other operators fail with RESOURCE_EXHAUSTED [default: half of RAM].
+    #[arg(long)]
+    memory_limit_bytes: Option<usize>,
+}
+
+impl LimitArgs {
+    /// The limits these flags set; zero is refused where it would make the server useless.
+    fn limits(&self) -> Result<ServerLimits, CliError> {
+        let positive = [
+            (
+                "--max-results-per-caller",
+                self.max_results_per_caller as u64,
+            ),
+            ("--max-results", self.max_results as u64),
+            ("--max-shards", u64::from(self.max_shards)),
+            ("--max-flight-info-bytes", self.max_flight_info_bytes as u64),
+            ("--max-statement-bytes", self.max_statement_bytes as u64),
+            ("--call-timeout-secs", self.call_timeout_secs),
+            (
+                "--max-calls-per-connection",
+                self.max_calls_per_connection as u64,
+            ),
+            (
+                "--max-streams-per-connection",
+                u64::from(self.max_streams_per_connection),
+            ),
+            ("--max-message-bytes", self.max_message_bytes as u64),
+            ("--max-expr-depth", self.max_expr_depth as u64),
+            ("--max-expr-nodes", self.max_expr_nodes as u64),
+            (
+                "--memory-limit-bytes",
+                self.memory_limit_bytes.map_or(1, |b| b as u64),
+            ),
+        ];
+        if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(CliError::Usage(format!("{flag} must be at least 1")));
+        }
+        Ok(ServerLimits {
+            max_results_per_caller: self.max_results_per_caller,
+            max_results_total: self.max_results,
+            max_shards: self.max_shards,
+            max_flight_info_bytes: self.max_flight_info_bytes,
+            max_statement_bytes: self.max_statement_bytes,
+            call_timeout: std::time::Duration::from_secs(self.call_timeout_secs),
+            max_calls_per_connection: self.max_calls_per_connection,
+            max_streams_per_connection: self.max_streams_per_connection,
+            max_message_bytes: self.max_message_bytes,
+            max_expr_depth: self.max_expr_depth,
+            max_expr_nodes: self.max_expr_nodes,
+            memory_limit_bytes: self
+                .memory_limit_bytes
+                .unwrap_or_else(quiver_sql::options::default_memory_limit),
+        })
+    }
 }
 
 async fn shutdown_signal() {
@@ -61,6 +161,7 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), CliError> {
+    let limits = a.limits.limits()?;
     let mut tokens = Tokens::open();
     if let Some(path) = &a.tokens {
         let text = std::fs::read_to_string(path)
@@ -96,7 +197,11 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     println!(
         "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5\\\"))\""
     );
-    let opts = ServeOptions { tokens, tls };
+    let opts = ServeOptions {
+        tokens,
+        tls,
+        limits,
+    };
     quiver_flight::serve(cat.clone(), bound, opts, shutdown_signal()).await?;
     println!("quiver serve: stopped");
     Ok(())

@@ -383,8 +383,21 @@ impl Catalog {
     }
 }
 
-/// Validate a dataset, branch or tag name (git-like rules).
+/// Validate a dataset, branch or tag name (git-like rules, at most
+/// [`quiver_store::MAX_NAME_BYTES`] bytes).
 pub fn validate_name(name: &str) -> Result<()> {
+    if name.len() > quiver_store::MAX_NAME_BYTES {
+        // the error names the first characters only: the name may be arbitrarily long
+        let head: String = name.chars().take(40).collect();
+        return Err(CoreError::InvalidName {
+            name: format!("{head}…"),
+            reason: format!(
+                "names may be at most {} bytes long, this one has {}",
+                quiver_store::MAX_NAME_BYTES,
+                name.len()
+            ),
+        });
+    }
     if name.contains('/') || name.contains('@') {
         return Err(CoreError::InvalidName {
             name: name.to_string(),

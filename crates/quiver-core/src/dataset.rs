@@ -31,6 +31,10 @@ pub struct Dataset {
     pub(crate) config: Arc<DatasetConfig>,
     pub(crate) schema: SchemaRef,
     pub(crate) packs: SharedPackIndex,
+    /// Who acts on this handle (see [`Dataset::with_author`]); `None`: [`default_author`].
+    ///
+    /// [`default_author`]: crate::default_author
+    pub(crate) author: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Dataset {
@@ -55,7 +59,27 @@ impl Dataset {
             config: Arc::new(config),
             schema,
             packs,
+            author: None,
         })
+    }
+
+    /// The same dataset, acting for `author`: ref-log entries of branch and tag changes and
+    /// the default author of [`Dataset::begin`]'s commits name them (a server acting for an
+    /// authenticated caller), instead of the process's [`crate::default_author`].
+    pub fn with_author(&self, author: &str) -> Dataset {
+        Dataset {
+            author: Some(Arc::from(author)),
+            ..self.clone()
+        }
+    }
+
+    /// Who acts on this handle: the [`Dataset::with_author`] name, else
+    /// [`crate::default_author`].
+    pub fn author(&self) -> String {
+        match &self.author {
+            Some(a) => a.to_string(),
+            None => crate::catalog::default_author(),
+        }
     }
 
     /// Dataset name.
@@ -315,7 +339,7 @@ impl Dataset {
                 &r,
                 expected,
                 Some(c.id),
-                &crate::catalog::default_author(),
+                &self.author(),
                 &format!("create branch from {from}"),
             )
             .await
@@ -346,7 +370,7 @@ impl Dataset {
                 &self.branch_ref(name),
                 Some(head.seq),
                 None,
-                &crate::catalog::default_author(),
+                &self.author(),
                 "delete branch",
             )
             .await?;
@@ -421,7 +445,7 @@ impl Dataset {
                 &r,
                 expected,
                 Some(c.id),
-                &crate::catalog::default_author(),
+                &self.author(),
                 &format!("create tag at {at}"),
             )
             .await
@@ -444,13 +468,7 @@ impl Dataset {
         let st = self.store().read_ref(&self.tag_ref(name)).await?;
         let seq = st.map(|s| s.seq);
         self.store()
-            .update_ref(
-                &self.tag_ref(name),
-                seq,
-                None,
-                &crate::catalog::default_author(),
-                "delete tag",
-            )
+            .update_ref(&self.tag_ref(name), seq, None, &self.author(), "delete tag")
             .await?;
         Ok(())
     }

@@ -67,13 +67,14 @@ pub struct WriteTxn {
 
 impl WriteTxn {
     pub(crate) fn new(ds: Dataset, branch: String, base: BranchHead) -> Self {
+        let author = ds.author();
         WriteTxn {
             ds,
             branch,
             base,
             groups: BTreeMap::new(),
             ops: BTreeSet::new(),
-            author: crate::catalog::default_author(),
+            author,
             extra_parents: Vec::new(),
             bytes_written: 0,
             creating: false,

@@ -4,6 +4,11 @@
 //! comments) or from an environment variable (`TOKEN:ROLE[:NAME]` entries separated by
 //! commas). With no tokens configured the server is open (every caller may write): meant for
 //! the embedded local default, bound to loopback.
+//!
+//! Tokens are kept by their blake3 hash and a presented token is looked up by its hash, so
+//! the time a lookup takes does not depend on how many leading bytes of the presented token
+//! match a real one (a `HashMap<String, _>` compares strings byte by byte, which leaks
+//! that). The server keeps no token in memory in the clear.
 
 use std::collections::HashMap;
 
@@ -41,7 +46,13 @@ impl Caller {
 /// The configured tokens (empty: authentication off).
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    map: HashMap<String, Caller>,
+    /// blake3 of the token → its caller.
+    map: HashMap<[u8; 32], Caller>,
+}
+
+/// The key a token is kept and looked up under.
+fn token_key(token: &str) -> [u8; 32] {
+    *blake3::hash(token.as_bytes()).as_bytes()
 }
 
 fn parse_role(s: &str, at: &str) -> Result<Role> {
@@ -74,7 +85,7 @@ impl Tokens {
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| format!("token-{}", &blake3::hash(token.as_bytes()).to_hex()[..8]));
-        self.map.insert(token.to_string(), Caller { role, name });
+        self.map.insert(token_key(token), Caller { role, name });
         Ok(())
     }
 
@@ -121,9 +132,9 @@ impl Tokens {
         self.map.extend(other.map);
     }
 
-    /// The caller of a bare token.
+    /// The caller of a bare token (looked up by its hash: see the module docs).
     pub fn lookup(&self, token: &str) -> Option<&Caller> {
-        self.map.get(token)
+        self.map.get(&token_key(token))
     }
 
     /// Who is calling, from the `authorization: Bearer …` header.
@@ -178,5 +189,20 @@ mod tests {
         assert!(Tokens::open()
             .caller(&tonic::metadata::MetadataMap::new())
             .is_ok());
+    }
+
+    /// Tokens are kept hashed: a dump of the server's token table (Debug, a core file) does
+    /// not hold them, and lookups compare fixed-size digests, not the presented bytes.
+    #[test]
+    fn tokens_are_kept_hashed() {
+        let t = Tokens::parse_env("secret-token-1:rw:alice,secret-token-2:ro", "V").expect("env");
+        let dump = format!("{t:?}");
+        assert!(!dump.contains("secret-token"), "{dump}");
+        assert_eq!(
+            t.lookup("secret-token-1").map(|c| c.name.as_str()),
+            Some("alice")
+        );
+        assert!(t.lookup("secret-token-").is_none());
+        assert!(t.lookup("secret-token-1 ").is_none());
     }
 }

@@ -5,14 +5,21 @@
 //! - **Quiver commands** ([`service::QuiverFlight`]), JSON in descriptors, tickets and action
 //!   bodies: sharded reads pinned to one commit for data-parallel trainers (with lineage of
 //!   the run), DoPut writes as one commit, DoAction branch/tag/commit/merge.
-//! - Bearer tokens (read-only / read-write) and optional TLS ([`serve`]).
+//! - Bearer tokens (read-only / read-write, kept hashed; writes are recorded as the token's
+//!   name) and optional TLS ([`serve`]).
+//! - Bounds on what a request or caller may cost ([`ServerLimits`]: stashed results, shards,
+//!   FlightInfo and statement sizes, call timeout, calls and streams per connection, message
+//!   size), and one error → gRPC code map with messages safe to send ([`error`]).
 
 pub mod auth;
 pub mod doget;
 pub mod error;
+pub mod like;
+pub mod limits;
 pub mod read;
 pub mod server;
 pub mod service;
+mod stash;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +31,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub use auth::{Caller, Role, Tokens};
 pub use doget::DoGetRouter;
 pub use error::{FlightError, Result};
+pub use limits::ServerLimits;
 pub use server::QuiverFlightSql;
 pub use service::QuiverFlight;
 
@@ -39,6 +47,8 @@ pub struct TlsFiles {
 pub struct ServeOptions {
     pub tokens: Tokens,
     pub tls: Option<TlsFiles>,
+    /// What one request or caller may cost the server.
+    pub limits: ServerLimits,
 }
 
 /// A bound, not yet serving, server: bind first so the caller learns the port (`:0`).
@@ -92,9 +102,14 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
-    let sql = QuiverFlightSql::new(catalog, opts.tokens)?;
-    let svc = DoGetRouter::new(QuiverFlight::new(sql), 256 * 1024 * 1024);
-    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
+    let limits = opts.limits.clone();
+    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens, opts.limits)?;
+    let svc = DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes);
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .timeout(limits.call_timeout)
+        .concurrency_limit_per_connection(limits.max_calls_per_connection.max(1))
+        .max_concurrent_streams(Some(limits.max_streams_per_connection.max(1)));
     if let Some(tls) = &opts.tls {
         let identity = Identity::from_pem(read_file(&tls.cert)?, read_file(&tls.key)?);
         builder = builder

@@ -55,8 +55,9 @@ pub struct ShardTicket {
     pub seed: Option<u64>,
 }
 
-/// Most shards one request may ask for.
-pub const MAX_SHARDS: u32 = 65_536;
+/// Bytes of a ticket's endpoint around its JSON (`app_metadata`, protobuf framing): for
+/// the [`crate::ServerLimits::max_flight_info_bytes`] estimate.
+pub const ENDPOINT_OVERHEAD: usize = 128;
 
 /// Resolve a ref string of a dataset to its commit.
 pub async fn resolve_ref(ds: &Dataset, reference: &str) -> Result<Commit> {
@@ -92,6 +93,7 @@ pub async fn plan_selection(
     columns: Option<&[String]>,
     filter: Option<&str>,
     shard: Option<ShardSpec>,
+    limits: &quiver_sql::SqlLimits,
 ) -> Result<Selection> {
     let schema = ds.schema();
     if let Some(cols) = columns {
@@ -121,7 +123,7 @@ pub async fn plan_selection(
     let mut expr = None;
     if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
         // bounded before DataFusion parses and plans it (a deep OR chain is a deep tree)
-        quiver_sql::guard::check_expr(f, &quiver_sql::SqlLimits::default())?;
+        quiver_sql::guard::check_expr(f, limits)?;
         let e = ctx.parse_sql_expr(f, df.schema()).map_err(|e| {
             FlightError::InvalidArgument(format!(
                 "filter '{f}' is not a valid predicate on dataset '{}': {e}",

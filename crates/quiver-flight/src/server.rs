@@ -1,10 +1,8 @@
 //! The Flight SQL service (statements, prepared statements, metadata) plus Quiver's own JSON
 //! commands for trainers and for clients that do not speak SQL.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -30,16 +28,16 @@ use datafusion::prelude::{DataFrame, SessionConfig};
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use quiver_core::Catalog;
-use quiver_sql::parser::parse_statement;
+use quiver_sql::parser::parse_statement_with;
 use quiver_sql::provider::PackInfoCache;
 use quiver_sql::QuiverContext;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Caller, Tokens};
 use crate::error::{FlightError, Result};
-
-/// How long an unclaimed statement result or prepared statement is kept.
-const RESULT_TTL: Duration = Duration::from_secs(600);
+use crate::like::LikePattern;
+use crate::limits::ServerLimits;
+use crate::stash::{Stash, TTL};
 
 /// Incoming Flight data (DoPut).
 pub(crate) type FlightDataStream =
@@ -48,23 +46,19 @@ pub(crate) type FlightDataStream =
 pub(crate) type DoGetStream =
     Pin<Box<dyn Stream<Item = std::result::Result<arrow_flight::FlightData, Status>> + Send>>;
 
-struct Stashed {
-    df: DataFrame,
-    created: Instant,
-}
-
 struct Prepared {
     sql: String,
     params: Option<Vec<ScalarValue>>,
-    created: Instant,
 }
 
 pub(crate) struct Inner {
     pub(crate) catalog: Catalog,
     pub(crate) tokens: Tokens,
     pub(crate) packs: PackInfoCache,
-    results: Mutex<HashMap<String, Stashed>>,
-    prepared: Mutex<HashMap<String, Prepared>>,
+    pub(crate) limits: ServerLimits,
+    /// Planned statement results, read once by DoGet.
+    results: Stash<DataFrame>,
+    prepared: Stash<Prepared>,
     sql_info: SqlInfoData,
     /// One DataFusion runtime for every session: one memory pool, one spill directory.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
@@ -87,6 +81,7 @@ fn sql_info() -> Result<SqlInfoData> {
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     b.append(SqlInfo::FlightSqlServerCancel, false);
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.append(SqlInfo::SqlSearchStringEscape, crate::like::ESCAPE_STR);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
     b.append(SqlInfo::SqlDdlTable, true);
@@ -208,35 +203,56 @@ fn df_schema(df: &DataFrame) -> Schema {
     wire_schema(df.schema().as_arrow())
 }
 
-/// SQL `LIKE` pattern match (`%`, `_`) as Flight SQL's metadata filters use.
-fn like(pattern: &str, s: &str) -> bool {
-    fn go(p: &[char], s: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('%') => (0..=s.len()).any(|i| go(&p[1..], &s[i..])),
-            Some('_') => !s.is_empty() && go(&p[1..], &s[1..]),
-            Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
-        }
+/// A parsed optional `LIKE` filter of a metadata call.
+fn like_filter(p: Option<&str>) -> Result<Option<LikePattern>> {
+    p.map(LikePattern::parse).transpose()
+}
+
+/// The local directory of a catalog URL (`file:///x`, `/x`), for [`crate::error::hide_root`].
+fn local_root(url: &str) -> Option<&str> {
+    match url.strip_prefix("file://") {
+        Some(p) => Some(p),
+        None if url.starts_with('/') => Some(url),
+        None => None,
     }
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = s.chars().collect();
-    go(&p, &s)
 }
 
 impl QuiverFlightSql {
-    /// A service over `catalog`, with `tokens` (empty: no authentication).
+    /// A service over `catalog`, with `tokens` (empty: no authentication) and the default
+    /// [`ServerLimits`].
     pub fn new(catalog: Catalog, tokens: Tokens) -> Result<Self> {
+        Self::with_limits(catalog, tokens, ServerLimits::default())
+    }
+
+    /// A service over `catalog`, with `tokens` and `limits`.
+    pub fn with_limits(catalog: Catalog, tokens: Tokens, limits: ServerLimits) -> Result<Self> {
+        // callers see catalog-relative names, never where the catalog lives
+        let url = catalog.store().url().to_string();
+        crate::error::hide_root(&url);
+        if let Some(root) = local_root(&url) {
+            crate::error::hide_root(root);
+        }
+        let results = Stash::new(
+            "unread statement result",
+            limits.max_results_per_caller,
+            limits.max_results_total,
+        );
+        let prepared = Stash::new(
+            "open prepared statement",
+            limits.max_results_per_caller,
+            limits.max_results_total,
+        );
+        let runtime = quiver_sql::options::runtime_with_memory_limit(limits.memory_limit_bytes)?;
         Ok(QuiverFlightSql {
             inner: Arc::new(Inner {
                 catalog,
                 tokens,
                 packs: PackInfoCache::default(),
-                results: Mutex::default(),
-                prepared: Mutex::default(),
+                limits,
+                results,
+                prepared,
                 sql_info: sql_info()?,
-                runtime: quiver_sql::options::runtime_with_memory_limit(
-                    quiver_sql::options::default_memory_limit(),
-                )?,
+                runtime,
             }),
         })
     }
@@ -249,7 +265,7 @@ impl QuiverFlightSql {
             read_only: caller.role == crate::auth::Role::ReadOnly,
             author: Some(caller.name.clone()),
             runtime: Some(self.inner.runtime.clone()),
-            ..Default::default()
+            limits: self.inner.limits.sql(),
         };
         Ok(
             QuiverContext::with_options(self.inner.catalog.clone(), SessionConfig::new(), opts)
@@ -268,7 +284,8 @@ impl QuiverFlightSql {
         sql: &str,
         params: Option<Vec<ScalarValue>>,
     ) -> Result<DataFrame> {
-        let st = parse_statement(sql)?;
+        self.inner.limits.check_statement("a statement", sql)?;
+        let st = parse_statement_with(sql, &self.inner.limits.sql())?;
         if st.is_write() {
             let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
             caller.require_write(&format!("the statement '{head} …'"))?;
@@ -286,43 +303,21 @@ impl QuiverFlightSql {
         Ok(df)
     }
 
-    fn sweep<T>(map: &mut HashMap<String, T>, created: impl Fn(&T) -> Instant) {
-        map.retain(|_, v| created(v).elapsed() < RESULT_TTL);
-    }
-
-    pub(crate) fn stash(&self, df: DataFrame) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
-        if let Ok(mut m) = self.inner.results.lock() {
-            Self::sweep(&mut m, |s| s.created);
-            m.insert(
-                id.clone(),
-                Stashed {
-                    df,
-                    created: Instant::now(),
-                },
-            );
-        }
-        id
-    }
-
-    fn take_stashed(&self, id: &str) -> Result<DataFrame> {
-        self.inner
-            .results
-            .lock()
-            .ok()
-            .and_then(|mut m| m.remove(id))
-            .map(|s| s.df)
-            .ok_or_else(|| {
-                FlightError::NotFound(format!(
-                    "statement result '{id}' does not exist: results are read once and kept for {} s",
-                    RESULT_TTL.as_secs()
-                ))
-            })
-    }
-
-    /// The result a statement ticket reads (stashed when the statement was planned).
-    pub(crate) fn statement_result(&self, ticket: &TicketStatementQuery) -> Result<DataFrame> {
-        self.take_stashed(&String::from_utf8_lossy(&ticket.statement_handle))
+    /// The result a statement ticket of `caller` reads (stashed when the statement was
+    /// planned); freed by the read.
+    pub(crate) fn statement_result(
+        &self,
+        caller: &Caller,
+        ticket: &TicketStatementQuery,
+    ) -> Result<DataFrame> {
+        let id = String::from_utf8_lossy(&ticket.statement_handle);
+        self.inner.results.take(&caller.name, &id).ok_or_else(|| {
+            FlightError::NotFound(format!(
+                "statement result '{id}' does not exist: results are read once, by the caller \
+                 that planned them, within {} s",
+                TTL.as_secs()
+            ))
+        })
     }
 
     /// A prepared statement with its bound parameters, run for `caller`.
@@ -331,18 +326,19 @@ impl QuiverFlightSql {
         caller: &Caller,
         cmd: &CommandPreparedStatementQuery,
     ) -> Result<DataFrame> {
-        let (sql, params) = self.prepared(&cmd.prepared_statement_handle)?;
+        let (sql, params) = self.prepared(caller, &cmd.prepared_statement_handle)?;
         self.run_statement(caller, &sql, params).await
     }
 
     /// A FlightInfo with one endpoint whose ticket reads the stashed result of `df`.
     pub(crate) fn statement_info(
         &self,
+        caller: &Caller,
         df: DataFrame,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
         let schema = df_schema(&df);
-        let handle = self.stash(df);
+        let handle = self.inner.results.put(&caller.name, df)?;
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
@@ -356,13 +352,15 @@ impl QuiverFlightSql {
             .with_total_bytes(-1))
     }
 
-    fn prepared(&self, handle: &[u8]) -> Result<(String, Option<Vec<ScalarValue>>)> {
-        let key = String::from_utf8_lossy(handle).to_string();
+    fn prepared(
+        &self,
+        caller: &Caller,
+        handle: &[u8],
+    ) -> Result<(String, Option<Vec<ScalarValue>>)> {
+        let key = String::from_utf8_lossy(handle);
         self.inner
             .prepared
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).map(|p| (p.sql.clone(), p.params.clone())))
+            .with(&caller.name, &key, |p| (p.sql.clone(), p.params.clone()))
             .ok_or_else(|| {
                 FlightError::NotFound(format!("prepared statement '{key}' does not exist"))
             })
@@ -375,7 +373,10 @@ impl QuiverFlightSql {
             )
             .try_collect()
             .await
-            .map_err(|e| FlightError::InvalidArgument(format!("cannot read parameters: {e}")))?;
+            .map_err(|source| FlightError::Upload {
+                what: "parameters",
+                source,
+            })?;
         let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Ok(None);
         };
@@ -404,17 +405,16 @@ impl QuiverFlightSql {
     /// DoPut `CommandPreparedStatementQuery`: bind parameters to a prepared query.
     pub(crate) async fn put_prepared_query(
         &self,
+        caller: &Caller,
         cmd: CommandPreparedStatementQuery,
         stream: FlightDataStream,
     ) -> Result<DoPutPreparedStatementResult> {
         let key = String::from_utf8_lossy(&cmd.prepared_statement_handle).to_string();
-        self.prepared(&cmd.prepared_statement_handle)?;
+        self.prepared(caller, &cmd.prepared_statement_handle)?;
         let params = Self::read_params(stream).await?;
-        if let Ok(mut m) = self.inner.prepared.lock() {
-            if let Some(p) = m.get_mut(&key) {
-                p.params = params;
-            }
-        }
+        self.inner
+            .prepared
+            .with(&caller.name, &key, |p| p.params = params);
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(cmd.prepared_statement_handle),
         })
@@ -427,7 +427,7 @@ impl QuiverFlightSql {
         cmd: CommandPreparedStatementUpdate,
         stream: FlightDataStream,
     ) -> Result<i64> {
-        let (sql, _) = self.prepared(&cmd.prepared_statement_handle)?;
+        let (sql, _) = self.prepared(caller, &cmd.prepared_statement_handle)?;
         let params = Self::read_params(stream).await?;
         let df = self.run_statement(caller, &sql, params).await?;
         update_count(df).await
@@ -568,7 +568,7 @@ impl FlightSqlService for QuiverFlightSql {
             .await
             .map_err(status)?;
         let info = self
-            .statement_info(df, request.into_inner())
+            .statement_info(&caller, df, request.into_inner())
             .map_err(status)?;
         Ok(Response::new(info))
     }
@@ -581,7 +581,7 @@ impl FlightSqlService for QuiverFlightSql {
         let caller = self.caller(&request)?;
         let df = self.prepared_result(&caller, &cmd).await.map_err(status)?;
         let info = self
-            .statement_info(df, request.into_inner())
+            .statement_info(&caller, df, request.into_inner())
             .map_err(status)?;
         Ok(Response::new(info))
     }
@@ -641,8 +641,8 @@ impl FlightSqlService for QuiverFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
-        let df = self.statement_result(&ticket).map_err(status)?;
+        let caller = self.caller(&request)?;
+        let df = self.statement_result(&caller, &ticket).map_err(status)?;
         Ok(Response::new(stream_df(df).await.map_err(status)?))
     }
 
@@ -673,6 +673,8 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         self.caller(&request)?;
+        // the builder filters with arrow's LIKE kernel; bound the pattern first
+        like_filter(query.db_schema_filter_pattern.as_deref()).map_err(status)?;
         let mut b = query.into_builder();
         b.append("datafusion", "public");
         b.append("datafusion", "quiver");
@@ -691,18 +693,16 @@ impl FlightSqlService for QuiverFlightSql {
             .as_deref()
             .map(|c| c.is_empty() || c == "datafusion")
             .unwrap_or(true);
-        let schema_pat = query.db_schema_filter_pattern.clone();
-        let table_pat = query.table_name_filter_pattern.clone();
+        let schema_pat = like_filter(query.db_schema_filter_pattern.as_deref()).map_err(status)?;
+        let table_pat = like_filter(query.table_name_filter_pattern.as_deref()).map_err(status)?;
         let types: Vec<String> = query.table_types.clone();
         let mut b = query.into_builder();
         if catalog_ok {
             for (schema_name, table, kind, schema) in
                 self.table_rows(include_schema).await.map_err(status)?
             {
-                if schema_pat
-                    .as_deref()
-                    .is_some_and(|p| !like(p, &schema_name))
-                    || table_pat.as_deref().is_some_and(|p| !like(p, &table))
+                if !crate::like::filter(schema_pat.as_ref(), &schema_name)
+                    || !crate::like::filter(table_pat.as_ref(), &table)
                     || (!types.is_empty() && !types.iter().any(|t| t == &kind))
                 {
                     continue;
@@ -743,8 +743,12 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Action>,
     ) -> std::result::Result<ActionCreatePreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
+        self.inner
+            .limits
+            .check_statement("a statement", &query.query)
+            .map_err(status)?;
         let sql = number_placeholders(&query.query);
-        let st = parse_statement(&sql).map_err(status)?;
+        let st = parse_statement_with(&sql, &self.inner.limits.sql()).map_err(status)?;
         if st.is_write() {
             caller
                 .require_write("preparing a writing statement")
@@ -779,18 +783,11 @@ impl FlightSqlService for QuiverFlightSql {
         } else {
             (Schema::empty(), Schema::empty())
         };
-        let handle = uuid::Uuid::new_v4().to_string();
-        if let Ok(mut m) = self.inner.prepared.lock() {
-            Self::sweep(&mut m, |p| p.created);
-            m.insert(
-                handle.clone(),
-                Prepared {
-                    sql,
-                    params: None,
-                    created: Instant::now(),
-                },
-            );
-        }
+        let handle = self
+            .inner
+            .prepared
+            .put(&caller.name, Prepared { sql, params: None })
+            .map_err(status)?;
         let opts = IpcWriteOptions::default();
         let enc = |s: &Schema| -> std::result::Result<bytes::Bytes, Status> {
             let IpcMessage(b) = SchemaAsIpc::new(s, &opts)
@@ -810,11 +807,9 @@ impl FlightSqlService for QuiverFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> std::result::Result<(), Status> {
-        self.caller(&request)?;
-        let key = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        if let Ok(mut m) = self.inner.prepared.lock() {
-            m.remove(&key);
-        }
+        let caller = self.caller(&request)?;
+        let key = String::from_utf8_lossy(&query.prepared_statement_handle);
+        self.inner.prepared.take(&caller.name, &key);
         Ok(())
     }
 
@@ -838,7 +833,7 @@ async fn update_count(df: DataFrame) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{like, number_placeholders};
+    use super::number_placeholders;
 
     #[test]
     fn placeholders_are_numbered_outside_quotes() {
@@ -846,13 +841,5 @@ mod tests {
             number_placeholders("SELECT '?' , \"a?\" FROM t WHERE a = ? AND b > ?"),
             "SELECT '?' , \"a?\" FROM t WHERE a = $1 AND b > $2"
         );
-    }
-
-    #[test]
-    fn like_patterns() {
-        assert!(like("demo%", "demo@v1"));
-        assert!(like("d_mo", "demo"));
-        assert!(!like("demo", "demo@v1"));
-        assert!(like("%", ""));
     }
 }

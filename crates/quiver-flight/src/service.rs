@@ -27,7 +27,8 @@ use crate::auth::Caller;
 use crate::doget::{FrameEncoder, MAX_MESSAGE_BODY};
 use crate::error::{FlightError, Result};
 use crate::read::{
-    parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket, MAX_SHARDS,
+    parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket,
+    ENDPOINT_OVERHEAD,
 };
 use crate::server::{
     status, stream_df, to_wire, wire_schema, DoGetStream, FlightDataStream, QuiverFlightSql,
@@ -150,18 +151,62 @@ impl QuiverFlight {
         QuiverFlight { sql }
     }
 
+    /// Check a read's shard count and the size of the FlightInfo it makes (one ticket per
+    /// shard, each repeating columns and filter) against the server's limits, before any
+    /// planning.
+    fn check_read(&self, cmd: &ReadCommand) -> Result<u32> {
+        let limits = &self.sql.inner.limits;
+        let shards = cmd.shards.unwrap_or(1);
+        if shards == 0 {
+            return Err(FlightError::InvalidArgument(
+                "'shards' must be at least 1".into(),
+            ));
+        }
+        if shards > limits.max_shards {
+            return Err(FlightError::Limit {
+                what: format!("a read of {shards} shards"),
+                limit: format!("{} shards", limits.max_shards),
+                flag: "--max-shards",
+            });
+        }
+        if let Some(f) = &cmd.filter {
+            limits.check_statement("a filter", f)?;
+        }
+        let ticket = ShardTicket {
+            v: 1,
+            dataset: cmd.dataset.clone(),
+            commit: "0".repeat(64),
+            columns: cmd.columns.clone(),
+            filter: cmd.filter.clone(),
+            shard: shards,
+            shards,
+            seed: cmd.seed,
+        };
+        let per_ticket = serde_json::to_vec(&ticket)
+            .map_err(|e| FlightError::InvalidArgument(e.to_string()))?
+            .len()
+            + ENDPOINT_OVERHEAD;
+        let total = per_ticket.saturating_mul(shards as usize);
+        if total > limits.max_flight_info_bytes {
+            return Err(FlightError::Limit {
+                what: format!(
+                    "a read of {shards} shards with tickets of {per_ticket} bytes ({total} bytes \
+                     of endpoints)"
+                ),
+                limit: format!("{} bytes", limits.max_flight_info_bytes),
+                flag: "--max-flight-info-bytes",
+            });
+        }
+        Ok(shards)
+    }
+
     async fn read_info(
         &self,
         caller: &Caller,
         cmd: ReadCommand,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
-        let shards = cmd.shards.unwrap_or(1);
-        if shards == 0 || shards > MAX_SHARDS {
-            return Err(FlightError::InvalidArgument(format!(
-                "'shards' must be between 1 and {MAX_SHARDS}, got {shards}"
-            )));
-        }
+        let shards = self.check_read(&cmd)?;
         let cat = &self.sql.inner.catalog;
         let ds = cat.dataset(&cmd.dataset).await?;
         let reference = cmd
@@ -177,6 +222,7 @@ impl QuiverFlight {
             cmd.columns.as_deref(),
             cmd.filter.as_deref(),
             None,
+            &self.sql.inner.limits.sql(),
         )
         .await?;
         let schema = crate::server::wire_schema(sel.df.schema().as_arrow());
@@ -240,7 +286,7 @@ impl QuiverFlight {
                 t.v
             )));
         }
-        if t.shards == 0 || t.shards > MAX_SHARDS || t.shard >= t.shards {
+        if t.shards == 0 || t.shards > self.sql.inner.limits.max_shards || t.shard >= t.shards {
             return Err(FlightError::InvalidArgument(format!(
                 "ticket names shard {} of {}",
                 t.shard, t.shards
@@ -260,6 +306,7 @@ impl QuiverFlight {
                 count: t.shards,
                 seed: t.seed,
             }),
+            &self.sql.inner.limits.sql(),
         )
         .await?;
         Ok(sel.df)
@@ -282,6 +329,11 @@ impl QuiverFlight {
         let request = Request::from_parts(metadata, Default::default(), ());
         let df = if is_json(t) {
             self.sql.caller(&request)?;
+            self.sql
+                .inner
+                .limits
+                .check_statement("a ticket", &String::from_utf8_lossy(t))
+                .map_err(status)?;
             let ticket: ShardTicket = parse_json("ticket", t).map_err(status)?;
             self.shard_df(ticket).await.map_err(status)?
         } else {
@@ -290,8 +342,8 @@ impl QuiverFlight {
             };
             match command {
                 Command::TicketStatementQuery(q) => {
-                    self.sql.caller(&request)?;
-                    self.sql.statement_result(&q).map_err(status)?
+                    let caller = self.sql.caller(&request)?;
+                    self.sql.statement_result(&caller, &q).map_err(status)?
                 }
                 Command::CommandPreparedStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
@@ -317,8 +369,9 @@ impl QuiverFlight {
             FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from))
                 .try_collect()
                 .await
-                .map_err(|e| {
-                    FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+                .map_err(|e| FlightError::Upload {
+                    what: "uploaded batches",
+                    source: e,
                 })?;
         let Some(first) = batches.first() else {
             return Err(FlightError::InvalidArgument(format!(
@@ -365,14 +418,21 @@ impl QuiverFlight {
                 )))
             }
         };
-        let ds = self.sql.inner.catalog.dataset(&cmd.dataset).await?;
+        let ds = self
+            .sql
+            .inner
+            .catalog
+            .dataset(&cmd.dataset)
+            .await?
+            .with_author(&caller.name);
         let target = ds.schema();
-        let mut txn = ds.begin(&branch).await?.author(&caller.name);
+        let mut txn = ds.begin(&branch).await?;
         let mut input =
             FlightRecordBatchStream::new_from_flight_data(stream.map_err(ArrowFlightError::from));
         let mut rows = 0u64;
-        while let Some(batch) = input.try_next().await.map_err(|e| {
-            FlightError::InvalidArgument(format!("cannot read the uploaded batches: {e}"))
+        while let Some(batch) = input.try_next().await.map_err(|e| FlightError::Upload {
+            what: "uploaded batches",
+            source: e,
         })? {
             if batch.num_rows() == 0 {
                 continue;
@@ -405,6 +465,11 @@ impl QuiverFlight {
             parse_json(&format!("body of action '{kind}'"), body)?
         };
         let cat = &self.sql.inner.catalog;
+        // every change an action makes is the caller's: ref-log entries and commits
+        let dataset = |name: &str| {
+            let name = name.to_string();
+            async move { Ok::<_, FlightError>(cat.dataset(&name).await?.with_author(&caller.name)) }
+        };
         let spec_of = |r: Option<&str>| -> VersionSpec {
             match r {
                 None => VersionSpec::main(),
@@ -429,7 +494,7 @@ impl QuiverFlight {
                           "registered_at": rec.registered_at.to_rfc3339()}))
             }
             "quiver.create_branch" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let name = str_field(&v, "name", kind)?;
                 caller.require_write(&format!("creating branch '{name}'"))?;
                 let from = match opt_str(&v, "from") {
@@ -440,14 +505,14 @@ impl QuiverFlight {
                 Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
             }
             "quiver.delete_branch" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let name = str_field(&v, "name", kind)?;
                 caller.require_write(&format!("deleting branch '{name}'"))?;
                 ds.delete_branch(name).await?;
                 Ok(json!({"deleted": name}))
             }
             "quiver.create_tag" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let name = str_field(&v, "name", kind)?;
                 caller.require_write(&format!("creating tag '{name}'"))?;
                 let at = match opt_str(&v, "at") {
@@ -458,14 +523,14 @@ impl QuiverFlight {
                 Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
             }
             "quiver.delete_tag" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let name = str_field(&v, "name", kind)?;
                 caller.require_write(&format!("deleting tag '{name}'"))?;
                 ds.delete_tag(name).await?;
                 Ok(json!({"deleted": name}))
             }
             "quiver.commits" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let branch = opt_str(&v, "branch").unwrap_or(quiver_core::DEFAULT_BRANCH);
                 let limit = v.get("limit").and_then(Value::as_u64).unwrap_or(u64::MAX);
                 let list: Vec<Value> = ds
@@ -487,7 +552,7 @@ impl QuiverFlight {
                 Ok(Value::Array(list))
             }
             "quiver.merge" => {
-                let ds = cat.dataset(str_field(&v, "dataset", kind)?).await?;
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 let source = str_field(&v, "source", kind)?;
                 let target = opt_str(&v, "target").unwrap_or(quiver_core::DEFAULT_BRANCH);
                 caller.require_write(&format!("merging into branch '{target}'"))?;
@@ -611,7 +676,9 @@ impl FlightService for QuiverFlight {
                 .run_statement(&caller, &c.sql, None)
                 .await
                 .map_err(status)?;
-            self.sql.statement_info(df, descriptor).map_err(status)?
+            self.sql
+                .statement_info(&caller, df, descriptor)
+                .map_err(status)?
         } else {
             let c: ReadCommand = parse_json("read descriptor", &cmd).map_err(status)?;
             self.read_info(&caller, c, descriptor)
@@ -645,6 +712,11 @@ impl FlightService for QuiverFlight {
             return FlightService::do_get(&self.sql, request).await;
         }
         self.sql.caller(&request)?;
+        self.sql
+            .inner
+            .limits
+            .check_statement("a ticket", &String::from_utf8_lossy(&t))
+            .map_err(status)?;
         let ticket: ShardTicket = parse_json("ticket", &t).map_err(status)?;
         Ok(Response::new(
             self.read_shard(ticket).await.map_err(status)?,
@@ -697,7 +769,7 @@ impl FlightService for QuiverFlight {
                 }
                 Command::CommandPreparedStatementQuery(c) => self
                     .sql
-                    .put_prepared_query(c, data)
+                    .put_prepared_query(&caller, c, data)
                     .await
                     .map_err(status)?
                     .encode_to_vec(),

@@ -62,6 +62,8 @@ struct Shared {
     merges: Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Models named in `quiver_lineage_of_model(…)`, resolved before planning.
     lineage: crate::lineage_sql::LineageCache,
+    /// The author of the session's writes, when not the process's default.
+    author: Option<String>,
 }
 
 impl Shared {
@@ -78,6 +80,11 @@ impl Shared {
             return Ok(ds);
         }
         let ds = self.catalog.dataset(name).await?;
+        // branch and tag changes of this session are logged under its author
+        let ds = match &self.author {
+            Some(a) => ds.with_author(a),
+            None => ds,
+        };
         if let Ok(mut m) = self.datasets.lock() {
             m.insert(name.to_string(), ds.clone());
         }
@@ -497,6 +504,7 @@ impl QuiverContext {
             functions: Mutex::default(),
             merges: Mutex::default(),
             lineage: Arc::default(),
+            author: opts.author.clone(),
         });
         let cat = MemoryCatalogProvider::new();
         datafusion::catalog::CatalogProvider::register_schema(
@@ -659,6 +667,10 @@ impl QuiverContext {
                     ..Default::default()
                 };
                 let ds = sh.catalog.create_dataset(&name, schema, opts).await?;
+                let ds = match &sh.author {
+                    Some(a) => ds.with_author(a),
+                    None => ds,
+                };
                 if let Ok(mut m) = sh.datasets.lock() {
                     m.insert(name.clone(), ds);
                 }

@@ -15,5 +15,5 @@ mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
-pub use refs::{parse_ref_entry_path, validate_ref_segment, RefLogEntry, RefState};
+pub use refs::{parse_ref_entry_path, validate_ref_segment, RefLogEntry, RefState, MAX_NAME_BYTES};
 pub use store::{Store, StoreOptions};

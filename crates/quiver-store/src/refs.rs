@@ -102,8 +102,13 @@ struct EntryJson {
     reason: String,
 }
 
-/// Validate one segment of a ref name, git-style: non-empty; not `.` or `..`; not starting
-/// with `.`; not ending with `.lock`; no `\`, control characters, whitespace or any of
+/// Longest name segment, in bytes. A dataset, branch or tag name becomes one path segment
+/// (sometimes with a suffix, as in `merges/<branch>.json`), and file systems refuse names
+/// above 255 bytes (NAME_MAX): 240 leaves room for the suffixes.
+pub const MAX_NAME_BYTES: usize = 240;
+
+/// Validate one segment of a ref name, git-style: non-empty; at most [`MAX_NAME_BYTES`]
+/// bytes; not `.` or `..`; not starting with `.`; not ending with `.lock`; no `\`, control characters, whitespace or any of
 /// `~^:?*[`; no `/` (segments are separated by the caller); plus the names reserved by the
 /// storage layout (`HEAD`, `<20 digits>.json`).
 pub fn validate_ref_segment(s: &str) -> Result<()> {
@@ -115,6 +120,16 @@ pub fn validate_ref_segment(s: &str) -> Result<()> {
     };
     if s.is_empty() {
         return bad("empty name or path segment");
+    }
+    if s.len() > MAX_NAME_BYTES {
+        return Err(StoreError::InvalidRefName {
+            // the name itself is not echoed whole: it may be arbitrarily long
+            name: truncated(s),
+            reason: format!(
+                "a name may be at most {MAX_NAME_BYTES} bytes long, this one has {}",
+                s.len()
+            ),
+        });
     }
     if s == "." || s == ".." {
         return bad("'.' and '..' are not allowed");
@@ -155,6 +170,12 @@ pub fn validate_ref_segment(s: &str) -> Result<()> {
         return bad("name is reserved by the ref storage layout");
     }
     Ok(())
+}
+
+/// The first characters of an over-long name, marked as cut.
+fn truncated(s: &str) -> String {
+    let cut: String = s.chars().take(40).collect();
+    format!("{cut}…")
 }
 
 /// Validate a full ref path (every `/`-separated segment).

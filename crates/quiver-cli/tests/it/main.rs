@@ -3,4 +3,5 @@
 
 mod fsck_cli;
 mod io_cli;
+mod serve_cli;
 mod sql_cli;

@@ -228,6 +228,23 @@ async fn errors_name_what_was_asked_for() {
         .await
         .unwrap_err();
     assert!(matches!(e, CoreError::InvalidName { .. }), "{e}");
+    // names are at most 240 bytes; the error does not echo a long name whole
+    let long = "b".repeat(10_000);
+    let e = ds
+        .create_branch(&long, &VersionSpec::main())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::InvalidName { .. }), "{e}");
+    assert!(e.to_string().contains("at most 240 bytes"), "{e}");
+    assert!(e.to_string().len() < 300, "{e}");
+    let e = cat
+        .create_dataset(&"d".repeat(241), schema(), DatasetOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CoreError::InvalidName { .. }), "{e}");
+    cat.create_dataset(&"d".repeat(240), schema(), DatasetOptions::default())
+        .await
+        .unwrap();
     // wrong schema
     let bad = RecordBatch::try_new(
         Arc::new(Schema::new(vec![Field::new(
@@ -377,4 +394,29 @@ async fn writes_accept_string_views_and_refuse_other_types() {
             .contains("column 'label_id' has type Utf8View"),
         "{err}"
     );
+}
+
+/// A handle acting for a named author records that name on commits and on the ref log of
+/// branch and tag changes (a server acting for a token), not the process's user.
+#[tokio::test]
+async fn with_author_names_the_actor_of_commits_and_ref_changes() {
+    let (_cat, ds) = new_dataset("memory://").await;
+    let as_alice = ds.with_author("alice");
+    as_alice
+        .create_branch("fix", &VersionSpec::main())
+        .await
+        .unwrap();
+    as_alice
+        .create_tag("t1", &VersionSpec::main())
+        .await
+        .unwrap();
+    let log = ds.branch_log("fix").await.unwrap();
+    assert_eq!(log.last().map(|e| e.author.as_str()), Some("alice"));
+    let mut txn = as_alice.begin("fix").await.unwrap();
+    txn.upsert(&batch(&[("s9", 1, "cat", 0.5)])).await.unwrap();
+    let c = txn.commit("by alice").await.unwrap();
+    assert_eq!(c.data.author, "alice");
+    as_alice.delete_tag("t1").await.unwrap();
+    // the plain handle still acts as the process's author
+    assert_eq!(ds.author(), quiver_core::default_author());
 }

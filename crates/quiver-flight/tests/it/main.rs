@@ -1,4 +1,5 @@
 //! Integration tests of the Flight server: a real server on a loopback port, spoken to with
 //! arrow-flight's own clients.
 
+mod hygiene;
 mod server;

@@ -7,26 +7,31 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::{Action, FlightClient, FlightDescriptor, Ticket};
 use futures::TryStreamExt;
 use quiver_core::{demo, Catalog, VersionSpec};
-use quiver_flight::{bind, serve, ServeOptions, Tokens};
+use quiver_flight::{bind, serve, ServeOptions, ServerLimits, Tokens};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-const RW: &str = "rw-token-123";
-const RO: &str = "ro-token-456";
+pub(crate) const RW: &str = "rw-token-123";
+pub(crate) const RO: &str = "ro-token-456";
 
-struct Server {
+pub(crate) struct Server {
     url: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Server {
-    async fn start(rows: u64) -> Server {
+    pub(crate) async fn start(rows: u64) -> Server {
+        Self::start_with(rows, ServerLimits::default()).await
+    }
+
+    /// A server with `limits` over a catalog of `rows` demo labels (tag v1) written by
+    /// another catalog handle: the server's caches start cold.
+    pub(crate) async fn start_with(rows: u64, limits: ServerLimits) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cat = Catalog::open(dir.path().to_str().expect("utf8"))
-            .await
-            .expect("catalog");
+        let root = dir.path().to_str().expect("utf8").to_string();
+        let cat = Catalog::open(&root).await.expect("catalog");
         let ds = cat
             .create_dataset("demo", demo::schema(), demo::options())
             .await
@@ -39,15 +44,26 @@ impl Server {
         ds.create_tag("v1", &VersionSpec::main())
             .await
             .expect("tag");
+        drop((ds, cat));
+        let cat = Catalog::open(&root).await.expect("catalog");
         let tokens =
             Tokens::parse_file(&format!("{RW} rw alice\n{RO} ro bob\n"), "tokens").expect("tokens");
         let bound = bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", bound.local_addr());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            serve(cat, bound, ServeOptions { tokens, tls: None }, async {
-                let _ = rx.await;
-            })
+            serve(
+                cat,
+                bound,
+                ServeOptions {
+                    tokens,
+                    limits,
+                    ..Default::default()
+                },
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await
             .expect("serve");
         });
@@ -55,7 +71,7 @@ impl Server {
             url,
             stop: Some(tx),
             task,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -67,7 +83,7 @@ impl Server {
             .expect("connect")
     }
 
-    async fn client(&self, token: Option<&str>) -> FlightClient {
+    pub(crate) async fn client(&self, token: Option<&str>) -> FlightClient {
         let mut c = FlightClient::new(self.channel().await);
         if let Some(t) = token {
             c.add_header("authorization", &format!("Bearer {t}"))
@@ -76,13 +92,13 @@ impl Server {
         c
     }
 
-    async fn sql_client(&self, token: &str) -> FlightSqlServiceClient<Channel> {
+    pub(crate) async fn sql_client(&self, token: &str) -> FlightSqlServiceClient<Channel> {
         let mut c = FlightSqlServiceClient::new(self.channel().await);
         c.set_header("authorization", format!("Bearer {token}"));
         c
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -90,7 +106,7 @@ impl Server {
     }
 }
 
-async fn sql(c: &mut FlightSqlServiceClient<Channel>, q: &str) -> Vec<RecordBatch> {
+pub(crate) async fn sql(c: &mut FlightSqlServiceClient<Channel>, q: &str) -> Vec<RecordBatch> {
     let info = c.execute(q.to_string(), None).await.expect(q);
     let mut out = Vec::new();
     for ep in info.endpoint {
@@ -125,7 +141,7 @@ fn keys(batches: &[RecordBatch]) -> Vec<(String, i64)> {
     out
 }
 
-fn count(batches: &[RecordBatch]) -> i64 {
+pub(crate) fn count(batches: &[RecordBatch]) -> i64 {
     batches[0].column(0).as_primitive::<Int64Type>().value(0)
 }
 

@@ -298,6 +298,15 @@ pub async fn invalid_names(store: &Store) {
     for good in ["main", "feature-1", "v1.0", "release_2024", "ünïcode"] {
         quiver_store::validate_ref_segment(good).unwrap();
     }
+    // names are bounded (bytes, not characters), and an over-long name is not echoed whole
+    let longest = "n".repeat(quiver_store::MAX_NAME_BYTES);
+    quiver_store::validate_ref_segment(&longest).unwrap();
+    for long in ["n".repeat(241), "é".repeat(121), "x".repeat(10_000)] {
+        let err = quiver_store::validate_ref_segment(&long).expect_err("too long");
+        let msg = err.to_string();
+        assert!(msg.contains("at most 240 bytes"), "{msg}");
+        assert!(msg.len() < 300, "{msg}");
+    }
     assert!(store.list("refs").await.unwrap().is_empty());
 }
 
