@@ -15,7 +15,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
+use super::{
+    contained_path, invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
 use crate::catalog::Catalog;
 use crate::error::Result;
 
@@ -278,12 +279,11 @@ pub async fn import(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<
                 .iter()
                 .enumerate()
                 .map(|(i, im)| {
-                    (
-                        dir.join(&im.file_name),
-                        format!("images[{i}] (id {}) of {}", im.id, file.display()),
-                    )
+                    let pos = format!("images[{i}] (id {})", im.id);
+                    let path = contained_path(dir, &im.file_name, file, &pos)?;
+                    Ok((path, format!("{pos} of {}", file.display())))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let (h, b) = put_assets(cat, &files, progress).await?;
             (Some(h), b)
         }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::{invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
+use super::{
+    invalid, io_err, put_assets, within, write_import, ImportOptions, ImportReport, Parsed};
 use crate::catalog::Catalog;
 use crate::error::Result;
 
@@ -212,6 +213,13 @@ pub async fn import(
                     rel.display(),
                     IMAGE_EXTS.join(",")
                 ),
+            )
+        })?;
+        within(&images_dir, &img).map_err(|why| {
+            invalid(
+                lf,
+                None,
+                format!("its image {} {why}", img.display()),
             )
         })?;
         let sample = img

@@ -8,3 +8,4 @@ mod cow;
 mod crash;
 mod import;
 mod merge;
+mod traversal;
