@@ -59,6 +59,8 @@ pub(crate) struct CatalogInner {
     pub meta: Arc<MetaCache>,
     pub commits: Mutex<HashMap<Hash, Commit>>,
     pub packs: Mutex<HashMap<String, SharedPackIndex>>,
+    /// The gc epoch (see [`crate::lease`]) the caches above were filled under.
+    pub gc_epoch: Mutex<Option<Bytes>>,
 }
 
 /// An open catalog. Cheap to clone; caches are shared by every clone.
@@ -118,8 +120,10 @@ impl Catalog {
                 .put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?))
                 .await?;
         }
+        let gc_epoch = store.get_file_opt(crate::lease::EPOCH_PATH).await?;
         Ok(Catalog {
             inner: Arc::new(CatalogInner {
+                gc_epoch: Mutex::new(gc_epoch),
                 store,
                 nodes: Arc::default(),
                 meta: Arc::default(),
@@ -209,6 +213,18 @@ impl Catalog {
             fanout: opts.fanout.max(2),
             created_at: chrono::Utc::now(),
         };
+        let lease = self.write_lease("create dataset").await?;
+        let res = self.create_leased(name, config, &opts.author).await;
+        lease.release().await;
+        res
+    }
+
+    async fn create_leased(
+        &self,
+        name: &str,
+        config: DatasetConfig,
+        author: &str,
+    ) -> Result<Dataset> {
         let path = format!("{}dataset.json", dataset_dir(name));
         let created = self
             .inner
@@ -219,7 +235,7 @@ impl Catalog {
             return Err(CoreError::DatasetExists(name.to_string()));
         }
         let ds = Dataset::new(self.clone(), config)?;
-        ds.init_main(&opts.author).await?;
+        ds.init_main(author).await?;
         Ok(ds)
     }
 

@@ -12,7 +12,9 @@ pub mod dataset;
 pub mod demo;
 pub mod encoding;
 pub mod error;
+pub mod gc;
 pub mod import;
+pub mod lease;
 pub mod lineage;
 pub mod merge;
 pub mod model;
@@ -26,6 +28,8 @@ pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
+pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};
+pub use lease::WriteLease;
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
 pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{

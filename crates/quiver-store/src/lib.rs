@@ -15,4 +15,4 @@ pub mod testing;
 
 pub use error::{Result, StoreError};
 pub use refs::{validate_ref_segment, RefLogEntry, RefState};
-pub use store::Store;
+pub use store::{FileMeta, Store};

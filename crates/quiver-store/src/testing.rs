@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -26,15 +27,19 @@ struct Faults {
     allowed_puts: Option<u64>,
     /// How many puts were failed so far.
     failed: u64,
+    /// Allow this many more deletes, then fail every delete.
+    allowed_deletes: Option<u64>,
+    /// How many deletes were failed so far.
+    failed_deletes: u64,
 }
 
 /// An `ObjectStore` that delegates to another one but fails puts (including multipart
-/// uploads and copies/renames onto a path) as configured, with `object_store::Error::Generic`.
-/// Reads, lists and deletes always go through.
+/// uploads and copies/renames onto a path) and deletes as configured, with
+/// `object_store::Error::Generic`. Reads and lists always go through.
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
-    faults: Mutex<Faults>,
+    faults: Arc<Mutex<Faults>>,
 }
 
 impl std::fmt::Display for FaultyStore {
@@ -48,7 +53,7 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> FaultyStore {
         FaultyStore {
             inner,
-            faults: Mutex::new(Faults::default()),
+            faults: Arc::new(Mutex::new(Faults::default())),
         }
     }
 
@@ -67,17 +72,23 @@ impl FaultyStore {
         self.with_faults(|f| f.allowed_puts = Some(n));
     }
 
+    /// Let `n` more deletes succeed, then fail every delete until [`FaultyStore::heal`].
+    pub fn fail_after_deletes(&self, n: u64) {
+        self.with_faults(|f| f.allowed_deletes = Some(n));
+    }
+
     /// Remove all configured faults.
     pub fn heal(&self) {
         self.with_faults(|f| {
             f.matching.clear();
             f.allowed_puts = None;
+            f.allowed_deletes = None;
         });
     }
 
-    /// How many puts were failed so far.
-    pub fn failed_puts(&self) -> u64 {
-        self.with_faults(|f| f.failed)
+    /// How many deletes were failed so far.
+    pub fn failed_deletes(&self) -> u64 {
+        self.with_faults(|f| f.failed_deletes)
     }
 
     /// Decide whether a put to `location` fails, counting it.
@@ -108,6 +119,27 @@ impl FaultyStore {
             Ok(())
         }
     }
+}
+
+/// Decide whether a delete of `location` fails, counting it.
+fn check_delete(faults: &Mutex<Faults>, location: &Path) -> object_store::Result<()> {
+    let mut f = faults.lock().unwrap_or_else(PoisonError::into_inner);
+    let fail = match f.allowed_deletes.as_mut() {
+        Some(0) => true,
+        Some(n) => {
+            *n -= 1;
+            false
+        }
+        None => false,
+    };
+    if fail {
+        f.failed_deletes += 1;
+        return Err(object_store::Error::Generic {
+            store: "FaultyStore",
+            source: format!("injected delete failure at {location}").into(),
+        });
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -151,7 +183,24 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        // one location at a time, so the k-th delete fails exactly
+        let faults = Arc::clone(&self.faults);
+        let inner = Arc::clone(&self.inner);
+        locations
+            .then(move |loc| {
+                let faults = Arc::clone(&faults);
+                let inner = Arc::clone(&inner);
+                async move {
+                    let p = loc?;
+                    check_delete(&faults, &p)?;
+                    let one = futures::stream::once(futures::future::ready(Ok(p.clone())));
+                    match inner.delete_stream(one.boxed()).next().await {
+                        Some(r) => r,
+                        None => Ok(p),
+                    }
+                }
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {

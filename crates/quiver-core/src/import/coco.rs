@@ -269,6 +269,15 @@ pub fn to_batches(
 
 /// Import a COCO detection file into a dataset branch as one commit.
 pub async fn import(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
+    // images put now are referenced only once the labels commit: hold a write lease across
+    // both so gc cannot collect an image this import reuses (crate::lease)
+    let lease = cat.write_lease("COCO import").await?;
+    let res = import_leased(cat, file, opts).await;
+    lease.release().await;
+    res
+}
+
+async fn import_leased(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
     let progress = opts.progress.as_ref();
     progress.phase("reading COCO JSON", None);
     let coco = parse_file(file)?;

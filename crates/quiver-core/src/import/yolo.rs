@@ -176,6 +176,19 @@ pub async fn import(
     classes: Option<&Path>,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
+    // see coco::import: the lease spans the image puts and the commit
+    let lease = cat.write_lease("YOLO import").await?;
+    let res = import_leased(cat, dir, classes, opts).await;
+    lease.release().await;
+    res
+}
+
+async fn import_leased(
+    cat: &Catalog,
+    dir: &Path,
+    classes: Option<&Path>,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
     let progress = opts.progress.as_ref();
     let images_dir = dir.join("images");
     let labels_dir = dir.join("labels");
