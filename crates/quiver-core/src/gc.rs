@@ -58,6 +58,9 @@ pub struct VacuumOptions {
     pub dataset: Option<String>,
     /// Delete only assets (and staged asset uploads).
     pub only_assets: bool,
+    /// Break a gc lock left by a gc that crashed (or failed to release it) even if it is
+    /// not stale yet. Only when no other gc is running.
+    pub break_lock: bool,
     /// How long to wait for writes in progress before giving up (deleting nothing).
     pub wait_for_writers: Duration,
     /// The clock ("now") against which ages are measured; `None`: the system clock.
@@ -73,6 +76,7 @@ impl Default for VacuumOptions {
             dry_run: false,
             dataset: None,
             only_assets: false,
+            break_lock: false,
             wait_for_writers: Duration::from_secs(60),
             now: None,
             progress: Arc::new(NoProgress),
@@ -489,6 +493,9 @@ impl GcPlan {
             return Ok(self.select().0);
         }
         let cat = self.catalog.clone();
+        if self.opts.break_lock {
+            cat.release_gc_lock().await?;
+        }
         cat.take_gc_lock(&self.id).await?;
         let res = self.sweep_locked().await;
         let released = cat.release_gc_lock().await;

@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod cow;
 mod crash;
+mod gc;
 mod import;
 mod merge;
 mod traversal;
