@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+mod gc_cmd;
 mod io_cmd;
 mod merge_cmd;
 mod serve_cmd;
@@ -44,6 +45,8 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
+    /// Delete packs, tree nodes, commits and assets that no live version needs (VACUUM).
+    Gc(gc_cmd::GcArgs),
     /// Create the catalog (idempotent).
     Init,
     /// Create the catalog and a demo dataset (if missing), then show its history.
@@ -132,6 +135,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
+        Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
         Command::Init => println!("catalog ready at {}", cli.catalog),
