@@ -923,6 +923,11 @@ impl QuiverContext {
                 ])?])
             }
             Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
+            Statement::Vacuum {
+                dataset,
+                retain_hours,
+                dry_run,
+            } => crate::vacuum_sql::vacuum(&sh.dataset(&dataset).await?, retain_hours, dry_run).await,
             Statement::Sql(s) => {
                 if Self::is_dml(&s) {
                     return self.dml(&s).await;
