@@ -676,12 +676,11 @@ async fn dataset_roots(ds: &Dataset, cutoff: DateTime<Utc>) -> Result<Vec<Hash>>
         let Some(bytes) = store.get_file_opt(&path).await? else {
             continue;
         };
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            CoreError::Corrupt {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| CoreError::Corrupt {
                 what: path.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         for k in ["base", "ours", "theirs"] {
             if let Some(h) = doc.get(k).and_then(|v| v.as_str()).and_then(Hash::from_hex) {
                 roots.push(h);

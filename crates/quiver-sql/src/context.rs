@@ -927,7 +927,9 @@ impl QuiverContext {
                 dataset,
                 retain_hours,
                 dry_run,
-            } => crate::vacuum_sql::vacuum(&sh.dataset(&dataset).await?, retain_hours, dry_run).await,
+            } => {
+                crate::vacuum_sql::vacuum(&sh.dataset(&dataset).await?, retain_hours, dry_run).await
+            }
             Statement::Sql(s) => {
                 if Self::is_dml(&s) {
                     return self.dml(&s).await;

@@ -879,7 +879,9 @@ fn parse_vacuum(c: &mut Cursor) -> Result<Statement> {
         };
         let Some(n) = n else {
             c.pos -= 1;
-            return Err(c.unexpected("VACUUM: expected a whole number of DAYS or HOURS after RETAIN"));
+            return Err(
+                c.unexpected("VACUUM: expected a whole number of DAYS or HOURS after RETAIN")
+            );
         };
         let per = match c.peek_word(0).as_deref() {
             Some("DAYS" | "DAY") => 24,

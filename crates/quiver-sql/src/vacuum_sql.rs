@@ -12,7 +12,11 @@ use quiver_core::{Dataset, VacuumOptions};
 use crate::error::Result;
 
 /// Run VACUUM on `ds`; `retain_hours: None` keeps the default 7-day window.
-pub async fn vacuum(ds: &Dataset, retain_hours: Option<u64>, dry_run: bool) -> Result<Vec<RecordBatch>> {
+pub async fn vacuum(
+    ds: &Dataset,
+    retain_hours: Option<u64>,
+    dry_run: bool,
+) -> Result<Vec<RecordBatch>> {
     let mut opts = VacuumOptions {
         dry_run,
         ..Default::default()

@@ -86,6 +86,11 @@ impl FaultyStore {
         });
     }
 
+    /// How many puts were failed so far.
+    pub fn failed_puts(&self) -> u64 {
+        self.with_faults(|f| f.failed)
+    }
+
     /// How many deletes were failed so far.
     pub fn failed_deletes(&self) -> u64 {
         self.with_faults(|f| f.failed_deletes)

@@ -118,7 +118,10 @@ fn gc_reports_collects_and_refuses_bad_options() {
     assert!(ok, "{err}");
 
     let (ok, out, err) = quiver(&cat, &["gc", "--help"]);
-    assert!(ok && out.contains("What is live") && out.contains("--retain"), "{out}{err}");
+    assert!(
+        ok && out.contains("What is live") && out.contains("--retain"),
+        "{out}{err}"
+    );
     let (ok, out, err) = quiver(&cat, &["gc", "--dry-run"]);
     assert!(ok && out.contains("would delete 0 objects"), "{out}{err}");
     let (ok, out, err) = quiver(&cat, &["gc", "--retain", "0d", "--dry-run"]);

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    contained_path, invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
+    contained_path, invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed,
+};
 use crate::catalog::Catalog;
 use crate::error::Result;
 

@@ -14,7 +14,8 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray}
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::{
-    invalid, io_err, put_assets, within, write_import, ImportOptions, ImportReport, Parsed};
+    invalid, io_err, put_assets, within, write_import, ImportOptions, ImportReport, Parsed,
+};
 use crate::catalog::Catalog;
 use crate::error::Result;
 
@@ -228,13 +229,8 @@ async fn import_leased(
                 ),
             )
         })?;
-        within(&images_dir, &img).map_err(|why| {
-            invalid(
-                lf,
-                None,
-                format!("its image {} {why}", img.display()),
-            )
-        })?;
+        within(&images_dir, &img)
+            .map_err(|why| invalid(lf, None, format!("its image {} {why}", img.display())))?;
         let sample = img
             .strip_prefix(&images_dir)
             .unwrap_or(&img)

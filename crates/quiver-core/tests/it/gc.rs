@@ -50,7 +50,13 @@ async fn all_versions_read(mem: &Arc<dyn ObjectStore>) -> usize {
     let mut n = 0;
     for name in cat.list_datasets().await.unwrap() {
         let ds = cat.dataset(&name).await.unwrap();
-        let mut heads: Vec<Hash> = ds.branches().await.unwrap().iter().map(|r| r.commit).collect();
+        let mut heads: Vec<Hash> = ds
+            .branches()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.commit)
+            .collect();
         heads.extend(ds.tags().await.unwrap().iter().map(|r| r.commit));
         for h in heads {
             let head = ds.commit(&h).await.unwrap();
@@ -83,11 +89,16 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
         .create_dataset("labels", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    ds.append("main", &[synthetic(200, 2, 0.0)], "load").await.unwrap();
+    ds.append("main", &[synthetic(200, 2, 0.0)], "load")
+        .await
+        .unwrap();
     let (packs0, nodes0) = (count(&cat, "pack").await, count(&cat, "node").await);
     abort_a_write(&faulty, &ds, 5.0).await;
     let (packs1, nodes1) = (count(&cat, "pack").await, count(&cat, "node").await);
-    assert!(packs1 > packs0 && nodes1 > nodes0, "the aborted write left objects");
+    assert!(
+        packs1 > packs0 && nodes1 > nodes0,
+        "the aborted write left objects"
+    );
 
     // within the default 7-day retention nothing young is touched
     let kept = cat.gc(&VacuumOptions::default()).await.unwrap();
@@ -111,14 +122,19 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
     assert_eq!(r.nodes.count as usize, nodes1 - nodes0, "{r:?}");
     assert_eq!(r.commits.count, 0);
     assert!(r.bytes_freed() > 0);
-    assert_eq!((count(&cat, "pack").await, count(&cat, "node").await), (packs0, nodes0));
+    assert_eq!(
+        (count(&cat, "pack").await, count(&cat, "node").await),
+        (packs0, nodes0)
+    );
     assert_eq!(all_versions_read(&mem).await, 2);
     // a second run finds nothing more
     assert_eq!(cat.gc(&now_opts()).await.unwrap().deleted(), 0);
 
     // the same write again, in the same process (whose caches knew the deleted objects),
     // writes them anew and reads back
-    ds.upsert("main", &[synthetic(40, 2, 5.0)], "retry").await.unwrap();
+    ds.upsert("main", &[synthetic(40, 2, 5.0)], "retry")
+        .await
+        .unwrap();
     assert_eq!(rows(&ds.head("main").await.unwrap()).await.len(), 400);
     assert_eq!(all_versions_read(&mem).await, 3);
 }
@@ -133,7 +149,9 @@ async fn tags_and_recent_ref_moves_survive_and_deleted_branches_go() {
         .create_dataset("labels", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    ds.append("main", &[synthetic(100, 3, 0.0)], "v1").await.unwrap();
+    ds.append("main", &[synthetic(100, 3, 0.0)], "v1")
+        .await
+        .unwrap();
     ds.create_tag("v1", &VersionSpec::main()).await.unwrap();
     let tagged = rows(&ds.checkout(&VersionSpec::Tag("v1".into())).await.unwrap()).await;
     ds.upsert("main", &[synthetic(100, 3, 1.0)], "rewrite every label")
@@ -186,14 +204,23 @@ async fn catalog_with_garbage() -> (Arc<dyn ObjectStore>, Arc<FaultyStore>, Cata
         .create_dataset("labels", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    ds.append("main", &[synthetic(120, 2, 0.0)], "v1").await.unwrap();
+    ds.append("main", &[synthetic(120, 2, 0.0)], "v1")
+        .await
+        .unwrap();
     ds.create_tag("v1", &VersionSpec::main()).await.unwrap();
     ds.create_branch("exp", &VersionSpec::main()).await.unwrap();
-    ds.upsert("exp", &[synthetic(50, 2, 3.0)], "exp").await.unwrap();
+    ds.upsert("exp", &[synthetic(50, 2, 3.0)], "exp")
+        .await
+        .unwrap();
     ds.delete_branch("exp").await.unwrap();
-    ds.upsert("main", &[synthetic(60, 2, 1.0)], "v2").await.unwrap();
+    ds.upsert("main", &[synthetic(60, 2, 1.0)], "v2")
+        .await
+        .unwrap();
     abort_a_write(&faulty, &ds, 7.0).await;
-    cat.assets().put_bytes(b"orphan".to_vec().into()).await.unwrap();
+    cat.assets()
+        .put_bytes(b"orphan".to_vec().into())
+        .await
+        .unwrap();
     (mem, faulty, cat)
 }
 
@@ -223,7 +250,10 @@ async fn gc_failing_at_every_delete_leaves_live_versions_readable() {
             })
             .await
             .unwrap_or_else(|e| panic!("k = {k}: re-run failed: {e}"));
-        assert!(rerun.deleted() <= total - k.min(total), "k = {k}: {rerun:?}");
+        assert!(
+            rerun.deleted() <= total - k.min(total),
+            "k = {k}: {rerun:?}"
+        );
         assert_eq!(cat.gc(&now_opts()).await.unwrap().deleted(), 0, "k = {k}");
         assert_eq!(all_versions_read(&mem).await, versions, "k = {k}");
     }
@@ -236,7 +266,9 @@ async fn gc_keeps_the_objects_of_a_commit_that_lands_while_it_runs() {
         .create_dataset("labels", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    ds.append("main", &[synthetic(200, 2, 0.0)], "load").await.unwrap();
+    ds.append("main", &[synthetic(200, 2, 0.0)], "load")
+        .await
+        .unwrap();
     // an aborted write leaves packs and nodes nothing references …
     abort_a_write(&faulty, &ds, 5.0).await;
     let packs = count(&cat, "pack").await;
@@ -248,7 +280,11 @@ async fn gc_keeps_the_objects_of_a_commit_that_lands_while_it_runs() {
         .upsert("main", &[synthetic(40, 2, 5.0)], "retry")
         .await
         .unwrap();
-    assert_eq!(count(&cat, "pack").await, packs, "the retry reused the pack");
+    assert_eq!(
+        count(&cat, "pack").await,
+        packs,
+        "the retry reused the pack"
+    );
     // the gc's delete phase must see that commit
     let r = plan.sweep().await.unwrap();
     assert_eq!((r.packs.count, r.nodes.count), (0, 0), "{r:?}");
@@ -256,7 +292,13 @@ async fn gc_keeps_the_objects_of_a_commit_that_lands_while_it_runs() {
     let fresh = Catalog::from_store(Store::from_object_store(mem.clone(), ""))
         .await
         .unwrap();
-    let head = fresh.dataset("labels").await.unwrap().head("main").await.unwrap();
+    let head = fresh
+        .dataset("labels")
+        .await
+        .unwrap()
+        .head("main")
+        .await
+        .unwrap();
     assert_eq!(head.commit().id, c.id);
     assert_eq!(rows(&head).await.len(), 400);
 }
@@ -268,7 +310,9 @@ async fn gc_deletes_nothing_while_a_write_is_in_progress() {
         .create_dataset("labels", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    ds.append("main", &[synthetic(50, 2, 0.0)], "load").await.unwrap();
+    ds.append("main", &[synthetic(50, 2, 0.0)], "load")
+        .await
+        .unwrap();
     abort_a_write(&faulty, &ds, 5.0).await;
     let lease = cat.write_lease("a slow import").await.unwrap();
     let err = cat.gc(&now_opts()).await.unwrap_err();
@@ -278,10 +322,15 @@ async fn gc_deletes_nothing_while_a_write_is_in_progress() {
     );
     lease.release().await;
     // the lock was released: writers go on, and the next gc runs
-    ds.upsert("main", &[synthetic(5, 1, 2.0)], "after").await.unwrap();
+    ds.upsert("main", &[synthetic(5, 1, 2.0)], "after")
+        .await
+        .unwrap();
     let packs = count(&cat, "pack").await;
     let r = cat.gc(&now_opts()).await.unwrap();
-    assert!(r.packs.count >= 1 && count(&cat, "pack").await < packs, "{r:?}");
+    assert!(
+        r.packs.count >= 1 && count(&cat, "pack").await < packs,
+        "{r:?}"
+    );
     assert_eq!(all_versions_read(&mem).await, 3);
 }
 
@@ -329,20 +378,38 @@ async fn asset_gc_never_deletes_an_image_an_import_is_committing() {
     };
     // the import starts: it announces itself and puts the image (already there)
     let lease = cat.write_lease("import").await.unwrap();
-    assert_eq!(cat.assets().put_bytes(b"an image imported long ago".to_vec().into()).await.unwrap(), image);
+    assert_eq!(
+        cat.assets()
+            .put_bytes(b"an image imported long ago".to_vec().into())
+            .await
+            .unwrap(),
+        image
+    );
     // a gc lists the assets and marks: the image is unreferenced so far
     let plan = cat.gc_plan(&assets_only).await.unwrap();
     // the import commits 2,000 labels that reference the image, and ends
-    ds.append("main", &[labels_of(&image, 2000)], "import").await.unwrap();
+    ds.append("main", &[labels_of(&image, 2000)], "import")
+        .await
+        .unwrap();
     lease.release().await;
     // the gc's delete phase
     let r = plan.sweep().await.unwrap();
     assert_eq!(r.assets.count, 0, "{r:?}");
-    assert!(cat.assets().exists(&image).await.unwrap(), "the committed labels' image is gone");
-    assert_eq!(cat.assets().get(&image).await.unwrap().as_ref(), b"an image imported long ago");
+    assert!(
+        cat.assets().exists(&image).await.unwrap(),
+        "the committed labels' image is gone"
+    );
+    assert_eq!(
+        cat.assets().get(&image).await.unwrap().as_ref(),
+        b"an image imported long ago"
+    );
 
     // while the import is still running, the gc deletes nothing at all
-    let orphan = cat.assets().put_bytes(b"orphan".to_vec().into()).await.unwrap();
+    let orphan = cat
+        .assets()
+        .put_bytes(b"orphan".to_vec().into())
+        .await
+        .unwrap();
     let lease = cat.write_lease("import").await.unwrap();
     let plan = cat.gc_plan(&assets_only).await.unwrap();
     assert!(matches!(plan.sweep().await, Err(CoreError::GcBusy(_))));
@@ -365,8 +432,12 @@ async fn vacuum_of_one_dataset_and_bad_options() {
         .create_dataset("b", schema(), DatasetOptions::default())
         .await
         .unwrap();
-    a.append("main", &[synthetic(30, 2, 0.0)], "a").await.unwrap();
-    b.append("main", &[synthetic(30, 2, 50.0)], "b").await.unwrap();
+    a.append("main", &[synthetic(30, 2, 0.0)], "a")
+        .await
+        .unwrap();
+    b.append("main", &[synthetic(30, 2, 50.0)], "b")
+        .await
+        .unwrap();
     abort_a_write(&faulty, &a, 1.0).await;
     abort_a_write(&faulty, &b, 2.0).await;
     let idx = |ds: &str| {
@@ -383,7 +454,11 @@ async fn vacuum_of_one_dataset_and_bad_options() {
     let (a0, b0) = (idx("a").await, idx("b").await);
     let r = a.vacuum(&now_opts()).await.unwrap();
     assert_eq!(r.pack_indexes.count, 1, "{r:?}");
-    assert_eq!((idx("a").await, idx("b").await), (a0 - 1, b0), "b's garbage is b's");
+    assert_eq!(
+        (idx("a").await, idx("b").await),
+        (a0 - 1, b0),
+        "b's garbage is b's"
+    );
     assert_eq!(all_versions_read(&mem).await, 4);
     assert!(matches!(
         cat.gc(&VacuumOptions {
@@ -397,7 +472,10 @@ async fn vacuum_of_one_dataset_and_bad_options() {
         quiver_core::parse_retention("7d").unwrap(),
         Duration::from_secs(7 * 86400)
     );
-    assert_eq!(quiver_core::parse_retention("12h").unwrap(), Duration::from_secs(43200));
+    assert_eq!(
+        quiver_core::parse_retention("12h").unwrap(),
+        Duration::from_secs(43200)
+    );
     for bad in ["", "7", "d", "-1d", "7 weeks", "99999999999999d"] {
         assert!(
             matches!(

@@ -40,8 +40,14 @@ async fn assert_refused(cat: &Catalog, ann: &Path, images: &Path, needle: &str) 
     assert!(matches!(err, CoreError::InvalidInput { .. }), "{msg}");
     assert!(msg.contains("images[1] (id 7)"), "names the record: {msg}");
     assert!(msg.contains(needle), "says why ({needle}): {msg}");
-    assert!(cat.assets().list().await.unwrap().is_empty(), "nothing stored");
-    assert!(cat.list_datasets().await.unwrap().is_empty(), "nothing created");
+    assert!(
+        cat.assets().list().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert!(
+        cat.list_datasets().await.unwrap().is_empty(),
+        "nothing created"
+    );
 }
 
 #[tokio::test]
@@ -102,6 +108,9 @@ async fn yolo_image_symlinks_cannot_escape_the_images_directory() {
         .expect_err("an image symlink leading outside images/ must be refused");
     let msg = err.to_string();
     assert!(matches!(err, CoreError::InvalidInput { .. }), "{msg}");
-    assert!(msg.contains("x.txt") && msg.contains("symbolic link"), "{msg}");
+    assert!(
+        msg.contains("x.txt") && msg.contains("symbolic link"),
+        "{msg}"
+    );
     assert!(cat.assets().list().await.unwrap().is_empty());
 }
