@@ -145,12 +145,13 @@ pub enum AssetsCmd {
 }
 
 /// An indicatif bar driven by import/export progress.
-struct Bar {
+pub(crate) struct Bar {
     bar: Mutex<Option<ProgressBar>>,
 }
 
 impl Bar {
-    fn new() -> Arc<Bar> {
+    /// A bar with no phase yet (indicatif draws on stderr).
+    pub(crate) fn new() -> Arc<Bar> {
         Arc::new(Bar {
             bar: Mutex::new(None),
         })

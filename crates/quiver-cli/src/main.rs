@@ -6,6 +6,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 mod fsck_cmd;
+mod gc_cmd;
 mod io_cmd;
 mod merge_cmd;
 mod serve_cmd;
@@ -59,6 +60,8 @@ enum Command {
     /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
     #[command(long_about = fsck_cmd::LONG_ABOUT)]
     Fsck(fsck_cmd::FsckArgs),
+    /// Delete packs, tree nodes, commits and assets that no live version needs (VACUUM).
+    Gc(gc_cmd::GcArgs),
     /// Create the catalog (idempotent).
     Init,
     /// Create the catalog and a demo dataset (if missing), then show its history.
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => merge_cmd::run(&cat, a).await?,
+        Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
         Command::Fsck(a) => fsck_cmd::run(&cat, a).await?,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use bytes::Bytes;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use object_store::{ObjectStoreExt, WriteMultipart};
 use quiver_store::Store;
 use quiver_tree::Hash;
@@ -24,7 +24,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::catalog::Catalog;
 use crate::error::{CoreError, Result};
-use crate::model::Commit;
 
 /// Object kind of assets.
 pub const ASSET_KIND: &str = "asset";
@@ -40,7 +39,7 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Read buffer of streamed uploads.
 const READ_CHUNK: usize = 1024 * 1024;
 /// Where streamed uploads are staged before they get their address.
-const STAGING: &str = "tmp/assets/";
+pub(crate) const STAGING: &str = "tmp/assets/";
 
 /// A stream of verified asset bytes (the last item is an error on hash mismatch).
 pub type AssetStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
@@ -75,7 +74,7 @@ pub struct GcReport {
     pub kept_young: u64,
     /// Hashes of the deleted assets.
     pub deleted_hashes: Vec<Hash>,
-    /// Versions (commits) whose labels were examined.
+    /// Live versions (commits) whose labels were examined.
     pub versions_scanned: u64,
 }
 
@@ -313,8 +312,8 @@ impl AssetStore {
             .collect())
     }
 
-    /// Delete every asset that no reachable version of any dataset references (reachable:
-    /// every commit reachable from a branch or tag). With `dry_run`, only reports.
+    /// Delete every asset that no live version of any dataset references (see
+    /// [`crate::gc`] for what is live). With `dry_run`, only reports.
     pub async fn gc(&self, dry_run: bool) -> Result<GcReport> {
         self.gc_with(&GcOptions {
             dry_run,
@@ -323,132 +322,28 @@ impl AssetStore {
         .await
     }
 
-    /// [`AssetStore::gc`] with options.
+    /// [`AssetStore::gc`] with options: an asset-only [`Catalog::gc`] whose retention
+    /// window is the grace period.
     pub async fn gc_with(&self, opts: &GcOptions) -> Result<GcReport> {
-        let referenced = self.referenced().await?;
-        let mut report = GcReport {
-            referenced: referenced.hashes.len() as u64,
-            versions_scanned: referenced.versions,
-            ..Default::default()
-        };
-        let os = self.store().object_store();
-        let now = chrono::Utc::now();
-        let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
-        let prefix = self.store().full_path(&format!("objects/{ASSET_KIND}"));
-        let metas: Vec<object_store::ObjectMeta> = os
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(store_err)?;
-        for m in metas {
-            let Some(hash) = m.location.filename().and_then(Hash::from_hex) else {
-                continue;
-            };
-            report.assets += 1;
-            if referenced.hashes.contains(&hash) {
-                continue;
-            }
-            if now.signed_duration_since(m.last_modified) < grace {
-                report.kept_young += 1;
-                continue;
-            }
-            report.deleted += 1;
-            report.deleted_bytes += m.size;
-            report.deleted_hashes.push(hash);
-            if !opts.dry_run {
-                match os.delete(&m.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(store_err(e)),
-                }
-            }
-        }
-        // staged uploads left behind by interrupted puts
-        if !opts.dry_run {
-            let staging = self.store().full_path(STAGING);
-            let metas: Vec<object_store::ObjectMeta> = os
-                .list(Some(&staging))
-                .try_collect()
-                .await
-                .map_err(store_err)?;
-            for m in metas {
-                if now.signed_duration_since(m.last_modified) >= grace {
-                    let _ = os.delete(&m.location).await;
-                }
-            }
-        }
-        report.deleted_hashes.sort();
-        Ok(report)
+        let r = self
+            .catalog
+            .gc(&crate::gc::VacuumOptions {
+                retain: opts.grace,
+                dry_run: opts.dry_run,
+                only_assets: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(GcReport {
+            assets: r.assets_seen,
+            referenced: r.live_assets,
+            deleted: r.assets.count,
+            deleted_bytes: r.assets.bytes,
+            kept_young: r.kept_young,
+            deleted_hashes: r.deleted_assets,
+            versions_scanned: r.live_commits,
+        })
     }
-
-    /// Asset hashes referenced by any reachable version of any dataset.
-    async fn referenced(&self) -> Result<Referenced> {
-        let mut out = Referenced::default();
-        for name in self.catalog.list_datasets().await? {
-            let ds = match self.catalog.dataset(&name).await {
-                Ok(ds) => ds,
-                Err(CoreError::DatasetNotFound(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            let cols = asset_columns(&ds).await?;
-            if cols.is_empty() {
-                continue;
-            }
-            // every commit reachable from any branch or tag
-            let mut heads: Vec<Hash> = ds.branches().await?.iter().map(|r| r.commit).collect();
-            heads.extend(ds.tags().await?.iter().map(|r| r.commit));
-            let mut commits: Vec<Commit> = Vec::new();
-            let mut seen_commits = HashSet::new();
-            for h in heads {
-                let c = ds.commit(&h).await?;
-                for c in ds.history_of(&c).await? {
-                    if seen_commits.insert(c.id) {
-                        commits.push(c);
-                    }
-                }
-            }
-            // leaves are shared between versions: read each distinct leaf once
-            let mut seen_leaves = HashSet::new();
-            let mut seen_roots = HashSet::new();
-            for c in commits {
-                out.versions += 1;
-                if !seen_roots.insert(c.root) {
-                    continue;
-                }
-                let snap = ds.snapshot(c);
-                let leaves = snap.leaves(Box::new(|_| true)).await?;
-                let fresh: Vec<_> = leaves
-                    .into_iter()
-                    .filter(|l| l.rows > 0 && seen_leaves.insert(l.hash))
-                    .collect();
-                if fresh.is_empty() {
-                    continue;
-                }
-                let projection: Vec<usize> = cols.iter().map(|c| c.0).collect();
-                for p in snap.plan(&fresh).await? {
-                    let batches = crate::packs::read_ranges_concat(
-                        ds.catalog().store(),
-                        &ds.catalog().inner.meta,
-                        &p.pack,
-                        &p.ranges,
-                        Some(&projection),
-                    )
-                    .await?;
-                    for b in batches {
-                        for col in b.columns() {
-                            collect_hashes(col.as_ref(), &mut out.hashes);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-#[derive(Default)]
-struct Referenced {
-    hashes: HashSet<Hash>,
-    versions: u64,
 }
 
 /// Asset columns of a dataset (index, name): `image_hash` plus the columns listed under
@@ -490,7 +385,7 @@ fn is_hash_type(dt: &DataType) -> bool {
 }
 
 /// Add the asset hashes held by a column (hex strings or 32-byte binaries).
-fn collect_hashes(col: &dyn Array, out: &mut HashSet<Hash>) {
+pub(crate) fn collect_hashes(col: &dyn Array, out: &mut HashSet<Hash>) {
     let mut add_hex = |s: &str| {
         if let Some(h) = Hash::from_hex(s) {
             out.insert(h);

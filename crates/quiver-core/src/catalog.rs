@@ -76,6 +76,8 @@ pub(crate) struct CatalogInner {
     pub meta: Arc<MetaCache>,
     pub commits: Mutex<HashMap<Hash, Commit>>,
     pub packs: Mutex<HashMap<String, SharedPackIndex>>,
+    /// The gc epoch (see [`crate::lease`]) the caches above were filled under.
+    pub gc_epoch: Mutex<Option<Bytes>>,
 }
 
 /// An open catalog. Cheap to clone; caches are shared by every clone.
@@ -150,8 +152,10 @@ impl Catalog {
                 .put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?))
                 .await?;
         }
+        let gc_epoch = store.get_file_opt(crate::lease::EPOCH_PATH).await?;
         Ok(Catalog {
             inner: Arc::new(CatalogInner {
+                gc_epoch: Mutex::new(gc_epoch),
                 store,
                 nodes: Arc::default(),
                 meta: Arc::default(),

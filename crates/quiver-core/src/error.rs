@@ -135,6 +135,10 @@ pub enum CoreError {
     },
     #[error("asset {0} not found in the asset store")]
     AssetNotFound(String),
+    #[error("garbage collection cannot delete now: {0}")]
+    GcBusy(String),
+    #[error("invalid retention '{0}': expected a number of days or hours, e.g. 7d, 12h, 0d")]
+    InvalidRetention(String),
 }
 
 /// Result alias of this crate.

@@ -13,7 +13,9 @@ pub mod demo;
 pub mod encoding;
 pub mod error;
 pub mod fsck;
+pub mod gc;
 pub mod import;
+pub mod lease;
 pub mod lineage;
 pub mod merge;
 pub mod model;
@@ -28,6 +30,8 @@ pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
+pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};
+pub use lease::WriteLease;
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
 pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
 pub use model::{

@@ -29,6 +29,12 @@ pub struct NodeCache {
 }
 
 impl NodeCache {
+    /// Forget every cached node.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
     fn get(&self, h: &Hash) -> Option<Arc<Node>> {
         self.map.lock().ok().and_then(|m| m.get(h).cloned())
     }

@@ -78,7 +78,7 @@ impl Hasher for DigestHasher {
 /// Shared, lockable pack index of one dataset.
 pub type SharedPackIndex = Arc<Mutex<PackIndex>>;
 
-fn idx_dir(dataset: &str) -> String {
+pub(crate) fn idx_dir(dataset: &str) -> String {
     format!("datasets/{dataset}/packidx/")
 }
 
@@ -156,6 +156,12 @@ pub async fn locate(
         }
     }
     Ok(Vec::new())
+}
+
+/// Read and decode the index file at `path`: (leaf, location) pairs.
+pub(crate) async fn read_idx_file(store: &Store, path: &str) -> Result<Vec<(Hash, LeafLoc)>> {
+    let bytes = store.get_file(path).await?;
+    decode_idx(path, &bytes)
 }
 
 pub(crate) fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
@@ -270,6 +276,13 @@ pub struct MetaCache {
 }
 
 impl MetaCache {
+    /// Forget every cached footer.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+
     /// The reader metadata of a pack, loading (and caching) it on first use.
     pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
         if let Some(m) = self.map.lock().ok().and_then(|m| m.get(pack).cloned()) {

@@ -572,6 +572,14 @@ impl WriteTxn {
     /// Commit the edits as one commit on the branch (rebasing over concurrent commits that
     /// touched other groups). With no effective change, returns the current head and writes nothing.
     pub async fn commit(&mut self, message: &str) -> Result<Commit> {
+        // announced to gc from before the first put until the ref moved (crate::lease)
+        let lease = self.ds.catalog.write_lease("commit").await?;
+        let res = self.commit_leased(message).await;
+        lease.release().await;
+        res
+    }
+
+    async fn commit_leased(&mut self, message: &str) -> Result<Commit> {
         let summary = self.summary()?;
         let changed: BTreeMap<Key, Option<GroupRows>> = self
             .groups

@@ -998,6 +998,13 @@ impl QuiverContext {
             }
             Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
             Statement::Dml(s) => self.dml(&s).await,
+            Statement::Vacuum {
+                dataset,
+                retain_hours,
+                dry_run,
+            } => {
+                crate::vacuum_sql::vacuum(&sh.dataset(&dataset).await?, retain_hours, dry_run).await
+            }
             Statement::Sql(s) => {
                 self.preload(&s).await?;
                 Ok(self

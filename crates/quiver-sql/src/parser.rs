@@ -135,6 +135,13 @@ pub enum Statement {
     },
     /// `INSERT INTO quiver.predictions [(cols)] <query>`: a batch of predictions.
     InsertPredictions { query: String },
+    /// `VACUUM ds [RETAIN n DAYS|HOURS] [DRY RUN]`: delete what no live version of `ds`
+    /// needs (retention in hours; `None`: the default 7 days).
+    Vacuum {
+        dataset: String,
+        retain_hours: Option<u64>,
+        dry_run: bool,
+    },
     /// A DataFusion query (already rewritten for `AS OF`), classified as a read on its
     /// AST by [`crate::guard::classify`].
     Sql(String),
@@ -175,6 +182,7 @@ impl Statement {
             | Statement::CreateRun { .. }
             | Statement::CreateModel { .. }
             | Statement::InsertPredictions { .. }
+            | Statement::Vacuum { .. }
             | Statement::Dml(_) => true,
         }
     }
@@ -326,6 +334,20 @@ impl std::fmt::Display for Statement {
             Statement::AbortMerge { dataset } => write!(f, "ABORT MERGE ON {dataset}"),
             Statement::CommitMerge { dataset, message } => {
                 write!(f, "COMMIT MERGE ON {dataset}{}", opt_message(message))
+            }
+            Statement::Vacuum {
+                dataset,
+                retain_hours,
+                dry_run,
+            } => {
+                write!(f, "VACUUM {dataset}")?;
+                if let Some(h) = retain_hours {
+                    write!(f, " RETAIN {h} HOURS")?;
+                }
+                if *dry_run {
+                    write!(f, " DRY RUN")?;
+                }
+                Ok(())
             }
             Statement::Sql(s) | Statement::Dml(s) => write!(f, "{s}"),
         }
@@ -708,6 +730,7 @@ fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
                 at,
             }
         }
+        ("VACUUM", _) => parse_vacuum(&mut c)?,
         ("MIGRATE", _) => {
             c.pos += 1;
             let dataset = c.name("a dataset name")?;
@@ -862,6 +885,47 @@ fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
 }
 
 /// One change of `CREATE SCHEMA VERSION`.
+/// `VACUUM ds [RETAIN n DAYS|HOURS] [DRY RUN]` (the cursor is on `VACUUM`).
+fn parse_vacuum(c: &mut Cursor) -> Result<Statement> {
+    c.pos += 1;
+    let dataset = c.name("a dataset name")?;
+    let mut retain_hours = None;
+    if c.is_kw(0, "RETAIN") {
+        c.pos += 1;
+        let n = match c.next() {
+            Some(Token::Number(n, _)) => n.parse::<u64>().ok(),
+            _ => None,
+        };
+        let Some(n) = n else {
+            c.pos -= 1;
+            return Err(
+                c.unexpected("VACUUM: expected a whole number of DAYS or HOURS after RETAIN")
+            );
+        };
+        let per = match c.peek_word(0).as_deref() {
+            Some("DAYS" | "DAY") => 24,
+            Some("HOURS" | "HOUR") => 1,
+            _ => return Err(c.unexpected("VACUUM: expected DAYS or HOURS")),
+        };
+        c.pos += 1;
+        // at most 100 years
+        retain_hours = Some(
+            n.checked_mul(per)
+                .filter(|h| *h <= 100 * 365 * 24)
+                .ok_or_else(|| SqlError::Parse(format!("VACUUM: retention of {n} is too long")))?,
+        );
+    }
+    let dry_run = c.is_kw(0, "DRY") && c.is_kw(1, "RUN");
+    if dry_run {
+        c.pos += 2;
+    }
+    Ok(Statement::Vacuum {
+        dataset,
+        retain_hours,
+        dry_run,
+    })
+}
+
 fn schema_change(c: &mut Cursor) -> Result<quiver_core::SchemaChange> {
     use quiver_core::SchemaChange as S;
     let verb = c.peek_word(0).unwrap_or_default();
@@ -1110,6 +1174,39 @@ mod tests {
                 assert_eq!(filter.as_deref(), Some("kind = 'both_modified'"))
             }
             st => panic!("{st:?}"),
+        }
+    }
+
+    #[test]
+    fn vacuum_parses_and_round_trips() {
+        for (sql, hours, dry) in [
+            ("VACUUM ds", None, false),
+            ("vacuum ds retain 7 days", Some(168), false),
+            ("VACUUM ds RETAIN 12 HOURS DRY RUN", Some(12), true),
+            ("VACUUM ds RETAIN 0 DAYS", Some(0), false),
+            ("VACUUM ds DRY RUN", None, true),
+        ] {
+            let st = parse_statement(sql).unwrap();
+            let want = Statement::Vacuum {
+                dataset: "ds".into(),
+                retain_hours: hours,
+                dry_run: dry,
+            };
+            assert_eq!(st, want, "{sql}");
+            assert!(st.is_write(), "{sql}");
+            assert_eq!(parse_statement(&st.to_string()).unwrap(), st, "{sql}");
+        }
+        for bad in [
+            "VACUUM",
+            "VACUUM ds RETAIN",
+            "VACUUM ds RETAIN 7",
+            "VACUUM ds RETAIN 7 WEEKS",
+            "VACUUM ds RETAIN -1 DAYS",
+            "VACUUM ds RETAIN 99999999999 DAYS",
+            "VACUUM ds DRY",
+            "VACUUM ds extra",
+        ] {
+            assert!(parse_statement(bad).is_err(), "{bad}");
         }
     }
 

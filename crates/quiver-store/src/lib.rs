@@ -16,4 +16,4 @@ pub mod testing;
 
 pub use error::{Result, StoreError};
 pub use refs::{parse_ref_entry_path, validate_ref_segment, RefLogEntry, RefState, MAX_NAME_BYTES};
-pub use store::{Store, StoreOptions};
+pub use store::{FileMeta, Store, StoreOptions};

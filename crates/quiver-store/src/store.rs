@@ -368,6 +368,28 @@ impl Store {
         Ok(out)
     }
 
+    /// All files under `prefix` (segment-wise, recursive) with their size and last
+    /// modification time (the storage clock), sorted by path relative to the store root.
+    pub async fn list_meta(&self, prefix: &str) -> Result<Vec<FileMeta>> {
+        let full = self.full_path(prefix);
+        let prefix_opt = if full.as_ref().is_empty() {
+            None
+        } else {
+            Some(&full)
+        };
+        let metas: Vec<_> = self.inner.store.list(prefix_opt).try_collect().await?;
+        let mut out: Vec<FileMeta> = metas
+            .iter()
+            .map(|m| FileMeta {
+                path: self.rel_path(&m.location),
+                size: m.size,
+                modified: m.last_modified,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// The direct children of `prefix` (not recursive): `(files, sub-directories)`, both
     /// as sorted paths relative to the store root.
     pub(crate) async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
@@ -400,6 +422,17 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A listed file: path relative to the store root, size and last modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Path relative to the store root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification (creation, for immutable objects) time by the storage clock.
+    pub modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// An object kind is one path segment: non-empty ASCII letters, digits, `-` and `_`.

@@ -1,5 +1,5 @@
 //! Test helpers shared with other crates' tests (not `cfg(test)`): [`FaultyStore`], an
-//! `ObjectStore` wrapper that makes puts (and deletes) fail on demand, to check that an interrupted
+//! `ObjectStore` wrapper that makes puts fail on demand, to check that an interrupted
 //! write leaves the catalog at its last committed state (DESIGN invariant 7).
 //!
 //! Wrap it in a [`crate::Store`] with [`crate::Store::from_object_store`] and keep an
@@ -53,7 +53,7 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> FaultyStore {
         FaultyStore {
             inner,
-            faults: Arc::default(),
+            faults: Arc::new(Mutex::new(Faults::default())),
         }
     }
 
@@ -86,14 +86,14 @@ impl FaultyStore {
         });
     }
 
-    /// How many deletes were failed so far.
-    pub fn failed_deletes(&self) -> u64 {
-        self.with_faults(|f| f.failed_deletes)
-    }
-
     /// How many puts were failed so far.
     pub fn failed_puts(&self) -> u64 {
         self.with_faults(|f| f.failed)
+    }
+
+    /// How many deletes were failed so far.
+    pub fn failed_deletes(&self) -> u64 {
+        self.with_faults(|f| f.failed_deletes)
     }
 
     /// Decide whether a put to `location` fails, counting it.
@@ -124,6 +124,27 @@ impl FaultyStore {
             Ok(())
         }
     }
+}
+
+/// Decide whether a delete of `location` fails, counting it.
+fn check_delete(faults: &Mutex<Faults>, location: &Path) -> object_store::Result<()> {
+    let mut f = faults.lock().unwrap_or_else(PoisonError::into_inner);
+    let fail = match f.allowed_deletes.as_mut() {
+        Some(0) => true,
+        Some(n) => {
+            *n -= 1;
+            false
+        }
+        None => false,
+    };
+    if fail {
+        f.failed_deletes += 1;
+        return Err(object_store::Error::Generic {
+            store: "FaultyStore",
+            source: format!("injected delete failure at {location}").into(),
+        });
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -167,28 +188,24 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        let faults = self.faults.clone();
-        let checked = locations
-            .map(move |location| {
-                let location = location?;
-                let mut f = faults.lock().unwrap_or_else(PoisonError::into_inner);
-                match f.allowed_deletes.as_mut() {
-                    Some(0) => {
-                        f.failed_deletes += 1;
-                        Err(object_store::Error::Generic {
-                            store: "FaultyStore",
-                            source: format!("injected delete failure at {location}").into(),
-                        })
+        // one location at a time, so the k-th delete fails exactly
+        let faults = Arc::clone(&self.faults);
+        let inner = Arc::clone(&self.inner);
+        locations
+            .then(move |loc| {
+                let faults = Arc::clone(&faults);
+                let inner = Arc::clone(&inner);
+                async move {
+                    let p = loc?;
+                    check_delete(&faults, &p)?;
+                    let one = futures::stream::once(futures::future::ready(Ok(p.clone())));
+                    match inner.delete_stream(one.boxed()).next().await {
+                        Some(r) => r,
+                        None => Ok(p),
                     }
-                    Some(n) => {
-                        *n -= 1;
-                        Ok(location)
-                    }
-                    None => Ok(location),
                 }
             })
-            .boxed();
-        self.inner.delete_stream(checked)
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {

@@ -102,3 +102,39 @@ fn import_export_reimport_and_gc() {
         "{err}"
     );
 }
+
+#[test]
+fn gc_reports_collects_and_refuses_bad_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let (ok, _, err) = quiver(&cat, &["demo", "--rows", "2000"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = quiver(
+        &cat,
+        &["sql", "-c", "CREATE BRANCH exp FROM demo; USE BRANCH exp ON demo; UPDATE demo SET score = 1.0 WHERE sample_id = 'img-00000003'"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = quiver(&cat, &["branch", "demo", "--delete", "exp"]);
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = quiver(&cat, &["gc", "--help"]);
+    assert!(
+        ok && out.contains("What is live") && out.contains("--retain"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = quiver(&cat, &["gc", "--dry-run"]);
+    assert!(ok && out.contains("would delete 0 objects"), "{out}{err}");
+    let (ok, out, err) = quiver(&cat, &["gc", "--retain", "0d", "--dry-run"]);
+    assert!(ok && out.contains("would delete"), "{out}{err}");
+    let (ok, out, err) = quiver(&cat, &["gc", "--retain", "0d"]);
+    assert!(ok && out.contains("deleted"), "{out}{err}");
+    let (ok, out, err) = quiver(&cat, &["gc", "--retain", "0d"]);
+    assert!(ok && out.contains("deleted 0 objects"), "{out}{err}");
+    let (ok, out, err) = quiver(&cat, &["log", "demo"]);
+    assert!(ok && !out.is_empty(), "history still reads: {out}{err}");
+
+    let (ok, _, err) = quiver(&cat, &["gc", "--retain", "seven"]);
+    assert!(!ok && err.contains("invalid retention 'seven'"), "{err}");
+    let (ok, _, err) = quiver(&cat, &["gc", "--dataset", "nope"]);
+    assert!(!ok && err.contains("'nope'"), "{err}");
+}

@@ -15,7 +15,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
+use super::{
+    contained_path, invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed,
+};
 use crate::catalog::Catalog;
 use crate::error::Result;
 
@@ -268,6 +270,15 @@ pub fn to_batches(
 
 /// Import a COCO detection file into a dataset branch as one commit.
 pub async fn import(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
+    // images put now are referenced only once the labels commit: hold a write lease across
+    // both so gc cannot collect an image this import reuses (crate::lease)
+    let lease = cat.write_lease("COCO import").await?;
+    let res = import_leased(cat, file, opts).await;
+    lease.release().await;
+    res
+}
+
+async fn import_leased(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
     let progress = opts.progress.as_ref();
     progress.phase("reading COCO JSON", None);
     let coco = parse_file(file)?;
@@ -278,12 +289,11 @@ pub async fn import(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<
                 .iter()
                 .enumerate()
                 .map(|(i, im)| {
-                    (
-                        dir.join(&im.file_name),
-                        format!("images[{i}] (id {}) of {}", im.id, file.display()),
-                    )
+                    let pos = format!("images[{i}] (id {})", im.id);
+                    let path = contained_path(dir, &im.file_name, file, &pos)?;
+                    Ok((path, format!("{pos} of {}", file.display())))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let (h, b) = put_assets(cat, &files, progress).await?;
             (Some(h), b)
         }

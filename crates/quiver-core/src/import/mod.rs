@@ -159,6 +159,61 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> CoreError {
     }
 }
 
+/// Resolve `rel` (a file name taken from an input file) inside the directory `root`:
+/// absolute paths, `..` components and symlinks that lead out of `root` are refused, so an
+/// annotation file can never make an import read (and serve through `quiver_asset()`) a file
+/// outside the directory the user named. `source`/`position` name the offending record.
+pub(crate) fn contained_path(
+    root: &Path,
+    rel: &str,
+    source: &Path,
+    position: &str,
+) -> Result<PathBuf> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        invalid(
+            source,
+            Some(position.to_string()),
+            format!(
+                "file name '{}' {why}; image files must lie inside {}",
+                rel.chars().take(200).collect::<String>(),
+                root.display()
+            ),
+        )
+    };
+    let rel_path = Path::new(rel);
+    for c in rel_path.components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(refuse("contains '..'")),
+            Component::RootDir | Component::Prefix(_) => return Err(refuse("is absolute")),
+        }
+    }
+    let joined = root.join(rel_path);
+    within(root, &joined).map_err(|why| refuse(&why))?;
+    Ok(joined)
+}
+
+/// Check that `path` (an existing file, or a missing one) resolves inside `root` once
+/// symlinks are followed. A missing file passes here and is reported by the caller.
+pub(crate) fn within(root: &Path, path: &Path) -> std::result::Result<(), String> {
+    let canon_root = std::fs::canonicalize(root)
+        .map_err(|e| format!("cannot be checked: images directory unreadable ({e})"))?;
+    match std::fs::canonicalize(path) {
+        Ok(real) if real.starts_with(&canon_root) => Ok(()),
+        Ok(_) => Err("resolves (through a symbolic link) outside the images directory".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // a dangling symlink is refused too: it may be created later pointing anywhere
+            if std::fs::symlink_metadata(path).is_ok() {
+                Err("is a dangling symbolic link".into())
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) => Err(format!("cannot be resolved ({e})")),
+    }
+}
+
 /// Put files into the asset store (a few at a time); returns their hashes in input order
 /// and the total bytes. Every file is checked to exist before anything is stored.
 pub(crate) async fn put_assets(

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::{invalid, io_err, put_assets, write_import, ImportOptions, ImportReport, Parsed};
+use super::{
+    invalid, io_err, put_assets, within, write_import, ImportOptions, ImportReport, Parsed,
+};
 use crate::catalog::Catalog;
 use crate::error::Result;
 
@@ -175,6 +177,19 @@ pub async fn import(
     classes: Option<&Path>,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
+    // see coco::import: the lease spans the image puts and the commit
+    let lease = cat.write_lease("YOLO import").await?;
+    let res = import_leased(cat, dir, classes, opts).await;
+    lease.release().await;
+    res
+}
+
+async fn import_leased(
+    cat: &Catalog,
+    dir: &Path,
+    classes: Option<&Path>,
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
     let progress = opts.progress.as_ref();
     let images_dir = dir.join("images");
     let labels_dir = dir.join("labels");
@@ -214,6 +229,8 @@ pub async fn import(
                 ),
             )
         })?;
+        within(&images_dir, &img)
+            .map_err(|why| invalid(lf, None, format!("its image {} {why}", img.display())))?;
         let sample = img
             .strip_prefix(&images_dir)
             .unwrap_or(&img)

@@ -9,5 +9,7 @@ mod cow;
 mod crash;
 mod faults;
 mod fsck;
+mod gc;
 mod import;
 mod merge;
+mod traversal;

@@ -67,6 +67,8 @@ const WRITES: &[&str] = &[
     "ABORT MERGE ON demo",
     "COMMIT MERGE ON demo",
     "RESOLVE CONFLICTS ON demo USING THEIRS",
+    "VACUUM demo RETAIN 0 HOURS",
+    "VACUUM demo DRY RUN",
     "COMMIT",
 ];
 

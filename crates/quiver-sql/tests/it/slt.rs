@@ -58,7 +58,16 @@ fn is_query(sql: &str) -> bool {
         .to_ascii_uppercase();
     matches!(
         first.as_str(),
-        "SELECT" | "SHOW" | "DIFF" | "EXPLAIN" | "VALUES" | "WITH" | "(" | "MERGE" | "RESOLVE"
+        "SELECT"
+            | "SHOW"
+            | "DIFF"
+            | "EXPLAIN"
+            | "VALUES"
+            | "WITH"
+            | "("
+            | "MERGE"
+            | "RESOLVE"
+            | "VACUUM"
     )
 }
 
