@@ -134,6 +134,15 @@ impl Catalog {
         &self.inner.store
     }
 
+    /// The catalog's object store as query engines (DataFusion sessions) get it: the same
+    /// paths as [`Store::object_store`] (see [`Store::full_path`]), reads only — every put,
+    /// multipart upload, copy, rename and delete is refused ([`quiver_store::ReadOnlyStore`]).
+    pub fn query_store(&self) -> Arc<dyn object_store::ObjectStore> {
+        Arc::new(quiver_store::ReadOnlyStore::new(
+            self.inner.store.object_store(),
+        ))
+    }
+
     /// Shared cache of Parquet footers.
     pub fn meta_cache(&self) -> Arc<MetaCache> {
         self.inner.meta.clone()

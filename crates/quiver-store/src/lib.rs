@@ -6,13 +6,17 @@
 //! * Refs (branches, tags) are moved by compare-and-swap built only on create-if-absent,
 //!   so the same protocol works on every backend; see the [`refs`] module docs for the exact
 //!   on-storage protocol.
+//! * [`ReadOnlyStore`] wraps an `ObjectStore` for query engines: reads only, every write
+//!   refused (module `readonly`).
 //! * [`testing`] holds a fault-injecting `ObjectStore` used by tests of this and other crates.
 
 mod error;
+mod readonly;
 pub mod refs;
 mod store;
 pub mod testing;
 
 pub use error::{Result, StoreError};
+pub use readonly::{ReadOnlyError, ReadOnlyStore};
 pub use refs::{validate_ref_segment, RefLogEntry, RefState};
 pub use store::Store;

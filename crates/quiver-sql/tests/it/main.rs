@@ -5,4 +5,5 @@
 
 mod asset;
 mod pruning;
+mod readonly_store;
 mod slt;
