@@ -13,6 +13,7 @@ use crate::error::{CoreError, Result};
 use crate::model::{Commit, DatasetConfig, FORMAT_VERSION};
 use crate::nodes::NodeCache;
 use crate::packs::{MetaCache, SharedPackIndex};
+use crate::verified::VerifiedStore;
 use crate::{encoding, DEFAULT_BRANCH};
 
 /// Options for creating a dataset.
@@ -120,9 +121,9 @@ impl Catalog {
         }
         Ok(Catalog {
             inner: Arc::new(CatalogInner {
+                meta: Arc::new(MetaCache::new(Arc::new(VerifiedStore::new(store.clone())))),
                 store,
                 nodes: Arc::default(),
-                meta: Arc::default(),
                 commits: Mutex::default(),
                 packs: Mutex::default(),
             }),
@@ -136,10 +137,12 @@ impl Catalog {
 
     /// The catalog's object store as query engines (DataFusion sessions) get it: the same
     /// paths as [`Store::object_store`] (see [`Store::full_path`]), reads only — every put,
-    /// multipart upload, copy, rename and delete is refused ([`quiver_store::ReadOnlyStore`]).
+    /// multipart upload, copy, rename and delete is refused ([`quiver_store::ReadOnlyStore`])
+    /// — and every range read of a pack verified against the pack's checksums
+    /// ([`VerifiedStore`]).
     pub fn query_store(&self) -> Arc<dyn object_store::ObjectStore> {
         Arc::new(quiver_store::ReadOnlyStore::new(
-            self.inner.store.object_store(),
+            self.inner.meta.pack_store(),
         ))
     }
 

@@ -4,6 +4,7 @@
 mod basics;
 mod common;
 mod concurrency;
+mod corrupt;
 mod cow;
 mod crash;
 mod import;
