@@ -103,6 +103,13 @@ impl PackSums {
         })
     }
 
+    /// The same sums for the pack addressed `pack` (when the address is computed after
+    /// the sums, as the writer does: one hash of the pack, not two).
+    pub(crate) fn with_pack(mut self, pack: Hash) -> PackSums {
+        self.pack = pack;
+        self
+    }
+
     /// The pack these sums belong to.
     pub fn pack(&self) -> Hash {
         self.pack
@@ -334,7 +341,7 @@ mod tests {
             let mut b = bytes.to_vec();
             b[at] ^= 0x5a;
             let w = sums.widen(&(at as u64..at as u64 + 1));
-            assert!(w.start <= at as u64 && at as u64 + 1 <= w.end);
+            assert!(w.start <= at as u64 && (at as u64) < w.end);
             let e = sums
                 .verify(w.start, &b[w.start as usize..w.end as usize])
                 .expect_err("flip caught");

@@ -78,6 +78,12 @@ impl std::fmt::Display for VerifiedStore {
 fn os_err(e: CoreError) -> object_store::Error {
     match e {
         CoreError::Store(quiver_store::StoreError::ObjectStore(e)) => e,
+        CoreError::Store(quiver_store::StoreError::NotFound { path }) => {
+            object_store::Error::NotFound {
+                source: format!("{path} not found").into(),
+                path,
+            }
+        }
         e => object_store::Error::Generic {
             store: "quiver",
             source: Box::new(e),
@@ -188,7 +194,7 @@ impl VerifiedStore {
 }
 
 /// The bounded byte range a get asks for in an object of `size` bytes, or `None` when it
-/// is not a valid range (the wrapped store then reports the error).
+/// is not a valid range.
 fn requested(range: &Option<GetRange>, size: u64) -> Option<Range<u64>> {
     let r = match range {
         None => 0..size,
@@ -197,6 +203,19 @@ fn requested(range: &Option<GetRange>, size: u64) -> Option<Range<u64>> {
         Some(GetRange::Suffix(n)) => size.saturating_sub(*n)..size,
     };
     (r.start <= r.end && r.start <= size).then_some(r)
+}
+
+/// A requested range that is not inside the pack: refused here (never passed on, so no
+/// byte of a pack is ever served unverified).
+fn out_of_range(pack: &Hash, range: &Option<GetRange>, size: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "quiver",
+        source: format!(
+            "range {range:?} is outside {} ({size} bytes)",
+            pack_path(pack)
+        )
+        .into(),
+    }
 }
 
 #[async_trait]
@@ -229,7 +248,7 @@ impl ObjectStore for VerifiedStore {
         };
         let sums = self.sums(&pack).await.map_err(os_err)?;
         let Some(want) = requested(&options.range, sums.size()) else {
-            return self.inner.get_opts(location, options).await;
+            return Err(out_of_range(&pack, &options.range, sums.size()));
         };
         let wide = sums.widen(&want);
         let mut opts = options;
@@ -264,11 +283,12 @@ impl ObjectStore for VerifiedStore {
             return self.inner.get_ranges(location, ranges).await;
         };
         let sums = self.sums(&pack).await.map_err(os_err)?;
-        if ranges
+        if let Some(r) = ranges
             .iter()
-            .any(|r| r.start > r.end || r.end > sums.size())
+            .find(|r| r.start > r.end || r.end > sums.size())
         {
-            return self.inner.get_ranges(location, ranges).await;
+            let r = Some(GetRange::Bounded(r.clone()));
+            return Err(out_of_range(&pack, &r, sums.size()));
         }
         // whole units covering each range, merged where they overlap or touch
         let mut wide: Vec<Range<u64>> = ranges.iter().map(|r| sums.widen(r)).collect();
@@ -339,5 +359,92 @@ impl ObjectStore for VerifiedStore {
         options: RenameOptions,
     ) -> object_store::Result<()> {
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::RecordBatch;
+    use object_store::ObjectStoreExt;
+
+    /// Every kind of get (ranges, overlapping ones, suffix, offset, bounded,
+    /// whole) returns exactly the bytes the plain store returns; a range outside the pack
+    /// is refused; a flipped byte is a corruption error naming the pack.
+    #[tokio::test]
+    async fn gets_serve_exact_bytes_and_catch_flips() {
+        let store = Store::open("memory://").expect("store");
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(5_000, 1).collect();
+        let (pack, _) = crate::packs::write_pack(
+            &store,
+            "ds",
+            &crate::demo::schema(),
+            vec![(Hash::of(b"leaf"), batches)],
+        )
+        .await
+        .expect("pack");
+        let v = VerifiedStore::new(store.clone());
+        let path = store.full_path(&pack_path(&pack));
+        let raw = store.object_store();
+        let n = raw.head(&path).await.expect("head").size;
+        let ranges = vec![0..1, 3..900, 800..1200, n - 8..n, 17..18, n / 2..n / 2 + 3];
+        assert_eq!(
+            v.get_ranges(&path, &ranges).await.expect("verified"),
+            raw.get_ranges(&path, &ranges).await.expect("raw")
+        );
+        for r in [
+            GetRange::Suffix(8),
+            GetRange::Offset(n - 100),
+            GetRange::Bounded(5..77),
+        ] {
+            let opts = GetOptions::new().with_range(Some(r));
+            let got = v.get_opts(&path, opts.clone()).await.expect("verified");
+            let want = raw.get_opts(&path, opts).await.expect("raw");
+            assert_eq!(got.range, want.range);
+            assert_eq!(
+                got.bytes().await.expect("bytes"),
+                want.bytes().await.expect("bytes")
+            );
+        }
+        let whole = raw
+            .get(&path)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(
+            v.get(&path)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes"),
+            whole
+        );
+        assert!(v.get_ranges(&path, &[n - 1..n + 1]).await.is_err());
+
+        let mut b = whole.to_vec();
+        b[(n / 2) as usize] ^= 1;
+        raw.put(&path, b.into()).await.expect("put");
+        for e in [
+            v.get_range(&path, n / 2..n / 2 + 1)
+                .await
+                .expect_err("flip"),
+            v.get_ranges(&path, &[0..4, n / 2 - 3..n / 2 + 3])
+                .await
+                .expect_err("flip"),
+        ] {
+            let c = CoreError::find_corrupt(&e).expect("typed corruption");
+            assert!(
+                matches!(c, CoreError::Corrupt { what, .. } if *what == pack_path(&pack)),
+                "{c}"
+            );
+        }
+        // bytes away from the flip are still served
+        assert_eq!(
+            v.get_range(&path, 0..4).await.expect("clean unit"),
+            whole.slice(0..4)
+        );
     }
 }
