@@ -29,6 +29,7 @@ use crate::error::{CoreError, Result};
 use crate::model::{Commit, DatasetConfig, FORMAT_VERSION};
 use crate::nodes::NodeCache;
 use crate::packs::{MetaCache, SharedPackIndex};
+use crate::verified::VerifiedStore;
 use crate::write::WriteTxn;
 use crate::{encoding, DEFAULT_BRANCH};
 
@@ -156,9 +157,9 @@ impl Catalog {
         Ok(Catalog {
             inner: Arc::new(CatalogInner {
                 gc_epoch: Mutex::new(gc_epoch),
+                meta: Arc::new(MetaCache::new(Arc::new(VerifiedStore::new(store.clone())))),
                 store,
                 nodes: Arc::default(),
-                meta: Arc::default(),
                 commits: Mutex::default(),
                 packs: Mutex::default(),
             }),
@@ -168,6 +169,17 @@ impl Catalog {
     /// The underlying store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The catalog's object store as query engines (DataFusion sessions) get it: the same
+    /// paths as [`Store::object_store`] (see [`Store::full_path`]), reads only — every put,
+    /// multipart upload, copy, rename and delete is refused ([`quiver_store::ReadOnlyStore`])
+    /// — and every range read of a pack verified against the pack's checksums
+    /// ([`VerifiedStore`]).
+    pub fn query_store(&self) -> Arc<dyn object_store::ObjectStore> {
+        Arc::new(quiver_store::ReadOnlyStore::new(
+            self.inner.meta.pack_store(),
+        ))
     }
 
     /// Shared cache of Parquet footers.

@@ -145,6 +145,26 @@ pub enum CoreError {
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 impl CoreError {
+    /// The [`CoreError::Corrupt`] anywhere in `err`'s chain of sources, e.g. a pack range
+    /// that failed its checksum deep inside a DataFusion or Parquet error
+    /// (`DataFusionError::ParquetError` → `ParquetError::External` → `object_store::Error`
+    /// → `CoreError::Corrupt`). Its `what` is the object's path relative to the catalog
+    /// root.
+    pub fn find_corrupt<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CoreError> {
+        let mut cur = Some(err);
+        while let Some(e) = cur {
+            if let Some(c @ CoreError::Corrupt { .. }) = e.downcast_ref::<CoreError>() {
+                return Some(c);
+            }
+            if let Some(CoreError::Store(s)) = e.downcast_ref::<CoreError>() {
+                cur = Some(s);
+                continue;
+            }
+            cur = e.source();
+        }
+        None
+    }
+
     /// True for errors that mean "the thing you named does not exist".
     pub fn is_not_found(&self) -> bool {
         matches!(

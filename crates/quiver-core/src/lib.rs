@@ -20,9 +20,11 @@ pub mod lineage;
 pub mod merge;
 pub mod model;
 pub mod nodes;
+pub mod pack_sums;
 pub mod packs;
 pub mod schema_registry;
 pub mod snapshot;
+pub mod verified;
 pub mod write;
 
 pub use assets::{AssetStore, GcOptions, GcReport};

@@ -8,6 +8,13 @@
 //! Readers load every index file of the dataset once and cache the map; leaf hashes,
 //! roots and commit ids never depend on where a leaf is stored, so repacking (OPTIMIZE)
 //! only adds index files.
+//!
+//! Next to every pack a *sums file* (`packsums/<xx>/<pack hex>`, [`crate::pack_sums`])
+//! holds a CRC-32 per Parquet page, per page index and of the footer; every range read of a
+//! pack — ours here and DataFusion's — goes through [`crate::verified::VerifiedStore`],
+//! which checks them, so a corrupt pack fails the read naming the pack instead of being
+//! served. Write order: pack, sums file, index file (a reader finds a pack only through its
+//! index, so its sums are there first).
 
 // parquet 59 deprecates ParquetObjectReader in favour of a hand-written AsyncFileReader;
 // it remains the maintained object_store reader at this version, so we keep it for now.
@@ -33,6 +40,8 @@ use quiver_store::Store;
 use quiver_tree::Hash;
 
 use crate::error::{CoreError, Result};
+use crate::pack_sums::{sums_path, PackSums};
+use crate::verified::VerifiedStore;
 
 /// Object kind of Parquet packs.
 pub const PACK_KIND: &str = "pack";
@@ -227,8 +236,8 @@ pub async fn write_pack(
     leaves: Vec<(Hash, Vec<RecordBatch>)>,
 ) -> Result<(Hash, u64)> {
     let schema = schema.clone();
-    let (bytes, entries) =
-        tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<IdxEntry>)> {
+    let (bytes, entries, sums) =
+        tokio::task::spawn_blocking(move || -> Result<(Bytes, Vec<IdxEntry>, PackSums)> {
             let mut buf = Vec::new();
             let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
             let mut entries = Vec::with_capacity(leaves.len());
@@ -242,12 +251,20 @@ pub async fn write_pack(
                 row += n;
             }
             writer.close()?;
-            Ok((buf, entries))
+            let buf = Bytes::from(buf);
+            // addressed below, once the store has hashed the pack
+            let sums = PackSums::compute(Hash([0; 32]), &buf)?;
+            Ok((buf, entries, sums))
         })
         .await
         .map_err(|e| CoreError::Join(e.to_string()))??;
     let total = bytes.len() as u64;
-    let pack = store.put_object(PACK_KIND, Bytes::from(bytes)).await?;
+    let pack = store.put_object(PACK_KIND, bytes).await?;
+    let sums = sums.with_pack(pack).encode();
+    let sums_len = sums.len() as u64;
+    store
+        .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
+        .await?;
     let mut idx = Vec::with_capacity(40 + 48 * entries.len());
     idx.extend_from_slice(IDX_MAGIC);
     idx.extend_from_slice(pack.as_bytes());
@@ -263,16 +280,17 @@ pub async fn write_pack(
             Bytes::from(idx),
         )
         .await?;
-    Ok((pack, total + idx_len))
+    Ok((pack, total + sums_len + idx_len))
 }
 
 /// (leaf, first row, row count) of one leaf in a pack being written.
 type IdxEntry = (Hash, u64, u64);
 
-/// Cache of Parquet footers (with page index) by pack hash, shared across queries.
-#[derive(Default)]
+/// Cache of Parquet footers (with page index) by pack hash, shared across queries, and
+/// the verifying store every pack read of this crate goes through.
 pub struct MetaCache {
     map: Mutex<HashMap<Hash, ArrowReaderMetadata>>,
+    packs: Arc<VerifiedStore>,
 }
 
 impl MetaCache {
@@ -283,19 +301,37 @@ impl MetaCache {
         }
     }
 
+    /// An empty cache reading packs through `packs`.
+    pub fn new(packs: Arc<VerifiedStore>) -> MetaCache {
+        MetaCache {
+            map: Mutex::default(),
+            packs,
+        }
+    }
+
+    /// The verifying object store pack reads go through (paths as in the catalog's store).
+    pub fn pack_store(&self) -> Arc<dyn object_store::ObjectStore> {
+        self.packs.clone()
+    }
+
+    /// A Parquet reader of `pack` whose every range is verified.
+    fn reader(&self, store: &Store, pack: &Hash) -> ParquetObjectReader {
+        ParquetObjectReader::new(self.pack_store(), store.full_path(&pack_path(pack)))
+    }
+
     /// The reader metadata of a pack, loading (and caching) it on first use.
     pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
         if let Some(m) = self.map.lock().ok().and_then(|m| m.get(pack).cloned()) {
             return Ok(m);
         }
-        let mut reader =
-            ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
+        let mut reader = self.reader(store, pack);
         let meta = ArrowReaderMetadata::load_async(
             &mut reader,
             ArrowReaderOptions::new()
                 .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
         )
-        .await?;
+        .await
+        .map_err(lift_corrupt)?;
         if let Ok(mut m) = self.map.lock() {
             m.insert(*pack, meta.clone());
         }
@@ -328,7 +364,7 @@ pub async fn read_ranges(
         pos = r.end;
     }
     let m = meta.get(store, pack).await?;
-    let reader = ParquetObjectReader::new(store.object_store(), store.full_path(&pack_path(pack)));
+    let reader = meta.reader(store, pack);
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, m)
         .with_row_selection(RowSelection::from(selectors))
         .with_batch_size(64 * 1024);
@@ -337,8 +373,20 @@ pub async fn read_ranges(
             parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), p.iter().copied());
         builder = builder.with_projection(mask);
     }
-    let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
+    let batches: Vec<RecordBatch> = builder.build()?.try_collect().await.map_err(lift_corrupt)?;
     split_ranges(pack, &batches, ranges, &order)
+}
+
+/// A Parquet error whose cause is a failed pack checksum becomes that
+/// [`CoreError::Corrupt`] (naming the pack); any other stays a Parquet error.
+fn lift_corrupt(e: parquet::errors::ParquetError) -> CoreError {
+    match CoreError::find_corrupt(&e) {
+        Some(CoreError::Corrupt { what, reason }) => CoreError::Corrupt {
+            what: what.clone(),
+            reason: reason.clone(),
+        },
+        _ => CoreError::Parquet(e),
+    }
 }
 
 /// Split the rows read for sorted `ranges` back into one list of batches per range (in

@@ -190,6 +190,11 @@ fn store_code(e: &StoreError) -> Code {
 fn object_store_code(e: &datafusion::object_store::Error) -> Code {
     use datafusion::object_store::Error as E;
     match e {
+        // a pack range that failed its checksum (quiver_core::VerifiedStore) or another
+        // Quiver error raised inside a store read
+        E::Generic { source, .. } if boxed_code(source.as_ref()).is_some() => {
+            boxed_code(source.as_ref()).unwrap_or(Code::Internal)
+        }
         // an object the catalog names is missing
         E::NotFound { .. } => Code::DataLoss,
         E::AlreadyExists { .. } | E::Precondition { .. } => Code::Aborted,
@@ -500,6 +505,19 @@ mod tests {
             actual: "2".into(),
         });
         assert_eq!(code_of(corrupt), Code::DataLoss);
+        // as DataFusion's Parquet scan reports a pack range that failed its checksum
+        let in_parquet = DataFusionError::ParquetError(Box::new(
+            datafusion::parquet::errors::ParquetError::External(Box::new(
+                datafusion::object_store::Error::Generic {
+                    store: "quiver-verified",
+                    source: Box::new(CoreError::Corrupt {
+                        what: "objects/pack/ab/abcd".into(),
+                        reason: "checksum mismatch".into(),
+                    }),
+                },
+            )),
+        ));
+        assert_eq!(code_of(in_parquet), Code::DataLoss);
         let corrupt_in_scan = DataFusionError::External(Box::new(CoreError::Corrupt {
             what: "pack p".into(),
             reason: "checksum".into(),

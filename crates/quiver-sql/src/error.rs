@@ -76,7 +76,17 @@ impl From<DataFusionError> for SqlError {
                     Ok(inner) => find(inner),
                     Err(arc) => Err(DataFusionError::Shared(arc)),
                 },
-                other => Err(other),
+                // a pack that failed its checksum deep inside DataFusion's Parquet scan
+                // (ParquetError → object_store::Error → CoreError::Corrupt)
+                other => match CoreError::find_corrupt(&other) {
+                    Some(CoreError::Corrupt { what, reason }) => {
+                        Ok(SqlError::Core(CoreError::Corrupt {
+                            what: what.clone(),
+                            reason: reason.clone(),
+                        }))
+                    }
+                    _ => Err(other),
+                },
             }
         }
         match find(e) {

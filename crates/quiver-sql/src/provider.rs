@@ -483,13 +483,17 @@ pub fn read_schema(schema: &SchemaRef) -> SchemaRef {
     ))
 }
 
-/// Register the catalog's object store with a DataFusion runtime under `url`.
+/// Register the catalog's object store with a DataFusion runtime under `url`, read-only:
+/// every put, copy, rename or delete through the session's store is refused
+/// ([`quiver_core::Catalog::query_store`]), so no statement can write the catalog behind the
+/// dataset API. Every place that gives a DataFusion session the catalog's store goes
+/// through this function.
 pub fn register_store(
     ctx: &datafusion::prelude::SessionContext,
     url: &ObjectStoreUrl,
     catalog: &quiver_core::Catalog,
 ) {
-    ctx.register_object_store(url.as_ref(), catalog.store().object_store());
+    ctx.register_object_store(url.as_ref(), catalog.query_store());
 }
 
 fn row_selection(ranges: &[std::ops::Range<u64>], total: u64) -> RowSelection {

@@ -5,6 +5,7 @@ mod atomic;
 mod basics;
 mod common;
 mod concurrency;
+mod corrupt;
 mod cow;
 mod crash;
 mod faults;

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod asset;
+mod corrupt;
 mod pruning;
+mod readonly_store;
 mod security;
 mod slt;

@@ -1,0 +1,451 @@
+//! [`VerifiedStore`]: the catalog's object store with every range read of a pack verified.
+//!
+//! Packs are read in byte ranges — by DataFusion's Parquet scan through the store a SQL
+//! session registers ([`crate::Catalog::query_store`]) and by this crate's own readers
+//! ([`crate::packs`]) — so both go through this wrapper. For a path that names a pack object
+//! (`objects/pack/<xx>/<hex>`), every get widens the requested range to whole verification
+//! units ([`PackSums::widen`]), reads the widened range in one request, checks each unit's
+//! CRC-32 and returns the requested sub-slice of the same buffer (no copy). A mismatch fails
+//! the read with `object_store::Error::Generic` whose source is
+//! [`CoreError::Corrupt`] naming the pack by its relative path and the unit's byte range;
+//! the corrupt bytes are never returned. Everything else (other paths, heads, lists,
+//! writes) passes through unchanged.
+//!
+//! The sums of a pack are read from its sums file on first use and kept in a bounded cache
+//! (it starts over past [`SUMS_CACHE_BYTES`] or [`SUMS_CACHE_ENTRIES`]); nothing else is
+//! cached. A pack without a sums file (written before they existed) is read whole once,
+//! checked against its blake3 address, and its sums derived from the verified bytes.
+//!
+//! Finding the error: walk `std::error::Error::source()` from whatever the caller got
+//! (a `DataFusionError`, a `ParquetError`, an `object_store::Error`) and downcast each
+//! link to [`CoreError`]; [`CoreError::find_corrupt`] does exactly that.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+use quiver_store::Store;
+use quiver_tree::Hash;
+
+use crate::error::{CoreError, Result};
+use crate::pack_sums::{sums_path, PackSums};
+use crate::packs::{pack_path, PACK_KIND};
+
+/// Bytes of sums tables a [`VerifiedStore`] keeps before its cache starts over.
+pub const SUMS_CACHE_BYTES: usize = 64 << 20;
+/// Sums tables a [`VerifiedStore`] keeps before its cache starts over.
+pub const SUMS_CACHE_ENTRIES: usize = 4096;
+
+#[derive(Default)]
+struct SumsCache {
+    map: HashMap<Hash, Arc<PackSums>>,
+    weight: usize,
+}
+
+/// An `ObjectStore` over a catalog's store that verifies every range read of a pack
+/// against the pack's sums (see the module doc).
+pub struct VerifiedStore {
+    store: Store,
+    inner: Arc<dyn ObjectStore>,
+    /// `store.full_path("")` with a trailing `/`, or empty.
+    prefix: String,
+    cache: Mutex<SumsCache>,
+}
+
+impl std::fmt::Debug for VerifiedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VerifiedStore({})", self.inner)
+    }
+}
+
+impl std::fmt::Display for VerifiedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verified({})", self.inner)
+    }
+}
+
+/// A read failure of the verifying store, as the `ObjectStore` trait must return it: the
+/// typed [`CoreError`] is its source.
+fn os_err(e: CoreError) -> object_store::Error {
+    match e {
+        CoreError::Store(quiver_store::StoreError::ObjectStore(e)) => e,
+        CoreError::Store(quiver_store::StoreError::NotFound { path }) => {
+            object_store::Error::NotFound {
+                source: format!("{path} not found").into(),
+                path,
+            }
+        }
+        e => object_store::Error::Generic {
+            store: "quiver",
+            source: Box::new(e),
+        },
+    }
+}
+
+impl VerifiedStore {
+    /// Verify pack reads of `store`'s object store.
+    pub fn new(store: Store) -> VerifiedStore {
+        let inner = store.object_store();
+        let root = store.full_path("");
+        let prefix = if root.as_ref().is_empty() {
+            String::new()
+        } else {
+            format!("{}/", root.as_ref())
+        };
+        VerifiedStore {
+            store,
+            inner,
+            prefix,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The pack a path inside the object store names, if it names one.
+    fn pack_of(&self, location: &Path) -> Option<Hash> {
+        let rel = location.as_ref().strip_prefix(self.prefix.as_str())?;
+        let hex = rel.strip_prefix("objects/pack/")?.rsplit('/').next()?;
+        let pack = Hash::from_hex(hex)?;
+        (pack_path(&pack) == rel).then_some(pack)
+    }
+
+    /// The sums of `pack`, from the cache or its sums file (or derived from the verified
+    /// whole pack when it has none).
+    pub async fn sums(&self, pack: &Hash) -> Result<Arc<PackSums>> {
+        if let Some(s) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(pack).cloned())
+        {
+            return Ok(s);
+        }
+        let path = sums_path(pack);
+        let sums = match self.store.get_file_opt(&path).await? {
+            Some(b) => PackSums::decode(&path, pack, &b)?,
+            None => {
+                let bytes = self
+                    .store
+                    .get_object(PACK_KIND, pack)
+                    .await
+                    .map_err(|e| match e {
+                        quiver_store::StoreError::Corrupt {
+                            path,
+                            expected,
+                            actual,
+                        } => CoreError::Corrupt {
+                            what: path,
+                            reason: format!("expected blake3 {expected}, found {actual}"),
+                        },
+                        e => e.into(),
+                    })?;
+                let pack = *pack;
+                tokio::task::spawn_blocking(move || PackSums::compute(pack, &bytes))
+                    .await
+                    .map_err(|e| CoreError::Join(e.to_string()))??
+            }
+        };
+        let sums = Arc::new(sums);
+        if let Ok(mut c) = self.cache.lock() {
+            let w = sums.weight();
+            if c.map.len() >= SUMS_CACHE_ENTRIES || c.weight + w > SUMS_CACHE_BYTES {
+                c.map.clear();
+                c.weight = 0;
+            }
+            if w <= SUMS_CACHE_BYTES {
+                c.weight += w;
+                c.map.insert(*pack, sums.clone());
+            }
+        }
+        Ok(sums)
+    }
+
+    /// Check `bytes` (read at `range`, whole units) of `pack`.
+    fn check(sums: &PackSums, range: &Range<u64>, bytes: &Bytes) -> Result<()> {
+        let what = pack_path(&sums.pack());
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(CoreError::Corrupt {
+                what,
+                reason: format!(
+                    "short read: {} bytes at {}..{}",
+                    bytes.len(),
+                    range.start,
+                    range.end
+                ),
+            });
+        }
+        sums.verify(range.start, bytes)
+            .map_err(|m| CoreError::Corrupt {
+                what,
+                reason: format!(
+                    "checksum mismatch in bytes {}..{} (verification unit {})",
+                    m.range.start, m.range.end, m.unit
+                ),
+            })
+    }
+}
+
+/// The bounded byte range a get asks for in an object of `size` bytes, or `None` when it
+/// is not a valid range.
+fn requested(range: &Option<GetRange>, size: u64) -> Option<Range<u64>> {
+    let r = match range {
+        None => 0..size,
+        Some(GetRange::Bounded(r)) => r.start..r.end.min(size),
+        Some(GetRange::Offset(o)) => *o..size,
+        Some(GetRange::Suffix(n)) => size.saturating_sub(*n)..size,
+    };
+    (r.start <= r.end && r.start <= size).then_some(r)
+}
+
+/// A requested range that is not inside the pack: refused here (never passed on, so no
+/// byte of a pack is ever served unverified).
+fn out_of_range(pack: &Hash, range: &Option<GetRange>, size: u64) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "quiver",
+        source: format!(
+            "range {range:?} is outside {} ({size} bytes)",
+            pack_path(pack)
+        )
+        .into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for VerifiedStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let pack = match self.pack_of(location) {
+            Some(p) if !options.head => p,
+            _ => return self.inner.get_opts(location, options).await,
+        };
+        let sums = self.sums(&pack).await.map_err(os_err)?;
+        let Some(want) = requested(&options.range, sums.size()) else {
+            return Err(out_of_range(&pack, &options.range, sums.size()));
+        };
+        let wide = sums.widen(&want);
+        let mut opts = options;
+        opts.range = Some(GetRange::Bounded(wide.clone()));
+        let res = self.inner.get_opts(location, opts).await?;
+        let (meta, attributes) = (res.meta.clone(), res.attributes.clone());
+        if meta.size != sums.size() {
+            return Err(os_err(CoreError::Corrupt {
+                what: pack_path(&pack),
+                reason: format!("{} bytes long, its sums say {}", meta.size, sums.size()),
+            }));
+        }
+        let bytes = res.bytes().await?;
+        Self::check(&sums, &wide, &bytes).map_err(os_err)?;
+        let out = bytes.slice((want.start - wide.start) as usize..(want.end - wide.start) as usize);
+        Ok(GetResult {
+            payload: GetResultPayload::Stream(
+                futures::stream::once(async move { Ok(out) }).boxed(),
+            ),
+            meta,
+            range: want,
+            attributes,
+        })
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        let Some(pack) = self.pack_of(location) else {
+            return self.inner.get_ranges(location, ranges).await;
+        };
+        let sums = self.sums(&pack).await.map_err(os_err)?;
+        if let Some(r) = ranges
+            .iter()
+            .find(|r| r.start > r.end || r.end > sums.size())
+        {
+            let r = Some(GetRange::Bounded(r.clone()));
+            return Err(out_of_range(&pack, &r, sums.size()));
+        }
+        // whole units covering each range, merged where they overlap or touch
+        let mut wide: Vec<Range<u64>> = ranges.iter().map(|r| sums.widen(r)).collect();
+        wide.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(wide.len());
+        for r in wide {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        let fetched = self.inner.get_ranges(location, &merged).await?;
+        for (r, b) in merged.iter().zip(&fetched) {
+            Self::check(&sums, r, b).map_err(os_err)?;
+        }
+        ranges
+            .iter()
+            .map(|r| {
+                let i = merged.partition_point(|m| m.end < r.end);
+                let (m, b) = merged
+                    .get(i)
+                    .zip(fetched.get(i))
+                    .filter(|(m, _)| m.start <= r.start && r.end <= m.end)
+                    .ok_or_else(|| {
+                        os_err(CoreError::Join(format!("range {r:?} not among the reads")))
+                    })?;
+                Ok(b.slice((r.start - m.start) as usize..(r.end - m.start) as usize))
+            })
+            .collect()
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::RecordBatch;
+    use object_store::ObjectStoreExt;
+
+    /// Every kind of get (ranges, overlapping ones, suffix, offset, bounded,
+    /// whole) returns exactly the bytes the plain store returns; a range outside the pack
+    /// is refused; a flipped byte is a corruption error naming the pack.
+    #[tokio::test]
+    async fn gets_serve_exact_bytes_and_catch_flips() {
+        let store = Store::open("memory://").expect("store");
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(5_000, 1).collect();
+        let (pack, _) = crate::packs::write_pack(
+            &store,
+            "ds",
+            &crate::demo::schema(),
+            vec![(Hash::of(b"leaf"), batches)],
+        )
+        .await
+        .expect("pack");
+        let v = VerifiedStore::new(store.clone());
+        let path = store.full_path(&pack_path(&pack));
+        let raw = store.object_store();
+        let n = raw.head(&path).await.expect("head").size;
+        let ranges = vec![0..1, 3..900, 800..1200, n - 8..n, 17..18, n / 2..n / 2 + 3];
+        assert_eq!(
+            v.get_ranges(&path, &ranges).await.expect("verified"),
+            raw.get_ranges(&path, &ranges).await.expect("raw")
+        );
+        for r in [
+            GetRange::Suffix(8),
+            GetRange::Offset(n - 100),
+            GetRange::Bounded(5..77),
+        ] {
+            let opts = GetOptions::new().with_range(Some(r));
+            let got = v.get_opts(&path, opts.clone()).await.expect("verified");
+            let want = raw.get_opts(&path, opts).await.expect("raw");
+            assert_eq!(got.range, want.range);
+            assert_eq!(
+                got.bytes().await.expect("bytes"),
+                want.bytes().await.expect("bytes")
+            );
+        }
+        let whole = raw
+            .get(&path)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(
+            v.get(&path)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes"),
+            whole
+        );
+        let beyond = vec![n - 8..n, n - 1..n + 1];
+        assert!(v.get_ranges(&path, &beyond).await.is_err());
+
+        let mut b = whole.to_vec();
+        b[(n / 2) as usize] ^= 1;
+        raw.put(&path, b.into()).await.expect("put");
+        for e in [
+            v.get_range(&path, n / 2..n / 2 + 1)
+                .await
+                .expect_err("flip"),
+            v.get_ranges(&path, &[0..4, n / 2 - 3..n / 2 + 3])
+                .await
+                .expect_err("flip"),
+        ] {
+            let c = CoreError::find_corrupt(&e).expect("typed corruption");
+            assert!(
+                matches!(c, CoreError::Corrupt { what, .. } if *what == pack_path(&pack)),
+                "{c}"
+            );
+        }
+        // bytes away from the flip are still served
+        assert_eq!(
+            v.get_range(&path, 0..4).await.expect("clean unit"),
+            whole.slice(0..4)
+        );
+    }
+}
