@@ -614,8 +614,6 @@ impl GcPlan {
                 if owned && !m.packs.contains(h) && old(meta) {
                     r.packs.add(meta);
                     doomed.push(meta.path.clone());
-                    // its checksums go after it (a sums file without its pack is inert)
-                    doomed.push(crate::pack_sums::sums_path(h));
                 }
             }
             for (h, meta) in &c.nodes {

@@ -239,6 +239,16 @@ async fn sessions_draw_on_the_configured_memory_pool() {
     .unwrap();
     let e = small.sql(join).await.unwrap_err().to_string();
     assert!(e.contains("Resources exhausted"), "{e}");
-    // the pool is the runtime's: every session on it shares the bound, and it is returned
-    assert_eq!(runtime.memory_pool.reserved(), 0);
+    // the pool is the runtime's: another session on it is bound by it too
+    let other = QuiverContext::with_options(
+        cat.clone(),
+        Default::default(),
+        SessionOptions {
+            runtime: Some(runtime),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(other.sql(join).await.is_err());
 }
