@@ -194,3 +194,56 @@ async fn import_cut_short_leaves_no_empty_dataset() {
     let ds = cat.dataset("t").await.unwrap();
     assert_eq!(ds.history("main").await.unwrap().len(), 2);
 }
+
+/// `fsck --repair` cut short at its k-th delete, for every k: the live dataset still reads,
+/// the half-created one stays invisible, and a second repair finishes the job.
+#[tokio::test]
+async fn fsck_repair_failing_at_every_delete_is_safe_and_resumable() {
+    let mut k = 0;
+    loop {
+        let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let faulty = Arc::new(FaultyStore::new(mem.clone()));
+        let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
+            .await
+            .unwrap();
+        let ds = cat
+            .create_dataset("kept", schema(), DatasetOptions::default())
+            .await
+            .unwrap();
+        ds.append("main", &[synthetic(20, 2, 0.0)], "load")
+            .await
+            .unwrap();
+        faulty.fail_puts_matching("refs/datasets/half");
+        cat.create_dataset("half", schema(), DatasetOptions::default())
+            .await
+            .unwrap_err();
+        faulty.heal();
+        faulty.fail_after_deletes(k);
+        let repair = FsckOptions {
+            repair: true,
+            ..Default::default()
+        };
+        let first = cat.fsck(repair.clone()).await;
+        let cut_short = faulty.failed_deletes() > 0;
+        faulty.heal();
+        let cat = Catalog::from_store(Store::from_object_store(mem.clone(), ""))
+            .await
+            .unwrap();
+        assert_eq!(cat.list_datasets().await.unwrap(), vec!["kept"], "k = {k}");
+        let kept = cat.dataset("kept").await.unwrap();
+        assert_eq!(rows(&kept.head("main").await.unwrap()).await.len(), 40);
+        let second = cat.fsck(repair.clone()).await.unwrap();
+        assert!(second.is_clean(), "k = {k}: {second:?}");
+        let after = cat.fsck(FsckOptions::default()).await.unwrap();
+        assert!(after.problems.is_empty(), "k = {k}: {after:?}");
+        if !cut_short {
+            assert!(first.unwrap().is_clean());
+            break;
+        }
+        k += 1;
+        assert!(
+            k < 100,
+            "a repair of one half-created dataset should take few deletes"
+        );
+    }
+}
