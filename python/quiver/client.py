@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import time
+import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Sequence
 
@@ -87,25 +90,75 @@ def _concat(tables: List[pa.Table], schema: pa.Schema) -> pa.Table:
         return pa.concat_tables([t.cast(first) for t in tables])
 
 
+#: How long a fork waits after closing open channels (only when one was open).
+_FORK_SETTLE_SECONDS = 0.1
+
+#: Every client with an open gRPC channel in this process (closed before a fork).
+_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _close_channels_before_fork() -> None:
+    """gRPC state does not survive ``fork()``: a child that inherits a live channel (and
+    its threads) hangs on its first call, and so would a DataLoader worker forked by
+    Linux's default start method. Every client closes its channel before a fork and opens
+    a new one on its next call, in the parent and in the child alike."""
+    closed = False
+    for c in list(_LIVE):
+        closed |= c._drop_channel()
+    if closed:
+        # a closed channel finishes tearing down on gRPC's own threads; let it, so the
+        # child does not inherit a half-closed transport
+        time.sleep(_FORK_SETTLE_SECONDS)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_channels_before_fork)
+
+
 class Client:
     """A connection to a Quiver server.
 
     Create it with :func:`quiver.connect`. Every call carries the bearer token (if any)
-    as the ``authorization`` header.
+    as the ``authorization`` header. The gRPC channel is opened lazily per process: it is
+    closed before a ``fork()`` (DataLoader workers, multiprocessing) and reopened on the
+    next call, so a client survives fork, spawn and forkserver alike.
     """
 
     def __init__(self, url: str = DEFAULT_URL, token: Optional[str] = None, **flight_kwargs):
         self.url = url
         self.token = token
         self._flight_kwargs = dict(flight_kwargs)
-        with _translated():
-            self._flight = flight.FlightClient(url, **flight_kwargs)
+        self._conn: Optional[flight.FlightClient] = None
+        self._pid = os.getpid()
+        self._flight  # connect now: a bad URL fails here, not on the first call
         self._options = flight.FlightCallOptions(headers=auth_headers(token))
 
     # ------------------------------------------------------------------ plumbing
     @property
+    def _flight(self) -> flight.FlightClient:
+        """This process's channel, opened on first use (after a fork, a new one)."""
+        if self._conn is None or self._pid != os.getpid():
+            with _translated():
+                self._conn = flight.FlightClient(self.url, **self._flight_kwargs)
+            self._pid = os.getpid()
+            _LIVE.add(self)
+        return self._conn
+
+    def _drop_channel(self) -> bool:
+        """Close this process's channel, if open; whether one was."""
+        conn, self._conn = self._conn, None
+        _LIVE.discard(self)
+        if conn is None or self._pid != os.getpid():
+            return False
+        try:
+            conn.close()
+        except Exception:  # pragma: no cover - closing is best effort
+            pass
+        return True
+
+    @property
     def flight_client(self) -> flight.FlightClient:
-        """The underlying ``pyarrow.flight.FlightClient``."""
+        """The underlying ``pyarrow.flight.FlightClient`` of this process."""
         return self._flight
 
     @property
@@ -114,10 +167,8 @@ class Client:
         return self._options
 
     def close(self) -> None:
-        try:
-            self._flight.close()
-        except Exception:  # pragma: no cover - closing is best effort
-            pass
+        """Close the channel (a later call opens a new one)."""
+        self._drop_channel()
 
     def __enter__(self) -> "Client":
         return self
