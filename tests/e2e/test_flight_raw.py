@@ -136,9 +136,9 @@ def test_unknown_dataset_and_ref_name_what_was_wrong(client):
 
 
 def test_run_id_is_recorded_in_lineage(fc, client):
-    info = _info(fc, {"dataset": "demo", "ref": "tag:v1", "shards": 2, "run_id": "run-42"})
+    info = _info(fc, {"dataset": "demo", "ref": "tag:v1", "shards": 2, "run_id": "run-raw-42"})
     commit = json.loads(info.app_metadata)["commit"]
-    runs = client.sql("SELECT * FROM quiver.runs WHERE run_id = 'run-42'")
+    runs = client.sql("SELECT * FROM quiver.runs WHERE run_id = 'run-raw-42'")
     assert runs.num_rows == 1
     row = runs.to_pylist()[0]
     assert row["dataset"] == "demo"
