@@ -144,6 +144,8 @@ pub struct VacuumReport {
     pub commit_markers: Removed,
     pub nodes: Removed,
     pub packs: Removed,
+    /// Page-checksum files of the deleted packs.
+    pub pack_sums: Removed,
     pub pack_indexes: Removed,
     pub assets: Removed,
     /// Staged (unfinished) asset uploads.
@@ -166,12 +168,13 @@ impl VacuumReport {
     }
 
     /// (kind name, removed) for every kind, in deletion order.
-    pub fn kinds(&self) -> [(&'static str, Removed); 7] {
+    pub fn kinds(&self) -> [(&'static str, Removed); 8] {
         [
             ("commit markers", self.commit_markers),
             ("commits", self.commits),
             ("pack indexes", self.pack_indexes),
             ("packs", self.packs),
+            ("pack checksums", self.pack_sums),
             ("tree nodes", self.nodes),
             ("assets", self.assets),
             ("staged uploads", self.staged),
@@ -197,6 +200,8 @@ struct Candidates {
     commits: Vec<(Hash, FileMeta)>,
     nodes: Vec<(Hash, FileMeta)>,
     packs: Vec<(Hash, FileMeta)>,
+    /// `packsums/<hh>/<hex>`: a pack's page checksums, by pack.
+    sums: HashMap<Hash, FileMeta>,
     assets: Vec<(Hash, FileMeta)>,
     staged: Vec<FileMeta>,
     /// `datasets/<ds>/commits/<hex>`: (dataset, commit, meta).
@@ -271,6 +276,12 @@ impl Catalog {
             commits: list_objects(store, COMMIT_KIND).await?,
             nodes: list_objects(store, NODE_KIND).await?,
             packs: list_objects(store, PACK_KIND).await?,
+            sums: store
+                .list_meta("packsums/")
+                .await?
+                .into_iter()
+                .filter_map(|m| hash_of(&m).map(|h| (h, m)))
+                .collect(),
             assets: list_objects(store, ASSET_KIND).await?,
             staged: store.list_meta(crate::assets::STAGING).await?,
             markers,
@@ -614,6 +625,11 @@ impl GcPlan {
                 if owned && !m.packs.contains(h) && old(meta) {
                     r.packs.add(meta);
                     doomed.push(meta.path.clone());
+                    // its page checksums after it (sums without their pack are inert)
+                    if let Some(sums) = c.sums.get(h) {
+                        r.pack_sums.add(sums);
+                        doomed.push(sums.path.clone());
+                    }
                 }
             }
             for (h, meta) in &c.nodes {

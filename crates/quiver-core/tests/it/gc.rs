@@ -119,6 +119,13 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
     let r = cat.gc(&now_opts()).await.unwrap();
     assert_eq!(r.packs.count as usize, packs1 - packs0, "{r:?}");
     assert_eq!(r.pack_indexes.count, r.packs.count);
+    // each deleted pack's page checksums go with it; the live packs keep theirs
+    assert_eq!(r.pack_sums.count, r.packs.count, "{r:?}");
+    assert_eq!(
+        cat.store().list("packsums/").await.unwrap().len(),
+        packs0,
+        "sums files left = live packs"
+    );
     assert_eq!(r.nodes.count as usize, nodes1 - nodes0, "{r:?}");
     assert_eq!(r.commits.count, 0);
     assert!(r.bytes_freed() > 0);
