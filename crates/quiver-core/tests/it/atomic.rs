@@ -56,9 +56,9 @@ async fn half_created_dataset_is_invisible_and_does_not_block_its_name() {
     assert!(cat.fsck(FsckOptions::default()).await.unwrap().is_clean());
 }
 
-/// `fsck --repair` removes a half-created dataset's leftovers, and only those.
-#[tokio::test]
-async fn fsck_repair_removes_half_created_leftovers() {
+/// A catalog with a dataset `kept` (40 rows) and a dataset `half` whose creation failed
+/// at its ref: the underlying store, the fault switch and the catalog.
+async fn kept_and_half_created() -> (Arc<dyn ObjectStore>, Arc<FaultyStore>, Catalog) {
     let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let faulty = Arc::new(FaultyStore::new(mem.clone()));
     let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
@@ -76,6 +76,13 @@ async fn fsck_repair_removes_half_created_leftovers() {
         .await
         .unwrap_err();
     faulty.heal();
+    (mem, faulty, cat)
+}
+
+/// `fsck --repair` removes a half-created dataset's leftovers, and only those.
+#[tokio::test]
+async fn fsck_repair_removes_half_created_leftovers() {
+    let (_, _, cat) = kept_and_half_created().await;
     let report = cat
         .fsck(FsckOptions {
             repair: true,
@@ -201,23 +208,7 @@ async fn import_cut_short_leaves_no_empty_dataset() {
 async fn fsck_repair_failing_at_every_delete_is_safe_and_resumable() {
     let mut k = 0;
     loop {
-        let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let faulty = Arc::new(FaultyStore::new(mem.clone()));
-        let cat = Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
-            .await
-            .unwrap();
-        let ds = cat
-            .create_dataset("kept", schema(), DatasetOptions::default())
-            .await
-            .unwrap();
-        ds.append("main", &[synthetic(20, 2, 0.0)], "load")
-            .await
-            .unwrap();
-        faulty.fail_puts_matching("refs/datasets/half");
-        cat.create_dataset("half", schema(), DatasetOptions::default())
-            .await
-            .unwrap_err();
-        faulty.heal();
+        let (mem, faulty, cat) = kept_and_half_created().await;
         faulty.fail_after_deletes(k);
         let repair = FsckOptions {
             repair: true,
