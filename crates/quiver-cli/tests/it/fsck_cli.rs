@@ -1,22 +1,7 @@
 //! `quiver fsck` and `--sync` through the binary: exit codes, human and JSON reports, a
 //! half-created dataset skipped by `quiver datasets` and repaired.
 
-use std::path::Path;
-use std::process::Command;
-
-fn quiver(catalog: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("--catalog")
-        .arg(catalog)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::io_cli::quiver;
 
 #[test]
 fn fsck_reports_clean_problems_and_repairs_half_created_datasets() {

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-fn quiver(catalog: &Path, args: &[&str]) -> (bool, String, String) {
+/// Run `quiver --catalog <catalog> <args>`: (success, stdout, stderr).
+pub(crate) fn quiver(catalog: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .arg("--catalog")
         .arg(catalog)
