@@ -43,10 +43,13 @@ pub struct DatasetOptions {
     /// Columns with statistics in the snapshot tree; `None` = every non-key column of a
     /// supported type.
     pub stats_columns: Option<Vec<String>>,
-    /// Average label groups per leaf.
+    /// Storage format 1 only (kept for configuration compatibility; unused).
     pub leaf_target: u32,
-    /// Average children per internal node.
+    /// Storage format 1 only (kept for configuration compatibility; unused).
     pub fanout: u32,
+    /// Average label groups per base chunk (the unit of scan partitions, pruning
+    /// statistics and OPTIMIZE rewrites).
+    pub chunk_groups: u32,
     /// Author of the initial commit.
     pub author: String,
 }
@@ -59,6 +62,7 @@ impl Default for DatasetOptions {
             stats_columns: None,
             leaf_target: 16,
             fanout: 16,
+            chunk_groups: crate::model::DEFAULT_CHUNK_GROUPS,
             author: default_author(),
         }
     }
@@ -77,6 +81,8 @@ pub(crate) struct CatalogInner {
     pub meta: Arc<MetaCache>,
     pub commits: Mutex<HashMap<Hash, Commit>>,
     pub packs: Mutex<HashMap<String, SharedPackIndex>>,
+    /// Layout of each commit read so far (see [`crate::storage`]).
+    pub layouts: Mutex<HashMap<Hash, Hash>>,
     /// The gc epoch (see [`crate::lease`]) the caches above were filled under.
     pub gc_epoch: Mutex<Option<Bytes>>,
 }
@@ -162,6 +168,7 @@ impl Catalog {
                 nodes: Arc::default(),
                 commits: Mutex::default(),
                 packs: Mutex::default(),
+                layouts: Mutex::default(),
             }),
         })
     }
@@ -271,6 +278,7 @@ impl Catalog {
             stats_columns,
             leaf_target: opts.leaf_target.max(2),
             fanout: opts.fanout.max(2),
+            chunk_groups: opts.chunk_groups.max(1),
             created_at: chrono::Utc::now(),
         };
         let path = config_path(name);
@@ -342,6 +350,13 @@ impl Catalog {
                 what: path.clone(),
                 reason: e.to_string(),
             })?;
+        if config.format_version != FORMAT_VERSION {
+            return Err(CoreError::UnsupportedFormat {
+                dataset: name.to_string(),
+                found: config.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
         let ds = Dataset::new(self.clone(), config)?;
         if ds.try_branch_head(DEFAULT_BRANCH).await?.is_none() {
             return Err(CoreError::DatasetNotFound(name.to_string()));

@@ -124,6 +124,112 @@ impl Dataset {
 
     // ---------------------------------------------------------------- commits
 
+    /// Write a version: its layout object, the commit (whose root is the layout's content
+    /// hash) and the pointer from the commit to the layout. Returns the commit and the
+    /// bytes written.
+    pub(crate) async fn write_version(
+        &self,
+        layout: &crate::storage::Layout,
+        parents: Vec<Hash>,
+        author: &str,
+        message: &str,
+        summary: OperationSummary,
+    ) -> Result<(Commit, u64)> {
+        let bytes = layout.encode();
+        let mut written = bytes.len() as u64;
+        let lh = self
+            .store()
+            .put_object(crate::storage::format::LAYOUT_KIND, Bytes::from(bytes))
+            .await?;
+        let commit = self
+            .write_commit(layout.content.digest(), parents, author, message, summary)
+            .await?;
+        written += self.set_layout(&commit.id, &lh).await?;
+        Ok((commit, written))
+    }
+
+    /// Point `commit` at the layout `layout` (a new commit, or OPTIMIZE re-pointing one to
+    /// an equivalent layout).
+    pub(crate) async fn set_layout(&self, commit: &Hash, layout: &Hash) -> Result<u64> {
+        let body = layout.to_hex();
+        let n = body.len() as u64;
+        self.store()
+            .put_file(
+                &crate::storage::layout_pointer(&self.config.name, commit),
+                Bytes::from(body),
+            )
+            .await?;
+        if let Ok(mut m) = self.catalog.inner.layouts.lock() {
+            m.insert(*commit, *layout);
+        }
+        Ok(n)
+    }
+
+    /// The layout hash of a commit.
+    pub(crate) async fn layout_of(&self, commit: &Hash) -> Result<Hash> {
+        if let Some(h) = self
+            .catalog
+            .inner
+            .layouts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(commit).copied())
+        {
+            return Ok(h);
+        }
+        let path = crate::storage::layout_pointer(&self.config.name, commit);
+        let body = self.store().get_file_opt(&path).await?.ok_or_else(|| {
+            CoreError::Corrupt {
+                what: format!("commit {commit} of dataset '{}'", self.config.name),
+                reason: "it has no layout (a commit of an unfinished write, or of an older storage format: run `quiver fsck`)".into(),
+            }
+        })?;
+        let h = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|s| Hash::from_hex(s.trim()))
+            .ok_or_else(|| CoreError::Corrupt {
+                what: path.clone(),
+                reason: "not a layout hash".into(),
+            })?;
+        if let Ok(mut m) = self.catalog.inner.layouts.lock() {
+            m.insert(*commit, h);
+        }
+        Ok(h)
+    }
+
+    /// Load (or take from the cache) the folded layout of a commit.
+    pub(crate) async fn load_view(&self, commit: &Commit) -> Result<Arc<crate::storage::View>> {
+        use crate::storage::format::{Base, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
+        let id = self.layout_of(&commit.id).await?;
+        if let Some(v) = crate::storage::view::cached(&id) {
+            return Ok(v);
+        }
+        let store = self.store();
+        let what = |kind: &str, h: &Hash| format!("{kind} {h} of dataset '{}'", self.config.name);
+        let layout = Layout::decode(
+            &store.get_object(LAYOUT_KIND, &id).await?,
+            &what("layout", &id),
+        )?;
+        if layout.content.digest() != commit.root {
+            return Err(CoreError::Corrupt {
+                what: what("layout", &id),
+                reason: format!("its content hash is not commit {}'s root", commit.id),
+            });
+        }
+        let base = async {
+            let b = store.get_object(BASE_KIND, &layout.base).await?;
+            Base::decode(&b, &what("base", &layout.base)).map(Arc::new)
+        };
+        let deltas = futures::future::try_join_all(layout.deltas.iter().map(|h| async move {
+            let b = store.get_object(DELTA_KIND, h).await?;
+            Delta::decode(&b, &what("delta", h)).map(Arc::new)
+        }));
+        let (base, deltas) = futures::try_join!(base, deltas)?;
+        let v = Arc::new(crate::storage::View::new(id, layout, base, deltas));
+        crate::storage::view::remember(v.clone());
+        Ok(v)
+    }
+
     /// Write a commit object (and its listing marker); returns the commit.
     pub(crate) async fn write_commit(
         &self,
@@ -207,15 +313,28 @@ impl Dataset {
 
     /// Write the initial (empty) commit of a dataset being created; no ref names it yet.
     pub(crate) async fn initial_commit(&self, author: &str) -> Result<Commit> {
-        let nodes = self.nodes();
-        let root = nodes.run(|n| Ok(quiver_tree::empty(n)?)).await?;
-        nodes.flush().await?;
+        let base = self
+            .store()
+            .put_object(
+                crate::storage::format::BASE_KIND,
+                Bytes::from(crate::storage::Base::default().encode()),
+            )
+            .await?;
+        let layout = crate::storage::Layout {
+            base,
+            deltas: Vec::new(),
+            rows: 0,
+            groups: 0,
+            content: crate::storage::Multiset::default(),
+        };
         let summary = OperationSummary {
             operation: "create".into(),
             ..Default::default()
         };
-        self.write_commit(root, vec![], author, "create dataset", summary)
-            .await
+        Ok(self
+            .write_version(&layout, vec![], author, "create dataset", summary)
+            .await?
+            .0)
     }
 
     /// Publish a dataset being created: create the first entry of its main branch at

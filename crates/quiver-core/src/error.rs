@@ -137,6 +137,12 @@ pub enum CoreError {
     AssetNotFound(String),
     #[error("garbage collection cannot delete now: {0}")]
     GcBusy(String),
+    #[error("dataset '{dataset}' is stored in format {found}, which this build does not read (it reads format {supported}); run `quiver upgrade --catalog <catalog>` to convert the catalog in place, or export it with the release that wrote it (`quiver export`) and import it here")]
+    UnsupportedFormat {
+        dataset: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("invalid retention '{0}': expected a number of days or hours, e.g. 7d, 12h, 0d")]
     InvalidRetention(String),
 }

@@ -204,6 +204,9 @@ impl Catalog {
         if let Ok(mut c) = self.inner.commits.lock() {
             c.clear();
         }
+        if let Ok(mut l) = self.inner.layouts.lock() {
+            l.clear();
+        }
         if let Ok(packs) = self.inner.packs.lock() {
             for idx in packs.values() {
                 if let Ok(mut i) = idx.lock() {

@@ -24,6 +24,7 @@ pub mod pack_sums;
 pub mod packs;
 pub mod schema_registry;
 pub mod snapshot;
+pub mod storage;
 pub mod verified;
 pub mod write;
 
@@ -41,6 +42,7 @@ pub use model::{
 };
 pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{plan_locs, PackScan, Snapshot};
+pub use storage::optimize::OptimizeReport;
 pub use write::{WriteMode, WriteTxn};
 
 pub use quiver_store::StoreOptions;

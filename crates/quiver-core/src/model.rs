@@ -10,7 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 
 /// Version of the on-storage format written by this build (docs/FORMAT.md).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Default average number of label groups per base chunk.
+pub const DEFAULT_CHUNK_GROUPS: u32 = 512;
+
+fn default_chunk_groups() -> u32 {
+    DEFAULT_CHUNK_GROUPS
+}
 
 /// One column of a dataset schema, as stored in `dataset.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,8 +38,13 @@ pub struct DatasetConfig {
     pub label_key: String,
     /// Columns whose min/max/null counts are kept in the snapshot tree for pruning.
     pub stats_columns: Vec<String>,
+    /// Format 1 only (unused by format 2).
     pub leaf_target: u32,
+    /// Format 1 only (unused by format 2).
     pub fanout: u32,
+    /// Average label groups per base chunk.
+    #[serde(default = "default_chunk_groups")]
+    pub chunk_groups: u32,
     pub created_at: DateTime<Utc>,
 }
 

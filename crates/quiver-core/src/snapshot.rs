@@ -1,17 +1,26 @@
-//! A read-only version of a dataset: tree walks, scan planning and reads of label rows.
+//! A read-only version of a dataset: scan planning, reads of label groups, diffs.
+//!
+//! A version's rows are described by its layout (base chunks + deltas, see
+//! [`crate::storage`]); the snapshot loads it on first use and shares it through a
+//! process-wide cache keyed by layout hash.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
 use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use quiver_tree::{Change, ChildEntry, GroupAt, GroupEntry, Hash, Key, LocatedChange};
 
 use crate::dataset::Dataset;
+use crate::encoding;
 use crate::error::{CoreError, Result};
 use crate::model::Commit;
 use crate::packs::{self, DigestHasher, LeafLoc};
+use crate::storage::cache::Lru;
+use crate::storage::format::{Chunk, GroupRef};
+use crate::storage::view::{Found, View};
 
 /// Rows of one pack that a scan reads.
 #[derive(Debug, Clone)]
@@ -19,7 +28,7 @@ pub struct PackScan {
     pub pack: Hash,
     /// Path of the pack relative to the catalog root.
     pub path: String,
-    /// Row ranges in the pack, ascending and non-overlapping (adjacent leaves merged).
+    /// Row ranges in the pack, ascending and non-overlapping (adjacent partitions merged).
     pub ranges: Vec<Range<u64>>,
     pub rows: u64,
 }
@@ -32,9 +41,8 @@ fn push_merged(ranges: &mut Vec<Range<u64>>, r: Range<u64>) {
     }
 }
 
-/// Group leaf locations by pack (packs in hash order), merging adjacent row ranges.
+/// Group partition locations by pack (packs in hash order), merging adjacent row ranges.
 pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackScan> {
-    // consecutive leaves mostly sit side by side in one pack: extend the last range
     let mut slot_of: HashMap<Hash, usize, BuildHasherDefault<DigestHasher>> = HashMap::default();
     let mut packs: Vec<(Hash, Vec<Range<u64>>)> = Vec::new();
     let mut last: Option<(Hash, usize)> = None;
@@ -76,22 +84,38 @@ pub fn plan_locs<'a>(locs: impl IntoIterator<Item = &'a LeafLoc>) -> Vec<PackSca
 }
 
 /// One version of a dataset, opened read-only.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Snapshot {
     ds: Dataset,
     commit: Commit,
+    view: Arc<tokio::sync::OnceCell<Arc<View>>>,
 }
 
-/// A predicate over subtree/leaf statistics: return false to skip the subtree.
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({}@{})", self.ds.name(), self.commit.short_id())
+    }
+}
+
+/// A predicate over partition statistics: return false to skip the partition.
 pub type KeepFn = Box<dyn FnMut(&ChildEntry) -> bool + Send>;
 
-/// A predicate judging all children of one node at once: push one flag per child (false
-/// skips that subtree or leaf).
+/// A predicate judging many partitions at once: push one flag per partition (false skips
+/// it).
 pub type KeepBatchFn = Box<dyn FnMut(&[ChildEntry], &mut Vec<bool>) + Send>;
+
+/// Group runs of base chunks: `(key, first row in the pack, rows)`, by (pack, chunk start).
+type Runs = Arc<Vec<(Key, u64, u64)>>;
+static RUNS: LazyLock<Mutex<Lru<(Hash, u64), Runs>>> =
+    LazyLock::new(|| Mutex::new(Lru::new(16 << 20)));
 
 impl Snapshot {
     pub(crate) fn new(ds: Dataset, commit: Commit) -> Self {
-        Snapshot { ds, commit }
+        Snapshot {
+            ds,
+            commit,
+            view: Arc::default(),
+        }
     }
     /// The commit of this version.
     pub fn commit(&self) -> &Commit {
@@ -105,43 +129,78 @@ impl Snapshot {
     pub fn schema(&self) -> SchemaRef {
         self.ds.schema()
     }
-    /// Root of the snapshot tree.
+    /// Content hash of this version (history-independent).
     pub fn root(&self) -> Hash {
         self.commit.root
     }
 
-    /// Root described with its counts and statistics.
-    pub async fn summary(&self) -> Result<ChildEntry> {
-        let root = self.commit.root;
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::summary(n, root)?))
+    /// The layout of this version, loaded and folded (cached).
+    pub async fn view(&self) -> Result<Arc<View>> {
+        self.view
+            .get_or_try_init(|| self.ds.load_view(&self.commit))
             .await
+            .cloned()
+    }
+
+    /// Identity of this version's physical layout: what scan plans may be cached under
+    /// (OPTIMIZE gives a version a new layout with the same content).
+    pub async fn layout_id(&self) -> Result<Hash> {
+        Ok(self.view().await?.id)
+    }
+
+    /// The version described with its counts and statistics.
+    pub async fn summary(&self) -> Result<ChildEntry> {
+        let v = self.view().await?;
+        let chunks = &v.base.chunks;
+        let mut first = chunks.first().map(|c| c.first_key.clone());
+        let mut last = chunks.last().map(|c| c.last_key.clone());
+        for (k, e) in v.touched() {
+            if e.new.is_some() {
+                if first.as_ref().is_none_or(|f| k < f) {
+                    first = Some(k.clone());
+                }
+                if last.as_ref().is_none_or(|l| k > l) {
+                    last = Some(k.clone());
+                }
+            }
+        }
+        Ok(ChildEntry {
+            hash: self.commit.root,
+            first_key: first.unwrap_or_default(),
+            last_key: last.unwrap_or_default(),
+            rows: v.layout.rows,
+            groups: v.layout.groups,
+            stats: v.stats(),
+        })
     }
 
     /// Number of labels.
     pub async fn num_rows(&self) -> Result<u64> {
-        Ok(self.summary().await?.rows)
+        Ok(self.view().await?.layout.rows)
     }
 
-    /// Leaves kept by `keep` (called on every subtree and leaf; false skips it).
+    /// Partitions kept by `keep` (called on each; false skips it).
     pub async fn leaves(&self, mut keep: KeepFn) -> Result<Vec<ChildEntry>> {
-        let root = self.commit.root;
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::leaves(n, root, &mut *keep)?))
-            .await
+        let v = self.view().await?;
+        Ok(v.parts()
+            .iter()
+            .filter(|(e, _)| keep(e))
+            .map(|(e, _)| e.clone())
+            .collect())
     }
 
-    /// Leaves kept by `keep`, called once per internal node with all its children (see
-    /// [`KeepBatchFn`]); the same leaves, in key order, as [`Snapshot::leaves`] with the
-    /// per-child predicate. Each level's kept nodes are fetched concurrently.
+    /// Partitions kept by `keep`, judged all at once (see [`KeepBatchFn`]).
     pub async fn leaves_batch(&self, mut keep: KeepBatchFn) -> Result<Vec<ChildEntry>> {
-        let root = self.commit.root;
-        self.ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::leaves_batch(n, root, &mut *keep)?))
-            .await
+        let v = self.view().await?;
+        let entries: Vec<ChildEntry> = v.parts().iter().map(|(e, _)| e.clone()).collect();
+        let mut flags = Vec::with_capacity(entries.len());
+        keep(&entries, &mut flags);
+        Ok(entries
+            .into_iter()
+            .zip(flags.into_iter().chain(std::iter::repeat(true)))
+            .filter(|(_, k)| *k)
+            .map(|(e, _)| e)
+            .collect())
     }
 
     /// Group the rows of `leaves` by pack, merging adjacent ranges.
@@ -150,28 +209,28 @@ impl Snapshot {
         Ok(plan_locs(locs.iter().flatten()))
     }
 
-    /// Where the rows of each of `leaves` are, in the same order (`None` for a leaf
-    /// without rows): what [`plan_locs`] plans any subset of them from without another
-    /// pack index look-up.
+    /// Where the rows of each of `leaves` (partitions of this version) are, in the same
+    /// order (`None` for a partition without rows).
     pub async fn locate_leaves(&self, leaves: &[ChildEntry]) -> Result<Vec<Option<LeafLoc>>> {
-        let hashes: Vec<Hash> = leaves
+        let v = self.view().await?;
+        leaves
             .iter()
-            .filter(|l| l.rows > 0)
-            .map(|l| l.hash)
-            .collect();
-        let mut found = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &hashes)
-            .await?
-            .into_iter();
-        Ok(leaves
-            .iter()
-            .map(|l| if l.rows > 0 { found.next() } else { None })
-            .collect())
+            .map(|l| {
+                if l.rows == 0 {
+                    return Ok(None);
+                }
+                v.loc(&l.hash).map(Some).ok_or_else(|| CoreError::Corrupt {
+                    what: format!("dataset '{}'", self.ds.name()),
+                    reason: format!("partition {} is not in this version's layout", l.hash),
+                })
+            })
+            .collect()
     }
 
-    /// Read every label of the snapshot (optionally projected), in key order per pack.
+    /// Read every label of the snapshot (optionally projected).
     pub async fn scan(&self, projection: Option<Vec<usize>>) -> Result<Vec<RecordBatch>> {
-        let leaves = self.leaves(Box::new(|_| true)).await?;
-        let plan = self.plan(&leaves).await?;
+        let v = self.view().await?;
+        let plan = plan_locs(v.parts().iter().map(|(_, l)| l));
         let mut out = Vec::new();
         for p in plan {
             let batches = packs::read_ranges(
@@ -187,77 +246,174 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// The group runs of a base chunk (read from its key column once, then cached).
+    async fn chunk_runs(&self, c: &Chunk) -> Result<Runs> {
+        let key = (c.pack, c.start);
+        if let Some(r) = RUNS.lock().ok().and_then(|mut m| m.get(&key)) {
+            return Ok(r);
+        }
+        let gi = self.ds.schema().index_of(&self.ds.config.group_key).map_err(|_| {
+            CoreError::ColumnNotFound {
+                dataset: self.ds.name().into(),
+                column: self.ds.config.group_key.clone(),
+            }
+        })?;
+        let batches = packs::read_ranges(
+            self.ds.store(),
+            &self.ds.catalog.inner.meta,
+            &c.pack,
+            &[c.start..c.start + c.rows],
+            Some(&[gi]),
+        )
+        .await?;
+        let mut runs: Vec<(Key, u64, u64)> = Vec::with_capacity(c.groups as usize);
+        let mut row = c.start;
+        for b in batches.into_iter().flatten() {
+            let col = b.column(0);
+            for i in 0..b.num_rows() {
+                let k = encoding::key_bytes(col.as_ref(), i).ok_or_else(|| CoreError::Corrupt {
+                    what: format!("pack {}", c.pack),
+                    reason: "null group key".into(),
+                })?;
+                match runs.last_mut() {
+                    Some(last) if last.0 == k => last.2 += 1,
+                    _ => runs.push((k, row, 1)),
+                }
+                row += 1;
+            }
+        }
+        if row != c.start + c.rows {
+            return Err(CoreError::Corrupt {
+                what: format!("pack {}", c.pack),
+                reason: "fewer rows than its chunk says".into(),
+            });
+        }
+        let runs = Arc::new(runs);
+        let weight = runs.iter().map(|r| r.0.len() + 24).sum::<usize>() / 64 + 1;
+        if let Ok(mut m) = RUNS.lock() {
+            m.insert(key, runs.clone(), weight);
+        }
+        Ok(runs)
+    }
+
+    /// Where the groups `keys` are in this version: position and rows, with the group
+    /// hash when the layout knows it (groups a delta wrote); absent keys are left out.
+    pub(crate) async fn find(
+        &self,
+        keys: &BTreeSet<Key>,
+    ) -> Result<BTreeMap<Key, (GroupAt, u64, Option<Hash>)>> {
+        let v = self.view().await?;
+        let mut out = BTreeMap::new();
+        let mut by_chunk: BTreeMap<usize, Vec<&Key>> = BTreeMap::new();
+        for k in keys {
+            match v.find(k) {
+                Found::Delta(Some(g)) => {
+                    out.insert(k.clone(), (g.at, g.rows, Some(g.hash)));
+                }
+                Found::Delta(None) | Found::Absent => {}
+                Found::Chunk(i) => by_chunk.entry(i).or_default().push(k),
+            }
+        }
+        // chunks concurrently: each is one key-column read when not cached
+        let mut tasks = Vec::with_capacity(by_chunk.len());
+        for (i, ks) in by_chunk {
+            let c = v.base.chunks[i].clone();
+            let ks: Vec<Key> = ks.into_iter().cloned().collect();
+            let me = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let runs = me.chunk_runs(&c).await?;
+                let mut found = Vec::new();
+                for k in ks {
+                    if let Ok(j) = runs.binary_search_by(|r| r.0.as_slice().cmp(&k)) {
+                        let (_, start, rows) = &runs[j];
+                        found.push((k, crate::storage::view::at(c.pack, *start), *rows));
+                    }
+                }
+                Ok::<_, CoreError>(found)
+            }));
+        }
+        for t in tasks {
+            for (k, at, rows) in t.await.map_err(|e| CoreError::Join(e.to_string()))?? {
+                out.insert(k, (at, rows, None));
+            }
+        }
+        Ok(out)
+    }
+
     /// The rows of the given groups that exist in this snapshot (sorted by label key).
     pub async fn read_groups(&self, keys: &BTreeSet<Key>) -> Result<BTreeMap<Key, RecordBatch>> {
-        let found = self.locate(keys).await?;
-        self.read_at(found.iter().map(|(e, at)| (&e.key, *at, e.rows)))
+        let found = self.find(keys).await?;
+        self.read_at(found.iter().map(|(k, (at, rows, _))| (k, *at, *rows)))
             .await
     }
 
-    /// The entries and row positions of those `keys` this snapshot holds, in key order: one
-    /// descent of the tree for all keys (see [`quiver_tree::locate`]).
+    /// The entries and row positions of those `keys` this snapshot holds, in key order
+    /// (group hashes computed from the rows where the layout does not record them).
     pub async fn locate(&self, keys: &BTreeSet<Key>) -> Result<Vec<(GroupEntry, GroupAt)>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        let refs = self.group_refs(keys).await?;
+        Ok(refs
+            .into_iter()
+            .map(|(k, g)| {
+                (
+                    GroupEntry {
+                        key: k,
+                        hash: g.hash,
+                        rows: g.rows,
+                        stats: Vec::new(),
+                    },
+                    g.at,
+                )
+            })
+            .collect())
+    }
+
+    /// Position, rows and group hash of each of `keys` present in this version.
+    pub(crate) async fn group_refs(&self, keys: &BTreeSet<Key>) -> Result<BTreeMap<Key, GroupRef>> {
+        let found = self.find(keys).await?;
+        let need: Vec<(&Key, GroupAt, u64)> = found
+            .iter()
+            .filter(|(_, f)| f.2.is_none())
+            .map(|(k, f)| (k, f.0, f.1))
+            .collect();
+        let rows = self.read_at(need).await?;
+        let mut out = BTreeMap::new();
+        for (k, (at, n, h)) in found {
+            let hash = match h {
+                Some(h) => h,
+                None => match rows.get(&k) {
+                    Some(b) => group_hash(b),
+                    None => continue,
+                },
+            };
+            out.insert(k, GroupRef { hash, at, rows: n });
         }
-        let keys: Vec<Key> = keys.iter().cloned().collect();
-        let root = self.commit.root;
-        let found = self
-            .ds
-            .nodes()
-            .run(move |n| Ok(quiver_tree::locate(n, root, &keys)?))
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        Ok(out)
     }
 
     /// Read the rows of groups at known positions (`(key, position, rows)`, e.g. from
-    /// [`Snapshot::locate`] or [`Snapshot::diff_located`]): only those rows are selected in
-    /// the packs, and no tree node is read. Groups with no rows are left out.
+    /// [`Snapshot::locate`] or [`Snapshot::diff_located`]); groups with no rows are left out.
     pub async fn read_at<'a>(
         &self,
         groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
     ) -> Result<BTreeMap<Key, RecordBatch>> {
-        // one entry per key: overlapping ranges would shift the row selection
-        let groups: BTreeMap<&Key, (GroupAt, u64)> = groups
-            .into_iter()
-            .filter(|g| g.2 > 0)
-            .map(|(k, at, rows)| (k, (at, rows)))
-            .collect();
-        let mut out = BTreeMap::new();
-        if groups.is_empty() {
-            return Ok(out);
-        }
-        let leaves: Vec<Hash> = {
-            let distinct: BTreeSet<Hash> = groups.values().map(|g| g.0.leaf).collect();
-            distinct.into_iter().collect()
-        };
-        let locs = packs::locate(self.ds.store(), self.ds.name(), &self.ds.packs, &leaves).await?;
-        let loc_of: HashMap<Hash, packs::LeafLoc> = leaves.into_iter().zip(locs).collect();
         let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
-        for (key, (at, rows)) in groups {
-            let loc = loc_of.get(&at.leaf).ok_or_else(|| CoreError::Corrupt {
-                what: format!("leaf {}", at.leaf),
-                reason: "no pack location".into(),
-            })?;
-            if at.offset + rows > loc.rows {
-                return Err(CoreError::Corrupt {
-                    what: format!("leaf {}", at.leaf),
-                    reason: "fewer rows than its entries say".into(),
-                });
+        let mut seen = BTreeSet::new();
+        for (key, at, rows) in groups {
+            if rows == 0 || !seen.insert(key) {
+                continue;
             }
-            let start = loc.start + at.offset;
             by_pack
-                .entry(loc.pack)
+                .entry(at.leaf)
                 .or_default()
-                .push((key, start..start + rows));
+                .push((key, at.offset..at.offset + rows));
         }
+        let mut out = BTreeMap::new();
         // Scattered rows cost a page decode per column each: split every pack's ranges into
         // a few runs read (and decoded) concurrently, one task each.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut tasks = Vec::new();
         for (pack, mut items) in by_pack {
             items.sort_by_key(|i| i.1.start);
-            // two runs per core: one decodes while the other waits for its reads
             let per = items.len().div_ceil(2 * workers).max(32);
             for chunk in items.chunks(per) {
                 let keys: Vec<Key> = chunk.iter().map(|i| i.0.clone()).collect();
@@ -277,41 +433,144 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Group-level changes from this snapshot to `other` (structural tree diff).
+    /// Group-level changes from this snapshot to `other`.
     pub async fn diff(&self, other: &Snapshot) -> Result<Vec<Change>> {
-        let (a, b) = (self.commit.root, other.commit.root);
-        self.walk_two(a, b, move |n| quiver_tree::diff(n, a, b))
-            .await
+        Ok(self
+            .diff_located(other)
+            .await?
+            .into_iter()
+            .map(|c| c.change)
+            .collect())
     }
 
-    /// Like [`Snapshot::diff`], with the positions of each change's old rows (in this
-    /// snapshot) and new rows (in `other`), for [`Snapshot::read_at`].
+    /// Group-level changes from this snapshot to `other`, with the positions of each
+    /// change's old rows (here) and new rows (in `other`), for [`Snapshot::read_at`].
+    ///
+    /// Versions on the same base differ only by their deltas: the changes are read from
+    /// the delta records after their common prefix (before- and after-images are both
+    /// recorded), without reading any rows. Versions on different bases compare chunk
+    /// hashes, then the groups of differing chunks and of every delta.
     pub async fn diff_located(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
-        let (a, b) = (self.commit.root, other.commit.root);
-        self.walk_two(a, b, move |n| quiver_tree::diff_located(n, a, b))
-            .await
+        let (a, b) = (self.view().await?, other.view().await?);
+        if self.commit.root == other.commit.root {
+            return Ok(Vec::new());
+        }
+        if a.layout.base == b.layout.base {
+            Ok(to_changes(same_base_states(&a, &b)))
+        } else {
+            let keys = self.candidates(&a, other, &b).await?;
+            let (sa, sb) =
+                futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
+            let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
+            for k in keys {
+                all.insert(k, (None, None));
+            }
+            for (k, g) in sa {
+                if let Some(e) = all.get_mut(&k) {
+                    e.0 = Some(g);
+                }
+            }
+            for (k, g) in sb {
+                if let Some(e) = all.get_mut(&k) {
+                    e.1 = Some(g);
+                }
+            }
+            Ok(to_changes(all.into_iter().map(|(k, (x, y))| (k, x, y))))
+        }
     }
 
-    /// Run a walk over the trees of `a` and `b` (a diff): first on the cached nodes only,
-    /// which succeeds when the caches are warm; after a miss, fetch the nodes the walk reads
-    /// level by level and concurrently ([`crate::nodes::TxnNodes::prefetch_diff`]), then
-    /// walk again.
-    async fn walk_two<R, F>(&self, a: Hash, b: Hash, walk: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: Fn(&dyn quiver_tree::NodeStore) -> quiver_tree::Result<R> + Send + Sync + 'static,
-    {
-        let walk = std::sync::Arc::new(walk);
-        let cached = self.ds.cached_nodes();
-        let w = walk.clone();
-        match cached.run(move |n| Ok(w(n)?)).await {
-            Err(_) if cached.missed() => {}
-            done => return done,
+    /// Keys whose groups may differ between two versions on different bases: every key a
+    /// delta of either touched and every key of a base chunk the other base lacks.
+    async fn candidates(&self, a: &View, other: &Snapshot, b: &View) -> Result<BTreeSet<Key>> {
+        let mut keys: BTreeSet<Key> = a.touched().map(|(k, _)| k.clone()).collect();
+        keys.extend(b.touched().map(|(k, _)| k.clone()));
+        let ident = |c: &Chunk| (c.hash, c.first_key.clone(), c.last_key.clone());
+        let in_a: BTreeSet<_> = a.base.chunks.iter().map(ident).collect();
+        let in_b: BTreeSet<_> = b.base.chunks.iter().map(ident).collect();
+        for c in a.base.chunks.iter().filter(|c| !in_b.contains(&ident(c))) {
+            keys.extend(self.chunk_runs(c).await?.iter().map(|r| r.0.clone()));
         }
-        let nodes = self.ds.nodes();
-        nodes.prefetch_diff(a, b).await?;
-        nodes.run(move |n| Ok(walk(n)?)).await
+        for c in b.base.chunks.iter().filter(|c| !in_a.contains(&ident(c))) {
+            keys.extend(other.chunk_runs(c).await?.iter().map(|r| r.0.clone()));
+        }
+        Ok(keys)
     }
+}
+
+/// (key, old state, new state) as located changes, equal states dropped.
+fn to_changes(
+    states: impl IntoIterator<Item = (Key, Option<GroupRef>, Option<GroupRef>)>,
+) -> Vec<LocatedChange> {
+    {
+        let mut out = Vec::new();
+        for (key, old, new) in states {
+            if old.map(|g| g.hash) == new.map(|g| g.hash) {
+                continue;
+            }
+            let entry = |g: &GroupRef| GroupEntry {
+                key: key.clone(),
+                hash: g.hash,
+                rows: g.rows,
+                stats: Vec::new(),
+            };
+            out.push(LocatedChange {
+                change: Change {
+                    key: key.clone(),
+                    old: old.as_ref().map(entry),
+                    new: new.as_ref().map(entry),
+                },
+                old_at: old.map(|g| g.at),
+                new_at: new.map(|g| g.at),
+            });
+        }
+        out
+    }
+}
+
+/// States of the groups that differ between two views on one base: the deltas after
+/// their common prefix name every such group with its before- and after-images.
+fn same_base_states(a: &View, b: &View) -> Vec<(Key, Option<GroupRef>, Option<GroupRef>)> {
+    let p = a
+        .deltas
+        .iter()
+        .zip(&b.deltas)
+        .take_while(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+        .count();
+    // latest state on each side after the prefix, and the state at the prefix (the first
+    // before-image on either side)
+    let mut states: BTreeMap<&Key, [Option<Option<GroupRef>>; 3]> = BTreeMap::new();
+    for (side, v) in [(0usize, a), (1usize, b)] {
+        for d in &v.deltas[p..] {
+            for e in &d.entries {
+                let s = states.entry(&e.key).or_insert([None, None, None]);
+                if s[2].is_none() {
+                    s[2] = Some(e.old);
+                }
+                s[side] = Some(e.new);
+            }
+        }
+    }
+    states
+        .into_iter()
+        .map(|(k, s)| {
+            let at_prefix = s[2].flatten();
+            let old = s[0].unwrap_or(at_prefix);
+            let new = s[1].unwrap_or(at_prefix);
+            (k.clone(), old, new)
+        })
+        .collect()
+}
+
+/// The group hash of a group's rows (sorted by label key), as the writer computes it.
+pub(crate) fn group_hash(b: &RecordBatch) -> Hash {
+    let schema = b.schema();
+    let cols: Vec<(&str, &arrow::array::ArrayRef)> = schema
+        .fields()
+        .iter()
+        .zip(b.columns())
+        .map(|(f, c)| (f.name().as_str(), c))
+        .collect();
+    encoding::GroupHasher::new(cols).hash(0, b.num_rows())
 }
 
 #[cfg(test)]
@@ -320,13 +579,11 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// `plan_locs` = group by pack (hash order), sort and merge touching ranges, for
-        /// leaves in any order (in key order they mostly follow each other in one pack).
+        /// `plan_locs` = group by pack (hash order), sort and merge touching ranges.
         #[test]
         fn plan_locs_groups_sorts_and_merges(
             leaves in proptest::collection::vec((0u8..3, 0u64..40, 1u64..4), 0..60)
         ) {
-            // distinct leaves: one row range per (pack, start) slot of 4 rows
             let mut seen = BTreeSet::new();
             let locs: Vec<LeafLoc> = leaves
                 .into_iter()

@@ -13,13 +13,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::DataType;
-use quiver_tree::{ColumnStats, Edit, GroupEntry, Hash, Key};
+use quiver_tree::{ColumnStats, Hash, Key};
 
 use crate::dataset::{BranchHead, Dataset};
 use crate::encoding::{self, GroupHasher};
 use crate::error::{CoreError, Result};
 use crate::model::{Commit, OperationSummary, VersionSpec};
-use crate::packs;
+use crate::storage::build::{self, BaseBuilder};
 
 /// The new rows of a group (sorted by label key) with their hash and statistics.
 #[derive(Clone, Debug)]
@@ -680,115 +680,178 @@ impl WriteTxn {
         summary: OperationSummary,
     ) -> Result<(Commit, u64)> {
         let ds = &self.ds;
-        let cfg = ds.config.tree_config();
-        let nodes = ds.nodes();
-        let base_root = base.commit.root;
-        let base_groups = ds.snapshot(base.commit.clone()).summary().await?.groups;
-        let bulk = base_groups == 0 && changed.values().all(|v| v.is_some());
-        let entries: Vec<(Key, Option<GroupEntry>)> = changed
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_ref().map(|g| GroupEntry {
-                        key: k.clone(),
-                        hash: g.hash,
-                        rows: g.batch.num_rows() as u64,
-                        stats: g.stats.clone(),
-                    }),
-                )
-            })
-            .collect();
-        let new_root = nodes
-            .run(move |n| {
-                if bulk {
-                    Ok(quiver_tree::build(
-                        n,
-                        &cfg,
-                        entries.into_iter().filter_map(|e| e.1),
-                    )?)
-                } else {
-                    let edits = entries.into_iter().map(|(k, e)| match e {
-                        Some(e) => Edit::Upsert(e),
-                        None => Edit::Delete(k),
-                    });
-                    Ok(quiver_tree::apply(n, &cfg, base_root, edits)?)
-                }
-            })
-            .await?;
-        // leaves created by this commit
-        let n2 = nodes.clone();
-        let new_leaves = nodes
-            .run(move |n| {
-                let mut keep = |c: &quiver_tree::ChildEntry| n2.is_pending(&c.hash);
-                let leaves = quiver_tree::leaves(n, new_root, &mut keep)?;
-                let mut out = Vec::with_capacity(leaves.len());
-                for l in leaves {
-                    if l.rows > 0 {
-                        let entries = quiver_tree::leaf_entries(n, &l.hash)?;
-                        out.push((l.hash, entries));
-                    }
-                }
-                Ok(out)
-            })
-            .await?;
-        let new_leaves: Vec<(Hash, Vec<GroupEntry>)> = {
-            let idx = ds
-                .packs
-                .lock()
-                .map_err(|_| CoreError::Join("pack index poisoned".into()))?;
-            new_leaves
-                .into_iter()
-                .filter(|(h, _)| idx.get(h).is_none())
-                .collect()
-        };
-        // rows of untouched groups that land in new leaves come from the base version
-        let need: BTreeSet<Key> = new_leaves
-            .iter()
-            .flat_map(|(_, es)| es.iter().map(|e| e.key.clone()))
-            .filter(|k| !changed.contains_key(k))
-            .collect();
-        let base_rows = if need.is_empty() {
-            BTreeMap::new()
-        } else {
-            ds.snapshot(base.commit.clone()).read_groups(&need).await?
-        };
-        let mut pack_leaves = Vec::with_capacity(new_leaves.len());
-        for (leaf, entries) in new_leaves {
-            let mut parts = Vec::with_capacity(entries.len());
-            for e in &entries {
-                let b = match changed.get(&e.key) {
-                    Some(Some(g)) => g.batch.clone(),
-                    _ => base_rows
-                        .get(&e.key)
-                        .cloned()
-                        .ok_or_else(|| CoreError::Corrupt {
-                            what: format!("dataset '{}'", ds.name()),
-                            reason: format!(
-                                "rows of group {} not found in base version",
-                                hex::encode(&e.key)
-                            ),
-                        })?,
-                };
-                parts.push(b);
-            }
-            let one = concat_batches(&ds.schema(), &parts)?;
-            pack_leaves.push((leaf, vec![one]));
-        }
-        let mut bytes = 0;
-        if !pack_leaves.is_empty() {
-            let (_, b) =
-                packs::write_pack(ds.store(), ds.name(), &ds.schema(), pack_leaves).await?;
-            bytes += b;
-            packs::refresh(ds.store(), ds.name(), &ds.packs).await?;
-        }
-        bytes += nodes.flush().await?;
+        let snap = ds.snapshot(base.commit.clone());
+        let view = snap.view().await?;
         let mut parents = vec![base.commit.id];
         parents.extend(self.extra_parents.iter().copied());
-        let commit = ds
-            .write_commit(new_root, parents, &self.author, message, summary)
+        let bulk = view.layout.rows == 0
+            && view.deltas.is_empty()
+            && !changed.is_empty()
+            && changed.values().all(|v| v.is_some());
+        let (layout, bytes) = if bulk {
+            self.bulk_layout(changed).await?
+        } else {
+            self.delta_layout(&snap, &view, changed).await?
+        };
+        let (commit, b) = ds
+            .write_version(&layout, parents, &self.author, message, summary)
             .await?;
-        Ok((commit, bytes))
+        Ok((commit, bytes + b))
+    }
+
+    /// A first load into an empty version: the groups become base chunks directly.
+    async fn bulk_layout(
+        &self,
+        changed: &BTreeMap<Key, Option<GroupRows>>,
+    ) -> Result<(crate::storage::Layout, u64)> {
+        let ds = &self.ds;
+        let (gi, _) = self.key_indices()?;
+        let mut builder = BaseBuilder::new(
+            ds.store().clone(),
+            ds.schema(),
+            self.stats_indices(),
+            ds.config.chunk_groups,
+        );
+        let mut parts: Vec<RecordBatch> = Vec::new();
+        let mut hashes: Vec<Hash> = Vec::new();
+        let mut rows = 0usize;
+        let flush = |parts: &mut Vec<RecordBatch>, hashes: &mut Vec<Hash>| -> Result<_> {
+            let batch = concat_batches(&ds.schema(), parts.iter())?;
+            parts.clear();
+            let runs = build::group_runs(&batch, gi).ok_or_else(|| CoreError::NullKey {
+                dataset: ds.name().into(),
+                column: ds.config.group_key.clone(),
+            })?;
+            Ok((batch, runs, std::mem::take(hashes)))
+        };
+        for g in changed.values().flatten() {
+            rows += g.batch.num_rows();
+            parts.push(g.batch.clone());
+            hashes.push(g.hash);
+            if rows >= 64 * 1024 {
+                let (batch, runs, hs) = flush(&mut parts, &mut hashes)?;
+                builder.push(&batch, &runs, &hs).await?;
+                rows = 0;
+            }
+        }
+        if !parts.is_empty() {
+            let (batch, runs, hs) = flush(&mut parts, &mut hashes)?;
+            builder.push(&batch, &runs, &hs).await?;
+        }
+        let (base, content, rows, groups, mut bytes) = builder.finish().await?;
+        let encoded = base.encode();
+        bytes += encoded.len() as u64;
+        let base = ds
+            .store()
+            .put_object(crate::storage::format::BASE_KIND, bytes::Bytes::from(encoded))
+            .await?;
+        Ok((
+            crate::storage::Layout {
+                base,
+                deltas: Vec::new(),
+                rows,
+                groups,
+                content,
+            },
+            bytes,
+        ))
+    }
+
+    /// A delta over the base version's layout: one small pack with the new rows of the
+    /// changed groups and a record of where their old rows were.
+    async fn delta_layout(
+        &self,
+        snap: &crate::Snapshot,
+        view: &crate::storage::View,
+        changed: &BTreeMap<Key, Option<GroupRows>>,
+    ) -> Result<(crate::storage::Layout, u64)> {
+        use crate::storage::{Delta, DeltaEntry, GroupRef};
+        let ds = &self.ds;
+        let mut layout = view.layout.clone();
+        if changed.is_empty() {
+            return Ok((layout, 0));
+        }
+        let keys: BTreeSet<Key> = changed.keys().cloned().collect();
+        // where the old rows are in the version this commit is based on (re-read on every
+        // attempt: a rebase may land on another layout)
+        let found = snap.find(&keys).await?;
+        let mut batches = Vec::new();
+        let mut stats = Vec::new();
+        let mut entries = Vec::with_capacity(changed.len());
+        let mut row = 0u64;
+        let old_hash = |k: &Key| self.groups.get(k).and_then(|st| st.base_hash);
+        for (k, new) in changed {
+            let old = match found.get(k) {
+                Some((at, rows, h)) => {
+                    let hash = h.or_else(|| old_hash(k)).ok_or_else(|| CoreError::Corrupt {
+                        what: format!("dataset '{}'", ds.name()),
+                        reason: format!("no hash for the old rows of group {}", hex::encode(k)),
+                    })?;
+                    Some(GroupRef {
+                        hash,
+                        at: *at,
+                        rows: *rows,
+                    })
+                }
+                None => None,
+            };
+            if let Some(o) = &old {
+                layout.content.remove(&o.hash);
+                layout.rows -= o.rows;
+                layout.groups -= 1;
+            }
+            let new = match new {
+                Some(g) => {
+                    let n = g.batch.num_rows() as u64;
+                    layout.content.add(&g.hash);
+                    layout.rows += n;
+                    layout.groups += 1;
+                    crate::storage::format::merge_stats(&mut stats, &g.stats, batches.is_empty());
+                    batches.push(g.batch.clone());
+                    let r = GroupRef {
+                        hash: g.hash,
+                        at: crate::storage::view::at(Hash([0; 32]), row),
+                        rows: n,
+                    };
+                    row += n;
+                    Some(r)
+                }
+                None => None,
+            };
+            entries.push(DeltaEntry {
+                key: k.clone(),
+                old,
+                new,
+            });
+        }
+        let mut bytes = 0;
+        let pack = if batches.is_empty() {
+            None
+        } else {
+            let one = concat_batches(&ds.schema(), batches.iter())?;
+            let (pack, b) = build::write_pack(ds.store(), &ds.schema(), vec![one]).await?;
+            bytes += b;
+            for e in &mut entries {
+                if let Some(n) = &mut e.new {
+                    n.at.leaf = pack;
+                }
+            }
+            Some(pack)
+        };
+        let delta = Delta {
+            pack,
+            rows: row,
+            stats,
+            entries,
+        };
+        let encoded = delta.encode();
+        bytes += encoded.len() as u64;
+        let dh = ds
+            .store()
+            .put_object(crate::storage::format::DELTA_KIND, bytes::Bytes::from(encoded))
+            .await?;
+        layout.deltas.push(dh);
+        Ok((layout, bytes))
     }
 }
 

@@ -1,0 +1,266 @@
+//! Writing format-2 storage: packs, bases built from sorted groups, deltas.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use quiver_store::Store;
+use quiver_tree::{ColumnStats, Hash, Key};
+
+use super::format::{merge_stats, Base, Chunk};
+use super::lthash::Multiset;
+use crate::encoding::{self, GroupHasher};
+use crate::error::{CoreError, Result};
+use crate::pack_sums::{sums_path, PackSums};
+use crate::packs::{writer_properties, PACK_KIND};
+
+/// Rows per base pack file (a pack is closed at the first chunk boundary past this).
+pub const PACK_ROWS: u64 = 1 << 20;
+
+/// Whether a chunk ends after the group `key`: content-defined, from the key only, with
+/// probability `1 / target` (`target` = average groups per chunk).
+pub fn is_boundary(key: &[u8], target: u32) -> bool {
+    let mut h = blake3::Hasher::new();
+    h.update(b"quiver-chunk-v2");
+    h.update(key);
+    let d = h.finalize();
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&d.as_bytes()[..8]);
+    u64::from_le_bytes(w) < u64::MAX / target.max(1) as u64
+}
+
+/// Write one pack (Parquet) of `batches` and its page-checksum file; returns (pack hash,
+/// bytes written).
+pub async fn write_pack(
+    store: &Store,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(Hash, u64)> {
+    let schema = schema.clone();
+    let (bytes, sums) = tokio::task::spawn_blocking(move || -> Result<(Bytes, PackSums)> {
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+        for b in &batches {
+            writer.write(b)?;
+        }
+        writer.close()?;
+        let buf = Bytes::from(buf);
+        let sums = PackSums::compute(Hash([0; 32]), &buf)?;
+        Ok((buf, sums))
+    })
+    .await
+    .map_err(|e| CoreError::Join(e.to_string()))??;
+    let total = bytes.len() as u64;
+    let pack = store.put_object(PACK_KIND, bytes).await?;
+    let sums = sums.with_pack(pack).encode();
+    let sums_len = sums.len() as u64;
+    store
+        .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
+        .await?;
+    Ok((pack, total + sums_len))
+}
+
+/// Group runs of a batch sorted by (group key, label key): `(key, offset, len)`.
+pub fn group_runs(batch: &RecordBatch, gi: usize) -> Option<Vec<(Key, usize, usize)>> {
+    let g = batch.column(gi);
+    let mut runs: Vec<(Key, usize, usize)> = Vec::new();
+    for row in 0..batch.num_rows() {
+        let k = encoding::key_bytes(g.as_ref(), row)?;
+        match runs.last_mut() {
+            Some(last) if last.0 == k => last.2 += 1,
+            _ => runs.push((k, row, 1)),
+        }
+    }
+    Some(runs)
+}
+
+/// Group hashes of the runs of a sorted batch.
+pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash> {
+    let schema = batch.schema();
+    let cols: Vec<(&str, &ArrayRef)> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| (f.name().as_str(), c))
+        .collect();
+    let h = GroupHasher::new(cols);
+    runs.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
+}
+
+/// An open chunk: rows so far (slices of pushed batches) and its summary.
+#[derive(Default)]
+struct Open {
+    first_key: Option<Key>,
+    last_key: Key,
+    rows: u64,
+    groups: u64,
+    stats: Vec<ColumnStats>,
+    content: Multiset,
+    /// First row of the chunk in the pack being filled.
+    start: u64,
+}
+
+/// Builds a base from label groups pushed in strictly ascending key order: cuts chunks at
+/// content-defined boundaries (or at `max_chunk_rows`), fills packs of about
+/// [`PACK_ROWS`] rows, and keeps the content multiset of everything pushed.
+pub struct BaseBuilder {
+    store: Store,
+    schema: SchemaRef,
+    stats_cols: Vec<usize>,
+    target: u32,
+    max_chunk_rows: u64,
+    open: Open,
+    /// Chunks closed in the pack being filled (their `pack` is set when it is written).
+    closed: Vec<Chunk>,
+    pending: Vec<RecordBatch>,
+    pending_rows: u64,
+    chunks: Vec<Chunk>,
+    pub content: Multiset,
+    pub rows: u64,
+    pub groups: u64,
+    pub bytes_written: u64,
+    last_key: Option<Key>,
+}
+
+impl BaseBuilder {
+    pub fn new(store: Store, schema: SchemaRef, stats_cols: Vec<usize>, target: u32) -> Self {
+        BaseBuilder {
+            store,
+            schema,
+            stats_cols,
+            target: target.max(1),
+            max_chunk_rows: (target.max(1) as u64) * 64,
+            open: Open::default(),
+            closed: Vec::new(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            chunks: Vec::new(),
+            content: Multiset::default(),
+            rows: 0,
+            groups: 0,
+            bytes_written: 0,
+            last_key: None,
+        }
+    }
+
+    /// Push a batch of whole groups sorted by (group, label) with its group runs and hashes
+    /// (keys ascending, all greater than any key pushed before).
+    pub async fn push(
+        &mut self,
+        batch: &RecordBatch,
+        runs: &[(Key, usize, usize)],
+        hashes: &[Hash],
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut seg_start = 0usize;
+        for ((key, off, len), h) in runs.iter().zip(hashes) {
+            if self.last_key.as_ref().is_some_and(|l| l >= key) {
+                return Err(CoreError::Join(
+                    "base builder: groups not in ascending key order".into(),
+                ));
+            }
+            self.last_key = Some(key.clone());
+            let o = &mut self.open;
+            if o.first_key.is_none() {
+                o.first_key = Some(key.clone());
+                o.start = self.pending_rows + (*off - seg_start) as u64;
+            }
+            o.last_key = key.clone();
+            o.rows += *len as u64;
+            o.groups += 1;
+            o.content.add(h);
+            self.content.add(h);
+            self.rows += *len as u64;
+            self.groups += 1;
+            if is_boundary(key, self.target) || o.rows >= self.max_chunk_rows {
+                let end = off + len;
+                self.take_segment(batch, seg_start, end);
+                seg_start = end;
+                self.close_chunk();
+                if self.pending_rows >= PACK_ROWS {
+                    self.flush().await?;
+                }
+            }
+        }
+        if seg_start < batch.num_rows() {
+            self.take_segment(batch, seg_start, batch.num_rows());
+        }
+        Ok(())
+    }
+
+    /// Move rows `from..to` of `batch` into the pending pack, folding their statistics
+    /// into the open chunk.
+    fn take_segment(&mut self, batch: &RecordBatch, from: usize, to: usize) {
+        if to <= from {
+            return;
+        }
+        let stats: Vec<ColumnStats> = self
+            .stats_cols
+            .iter()
+            .map(|&i| encoding::column_stats(batch.column(i).as_ref(), from, to - from))
+            .collect();
+        let first = self.open.stats.is_empty() && !stats.is_empty();
+        merge_stats(&mut self.open.stats, &stats, first);
+        self.pending.push(batch.slice(from, to - from));
+        self.pending_rows += (to - from) as u64;
+    }
+
+    fn close_chunk(&mut self) {
+        let o = std::mem::take(&mut self.open);
+        let Some(first_key) = o.first_key else { return };
+        self.closed.push(Chunk {
+            first_key,
+            last_key: o.last_key,
+            rows: o.rows,
+            groups: o.groups,
+            stats: o.stats,
+            pack: Hash([0; 32]),
+            start: o.start,
+            hash: o.content.digest(),
+        });
+    }
+
+    /// End the open chunk here (a run of rebuilt chunks ends before an untouched one).
+    pub fn cut(&mut self) {
+        self.close_chunk();
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let (pack, bytes) = write_pack(&self.store, &self.schema, batches).await?;
+        self.bytes_written += bytes;
+        for mut c in self.closed.drain(..) {
+            c.pack = pack;
+            self.chunks.push(c);
+        }
+        Ok(())
+    }
+
+    /// Close the last chunk and pack; returns the base.
+    pub async fn finish(mut self) -> Result<(Base, Multiset, u64, u64, u64)> {
+        self.close_chunk();
+        self.flush().await?;
+        Ok((
+            Base {
+                chunks: self.chunks,
+            },
+            self.content,
+            self.rows,
+            self.groups,
+            self.bytes_written,
+        ))
+    }
+}
+
+/// The schema with every column as stored (used by callers building batches for packs).
+pub fn same_schema(a: &SchemaRef, b: &SchemaRef) -> bool {
+    Arc::ptr_eq(a, b) || a.fields() == b.fields()
+}

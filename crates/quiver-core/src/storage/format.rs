@@ -1,0 +1,515 @@
+//! The physical records of storage format 2 and their byte encodings.
+//!
+//! A version's rows are described by a [`Layout`]: a **base** (a list of [`Chunk`]s —
+//! non-overlapping runs of label groups in key order, each a row range of a Parquet pack
+//! with its key range, counts, column statistics and content hash) and zero or more
+//! **deltas** ([`Delta`]): one per commit since the base was written, each naming the
+//! groups the commit changed with where their old rows were (before-image) and where
+//! their new rows are (after-image, in the delta's own small pack). The layout also
+//! carries the version's counts and its content multiset ([`Multiset`]), whose digest is
+//! the commit's `root`.
+//!
+//! All three records are content-addressed objects (kinds [`BASE_KIND`], [`DELTA_KIND`],
+//! [`LAYOUT_KIND`]). Which layout a commit uses is a small pointer file
+//! `datasets/<ds>/layouts/<commit hex>` holding the layout hash; OPTIMIZE rewrites it to a
+//! layout with the same content and fewer deltas (commit ids and content hashes never
+//! change).
+//!
+//! Encodings: a magic, then fields in order; integers as unsigned LEB128 varints, byte
+//! strings as varint length + bytes, hashes as 32 raw bytes, options as a 0/1 byte.
+//! Statistics values: tag byte (0 bool, 1 int, 2 float, 3 bytes) then the value (bool one
+//! byte, int zigzag varint, float f64 bits LE, bytes as a byte string).
+
+use quiver_tree::{ColumnStats, GroupAt, Hash, Key, StatValue};
+
+use super::lthash::Multiset;
+use crate::error::{CoreError, Result};
+
+/// Object kind of bases.
+pub const BASE_KIND: &str = "base";
+/// Object kind of deltas.
+pub const DELTA_KIND: &str = "delta";
+/// Object kind of layouts.
+pub const LAYOUT_KIND: &str = "layout";
+
+const BASE_MAGIC: &[u8; 8] = b"QVBASE02";
+const DELTA_MAGIC: &[u8; 8] = b"QVDLTA02";
+const LAYOUT_MAGIC: &[u8; 8] = b"QVLAYT02";
+
+/// One run of label groups of a base, stored contiguously in a pack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub first_key: Key,
+    pub last_key: Key,
+    pub rows: u64,
+    pub groups: u64,
+    pub stats: Vec<ColumnStats>,
+    pub pack: Hash,
+    /// First row of the chunk in the pack.
+    pub start: u64,
+    /// Digest of the multiset of the chunk's groups.
+    pub hash: Hash,
+}
+
+/// The base of a layout: chunks in key order, non-overlapping.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Base {
+    pub chunks: Vec<Chunk>,
+}
+
+/// The rows of one group at a place: its group hash, where its rows start (pack, first
+/// row as [`GroupAt::leaf`] / [`GroupAt::offset`]) and how many rows it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRef {
+    pub hash: Hash,
+    pub at: GroupAt,
+    pub rows: u64,
+}
+
+/// One group a commit changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeltaEntry {
+    pub key: Key,
+    /// The group before the commit (`None`: it did not exist).
+    pub old: Option<GroupRef>,
+    /// The group after the commit (`None`: deleted); its rows are in the delta's pack.
+    pub new: Option<GroupRef>,
+}
+
+/// The change record of one commit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Delta {
+    /// Pack with the new rows (absent when the commit only deleted).
+    pub pack: Option<Hash>,
+    /// Rows in the pack.
+    pub rows: u64,
+    /// Statistics over the pack's rows.
+    pub stats: Vec<ColumnStats>,
+    /// Changed groups in key order.
+    pub entries: Vec<DeltaEntry>,
+}
+
+/// Base + deltas of a version, with its counts and content multiset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub base: Hash,
+    pub deltas: Vec<Hash>,
+    pub rows: u64,
+    pub groups: u64,
+    pub content: Multiset,
+}
+
+// ------------------------------------------------------------------ byte helpers
+
+#[derive(Default)]
+pub(crate) struct W(pub Vec<u8>);
+
+impl W {
+    pub fn u(&mut self, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(b);
+                return;
+            }
+            self.0.push(b | 0x80);
+        }
+    }
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.u(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+    pub fn hash(&mut self, h: &Hash) {
+        self.0.extend_from_slice(h.as_bytes());
+    }
+    pub fn stat(&mut self, v: &Option<StatValue>) {
+        match v {
+            None => self.0.push(0xff),
+            Some(StatValue::Bool(b)) => {
+                self.0.push(0);
+                self.0.push(*b as u8)
+            }
+            Some(StatValue::Int(i)) => {
+                self.0.push(1);
+                self.u(((*i << 1) ^ (*i >> 63)) as u64)
+            }
+            Some(StatValue::Float(f)) => {
+                self.0.push(2);
+                self.0.extend_from_slice(&f.to_bits().to_le_bytes())
+            }
+            Some(StatValue::Bytes(b)) => {
+                self.0.push(3);
+                self.bytes(b)
+            }
+        }
+    }
+    pub fn stats(&mut self, s: &[ColumnStats]) {
+        self.u(s.len() as u64);
+        for c in s {
+            self.stat(&c.min);
+            self.stat(&c.max);
+            self.u(c.null_count);
+        }
+    }
+    fn group_ref(&mut self, g: &Option<GroupRef>) {
+        match g {
+            None => self.0.push(0),
+            Some(g) => {
+                self.0.push(1);
+                self.hash(&g.hash);
+                self.hash(&g.at.leaf);
+                self.u(g.at.offset);
+                self.u(g.rows);
+            }
+        }
+    }
+}
+
+pub(crate) struct R<'a> {
+    b: &'a [u8],
+    what: &'a str,
+}
+
+impl<'a> R<'a> {
+    pub fn new(b: &'a [u8], magic: &[u8; 8], what: &'a str) -> Result<R<'a>> {
+        if b.len() < 8 || &b[..8] != magic {
+            return Err(corrupt(what, "bad magic (not a format-2 record)"));
+        }
+        Ok(R { b: &b[8..], what })
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(corrupt(self.what, "truncated"));
+        }
+        let (a, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(a)
+    }
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt(self.what, "varint too long"))
+    }
+    fn len(&mut self) -> Result<usize> {
+        let n = self.u()?;
+        if n > self.b.len() as u64 {
+            return Err(corrupt(self.what, "length past the end"));
+        }
+        Ok(n as usize)
+    }
+    pub fn bytes(&mut self) -> Result<Vec<u8>> {
+        let n = self.len()?;
+        Ok(self.take(n)?.to_vec())
+    }
+    pub fn hash(&mut self) -> Result<Hash> {
+        let mut h = [0u8; 32];
+        h.copy_from_slice(self.take(32)?);
+        Ok(Hash(h))
+    }
+    fn stat(&mut self) -> Result<Option<StatValue>> {
+        Ok(match self.byte()? {
+            0xff => None,
+            0 => Some(StatValue::Bool(self.byte()? != 0)),
+            1 => {
+                let z = self.u()?;
+                Some(StatValue::Int(((z >> 1) as i64) ^ -((z & 1) as i64)))
+            }
+            2 => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(self.take(8)?);
+                Some(StatValue::Float(f64::from_bits(u64::from_le_bytes(w))))
+            }
+            3 => Some(StatValue::Bytes(self.bytes()?)),
+            t => return Err(corrupt(self.what, &format!("unknown statistics tag {t}"))),
+        })
+    }
+    pub fn stats(&mut self) -> Result<Vec<ColumnStats>> {
+        let n = self.len()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(ColumnStats {
+                min: self.stat()?,
+                max: self.stat()?,
+                null_count: self.u()?,
+            });
+        }
+        Ok(out)
+    }
+    fn group_ref(&mut self) -> Result<Option<GroupRef>> {
+        Ok(match self.byte()? {
+            0 => None,
+            1 => Some(GroupRef {
+                hash: self.hash()?,
+                at: GroupAt {
+                    leaf: self.hash()?,
+                    offset: self.u()?,
+                },
+                rows: self.u()?,
+            }),
+            t => return Err(corrupt(self.what, &format!("bad option tag {t}"))),
+        })
+    }
+    fn end(&self) -> Result<()> {
+        if self.b.is_empty() {
+            Ok(())
+        } else {
+            Err(corrupt(self.what, "trailing bytes"))
+        }
+    }
+}
+
+fn corrupt(what: &str, reason: &str) -> CoreError {
+    CoreError::Corrupt {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ records
+
+impl Base {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W(BASE_MAGIC.to_vec());
+        w.u(self.chunks.len() as u64);
+        for c in &self.chunks {
+            w.bytes(&c.first_key);
+            w.bytes(&c.last_key);
+            w.u(c.rows);
+            w.u(c.groups);
+            w.stats(&c.stats);
+            w.hash(&c.pack);
+            w.u(c.start);
+            w.hash(&c.hash);
+        }
+        w.0
+    }
+
+    pub fn decode(b: &[u8], what: &str) -> Result<Base> {
+        let mut r = R::new(b, BASE_MAGIC, what)?;
+        let n = r.u()? as usize;
+        let mut chunks = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            chunks.push(Chunk {
+                first_key: r.bytes()?,
+                last_key: r.bytes()?,
+                rows: r.u()?,
+                groups: r.u()?,
+                stats: r.stats()?,
+                pack: r.hash()?,
+                start: r.u()?,
+                hash: r.hash()?,
+            });
+        }
+        r.end()?;
+        Ok(Base { chunks })
+    }
+
+    /// Rows over all chunks.
+    pub fn rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.rows).sum()
+    }
+}
+
+impl Delta {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W(DELTA_MAGIC.to_vec());
+        match &self.pack {
+            None => w.0.push(0),
+            Some(p) => {
+                w.0.push(1);
+                w.hash(p)
+            }
+        }
+        w.u(self.rows);
+        w.stats(&self.stats);
+        w.u(self.entries.len() as u64);
+        for e in &self.entries {
+            w.bytes(&e.key);
+            w.group_ref(&e.old);
+            w.group_ref(&e.new);
+        }
+        w.0
+    }
+
+    pub fn decode(b: &[u8], what: &str) -> Result<Delta> {
+        let mut r = R::new(b, DELTA_MAGIC, what)?;
+        let pack = match r.byte()? {
+            0 => None,
+            _ => Some(r.hash()?),
+        };
+        let rows = r.u()?;
+        let stats = r.stats()?;
+        let n = r.u()? as usize;
+        let mut entries = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            entries.push(DeltaEntry {
+                key: r.bytes()?,
+                old: r.group_ref()?,
+                new: r.group_ref()?,
+            });
+        }
+        r.end()?;
+        Ok(Delta {
+            pack,
+            rows,
+            stats,
+            entries,
+        })
+    }
+}
+
+impl Layout {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = W(LAYOUT_MAGIC.to_vec());
+        w.hash(&self.base);
+        w.u(self.deltas.len() as u64);
+        for d in &self.deltas {
+            w.hash(d);
+        }
+        w.u(self.rows);
+        w.u(self.groups);
+        w.bytes(&self.content.to_bytes());
+        w.0
+    }
+
+    pub fn decode(b: &[u8], what: &str) -> Result<Layout> {
+        let mut r = R::new(b, LAYOUT_MAGIC, what)?;
+        let base = r.hash()?;
+        let n = r.u()? as usize;
+        let mut deltas = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            deltas.push(r.hash()?);
+        }
+        let rows = r.u()?;
+        let groups = r.u()?;
+        let content = Multiset::from_bytes(&r.bytes()?)
+            .ok_or_else(|| corrupt(what, "bad content multiset"))?;
+        r.end()?;
+        Ok(Layout {
+            base,
+            deltas,
+            rows,
+            groups,
+            content,
+        })
+    }
+}
+
+/// Fold `b` into `a` (min of mins, max of maxes, sum of null counts; an unknown bound
+/// stays unknown).
+pub fn merge_stats(a: &mut Vec<ColumnStats>, b: &[ColumnStats], first: bool) {
+    if first {
+        *a = b.to_vec();
+        return;
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        x.null_count += y.null_count;
+        x.min = match (&x.min, &y.min) {
+            (Some(p), Some(q)) => Some(if q.compare(p).is_some_and(|o| o.is_lt()) {
+                q.clone()
+            } else {
+                p.clone()
+            }),
+            _ => None,
+        };
+        x.max = match (&x.max, &y.max) {
+            (Some(p), Some(q)) => Some(if q.compare(p).is_some_and(|o| o.is_gt()) {
+                q.clone()
+            } else {
+                p.clone()
+            }),
+            _ => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let stats = vec![
+            ColumnStats {
+                min: Some(StatValue::Int(-3)),
+                max: Some(StatValue::Int(i64::MAX)),
+                null_count: 2,
+            },
+            ColumnStats {
+                min: Some(StatValue::Bytes(b"a".to_vec())),
+                max: None,
+                null_count: 0,
+            },
+            ColumnStats {
+                min: Some(StatValue::Float(-0.5)),
+                max: Some(StatValue::Bool(true)),
+                null_count: 9,
+            },
+        ];
+        let base = Base {
+            chunks: vec![Chunk {
+                first_key: b"img-1".to_vec(),
+                last_key: b"img-9".to_vec(),
+                rows: 40,
+                groups: 9,
+                stats: stats.clone(),
+                pack: Hash([1; 32]),
+                start: 300,
+                hash: Hash([2; 32]),
+            }],
+        };
+        assert_eq!(Base::decode(&base.encode(), "b").unwrap(), base);
+        let g = GroupRef {
+            hash: Hash([3; 32]),
+            at: GroupAt {
+                leaf: Hash([4; 32]),
+                offset: 1 << 40,
+            },
+            rows: 7,
+        };
+        let delta = Delta {
+            pack: Some(Hash([5; 32])),
+            rows: 7,
+            stats,
+            entries: vec![
+                DeltaEntry {
+                    key: vec![0, 1],
+                    old: None,
+                    new: Some(g),
+                },
+                DeltaEntry {
+                    key: vec![0, 2],
+                    old: Some(g),
+                    new: None,
+                },
+            ],
+        };
+        assert_eq!(Delta::decode(&delta.encode(), "d").unwrap(), delta);
+        let mut content = Multiset::default();
+        content.add(&Hash([6; 32]));
+        let layout = Layout {
+            base: Hash([7; 32]),
+            deltas: vec![Hash([8; 32]), Hash([9; 32])],
+            rows: 12,
+            groups: 3,
+            content,
+        };
+        assert_eq!(Layout::decode(&layout.encode(), "l").unwrap(), layout);
+        // truncations are errors, never panics
+        let bytes = delta.encode();
+        for n in 0..bytes.len() {
+            assert!(Delta::decode(&bytes[..n], "d").is_err());
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! A loaded layout: base chunks and deltas folded into what a version holds.
+//!
+//! The fold is cheap (one pass over the deltas' entries): the latest entry of every group a
+//! delta touched, the row ranges whose rows a later commit replaced (*holes*: every delta
+//! entry's before-image), and the scan partitions — each base chunk and each delta's new
+//! rows minus the holes, as row ranges of their packs. A view depends only on immutable
+//! objects, so it is cached by layout hash for every catalog.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use quiver_tree::{ChildEntry, ColumnStats, GroupAt, Hash, Key};
+
+use super::format::{Base, Delta, DeltaEntry, GroupRef, Layout};
+use crate::packs::LeafLoc;
+
+/// A version's layout with its base and deltas loaded and folded.
+#[derive(Debug)]
+pub struct View {
+    /// Hash of the layout object.
+    pub id: Hash,
+    pub layout: Layout,
+    pub base: Arc<Base>,
+    pub deltas: Vec<Arc<Delta>>,
+    /// For every group a delta touched: (delta index, entry index) of its latest entry.
+    touched: BTreeMap<Key, (u32, u32)>,
+    /// Scan partitions: a description (synthetic hash, key range, counts, statistics) and
+    /// the row range they cover.
+    parts: Vec<(ChildEntry, LeafLoc)>,
+    loc_of: HashMap<Hash, LeafLoc>,
+}
+
+/// Where a group is in a version, as far as the layout says without reading rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// A delta holds the group's latest rows (or its deletion: `None`).
+    Delta(Option<GroupRef>),
+    /// The group is not in any delta; if anywhere, it is in this base chunk.
+    Chunk(usize),
+    /// The group is not in this version.
+    Absent,
+}
+
+impl View {
+    pub fn new(id: Hash, layout: Layout, base: Arc<Base>, deltas: Vec<Arc<Delta>>) -> View {
+        let mut touched = BTreeMap::new();
+        let mut holes: HashMap<Hash, Vec<Range<u64>>> = HashMap::new();
+        for (di, d) in deltas.iter().enumerate() {
+            for (ei, e) in d.entries.iter().enumerate() {
+                touched.insert(e.key.clone(), (di as u32, ei as u32));
+                if let Some(old) = &e.old {
+                    holes
+                        .entry(old.at.leaf)
+                        .or_default()
+                        .push(old.at.offset..old.at.offset + old.rows);
+                }
+            }
+        }
+        for h in holes.values_mut() {
+            h.sort_by_key(|r| r.start);
+        }
+        let mut parts = Vec::new();
+        for c in &base.chunks {
+            let live = subtract(c.start..c.start + c.rows, holes.get(&c.pack));
+            for r in live {
+                parts.push(part(
+                    c.pack,
+                    r,
+                    c.rows,
+                    c.groups,
+                    &c.first_key,
+                    &c.last_key,
+                    &c.stats,
+                ));
+            }
+        }
+        for d in &deltas {
+            let Some(pack) = d.pack else { continue };
+            // the delta's new rows, in runs of adjacent groups
+            let mut runs: Vec<(Range<u64>, Key, Key, u64)> = Vec::new();
+            for e in &d.entries {
+                let Some(n) = &e.new else { continue };
+                let r = n.at.offset..n.at.offset + n.rows;
+                match runs.last_mut() {
+                    Some(last) if last.0.end == r.start => {
+                        last.0.end = r.end;
+                        last.2 = e.key.clone();
+                        last.3 += 1;
+                    }
+                    _ => runs.push((r, e.key.clone(), e.key.clone(), 1)),
+                }
+            }
+            for (range, first, last, groups) in runs {
+                let rows = range.end - range.start;
+                for r in subtract(range, holes.get(&pack)) {
+                    parts.push(part(pack, r, rows, groups, &first, &last, &d.stats));
+                }
+            }
+        }
+        let loc_of = parts.iter().map(|(e, l)| (e.hash, *l)).collect();
+        View {
+            id,
+            layout,
+            base,
+            deltas,
+            touched,
+            parts,
+            loc_of,
+        }
+    }
+
+    /// The scan partitions (see the module docs).
+    pub fn parts(&self) -> &[(ChildEntry, LeafLoc)] {
+        &self.parts
+    }
+
+    /// The row range of a partition, by its synthetic hash.
+    pub fn loc(&self, part: &Hash) -> Option<LeafLoc> {
+        self.loc_of.get(part).copied()
+    }
+
+    /// Where `key` is, as far as the layout tells.
+    pub fn find(&self, key: &[u8]) -> Found {
+        if let Some(&(d, e)) = self.touched.get(key) {
+            return Found::Delta(self.deltas[d as usize].entries[e as usize].new);
+        }
+        let chunks = &self.base.chunks;
+        let i = chunks.partition_point(|c| c.last_key.as_slice() < key);
+        match chunks.get(i) {
+            Some(c) if c.first_key.as_slice() <= key => Found::Chunk(i),
+            _ => Found::Absent,
+        }
+    }
+
+    /// Every group key a delta of this view touched, with its latest entry.
+    pub fn touched(&self) -> impl Iterator<Item = (&Key, &DeltaEntry)> {
+        self.touched
+            .iter()
+            .map(|(k, &(d, e))| (k, &self.deltas[d as usize].entries[e as usize]))
+    }
+
+    /// Statistics over everything (base chunks and deltas; bounds, not exact).
+    pub fn stats(&self) -> Vec<ColumnStats> {
+        let mut out = Vec::new();
+        let mut first = true;
+        for c in &self.base.chunks {
+            super::format::merge_stats(&mut out, &c.stats, first);
+            first = false;
+        }
+        for d in &self.deltas {
+            if d.rows > 0 {
+                super::format::merge_stats(&mut out, &d.stats, first);
+                first = false;
+            }
+        }
+        out
+    }
+}
+
+/// A partition entry for rows `r` of `pack`, a part of a run of `rows` rows and `groups`
+/// groups (the group count is prorated).
+fn part(
+    pack: Hash,
+    r: Range<u64>,
+    rows: u64,
+    groups: u64,
+    first: &Key,
+    last: &Key,
+    stats: &[ColumnStats],
+) -> (ChildEntry, LeafLoc) {
+    let n = r.end - r.start;
+    let mut h = blake3::Hasher::new();
+    h.update(b"quiver-part");
+    h.update(pack.as_bytes());
+    h.update(&r.start.to_le_bytes());
+    h.update(&n.to_le_bytes());
+    let g = if rows == 0 {
+        0
+    } else {
+        ((groups as u128 * n as u128) / rows as u128).max(1) as u64
+    };
+    (
+        ChildEntry {
+            hash: Hash(*h.finalize().as_bytes()),
+            first_key: first.clone(),
+            last_key: last.clone(),
+            rows: n,
+            groups: g,
+            stats: stats.to_vec(),
+        },
+        LeafLoc {
+            pack,
+            start: r.start,
+            rows: n,
+        },
+    )
+}
+
+/// `r` minus the (sorted) `holes`.
+fn subtract(r: Range<u64>, holes: Option<&Vec<Range<u64>>>) -> Vec<Range<u64>> {
+    let Some(holes) = holes else {
+        return if r.is_empty() { vec![] } else { vec![r] };
+    };
+    let mut out = Vec::new();
+    let mut pos = r.start;
+    let first = holes.partition_point(|h| h.end <= r.start);
+    for h in &holes[first..] {
+        if h.start >= r.end {
+            break;
+        }
+        if h.start > pos {
+            out.push(pos..h.start);
+        }
+        pos = pos.max(h.end);
+    }
+    if pos < r.end {
+        out.push(pos..r.end);
+    }
+    out
+}
+
+/// Views by layout hash (content-addressed, so valid for every catalog), weighed in
+/// partitions + touched groups.
+static VIEWS: LazyLock<Mutex<crate::storage::cache::Lru<Hash, Arc<View>>>> =
+    LazyLock::new(|| Mutex::new(crate::storage::cache::Lru::new(4 << 20)));
+
+pub(crate) fn cached(id: &Hash) -> Option<Arc<View>> {
+    VIEWS.lock().ok().and_then(|mut m| m.get(id))
+}
+
+pub(crate) fn remember(v: Arc<View>) {
+    let weight = v.parts.len() + v.touched.len() + 1;
+    if let Ok(mut m) = VIEWS.lock() {
+        m.insert(v.id, v, weight);
+    }
+}
+
+/// The position of a group found in a base chunk: `(pack, first row)`.
+pub fn at(pack: Hash, row: u64) -> GroupAt {
+    GroupAt {
+        leaf: pack,
+        offset: row,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtract_holes() {
+        let holes = vec![0..2, 5..7, 9..12, 20..30];
+        assert_eq!(subtract(3..15, Some(&holes)), vec![3..5, 7..9, 12..15]);
+        assert_eq!(subtract(5..7, Some(&holes)), Vec::<Range<u64>>::new());
+        assert_eq!(subtract(12..20, Some(&holes)), vec![12..20]);
+        assert_eq!(subtract(3..4, None), vec![3..4]);
+    }
+}
