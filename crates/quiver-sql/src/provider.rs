@@ -321,10 +321,10 @@ impl QuiverTableProvider {
         let cfg = self.snapshot.dataset().config();
         let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
         let counters = Arc::new(PruneCounters::default());
-        // the kept partitions depend on the tree (content-addressed root), the statistics
-        // layout and the filters only
+        // the kept partitions depend on the version's physical layout (content-addressed),
+        // the statistics layout and the filters only
         let key = (
-            self.snapshot.root(),
+            self.snapshot.layout_id().await.map_err(df_err)?,
             format!("{:?}|{filters:?}", cfg.stats_columns),
         );
         let cached = LEAVES.lock().ok().and_then(|m| m.get(&key));
