@@ -1,15 +1,107 @@
 //! Canonical encodings of label data: order-preserving key bytes, the version-independent
 //! group hash, and per-group column statistics.
 //!
-//! The group hash is blake3 over, in order: the tag `quiver-group-v1`, then for each column
-//! of the dataset schema its name and a type tag, then each row (sorted by label key) as a
-//! sequence of values. A value is `0x00` for null, or `0x01` followed by: integers widened
-//! to i64 (signed) or u64 (unsigned) little-endian; floats as f64 bits little-endian with NaN
-//! canonicalised; booleans one byte; strings and binaries a u64 LE length then the bytes;
-//! dates/timestamps/durations as their i64 physical value (the unit is in the type tag);
-//! any other type as the UTF-8 display string, length-prefixed.
+//! Everything hashed here is defined by Quiver, not by arrow: no arrow `Display` string and
+//! no arrow IPC bytes enter a hash, so an arrow upgrade cannot change a hash, and the same
+//! values hash alike whatever physical layout (string views, dictionaries, run-end encoding,
+//! large offsets) they arrive in. This comment is the specification of the format.
+//!
+//! # Notation
+//!
+//! `put_bytes(b)` = the length of `b` as u64 little-endian, then `b`. All integers are
+//! little-endian. `u8`, `u32`, `u64`, `i64` are that many bytes.
+//!
+//! # Type tags (`type_tag`)
+//!
+//! A type tag names the *logical* type of a column. It is a byte string:
+//!
+//! ```text
+//! tag := 0x00                         Null
+//!      | 0x01                         Boolean
+//!      | 0x02 | 0x03 | 0x04 | 0x05    Int8 | Int16 | Int32 | Int64
+//!      | 0x06 | 0x07 | 0x08 | 0x09    UInt8 | UInt16 | UInt32 | UInt64
+//!      | 0x0A | 0x0B | 0x0C           Float16 | Float32 | Float64
+//!      | 0x10                         string: Utf8, LargeUtf8, Utf8View (one tag)
+//!      | 0x11                         binary: Binary, LargeBinary, BinaryView (one tag)
+//!      | 0x12 width:u32               FixedSizeBinary(width)
+//!      | 0x20                         Date32 (days)
+//!      | 0x21                         Date64 (milliseconds)
+//!      | 0x22 unit tz                 Timestamp(unit, tz)
+//!      | 0x23 unit                    Time32(unit), Time64(unit) (the unit decides the width)
+//!      | 0x24 unit                    Duration(unit)
+//!      | 0x25 interval                Interval(interval)
+//!      | 0x30 precision:u8 scale:i8   decimal: Decimal32/64/128/256(precision, scale) (one tag)
+//!      | 0x40 tag(item)               list: List, LargeList, ListView, LargeListView (one tag)
+//!      | 0x41 size:u32 tag(item)      FixedSizeList(item, size)
+//!      | 0x42 n:u32 (put_bytes(name) tag(type)){n}            Struct, fields in order
+//!      | 0x43 tag(key) tag(value)     Map
+//!      | 0x44 n:u32 (id:i8 put_bytes(name) tag(type)){n}      Union (sparse or dense)
+//!      | tag(value)                   Dictionary(_, value), RunEndEncoded(_, value):
+//!                                     the tag of the value type (the encoding is invisible)
+//! unit     := 0x00 second | 0x01 millisecond | 0x02 microsecond | 0x03 nanosecond
+//! tz       := 0x00 (no time zone) | 0x01 put_bytes(time zone string, UTF-8, as given)
+//! interval := 0x00 YearMonth | 0x01 DayTime | 0x02 MonthDayNano
+//! ```
+//!
+//! Names of list items and map entries, nested nullability, field metadata, the map
+//! `sorted` flag and the union mode are not part of a tag: they describe a layout, not the
+//! values. Time zones are compared as strings (`UTC` and `+00:00` are different tags).
+//!
+//! # Values
+//!
+//! ```text
+//! value := 0x00                        null (the Null type is always null)
+//!        | 0x01 payload                non-null
+//!        | 0x01 type_id:i8 value       Union: the type id, then the child's value
+//!        | value of the referenced entry   Dictionary (a null key is 0x00),
+//!                                          RunEndEncoded (the run's value)
+//! payload:
+//!   Boolean                 u8 0x00 or 0x01
+//!   Int8/16/32/64           the value widened to i64, 8 bytes
+//!   UInt8/16/32/64          the value widened to u64, 8 bytes
+//!   Float16/32/64           the value widened to f64; every NaN replaced by the canonical
+//!                           NaN 0x7FF8000000000000; the f64 bits, 8 bytes (-0.0 != 0.0)
+//!   string, binary          put_bytes(the UTF-8 / raw bytes)
+//!   FixedSizeBinary(w)      the w bytes (no length)
+//!   Date32, Date64, Timestamp, Time32, Time64, Duration
+//!                           the stored integer (in the type's unit) widened to i64
+//!   Interval YearMonth      months as i64
+//!   Interval DayTime        days as i64, milliseconds as i64
+//!   Interval MonthDayNano   months as i64, days as i64, nanoseconds as i64
+//!   decimal                 the unscaled integer sign-extended to 256 bits, 32 bytes
+//!   list, Map               count:u64, then value(item) for each item
+//!                           (for a Map each item is value(key) value(value))
+//!   FixedSizeList(_, size)  value(item) for each of the size items (no count)
+//!   Struct                  value(field) for each field, in order
+//! ```
+//!
+//! A null struct, list or map is `0x00` alone (its children are not encoded). A byte `0xFF`
+//! in place of a value or payload marks an array whose type [`check_hashable`] rejects (a
+//! dictionary with a non-integer key, a `Time32` in microseconds, ...); arrow cannot build
+//! such arrays, so it does not occur in practice. [`GroupHasher::try_new`] checks the
+//! types; [`GroupHasher::new`] does not.
+//!
+//! # Group hash (`GroupHasher`)
+//!
+//! blake3 over, in order: the 15 ASCII bytes `quiver-group-v2` (no length prefix); for each
+//! column of the dataset schema, in schema order, `put_bytes(name)` then
+//! `put_bytes(tag(type))`; then for each row (sorted by label key), `value` of each column
+//! in schema order. Row hashes (merge, diff) are the group hash of a one-row range.
+//!
+//! Version history: `quiver-group-v1` used arrow's `Display` of the type as the tag and the
+//! `Display` string of the value for types not listed above; every v2 hash differs from
+//! the v1 hash of the same rows.
+//!
+//! # Key bytes (`key_bytes`)
+//!
+//! Order-preserving (bytewise order of the encodings equals value order, checked by property
+//! tests): Utf8, LargeUtf8, Utf8View and Binary are their bytes; Int8..Int64 are widened to
+//! i64, reinterpreted as u64 with the sign bit flipped, 8 bytes big-endian; UInt8..UInt64
+//! are widened to u64, 8 bytes big-endian. No other type can be a key.
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericListArray, GenericListViewArray, OffsetSizeTrait,
+};
 use arrow::datatypes::*;
 use quiver_tree::{ColumnStats, Hash, StatValue};
 
@@ -89,8 +181,162 @@ pub fn key_display(dt: &DataType, key: &[u8]) -> String {
     }
 }
 
-fn type_tag(dt: &DataType) -> String {
-    dt.to_string()
+/// Prefix of the group hash stream (the group hash format version).
+pub const GROUP_HASH_PREFIX: &[u8] = b"quiver-group-v2";
+
+/// Value byte of an array whose type [`check_hashable`] rejects (never built by arrow).
+const INVALID: u8 = 0xFF;
+
+/// The Quiver type tag of `dt` (see the module documentation).
+pub fn type_tag(dt: &DataType) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(8);
+    put_type_tag(&mut buf, dt);
+    buf
+}
+
+fn unit_code(u: &TimeUnit) -> u8 {
+    match u {
+        TimeUnit::Second => 0,
+        TimeUnit::Millisecond => 1,
+        TimeUnit::Microsecond => 2,
+        TimeUnit::Nanosecond => 3,
+    }
+}
+
+/// Key and value types of a map's entries (a struct of two fields).
+fn map_key_value(entries: &Field) -> Option<(&DataType, &DataType)> {
+    match entries.data_type() {
+        DataType::Struct(fs) if fs.len() == 2 => Some((fs[0].data_type(), fs[1].data_type())),
+        _ => None,
+    }
+}
+
+fn put_type_tag(buf: &mut Vec<u8>, dt: &DataType) {
+    use DataType::*;
+    match dt {
+        Null => buf.push(0x00),
+        Boolean => buf.push(0x01),
+        Int8 => buf.push(0x02),
+        Int16 => buf.push(0x03),
+        Int32 => buf.push(0x04),
+        Int64 => buf.push(0x05),
+        UInt8 => buf.push(0x06),
+        UInt16 => buf.push(0x07),
+        UInt32 => buf.push(0x08),
+        UInt64 => buf.push(0x09),
+        Float16 => buf.push(0x0A),
+        Float32 => buf.push(0x0B),
+        Float64 => buf.push(0x0C),
+        Utf8 | LargeUtf8 | Utf8View => buf.push(0x10),
+        Binary | LargeBinary | BinaryView => buf.push(0x11),
+        FixedSizeBinary(w) => {
+            buf.push(0x12);
+            buf.extend_from_slice(&(*w as u32).to_le_bytes());
+        }
+        Date32 => buf.push(0x20),
+        Date64 => buf.push(0x21),
+        Timestamp(unit, tz) => {
+            buf.push(0x22);
+            buf.push(unit_code(unit));
+            match tz {
+                None => buf.push(0x00),
+                Some(tz) => {
+                    buf.push(0x01);
+                    put_bytes(buf, tz.as_bytes());
+                }
+            }
+        }
+        Time32(unit) | Time64(unit) => {
+            buf.push(0x23);
+            buf.push(unit_code(unit));
+        }
+        Duration(unit) => {
+            buf.push(0x24);
+            buf.push(unit_code(unit));
+        }
+        Interval(iu) => {
+            buf.push(0x25);
+            buf.push(match iu {
+                IntervalUnit::YearMonth => 0,
+                IntervalUnit::DayTime => 1,
+                IntervalUnit::MonthDayNano => 2,
+            });
+        }
+        Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s) => {
+            buf.push(0x30);
+            buf.push(*p);
+            buf.push(*s as u8);
+        }
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) => {
+            buf.push(0x40);
+            put_type_tag(buf, f.data_type());
+        }
+        FixedSizeList(f, n) => {
+            buf.push(0x41);
+            buf.extend_from_slice(&(*n as u32).to_le_bytes());
+            put_type_tag(buf, f.data_type());
+        }
+        Struct(fs) => {
+            buf.push(0x42);
+            buf.extend_from_slice(&(fs.len() as u32).to_le_bytes());
+            for f in fs.iter() {
+                put_bytes(buf, f.name().as_bytes());
+                put_type_tag(buf, f.data_type());
+            }
+        }
+        Map(entries, _sorted) => {
+            buf.push(0x43);
+            match map_key_value(entries) {
+                Some((k, v)) => {
+                    put_type_tag(buf, k);
+                    put_type_tag(buf, v);
+                }
+                // not a valid map (check_hashable rejects it): tag the entries type
+                None => put_type_tag(buf, entries.data_type()),
+            }
+        }
+        Union(fs, _mode) => {
+            buf.push(0x44);
+            buf.extend_from_slice(&(fs.len() as u32).to_le_bytes());
+            for (id, f) in fs.iter() {
+                buf.push(id as u8);
+                put_bytes(buf, f.name().as_bytes());
+                put_type_tag(buf, f.data_type());
+            }
+        }
+        Dictionary(_, v) => put_type_tag(buf, v),
+        RunEndEncoded(_, v) => put_type_tag(buf, v.data_type()),
+    }
+}
+
+/// Whether arrays of `dt` can be group-hashed: every type arrow can build an array of is;
+/// the error names a malformed type (a dictionary with a non-integer key, run ends that are
+/// not Int16/32/64, a `Time32` in micro- or nanoseconds, a negative width, a map whose
+/// entries are not a struct of two fields), looking inside nested types.
+pub fn check_hashable(dt: &DataType) -> Result<(), String> {
+    use DataType::*;
+    let bad = |why: &str| Err(format!("type {dt} cannot be hashed: {why}"));
+    match dt {
+        FixedSizeBinary(w) if *w < 0 => bad("negative width"),
+        Time32(TimeUnit::Microsecond | TimeUnit::Nanosecond) => bad("Time32 must be s or ms"),
+        Time64(TimeUnit::Second | TimeUnit::Millisecond) => bad("Time64 must be us or ns"),
+        List(f) | LargeList(f) | ListView(f) | LargeListView(f) => check_hashable(f.data_type()),
+        FixedSizeList(_, n) if *n < 0 => bad("negative size"),
+        FixedSizeList(f, _) => check_hashable(f.data_type()),
+        Struct(fs) => fs.iter().try_for_each(|f| check_hashable(f.data_type())),
+        Union(fs, _) => fs
+            .iter()
+            .try_for_each(|(_, f)| check_hashable(f.data_type())),
+        Map(entries, _) => match map_key_value(entries) {
+            Some((k, v)) => check_hashable(k).and_then(|_| check_hashable(v)),
+            None => bad("map entries must be a struct of two fields"),
+        },
+        Dictionary(k, _) if !k.is_dictionary_key_type() => bad("dictionary key not an integer"),
+        Dictionary(_, v) => check_hashable(v),
+        RunEndEncoded(r, _) if !r.data_type().is_run_ends_type() => bad("run ends not Int16/32/64"),
+        RunEndEncoded(_, v) => check_hashable(v.data_type()),
+        _ => Ok(()),
+    }
 }
 
 /// Computes group hashes over row ranges of one (sorted) record batch.
@@ -100,14 +346,23 @@ pub struct GroupHasher<'a> {
 }
 
 impl<'a> GroupHasher<'a> {
-    /// Prepare a hasher for `columns` (name, array) in schema order.
+    /// Prepare a hasher for `columns` (name, array) in schema order. Every array arrow can
+    /// build is hashable; [`GroupHasher::try_new`] also checks the types.
     pub fn new(columns: Vec<(&'a str, &'a ArrayRef)>) -> Self {
-        let mut header = b"quiver-group-v1".to_vec();
+        let mut header = GROUP_HASH_PREFIX.to_vec();
         for (name, arr) in &columns {
             put_bytes(&mut header, name.as_bytes());
-            put_bytes(&mut header, type_tag(arr.data_type()).as_bytes());
+            put_bytes(&mut header, &type_tag(arr.data_type()));
         }
         GroupHasher { columns, header }
+    }
+
+    /// [`GroupHasher::new`], after [`check_hashable`] of every column type.
+    pub fn try_new(columns: Vec<(&'a str, &'a ArrayRef)>) -> Result<Self, String> {
+        for (name, arr) in &columns {
+            check_hashable(arr.data_type()).map_err(|e| format!("column '{name}': {e}"))?;
+        }
+        Ok(Self::new(columns))
     }
 
     /// Hash rows `start..start+len` (already sorted by label key).
@@ -131,7 +386,73 @@ fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+fn put_f64(buf: &mut Vec<u8>, v: f64) {
+    let bits = if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    };
+    buf.extend_from_slice(&bits.to_le_bytes())
+}
+
+/// Append the canonical encoding of `array[row]` (see the module documentation).
 fn encode_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
+    use DataType::*;
+    // Types whose value lives in a child array: encode the value they point at.
+    match array.data_type() {
+        Null => {
+            buf.push(0);
+            return;
+        }
+        Dictionary(k, _) => {
+            if array.is_null(row) {
+                buf.push(0);
+                return;
+            }
+            macro_rules! dict {
+                ($t:ty) => {{
+                    let d = array.as_dictionary::<$t>();
+                    encode_value(buf, d.values().as_ref(), d.keys().value(row).as_usize())
+                }};
+            }
+            match k.as_ref() {
+                Int8 => dict!(Int8Type),
+                Int16 => dict!(Int16Type),
+                Int32 => dict!(Int32Type),
+                Int64 => dict!(Int64Type),
+                UInt8 => dict!(UInt8Type),
+                UInt16 => dict!(UInt16Type),
+                UInt32 => dict!(UInt32Type),
+                UInt64 => dict!(UInt64Type),
+                _ => buf.push(INVALID),
+            }
+            return;
+        }
+        RunEndEncoded(r, _) => {
+            macro_rules! ree {
+                ($t:ty) => {{
+                    let a = array.as_run::<$t>();
+                    encode_value(buf, a.values().as_ref(), a.get_physical_index(row))
+                }};
+            }
+            match r.data_type() {
+                Int16 => ree!(Int16Type),
+                Int32 => ree!(Int32Type),
+                Int64 => ree!(Int64Type),
+                _ => buf.push(INVALID),
+            }
+            return;
+        }
+        Union(..) => {
+            let u = array.as_union();
+            let id = u.type_id(row);
+            buf.push(1);
+            buf.push(id as u8);
+            encode_value(buf, u.child(id).as_ref(), u.value_offset(row));
+            return;
+        }
+        _ => {}
+    }
     if array.is_null(row) {
         buf.push(0);
         return;
@@ -147,44 +468,118 @@ fn encode_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
             buf.extend_from_slice(&(array.as_primitive::<$t>().value(row) as u64).to_le_bytes())
         };
     }
-    macro_rules! float {
-        ($v:expr) => {{
-            let v: f64 = $v;
-            let bits = if v.is_nan() {
-                f64::NAN.to_bits()
-            } else {
-                v.to_bits()
-            };
-            buf.extend_from_slice(&bits.to_le_bytes())
+    macro_rules! decimal {
+        ($t:ty) => {{
+            let v = i256::from_i128(array.as_primitive::<$t>().value(row) as i128);
+            buf.extend_from_slice(&v.to_le_bytes())
         }};
     }
     match array.data_type() {
-        DataType::Boolean => buf.push(array.as_boolean().value(row) as u8),
-        DataType::Int8 => int!(Int8Type),
-        DataType::Int16 => int!(Int16Type),
-        DataType::Int32 => int!(Int32Type),
-        DataType::Int64 => int!(Int64Type),
-        DataType::UInt8 => uint!(UInt8Type),
-        DataType::UInt16 => uint!(UInt16Type),
-        DataType::UInt32 => uint!(UInt32Type),
-        DataType::UInt64 => uint!(UInt64Type),
-        DataType::Float32 => float!(array.as_primitive::<Float32Type>().value(row) as f64),
-        DataType::Float64 => float!(array.as_primitive::<Float64Type>().value(row)),
-        DataType::Date32 => int!(Date32Type),
-        DataType::Date64 => int!(Date64Type),
-        DataType::Timestamp(TimeUnit::Second, _) => int!(TimestampSecondType),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => int!(TimestampMillisecondType),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => int!(TimestampMicrosecondType),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => int!(TimestampNanosecondType),
-        DataType::Utf8 => put_bytes(buf, array.as_string::<i32>().value(row).as_bytes()),
-        DataType::LargeUtf8 => put_bytes(buf, array.as_string::<i64>().value(row).as_bytes()),
-        DataType::Utf8View => put_bytes(buf, array.as_string_view().value(row).as_bytes()),
-        DataType::Binary => put_bytes(buf, array.as_binary::<i32>().value(row)),
-        DataType::LargeBinary => put_bytes(buf, array.as_binary::<i64>().value(row)),
-        _ => {
-            let s = arrow::util::display::array_value_to_string(array, row).unwrap_or_default();
-            put_bytes(buf, s.as_bytes())
+        Boolean => buf.push(array.as_boolean().value(row) as u8),
+        Int8 => int!(Int8Type),
+        Int16 => int!(Int16Type),
+        Int32 => int!(Int32Type),
+        Int64 => int!(Int64Type),
+        UInt8 => uint!(UInt8Type),
+        UInt16 => uint!(UInt16Type),
+        UInt32 => uint!(UInt32Type),
+        UInt64 => uint!(UInt64Type),
+        Float16 => put_f64(buf, array.as_primitive::<Float16Type>().value(row).to_f64()),
+        Float32 => put_f64(buf, array.as_primitive::<Float32Type>().value(row) as f64),
+        Float64 => put_f64(buf, array.as_primitive::<Float64Type>().value(row)),
+        Utf8 => put_bytes(buf, array.as_string::<i32>().value(row).as_bytes()),
+        LargeUtf8 => put_bytes(buf, array.as_string::<i64>().value(row).as_bytes()),
+        Utf8View => put_bytes(buf, array.as_string_view().value(row).as_bytes()),
+        Binary => put_bytes(buf, array.as_binary::<i32>().value(row)),
+        LargeBinary => put_bytes(buf, array.as_binary::<i64>().value(row)),
+        BinaryView => put_bytes(buf, array.as_binary_view().value(row)),
+        FixedSizeBinary(_) => buf.extend_from_slice(array.as_fixed_size_binary().value(row)),
+        Date32 => int!(Date32Type),
+        Date64 => int!(Date64Type),
+        Timestamp(TimeUnit::Second, _) => int!(TimestampSecondType),
+        Timestamp(TimeUnit::Millisecond, _) => int!(TimestampMillisecondType),
+        Timestamp(TimeUnit::Microsecond, _) => int!(TimestampMicrosecondType),
+        Timestamp(TimeUnit::Nanosecond, _) => int!(TimestampNanosecondType),
+        Time32(TimeUnit::Second) => int!(Time32SecondType),
+        Time32(TimeUnit::Millisecond) => int!(Time32MillisecondType),
+        Time64(TimeUnit::Microsecond) => int!(Time64MicrosecondType),
+        Time64(TimeUnit::Nanosecond) => int!(Time64NanosecondType),
+        Time32(_) | Time64(_) => buf.push(INVALID),
+        Duration(TimeUnit::Second) => int!(DurationSecondType),
+        Duration(TimeUnit::Millisecond) => int!(DurationMillisecondType),
+        Duration(TimeUnit::Microsecond) => int!(DurationMicrosecondType),
+        Duration(TimeUnit::Nanosecond) => int!(DurationNanosecondType),
+        Interval(IntervalUnit::YearMonth) => int!(IntervalYearMonthType),
+        Interval(IntervalUnit::DayTime) => {
+            let v = array.as_primitive::<IntervalDayTimeType>().value(row);
+            buf.extend_from_slice(&(v.days as i64).to_le_bytes());
+            buf.extend_from_slice(&(v.milliseconds as i64).to_le_bytes());
         }
+        Interval(IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            buf.extend_from_slice(&(v.months as i64).to_le_bytes());
+            buf.extend_from_slice(&(v.days as i64).to_le_bytes());
+            buf.extend_from_slice(&v.nanoseconds.to_le_bytes());
+        }
+        Decimal32(..) => decimal!(Decimal32Type),
+        Decimal64(..) => decimal!(Decimal64Type),
+        Decimal128(..) => decimal!(Decimal128Type),
+        Decimal256(..) => buf.extend_from_slice(
+            &array
+                .as_primitive::<Decimal256Type>()
+                .value(row)
+                .to_le_bytes(),
+        ),
+        List(_) => encode_list(buf, array.as_list::<i32>(), row),
+        LargeList(_) => encode_list(buf, array.as_list::<i64>(), row),
+        ListView(_) => encode_list_view(buf, array.as_list_view::<i32>(), row),
+        LargeListView(_) => encode_list_view(buf, array.as_list_view::<i64>(), row),
+        FixedSizeList(_, n) => {
+            let a = array.as_fixed_size_list();
+            let start = a.value_offset(row) as usize;
+            for i in start..start + (*n).max(0) as usize {
+                encode_value(buf, a.values().as_ref(), i);
+            }
+        }
+        Struct(_) => {
+            for c in array.as_struct().columns() {
+                encode_value(buf, c.as_ref(), row);
+            }
+        }
+        Map(..) => {
+            let m = array.as_map();
+            let offs = m.value_offsets();
+            let (start, end) = (offs[row] as usize, offs[row + 1] as usize);
+            buf.extend_from_slice(&((end - start) as u64).to_le_bytes());
+            for i in start..end {
+                encode_value(buf, m.keys().as_ref(), i);
+                encode_value(buf, m.values().as_ref(), i);
+            }
+        }
+        // handled above (they encode the value of a child array)
+        Null | Dictionary(..) | RunEndEncoded(..) | Union(..) => buf.push(INVALID),
+    }
+}
+
+fn encode_list<O: OffsetSizeTrait>(buf: &mut Vec<u8>, a: &GenericListArray<O>, row: usize) {
+    let offs = a.value_offsets();
+    let (start, end) = (offs[row].as_usize(), offs[row + 1].as_usize());
+    buf.extend_from_slice(&((end - start) as u64).to_le_bytes());
+    for i in start..end {
+        encode_value(buf, a.values().as_ref(), i);
+    }
+}
+
+fn encode_list_view<O: OffsetSizeTrait>(
+    buf: &mut Vec<u8>,
+    a: &GenericListViewArray<O>,
+    row: usize,
+) {
+    let start = a.value_offsets()[row].as_usize();
+    let len = a.value_sizes()[row].as_usize();
+    buf.extend_from_slice(&(len as u64).to_le_bytes());
+    for i in start..start + len {
+        encode_value(buf, a.values().as_ref(), i);
     }
 }
 
@@ -301,7 +696,9 @@ pub fn column_stats(array: &dyn Array, start: usize, len: usize) -> ColumnStats 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::*;
+    use arrow::compute::cast;
+    use proptest::prelude::*;
     use std::sync::Arc;
 
     #[test]
@@ -333,5 +730,680 @@ mod tests {
             GroupHasher::new(vec![("c", &a)]).hash(1, 1),
             GroupHasher::new(vec![("c", &s)]).hash(0, 1)
         );
+    }
+
+    /// Hash of all rows of `batch`, columns in schema order (what the writer does).
+    fn batch_hash(batch: &RecordBatch) -> String {
+        let schema = batch.schema();
+        let cols: Vec<(&str, &ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| (f.name().as_str(), c))
+            .collect();
+        GroupHasher::try_new(cols)
+            .unwrap()
+            .hash(0, batch.num_rows())
+            .to_hex()
+    }
+
+    /// One group of the demo schema (`crate::demo::schema`), sorted by label key, with
+    /// literal values (nulls in the nullable columns of the pending label).
+    fn demo_group() -> RecordBatch {
+        let ts = |us: i64| Some(crate::demo::START_MICROS + us);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["img-00000042"; 3])),
+            Arc::new(Int64Array::from(vec![0, 1, 2])),
+            Arc::new(StringArray::from(vec![
+                "6e3f0c9d2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+                3
+            ])),
+            Arc::new(StringArray::from(vec!["person", "dog", "traffic light"])),
+            Arc::new(Float32Array::from(vec![0.125, 0.5, 0.75])),
+            Arc::new(Float32Array::from(vec![0.25, 0.0, 0.0625])),
+            Arc::new(Float32Array::from(vec![0.5, 0.25, 0.01])),
+            Arc::new(Float32Array::from(vec![0.375, 0.5, 0.2])),
+            Arc::new(Float32Array::from(vec![Some(0.9375), None, Some(0.125)])),
+            Arc::new(StringArray::from(vec!["approved", "pending", "rejected"])),
+            Arc::new(StringArray::from(vec![
+                Some("alice"),
+                None,
+                Some("mallory"),
+            ])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![ts(3_600_000_000), None, ts(86_400_000_000)])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(vec!["2.2"; 3])),
+        ];
+        RecordBatch::try_new(crate::demo::schema(), cols).unwrap()
+    }
+
+    /// A group with integer keys (Int64 group, UInt32 label) and a FixedSizeBinary(32)
+    /// image hash, as in the benchmark tables.
+    fn int_key_group() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("frame", DataType::Int64, false),
+            Field::new("object", DataType::UInt32, false),
+            Field::new("image_hash", DataType::FixedSizeBinary(32), false),
+            Field::new("class_id", DataType::Int16, false),
+            Field::new("confidence", DataType::Float64, true),
+            Field::new("occluded", DataType::Boolean, true),
+        ]));
+        let hashes: Vec<[u8; 32]> = vec![[0xAB; 32], [0x01; 32], {
+            let mut h = [0u8; 32];
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            h
+        }];
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![-7, -7, -7])),
+            Arc::new(UInt32Array::from(vec![1, 2, 4_000_000_000])),
+            Arc::new(
+                FixedSizeBinaryArray::try_from_iter(hashes.iter().map(|h| h.as_slice())).unwrap(),
+            ),
+            Arc::new(Int16Array::from(vec![3, -1, 300])),
+            Arc::new(Float64Array::from(vec![Some(0.5), None, Some(f64::NAN)])),
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+        ];
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    /// Golden: the group hash of a fixed demo group. A change here changes every stored
+    /// group hash (bump `GROUP_HASH_PREFIX` and docs/FORMAT.md §7.2).
+    #[test]
+    fn golden_demo_group_hash() {
+        let b = demo_group();
+        assert_eq!(
+            batch_hash(&b),
+            "7b473ccc6092dae2d155cb9c79d121ac537b0aa7cb71e1d93415495d1e40373b"
+        );
+        assert_eq!(
+            batch_hash(&b.slice(1, 1)),
+            "ed29c0c8c5f2dfb5f6d0fee36522759738616ddb1bf620963b27306bfbcbfa5e"
+        );
+    }
+
+    /// Golden: integer keys and a FixedSizeBinary column (NaN and nulls included).
+    #[test]
+    fn golden_int_key_group_hash() {
+        assert_eq!(
+            batch_hash(&int_key_group()),
+            "7b0e9e86ac02a6f5694d7c9ce17af34f801d64e30747b3a79870cbfd7190208a"
+        );
+    }
+
+    fn put(buf: &mut Vec<u8>, b: &[u8]) {
+        buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        buf.extend_from_slice(b);
+    }
+
+    /// The module documentation, followed by hand: the hashed stream of a small group.
+    #[test]
+    fn hash_stream_matches_the_spec() {
+        let s: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), None]));
+        let i: ArrayRef = Arc::new(Int8Array::from(vec![-2, 7]));
+        let f: ArrayRef = Arc::new(Float32Array::from(vec![f32::NAN, 1.5]));
+        let t: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(vec![Some(5), None]).with_timezone("UTC"));
+        let fsb: ArrayRef = Arc::new(
+            FixedSizeBinaryArray::try_from_iter([[1u8, 2], [3, 4]].iter().map(|v| v.as_slice()))
+                .unwrap(),
+        );
+        let d: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![-1i128, 12345])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
+        );
+        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<UInt16Type, _, _>(vec![
+            Some(vec![Some(9)]),
+            Some(vec![]),
+        ]));
+        let cols = vec![
+            ("s", &s),
+            ("i", &i),
+            ("f", &f),
+            ("t", &t),
+            ("b", &fsb),
+            ("d", &d),
+            ("l", &l),
+        ];
+        let got = GroupHasher::new(cols).hash(0, 2);
+
+        let mut e = b"quiver-group-v2".to_vec();
+        put(&mut e, b"s");
+        put(&mut e, &[0x10]);
+        put(&mut e, b"i");
+        put(&mut e, &[0x02]);
+        put(&mut e, b"f");
+        put(&mut e, &[0x0B]);
+        put(&mut e, b"t");
+        put(
+            &mut e,
+            &[0x22, 0x01, 0x01, 3, 0, 0, 0, 0, 0, 0, 0, b'U', b'T', b'C'],
+        );
+        put(&mut e, b"b");
+        put(&mut e, &[0x12, 2, 0, 0, 0]);
+        put(&mut e, b"d");
+        put(&mut e, &[0x30, 10, 2]);
+        put(&mut e, b"l");
+        put(&mut e, &[0x40, 0x07]);
+        // row 0
+        e.push(1);
+        put(&mut e, b"ab");
+        e.push(1);
+        e.extend_from_slice(&(-2i64).to_le_bytes());
+        e.push(1);
+        e.extend_from_slice(&0x7FF8_0000_0000_0000u64.to_le_bytes());
+        e.push(1);
+        e.extend_from_slice(&5i64.to_le_bytes());
+        e.extend_from_slice(&[1, 1, 2]);
+        e.push(1);
+        e.extend_from_slice(&[0xFF; 32]); // -1 as i256
+        e.push(1);
+        e.extend_from_slice(&1u64.to_le_bytes());
+        e.push(1);
+        e.extend_from_slice(&9u64.to_le_bytes());
+        // row 1
+        e.push(0);
+        e.push(1);
+        e.extend_from_slice(&7i64.to_le_bytes());
+        e.push(1);
+        e.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        e.push(0);
+        e.extend_from_slice(&[1, 3, 4]);
+        e.push(1);
+        let mut d1 = [0u8; 32];
+        d1[..8].copy_from_slice(&12345i64.to_le_bytes());
+        e.extend_from_slice(&d1);
+        e.push(1);
+        e.extend_from_slice(&0u64.to_le_bytes());
+        assert_eq!(got, Hash::of(&e));
+    }
+
+    /// The same values hash alike in every physical layout: string layouts, dictionaries
+    /// and run-end encoding of strings, binary layouts, decimal and list widths.
+    #[test]
+    fn layouts_hash_alike() {
+        let b = demo_group();
+        let with = |conv: &dyn Fn(&ArrayRef) -> ArrayRef| {
+            let schema = Arc::new(Schema::new(
+                b.schema()
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| {
+                        let dt = if f.data_type() == &DataType::Utf8 {
+                            conv(c).data_type().clone()
+                        } else {
+                            f.data_type().clone()
+                        };
+                        Field::new(f.name(), dt, f.is_nullable())
+                    })
+                    .collect::<Vec<_>>(),
+            ));
+            let cols = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    if c.data_type() == &DataType::Utf8 {
+                        conv(c)
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            batch_hash(&RecordBatch::try_new(schema, cols).unwrap())
+        };
+        let plain = batch_hash(&b);
+        let to = |dt: DataType| move |c: &ArrayRef| cast(c, &dt).unwrap();
+        assert_eq!(with(&to(DataType::LargeUtf8)), plain);
+        assert_eq!(with(&to(DataType::Utf8View)), plain);
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert_eq!(with(&to(dict)), plain);
+        let dict8 = DataType::Dictionary(Box::new(DataType::UInt8), Box::new(DataType::Utf8View));
+        assert_eq!(with(&to(dict8)), plain);
+        let ree = |c: &ArrayRef| -> ArrayRef {
+            let s = c.as_string::<i32>();
+            let mut bld = arrow::array::builder::StringRunBuilder::<Int32Type>::new();
+            for v in s.iter() {
+                bld.append_option(v);
+            }
+            Arc::new(bld.finish())
+        };
+        assert_eq!(with(&ree), plain);
+        // a dictionary whose *values* hold the nulls hashes like a null string
+        let dict_null_values = |c: &ArrayRef| -> ArrayRef {
+            let s = c.as_string::<i32>();
+            let mut vals: Vec<Option<&str>> = vec![None];
+            let mut keys = Vec::new();
+            for v in s.iter() {
+                keys.push(vals.len() as i16);
+                vals.push(v);
+            }
+            Arc::new(
+                DictionaryArray::<Int16Type>::try_new(
+                    Int16Array::from(keys),
+                    Arc::new(StringArray::from(vals)),
+                )
+                .unwrap(),
+            )
+        };
+        assert_eq!(with(&dict_null_values), plain);
+        // and a changed value does change the hash in every layout
+        let changed = |c: &ArrayRef| -> ArrayRef {
+            let s = c.as_string::<i32>();
+            Arc::new(StringArray::from_iter(
+                s.iter().map(|v| v.map(|v| v.replace("dog", "cat"))),
+            ))
+        };
+        assert_ne!(with(&changed), plain);
+
+        let one = |a: ArrayRef| {
+            let name = "c";
+            GroupHasher::try_new(vec![(name, &a)])
+                .unwrap()
+                .hash(0, a.len())
+        };
+        let bin: ArrayRef = Arc::new(BinaryArray::from_opt_vec(vec![
+            Some(b"\x00\xff".as_slice()),
+            None,
+            Some(b"".as_slice()),
+        ]));
+        for dt in [
+            DataType::LargeBinary,
+            DataType::BinaryView,
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Binary)),
+        ] {
+            assert_eq!(one(cast(&bin, &dt).unwrap()), one(bin.clone()), "{dt}");
+        }
+        let d128: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(-12345), None, Some(i128::MAX / 7)])
+                .with_precision_and_scale(38, 4)
+                .unwrap(),
+        );
+        assert_eq!(
+            one(cast(&d128, &DataType::Decimal256(38, 4)).unwrap()),
+            one(d128.clone())
+        );
+        let small: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(-5), None, Some(9)])
+                .with_precision_and_scale(5, 1)
+                .unwrap(),
+        );
+        for dt in [DataType::Decimal32(5, 1), DataType::Decimal64(5, 1)] {
+            assert_eq!(one(cast(&small, &dt).unwrap()), one(small.clone()), "{dt}");
+        }
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+            Some(vec![]),
+        ]));
+        let large = DataType::LargeList(Arc::new(Field::new("element", DataType::Int32, true)));
+        assert_eq!(one(cast(&list, &large).unwrap()), one(list.clone()));
+        // the same rows as a list view, items out of order in the values array
+        let view: ArrayRef = Arc::new(
+            ListViewArray::try_new(
+                Arc::new(Field::new_list_field(DataType::Int32, true)),
+                vec![1, 0, 0].into(),
+                vec![2, 0, 0].into(),
+                Arc::new(Int32Array::from(vec![Some(7), Some(1), None])),
+                Some(vec![true, false, true].into()),
+            )
+            .unwrap(),
+        );
+        assert_eq!(one(view.clone()), one(list.clone()));
+        let large_view =
+            DataType::LargeListView(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        assert_eq!(type_tag(&large_view), type_tag(list.data_type()));
+        // sparse and dense unions of the same values
+        let fields = UnionFields::try_new(
+            vec![0, 3],
+            vec![
+                Field::new("i", DataType::Int32, true),
+                Field::new("s", DataType::Utf8, true),
+            ],
+        )
+        .unwrap();
+        let sparse: ArrayRef = Arc::new(
+            UnionArray::try_new(
+                fields.clone(),
+                vec![0, 3, 0].into(),
+                None,
+                vec![
+                    Arc::new(Int32Array::from(vec![Some(4), None, None])) as ArrayRef,
+                    Arc::new(StringArray::from(vec![None, Some("x"), None])),
+                ],
+            )
+            .unwrap(),
+        );
+        let dense: ArrayRef = Arc::new(
+            UnionArray::try_new(
+                fields,
+                vec![0, 3, 0].into(),
+                Some(vec![0, 0, 1].into()),
+                vec![
+                    Arc::new(Int32Array::from(vec![Some(4), None])) as ArrayRef,
+                    Arc::new(StringArray::from(vec![Some("x")])),
+                ],
+            )
+            .unwrap(),
+        );
+        assert_eq!(one(dense), one(sparse));
+        // map: key and value per entry, whatever the entries are called
+        let map = |names: (&str, &str), vals: [i64; 2]| -> ArrayRef {
+            let mut m = arrow::array::builder::MapBuilder::new(
+                Some(arrow::array::builder::MapFieldNames {
+                    entry: "entries".into(),
+                    key: names.0.into(),
+                    value: names.1.into(),
+                }),
+                StringBuilder::new(),
+                Int64Builder::new(),
+            );
+            m.keys().append_value("a");
+            m.values().append_value(vals[0]);
+            m.keys().append_value("b");
+            m.values().append_value(vals[1]);
+            m.append(true).unwrap();
+            m.append(false).unwrap();
+            Arc::new(m.finish())
+        };
+        assert_eq!(
+            one(map(("key", "value"), [1, 2])),
+            one(map(("keys", "values"), [1, 2]))
+        );
+        assert_ne!(
+            one(map(("key", "value"), [1, 2])),
+            one(map(("key", "value"), [1, 3]))
+        );
+        // fixed-size lists: the items, no count
+        let fsl: ArrayRef = Arc::new(FixedSizeListArray::from_iter_primitive::<Int8Type, _, _>(
+            vec![Some(vec![Some(1), None]), None],
+            2,
+        ));
+        let mut e = b"quiver-group-v2".to_vec();
+        put(&mut e, b"c");
+        put(&mut e, &[0x41, 2, 0, 0, 0, 0x02]);
+        e.extend_from_slice(&[1, 1]);
+        e.extend_from_slice(&1i64.to_le_bytes());
+        e.extend_from_slice(&[0, 0]);
+        assert_eq!(one(fsl), Hash::of(&e));
+        // Utf8 and LargeUtf8 also give the same header, with or without nulls
+        assert_eq!(type_tag(&DataType::Utf8), type_tag(&DataType::LargeUtf8));
+        assert_eq!(type_tag(&DataType::Utf8), type_tag(&DataType::Utf8View));
+    }
+
+    fn all_types() -> Vec<DataType> {
+        use DataType::*;
+        let item = |dt: DataType| Arc::new(Field::new("item", dt, true));
+        let mut v = vec![
+            Null,
+            Boolean,
+            Int8,
+            Int16,
+            Int32,
+            Int64,
+            UInt8,
+            UInt16,
+            UInt32,
+            UInt64,
+            Float16,
+            Float32,
+            Float64,
+            Utf8,
+            Binary,
+            FixedSizeBinary(32),
+            FixedSizeBinary(16),
+            Date32,
+            Date64,
+            Timestamp(TimeUnit::Second, None),
+            Timestamp(TimeUnit::Millisecond, None),
+            Timestamp(TimeUnit::Microsecond, None),
+            Timestamp(TimeUnit::Nanosecond, None),
+            Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Timestamp(TimeUnit::Microsecond, Some("Europe/Paris".into())),
+            Time32(TimeUnit::Second),
+            Time32(TimeUnit::Millisecond),
+            Time64(TimeUnit::Microsecond),
+            Time64(TimeUnit::Nanosecond),
+            Duration(TimeUnit::Second),
+            Duration(TimeUnit::Millisecond),
+            Duration(TimeUnit::Microsecond),
+            Duration(TimeUnit::Nanosecond),
+            Interval(IntervalUnit::YearMonth),
+            Interval(IntervalUnit::DayTime),
+            Interval(IntervalUnit::MonthDayNano),
+            Decimal128(10, 2),
+            Decimal128(10, 3),
+            Decimal256(50, 2),
+            List(item(Int32)),
+            List(item(Utf8)),
+            FixedSizeList(item(Float32), 4),
+            FixedSizeList(item(Float32), 2),
+            Struct(Fields::from(vec![
+                Field::new("x", Float32, true),
+                Field::new("y", Float32, true),
+            ])),
+            Struct(Fields::from(vec![
+                Field::new("y", Float32, true),
+                Field::new("x", Float32, true),
+            ])),
+            Map(
+                Arc::new(Field::new(
+                    "entries",
+                    Struct(Fields::from(vec![
+                        Field::new("keys", Utf8, false),
+                        Field::new("values", Int64, true),
+                    ])),
+                    false,
+                )),
+                false,
+            ),
+            Union(
+                UnionFields::try_new(
+                    vec![0, 1],
+                    vec![Field::new("i", Int32, true), Field::new("s", Utf8, true)],
+                )
+                .unwrap(),
+                UnionMode::Sparse,
+            ),
+        ];
+        v.push(List(item(v[v.len() - 4].clone())));
+        v
+    }
+
+    /// Distinct logical types get distinct tags, and arrays of every type hash (nulls,
+    /// slices) without touching arrow's Display.
+    #[test]
+    fn every_type_has_a_distinct_tag_and_hashes() {
+        let types = all_types();
+        let mut seen = std::collections::BTreeMap::new();
+        for dt in &types {
+            assert_eq!(check_hashable(dt), Ok(()), "{dt}");
+            if let Some(other) = seen.insert(type_tag(dt), dt.clone()) {
+                panic!("{dt} and {other} share a tag");
+            }
+            let a = arrow::array::new_null_array(dt, 3);
+            let h = GroupHasher::try_new(vec![("c", &a)]).unwrap();
+            let _ = (h.hash(0, 3), h.hash(1, 2));
+        }
+        use DataType::*;
+        let bad = [
+            Dictionary(Box::new(Utf8), Box::new(Utf8)),
+            Time32(TimeUnit::Microsecond),
+            Time64(TimeUnit::Second),
+            FixedSizeBinary(-1),
+            List(Arc::new(Field::new_list_field(
+                RunEndEncoded(
+                    Arc::new(Field::new("run_ends", Int8, false)),
+                    Arc::new(Field::new("values", Utf8, true)),
+                ),
+                true,
+            ))),
+        ];
+        for dt in &bad {
+            assert!(check_hashable(dt).is_err(), "{dt}");
+        }
+    }
+
+    /// Non-null values of nested and temporal types: boundaries and nulls are encoded.
+    #[test]
+    fn nested_values_are_framed() {
+        let one = |a: ArrayRef| GroupHasher::new(vec![("c", &a)]).hash(0, a.len()).to_hex();
+        let l = |rows: Vec<Option<Vec<Option<i32>>>>| -> ArrayRef {
+            Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(rows))
+        };
+        let a = one(l(vec![Some(vec![Some(1), Some(2)]), Some(vec![Some(3)])]));
+        let b = one(l(vec![Some(vec![Some(1)]), Some(vec![Some(2), Some(3)])]));
+        let c = one(l(vec![Some(vec![]), None]));
+        let d = one(l(vec![None, Some(vec![])]));
+        assert_ne!(a, b);
+        assert_ne!(c, d);
+        let st = |x: Vec<Option<f32>>, valid: Option<Vec<bool>>| -> ArrayRef {
+            Arc::new(
+                StructArray::try_new(
+                    Fields::from(vec![Field::new("x", DataType::Float32, true)]),
+                    vec![Arc::new(Float32Array::from(x)) as ArrayRef],
+                    valid.map(Into::into),
+                )
+                .unwrap(),
+            )
+        };
+        assert_ne!(
+            one(st(vec![None, Some(1.0)], None)),
+            one(st(vec![Some(0.0), Some(1.0)], Some(vec![false, true])))
+        );
+        // union: the type id is part of the value
+        let fields = UnionFields::try_new(
+            vec![0, 1],
+            vec![
+                Field::new("a", DataType::Int32, true),
+                Field::new("b", DataType::Int32, true),
+            ],
+        )
+        .unwrap();
+        let u = |ids: Vec<i8>| -> ArrayRef {
+            Arc::new(
+                UnionArray::try_new(
+                    fields.clone(),
+                    ids.into(),
+                    None,
+                    vec![
+                        Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef,
+                        Arc::new(Int32Array::from(vec![1, 2])),
+                    ],
+                )
+                .unwrap(),
+            )
+        };
+        assert_ne!(one(u(vec![0, 1])), one(u(vec![0, 0])));
+        // f16 and f32 widen to f64 (the tag tells them apart); NaNs are canonical
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![
+            f64::NAN,
+            -f64::NAN,
+            f64::from_bits(0x7FF0_0000_0000_0001),
+        ]));
+        let g: ArrayRef = Arc::new(Float64Array::from(vec![f64::NAN; 3]));
+        assert_eq!(one(f), one(g));
+        let f32s: ArrayRef = Arc::new(Float32Array::from(vec![0.5, f32::NAN]));
+        let f16s = cast(&f32s, &DataType::Float16).unwrap();
+        let mut e = b"quiver-group-v2".to_vec();
+        put(&mut e, b"c");
+        put(&mut e, &[0x0A]);
+        for v in [0.5f64, f64::NAN] {
+            e.push(1);
+            e.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        assert_eq!(one(f16s), Hash::of(&e).to_hex());
+    }
+
+    /// Unknown layouts never fall back to Display: a Duration hashes its integer.
+    #[test]
+    fn durations_hash_their_integer() {
+        let a: ArrayRef = Arc::new(DurationSecondArray::from(vec![60]));
+        let mut e = b"quiver-group-v2".to_vec();
+        put(&mut e, b"c");
+        put(&mut e, &[0x24, 0x00]);
+        e.push(1);
+        e.extend_from_slice(&60i64.to_le_bytes());
+        assert_eq!(GroupHasher::new(vec![("c", &a)]).hash(0, 1), Hash::of(&e));
+    }
+
+    fn key_cmp(a: ArrayRef) -> std::cmp::Ordering {
+        key_bytes(a.as_ref(), 0)
+            .unwrap()
+            .cmp(&key_bytes(a.as_ref(), 1).unwrap())
+    }
+
+    macro_rules! order_prop {
+        ($name:ident, $t:ty, $arr:ty) => {
+            proptest! {
+                #[test]
+                fn $name(a in any::<$t>(), b in any::<$t>()) {
+                    let arr: ArrayRef = Arc::new(<$arr>::from(vec![a, b]));
+                    prop_assert!(is_key_type(arr.data_type()));
+                    prop_assert_eq!(key_cmp(arr), a.cmp(&b));
+                }
+            }
+        };
+    }
+    order_prop!(key_order_i8, i8, Int8Array);
+    order_prop!(key_order_i16, i16, Int16Array);
+    order_prop!(key_order_i32, i32, Int32Array);
+    order_prop!(key_order_i64, i64, Int64Array);
+    order_prop!(key_order_u8, u8, UInt8Array);
+    order_prop!(key_order_u16, u16, UInt16Array);
+    order_prop!(key_order_u32, u32, UInt32Array);
+    order_prop!(key_order_u64, u64, UInt64Array);
+
+    proptest! {
+        #[test]
+        fn key_order_strings(a in any::<String>(), b in any::<String>()) {
+            let v = vec![a.as_str(), b.as_str()];
+            for arr in [
+                Arc::new(StringArray::from(v.clone())) as ArrayRef,
+                Arc::new(LargeStringArray::from(v.clone())),
+                Arc::new(StringViewArray::from(v.clone())),
+            ] {
+                prop_assert_eq!(key_cmp(arr), a.cmp(&b));
+            }
+        }
+
+        #[test]
+        fn key_order_binaries(
+            a in proptest::collection::vec(any::<u8>(), 0..40),
+            b in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let arr: ArrayRef = Arc::new(BinaryArray::from_vec(vec![&a, &b]));
+            prop_assert_eq!(key_cmp(arr), a.cmp(&b));
+        }
+
+        #[test]
+        fn key_order_near_values(a in any::<i64>(), d in -2i64..=2) {
+            let b = a.saturating_add(d);
+            let arr: ArrayRef = Arc::new(Int64Array::from(vec![a, b]));
+            prop_assert_eq!(key_cmp(arr), a.cmp(&b));
+        }
+
+        /// Random strings (and nulls) hash alike as Utf8, LargeUtf8, Utf8View and
+        /// dictionaries.
+        #[test]
+        fn string_layouts_hash_alike(
+            v in proptest::collection::vec(proptest::option::of(".{0,20}"), 1..12)
+        ) {
+            let base: ArrayRef = Arc::new(StringArray::from(v.clone()));
+            let h = |a: &ArrayRef| GroupHasher::new(vec![("c", a)]).hash(0, a.len());
+            let want = h(&base);
+            for dt in [
+                DataType::LargeUtf8,
+                DataType::Utf8View,
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::LargeUtf8)),
+            ] {
+                prop_assert_eq!(h(&cast(&base, &dt).unwrap()), want);
+            }
+        }
     }
 }
