@@ -13,7 +13,7 @@ use crate::error::{CoreError, Result};
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Default average number of label groups per base chunk.
-pub const DEFAULT_CHUNK_GROUPS: u32 = 512;
+pub const DEFAULT_CHUNK_GROUPS: u32 = 64;
 
 fn default_chunk_groups() -> u32 {
     DEFAULT_CHUNK_GROUPS
@@ -307,6 +307,7 @@ mod tests {
             stats_columns: vec![],
             leaf_target: 64,
             fanout: 32,
+            chunk_groups: DEFAULT_CHUNK_GROUPS,
             created_at: "2024-01-01T00:00:00Z".parse().unwrap(),
         };
         assert_eq!(

@@ -67,7 +67,15 @@ async fn slice_query_prunes_leaves() {
     let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
     let (schema, batch) = labels();
     let ds = cat
-        .create_dataset("labels", schema, DatasetOptions::default())
+        .create_dataset(
+            "labels",
+            schema,
+            DatasetOptions {
+                // small chunks: many partitions for the statistics to prune
+                chunk_groups: 16,
+                ..DatasetOptions::default()
+            },
+        )
         .await
         .unwrap();
     ds.append("main", &[batch], "load").await.unwrap();
