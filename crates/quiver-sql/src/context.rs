@@ -998,6 +998,12 @@ impl QuiverContext {
             }
             Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
             Statement::Dml(s) => self.dml(&s).await,
+            Statement::Optimize { dataset, branch } => {
+                let ds = sh.dataset(&dataset).await?;
+                let branch = branch.unwrap_or_else(|| sh.session_branch(&dataset));
+                let r = ds.optimize(&branch).await?;
+                crate::optimize_sql::report_batch(&dataset, &branch, &r)
+            }
             Statement::Vacuum {
                 dataset,
                 retain_hours,

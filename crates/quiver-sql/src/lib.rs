@@ -20,7 +20,8 @@ pub mod parser;
 pub mod provider;
 pub mod pruning;
 pub mod system;
-pub mod vacuum_sql;
+mod optimize_sql;
+mod vacuum_sql;
 
 pub use context::QuiverContext;
 pub use error::{Result, SqlError};

@@ -142,6 +142,12 @@ pub enum Statement {
         retain_hours: Option<u64>,
         dry_run: bool,
     },
+    /// `OPTIMIZE ds [ON BRANCH b]`: fold the deltas of the branch head (default: the
+    /// session's branch of `ds`) into base chunks; content and commit ids do not change.
+    Optimize {
+        dataset: String,
+        branch: Option<String>,
+    },
     /// A DataFusion query (already rewritten for `AS OF`), classified as a read on its
     /// AST by [`crate::guard::classify`].
     Sql(String),
@@ -183,6 +189,7 @@ impl Statement {
             | Statement::CreateModel { .. }
             | Statement::InsertPredictions { .. }
             | Statement::Vacuum { .. }
+            | Statement::Optimize { .. }
             | Statement::Dml(_) => true,
         }
     }
@@ -334,6 +341,13 @@ impl std::fmt::Display for Statement {
             Statement::AbortMerge { dataset } => write!(f, "ABORT MERGE ON {dataset}"),
             Statement::CommitMerge { dataset, message } => {
                 write!(f, "COMMIT MERGE ON {dataset}{}", opt_message(message))
+            }
+            Statement::Optimize { dataset, branch } => {
+                write!(f, "OPTIMIZE {dataset}")?;
+                match branch {
+                    Some(b) => write!(f, " ON BRANCH {b}"),
+                    None => Ok(()),
+                }
             }
             Statement::Vacuum {
                 dataset,
@@ -731,6 +745,17 @@ fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
             }
         }
         ("VACUUM", _) => parse_vacuum(&mut c)?,
+        ("OPTIMIZE", _) => {
+            c.pos += 1;
+            let dataset = c.name("a dataset name")?;
+            let mut branch = None;
+            if c.is_kw(0, "ON") {
+                c.pos += 1;
+                c.expect_kw("BRANCH")?;
+                branch = Some(c.name("a branch name")?);
+            }
+            Statement::Optimize { dataset, branch }
+        }
         ("MIGRATE", _) => {
             c.pos += 1;
             let dataset = c.name("a dataset name")?;

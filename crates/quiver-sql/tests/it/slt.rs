@@ -68,6 +68,7 @@ fn is_query(sql: &str) -> bool {
             | "MERGE"
             | "RESOLVE"
             | "VACUUM"
+            | "OPTIMIZE"
     )
 }
 
