@@ -13,4 +13,5 @@ mod fsck;
 mod gc;
 mod import;
 mod merge;
+mod storage;
 mod traversal;
