@@ -107,11 +107,6 @@ impl Dataset {
         TxnNodes::new(self.store().clone(), self.catalog.inner.nodes.clone())
     }
 
-    /// A node store serving only the catalog's cached nodes (see [`TxnNodes::cache_only`]).
-    pub(crate) fn cached_nodes(&self) -> Arc<TxnNodes> {
-        TxnNodes::cache_only(self.store().clone(), self.catalog.inner.nodes.clone())
-    }
-
     pub(crate) fn ref_prefix(&self, kind: &str) -> String {
         format!("datasets/{}/{kind}", self.config.name)
     }

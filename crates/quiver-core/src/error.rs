@@ -137,7 +137,7 @@ pub enum CoreError {
     AssetNotFound(String),
     #[error("garbage collection cannot delete now: {0}")]
     GcBusy(String),
-    #[error("dataset '{dataset}' is stored in format {found}, which this build does not read (it reads format {supported}); run `quiver upgrade --catalog <catalog>` to convert the catalog in place, or export it with the release that wrote it (`quiver export`) and import it here")]
+    #[error("dataset '{dataset}' is stored in format {found}, which this build does not read (it reads format {supported}); it is left untouched. To move it: with the release that wrote it, `quiver export parquet --dataset {dataset} --ref <branch or tag> out.parquet` for each version you keep, then `quiver import parquet` them here into a new catalog")]
     UnsupportedFormat {
         dataset: String,
         found: u32,

@@ -63,6 +63,9 @@ pub struct WriteTxn {
     pub bytes_written: u64,
     /// The dataset is being created: committing publishes it (creates its main branch).
     creating: bool,
+    /// A layout built outside the group states (a bulk import into an empty version),
+    /// with the bytes written for it and its summary: committed as is.
+    prebuilt: Option<(crate::storage::Layout, u64, OperationSummary)>,
 }
 
 impl WriteTxn {
@@ -78,6 +81,7 @@ impl WriteTxn {
             extra_parents: Vec::new(),
             bytes_written: 0,
             creating: false,
+            prebuilt: None,
         }
     }
 
@@ -579,8 +583,23 @@ impl WriteTxn {
         res
     }
 
+    /// Commit `layout` (built by the caller over this transaction's empty base version,
+    /// e.g. by a bulk import) instead of the transaction's group edits.
+    pub(crate) fn set_prebuilt(
+        &mut self,
+        layout: crate::storage::Layout,
+        bytes: u64,
+        summary: OperationSummary,
+    ) {
+        self.groups.clear();
+        self.prebuilt = Some((layout, bytes, summary));
+    }
+
     async fn commit_leased(&mut self, message: &str) -> Result<Commit> {
-        let summary = self.summary()?;
+        let summary = match &self.prebuilt {
+            Some((_, _, s)) => s.clone(),
+            None => self.summary()?,
+        };
         let changed: BTreeMap<Key, Option<GroupRows>> = self
             .groups
             .iter()
@@ -590,7 +609,7 @@ impl WriteTxn {
         if self.creating {
             return self.commit_creation(&changed, message, summary).await;
         }
-        if changed.is_empty() && self.extra_parents.is_empty() {
+        if changed.is_empty() && self.extra_parents.is_empty() && self.prebuilt.is_none() {
             return Ok(self.base.commit.clone());
         }
         let mut base = self.base.clone();
@@ -616,7 +635,15 @@ impl WriteTxn {
                         commit: commit.clone(),
                     };
                     self.groups.clear();
+                    self.prebuilt = None;
                     return Ok(commit);
+                }
+                Err(()) if self.prebuilt.is_some() => {
+                    return Err(CoreError::Conflict {
+                        dataset: self.ds.name().into(),
+                        branch: self.branch.clone(),
+                        keys: "(the branch moved during a bulk load; run it again)".into(),
+                    });
                 }
                 Err(()) => {
                     // someone else moved the branch: rebase if disjoint
@@ -656,7 +683,10 @@ impl WriteTxn {
         summary: OperationSummary,
     ) -> Result<Commit> {
         let base = self.base.clone();
-        let (commit, bytes) = if changed.is_empty() && self.extra_parents.is_empty() {
+        let (commit, bytes) = if changed.is_empty()
+            && self.extra_parents.is_empty()
+            && self.prebuilt.is_none()
+        {
             (base.commit.clone(), 0)
         } else {
             self.try_commit(&base, changed, message, summary).await?
@@ -669,6 +699,7 @@ impl WriteTxn {
             commit: commit.clone(),
         };
         self.groups.clear();
+        self.prebuilt = None;
         Ok(commit)
     }
 
@@ -680,10 +711,16 @@ impl WriteTxn {
         summary: OperationSummary,
     ) -> Result<(Commit, u64)> {
         let ds = &self.ds;
-        let snap = ds.snapshot(base.commit.clone());
-        let view = snap.view().await?;
         let mut parents = vec![base.commit.id];
         parents.extend(self.extra_parents.iter().copied());
+        if let Some((layout, bytes, _)) = &self.prebuilt {
+            let (commit, b) = ds
+                .write_version(layout, parents, &self.author, message, summary)
+                .await?;
+            return Ok((commit, bytes + b));
+        }
+        let snap = ds.snapshot(base.commit.clone());
+        let view = snap.view().await?;
         let bulk = view.layout.rows == 0
             && view.deltas.is_empty()
             && !changed.is_empty()

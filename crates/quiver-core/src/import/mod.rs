@@ -6,6 +6,7 @@
 //! labels that changed. Bad input is a [`CoreError::InvalidInput`] naming the file and the
 //! position (line/column, record, annotation) and changes nothing.
 
+pub mod bulk;
 pub mod coco;
 pub mod export;
 pub mod tabular;
@@ -304,10 +305,13 @@ pub(crate) async fn write_import(
     };
     let res = write_into(&ds, created, creating, opts, &parsed, progress).await;
     match res {
-        Ok((commit, deleted, unchanged)) => {
+        Ok((commit, deleted, unchanged, samples)) => {
             progress.finish();
             let labels = parsed.batches.iter().map(|b| b.num_rows() as u64).sum();
-            let samples = count_groups(&ds, &parsed.batches)?;
+            let samples = match samples {
+                Some(n) => n,
+                None => count_groups(&ds, &parsed.batches)?,
+            };
             Ok(ImportReport {
                 commit,
                 created_dataset: created,
@@ -351,7 +355,7 @@ async fn write_into(
     opts: &ImportOptions,
     parsed: &Parsed,
     progress: &dyn Progress,
-) -> Result<(Commit, u64, bool)> {
+) -> Result<(Commit, u64, bool, Option<u64>)> {
     let mut txn = match creating {
         Some(txn) => txn,
         None => {
@@ -366,6 +370,27 @@ async fn write_into(
     }
     let schema = ds.schema();
     let total: u64 = parsed.batches.iter().map(|b| b.num_rows() as u64).sum();
+    // into an empty version: straight into base chunks (see [`bulk`])
+    if ds.snapshot(txn.base_commit().clone()).num_rows().await? == 0 && total > 0 {
+        progress.phase("writing labels", Some(total));
+        let conformed = parsed
+            .batches
+            .iter()
+            .map(|b| conform_to(b, &schema, &parsed.source))
+            .collect::<Result<Vec<_>>>()?;
+        let (layout, bytes, summary) =
+            bulk::load(ds, &schema, &conformed, &parsed.source, progress).await?;
+        drop(conformed);
+        let samples = summary.groups_added;
+        txn.set_prebuilt(layout, bytes, summary);
+        progress.phase("committing", None);
+        let message = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("import {}", parsed.source));
+        let commit = txn.commit(&message).await?;
+        return Ok((commit, 0, false, Some(samples)));
+    }
     progress.phase("writing labels", Some(total));
     let gname = ds.config().group_key.clone();
     let lname = ds.config().label_key.clone();
@@ -422,7 +447,7 @@ async fn write_into(
     let base = txn.base_commit().id;
     let commit = txn.commit(&message).await?;
     let unchanged = commit.id == base;
-    Ok((commit, deleted, unchanged))
+    Ok((commit, deleted, unchanged, None))
 }
 
 /// Bring a batch to `schema`: columns by name, cast where the type differs (CSV inference
@@ -506,8 +531,8 @@ pub(crate) fn check_unique_keys(
     row_name: &str,
     first_row: usize,
 ) -> Result<()> {
-    let mut seen = HashSet::new();
     let mut row = first_row;
+    let mut at = Vec::with_capacity(batches.len());
     for b in batches {
         let (Some(g), Some(l)) = (b.column_by_name(group), b.column_by_name(label)) else {
             return Err(invalid(
@@ -516,44 +541,37 @@ pub(crate) fn check_unique_keys(
                 format!("key columns '{group}'/'{label}' missing"),
             ));
         };
+        at.push(row);
         for r in 0..b.num_rows() {
-            let gk = encoding::key_bytes(g.as_ref(), r);
-            let lk = encoding::key_bytes(l.as_ref(), r);
-            match (gk, lk) {
-                (Some(gk), Some(lk)) => {
-                    if !seen.insert((gk, lk)) {
-                        return Err(invalid(
-                            source,
-                            Some(format!("{row_name} {row}")),
-                            format!(
-                                "duplicate key ({}, {})",
-                                display(g.as_ref(), r),
-                                display(l.as_ref(), r)
-                            ),
-                        ));
-                    }
-                }
-                (None, _) => {
+            for (c, name) in [(g, group), (l, label)] {
+                if c.is_null(r) || !encoding::is_key_type(c.data_type()) {
                     return Err(invalid(
                         source,
                         Some(format!("{row_name} {row}")),
-                        format!("empty or unsupported value in key column '{group}'"),
-                    ))
-                }
-                (_, None) => {
-                    return Err(invalid(
-                        source,
-                        Some(format!("{row_name} {row}")),
-                        format!("empty or unsupported value in key column '{label}'"),
-                    ))
+                        format!("empty or unsupported value in key column '{name}'"),
+                    ));
                 }
             }
             row += 1;
         }
     }
+    // duplicates: sort the keys once (no per-key allocation), compare neighbours
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
+    let schema = first.schema();
+    let (gi, li) = (schema.index_of(group)?, schema.index_of(label)?);
+    if let Err(CoreError::InvalidInput { reason, .. }) =
+        bulk::sorted_order(batches, gi, li, &source.display().to_string())
+    {
+        // name the later row of the duplicate pair
+        let (b, r) = bulk::duplicate_at(batches, gi, li).unwrap_or((0, 0));
+        return Err(invalid(
+            source,
+            Some(format!("{row_name} {}", at.get(b).copied().unwrap_or(first_row) + r)),
+            reason,
+        ));
+    }
     Ok(())
 }
 
-fn display(a: &dyn Array, r: usize) -> String {
-    arrow::util::display::array_value_to_string(a, r).unwrap_or_else(|_| "?".into())
-}

@@ -56,9 +56,4 @@ impl<K: StdHash + Eq + Clone, V: Clone> Lru<K, V> {
             self.weight -= freed;
         }
     }
-
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.weight = 0;
-    }
 }
