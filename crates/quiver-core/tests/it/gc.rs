@@ -41,6 +41,15 @@ async fn count(cat: &Catalog, kind: &str) -> usize {
         .len()
 }
 
+/// Packs, layouts and deltas in the store.
+async fn storage_counts(cat: &Catalog) -> [usize; 3] {
+    [
+        count(cat, "pack").await,
+        count(cat, "layout").await,
+        count(cat, "delta").await,
+    ]
+}
+
 /// Every version every branch and tag reaches reads in full (a fresh catalog over `mem`,
 /// so no cache hides a missing object). Returns the number of versions read.
 async fn all_versions_read(mem: &Arc<dyn ObjectStore>) -> usize {
@@ -74,7 +83,8 @@ async fn all_versions_read(mem: &Arc<dyn ObjectStore>) -> usize {
     n
 }
 
-/// A write whose commit object fails to land leaves packs, index files and nodes behind.
+/// A write whose commit object fails to land leaves a pack (with its page checksums), a
+/// delta and a layout behind.
 async fn abort_a_write(faulty: &FaultyStore, ds: &quiver_core::Dataset, salt: f64) {
     faulty.fail_puts_matching("objects/commit");
     let err = ds.upsert("main", &[synthetic(40, 2, salt)], "doomed").await;
@@ -92,18 +102,22 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
     ds.append("main", &[synthetic(200, 2, 0.0)], "load")
         .await
         .unwrap();
-    let (packs0, nodes0) = (count(&cat, "pack").await, count(&cat, "node").await);
+    let before = storage_counts(&cat).await;
     abort_a_write(&faulty, &ds, 5.0).await;
-    let (packs1, nodes1) = (count(&cat, "pack").await, count(&cat, "node").await);
+    let after = storage_counts(&cat).await;
+    let [packs0, layouts0, deltas0] = before;
+    let [packs1, layouts1, deltas1] = after;
     assert!(
-        packs1 > packs0 && nodes1 > nodes0,
-        "the aborted write left objects"
+        packs1 > packs0 && layouts1 > layouts0 && deltas1 > deltas0,
+        "the aborted write left objects: {before:?} -> {after:?}"
     );
 
     // within the default 7-day retention nothing young is touched
     let kept = cat.gc(&VacuumOptions::default()).await.unwrap();
     assert_eq!(kept.deleted(), 0, "{kept:?}");
-    assert!(kept.kept_young as usize >= (packs1 - packs0) + (nodes1 - nodes0));
+    assert!(
+        kept.kept_young as usize >= (packs1 - packs0) + (layouts1 - layouts0) + (deltas1 - deltas0)
+    );
 
     // a dry run past retention reports without deleting
     let dry = cat
@@ -118,7 +132,6 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
 
     let r = cat.gc(&now_opts()).await.unwrap();
     assert_eq!(r.packs.count as usize, packs1 - packs0, "{r:?}");
-    assert_eq!(r.pack_indexes.count, r.packs.count);
     // each deleted pack's page checksums go with it; the live packs keep theirs
     assert_eq!(r.pack_sums.count, r.packs.count, "{r:?}");
     assert_eq!(
@@ -126,13 +139,11 @@ async fn aborted_write_garbage_is_collected_once_past_retention() {
         packs0,
         "sums files left = live packs"
     );
-    assert_eq!(r.nodes.count as usize, nodes1 - nodes0, "{r:?}");
-    assert_eq!(r.commits.count, 0);
+    assert_eq!(r.layouts.count as usize, layouts1 - layouts0, "{r:?}");
+    assert_eq!(r.deltas.count as usize, deltas1 - deltas0, "{r:?}");
+    assert_eq!((r.commits.count, r.layout_pointers.count), (0, 0), "{r:?}");
     assert!(r.bytes_freed() > 0);
-    assert_eq!(
-        (count(&cat, "pack").await, count(&cat, "node").await),
-        (packs0, nodes0)
-    );
+    assert_eq!(storage_counts(&cat).await, before);
     assert_eq!(all_versions_read(&mem).await, 2);
     // a second run finds nothing more
     assert_eq!(cat.gc(&now_opts()).await.unwrap().deleted(), 0);
@@ -181,7 +192,11 @@ async fn tags_and_recent_ref_moves_survive_and_deleted_branches_go() {
     let r = cat.gc(&now_opts()).await.unwrap();
     assert_eq!(r.commits.count, 1, "the experiment's commit goes: {r:?}");
     assert_eq!(r.commit_markers.count, 1);
-    assert!(r.packs.count >= 1 && r.nodes.count >= 1, "{r:?}");
+    assert_eq!(r.layout_pointers.count, 1, "and its layout pointer: {r:?}");
+    assert!(
+        r.packs.count >= 1 && r.deltas.count >= 1 && r.layouts.count >= 1,
+        "{r:?}"
+    );
     assert!(matches!(
         ds.commit(&exp.id).await,
         Err(CoreError::VersionNotFound { .. })
@@ -276,7 +291,7 @@ async fn gc_keeps_the_objects_of_a_commit_that_lands_while_it_runs() {
     ds.append("main", &[synthetic(200, 2, 0.0)], "load")
         .await
         .unwrap();
-    // an aborted write leaves packs and nodes nothing references …
+    // an aborted write leaves a pack, a delta and a layout nothing references …
     abort_a_write(&faulty, &ds, 5.0).await;
     let packs = count(&cat, "pack").await;
     // … a gc lists them and finds them unreferenced …
@@ -294,7 +309,11 @@ async fn gc_keeps_the_objects_of_a_commit_that_lands_while_it_runs() {
     );
     // the gc's delete phase must see that commit
     let r = plan.sweep().await.unwrap();
-    assert_eq!((r.packs.count, r.nodes.count), (0, 0), "{r:?}");
+    assert_eq!(
+        (r.packs.count, r.deltas.count, r.layouts.count),
+        (0, 0, 0),
+        "{r:?}"
+    );
     assert_eq!(all_versions_read(&mem).await, 3);
     let fresh = Catalog::from_store(Store::from_object_store(mem.clone(), ""))
         .await
@@ -445,27 +464,44 @@ async fn vacuum_of_one_dataset_and_bad_options() {
     b.append("main", &[synthetic(30, 2, 50.0)], "b")
         .await
         .unwrap();
-    abort_a_write(&faulty, &a, 1.0).await;
-    abort_a_write(&faulty, &b, 2.0).await;
-    let idx = |ds: &str| {
+    // writes that fail at their layout pointer leave a commit (listed under its dataset)
+    // with no way to read it, and a layout, a delta and a pack no dataset owns
+    for (ds, salt) in [(&a, 1.0), (&b, 2.0)] {
+        faulty.fail_puts_matching(&format!("datasets/{}/layouts/", ds.name()));
+        let err = ds.upsert("main", &[synthetic(40, 2, salt)], "doomed").await;
+        assert!(err.is_err(), "the pointer put was made to fail");
+        faulty.heal();
+    }
+    let listed = |ds: &str, dir: &str| {
         let cat = cat.clone();
-        let ds = ds.to_string();
-        async move {
-            cat.store()
-                .list(&format!("datasets/{ds}/packidx/"))
-                .await
-                .unwrap()
-                .len()
-        }
+        let path = format!("datasets/{ds}/{dir}/");
+        async move { cat.store().list(&path).await.unwrap().len() }
     };
-    let (a0, b0) = (idx("a").await, idx("b").await);
+    let (a0, b0) = (listed("a", "commits").await, listed("b", "commits").await);
     let r = a.vacuum(&now_opts()).await.unwrap();
-    assert_eq!(r.pack_indexes.count, 1, "{r:?}");
     assert_eq!(
-        (idx("a").await, idx("b").await),
-        (a0 - 1, b0),
-        "b's garbage is b's"
+        (
+            r.commits.count,
+            r.commit_markers.count,
+            r.layout_pointers.count
+        ),
+        (1, 1, 0),
+        "{r:?}"
     );
+    assert_eq!(
+        (listed("a", "commits").await, listed("b", "commits").await),
+        (a0 - 1, b0),
+        "b's commits are b's"
+    );
+    // layouts, deltas and packs belong to no dataset: both aborted writes' go
+    assert_eq!(
+        (r.layouts.count, r.deltas.count, r.packs.count),
+        (2, 2, 2),
+        "{r:?}"
+    );
+    let r = b.vacuum(&now_opts()).await.unwrap();
+    assert_eq!((r.commits.count, r.commit_markers.count), (1, 1), "{r:?}");
+    assert_eq!(listed("b", "commits").await, b0 - 1);
     assert_eq!(all_versions_read(&mem).await, 4);
     assert!(matches!(
         cat.gc(&VacuumOptions {
