@@ -572,14 +572,9 @@ impl GcPlan {
             let mut todo: Vec<(Hash, Option<DateTime<Utc>>)> = Vec::new();
             for (id, p) in pointers.iter() {
                 let modified = listed.get(id).map(|m| m.modified);
-                match modified {
-                    Some(m) if m > cutoff => {
-                        young_contents.insert(p.root);
-                    }
-                    None => {
-                        young_contents.insert(p.root);
-                    }
-                    Some(_) => {}
+                // (not listed: written since the listing)
+                if modified.is_none_or(|m| m > cutoff) {
+                    young_contents.insert(p.root);
                 }
                 let changed = modified != p.modified
                     || modified.is_some_and(|m| recent.is_some_and(|r| m >= r));
