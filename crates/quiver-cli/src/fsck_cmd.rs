@@ -1,4 +1,4 @@
-//! `quiver fsck`: verify a catalog (refs, commits, trees, packs, records) and report
+//! `quiver fsck`: verify a catalog (refs, commits, layouts, packs, records) and report
 //! dangling refs, corrupt or missing objects, half-created datasets and orphans.
 
 use std::sync::Arc;
@@ -21,16 +21,19 @@ pub enum FsckFormat {
 /// The long help of `quiver fsck` (set on the subcommand, where clap reads it).
 pub const LONG_ABOUT: &str =
     "Verify every dataset of the catalog: every entry of every ref (branches, tags), \
-every commit reachable from them and from pending merges, every tree node and every pack under \
-those commits (each object re-hashed against its address), plus configurations, schema versions, \
-metadata, pack indexes and lineage records.\n\n\
+every commit reachable from them and from pending merges, each commit's layout pointer, and the \
+layout, base, deltas and packs it names (each object re-hashed against its address; a layout \
+must hold its commit's content and rows), plus configurations, schema versions, metadata and \
+lineage records.\n\n\
 Problems (exit code 1):\n  \
 dangling_ref    a branch or tag names a commit that does not exist\n  \
-missing_object  an object reachable from a ref does not exist\n  \
-corrupt         a file does not decode or an object does not match its hash (named by its path)\n  \
+missing_object  an object (or a layout pointer) reachable from a ref does not exist\n  \
+corrupt         a file does not decode, an object does not match its hash, or a layout does not \
+describe its commit (named by its path)\n  \
 half_created    a dataset whose creation (or drop) did not finish; invisible to readers\n\n\
-Orphans are objects no ref reaches (left by unfinished or aborted writes): they are counted and \
-listed, never deleted here (VACUUM removes them), and are not problems.";
+Orphans are objects no ref reaches (left by unfinished or aborted writes, or replaced by \
+OPTIMIZE) and what storage format 1 left: they are counted and listed, never deleted here \
+(VACUUM removes them), and are not problems.";
 
 /// Arguments of `quiver fsck`.
 #[derive(Args)]
@@ -86,8 +89,16 @@ pub async fn run(cat: &Catalog, a: FsckArgs) -> Result<(), CliError> {
 
 fn print_human(r: &FsckReport, all_orphans: bool) {
     println!(
-        "checked {} datasets, {} refs ({} entries), {} commits, {} tree nodes, {} packs, {} files",
-        r.datasets, r.refs, r.ref_entries, r.commits, r.nodes, r.packs, r.files
+        "checked {} datasets, {} refs ({} entries), {} commits, {} layouts, {} bases, {} deltas, {} packs, {} files",
+        r.datasets,
+        r.refs,
+        r.ref_entries,
+        r.commits,
+        r.layouts,
+        r.bases,
+        r.deltas,
+        r.packs,
+        r.files
     );
     for p in &r.problems {
         let kind = serde_json::to_value(p.kind)

@@ -10,12 +10,15 @@ What is live (kept):
   every version reachable from a branch or a tag, the versions of a pending merge, the
   version each recorded training run read, and every version a branch or tag pointed at
   within the retention window (so a deleted branch or a reset can still be restored, and
-  a reader that resolved a version just before it moved keeps reading it).
+  a reader that resolved a version just before it moved keeps reading it); for each, its
+  layout with the base, deltas and packs it names, and the layout OPTIMIZE replaced within
+  the retention window (a reader may still be reading it).
 
 What goes:
-  packs, pack index files, tree nodes and commits of aborted writes, deleted branches and
-  versions older than the retention window, and assets (images) that no live version of
-  any dataset references. Objects younger than the retention window are never deleted.
+  commits, layouts, bases, deltas and packs of aborted writes, deleted branches and
+  versions older than the retention window, layouts OPTIMIZE replaced, format-1 leftovers
+  (tree nodes, pack index files), and assets (images) that no live version of any dataset
+  references. Objects younger than the retention window are never deleted.
 
 Safe to run while others work: writes in progress hold leases, and gc deletes only after
 they have committed (waiting up to --wait-secs, then giving up without deleting). A gc that
@@ -29,8 +32,9 @@ Examples:
 
 SQL: VACUUM ds [RETAIN n DAYS|HOURS] [DRY RUN]")]
 pub struct GcArgs {
-    /// Collect only this dataset's commits, packs and pack indexes (plus the catalog's
-    /// shared garbage: unreferenced tree nodes and assets). Default: the whole catalog.
+    /// Collect only this dataset's commits and layout pointers (plus the catalog's shared
+    /// garbage: unreferenced layouts, bases, deltas, packs and assets). Default: the whole
+    /// catalog.
     #[arg(long, short = 'd')]
     dataset: Option<String>,
     /// Retention window: a number with d (days), h (hours), m (minutes) or s (seconds).
@@ -62,8 +66,8 @@ pub async fn run(cat: &Catalog, a: GcArgs) -> Result<(), CoreError> {
     let r = cat.gc(&opts).await?;
     let verb = if r.dry_run { "would delete" } else { "deleted" };
     println!(
-        "live: {} commits, {} tree nodes, {} packs, {} assets",
-        r.live_commits, r.live_nodes, r.live_packs, r.live_assets
+        "live: {} commits, {} layouts, {} bases, {} deltas, {} packs, {} assets",
+        r.live_commits, r.live_layouts, r.live_bases, r.live_deltas, r.live_packs, r.live_assets
     );
     for (kind, removed) in r.kinds() {
         if removed.count > 0 {

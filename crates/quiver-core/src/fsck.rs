@@ -7,15 +7,20 @@
 //! * decodes every entry of every ref (branches, tags…): an undecodable entry, or a gap in
 //!   a ref's sequence, is **corrupt**, named by its catalog-relative path; a head whose
 //!   target commit does not exist is a **dangling ref**;
-//! * walks every commit reachable from the refs' heads and pending merges, every tree node
-//!   under them and the pack holding every non-empty leaf, re-hashing each object against
-//!   its address: a mismatch or an undecodable object is **corrupt**, an absent one is a
-//!   **missing object**;
-//! * decodes the schema registry, metadata, pending merges and pack indexes.
+//! * walks every commit reachable from the refs' heads and pending merges; for each, its
+//!   layout pointer (`datasets/<ds>/layouts/<commit>`), the layout it names, the layout's
+//!   base and deltas and every pack those name, re-hashing each object against its address:
+//!   a mismatch or an undecodable object (or pointer) is **corrupt**, an absent one is a
+//!   **missing object**. A layout must also describe its commit: its content hash must be
+//!   the commit's `root` and its base and deltas must hold the rows it counts, else the
+//!   pointer (naming a wrong layout) or the layout is **corrupt**;
+//! * decodes the schema registry, metadata and pending merges.
 //!
-//! The lineage log and `catalog.json` are decoded too. Objects (commits, nodes, packs) no
-//! ref reaches are **orphans**: counted and listed, never deleted (removing them is
-//! VACUUM's job); so are files left in `tmp/`.
+//! The lineage log and `catalog.json` are decoded too. Objects (commits, layouts, bases,
+//! deltas, packs) no ref reaches are **orphans**: counted and listed, never deleted
+//! (removing them is VACUUM's job); so are the layout pointers of commits no ref reaches,
+//! files left in `tmp/`, and what storage format 1 left (tree nodes, pack index files),
+//! which format 2 reads no more.
 //!
 //! `repair` removes the leftovers of half-created datasets (never visible, so nothing
 //! reachable is touched) and nothing else. Run it while no dataset of the same name is
@@ -26,7 +31,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use quiver_store::{parse_ref_entry_path, Store, StoreError};
-use quiver_tree::{Hash, Node};
+use quiver_tree::Hash;
 use serde::Serialize;
 
 use crate::catalog::{config_path, dataset_dir, main_ref, Catalog};
@@ -35,8 +40,10 @@ use crate::error::{CoreError, Result};
 use crate::merge::PendingMerge;
 use crate::model::{Commit, DatasetConfig};
 use crate::nodes::NODE_KIND;
-use crate::packs::{decode_idx, PACK_KIND};
+use crate::packs::PACK_KIND;
 use crate::schema_registry::SchemaVersion;
+use crate::storage::format::{Base, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
+use crate::storage::{layout_pointer, View};
 
 /// Objects verified concurrently.
 const CONCURRENCY: usize = 16;
@@ -59,9 +66,10 @@ pub struct FsckOptions {
 pub enum ProblemKind {
     /// A ref's head names a commit that does not exist.
     DanglingRef,
-    /// An object reachable from a ref does not exist.
+    /// An object (or a commit's layout pointer) reachable from a ref does not exist.
     MissingObject,
-    /// A file or object does not decode or does not hash to its address.
+    /// A file or object does not decode or does not hash to its address, or a layout does
+    /// not describe the commit whose pointer names it.
     Corrupt,
     /// A dataset whose creation (or drop) did not finish.
     HalfCreated,
@@ -84,12 +92,16 @@ pub struct FsckReport {
     pub refs: u64,
     pub ref_entries: u64,
     pub commits: u64,
-    pub nodes: u64,
+    pub layouts: u64,
+    pub bases: u64,
+    pub deltas: u64,
     pub packs: u64,
-    /// Other files decoded (configurations, schema versions, lineage records…).
+    /// Other files decoded (layout pointers, configurations, schema versions, lineage
+    /// records…).
     pub files: u64,
     pub problems: Vec<FsckProblem>,
-    /// Objects no ref reaches and files left in `tmp/` (garbage for VACUUM, not problems).
+    /// Objects no ref reaches, the layout pointers of commits no ref reaches, format-1
+    /// leftovers and files left in `tmp/` (garbage for VACUUM, not problems).
     pub orphans: Vec<String>,
 }
 
@@ -126,6 +138,12 @@ struct Walk<'a> {
     files: HashSet<String>,
     /// Object paths verified (or found bad) so far, across datasets.
     seen: HashSet<String>,
+    /// Decoded layouts, bases and deltas (`None`: missing or bad), across datasets.
+    layouts: HashMap<Hash, Option<Arc<Layout>>>,
+    bases: HashMap<Hash, Option<Arc<Base>>>,
+    deltas: HashMap<Hash, Option<Arc<Delta>>>,
+    /// Datasets whose versions were walked.
+    walked: HashSet<String>,
     report: FsckReport,
     progress: Option<Progress>,
     ticks: u64,
@@ -146,6 +164,10 @@ impl Catalog {
             store,
             files: listed.iter().cloned().collect(),
             seen: HashSet::new(),
+            layouts: HashMap::new(),
+            bases: HashMap::new(),
+            deltas: HashMap::new(),
+            walked: HashSet::new(),
             report: FsckReport::default(),
             progress: opts.progress.clone(),
             ticks: 0,
@@ -173,13 +195,28 @@ impl Catalog {
                 w.json_file::<serde_json::Value>(f).await?;
             }
         }
+        let kinds = [
+            COMMIT_KIND,
+            LAYOUT_KIND,
+            BASE_KIND,
+            DELTA_KIND,
+            PACK_KIND,
+            NODE_KIND,
+        ];
         for f in &listed {
             let object = f.strip_prefix("objects/").and_then(|r| r.split_once('/'));
-            let garbage = match object {
-                Some((kind, _)) => {
-                    [COMMIT_KIND, NODE_KIND, PACK_KIND].contains(&kind) && !w.seen.contains(f)
+            let in_dataset: Vec<&str> = f.split('/').collect();
+            let garbage = match (object, in_dataset.as_slice()) {
+                (Some((kind, _)), _) => kinds.contains(&kind) && !w.seen.contains(f),
+                // the layout pointer of a commit no ref reaches
+                (None, ["datasets", ds, "layouts", commit]) => {
+                    w.walked.contains(*ds)
+                        && Hash::from_hex(commit)
+                            .is_some_and(|c| !w.seen.contains(&Store::object_path(COMMIT_KIND, &c)))
                 }
-                None => f.starts_with("tmp/"),
+                // format 1's pack index files
+                (None, ["datasets", _, "packidx", _]) => true,
+                (None, _) => f.starts_with("tmp/"),
             };
             if garbage {
                 w.report.orphans.push(f.clone());
@@ -305,23 +342,8 @@ impl Catalog {
             w.json_file::<serde_json::Value>(&format!("{dir}metadata.json"))
                 .await?;
         }
-        let mut leaf_packs: HashMap<Hash, Hash> = HashMap::new();
-        for f in mine("packidx/") {
-            w.report.files += 1;
-            match w.store.get_file(&f).await {
-                Ok(bytes) => match decode_idx(&f, &bytes) {
-                    Ok(entries) => {
-                        for (leaf, loc) in entries {
-                            leaf_packs.entry(leaf).or_insert(loc.pack);
-                        }
-                    }
-                    Err(e) => w.report.problem(ProblemKind::Corrupt, &f, e.to_string()),
-                },
-                Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        w.walk(name, roots, &leaf_packs).await
+        w.walked.insert(name.to_string());
+        w.walk(name, roots).await
     }
 }
 
@@ -408,20 +430,16 @@ impl Walk<'_> {
         }
     }
 
-    /// Walk the commits reachable from `roots`, their trees and packs.
-    async fn walk(
-        &mut self,
-        dataset: &str,
-        roots: Vec<(Hash, String)>,
-        leaf_packs: &HashMap<Hash, Hash>,
-    ) -> Result<()> {
+    /// Walk the commits reachable from `roots`, their layouts, bases, deltas and packs.
+    async fn walk(&mut self, dataset: &str, roots: Vec<(Hash, String)>) -> Result<()> {
         let mut from: HashMap<Hash, String> = HashMap::new();
         let mut frontier = Vec::new();
         for (h, f) in roots {
             from.entry(h).or_insert(f);
             frontier.push(h);
         }
-        let mut tree_roots = Vec::new();
+        // (commit, root) of every version reached
+        let mut versions: Vec<(Hash, Hash)> = Vec::new();
         while !frontier.is_empty() {
             let mut next = Vec::new();
             for (h, got) in self.fetch(COMMIT_KIND, frontier).await? {
@@ -437,7 +455,7 @@ impl Walk<'_> {
                 let path = Store::object_path(COMMIT_KIND, &h);
                 match Commit::decode(h, &bytes) {
                     Ok(c) if c.data.dataset == dataset => {
-                        tree_roots.push((c.root, path.clone()));
+                        versions.push((h, c.root));
                         for p in c.parents {
                             from.entry(p).or_insert_with(|| path.clone());
                             next.push(p);
@@ -458,51 +476,199 @@ impl Walk<'_> {
             }
             frontier = next;
         }
-        // tree nodes, level by level
-        let mut frontier: Vec<Hash> = Vec::new();
-        for (h, f) in tree_roots {
-            from.entry(h).or_insert(f);
-            frontier.push(h);
+
+        // every version's layout pointer
+        let store = self.store;
+        let pointers: Vec<(Hash, Hash, String, Option<bytes::Bytes>)> =
+            futures::stream::iter(versions)
+                .map(|(commit, root)| async move {
+                    let path = layout_pointer(dataset, &commit);
+                    let body = store.get_file_opt(&path).await?;
+                    Ok::<_, CoreError>((commit, root, path, body))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+        // (commit, root, pointer path, layout)
+        let mut pointed: Vec<(Hash, Hash, String, Hash)> = Vec::new();
+        for (commit, root, path, body) in pointers {
+            self.report.files += 1;
+            let Some(body) = body else {
+                self.report.problem(
+                    ProblemKind::MissingObject,
+                    path,
+                    format!("the layout pointer of commit {commit} does not exist: the commit cannot be read"),
+                );
+                continue;
+            };
+            match std::str::from_utf8(&body)
+                .ok()
+                .and_then(|s| Hash::from_hex(s.trim()))
+            {
+                Some(layout) => pointed.push((commit, root, path, layout)),
+                None => self.report.problem(
+                    ProblemKind::Corrupt,
+                    path,
+                    format!("does not hold a layout hash (the layout of commit {commit})"),
+                ),
+            }
         }
-        let mut packs: Vec<Hash> = Vec::new();
-        while !frontier.is_empty() {
-            let mut next = Vec::new();
-            for (h, got) in self.fetch(NODE_KIND, frontier).await? {
-                let origin = from.get(&h).cloned().unwrap_or_default();
-                let bytes = match got {
-                    Ok(b) => b,
-                    Err(b) => {
-                        self.bad(NODE_KIND, &h, b, &origin);
-                        continue;
-                    }
-                };
-                self.report.nodes += 1;
-                let path = Store::object_path(NODE_KIND, &h);
-                match Node::decode(&bytes) {
-                    Ok(Node::Internal { children, .. }) => {
-                        for c in children {
-                            from.entry(c.hash).or_insert_with(|| path.clone());
-                            next.push(c.hash);
+
+        // layouts, then their bases and deltas
+        let mut todo: Vec<Hash> = Vec::new();
+        for (_, _, path, layout) in &pointed {
+            if !self.layouts.contains_key(layout) {
+                from.entry(*layout).or_insert_with(|| path.clone());
+                todo.push(*layout);
+            }
+        }
+        todo.sort();
+        todo.dedup();
+        let mut fresh: Vec<Hash> = Vec::new();
+        for (h, got) in self.fetch(LAYOUT_KIND, todo).await? {
+            let origin = from.get(&h).cloned().unwrap_or_default();
+            let decoded = match got {
+                Ok(b) => {
+                    self.report.layouts += 1;
+                    let path = Store::object_path(LAYOUT_KIND, &h);
+                    match Layout::decode(&b, &path) {
+                        Ok(l) => Some(Arc::new(l)),
+                        Err(e) => {
+                            self.report
+                                .problem(ProblemKind::Corrupt, path, e.to_string());
+                            None
                         }
                     }
-                    Ok(Node::Leaf { entries }) if entries.is_empty() => {}
-                    Ok(Node::Leaf { .. }) => match leaf_packs.get(&h) {
-                        Some(p) => {
-                            from.entry(*p).or_insert_with(|| path.clone());
-                            packs.push(*p);
-                        }
-                        None => self.report.problem(
-                            ProblemKind::MissingObject,
-                            path,
-                            "leaf has no pack (no pack index names it)",
+                }
+                Err(b) => {
+                    self.bad(LAYOUT_KIND, &h, b, &origin);
+                    None
+                }
+            };
+            if decoded.is_some() {
+                fresh.push(h);
+            }
+            self.layouts.insert(h, decoded);
+        }
+        for (commit, root, path, layout) in &pointed {
+            if let Some(Some(l)) = self.layouts.get(layout) {
+                let digest = l.content.digest();
+                if digest != *root {
+                    self.report.problem(
+                        ProblemKind::Corrupt,
+                        path.clone(),
+                        format!(
+                            "names layout {layout}, whose content hash {digest} is not the root {root} of commit {commit}"
                         ),
-                    },
-                    Err(e) => self
-                        .report
-                        .problem(ProblemKind::Corrupt, path, e.to_string()),
+                    );
                 }
             }
-            frontier = next;
+        }
+        let mut bases = Vec::new();
+        let mut deltas = Vec::new();
+        for h in &fresh {
+            let Some(Some(l)) = self.layouts.get(h) else {
+                continue;
+            };
+            let path = Store::object_path(LAYOUT_KIND, h);
+            if !self.bases.contains_key(&l.base) {
+                from.entry(l.base).or_insert_with(|| path.clone());
+                bases.push(l.base);
+            }
+            for d in &l.deltas {
+                if !self.deltas.contains_key(d) {
+                    from.entry(*d).or_insert_with(|| path.clone());
+                    deltas.push(*d);
+                }
+            }
+        }
+        bases.sort();
+        bases.dedup();
+        deltas.sort();
+        deltas.dedup();
+        let mut packs: Vec<Hash> = Vec::new();
+        for (h, got) in self.fetch(BASE_KIND, bases).await? {
+            let origin = from.get(&h).cloned().unwrap_or_default();
+            let path = Store::object_path(BASE_KIND, &h);
+            let decoded = match got {
+                Ok(b) => {
+                    self.report.bases += 1;
+                    match Base::decode(&b, &path) {
+                        Ok(base) => {
+                            for c in &base.chunks {
+                                from.entry(c.pack).or_insert_with(|| path.clone());
+                                packs.push(c.pack);
+                            }
+                            Some(Arc::new(base))
+                        }
+                        Err(e) => {
+                            self.report
+                                .problem(ProblemKind::Corrupt, path, e.to_string());
+                            None
+                        }
+                    }
+                }
+                Err(b) => {
+                    self.bad(BASE_KIND, &h, b, &origin);
+                    None
+                }
+            };
+            self.bases.insert(h, decoded);
+        }
+        for (h, got) in self.fetch(DELTA_KIND, deltas).await? {
+            let origin = from.get(&h).cloned().unwrap_or_default();
+            let path = Store::object_path(DELTA_KIND, &h);
+            let decoded = match got {
+                Ok(b) => {
+                    self.report.deltas += 1;
+                    match Delta::decode(&b, &path) {
+                        Ok(delta) => {
+                            if let Some(p) = delta.pack {
+                                from.entry(p).or_insert_with(|| path.clone());
+                                packs.push(p);
+                            }
+                            Some(Arc::new(delta))
+                        }
+                        Err(e) => {
+                            self.report
+                                .problem(ProblemKind::Corrupt, path, e.to_string());
+                            None
+                        }
+                    }
+                }
+                Err(b) => {
+                    self.bad(DELTA_KIND, &h, b, &origin);
+                    None
+                }
+            };
+            self.deltas.insert(h, decoded);
+        }
+        // a layout's base and deltas hold the rows it counts
+        for h in fresh {
+            let Some(Some(l)) = self.layouts.get(&h) else {
+                continue;
+            };
+            let Some(Some(base)) = self.bases.get(&l.base) else {
+                continue;
+            };
+            let Some(deltas) = l
+                .deltas
+                .iter()
+                .map(|d| self.deltas.get(d).cloned().flatten())
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let rows = l.rows;
+            let view = View::new(h, (**l).clone(), base.clone(), deltas);
+            let held: u64 = view.parts().iter().map(|(_, loc)| loc.rows).sum();
+            if held != rows {
+                self.report.problem(
+                    ProblemKind::Corrupt,
+                    Store::object_path(LAYOUT_KIND, &h),
+                    format!("counts {rows} rows, but its base and deltas hold {held}"),
+                );
+            }
         }
         packs.sort();
         packs.dedup();

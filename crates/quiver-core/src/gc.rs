@@ -1,36 +1,57 @@
-//! Garbage collection (`VACUUM` / `quiver gc`): delete the commits, tree nodes, packs, pack
-//! index files and assets that no live version needs.
+//! Garbage collection (`VACUUM` / `quiver gc`): delete the commits, layouts, bases, deltas,
+//! packs and assets that no live version needs (storage format 2, see [`crate::storage`]).
 //!
-//! **Live** is everything reachable (commits through their parents, trees through their
-//! nodes, leaves to every pack that holds them, rows to the assets they name) from these
-//! roots of every dataset: the head of every branch and tag; the commits of a pending
-//! merge; the commit every recorded training run read; and both sides (`old`, `new`) of
-//! every ref-log entry younger than the retention window — so a branch reset or deleted
-//! within the window can still be restored, and a reader that resolved a version shortly
-//! before it stopped being a head keeps reading it.
+//! **Live** is everything reachable from these roots of every dataset: the head of every
+//! branch and tag; the commits of a pending merge; the commit every recorded training run
+//! read; and both sides (`old`, `new`) of every ref-log entry younger than the retention
+//! window — so a branch reset or deleted within the window can still be restored, and a
+//! reader that resolved a version shortly before it stopped being a head keeps reading it.
+//! Reachable means: commits through their parents; a commit to the layout its pointer
+//! `datasets/<ds>/layouts/<commit>` names; a layout to its base and deltas; a base to the
+//! packs of its chunks and a delta to its pack (a delta's before-images point into packs
+//! the same layout already names); the rows of every live version (its scan partitions) to
+//! the assets they name.
+//!
+//! Layouts no live pointer names are live too, with everything they name, when they have
+//! the same content as a live commit whose layout pointer was written within the retention
+//! window: OPTIMIZE re-points a commit to an equivalent layout, and a reader that loaded the
+//! old one before keeps reading it. (The age of the old layout itself says nothing: it was
+//! written with the commit, possibly long ago.)
 //!
 //! **Safe against crashes**: only unmarked objects are deleted, in an order that never
-//! leaves a live name pointing at nothing (a commit's listing marker before the commit, a
-//! pack's index file before the pack); a gc that fails part-way leaves only garbage and the
-//! next run finishes the job.
+//! leaves a live name pointing at nothing: a commit's listing marker, then the commit, then
+//! its layout pointer (a pointer without its commit is inert garbage; a commit without its
+//! pointer could not be read); then layouts, then the bases and deltas they name, then
+//! packs, then a pack's page checksums. A gc that fails part-way leaves only garbage and
+//! the next run finishes the job.
 //!
 //! **Safe against concurrent writers and readers**: objects younger than the retention
-//! window are never deleted (a write in flight put them moments ago), and writers announce
-//! themselves with leases so that a gc deletes only after every write that could reuse an
-//! old object has committed, and after marking again (see [`crate::lease`]).
+//! window are never deleted (a write in flight put them moments ago), and writers (commits,
+//! OPTIMIZE, imports) announce themselves with leases so that a gc deletes only after every
+//! write that could reuse an old object has committed, and after marking again (see
+//! [`crate::lease`]). The second mark reads again the layout pointer of every live commit
+//! that changed since the first (OPTIMIZE re-points commits that are already marked).
+//!
+//! Format-1 leftovers — tree nodes (`objects/node/`) and pack index files
+//! (`datasets/<ds>/packidx/`) — are read by nothing any more and are deleted like any
+//! unreferenced object. A catalog that still holds a format-1 dataset is not collected at
+//! all: opening that dataset fails ([`CoreError::UnsupportedFormat`]), and so does the gc,
+//! before it deletes anything.
 //!
 //! A gc runs in two phases that tests can interleave with writes: [`Catalog::gc_plan`]
 //! (list candidates, mark) and [`GcPlan::sweep`] (lock, wait for writers, mark again,
 //! delete). [`Catalog::gc`] and [`Dataset::vacuum`] run both.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use quiver_store::{FileMeta, Store, StoreError};
-use quiver_tree::{Hash, Node};
+use quiver_tree::Hash;
 
 use crate::assets::{asset_columns, collect_hashes, ASSET_KIND};
 use crate::catalog::Catalog;
@@ -38,11 +59,22 @@ use crate::dataset::{Dataset, COMMIT_KIND};
 use crate::error::{CoreError, Result};
 use crate::import::{NoProgress, Progress};
 use crate::lease::{unique_id, EPOCH_PATH};
+use crate::model::Commit;
 use crate::nodes::NODE_KIND;
-use crate::packs::{idx_dir, read_idx_file, PACK_KIND};
+use crate::packs::PACK_KIND;
+use crate::storage::format::{Base, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
+use crate::storage::{layout_pointer, View};
 
 /// Default retention window: 7 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Objects read concurrently while marking.
+const CONCURRENCY: usize = 32;
+
+/// A later mark reads again every layout pointer modified (by the storage clock) less than
+/// this before the previous mark listed them, besides those whose modification time
+/// changed: a pointer re-pointed within the same clock tick as its listing looks unchanged.
+const POINTER_SKEW: Duration = Duration::from_secs(600);
 
 /// Options of a gc run.
 #[derive(Clone)]
@@ -52,9 +84,9 @@ pub struct VacuumOptions {
     pub retain: Duration,
     /// Only report what would be deleted.
     pub dry_run: bool,
-    /// Collect only this dataset's commits, pack index files and packs (plus the catalog's
-    /// shared garbage: unreferenced tree nodes, assets and packs no dataset indexes).
-    /// `None`: the whole catalog.
+    /// Collect only this dataset's commits, their listing markers and layout pointers
+    /// (plus the catalog's shared garbage, which no dataset owns: unreferenced layouts,
+    /// bases, deltas, packs, format-1 leftovers and assets). `None`: the whole catalog.
     pub dataset: Option<String>,
     /// Delete only assets (and staged asset uploads).
     pub only_assets: bool,
@@ -133,20 +165,27 @@ impl Removed {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VacuumReport {
     pub dry_run: bool,
-    /// Live commits, tree nodes, packs and assets.
+    /// Live commits, layouts, bases, deltas, packs and assets.
     pub live_commits: u64,
-    pub live_nodes: u64,
+    pub live_layouts: u64,
+    pub live_bases: u64,
+    pub live_deltas: u64,
     pub live_packs: u64,
     pub live_assets: u64,
     /// Assets in the store when the gc listed them.
     pub assets_seen: u64,
-    pub commits: Removed,
     pub commit_markers: Removed,
-    pub nodes: Removed,
+    pub commits: Removed,
+    /// Layout pointers (`datasets/<ds>/layouts/<commit>`) of deleted (or absent) commits.
+    pub layout_pointers: Removed,
+    pub layouts: Removed,
+    pub bases: Removed,
+    pub deltas: Removed,
     pub packs: Removed,
     /// Page-checksum files of the deleted packs.
     pub pack_sums: Removed,
-    pub pack_indexes: Removed,
+    /// Format-1 leftovers: tree nodes and pack index files (format 2 reads neither).
+    pub legacy: Removed,
     pub assets: Removed,
     /// Staged (unfinished) asset uploads.
     pub staged: Removed,
@@ -168,37 +207,62 @@ impl VacuumReport {
     }
 
     /// (kind name, removed) for every kind, in deletion order.
-    pub fn kinds(&self) -> [(&'static str, Removed); 8] {
+    pub fn kinds(&self) -> [(&'static str, Removed); 11] {
         [
             ("commit markers", self.commit_markers),
             ("commits", self.commits),
-            ("pack indexes", self.pack_indexes),
+            ("layout pointers", self.layout_pointers),
+            ("format-1 leftovers", self.legacy),
+            ("layouts", self.layouts),
+            ("bases", self.bases),
+            ("deltas", self.deltas),
             ("packs", self.packs),
             ("pack checksums", self.pack_sums),
-            ("tree nodes", self.nodes),
             ("assets", self.assets),
             ("staged uploads", self.staged),
         ]
     }
 }
 
+/// The layout pointer of a live commit, as last read.
+struct Pointer {
+    /// The commit's content hash (its `root`).
+    root: Hash,
+    /// Whether the pointer was read at all.
+    read: bool,
+    /// Its listed modification time when it was read (`None`: not listed then).
+    modified: Option<DateTime<Utc>>,
+    /// The layout it named (`None`: no pointer).
+    layout: Option<Hash>,
+}
+
 /// What is live, built incrementally (a second mark only walks what is new).
 #[derive(Default)]
 struct Marks {
     commits: HashSet<Hash>,
-    nodes: HashSet<Hash>,
-    /// Leaf nodes by dataset.
-    leaves: HashMap<String, HashSet<Hash>>,
-    /// Leaves whose asset columns were read, by dataset.
-    asset_leaves: HashMap<String, HashSet<Hash>>,
-    assets: HashSet<Hash>,
+    /// Layout pointers of live commits, by dataset and commit.
+    pointers: HashMap<String, HashMap<Hash, Pointer>>,
+    layouts: HashSet<Hash>,
+    bases: HashSet<Hash>,
+    deltas: HashSet<Hash>,
     packs: HashSet<Hash>,
+    assets: HashSet<Hash>,
+    /// (dataset, content hash) of the versions whose asset columns were read.
+    asset_contents: HashSet<(String, Hash)>,
+    /// Row ranges (ascending, disjoint) whose asset columns were read, by (dataset, pack).
+    asset_rows: HashMap<(String, Hash), Vec<Range<u64>>>,
+    /// Content hash of candidate layouts read for the equivalence rule (`None`: unreadable).
+    digests: HashMap<Hash, Option<Hash>>,
+    /// When (by this host's clock) the previous mark listed the layout pointers.
+    listed_at: Option<DateTime<Utc>>,
 }
 
 /// Candidates listed before marking: nothing written after the listing can be deleted.
 struct Candidates {
     commits: Vec<(Hash, FileMeta)>,
-    nodes: Vec<(Hash, FileMeta)>,
+    layouts: Vec<(Hash, FileMeta)>,
+    bases: Vec<(Hash, FileMeta)>,
+    deltas: Vec<(Hash, FileMeta)>,
     packs: Vec<(Hash, FileMeta)>,
     /// `packsums/<hh>/<hex>`: a pack's page checksums, by pack.
     sums: HashMap<Hash, FileMeta>,
@@ -206,8 +270,10 @@ struct Candidates {
     staged: Vec<FileMeta>,
     /// `datasets/<ds>/commits/<hex>`: (dataset, commit, meta).
     markers: Vec<(String, Hash, FileMeta)>,
-    /// `datasets/<ds>/packidx/<hex>`: (dataset, pack, meta).
-    indexes: Vec<(String, Hash, FileMeta)>,
+    /// `datasets/<ds>/layouts/<hex>`: (dataset, commit, meta).
+    pointers: Vec<(String, Hash, FileMeta)>,
+    /// Format 1: `objects/node/…` and `datasets/<ds>/packidx/<hex>`.
+    legacy: Vec<FileMeta>,
 }
 
 /// A planned gc: candidates listed and marked; [`GcPlan::sweep`] deletes.
@@ -241,6 +307,132 @@ async fn list_objects(store: &Store, kind: &str) -> Result<Vec<(Hash, FileMeta)>
         .collect())
 }
 
+/// The layout pointers of a dataset as listed now: commit → meta.
+async fn list_pointers(store: &Store, dataset: &str) -> Result<HashMap<Hash, FileMeta>> {
+    Ok(store
+        .list_meta(&format!("datasets/{dataset}/layouts/"))
+        .await?
+        .into_iter()
+        .filter_map(|m| hash_of(&m).map(|h| (h, m)))
+        .collect())
+}
+
+/// Read a layout pointer: the layout it names, `None` when there is no pointer. A pointer
+/// that does not hold a hash is an error: what it named cannot be known, so a gc must not
+/// go on and delete it.
+async fn read_pointer(store: &Store, dataset: &str, commit: &Hash) -> Result<Option<Hash>> {
+    let path = layout_pointer(dataset, commit);
+    let Some(body) = store.get_file_opt(&path).await? else {
+        return Ok(None);
+    };
+    std::str::from_utf8(&body)
+        .ok()
+        .and_then(|s| Hash::from_hex(s.trim()))
+        .map(Some)
+        .ok_or_else(|| CoreError::Corrupt {
+            what: path,
+            reason: "not a layout hash; run `quiver fsck`".into(),
+        })
+}
+
+/// Read objects of `kind` concurrently: `None` for an absent one (and, when `lenient`, for
+/// one that does not match its address); any other failure is an error.
+async fn fetch_objects(
+    store: &Store,
+    kind: &'static str,
+    hashes: Vec<Hash>,
+    lenient: bool,
+) -> Result<Vec<(Hash, Option<Bytes>)>> {
+    futures::stream::iter(hashes)
+        .map(|h| async move {
+            match store.get_object(kind, &h).await {
+                Ok(b) => Ok((h, Some(b))),
+                // gone already: nothing below it can be found from here
+                Err(StoreError::NotFound { .. }) => Ok((h, None)),
+                Err(StoreError::Corrupt { .. }) if lenient => Ok((h, None)),
+                Err(e) => Err(CoreError::from(e)),
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+fn what(kind: &str, h: &Hash) -> String {
+    format!("{kind} {h}")
+}
+
+/// The folded view of a layout (from the process-wide cache, else read); `None` when an
+/// object of it is gone.
+async fn load_view(store: &Store, id: Hash) -> Result<Option<Arc<View>>> {
+    if let Some(v) = crate::storage::view::cached(&id) {
+        return Ok(Some(v));
+    }
+    let Some((_, Some(b))) = fetch_objects(store, LAYOUT_KIND, vec![id], false)
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let layout = Layout::decode(&b, &what("layout", &id))?;
+    let Some((_, Some(b))) = fetch_objects(store, BASE_KIND, vec![layout.base], false)
+        .await?
+        .pop()
+    else {
+        return Ok(None);
+    };
+    let base = Arc::new(Base::decode(&b, &what("base", &layout.base))?);
+    let got: HashMap<Hash, Option<Bytes>> =
+        fetch_objects(store, DELTA_KIND, layout.deltas.clone(), false)
+            .await?
+            .into_iter()
+            .collect();
+    let mut deltas = Vec::with_capacity(layout.deltas.len());
+    for h in &layout.deltas {
+        let Some(Some(b)) = got.get(h) else {
+            return Ok(None);
+        };
+        deltas.push(Arc::new(Delta::decode(b, &what("delta", h))?));
+    }
+    Ok(Some(Arc::new(View::new(id, layout, base, deltas))))
+}
+
+/// `ranges` minus `done` (both ascending and disjoint).
+fn subtract(ranges: &[Range<u64>], done: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for r in ranges {
+        let mut pos = r.start;
+        while j < done.len() && done[j].end <= pos {
+            j += 1;
+        }
+        let mut k = j;
+        while k < done.len() && done[k].start < r.end {
+            if done[k].start > pos {
+                out.push(pos..done[k].start);
+            }
+            pos = pos.max(done[k].end);
+            k += 1;
+        }
+        if pos < r.end {
+            out.push(pos..r.end);
+        }
+    }
+    out
+}
+
+/// Add `more` to `done` (both ascending and disjoint), keeping it ascending and disjoint.
+fn union(done: &mut Vec<Range<u64>>, more: &[Range<u64>]) {
+    let mut all: Vec<Range<u64>> = done.drain(..).chain(more.iter().cloned()).collect();
+    all.sort_by_key(|r| r.start);
+    for r in all {
+        match done.last_mut() {
+            Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+            _ => done.push(r),
+        }
+    }
+}
+
 impl Catalog {
     /// Collect garbage in the whole catalog (or one dataset, see
     /// [`VacuumOptions::dataset`]): [`Catalog::gc_plan`] then [`GcPlan::sweep`].
@@ -257,24 +449,33 @@ impl Catalog {
         let progress = opts.progress.as_ref();
         progress.phase("listing objects", None);
         let mut markers = Vec::new();
-        let mut indexes = Vec::new();
+        let mut pointers = Vec::new();
+        let mut legacy = Vec::new();
         for m in store.list_meta("datasets/").await? {
             let parts: Vec<&str> = m.path.split('/').collect();
             if let [_, ds, dir, file] = parts.as_slice() {
                 let Some(h) = Hash::from_hex(file) else {
                     continue;
                 };
-                let entry = (ds.to_string(), h, m.clone());
                 match *dir {
-                    "commits" => markers.push(entry),
-                    "packidx" => indexes.push(entry),
+                    "commits" => markers.push((ds.to_string(), h, m.clone())),
+                    "layouts" => pointers.push((ds.to_string(), h, m.clone())),
+                    "packidx" => legacy.push(m.clone()),
                     _ => {}
                 }
             }
         }
+        legacy.extend(
+            list_objects(store, NODE_KIND)
+                .await?
+                .into_iter()
+                .map(|(_, m)| m),
+        );
         let candidates = Candidates {
             commits: list_objects(store, COMMIT_KIND).await?,
-            nodes: list_objects(store, NODE_KIND).await?,
+            layouts: list_objects(store, LAYOUT_KIND).await?,
+            bases: list_objects(store, BASE_KIND).await?,
+            deltas: list_objects(store, DELTA_KIND).await?,
             packs: list_objects(store, PACK_KIND).await?,
             sums: store
                 .list_meta("packsums/")
@@ -285,7 +486,8 @@ impl Catalog {
             assets: list_objects(store, ASSET_KIND).await?,
             staged: store.list_meta(crate::assets::STAGING).await?,
             markers,
-            indexes,
+            pointers,
+            legacy,
         };
         let mut plan = GcPlan {
             catalog: self.clone(),
@@ -322,13 +524,22 @@ impl GcPlan {
     }
 
     /// Mark everything the live roots reach now (incrementally: what earlier marks
-    /// reached is not walked again).
+    /// reached is not walked again, but every layout pointer that changed is read again).
     async fn mark(&mut self) -> Result<()> {
         let cat = self.catalog.clone();
+        let store = cat.store().clone();
         let progress = self.opts.progress.clone();
         progress.phase("marking live versions", None);
         let cutoff = self.cutoff();
+        let listed_at = Utc::now();
+        // pointers modified this recently before the previous listing are read again
+        let recent = self.marks.listed_at.map(|t| {
+            t.checked_sub_signed(chrono::Duration::from_std(POINTER_SKEW).unwrap_or_default())
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        });
         let runs = cat.runs().await?;
+        // content hashes of live commits whose pointer was written within the window
+        let mut young_contents: HashSet<Hash> = HashSet::new();
         for name in cat.list_datasets().await? {
             let ds = match cat.dataset(&name).await {
                 Ok(ds) => ds,
@@ -336,164 +547,226 @@ impl GcPlan {
                 Err(CoreError::DatasetNotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
+            // listed before the roots are read: a pointer missing here is newer than that
+            let listed = list_pointers(&store, &name).await?;
             let mut roots = dataset_roots(&ds, cutoff).await?;
             roots.extend(
                 runs.iter()
                     .filter(|r| r.dataset == name)
                     .filter_map(|r| Hash::from_hex(&r.commit)),
             );
-            let trees = self.mark_commits(&ds, roots).await?;
-            let new_leaves = self.mark_trees(&name, trees).await?;
-            progress.advance(1);
-            if !new_leaves.is_empty() {
-                self.mark_assets(&ds).await?;
+            let new = self.mark_commits(&ds, roots).await?;
+            let pointers = self.marks.pointers.entry(name.clone()).or_default();
+            for c in new {
+                pointers.insert(
+                    c.id,
+                    Pointer {
+                        root: c.root,
+                        read: false,
+                        modified: None,
+                        layout: None,
+                    },
+                );
             }
-        }
-        // packs holding a live leaf of the dataset that indexes them
-        let store = cat.store();
-        let mut names: Vec<String> = self.marks.leaves.keys().cloned().collect();
-        names.sort();
-        for name in names {
-            let Some(leaves) = self.marks.leaves.get(&name) else {
-                continue;
-            };
-            for path in store.list(&idx_dir(&name)).await? {
-                let entries = match read_idx_file(store, &path).await {
-                    Ok(e) => e,
-                    Err(CoreError::Store(StoreError::NotFound { .. })) => continue,
-                    Err(e) => return Err(e),
-                };
-                if let Some((_, loc)) = entries.iter().find(|(l, _)| leaves.contains(l)) {
-                    self.marks.packs.insert(loc.pack);
+            // read the pointers never read, and those that changed (or might have)
+            let mut todo: Vec<(Hash, Option<DateTime<Utc>>)> = Vec::new();
+            for (id, p) in pointers.iter() {
+                let modified = listed.get(id).map(|m| m.modified);
+                // (not listed: written since the listing)
+                if modified.is_none_or(|m| m > cutoff) {
+                    young_contents.insert(p.root);
+                }
+                let changed = modified != p.modified
+                    || modified.is_some_and(|m| recent.is_some_and(|r| m >= r));
+                if !p.read || changed {
+                    todo.push((*id, modified));
                 }
             }
+            let got: Vec<(Hash, Option<DateTime<Utc>>, Option<Hash>)> = futures::stream::iter(todo)
+                .map(|(id, modified)| {
+                    let (store, name) = (&store, &name);
+                    async move {
+                        Ok::<_, CoreError>((id, modified, read_pointer(store, name, &id).await?))
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            let mut layouts = Vec::new();
+            for (id, modified, layout) in got {
+                if let Some(p) = pointers.get_mut(&id) {
+                    p.read = true;
+                    p.modified = modified;
+                    p.layout = layout;
+                }
+                layouts.extend(layout);
+            }
+            self.mark_layouts(&store, layouts, false).await?;
+            self.mark_assets(&ds).await?;
+            progress.advance(1);
         }
-        Ok(())
+        self.marks.listed_at = Some(listed_at);
+
+        // layouts with the content of a live commit whose pointer was written within the
+        // window: kept for readers (see the module docs), with what they name
+        if young_contents.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<Hash> = self
+            .candidates
+            .layouts
+            .iter()
+            .map(|(h, _)| *h)
+            .filter(|h| !self.marks.layouts.contains(h) && !self.marks.digests.contains_key(h))
+            .collect();
+        for (h, b) in fetch_objects(&store, LAYOUT_KIND, unknown, true).await? {
+            let digest = b
+                .and_then(|b| Layout::decode(&b, &what("layout", &h)).ok())
+                .map(|l| l.content.digest());
+            self.marks.digests.insert(h, digest);
+        }
+        let kept: Vec<Hash> = self
+            .candidates
+            .layouts
+            .iter()
+            .map(|(h, _)| *h)
+            .filter(|h| {
+                !self.marks.layouts.contains(h)
+                    && self
+                        .marks
+                        .digests
+                        .get(h)
+                        .is_some_and(|d| d.is_some_and(|d| young_contents.contains(&d)))
+            })
+            .collect();
+        self.mark_layouts(&store, kept, true).await
     }
 
-    /// Mark the commits reachable from `roots`; returns the tree roots of new ones.
-    async fn mark_commits(&mut self, ds: &Dataset, roots: Vec<Hash>) -> Result<Vec<Hash>> {
+    /// Mark the commits reachable from `roots`; returns the new ones.
+    async fn mark_commits(&mut self, ds: &Dataset, roots: Vec<Hash>) -> Result<Vec<Commit>> {
         let mut stack = roots;
-        let mut trees = Vec::new();
+        let mut new = Vec::new();
         while let Some(h) = stack.pop() {
             if !self.marks.commits.insert(h) {
                 continue;
             }
             match ds.commit(&h).await {
                 Ok(c) => {
-                    trees.push(c.root);
                     stack.extend(c.parents.iter().copied());
+                    new.push(c);
                 }
                 // named by an old ref-log entry or a run, and collected long ago
                 Err(CoreError::VersionNotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(trees)
+        Ok(new)
     }
 
-    /// Mark the nodes of the trees `roots`, level by level; returns the new leaves.
-    async fn mark_trees(&mut self, dataset: &str, roots: Vec<Hash>) -> Result<Vec<Hash>> {
-        let store = self.catalog.store().clone();
-        let mut frontier: Vec<Hash> = roots
+    /// Mark the layouts `hashes` and the bases, deltas and packs they name. A layout that
+    /// is gone names nothing; one that does not decode is an error (what it names cannot be
+    /// known), unless `lenient` (a layout kept for readers, not one a live commit names).
+    async fn mark_layouts(
+        &mut self,
+        store: &Store,
+        hashes: Vec<Hash>,
+        lenient: bool,
+    ) -> Result<()> {
+        let todo: Vec<Hash> = hashes
             .into_iter()
-            .filter(|h| self.marks.nodes.insert(*h))
+            .filter(|h| self.marks.layouts.insert(*h))
             .collect();
-        let mut new_leaves = Vec::new();
-        while !frontier.is_empty() {
-            let nodes: Vec<(Hash, Option<Node>)> = futures::stream::iter(frontier)
-                .map(|h| {
-                    let store = store.clone();
-                    async move {
-                        match store.get_object(NODE_KIND, &h).await {
-                            Ok(b) => Ok((h, Some(Node::decode(&b)?))),
-                            // unreadable already: nothing below it can be found from here
-                            Err(StoreError::NotFound { .. }) => Ok((h, None)),
-                            Err(e) => Err(CoreError::from(e)),
-                        }
+        let mut bases = Vec::new();
+        let mut deltas = Vec::new();
+        for (h, b) in fetch_objects(store, LAYOUT_KIND, todo, lenient).await? {
+            let Some(b) = b else { continue };
+            let layout = match Layout::decode(&b, &what("layout", &h)) {
+                Ok(l) => l,
+                Err(_) if lenient => continue,
+                Err(e) => return Err(e),
+            };
+            if self.marks.bases.insert(layout.base) {
+                bases.push(layout.base);
+            }
+            deltas.extend(
+                layout
+                    .deltas
+                    .into_iter()
+                    .filter(|d| self.marks.deltas.insert(*d)),
+            );
+        }
+        for (h, b) in fetch_objects(store, BASE_KIND, bases, false).await? {
+            let Some(b) = b else { continue };
+            let base = Base::decode(&b, &what("base", &h))?;
+            self.marks.packs.extend(base.chunks.iter().map(|c| c.pack));
+        }
+        for (h, b) in fetch_objects(store, DELTA_KIND, deltas, false).await? {
+            let Some(b) = b else { continue };
+            let delta = Delta::decode(&b, &what("delta", &h))?;
+            self.marks.packs.extend(delta.pack);
+        }
+        Ok(())
+    }
+
+    /// Read the asset columns of the rows of the dataset's live versions whose content was
+    /// not read yet (each row range of a pack at most once).
+    async fn mark_assets(&mut self, ds: &Dataset) -> Result<()> {
+        let name = ds.name().to_string();
+        let mut todo: Vec<(Hash, Hash)> = Vec::new();
+        let mut seen: HashSet<Hash> = HashSet::new();
+        if let Some(pointers) = self.marks.pointers.get(&name) {
+            for p in pointers.values() {
+                if let Some(layout) = p.layout {
+                    if seen.insert(p.root)
+                        && !self.marks.asset_contents.contains(&(name.clone(), p.root))
+                    {
+                        todo.push((p.root, layout));
                     }
-                })
-                .buffer_unordered(32)
-                .try_collect()
-                .await?;
-            let mut next = Vec::new();
-            for (h, node) in nodes {
-                match node {
-                    Some(Node::Internal { children, .. }) => next.extend(
-                        children
-                            .iter()
-                            .map(|c| c.hash)
-                            .filter(|c| self.marks.nodes.insert(*c)),
-                    ),
-                    Some(Node::Leaf { .. }) => {
-                        self.marks
-                            .leaves
-                            .entry(dataset.to_string())
-                            .or_default()
-                            .insert(h);
-                        new_leaves.push(h);
-                    }
-                    None => {}
                 }
             }
-            frontier = next;
         }
-        Ok(new_leaves)
-    }
-
-    /// Read the asset columns of the dataset's live leaves not read yet.
-    async fn mark_assets(&mut self, ds: &Dataset) -> Result<()> {
+        if todo.is_empty() {
+            return Ok(());
+        }
         let cols = asset_columns(ds).await?;
         if cols.is_empty() {
             return Ok(());
         }
-        let name = ds.name().to_string();
-        let done = self.marks.asset_leaves.get(&name);
-        let todo: Vec<Hash> = self
-            .marks
-            .leaves
-            .get(&name)
-            .map(|l| {
-                l.iter()
-                    .filter(|h| done.is_none_or(|d| !d.contains(h)))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let projection: Vec<usize> = cols.iter().map(|c| c.0).collect();
         let store = ds.catalog().store().clone();
-        let mut with_rows = Vec::new();
-        {
-            let nodes = ds.nodes().fetch_many(&todo).await?;
-            for h in &todo {
-                if let Some(Node::Leaf { entries }) = nodes.get(h).map(|n| n.as_ref()) {
-                    if !entries.is_empty() {
-                        with_rows.push(*h);
+        let meta = ds.catalog().inner.meta.clone();
+        for (root, layout) in todo {
+            let Some(view) = load_view(&store, layout).await? else {
+                continue;
+            };
+            let locs = view.parts().iter().map(|(_, l)| l);
+            for scan in crate::snapshot::plan_locs(locs) {
+                let done = self
+                    .marks
+                    .asset_rows
+                    .entry((name.clone(), scan.pack))
+                    .or_default();
+                let ranges = subtract(&scan.ranges, done);
+                if ranges.is_empty() {
+                    continue;
+                }
+                let batches = crate::packs::read_ranges_concat(
+                    &store,
+                    &meta,
+                    &scan.pack,
+                    &ranges,
+                    Some(&projection),
+                )
+                .await?;
+                for b in batches {
+                    for col in b.columns() {
+                        collect_hashes(col.as_ref(), &mut self.marks.assets);
                     }
                 }
+                union(done, &ranges);
             }
+            self.marks.asset_contents.insert((name.clone(), root));
         }
-        let locs = crate::packs::locate(&store, &name, &ds.packs, &with_rows).await?;
-        let projection: Vec<usize> = cols.iter().map(|c| c.0).collect();
-        for scan in crate::snapshot::plan_locs(locs.iter()) {
-            let batches = crate::packs::read_ranges_concat(
-                &store,
-                &ds.catalog().inner.meta,
-                &scan.pack,
-                &scan.ranges,
-                Some(&projection),
-            )
-            .await?;
-            for b in batches {
-                for col in b.columns() {
-                    collect_hashes(col.as_ref(), &mut self.marks.assets);
-                }
-            }
-        }
-        self.marks
-            .asset_leaves
-            .entry(name)
-            .or_default()
-            .extend(todo);
         Ok(())
     }
 
@@ -567,7 +840,9 @@ impl GcPlan {
         let mut r = VacuumReport {
             dry_run: self.opts.dry_run,
             live_commits: m.commits.len() as u64,
-            live_nodes: m.nodes.len() as u64,
+            live_layouts: m.layouts.len() as u64,
+            live_bases: m.bases.len() as u64,
+            live_deltas: m.deltas.len() as u64,
             live_packs: m.packs.len() as u64,
             live_assets: m.assets.len() as u64,
             assets_seen: c.assets.len() as u64,
@@ -585,7 +860,7 @@ impl GcPlan {
         };
         if !only_assets {
             let in_scope = |ds: &str| scope.is_none_or(|s| s == ds);
-            // commits: markers first, then the objects
+            // commits: markers first, then the objects, then their layout pointers
             let marked_by: HashMap<Hash, &str> = c
                 .markers
                 .iter()
@@ -597,32 +872,48 @@ impl GcPlan {
                     doomed.push(meta.path.clone());
                 }
             }
+            let mut gone: HashSet<Hash> = HashSet::new();
+            let mut kept: HashSet<Hash> = HashSet::new();
             for (h, meta) in &c.commits {
                 let owned = marked_by.get(h).is_none_or(|ds| in_scope(ds));
                 if owned && !m.commits.contains(h) && old(meta) {
                     r.commits.add(meta);
                     doomed.push(meta.path.clone());
+                    gone.insert(*h);
+                } else {
+                    kept.insert(*h);
                 }
             }
-            // packs: index files first, then the packs
-            let indexed_by: HashMap<Hash, Vec<&str>> =
-                c.indexes
-                    .iter()
-                    .fold(HashMap::new(), |mut acc, (ds, h, _)| {
-                        acc.entry(*h).or_default().push(ds.as_str());
-                        acc
-                    });
-            for (ds, h, meta) in &c.indexes {
-                if in_scope(ds) && !m.packs.contains(h) && old(meta) {
-                    r.pack_indexes.add(meta);
+            // a pointer goes with its commit (or after it, when the commit is gone already)
+            for (ds, h, meta) in &c.pointers {
+                let commit_goes = gone.contains(h) || !kept.contains(h);
+                if in_scope(ds) && !m.commits.contains(h) && commit_goes && old(meta) {
+                    r.layout_pointers.add(meta);
                     doomed.push(meta.path.clone());
                 }
             }
+            for meta in &c.legacy {
+                if old(meta) {
+                    r.legacy.add(meta);
+                    doomed.push(meta.path.clone());
+                }
+            }
+            // layouts, then the bases and deltas they name, then packs
+            let kinds = [
+                (&c.layouts, &m.layouts, &mut r.layouts),
+                (&c.bases, &m.bases, &mut r.bases),
+                (&c.deltas, &m.deltas, &mut r.deltas),
+            ];
+            for (listed, live, removed) in kinds {
+                for (h, meta) in listed {
+                    if !live.contains(h) && old(meta) {
+                        removed.add(meta);
+                        doomed.push(meta.path.clone());
+                    }
+                }
+            }
             for (h, meta) in &c.packs {
-                let owned = indexed_by
-                    .get(h)
-                    .is_none_or(|dss| dss.iter().all(|ds| in_scope(ds)));
-                if owned && !m.packs.contains(h) && old(meta) {
+                if !m.packs.contains(h) && old(meta) {
                     r.packs.add(meta);
                     doomed.push(meta.path.clone());
                     // its page checksums after it (sums without their pack are inert)
@@ -630,12 +921,6 @@ impl GcPlan {
                         r.pack_sums.add(sums);
                         doomed.push(sums.path.clone());
                     }
-                }
-            }
-            for (h, meta) in &c.nodes {
-                if !m.nodes.contains(h) && old(meta) {
-                    r.nodes.add(meta);
-                    doomed.push(meta.path.clone());
                 }
             }
         }

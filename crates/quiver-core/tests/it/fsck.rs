@@ -1,14 +1,25 @@
-//! `Catalog::fsck`: a clean catalog is clean; dangling refs, corrupt objects and ref
-//! entries are named by path; orphans are listed, not problems.
+//! `Catalog::fsck`: a clean catalog is clean; dangling refs, missing and corrupt objects,
+//! layout pointers and ref entries are named by path; a layout that does not describe its
+//! commit is corrupt; orphans are listed, not problems.
 
 use bytes::Bytes;
-use quiver_core::{FsckOptions, FsckReport, ProblemKind, VersionSpec};
+use quiver_core::{FsckOptions, FsckReport, Hash, ProblemKind, VersionSpec};
 use quiver_store::Store;
 
 use crate::common::*;
 
 async fn fsck(cat: &quiver_core::Catalog) -> FsckReport {
     cat.fsck(FsckOptions::default()).await.unwrap()
+}
+
+fn pointer_path(commit: &Hash) -> String {
+    format!("datasets/labels/layouts/{}", commit.to_hex())
+}
+
+/// The layout a commit's pointer names.
+async fn layout_of(cat: &quiver_core::Catalog, commit: &Hash) -> Hash {
+    let body = cat.store().get_file(&pointer_path(commit)).await.unwrap();
+    Hash::from_hex(std::str::from_utf8(&body).unwrap().trim()).unwrap()
 }
 
 /// A dataset with two commits on main, a branch and a tag.
@@ -33,7 +44,12 @@ async fn clean_catalog_reports_clean() {
     assert_eq!(r.datasets, 1);
     assert_eq!(r.refs, 3);
     assert_eq!(r.commits, 3);
-    assert!(r.nodes > 1 && r.packs == 2, "{r:?}");
+    // create: an empty base; load: a base and its pack; edit: a delta and its pack
+    assert_eq!(
+        (r.layouts, r.bases, r.deltas, r.packs),
+        (3, 2, 1, 2),
+        "{r:?}"
+    );
     assert!(r.orphans.is_empty(), "{:?}", r.orphans);
 }
 
@@ -55,23 +71,41 @@ async fn dangling_ref_and_missing_objects_are_reported() {
     assert!(p.detail.contains(&head.id.to_hex()));
     assert!(!r.is_clean());
 
-    // a node under a live commit goes missing
+    // the layout of a live commit goes missing
     let (cat, ds) = populated().await;
-    let root = ds.branch_head("main").await.unwrap().commit.root;
-    cat.store()
-        .delete(&Store::object_path("node", &root))
-        .await
-        .unwrap();
+    let head = ds.branch_head("main").await.unwrap().commit.id;
+    let layout = Store::object_path("layout", &layout_of(&cat, &head).await);
+    cat.store().delete(&layout).await.unwrap();
     let r = fsck(&cat).await;
     assert_eq!(r.count(ProblemKind::MissingObject), 1, "{r:?}");
-    assert_eq!(r.problems[0].path, Store::object_path("node", &root));
+    assert_eq!(r.problems[0].path, layout);
+    assert!(r.problems[0].detail.contains("datasets/labels/layouts/"));
+
+    // a live commit's layout pointer goes missing
+    let (cat, ds) = populated().await;
+    let head = ds.branch_head("main").await.unwrap().commit.id;
+    cat.store().delete(&pointer_path(&head)).await.unwrap();
+    let r = fsck(&cat).await;
+    assert_eq!(r.count(ProblemKind::MissingObject), 1, "{r:?}");
+    assert_eq!(r.problems[0].path, pointer_path(&head));
+    assert!(r.problems[0].detail.contains(&head.to_hex()));
+
+    // a pack a live base names goes missing (its page checksums stay)
+    let (cat, _) = populated().await;
+    let packs = cat.store().list("objects/pack/").await.unwrap();
+    for p in &packs {
+        cat.store().delete(p).await.unwrap();
+    }
+    let r = fsck(&cat).await;
+    assert_eq!(r.count(ProblemKind::MissingObject), 2, "{r:?}");
+    assert!(r.problems.iter().all(|p| packs.contains(&p.path)), "{r:?}");
 }
 
 #[tokio::test]
 async fn corrupt_objects_and_ref_entries_are_named_by_path() {
     let (cat, ds) = populated().await;
-    let root = ds.branch_head("main").await.unwrap().commit.root;
-    let node = Store::object_path("node", &root);
+    let head = ds.branch_head("main").await.unwrap().commit.id;
+    let node = Store::object_path("layout", &layout_of(&cat, &head).await);
     cat.store()
         .put_file(&node, Bytes::from_static(b"flipped"))
         .await
@@ -91,6 +125,72 @@ async fn corrupt_objects_and_ref_entries_are_named_by_path() {
 }
 
 #[tokio::test]
+async fn a_layout_that_does_not_describe_its_commit_is_corrupt() {
+    // main's head pointed at the tag's (older) layout: a valid object, the wrong content
+    let (cat, ds) = populated().await;
+    let head = ds.branch_head("main").await.unwrap().commit.id;
+    let tagged = ds.tags().await.unwrap()[0].commit;
+    let older = layout_of(&cat, &tagged).await;
+    cat.store()
+        .put_file(&pointer_path(&head), Bytes::from(older.to_hex()))
+        .await
+        .unwrap();
+    let r = fsck(&cat).await;
+    assert_eq!(r.count(ProblemKind::Corrupt), 1, "{r:?}");
+    assert_eq!(r.problems[0].path, pointer_path(&head));
+    assert!(r.problems[0].detail.contains("is not the root"), "{r:?}");
+    // the layout main's head used before is no longer reached, nor its delta and pack
+    assert_eq!(r.orphans.len(), 3, "{:?}", r.orphans);
+
+    // a pointer that does not hold a hash
+    cat.store()
+        .put_file(&pointer_path(&head), Bytes::from_static(b"not a hash"))
+        .await
+        .unwrap();
+    let r = fsck(&cat).await;
+    assert_eq!(r.count(ProblemKind::Corrupt), 1, "{r:?}");
+    assert_eq!(r.problems[0].path, pointer_path(&head));
+}
+
+/// A write cut short at its layout pointer leaves a commit no ref names, its layout, delta
+/// and pack: orphans, not problems.
+#[tokio::test]
+async fn an_unfinished_write_leaves_orphans() {
+    use object_store::memory::InMemory;
+    use quiver_store::testing::FaultyStore;
+    use std::sync::Arc;
+    let faulty = Arc::new(FaultyStore::new(Arc::new(InMemory::new())));
+    let cat = quiver_core::Catalog::from_store(Store::from_object_store(faulty.clone(), ""))
+        .await
+        .unwrap();
+    let ds = cat
+        .create_dataset("labels", schema(), Default::default())
+        .await
+        .unwrap();
+    ds.append("main", &[synthetic(20, 2, 0.0)], "load")
+        .await
+        .unwrap();
+    faulty.fail_puts_matching("datasets/labels/layouts/");
+    ds.upsert("main", &[synthetic(5, 2, 1.0)], "doomed")
+        .await
+        .unwrap_err();
+    faulty.heal();
+    let r = fsck(&cat).await;
+    assert!(r.problems.is_empty(), "{r:?}");
+    let kinds: Vec<&str> = r
+        .orphans
+        .iter()
+        .map(|o| o.split('/').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["commit", "delta", "layout", "pack"],
+        "{:?}",
+        r.orphans
+    );
+}
+
+#[tokio::test]
 async fn orphans_are_listed_not_problems() {
     let (cat, ds) = populated().await;
     // an object no ref reaches, as an unfinished write leaves
@@ -100,7 +200,15 @@ async fn orphans_are_listed_not_problems() {
         .await
         .unwrap();
     let _ = ds;
+    // a layout pointer of a commit that is gone, as an interrupted gc leaves
+    let pointer = "datasets/labels/layouts/".to_string() + &"ab".repeat(32);
+    cat.store()
+        .put_file(&pointer, Bytes::from(orphan.to_hex()))
+        .await
+        .unwrap();
     let r = fsck(&cat).await;
     assert!(r.is_clean(), "{r:?}");
-    assert_eq!(r.orphans, vec![Store::object_path("node", &orphan)]);
+    let mut got = r.orphans.clone();
+    got.sort();
+    assert_eq!(got, vec![pointer, Store::object_path("node", &orphan)]);
 }
