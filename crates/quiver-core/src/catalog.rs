@@ -27,8 +27,7 @@ use quiver_tree::Hash;
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
 use crate::model::{Commit, DatasetConfig, FORMAT_VERSION};
-use crate::nodes::NodeCache;
-use crate::packs::{MetaCache, SharedPackIndex};
+use crate::packs::MetaCache;
 use crate::verified::VerifiedStore;
 use crate::write::WriteTxn;
 use crate::{encoding, DEFAULT_BRANCH};
@@ -77,10 +76,8 @@ pub fn default_author() -> String {
 
 pub(crate) struct CatalogInner {
     pub store: Store,
-    pub nodes: Arc<NodeCache>,
     pub meta: Arc<MetaCache>,
     pub commits: Mutex<HashMap<Hash, Commit>>,
-    pub packs: Mutex<HashMap<String, SharedPackIndex>>,
     /// Layout of each commit read so far (see [`crate::storage`]).
     pub layouts: Mutex<HashMap<Hash, Hash>>,
     /// The gc epoch (see [`crate::lease`]) the caches above were filled under.
@@ -165,9 +162,7 @@ impl Catalog {
                 gc_epoch: Mutex::new(gc_epoch),
                 meta: Arc::new(MetaCache::new(Arc::new(VerifiedStore::new(store.clone())))),
                 store,
-                nodes: Arc::default(),
                 commits: Mutex::default(),
-                packs: Mutex::default(),
                 layouts: Mutex::default(),
             }),
         })
@@ -400,17 +395,7 @@ impl Catalog {
             .delete(&Store::ref_entry_path(&main_ref(name), 0))
             .await?;
         self.remove_leftovers(name, true).await?;
-        if let Ok(mut packs) = self.inner.packs.lock() {
-            packs.remove(name);
-        }
         Ok(())
-    }
-
-    pub(crate) fn pack_index(&self, dataset: &str) -> SharedPackIndex {
-        match self.inner.packs.lock() {
-            Ok(mut p) => p.entry(dataset.to_string()).or_default().clone(),
-            Err(_) => SharedPackIndex::default(),
-        }
     }
 }
 

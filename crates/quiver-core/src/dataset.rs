@@ -15,8 +15,6 @@ use crate::error::{CoreError, Result};
 use crate::model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };
-use crate::nodes::TxnNodes;
-use crate::packs::SharedPackIndex;
 use crate::snapshot::Snapshot;
 use crate::write::WriteTxn;
 use crate::DEFAULT_BRANCH;
@@ -30,7 +28,6 @@ pub struct Dataset {
     pub(crate) catalog: Catalog,
     pub(crate) config: Arc<DatasetConfig>,
     pub(crate) schema: SchemaRef,
-    pub(crate) packs: SharedPackIndex,
     /// Who acts on this handle (see [`Dataset::with_author`]); `None`: [`default_author`].
     ///
     /// [`default_author`]: crate::default_author
@@ -53,12 +50,10 @@ pub struct BranchHead {
 impl Dataset {
     pub(crate) fn new(catalog: Catalog, config: DatasetConfig) -> Result<Dataset> {
         let schema = config.schema()?;
-        let packs = catalog.pack_index(&config.name);
         Ok(Dataset {
             catalog,
             config: Arc::new(config),
             schema,
-            packs,
             author: None,
         })
     }
@@ -101,10 +96,6 @@ impl Dataset {
 
     pub(crate) fn store(&self) -> &quiver_store::Store {
         &self.catalog.inner.store
-    }
-
-    pub(crate) fn nodes(&self) -> Arc<TxnNodes> {
-        TxnNodes::new(self.store().clone(), self.catalog.inner.nodes.clone())
     }
 
     pub(crate) fn ref_prefix(&self, kind: &str) -> String {

@@ -197,22 +197,14 @@ impl Catalog {
         Ok(())
     }
 
-    /// Forget every cached node, commit, pack location and Parquet footer (after a gc).
+    /// Forget every cached commit, layout pointer and Parquet footer (after a gc).
     pub(crate) fn clear_caches(&self) {
-        self.inner.nodes.clear();
         self.inner.meta.clear();
         if let Ok(mut c) = self.inner.commits.lock() {
             c.clear();
         }
         if let Ok(mut l) = self.inner.layouts.lock() {
             l.clear();
-        }
-        if let Ok(packs) = self.inner.packs.lock() {
-            for idx in packs.values() {
-                if let Ok(mut i) = idx.lock() {
-                    *i = crate::packs::PackIndex::default();
-                }
-            }
         }
     }
 

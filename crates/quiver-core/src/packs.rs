@@ -168,11 +168,6 @@ pub async fn locate(
 }
 
 /// Read and decode the index file at `path`: (leaf, location) pairs.
-pub(crate) async fn read_idx_file(store: &Store, path: &str) -> Result<Vec<(Hash, LeafLoc)>> {
-    let bytes = store.get_file(path).await?;
-    decode_idx(path, &bytes)
-}
-
 pub(crate) fn decode_idx(name: &str, b: &[u8]) -> Result<Vec<(Hash, LeafLoc)>> {
     let bad = |r: &str| CoreError::Corrupt {
         what: name.to_string(),

@@ -252,17 +252,19 @@ impl Snapshot {
         if let Some(r) = RUNS.lock().ok().and_then(|mut m| m.get(&key)) {
             return Ok(r);
         }
-        let gi = self.ds.schema().index_of(&self.ds.config.group_key).map_err(|_| {
-            CoreError::ColumnNotFound {
+        let gi = self
+            .ds
+            .schema()
+            .index_of(&self.ds.config.group_key)
+            .map_err(|_| CoreError::ColumnNotFound {
                 dataset: self.ds.name().into(),
                 column: self.ds.config.group_key.clone(),
-            }
-        })?;
+            })?;
         let batches = packs::read_ranges(
             self.ds.store(),
             &self.ds.catalog.inner.meta,
             &c.pack,
-            &[c.start..c.start + c.rows],
+            std::slice::from_ref(&(c.start..c.start + c.rows)),
             Some(&[gi]),
         )
         .await?;
@@ -459,8 +461,7 @@ impl Snapshot {
             Ok(to_changes(same_base_states(&a, &b)))
         } else {
             let keys = self.candidates(&a, other, &b).await?;
-            let (sa, sb) =
-                futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
+            let (sa, sb) = futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
             let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
             for k in keys {
                 all.insert(k, (None, None));

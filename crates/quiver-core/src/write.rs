@@ -683,14 +683,12 @@ impl WriteTxn {
         summary: OperationSummary,
     ) -> Result<Commit> {
         let base = self.base.clone();
-        let (commit, bytes) = if changed.is_empty()
-            && self.extra_parents.is_empty()
-            && self.prebuilt.is_none()
-        {
-            (base.commit.clone(), 0)
-        } else {
-            self.try_commit(&base, changed, message, summary).await?
-        };
+        let (commit, bytes) =
+            if changed.is_empty() && self.extra_parents.is_empty() && self.prebuilt.is_none() {
+                (base.commit.clone(), 0)
+            } else {
+                self.try_commit(&base, changed, message, summary).await?
+            };
         let seq = self.ds.publish(&commit, &self.author).await?;
         self.creating = false;
         self.bytes_written = bytes;
@@ -780,7 +778,10 @@ impl WriteTxn {
         bytes += encoded.len() as u64;
         let base = ds
             .store()
-            .put_object(crate::storage::format::BASE_KIND, bytes::Bytes::from(encoded))
+            .put_object(
+                crate::storage::format::BASE_KIND,
+                bytes::Bytes::from(encoded),
+            )
             .await?;
         Ok((
             crate::storage::Layout {
@@ -820,10 +821,12 @@ impl WriteTxn {
         for (k, new) in changed {
             let old = match found.get(k) {
                 Some((at, rows, h)) => {
-                    let hash = h.or_else(|| old_hash(k)).ok_or_else(|| CoreError::Corrupt {
-                        what: format!("dataset '{}'", ds.name()),
-                        reason: format!("no hash for the old rows of group {}", hex::encode(k)),
-                    })?;
+                    let hash = h
+                        .or_else(|| old_hash(k))
+                        .ok_or_else(|| CoreError::Corrupt {
+                            what: format!("dataset '{}'", ds.name()),
+                            reason: format!("no hash for the old rows of group {}", hex::encode(k)),
+                        })?;
                     Some(GroupRef {
                         hash,
                         at: *at,
@@ -885,7 +888,10 @@ impl WriteTxn {
         bytes += encoded.len() as u64;
         let dh = ds
             .store()
-            .put_object(crate::storage::format::DELTA_KIND, bytes::Bytes::from(encoded))
+            .put_object(
+                crate::storage::format::DELTA_KIND,
+                bytes::Bytes::from(encoded),
+            )
             .await?;
         layout.deltas.push(dh);
         Ok((layout, bytes))

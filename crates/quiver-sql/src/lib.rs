@@ -15,12 +15,12 @@ pub mod guard;
 pub mod lineage_sql;
 pub mod merge_sql;
 pub mod names;
+mod optimize_sql;
 pub mod options;
 pub mod parser;
 pub mod provider;
 pub mod pruning;
 pub mod system;
-mod optimize_sql;
 mod vacuum_sql;
 
 pub use context::QuiverContext;

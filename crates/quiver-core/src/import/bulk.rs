@@ -117,10 +117,12 @@ pub(crate) async fn load(
 ) -> Result<(Layout, u64, OperationSummary)> {
     let cfg = ds.config();
     let col = |name: &str| {
-        schema.index_of(name).map_err(|_| CoreError::ColumnNotFound {
-            dataset: ds.name().into(),
-            column: name.into(),
-        })
+        schema
+            .index_of(name)
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: ds.name().into(),
+                column: name.into(),
+            })
     };
     let (gi, li) = (col(&cfg.group_key)?, col(&cfg.label_key)?);
     for b in batches {
@@ -146,9 +148,8 @@ pub(crate) async fn load(
         cfg.chunk_groups,
     );
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    let key_of = |p: &(usize, usize)| {
-        crate::encoding::key_bytes(batches[p.0].column(gi).as_ref(), p.1)
-    };
+    let key_of =
+        |p: &(usize, usize)| crate::encoding::key_bytes(batches[p.0].column(gi).as_ref(), p.1);
     let mut pos = 0usize;
     while pos < order.len() {
         // a slice of about SLICE_ROWS rows, extended to the end of its last group

@@ -568,10 +568,12 @@ pub(crate) fn check_unique_keys(
         let (b, r) = bulk::duplicate_at(batches, gi, li).unwrap_or((0, 0));
         return Err(invalid(
             source,
-            Some(format!("{row_name} {}", at.get(b).copied().unwrap_or(first_row) + r)),
+            Some(format!(
+                "{row_name} {}",
+                at.get(b).copied().unwrap_or(first_row) + r
+            )),
             reason,
         ));
     }
     Ok(())
 }
-

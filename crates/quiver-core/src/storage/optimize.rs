@@ -109,12 +109,13 @@ impl Dataset {
             }
         }
         let ds_schema = self.schema();
-        let gi = ds_schema
-            .index_of(&self.config.group_key)
-            .map_err(|_| CoreError::ColumnNotFound {
-                dataset: self.name().into(),
-                column: self.config.group_key.clone(),
-            })?;
+        let gi =
+            ds_schema
+                .index_of(&self.config.group_key)
+                .map_err(|_| CoreError::ColumnNotFound {
+                    dataset: self.name().into(),
+                    column: self.config.group_key.clone(),
+                })?;
         let stats_cols: Vec<usize> = self
             .config
             .stats_columns

@@ -109,7 +109,9 @@ async fn run(ops: Vec<Op>) {
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Upsert(ls) => {
-                ds.upsert("main", &[upsert_batch(ls)], "upsert").await.unwrap();
+                ds.upsert("main", &[upsert_batch(ls)], "upsert")
+                    .await
+                    .unwrap();
                 apply_upsert(&mut model, ls);
             }
             Op::Delete(keys) => {
@@ -152,7 +154,9 @@ async fn run(ops: Vec<Op>) {
                 let b = format!("side{i}");
                 ds.create_branch(&b, &VersionSpec::main()).await.unwrap();
                 ds.upsert(&b, &[upsert_batch(side)], "side").await.unwrap();
-                ds.upsert("main", &[upsert_batch(ours)], "ours").await.unwrap();
+                ds.upsert("main", &[upsert_batch(ours)], "ours")
+                    .await
+                    .unwrap();
                 let r = ds
                     .merge(&VersionSpec::Branch(b.clone()), "main", None, "test")
                     .await
@@ -190,10 +194,7 @@ async fn run(ops: Vec<Op>) {
         prev = head;
     }
     // history independence: the same labels loaded at once have the same root
-    let fresh = cat
-        .create_dataset("fresh", schema(), opts)
-        .await
-        .unwrap();
+    let fresh = cat.create_dataset("fresh", schema(), opts).await.unwrap();
     if !model.is_empty() {
         let all: Vec<(String, i64, String, f64)> = model
             .iter()
