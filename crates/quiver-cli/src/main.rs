@@ -60,7 +60,7 @@ enum Command {
     /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
     #[command(long_about = fsck_cmd::LONG_ABOUT)]
     Fsck(fsck_cmd::FsckArgs),
-    /// Delete packs, tree nodes, commits and assets that no live version needs (VACUUM).
+    /// Delete commits, layouts, bases, deltas, packs and assets no live version needs (VACUUM).
     Gc(gc_cmd::GcArgs),
     /// Create the catalog (idempotent).
     Init,

@@ -195,3 +195,186 @@ pub(crate) async fn load(
         summary,
     ))
 }
+
+/// Why a streamed load gave up (the caller falls back to loading the whole input).
+pub(crate) enum Streamed {
+    Done(super::ImportReport),
+    /// The input is not in key order (or the target is not an empty version): nothing
+    /// was published.
+    Fallback,
+}
+
+/// Stream a Parquet file sorted by (group key, label key) into the base of a new dataset
+/// (or of an empty version of an existing one) on `main`, holding one batch and one pack
+/// at a time: peak memory follows the batch and pack size, not the file. The first key
+/// out of order (or repeated) stops the stream without publishing anything; the caller
+/// then loads the file whole.
+pub(crate) async fn stream_parquet(
+    cat: &crate::catalog::Catalog,
+    path: &std::path::Path,
+    keys: &super::tabular::TableKeys,
+    opts: &super::ImportOptions,
+) -> Result<Streamed> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let progress = opts.progress.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| super::io_err(path, e))?;
+    let Ok(builder) = ParquetRecordBatchReaderBuilder::try_new(file) else {
+        return Ok(Streamed::Fallback);
+    };
+    let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let file_schema = builder.schema().clone();
+    if file_schema.index_of(&keys.group_key).is_err()
+        || file_schema.index_of(&keys.label_key).is_err()
+        || opts.branch != crate::DEFAULT_BRANCH
+        || total == 0
+    {
+        return Ok(Streamed::Fallback);
+    }
+    // the target: a new dataset (published by the commit) or an empty existing one
+    let (mut txn, created) = match cat.dataset(&opts.dataset).await {
+        Ok(ds) => {
+            let cfg = ds.config();
+            if cfg.group_key != keys.group_key || cfg.label_key != keys.label_key {
+                return Ok(Streamed::Fallback);
+            }
+            let txn = ds.begin(&opts.branch).await?;
+            if ds.snapshot(txn.base_commit().clone()).num_rows().await? != 0 {
+                return Ok(Streamed::Fallback);
+            }
+            (txn, false)
+        }
+        Err(CoreError::DatasetNotFound(_)) => {
+            let dopts = crate::catalog::DatasetOptions {
+                group_key: keys.group_key.clone(),
+                label_key: keys.label_key.clone(),
+                author: opts.author.clone().unwrap_or_else(crate::default_author),
+                ..Default::default()
+            };
+            let txn = cat
+                .begin_dataset(&opts.dataset, file_schema.clone(), dopts)
+                .await?;
+            (txn, true)
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(a) = &opts.author {
+        txn = txn.author(a);
+    }
+    let ds = txn.dataset().clone();
+    let schema = ds.schema();
+    let source = path.display().to_string();
+    let reader = builder
+        .with_batch_size(SLICE_ROWS)
+        .build()
+        .map_err(|e| super::invalid(path, None, format!("not a readable Parquet file: {e}")))?;
+    let cfg = ds.config().clone();
+    let gi = schema.index_of(&cfg.group_key)?;
+    let li = schema.index_of(&cfg.label_key)?;
+    let stats_cols: Vec<usize> = cfg
+        .stats_columns
+        .iter()
+        .filter_map(|c| schema.index_of(c).ok())
+        .collect();
+    let mut base = BaseBuilder::new(
+        ds.store().clone(),
+        schema.clone(),
+        stats_cols,
+        cfg.chunk_groups,
+    );
+    let conv = RowConverter::new(vec![
+        SortField::new(schema.field(gi).data_type().clone()),
+        SortField::new(schema.field(li).data_type().clone()),
+    ])?;
+    let mut last: Option<arrow::row::OwnedRow> = None;
+    // rows of the last group seen, held back until the group is known to be complete
+    let mut carry: Option<RecordBatch> = None;
+    progress.phase("writing labels", Some(total));
+    let mut rows_read = 0u64;
+    for b in reader {
+        let b = b.map_err(|e| {
+            super::invalid(path, Some(format!("after row {rows_read}")), e.to_string())
+        })?;
+        rows_read += b.num_rows() as u64;
+        let b = super::conform_to(&b, &schema, &source)?;
+        if b.num_rows() == 0 {
+            continue;
+        }
+        if b.column(gi).null_count() > 0 || b.column(li).null_count() > 0 {
+            return Ok(Streamed::Fallback);
+        }
+        let rows = conv.convert_columns(&[b.column(gi).clone(), b.column(li).clone()])?;
+        let ordered = last.as_ref().is_none_or(|l| l.row() < rows.row(0))
+            && (1..rows.num_rows()).all(|i| rows.row(i - 1) < rows.row(i));
+        if !ordered {
+            return Ok(Streamed::Fallback);
+        }
+        last = Some(rows.row(rows.num_rows() - 1).owned());
+        let b = match carry.take() {
+            Some(c) => arrow::compute::concat_batches(&schema, [&c, &b])?,
+            None => b,
+        };
+        let runs = build::group_runs(&b, gi).ok_or_else(|| CoreError::NullKey {
+            dataset: ds.name().into(),
+            column: cfg.group_key.clone(),
+        })?;
+        // hold the last group back: the next batch may continue it
+        let Some((_, keep_from, _)) = runs.last().cloned() else {
+            continue;
+        };
+        let done = &runs[..runs.len() - 1];
+        if !done.is_empty() {
+            let head = b.slice(0, keep_from);
+            let hashes = build::hash_runs(&head, done);
+            base.push(&head, done, &hashes).await?;
+        }
+        carry = Some(b.slice(keep_from, b.num_rows() - keep_from));
+        progress.advance(keep_from as u64);
+    }
+    if let Some(c) = carry.take() {
+        let runs = build::group_runs(&c, gi).ok_or_else(|| CoreError::NullKey {
+            dataset: ds.name().into(),
+            column: cfg.group_key.clone(),
+        })?;
+        let hashes = build::hash_runs(&c, &runs);
+        base.push(&c, &runs, &hashes).await?;
+        progress.advance(c.num_rows() as u64);
+    }
+    let (b, content, rows, groups, mut bytes) = base.finish().await?;
+    let encoded = b.encode();
+    bytes += encoded.len() as u64;
+    let bh = ds
+        .store()
+        .put_object(BASE_KIND, bytes::Bytes::from(encoded))
+        .await?;
+    let summary = OperationSummary {
+        operation: "import".into(),
+        groups_added: groups,
+        labels_added: rows,
+        ..Default::default()
+    };
+    let layout = Layout {
+        base: bh,
+        deltas: Vec::new(),
+        rows,
+        groups,
+        content,
+    };
+    txn.set_prebuilt(layout, bytes, summary);
+    progress.phase("committing", None);
+    let message = opts
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("import {source}"));
+    let commit = txn.commit(&message).await?;
+    progress.finish();
+    Ok(Streamed::Done(super::ImportReport {
+        commit,
+        created_dataset: created,
+        unchanged: false,
+        labels: rows,
+        samples: groups,
+        deleted: 0,
+        assets: 0,
+        asset_bytes: 0,
+    }))
+}

@@ -155,6 +155,12 @@ pub async fn import_parquet(
     keys: &TableKeys,
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
+    // sorted input into an empty version streams; anything else is read whole
+    if let super::bulk::Streamed::Done(r) =
+        super::bulk::stream_parquet(cat, path, keys, opts).await?
+    {
+        return Ok(r);
+    }
     opts.progress.phase("reading Parquet", None);
     let (schema, batches) = read_parquet(path)?;
     import_table(cat, path, schema, batches, keys, opts, ("row", 0)).await
