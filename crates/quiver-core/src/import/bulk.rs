@@ -198,7 +198,7 @@ pub(crate) async fn load(
 
 /// Why a streamed load gave up (the caller falls back to loading the whole input).
 pub(crate) enum Streamed {
-    Done(super::ImportReport),
+    Done(Box<super::ImportReport>),
     /// The input is not in key order (or the target is not an empty version): nothing
     /// was published.
     Fallback,
@@ -367,7 +367,7 @@ pub(crate) async fn stream_parquet(
         .unwrap_or_else(|| format!("import {source}"));
     let commit = txn.commit(&message).await?;
     progress.finish();
-    Ok(Streamed::Done(super::ImportReport {
+    Ok(Streamed::Done(Box::new(super::ImportReport {
         commit,
         created_dataset: created,
         unchanged: false,
@@ -376,5 +376,5 @@ pub(crate) async fn stream_parquet(
         deleted: 0,
         assets: 0,
         asset_bytes: 0,
-    }))
+    })))
 }

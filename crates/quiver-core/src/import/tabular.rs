@@ -159,7 +159,7 @@ pub async fn import_parquet(
     if let super::bulk::Streamed::Done(r) =
         super::bulk::stream_parquet(cat, path, keys, opts).await?
     {
-        return Ok(r);
+        return Ok(*r);
     }
     opts.progress.phase("reading Parquet", None);
     let (schema, batches) = read_parquet(path)?;
