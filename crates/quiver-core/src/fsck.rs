@@ -257,7 +257,16 @@ impl Catalog {
             return Ok(());
         }
         w.report.datasets += 1;
-        w.json_file::<DatasetConfig>(&cfg).await?;
+        if let Some(c) = w.json_file::<DatasetConfig>(&cfg).await? {
+            if c.format_version != crate::model::FORMAT_VERSION {
+                // never judge another format's objects by this one's rules
+                return Err(CoreError::UnsupportedFormat {
+                    dataset: name.to_string(),
+                    found: c.format_version,
+                    supported: crate::model::FORMAT_VERSION,
+                });
+            }
+        }
         let dir = dataset_dir(name);
         let mut roots: Vec<(Hash, String)> = Vec::new();
 

@@ -38,6 +38,9 @@ struct GroupState {
     current: Option<GroupRows>,
 }
 
+/// Deltas on a branch head past which a commit starts an OPTIMIZE in the background.
+pub const AUTO_OPTIMIZE_DELTAS: usize = 64;
+
 /// A run of rows of one group in a sorted batch: (group key, offset, length).
 type Run = (Key, usize, usize);
 
@@ -580,7 +583,28 @@ impl WriteTxn {
         let lease = self.ds.catalog.write_lease("commit").await?;
         let res = self.commit_leased(message).await;
         lease.release().await;
+        if let Ok(c) = &res {
+            self.maybe_optimize(c).await;
+        }
         res
+    }
+
+    /// Past [`AUTO_OPTIMIZE_DELTAS`] deltas on the new head, fold them in the background
+    /// (an OPTIMIZE that fails or is cut short leaves only garbage; the next commit
+    /// past the threshold tries again). `QUIVER_AUTO_OPTIMIZE=0` turns it off.
+    async fn maybe_optimize(&self, head: &Commit) {
+        if std::env::var("QUIVER_AUTO_OPTIMIZE").is_ok_and(|v| v == "0") {
+            return;
+        }
+        let snap = self.ds.snapshot(head.clone());
+        let Ok(view) = snap.view().await else { return };
+        if view.deltas.len() < AUTO_OPTIMIZE_DELTAS {
+            return;
+        }
+        let (ds, branch) = (self.ds.clone(), self.branch.clone());
+        tokio::spawn(async move {
+            let _ = ds.optimize(&branch).await;
+        });
     }
 
     /// Commit `layout` (built by the caller over this transaction's empty base version,

@@ -225,3 +225,57 @@ proptest! {
         rt.block_on(run(ops));
     }
 }
+
+/// A dataset written by storage format 1 is never misread: opening it, fsck and gc refuse
+/// with a message saying how to move it, and nothing in the catalog changes.
+#[tokio::test]
+async fn format_1_datasets_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap();
+    let cat = Catalog::open(url).await.unwrap();
+    let ds = cat
+        .create_dataset("old", schema(), DatasetOptions::default())
+        .await
+        .unwrap();
+    ds.append("main", &[upsert_batch(&[(1, 1, 1), (2, 0, 3)])], "load")
+        .await
+        .unwrap();
+    // turn it into what a format-1 build left behind
+    let path = "datasets/old/dataset.json";
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&cat.store().get_file(path).await.unwrap()).unwrap();
+    cfg["format_version"] = serde_json::json!(1);
+    cat.store()
+        .put_file(path, bytes::Bytes::from(serde_json::to_vec(&cfg).unwrap()))
+        .await
+        .unwrap();
+    let cat = Catalog::open(url).await.unwrap();
+    let before = cat.store().list("").await.unwrap();
+    let err = cat.dataset("old").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            quiver_core::CoreError::UnsupportedFormat { found: 1, .. }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("format 1") && msg.contains("quiver export parquet"),
+        "{msg}"
+    );
+    let fsck = cat
+        .fsck(quiver_core::FsckOptions::default())
+        .await
+        .unwrap_err();
+    assert!(fsck.to_string().contains("format 1"), "{fsck}");
+    let gc = cat
+        .gc(&quiver_core::VacuumOptions {
+            retain: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(gc.to_string().contains("format 1"), "{gc}");
+    assert_eq!(cat.store().list("").await.unwrap(), before);
+}
