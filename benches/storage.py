@@ -97,12 +97,16 @@ def catalog_split(cat):
         rel = os.path.relpath(root, cat).split(os.sep)
         if rel[:2] == ["objects", "pack"]:
             key = "packs"
+        elif rel[:2] in (["objects", "base"], ["objects", "delta"], ["objects", "layout"]):
+            key = "layouts, bases, deltas"
         elif rel[:2] == ["objects", "node"]:
-            key = "tree nodes"
+            key = "tree nodes (format 1)"
         elif rel[:2] == ["objects", "commit"]:
             key = "commits"
-        elif rel[:1] == ["packsums"] or (len(rel) >= 3 and rel[0] == "datasets" and rel[2] == "packidx"):
-            key = "pack index + sums"
+        elif rel[:1] == ["packsums"]:
+            key = "pack sums"
+        elif len(rel) >= 3 and rel[0] == "datasets" and rel[2] == "packidx":
+            key = "pack index (format 1)"
         else:
             key = "other"
         d = parts.setdefault(key, {"bytes": 0, "alloc": 0, "files": 0})

@@ -41,6 +41,10 @@ struct GroupState {
 /// Deltas on a branch head past which a commit starts an OPTIMIZE in the background.
 pub const AUTO_OPTIMIZE_DELTAS: usize = 64;
 
+/// Branches (store URL, dataset, branch) with a background OPTIMIZE running.
+static OPTIMIZING: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// A run of rows of one group in a sorted batch: (group key, offset, length).
 type Run = (Key, usize, usize);
 
@@ -601,9 +605,24 @@ impl WriteTxn {
         if view.deltas.len() < AUTO_OPTIMIZE_DELTAS {
             return;
         }
+        // one background OPTIMIZE per branch at a time: commits landing while it runs
+        // would otherwise each start another over the same deltas
+        let key = format!(
+            "{}#{}#{}",
+            self.ds.store().url(),
+            self.ds.name(),
+            self.branch
+        );
+        let claimed = OPTIMIZING.lock().map(|mut s| s.insert(key.clone()));
+        if !matches!(claimed, Ok(true)) {
+            return;
+        }
         let (ds, branch) = (self.ds.clone(), self.branch.clone());
         tokio::spawn(async move {
             let _ = ds.optimize(&branch).await;
+            if let Ok(mut s) = OPTIMIZING.lock() {
+                s.remove(&key);
+            }
         });
     }
 

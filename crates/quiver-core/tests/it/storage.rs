@@ -279,3 +279,37 @@ async fn format_1_datasets_are_refused_and_left_untouched() {
     assert!(gc.to_string().contains("format 1"), "{gc}");
     assert_eq!(cat.store().list("").await.unwrap(), before);
 }
+
+/// Past 64 deltas a commit folds them in the background: the head ends with a short
+/// layout, the same commit and the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_commits_are_optimized_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let ds = cat
+        .create_dataset("labels", schema(), DatasetOptions::default())
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    for i in 0..70u8 {
+        let edit = [(i, 0u8, i % 4), (i / 2, 1, (i + 1) % 4)];
+        ds.upsert("main", &[upsert_batch(&edit)], "edit")
+            .await
+            .unwrap();
+        apply_upsert(&mut model, &edit);
+    }
+    let head = ds.head("main").await.unwrap();
+    let mut folded = false;
+    for _ in 0..200 {
+        let snap = ds.head("main").await.unwrap();
+        assert_eq!(snap.commit().id, head.commit().id);
+        if snap.view().await.unwrap().deltas.len() < quiver_core::write::AUTO_OPTIMIZE_DELTAS {
+            folded = true;
+            check(&snap, &model).await;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(folded, "the head still has 64 or more deltas");
+    check(&head, &model).await;
+}
