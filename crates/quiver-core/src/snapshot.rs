@@ -107,7 +107,7 @@ pub type KeepBatchFn = Box<dyn FnMut(&[ChildEntry], &mut Vec<bool>) + Send>;
 /// Group runs of base chunks: `(key, first row in the pack, rows)`, by (pack, chunk start).
 type Runs = Arc<Vec<(Key, u64, u64)>>;
 static RUNS: LazyLock<Mutex<Lru<(Hash, u64), Runs>>> =
-    LazyLock::new(|| Mutex::new(Lru::new(16 << 20)));
+    LazyLock::new(|| Mutex::new(Lru::new(4 << 20)));
 
 impl Snapshot {
     pub(crate) fn new(ds: Dataset, commit: Commit) -> Self {

@@ -228,11 +228,11 @@ struct CachedLeaves {
     pruned: u64,
 }
 
-/// Kept partitions per (tree root, statistics layout + filters), weighed in partitions. The
-/// root is a content hash, so an entry is valid for every catalog and never stale; the
-/// shards of one read (and repeated queries) walk the tree once.
+/// Kept partitions per (layout id, statistics layout + filters), weighed in partitions. The
+/// layout id is a content hash, so an entry is valid for every catalog and never stale; the
+/// shards of one read (and repeated queries) prune the partitions once.
 static LEAVES: std::sync::LazyLock<Mutex<Bounded<(Hash, String), CachedLeaves>>> =
-    std::sync::LazyLock::new(|| Bounded::new(1 << 20));
+    std::sync::LazyLock::new(|| Bounded::new(1 << 18));
 
 /// Scan plans (pack row ranges) of unsharded selections per (catalog location + dataset,
 /// tree root, statistics layout + filters), weighed in ranges. Packs are immutable and a

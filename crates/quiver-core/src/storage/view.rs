@@ -223,7 +223,7 @@ fn subtract(r: Range<u64>, holes: Option<&Vec<Range<u64>>>) -> Vec<Range<u64>> {
 /// Views by layout hash (content-addressed, so valid for every catalog), weighed in
 /// partitions + touched groups.
 static VIEWS: LazyLock<Mutex<crate::storage::cache::Lru<Hash, Arc<View>>>> =
-    LazyLock::new(|| Mutex::new(crate::storage::cache::Lru::new(4 << 20)));
+    LazyLock::new(|| Mutex::new(crate::storage::cache::Lru::new(1 << 19)));
 
 pub(crate) fn cached(id: &Hash) -> Option<Arc<View>> {
     VIEWS.lock().ok().and_then(|mut m| m.get(id))
