@@ -151,19 +151,22 @@ impl Dataset {
                     )
                 }
             };
-            let mut parts: Vec<(Key, RecordBatch)> = Vec::new();
+            // the run's live base rows, in key order: one read per stretch of chunks that
+            // sit in the same pack
+            let mut base_rows: Vec<RecordBatch> = Vec::new();
             if let Some(r) = &run {
-                for c in &chunks[r.clone()] {
-                    let live = subtract(c.start..c.start + c.rows, holes.get(&c.pack));
-                    if live.is_empty() {
-                        continue;
+                let mut k = r.start;
+                while k < r.end {
+                    let pack = chunks[k].pack;
+                    let mut live = Vec::new();
+                    while k < r.end && chunks[k].pack == pack {
+                        let c = &chunks[k];
+                        live.extend(subtract(c.start..c.start + c.rows, holes.get(&c.pack)));
+                        k += 1;
                     }
-                    let read = packs::read_ranges(store, meta, &c.pack, &live, None).await?;
-                    for b in read.into_iter().flatten() {
-                        let runs = build::group_runs(&b, gi).ok_or_else(|| null_key(self))?;
-                        for (k, off, len) in runs {
-                            parts.push((k, b.slice(off, len)));
-                        }
+                    if !live.is_empty() {
+                        let read = packs::read_ranges(store, meta, &pack, &live, None).await?;
+                        base_rows.extend(read.into_iter().flatten());
                     }
                 }
             }
@@ -171,29 +174,66 @@ impl Dataset {
                 .iter()
                 .filter(|(k, _)| lo.is_none_or(|l| k >= l) && hi.is_none_or(|h| k < h))
                 .collect();
-            let rows = snap
+            let delta_rows: Vec<(Key, RecordBatch)> = snap
                 .read_at(owned.iter().map(|(k, g)| (k, g.at, g.rows)))
-                .await?;
-            parts.extend(rows);
-            parts.sort_by(|a, b| a.0.cmp(&b.0));
-            // a group split across two reads of a chunk comes back as two parts: join them
-            let mut groups: Vec<(Key, Vec<RecordBatch>)> = Vec::new();
-            for (k, b) in parts {
-                match groups.last_mut() {
-                    Some(last) if last.0 == k => last.1.push(b),
-                    _ => groups.push((k, vec![b])),
+                .await?
+                .into_iter()
+                .collect();
+            // merge by key: long stretches of base rows with the deltas' groups between them
+            let mut segs: Vec<RecordBatch> = Vec::new();
+            let mut di = 0;
+            for b in base_rows {
+                let runs = build::group_runs(&b, gi).ok_or_else(|| null_key(self))?;
+                let mut start = 0;
+                for (k, off, _) in runs {
+                    while di < delta_rows.len() && delta_rows[di].0 < k {
+                        if off > start {
+                            segs.push(b.slice(start, off - start));
+                            start = off;
+                        }
+                        segs.push(delta_rows[di].1.clone());
+                        di += 1;
+                    }
+                }
+                if b.num_rows() > start {
+                    segs.push(b.slice(start, b.num_rows() - start));
                 }
             }
-            for chunk in groups.chunks(4096) {
-                let batches: Vec<&RecordBatch> = chunk.iter().flat_map(|g| g.1.iter()).collect();
-                if batches.is_empty() {
+            segs.extend(delta_rows[di..].iter().map(|(_, b)| b.clone()));
+            // push in batches of about 64k rows; the last group of a batch waits for the
+            // next (a group read in two parts is joined)
+            let mut carry: Option<RecordBatch> = None;
+            let mut pending: Vec<RecordBatch> = Vec::new();
+            let mut pending_rows = 0usize;
+            let last = segs.len();
+            for (i, seg) in segs.into_iter().enumerate() {
+                pending_rows += seg.num_rows();
+                pending.push(seg);
+                if pending_rows < 64 * 1024 && i + 1 < last {
                     continue;
                 }
-                let batch = concat_batches(&ds_schema, batches)?;
+                let mut parts: Vec<&RecordBatch> = Vec::with_capacity(pending.len() + 1);
+                if let Some(c) = &carry {
+                    parts.push(c);
+                }
+                parts.extend(pending.iter());
+                let batch = concat_batches(&ds_schema, parts)?;
+                pending.clear();
+                pending_rows = 0;
                 let runs = build::group_runs(&batch, gi).ok_or_else(|| null_key(self))?;
-                let hashes = build::hash_runs(&batch, &runs);
-                report.rows_written += batch.num_rows() as u64;
-                builder.push(&batch, &runs, &hashes).await?;
+                let keep = if i + 1 < last {
+                    runs.last().map_or(batch.num_rows(), |r| r.1)
+                } else {
+                    batch.num_rows()
+                };
+                let done: Vec<(Key, usize, usize)> =
+                    runs.into_iter().take_while(|r| r.1 < keep).collect();
+                let head = batch.slice(0, keep);
+                let hashes = build::hash_runs(&head, &done);
+                report.rows_written += head.num_rows() as u64;
+                builder.push(&head, &done, &hashes).await?;
+                carry =
+                    Some(batch.slice(keep, batch.num_rows() - keep)).filter(|c| c.num_rows() > 0);
             }
             builder.cut();
         }
