@@ -17,6 +17,7 @@ use quiver_tree::{Hash, Key};
 
 use super::build::{self, BaseBuilder};
 use super::format::{Base, Chunk, Layout, BASE_KIND, LAYOUT_KIND};
+use super::view::subtract;
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
 use crate::packs;
@@ -88,17 +89,17 @@ impl Dataset {
                 new_groups.push((k.clone(), n));
             }
         }
+        for h in holes.values_mut() {
+            h.sort_by_key(|r| r.start);
+        }
         for (i, c) in chunks.iter().enumerate() {
             if let Some(h) = holes.get(&c.pack) {
-                if h.iter()
-                    .any(|r| r.start < c.start + c.rows && r.end > c.start)
-                {
+                // the first hole ending after the chunk's start: does it start before its end?
+                let j = h.partition_point(|r| r.end <= c.start);
+                if h.get(j).is_some_and(|r| r.start < c.start + c.rows) {
                     affected.insert(i);
                 }
             }
-        }
-        for h in holes.values_mut() {
-            h.sort_by_key(|r| r.start);
         }
         // runs of consecutive affected chunks (everything when the base is empty)
         let mut runs: Vec<Range<usize>> = Vec::new();
@@ -279,23 +280,4 @@ fn null_key(ds: &Dataset) -> CoreError {
         dataset: ds.name().into(),
         column: ds.config.group_key.clone(),
     }
-}
-
-/// `r` minus the sorted `holes`.
-fn subtract(r: Range<u64>, holes: Option<&Vec<Range<u64>>>) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    let mut pos = r.start;
-    for h in holes.map(|v| v.as_slice()).unwrap_or_default() {
-        if h.end <= pos || h.start >= r.end {
-            continue;
-        }
-        if h.start > pos {
-            out.push(pos..h.start);
-        }
-        pos = pos.max(h.end);
-    }
-    if pos < r.end {
-        out.push(pos..r.end);
-    }
-    out
 }

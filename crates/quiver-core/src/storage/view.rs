@@ -197,8 +197,8 @@ fn part(
     )
 }
 
-/// `r` minus the (sorted) `holes`.
-fn subtract(r: Range<u64>, holes: Option<&Vec<Range<u64>>>) -> Vec<Range<u64>> {
+/// `r` minus the (sorted, disjoint) `holes`.
+pub(crate) fn subtract(r: Range<u64>, holes: Option<&Vec<Range<u64>>>) -> Vec<Range<u64>> {
     let Some(holes) = holes else {
         return if r.is_empty() { vec![] } else { vec![r] };
     };
