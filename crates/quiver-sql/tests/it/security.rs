@@ -69,6 +69,8 @@ const WRITES: &[&str] = &[
     "RESOLVE CONFLICTS ON demo USING THEIRS",
     "VACUUM demo RETAIN 0 HOURS",
     "VACUUM demo DRY RUN",
+    "OPTIMIZE demo",
+    "OPTIMIZE demo ON BRANCH main",
     "COMMIT",
 ];
 
