@@ -346,6 +346,18 @@ pub struct GroupHasher<'a> {
 }
 
 impl<'a> GroupHasher<'a> {
+    /// A hasher over every column of `batch`, in its schema order.
+    pub fn for_batch(batch: &'a arrow::array::RecordBatch) -> Self {
+        let cols = batch
+            .schema_ref()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| (f.name().as_str(), c))
+            .collect();
+        Self::new(cols)
+    }
+
     /// Prepare a hasher for `columns` (name, array) in schema order. Every array arrow can
     /// build is hashable; [`GroupHasher::try_new`] also checks the types.
     pub fn new(columns: Vec<(&'a str, &'a ArrayRef)>) -> Self {

@@ -142,14 +142,7 @@ fn label_id(group: &[u8], label: &[u8]) -> String {
 fn label_map(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Hash)> {
     let mut out = BTreeMap::new();
     if let Some(b) = batch {
-        let schema = b.schema();
-        let cols: Vec<(&str, &ArrayRef)> = schema
-            .fields()
-            .iter()
-            .zip(b.columns())
-            .map(|(f, c)| (f.name().as_str(), c))
-            .collect();
-        let h = GroupHasher::new(cols);
+        let h = GroupHasher::for_batch(b);
         for r in 0..b.num_rows() {
             if let Some(k) = encoding::key_bytes(b.column(li).as_ref(), r) {
                 out.insert(k, (r, h.hash(r, 1)));

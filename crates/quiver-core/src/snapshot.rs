@@ -564,14 +564,7 @@ fn same_base_states(a: &View, b: &View) -> Vec<(Key, Option<GroupRef>, Option<Gr
 
 /// The group hash of a group's rows (sorted by label key), as the writer computes it.
 pub(crate) fn group_hash(b: &RecordBatch) -> Hash {
-    let schema = b.schema();
-    let cols: Vec<(&str, &arrow::array::ArrayRef)> = schema
-        .fields()
-        .iter()
-        .zip(b.columns())
-        .map(|(f, c)| (f.name().as_str(), c))
-        .collect();
-    encoding::GroupHasher::new(cols).hash(0, b.num_rows())
+    encoding::GroupHasher::for_batch(b).hash(0, b.num_rows())
 }
 
 #[cfg(test)]

@@ -299,14 +299,7 @@ impl WriteTxn {
     }
 
     fn group_rows(&self, batch: RecordBatch, offset: usize, len: usize) -> GroupRows {
-        let schema = batch.schema();
-        let cols: Vec<(&str, &ArrayRef)> = schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(f, c)| (f.name().as_str(), c))
-            .collect();
-        let hash = GroupHasher::new(cols).hash(offset, len);
+        let hash = GroupHasher::for_batch(&batch).hash(offset, len);
         let stats = self
             .stats_indices()
             .iter()
@@ -816,26 +809,7 @@ impl WriteTxn {
             let (batch, runs, hs) = flush(&mut parts, &mut hashes)?;
             builder.push(&batch, &runs, &hs).await?;
         }
-        let (base, content, rows, groups, mut bytes) = builder.finish().await?;
-        let encoded = base.encode();
-        bytes += encoded.len() as u64;
-        let base = ds
-            .store()
-            .put_object(
-                crate::storage::format::BASE_KIND,
-                bytes::Bytes::from(encoded),
-            )
-            .await?;
-        Ok((
-            crate::storage::Layout {
-                base,
-                deltas: Vec::new(),
-                rows,
-                groups,
-                content,
-            },
-            bytes,
-        ))
+        builder.finish_layout().await
     }
 
     /// A delta over the base version's layout: one small pack with the new rows of the
@@ -969,14 +943,7 @@ fn merge_rows(
 /// (added, removed, modified) labels between two versions of one group.
 fn label_delta(base: &RecordBatch, cur: &RecordBatch, li: usize) -> (u64, u64, u64) {
     let hashes = |b: &RecordBatch| -> HashMap<Key, Hash> {
-        let schema = b.schema();
-        let cols: Vec<(&str, &ArrayRef)> = schema
-            .fields()
-            .iter()
-            .zip(b.columns())
-            .map(|(f, c)| (f.name().as_str(), c))
-            .collect();
-        let h = GroupHasher::new(cols);
+        let h = GroupHasher::for_batch(b);
         (0..b.num_rows())
             .filter_map(|r| {
                 encoding::key_bytes(b.column(li).as_ref(), r).map(|k| (k, h.hash(r, 1)))

@@ -15,7 +15,6 @@ use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
 use crate::model::OperationSummary;
 use crate::storage::build::{self, BaseBuilder};
-use crate::storage::format::BASE_KIND;
 use crate::storage::Layout;
 
 /// Rows taken (and hashed, and pushed) at a time.
@@ -75,6 +74,16 @@ pub(crate) fn sorted_order(
         });
     }
     Ok(order)
+}
+
+/// The summary of a commit that loads `layout` into an empty version.
+fn import_summary(layout: &Layout) -> OperationSummary {
+    OperationSummary {
+        operation: "import".into(),
+        groups_added: layout.groups,
+        labels_added: layout.rows,
+        ..Default::default()
+    }
 }
 
 /// The (batch, row) of the second occurrence, in input order, of the first duplicated
@@ -170,30 +179,9 @@ pub(crate) async fn load(
         progress.advance((end - pos) as u64);
         pos = end;
     }
-    let (base, content, rows, groups, mut bytes) = builder.finish().await?;
-    let encoded = base.encode();
-    bytes += encoded.len() as u64;
-    let bh = ds
-        .store()
-        .put_object(BASE_KIND, bytes::Bytes::from(encoded))
-        .await?;
-    let summary = OperationSummary {
-        operation: "import".into(),
-        groups_added: groups,
-        labels_added: rows,
-        ..Default::default()
-    };
-    Ok((
-        Layout {
-            base: bh,
-            deltas: Vec::new(),
-            rows,
-            groups,
-            content,
-        },
-        bytes,
-        summary,
-    ))
+    let (layout, bytes) = builder.finish_layout().await?;
+    let summary = import_summary(&layout);
+    Ok((layout, bytes, summary))
 }
 
 /// Why a streamed load gave up (the caller falls back to loading the whole input).
@@ -339,26 +327,9 @@ pub(crate) async fn stream_parquet(
         base.push(&c, &runs, &hashes).await?;
         progress.advance(c.num_rows() as u64);
     }
-    let (b, content, rows, groups, mut bytes) = base.finish().await?;
-    let encoded = b.encode();
-    bytes += encoded.len() as u64;
-    let bh = ds
-        .store()
-        .put_object(BASE_KIND, bytes::Bytes::from(encoded))
-        .await?;
-    let summary = OperationSummary {
-        operation: "import".into(),
-        groups_added: groups,
-        labels_added: rows,
-        ..Default::default()
-    };
-    let layout = Layout {
-        base: bh,
-        deltas: Vec::new(),
-        rows,
-        groups,
-        content,
-    };
+    let (layout, bytes) = base.finish_layout().await?;
+    let summary = import_summary(&layout);
+    let (rows, groups) = (layout.rows, layout.groups);
     txn.set_prebuilt(layout, bytes, summary);
     progress.phase("committing", None);
     let message = opts

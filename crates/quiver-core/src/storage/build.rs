@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -78,14 +78,7 @@ pub fn group_runs(batch: &RecordBatch, gi: usize) -> Option<Vec<(Key, usize, usi
 
 /// Group hashes of the runs of a sorted batch.
 pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash> {
-    let schema = batch.schema();
-    let cols: Vec<(&str, &ArrayRef)> = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, c)| (f.name().as_str(), c))
-        .collect();
-    let h = GroupHasher::new(cols);
+    let h = GroupHasher::for_batch(batch);
     runs.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
 }
 
@@ -242,6 +235,26 @@ impl BaseBuilder {
             self.chunks.push(c);
         }
         Ok(())
+    }
+
+    /// Close the last chunk and pack, store the base record and return the layout of a
+    /// version holding exactly this base, with the bytes written.
+    pub async fn finish_layout(self) -> Result<(super::Layout, u64)> {
+        let store = self.store.clone();
+        let (base, content, rows, groups, mut bytes) = self.finish().await?;
+        let encoded = base.encode();
+        bytes += encoded.len() as u64;
+        let base = store
+            .put_object(super::format::BASE_KIND, Bytes::from(encoded))
+            .await?;
+        let layout = super::Layout {
+            base,
+            deltas: Vec::new(),
+            rows,
+            groups,
+            content,
+        };
+        Ok((layout, bytes))
     }
 
     /// Close the last chunk and pack; returns the base.
