@@ -612,9 +612,27 @@ impl WriteTxn {
         }
         let (ds, branch) = (self.ds.clone(), self.branch.clone());
         tokio::spawn(async move {
-            let _ = ds.optimize(&branch).await;
-            if let Ok(mut s) = OPTIMIZING.lock() {
-                s.remove(&key);
+            loop {
+                let folded = ds.optimize(&branch).await.is_ok();
+                // release first, then look: a commit landing after the release starts its
+                // own fold; one that landed before it (and found the claim taken) is seen
+                if let Ok(mut s) = OPTIMIZING.lock() {
+                    s.remove(&key);
+                }
+                if !folded {
+                    return;
+                }
+                let Ok(head) = ds.head(&branch).await else {
+                    return;
+                };
+                let past = head
+                    .view()
+                    .await
+                    .is_ok_and(|v| v.deltas.len() >= AUTO_OPTIMIZE_DELTAS);
+                let reclaimed = past && OPTIMIZING.lock().is_ok_and(|mut s| s.insert(key.clone()));
+                if !reclaimed {
+                    return;
+                }
             }
         });
     }
