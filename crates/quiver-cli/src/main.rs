@@ -5,6 +5,12 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the server's and importer's hot paths allocate many small objects (layout
+/// records, DataFusion's per-batch arrays) on many threads, where glibc's per-thread arenas
+/// grow by page faults; the same choice as DataFusion's own CLI.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod fsck_cmd;
 mod gc_cmd;
 mod io_cmd;

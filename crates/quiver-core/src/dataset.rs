@@ -185,10 +185,35 @@ impl Dataset {
 
     /// Load (or take from the cache) the folded layout of a commit.
     pub(crate) async fn load_view(&self, commit: &Commit) -> Result<Arc<crate::storage::View>> {
-        use crate::storage::format::{Base, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
+        use crate::storage::format::{Base, BASE_KIND};
         let id = self.layout_of(&commit.id).await?;
         if let Some(v) = crate::storage::view::cached(&id) {
             return Ok(v);
+        }
+        let layered = self.load_layered(commit).await?;
+        let base = &layered.layout.base;
+        let b = self.store().get_object(BASE_KIND, base).await?;
+        let what = format!("base {base} of dataset '{}'", self.config.name);
+        let base = Arc::new(Base::decode(&b, &what)?);
+        let v = Arc::new(crate::storage::View::new(
+            id,
+            layered.layout.clone(),
+            base,
+            layered.deltas.clone(),
+        ));
+        crate::storage::view::remember(v.clone());
+        Ok(v)
+    }
+
+    /// The layout of a version with its deltas, without its base (cached).
+    pub(crate) async fn load_layered(
+        &self,
+        commit: &Commit,
+    ) -> Result<Arc<crate::storage::view::Layered>> {
+        use crate::storage::format::{Delta, Layout, DELTA_KIND, LAYOUT_KIND};
+        let id = self.layout_of(&commit.id).await?;
+        if let Some(l) = crate::storage::view::cached_layered(&id) {
+            return Ok(l);
         }
         let store = self.store();
         let what = |kind: &str, h: &Hash| format!("{kind} {h} of dataset '{}'", self.config.name);
@@ -202,18 +227,14 @@ impl Dataset {
                 reason: format!("its content hash is not commit {}'s root", commit.id),
             });
         }
-        let base = async {
-            let b = store.get_object(BASE_KIND, &layout.base).await?;
-            Base::decode(&b, &what("base", &layout.base)).map(Arc::new)
-        };
         let deltas = futures::future::try_join_all(layout.deltas.iter().map(|h| async move {
             let b = store.get_object(DELTA_KIND, h).await?;
             Delta::decode(&b, &what("delta", h)).map(Arc::new)
-        }));
-        let (base, deltas) = futures::try_join!(base, deltas)?;
-        let v = Arc::new(crate::storage::View::new(id, layout, base, deltas));
-        crate::storage::view::remember(v.clone());
-        Ok(v)
+        }))
+        .await?;
+        let l = Arc::new(crate::storage::view::Layered { id, layout, deltas });
+        crate::storage::view::remember_layered(l.clone());
+        Ok(l)
     }
 
     /// Write a commit object (and its listing marker); returns the commit.

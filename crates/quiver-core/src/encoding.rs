@@ -666,6 +666,7 @@ pub fn stat_value(array: &dyn Array, row: usize) -> Option<StatValue> {
     }
 }
 
+#[cfg(test)]
 fn stat_lt(a: &StatValue, b: &StatValue) -> bool {
     match (a, b) {
         (StatValue::Bool(x), StatValue::Bool(y)) => x < y,
@@ -677,7 +678,101 @@ fn stat_lt(a: &StatValue, b: &StatValue) -> bool {
 }
 
 /// Min/max/null statistics of `array` over rows `start..start+len`.
+///
+/// Finds the rows holding the minimum and maximum by comparing values in place and
+/// materializes only those two (a chunk's statistics are taken on every import and fold).
 pub fn column_stats(array: &dyn Array, start: usize, len: usize) -> ColumnStats {
+    let mut st = ColumnStats::default();
+    let rows = start..start + len;
+    let nulls = array.logical_nulls();
+    let valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+    st.null_count = rows.clone().filter(|&r| !valid(r)).count() as u64;
+    // (row of the minimum, row of the maximum) under `lt`, over valid rows
+    fn extremes<T>(
+        rows: std::ops::Range<usize>,
+        valid: impl Fn(usize) -> bool,
+        get: impl Fn(usize) -> T,
+        lt: impl Fn(&T, &T) -> bool,
+    ) -> Option<(usize, usize)> {
+        let mut best: Option<((usize, T), (usize, T))> = None;
+        for row in rows.filter(|&r| valid(r)) {
+            let v = get(row);
+            best = Some(match best {
+                None => ((row, get(row)), (row, v)),
+                Some((lo, hi)) => {
+                    let lo = if lt(&v, &lo.1) { (row, get(row)) } else { lo };
+                    let hi = if lt(&hi.1, &v) { (row, v) } else { hi };
+                    (lo, hi)
+                }
+            });
+        }
+        best.map(|(lo, hi)| (lo.0, hi.0))
+    }
+    macro_rules! ints {
+        ($t:ty) => {{
+            let a = array.as_primitive::<$t>();
+            extremes(rows, valid, |r| a.value(r) as i64, |x, y| x < y)
+        }};
+    }
+    macro_rules! strings {
+        ($a:expr) => {{
+            let a = $a;
+            if rows
+                .clone()
+                .any(|r| valid(r) && a.value(r).len() > MAX_STAT_STRING)
+            {
+                return st; // too long to keep: unknown bounds
+            }
+            extremes(rows, valid, |r| a.value(r).as_bytes(), |x, y| x < y)
+        }};
+    }
+    let found = match array.data_type() {
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            extremes(rows, valid, |r| a.value(r), |x, y| x < y)
+        }
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::Float32 => {
+            let a = array.as_primitive::<Float32Type>();
+            extremes(
+                rows,
+                valid,
+                |r| a.value(r) as f64,
+                |x, y| x.total_cmp(y).is_lt(),
+            )
+        }
+        DataType::Float64 => {
+            let a = array.as_primitive::<Float64Type>();
+            extremes(rows, valid, |r| a.value(r), |x, y| x.total_cmp(y).is_lt())
+        }
+        DataType::Date32 => ints!(Date32Type),
+        DataType::Date64 => ints!(Date64Type),
+        DataType::Timestamp(TimeUnit::Second, _) => ints!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => ints!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => ints!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => ints!(TimestampNanosecondType),
+        DataType::Utf8 => strings!(array.as_string::<i32>()),
+        DataType::LargeUtf8 => strings!(array.as_string::<i64>()),
+        DataType::Utf8View => strings!(array.as_string_view()),
+        // no statistics for other types: unknown bounds
+        _ => None,
+    };
+    if let Some((lo, hi)) = found {
+        st.min = stat_value(array, lo);
+        st.max = stat_value(array, hi);
+    }
+    st
+}
+
+/// The statistics of the old row-by-row definition (kept as the test oracle).
+#[cfg(test)]
+fn column_stats_naive(array: &dyn Array, start: usize, len: usize) -> ColumnStats {
     let mut st = ColumnStats::default();
     let mut unknown = false;
     for row in start..start + len {
@@ -712,6 +807,32 @@ mod tests {
     use arrow::compute::cast;
     use proptest::prelude::*;
     use std::sync::Arc;
+
+    proptest! {
+        #[test]
+        fn column_stats_match_the_row_by_row_definition(
+            ints in proptest::collection::vec(proptest::option::of(-50i64..50), 1..40),
+            floats in proptest::collection::vec(proptest::option::of(-3.0f64..3.0), 1..40),
+            strs in proptest::collection::vec(proptest::option::of("[a-c]{0,3}|[x]{30,36}"), 1..40),
+            from in 0usize..10,
+            n in 0usize..40,
+        ) {
+            let arrays: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(ints.clone())),
+                Arc::new(Int32Array::from(ints.iter().map(|v| v.map(|x| x as i32)).collect::<Vec<_>>())),
+                Arc::new(Float64Array::from(floats)),
+                Arc::new(StringArray::from(strs.clone())),
+                Arc::new(StringViewArray::from(strs.iter().map(|s| s.as_deref()).collect::<Vec<_>>())),
+                Arc::new(BooleanArray::from(ints.iter().map(|v| v.map(|x| x > 0)).collect::<Vec<_>>())),
+                Arc::new(UInt64Array::from(ints.iter().map(|v| v.map(|x| x as u64)).collect::<Vec<_>>())),
+            ];
+            for a in arrays {
+                let from = from.min(a.len());
+                let n = n.min(a.len() - from);
+                prop_assert_eq!(column_stats(&a, from, n), column_stats_naive(&a, from, n));
+            }
+        }
+    }
 
     #[test]
     fn int_keys_sort_as_bytes() {

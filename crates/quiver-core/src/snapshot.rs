@@ -19,8 +19,8 @@ use crate::error::{CoreError, Result};
 use crate::model::Commit;
 use crate::packs::{self, DigestHasher, LeafLoc};
 use crate::storage::cache::Lru;
-use crate::storage::format::{Chunk, GroupRef};
-use crate::storage::view::{Found, View};
+use crate::storage::format::{Chunk, Delta, GroupRef};
+use crate::storage::view::{Found, Layered, View};
 
 /// Rows of one pack that a scan reads.
 #[derive(Debug, Clone)]
@@ -89,6 +89,7 @@ pub struct Snapshot {
     ds: Dataset,
     commit: Commit,
     view: Arc<tokio::sync::OnceCell<Arc<View>>>,
+    layered: Arc<tokio::sync::OnceCell<Arc<Layered>>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -115,6 +116,7 @@ impl Snapshot {
             ds,
             commit,
             view: Arc::default(),
+            layered: Arc::default(),
         }
     }
     /// The commit of this version.
@@ -138,6 +140,21 @@ impl Snapshot {
     pub async fn view(&self) -> Result<Arc<View>> {
         self.view
             .get_or_try_init(|| self.ds.load_view(&self.commit))
+            .await
+            .cloned()
+    }
+
+    /// The layout of this version with its deltas, without its base (cached).
+    async fn layered(&self) -> Result<Arc<Layered>> {
+        if let Some(v) = self.view.get() {
+            return Ok(Arc::new(Layered {
+                id: v.id,
+                layout: v.layout.clone(),
+                deltas: v.deltas.clone(),
+            }));
+        }
+        self.layered
+            .get_or_try_init(|| self.ds.load_layered(&self.commit))
             .await
             .cloned()
     }
@@ -453,13 +470,14 @@ impl Snapshot {
     /// recorded), without reading any rows. Versions on different bases compare chunk
     /// hashes, then the groups of differing chunks and of every delta.
     pub async fn diff_located(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
-        let (a, b) = (self.view().await?, other.view().await?);
         if self.commit.root == other.commit.root {
             return Ok(Vec::new());
         }
-        if a.layout.base == b.layout.base {
-            Ok(to_changes(same_base_states(&a, &b)))
+        let (la, lb) = futures::try_join!(self.layered(), other.layered())?;
+        if la.layout.base == lb.layout.base {
+            Ok(to_changes(same_base_states(&la.deltas, &lb.deltas)))
         } else {
+            let (a, b) = futures::try_join!(self.view(), other.view())?;
             let keys = self.candidates(&a, other, &b).await?;
             let (sa, sb) = futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
             let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
@@ -530,18 +548,20 @@ fn to_changes(
 
 /// States of the groups that differ between two views on one base: the deltas after
 /// their common prefix name every such group with its before- and after-images.
-fn same_base_states(a: &View, b: &View) -> Vec<(Key, Option<GroupRef>, Option<GroupRef>)> {
+fn same_base_states(
+    a: &[Arc<Delta>],
+    b: &[Arc<Delta>],
+) -> Vec<(Key, Option<GroupRef>, Option<GroupRef>)> {
     let p = a
-        .deltas
         .iter()
-        .zip(&b.deltas)
+        .zip(b)
         .take_while(|(x, y)| Arc::ptr_eq(x, y) || x == y)
         .count();
     // latest state on each side after the prefix, and the state at the prefix (the first
     // before-image on either side)
     let mut states: BTreeMap<&Key, [Option<Option<GroupRef>>; 3]> = BTreeMap::new();
     for (side, v) in [(0usize, a), (1usize, b)] {
-        for d in &v.deltas[p..] {
+        for d in &v[p..] {
             for e in &d.entries {
                 let s = states.entry(&e.key).or_insert([None, None, None]);
                 if s[2].is_none() {

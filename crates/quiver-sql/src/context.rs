@@ -998,10 +998,14 @@ impl QuiverContext {
             }
             Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
             Statement::Dml(s) => self.dml(&s).await,
-            Statement::Optimize { dataset, branch } => {
+            Statement::Optimize {
+                dataset,
+                branch,
+                full,
+            } => {
                 let ds = sh.dataset(&dataset).await?;
                 let branch = branch.unwrap_or_else(|| sh.session_branch(&dataset));
-                let r = ds.optimize(&branch).await?;
+                let r = ds.optimize_with(&branch, full).await?;
                 crate::optimize_sql::report_batch(&dataset, &branch, &r)
             }
             Statement::Vacuum {

@@ -1,4 +1,4 @@
-//! `OPTIMIZE ds [ON BRANCH b]`: runs [`quiver_core::Dataset::optimize`] and returns one
+//! `OPTIMIZE ds [ON BRANCH b] [FULL]`: runs [`quiver_core::Dataset::optimize`] and returns one
 //! row describing what it did.
 
 use std::sync::Arc;
@@ -21,6 +21,7 @@ pub fn report_batch(dataset: &str, branch: &str, r: &OptimizeReport) -> Result<V
         Field::new("chunks", DataType::UInt64, false),
         Field::new("rows_written", DataType::UInt64, false),
         Field::new("bytes_written", DataType::UInt64, false),
+        Field::new("delta_groups", DataType::UInt64, false),
     ]));
     let u = |v: u64| -> ArrayRef { Arc::new(UInt64Array::from(vec![v])) };
     let s = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v.to_string()])) };
@@ -33,6 +34,7 @@ pub fn report_batch(dataset: &str, branch: &str, r: &OptimizeReport) -> Result<V
         u(r.chunks),
         u(r.rows_written),
         u(r.bytes_written),
+        u(r.delta_groups),
     ];
     Ok(vec![
         RecordBatch::try_new(schema, cols).map_err(DataFusionError::from)?

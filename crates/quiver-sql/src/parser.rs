@@ -142,11 +142,14 @@ pub enum Statement {
         retain_hours: Option<u64>,
         dry_run: bool,
     },
-    /// `OPTIMIZE ds [ON BRANCH b]`: fold the deltas of the branch head (default: the
-    /// session's branch of `ds`) into base chunks; content and commit ids do not change.
+    /// `OPTIMIZE ds [ON BRANCH b] [FULL]`: fold the deltas of the branch head (default:
+    /// the session's branch of `ds`) into base chunks (densely edited ones) and one merged
+    /// delta (scattered edits); `FULL` rewrites every chunk an edit touched. Content and
+    /// commit ids do not change.
     Optimize {
         dataset: String,
         branch: Option<String>,
+        full: bool,
     },
     /// A DataFusion query (already rewritten for `AS OF`), classified as a read on its
     /// AST by [`crate::guard::classify`].
@@ -342,12 +345,19 @@ impl std::fmt::Display for Statement {
             Statement::CommitMerge { dataset, message } => {
                 write!(f, "COMMIT MERGE ON {dataset}{}", opt_message(message))
             }
-            Statement::Optimize { dataset, branch } => {
+            Statement::Optimize {
+                dataset,
+                branch,
+                full,
+            } => {
                 write!(f, "OPTIMIZE {dataset}")?;
-                match branch {
-                    Some(b) => write!(f, " ON BRANCH {b}"),
-                    None => Ok(()),
+                if let Some(b) = branch {
+                    write!(f, " ON BRANCH {b}")?;
                 }
+                if *full {
+                    write!(f, " FULL")?;
+                }
+                Ok(())
             }
             Statement::Vacuum {
                 dataset,
@@ -754,7 +764,15 @@ fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
                 c.expect_kw("BRANCH")?;
                 branch = Some(c.name("a branch name")?);
             }
-            Statement::Optimize { dataset, branch }
+            let full = c.is_kw(0, "FULL");
+            if full {
+                c.pos += 1;
+            }
+            Statement::Optimize {
+                dataset,
+                branch,
+                full,
+            }
         }
         ("MIGRATE", _) => {
             c.pos += 1;
@@ -1181,6 +1199,10 @@ mod tests {
             "RESOLVE CONFLICTS ON ds USING OURS",
             "ABORT MERGE ON ds",
             "COMMIT MERGE ON ds MESSAGE 'resolved'",
+            "OPTIMIZE ds",
+            "OPTIMIZE ds ON BRANCH relabel",
+            "OPTIMIZE ds FULL",
+            "OPTIMIZE ds ON BRANCH relabel FULL",
         ] {
             let st = parse_statement(sql).unwrap();
             assert!(!matches!(st, Statement::Sql(_)), "{sql}");

@@ -63,17 +63,22 @@ pub async fn write_pack(
 }
 
 /// Group runs of a batch sorted by (group key, label key): `(key, offset, len)`.
+/// `None` when a group key is null or of a type keys cannot have.
 pub fn group_runs(batch: &RecordBatch, gi: usize) -> Option<Vec<(Key, usize, usize)>> {
     let g = batch.column(gi);
-    let mut runs: Vec<(Key, usize, usize)> = Vec::new();
-    for row in 0..batch.num_rows() {
-        let k = encoding::key_bytes(g.as_ref(), row)?;
-        match runs.last_mut() {
-            Some(last) if last.0 == k => last.2 += 1,
-            _ => runs.push((k, row, 1)),
-        }
+    if g.null_count() > 0 {
+        return None;
     }
-    Some(runs)
+    if batch.num_rows() == 0 {
+        return Some(Vec::new());
+    }
+    // equal neighbours compared in place (one key materialized per group, not per row)
+    let parts = arrow::compute::partition(std::slice::from_ref(g)).ok()?;
+    parts
+        .ranges()
+        .into_iter()
+        .map(|r| Some((encoding::key_bytes(g.as_ref(), r.start)?, r.start, r.len())))
+        .collect()
 }
 
 /// Group hashes of the runs of a sorted batch.
@@ -81,6 +86,9 @@ pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash>
     let h = GroupHasher::for_batch(batch);
     runs.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
 }
+
+/// A pack being written in the background: (pack hash, bytes written).
+type PackWrite = tokio::task::JoinHandle<Result<(Hash, u64)>>;
 
 /// An open chunk: rows so far (slices of pushed batches) and its summary.
 #[derive(Default)]
@@ -110,6 +118,9 @@ pub struct BaseBuilder {
     pending: Vec<RecordBatch>,
     pending_rows: u64,
     chunks: Vec<Chunk>,
+    /// The pack being written in the background and the chunks it holds: writing (Parquet
+    /// encoding, checksums, the put) overlaps with hashing the next pack's groups.
+    inflight: Option<(PackWrite, Vec<Chunk>)>,
     pub content: Multiset,
     pub rows: u64,
     pub groups: u64,
@@ -130,6 +141,7 @@ impl BaseBuilder {
             pending: Vec::new(),
             pending_rows: 0,
             chunks: Vec::new(),
+            inflight: None,
             content: Multiset::default(),
             rows: 0,
             groups: 0,
@@ -227,12 +239,25 @@ impl BaseBuilder {
             return Ok(());
         }
         let batches = std::mem::take(&mut self.pending);
+        let closed = std::mem::take(&mut self.closed);
         self.pending_rows = 0;
-        let (pack, bytes) = write_pack(&self.store, &self.schema, batches).await?;
-        self.bytes_written += bytes;
-        for mut c in self.closed.drain(..) {
-            c.pack = pack;
-            self.chunks.push(c);
+        // at most one pack in flight: memory stays bounded by two packs
+        self.settle().await?;
+        let (store, schema) = (self.store.clone(), self.schema.clone());
+        let task = tokio::spawn(async move { write_pack(&store, &schema, batches).await });
+        self.inflight = Some((task, closed));
+        Ok(())
+    }
+
+    /// Wait for the pack in flight and give its chunks their pack.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some((task, closed)) = self.inflight.take() {
+            let (pack, bytes) = task.await.map_err(|e| CoreError::Join(e.to_string()))??;
+            self.bytes_written += bytes;
+            for mut c in closed {
+                c.pack = pack;
+                self.chunks.push(c);
+            }
         }
         Ok(())
     }
@@ -261,6 +286,7 @@ impl BaseBuilder {
     pub async fn finish(mut self) -> Result<(Base, Multiset, u64, u64, u64)> {
         self.close_chunk();
         self.flush().await?;
+        self.settle().await?;
         Ok((
             Base {
                 chunks: self.chunks,

@@ -1,11 +1,15 @@
-//! OPTIMIZE: fold a branch head's deltas into new base chunks.
+//! OPTIMIZE: fold a branch head's deltas into new base chunks and one merged delta.
 //!
-//! Only the chunks the deltas touched are rewritten: a chunk *owns* the keys from its
-//! first key up to the next chunk's first key; a chunk is rewritten when a delta replaced
-//! some of its rows or added a key it owns. Consecutive rewritten chunks are rebuilt
-//! together (their live rows and the deltas' groups they own, merged in key order) at
-//! content-defined boundaries; untouched chunks are kept as they are. The head commit is
-//! re-pointed at the new layout: same content, same commit id, no deltas.
+//! A chunk *owns* the keys from its first key up to the next chunk's first key. A chunk
+//! is rewritten when the deltas touched at least a quarter of its groups (with `FULL`:
+//! any of them); consecutive rewritten chunks are rebuilt together (their live rows and
+//! the deltas' groups they own, merged in key order) at content-defined boundaries. The
+//! groups the deltas touched in chunks that are kept (scattered edits, a few per chunk)
+//! go into one merged delta: its before-images are the base's rows, its after-images the
+//! latest rows, copied into one pack. Rewriting a 256-label chunk for one edited label
+//! would cost a hundred times what changed (the reason Lance and Delta keep deletion
+//! vectors too). Untouched chunks are kept as they are. The head commit is re-pointed at
+//! the new layout: same content, same commit id, at most one delta.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -16,7 +20,10 @@ use bytes::Bytes;
 use quiver_tree::{Hash, Key};
 
 use super::build::{self, BaseBuilder};
-use super::format::{Base, Chunk, Layout, BASE_KIND, LAYOUT_KIND};
+use super::format::{Base, Chunk, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
+
+/// A chunk is rewritten when at least 1/DENSE of its groups were touched.
+const DENSE: u64 = 4;
 use super::view::subtract;
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -33,8 +40,10 @@ pub struct OptimizeReport {
     pub chunks_rewritten: u64,
     /// Base chunks of the new layout.
     pub chunks: u64,
-    /// Rows written into new packs.
+    /// Rows written into new packs (rebuilt chunks and the merged delta).
     pub rows_written: u64,
+    /// Label groups kept in the merged delta (touched groups of chunks not rewritten).
+    pub delta_groups: u64,
     /// Bytes written (packs, base, layout).
     pub bytes_written: u64,
 }
@@ -43,13 +52,19 @@ impl Dataset {
     /// Fold the deltas of `branch`'s head into its base (see the module docs). The
     /// branch's commit id and content hash do not change.
     pub async fn optimize(&self, branch: &str) -> Result<OptimizeReport> {
+        self.optimize_with(branch, false).await
+    }
+
+    /// OPTIMIZE; with `full`, every chunk a delta touched is rewritten and no delta is
+    /// left.
+    pub async fn optimize_with(&self, branch: &str, full: bool) -> Result<OptimizeReport> {
         let lease = self.catalog.write_lease("optimize").await?;
-        let res = self.optimize_leased(branch).await;
+        let res = self.optimize_leased(branch, full).await;
         lease.release().await;
         res
     }
 
-    async fn optimize_leased(&self, branch: &str) -> Result<OptimizeReport> {
+    async fn optimize_leased(&self, branch: &str, full: bool) -> Result<OptimizeReport> {
         let head = self.branch_head(branch).await?;
         let snap = self.snapshot(head.commit.clone());
         let view = snap.view().await?;
@@ -81,25 +96,53 @@ impl Dataset {
                 }
             }
         }
-        for (k, e) in view.touched() {
-            if !chunks.is_empty() {
-                affected.insert(owner(k));
-            }
-            if let Some(n) = e.new {
-                new_groups.push((k.clone(), n));
-            }
-        }
         for h in holes.values_mut() {
             h.sort_by_key(|r| r.start);
         }
-        for (i, c) in chunks.iter().enumerate() {
-            if let Some(h) = holes.get(&c.pack) {
-                // the first hole ending after the chunk's start: does it start before its end?
-                let j = h.partition_point(|r| r.end <= c.start);
-                if h.get(j).is_some_and(|r| r.start < c.start + c.rows) {
-                    affected.insert(i);
+        // touched groups per owning chunk; a chunk is rewritten when they are dense
+        let mut touched_in: BTreeMap<usize, u64> = BTreeMap::new();
+        for (k, _) in view.touched() {
+            if !chunks.is_empty() {
+                *touched_in.entry(owner(k)).or_default() += 1;
+            }
+        }
+        for (&i, &n) in &touched_in {
+            if full || n * DENSE >= chunks[i].groups.max(1) {
+                affected.insert(i);
+            }
+        }
+        for (k, e) in view.touched() {
+            if chunks.is_empty() || affected.contains(&owner(k)) {
+                if let Some(n) = e.new {
+                    new_groups.push((k.clone(), n));
                 }
             }
+        }
+        if !chunks.is_empty() && affected.is_empty() && view.deltas.len() == 1 {
+            // one delta and no dense chunk: as folded as this policy makes it
+            return Ok(report);
+        }
+        // the groups of kept chunks: base state (first before-image) -> latest state
+        let mut first_old: BTreeMap<&Key, Option<super::GroupRef>> = BTreeMap::new();
+        for d in &view.deltas {
+            for e in &d.entries {
+                first_old.entry(&e.key).or_insert(e.old);
+            }
+        }
+        let mut merged: Vec<super::DeltaEntry> = Vec::new();
+        for (k, e) in view.touched() {
+            if chunks.is_empty() || affected.contains(&owner(k)) {
+                continue;
+            }
+            let old = first_old.get(k).copied().flatten();
+            if old.map(|g| g.hash) == e.new.map(|g| g.hash) {
+                continue; // back to its base state: the base rows are live again
+            }
+            merged.push(super::DeltaEntry {
+                key: k.clone(),
+                old,
+                new: e.new,
+            });
         }
         // runs of consecutive affected chunks (everything when the base is empty)
         let mut runs: Vec<Range<usize>> = Vec::new();
@@ -126,7 +169,7 @@ impl Dataset {
         let mut builder = BaseBuilder::new(
             self.store().clone(),
             ds_schema.clone(),
-            stats_cols,
+            stats_cols.clone(),
             self.config.chunk_groups,
         );
         let store = self.store();
@@ -245,23 +288,41 @@ impl Dataset {
         all.extend(rebuilt.chunks);
         all.sort_by(|a, b| a.first_key.cmp(&b.first_key));
         let base = Base { chunks: all };
-        let rows = base.rows();
-        if rows != view.layout.rows {
+        // the merged delta: the latest rows of its groups, in key order, in one pack
+        let delta = self.merged_delta(&snap, merged, &stats_cols).await?;
+        let (delta_rows, replaced) = delta.as_ref().map_or((0, 0), |(d, _)| {
+            let old: u64 = d.entries.iter().filter_map(|e| e.old).map(|g| g.rows).sum();
+            (d.rows, old)
+        });
+        report.delta_groups = delta.as_ref().map_or(0, |(d, _)| d.entries.len() as u64);
+        report.rows_written += delta_rows;
+        let rows = (base.rows() + delta_rows).checked_sub(replaced);
+        if rows != Some(view.layout.rows) {
             return Err(CoreError::Corrupt {
                 what: format!("dataset '{}' at {}", self.name(), head.commit.id),
                 reason: format!(
-                    "optimize rebuilt {rows} rows but the version holds {}",
+                    "optimize folded {rows:?} rows but the version holds {}",
                     view.layout.rows
                 ),
             });
         }
         report.chunks = base.chunks.len() as u64;
-        let encoded = base.encode();
-        report.bytes_written += encoded.len() as u64;
-        let bh = store.put_object(BASE_KIND, Bytes::from(encoded)).await?;
+        let bh = if report.chunks_rewritten == 0 && !chunks.is_empty() {
+            view.layout.base
+        } else {
+            let encoded = base.encode();
+            report.bytes_written += encoded.len() as u64;
+            store.put_object(BASE_KIND, Bytes::from(encoded)).await?
+        };
+        let mut deltas = Vec::new();
+        if let Some((d, bytes)) = delta {
+            let encoded = d.encode();
+            report.bytes_written += bytes + encoded.len() as u64;
+            deltas.push(store.put_object(DELTA_KIND, Bytes::from(encoded)).await?);
+        }
         let layout = Layout {
             base: bh,
-            deltas: Vec::new(),
+            deltas,
             rows: view.layout.rows,
             groups: view.layout.groups,
             content: view.layout.content.clone(),
@@ -272,6 +333,67 @@ impl Dataset {
         report.bytes_written += self.set_layout(&head.commit.id, &lh).await?;
         report.deltas_folded = view.deltas.len() as u64;
         Ok(report)
+    }
+
+    /// One delta holding `entries` (key order) with their latest rows copied into one new
+    /// pack; `None` when there are no entries. Returns it with the pack bytes written.
+    async fn merged_delta(
+        &self,
+        snap: &crate::snapshot::Snapshot,
+        mut entries: Vec<super::DeltaEntry>,
+        stats_cols: &[usize],
+    ) -> Result<Option<(Delta, u64)>> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let rows = snap
+            .read_at(
+                entries
+                    .iter()
+                    .filter_map(|e| e.new.map(|n| (&e.key, n.at, n.rows))),
+            )
+            .await?;
+        let schema = self.schema();
+        let mut batches = Vec::new();
+        let mut offset = 0u64;
+        for e in &mut entries {
+            let Some(n) = &mut e.new else { continue };
+            let b = rows
+                .get(&e.key)
+                .filter(|b| b.num_rows() as u64 == n.rows)
+                .ok_or_else(|| CoreError::Corrupt {
+                    what: format!("dataset '{}'", self.name()),
+                    reason: format!("a delta's {} rows of a group are missing", n.rows),
+                })?;
+            batches.push(b.clone());
+            n.at.offset = offset;
+            offset += n.rows;
+        }
+        let (pack, bytes, stats) = if batches.is_empty() {
+            (None, 0, Vec::new())
+        } else {
+            let one = concat_batches(&schema, batches.iter())?;
+            let stats = stats_cols
+                .iter()
+                .map(|&i| crate::encoding::column_stats(one.column(i).as_ref(), 0, one.num_rows()))
+                .collect();
+            let (pack, bytes) = build::write_pack(self.store(), &schema, vec![one]).await?;
+            for e in &mut entries {
+                if let Some(n) = &mut e.new {
+                    n.at.leaf = pack;
+                }
+            }
+            (Some(pack), bytes, stats)
+        };
+        Ok(Some((
+            Delta {
+                pack,
+                rows: offset,
+                stats,
+                entries,
+            },
+            bytes,
+        )))
     }
 }
 

@@ -236,6 +236,42 @@ pub(crate) fn remember(v: Arc<View>) {
     }
 }
 
+/// A version's layout with its deltas loaded but not its base: all that a diff between
+/// two versions on one base needs (the deltas name every changed group with its before-
+/// and after-images), so such a diff never reads the base record.
+#[derive(Debug)]
+pub struct Layered {
+    /// Hash of the layout object.
+    pub id: Hash,
+    pub layout: Layout,
+    pub deltas: Vec<Arc<Delta>>,
+}
+
+/// Layered layouts by layout hash, weighed in delta entries.
+static LAYERED: LazyLock<Mutex<crate::storage::cache::Lru<Hash, Arc<Layered>>>> =
+    LazyLock::new(|| Mutex::new(crate::storage::cache::Lru::new(1 << 20)));
+
+pub(crate) fn cached_layered(id: &Hash) -> Option<Arc<Layered>> {
+    if let Some(l) = LAYERED.lock().ok().and_then(|mut m| m.get(id)) {
+        return Some(l);
+    }
+    // a folded view has everything a layered layout holds
+    cached(id).map(|v| {
+        Arc::new(Layered {
+            id: v.id,
+            layout: v.layout.clone(),
+            deltas: v.deltas.clone(),
+        })
+    })
+}
+
+pub(crate) fn remember_layered(l: Arc<Layered>) {
+    let weight = l.deltas.iter().map(|d| d.entries.len()).sum::<usize>() + 1;
+    if let Ok(mut m) = LAYERED.lock() {
+        m.insert(l.id, l, weight);
+    }
+}
+
 /// The position of a group found in a base chunk: `(pack, first row)`.
 pub fn at(pack: Hash, row: u64) -> GroupAt {
     GroupAt {

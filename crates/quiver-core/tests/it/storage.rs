@@ -21,8 +21,8 @@ enum Op {
     Delete(Vec<(u8, u8)>),
     /// Delete whole groups.
     DeleteGroups(Vec<u8>),
-    /// Fold the deltas of main.
-    Optimize,
+    /// Fold the deltas of main (`true`: FULL, every touched chunk rewritten).
+    Optimize(bool),
     /// Branch from main, upsert on the branch (groups < 128) and on main (groups >= 128,
     /// disjoint), then merge the branch into main.
     SideMerge(Vec<(u8, u8, u8)>, Vec<(u8, u8, u8)>),
@@ -40,7 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => proptest::collection::vec(label.clone(), 1..40).prop_map(Op::Upsert),
         2 => proptest::collection::vec((0u8..=255, 0u8..4), 1..10).prop_map(Op::Delete),
         1 => proptest::collection::vec(0u8..=255, 1..6).prop_map(Op::DeleteGroups),
-        2 => Just(Op::Optimize),
+        2 => any::<bool>().prop_map(Op::Optimize),
         1 => (
             proptest::collection::vec((0u8..128, 0u8..4, 0u8..4), 1..10),
             proptest::collection::vec((128u8..=255, 0u8..4, 0u8..4), 1..10)
@@ -142,9 +142,9 @@ async fn run(ops: Vec<Op>) {
                     .unwrap();
                 model.retain(|(s, _), _| !names.contains(s));
             }
-            Op::Optimize => {
+            Op::Optimize(full) => {
                 let before = ds.head("main").await.unwrap();
-                ds.optimize("main").await.unwrap();
+                ds.optimize_with("main", *full).await.unwrap();
                 let after = ds.head("main").await.unwrap();
                 // same commit, same content
                 assert_eq!(before.commit().id, after.commit().id);
@@ -330,6 +330,7 @@ async fn optimize_of_a_large_run_keeps_every_row() {
     ds.append("main", &[crate::common::synthetic(30_000, 3, 0.0)], "load")
         .await
         .unwrap();
+    let loaded = ds.head("main").await.unwrap();
     // scattered edits, new groups between existing ones, deleted labels
     let mut rows = Vec::new();
     for g in (0..30_000).step_by(97) {
@@ -349,12 +350,33 @@ async fn optimize_of_a_large_run_keeps_every_row() {
         .unwrap();
     let before = ds.head("main").await.unwrap();
     let want = crate::common::rows(&before).await;
+    // scattered edits (one group in 97 and a new one beside it): one merged delta, the
+    // chunks kept
     let r = ds.optimize("main").await.unwrap();
     assert_eq!(r.deltas_folded, 2);
+    // 310 edited groups, 310 new ones, 2 with a label deleted: most in the merged delta,
+    // a few in small chunks that the edits made dense (rewritten)
+    let touched = 2 * 30_000_usize.div_ceil(97) + 2;
+    assert!(r.chunks_rewritten * 20 < r.chunks, "{r:?}");
+    assert!(r.delta_groups * 10 > touched as u64 * 9, "{r:?}");
+    assert!(r.delta_groups <= touched as u64, "{r:?}");
+    assert!(r.rows_written < 4 * 1024, "{r:?}");
+    let after = ds.head("main").await.unwrap();
+    assert_eq!(after.commit().id, before.commit().id);
+    assert_eq!(after.view().await.unwrap().deltas.len(), 1);
+    assert_eq!(crate::common::rows(&after).await, want);
+    assert_eq!(after.num_rows().await.unwrap(), want.len() as u64);
+    // the original version and the head differ by exactly the edits, across the fold
+    assert_eq!(loaded.diff(&after).await.unwrap().len(), touched);
+    // FULL folds the merged delta into the base
+    let r = ds.optimize_with("main", true).await.unwrap();
+    assert_eq!(r.deltas_folded, 1);
     assert!(r.rows_written > 64 * 1024, "{r:?}");
+    assert_eq!(r.delta_groups, 0);
     let after = ds.head("main").await.unwrap();
     assert_eq!(after.commit().id, before.commit().id);
     assert!(after.view().await.unwrap().deltas.is_empty());
     assert_eq!(crate::common::rows(&after).await, want);
     assert_eq!(after.num_rows().await.unwrap(), want.len() as u64);
+    assert_eq!(loaded.diff(&after).await.unwrap().len(), touched);
 }
