@@ -518,7 +518,6 @@ impl FlightSqlService for QuiverFlightSql {
         >,
         Status,
     > {
-        use base64::Engine;
         let header = request
             .metadata()
             .get("authorization")
@@ -526,15 +525,7 @@ impl FlightSqlService for QuiverFlightSql {
             .unwrap_or_default()
             .to_string();
         let token = if let Some(b64) = header.strip_prefix("Basic ") {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| {
-                    Status::invalid_argument("authorization: malformed Basic credentials")
-                })?;
-            let raw = String::from_utf8_lossy(&raw).to_string();
-            raw.split_once(':')
-                .map(|(_, p)| p.to_string())
-                .unwrap_or(raw)
+            crate::auth::basic_password(b64).map_err(status)?
         } else if let Some(t) = header.strip_prefix("Bearer ") {
             t.trim().to_string()
         } else {

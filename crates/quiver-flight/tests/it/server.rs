@@ -75,7 +75,7 @@ impl Server {
         }
     }
 
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .expect("url")
             .connect()
