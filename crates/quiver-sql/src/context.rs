@@ -610,16 +610,31 @@ impl QuiverContext {
         match parser::parse_statement_with(sql, &self.opts.limits)? {
             Statement::Sql(s) => {
                 self.preload(&s).await?;
-                Ok(self
-                    .ctx
-                    .sql_with_options(&s, crate::guard::query_options())
-                    .await?)
+                self.plan_query(&s).await
             }
             st => {
                 let batches = self.execute(st).await?;
                 Ok(self.ctx.read_batches(batches)?)
             }
         }
+    }
+
+    /// Plan a query the user wrote: its unaliased result columns named by their SQL text
+    /// ([`crate::column_names`]), the plan checked to read only.
+    async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
+        use datafusion::sql::parser::Statement as DfStatement;
+        use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        if let DfStatement::Statement(st) = &mut statement {
+            if let SqlStatement::Query(q) = st.as_mut() {
+                crate::column_names::name_result_columns(q);
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        crate::guard::query_options().verify_plan(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     async fn preload(&self, sql: &str) -> Result<()> {
@@ -1013,12 +1028,7 @@ impl QuiverContext {
             }
             Statement::Sql(s) => {
                 self.preload(&s).await?;
-                Ok(self
-                    .ctx
-                    .sql_with_options(&s, crate::guard::query_options())
-                    .await?
-                    .collect()
-                    .await?)
+                Ok(self.plan_query(&s).await?.collect().await?)
             }
         }
     }

@@ -55,3 +55,24 @@ async fn basic_auth_in_padded_and_unpadded_base64() {
     assert!(err.contains("not base64"), "{err}");
     srv.stop().await;
 }
+
+/// Result columns are named as other engines name them, in FlightInfo and in the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_are_named_by_their_sql_text() {
+    let srv = Server::start(100).await;
+    let mut c = srv.sql_client(RO).await;
+    let q = "SELECT 1, count(*), max(score) AS top FROM demo";
+    let info = c.execute(q.into(), None).await.expect(q);
+    let schema = info.clone().try_decode_schema().expect("schema");
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["1", "count(*)", "top"]);
+    let batches = sql(&mut c, q).await;
+    let names: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["1", "count(*)", "top"]);
+    srv.stop().await;
+}
