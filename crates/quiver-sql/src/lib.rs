@@ -22,6 +22,7 @@ pub mod parser;
 pub mod provider;
 pub mod pruning;
 pub mod system;
+pub mod table_ddl;
 mod vacuum_sql;
 
 pub use context::QuiverContext;

@@ -76,3 +76,120 @@ async fn result_columns_are_named_by_their_sql_text() {
     assert_eq!(names, ["1", "count(*)", "top"]);
     srv.stop().await;
 }
+
+fn strings(batches: &[arrow::array::RecordBatch], column: &str) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    let mut out = Vec::new();
+    for b in batches {
+        let c = b.column_by_name(column).expect(column);
+        let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).expect("utf8");
+        let s = c.as_string::<i32>();
+        out.extend((0..s.len()).map(|i| s.value(i).to_string()));
+    }
+    out
+}
+
+async fn table_names(c: &mut FlightSqlServiceClient<tonic::transport::Channel>) -> Vec<String> {
+    let info = c
+        .get_tables(arrow_flight::sql::CommandGetTables {
+            table_types: vec!["TABLE".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("get_tables");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = c.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let mut names = strings(&batches, "table_name");
+    names.sort();
+    names
+}
+
+/// CREATE TABLE creates a dataset keyed on its declared key and DROP TABLE drops one, as
+/// updates (what drivers send for DDL) and as queries; read-only tokens change nothing;
+/// GetSqlInfo claims table DDL, and it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_drop_table_over_flight_sql() {
+    let srv = Server::start(100).await;
+    let mut rw = srv.sql_client(RW).await;
+    let mut ro = srv.sql_client(RO).await;
+    let create = "CREATE TABLE boxes (sample_id VARCHAR, label_id BIGINT, class VARCHAR, \
+                  PRIMARY KEY (sample_id, label_id))";
+    let err = ro
+        .execute_update(create.into(), None)
+        .await
+        .expect_err("read-only");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(table_names(&mut ro).await, ["demo"]);
+    rw.execute_update(create.into(), None).await.expect(create);
+    assert_eq!(table_names(&mut ro).await, ["boxes", "demo"]);
+    let n = rw
+        .execute_update(
+            "INSERT INTO boxes VALUES ('a', 1, 'cat'), ('a', 2, 'dog')".into(),
+            None,
+        )
+        .await
+        .expect("insert");
+    assert_eq!(n, 2);
+    assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM boxes").await), 2);
+    // an existing dataset: ALREADY_EXISTS, or left alone with IF NOT EXISTS
+    let err = rw
+        .execute_update(create.into(), None)
+        .await
+        .expect_err("exists");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    rw.execute_update(create.replace("TABLE", "TABLE IF NOT EXISTS"), None)
+        .await
+        .expect("if not exists");
+    // DROP TABLE: refused to read-only tokens, NOT_FOUND for unknown names, else dropped
+    for drop in ["DROP TABLE boxes", "DROP TABLE IF EXISTS boxes"] {
+        let err = ro
+            .execute_update(drop.into(), None)
+            .await
+            .expect_err("read-only");
+        assert!(err.to_string().contains("read-only"), "{err}");
+    }
+    assert_eq!(table_names(&mut ro).await, ["boxes", "demo"]);
+    let err = rw
+        .execute_update("DROP TABLE nope".into(), None)
+        .await
+        .expect_err("unknown");
+    assert!(
+        err.to_string().contains("dataset 'nope' does not exist"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("entity was not found"), "{err}"); // NOT_FOUND
+    let dropped = sql(&mut rw, "DROP TABLE IF EXISTS boxes, nope").await;
+    assert_eq!(strings(&dropped, "dropped_table"), ["boxes"]);
+    assert_eq!(table_names(&mut ro).await, ["demo"]);
+    let err = rw
+        .execute("SELECT * FROM boxes".into(), None)
+        .await
+        .expect_err("gone");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    // what GetSqlInfo claims
+    let info = ro
+        .get_sql_info(vec![arrow_flight::sql::SqlInfo::SqlDdlTable])
+        .await
+        .expect("sql info");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = ro.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let value = arrow::util::pretty::pretty_format_batches(&batches)
+        .expect("format")
+        .to_string();
+    assert!(value.contains("true"), "{value}");
+    srv.stop().await;
+}
