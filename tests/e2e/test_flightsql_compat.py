@@ -59,3 +59,66 @@ def test_create_and_drop_table(adbc, adbc_ro, client):
     with pytest.raises(adbc_driver_manager.Error) as ei:
         adbc_table(adbc, "SELECT * FROM e2e_boxes")
     assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, ei.value
+
+
+def _labels(rows):
+    import pyarrow as pa
+
+    return pa.table({"sample_id": [r[0] for r in rows], "label_id": [r[1] for r in rows],
+                     "class": [r[2] for r in rows]})
+
+
+def _commits(client, dataset):
+    return client.sql(f"SELECT count(*) AS n FROM quiver.commits WHERE dataset = '{dataset}'") \
+        .column("n")[0].as_py()
+
+
+def test_adbc_ingest_modes(adbc, adbc_ro, client):
+    cur = adbc.cursor()
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            cur.adbc_ingest("e2e_ing", _labels([("a", 1, "cat")]), mode="append")
+        assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, ei.value
+        assert cur.adbc_ingest("e2e_ing", _labels([("a", 1, "cat"), ("a", 2, "dog")]),
+                               mode="create") == 2
+        assert _commits(client, "e2e_ing") == 2  # the creation, then the rows in one commit
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            cur.adbc_ingest("e2e_ing", _labels([("b", 1, "cow")]), mode="create")
+        assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.ALREADY_EXISTS, ei.value
+        assert cur.adbc_ingest("e2e_ing", _labels([("b", 1, "cow")]), mode="append") == 1
+        assert cur.adbc_ingest("e2e_ing", _labels([("c", 1, "owl")]), mode="create_append") == 1
+        assert _commits(client, "e2e_ing") == 4
+        client.create_tag("e2e_ing", "before-replace")
+        assert cur.adbc_ingest("e2e_ing", _labels([("z", 9, "emu")]), mode="replace") == 1
+        now = client.sql("SELECT sample_id, label_id, class FROM e2e_ing")
+        assert now.to_pylist() == [{"sample_id": "z", "label_id": 9, "class": "emu"}]
+        old = client.sql("SELECT count(*) AS n FROM e2e_ing AS OF TAG 'before-replace'")
+        assert old.column("n")[0].as_py() == 4  # replace is one more version, not a drop
+        assert cur.adbc_ingest("e2e_ing_new", _labels([("a", 1, "cat")]), mode="create_append") == 1
+    finally:
+        cur.close()
+
+    ro = adbc_ro.cursor()
+    try:
+        for mode in ("create", "append", "replace", "create_append"):
+            with pytest.raises(adbc_driver_manager.Error) as ei:
+                ro.adbc_ingest("e2e_ing_ro" if mode == "create" else "e2e_ing",
+                               _labels([("r", 1, "ro")]), mode=mode)
+            assert "read-only" in str(ei.value), (mode, ei.value)
+    finally:
+        ro.close()
+    assert "e2e_ing_ro" not in _datasets(client)
+    assert client.sql("SELECT count(*) AS n FROM e2e_ing").column("n")[0].as_py() == 1
+
+
+def test_pandas_to_sql_over_adbc(adbc, client):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"sample_id": ["p1", "p1", "p2"], "label_id": [1, 2, 1],
+                       "score": [0.5, 0.25, 1.0]})
+    assert df.to_sql("e2e_pandas", adbc, index=False) == 3
+    more = pd.DataFrame({"sample_id": ["p3"], "label_id": [1], "score": [0.75]})
+    more.to_sql("e2e_pandas", adbc, index=False, if_exists="append")
+    t = client.sql("SELECT sample_id, label_id, score FROM e2e_pandas ORDER BY sample_id, label_id")
+    assert t.column("sample_id").to_pylist() == ["p1", "p1", "p2", "p3"]
+    back = pd.read_sql("SELECT count(*) AS n FROM e2e_pandas", adbc)
+    assert int(back["n"][0]) == 4

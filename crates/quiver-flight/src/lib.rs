@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod doget;
 pub mod error;
+mod ingest;
 pub mod like;
 pub mod limits;
 pub mod read;

@@ -85,6 +85,9 @@ fn sql_info() -> Result<SqlInfoData> {
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
     b.append(SqlInfo::SqlDdlTable, true);
+    // CommandStatementIngest: create / append / replace, one commit, no transactions
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     b.build().map_err(FlightError::from)
 }
 

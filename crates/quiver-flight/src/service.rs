@@ -584,7 +584,7 @@ impl QuiverFlight {
 
 /// Conform an uploaded batch to the dataset's schema: columns by name, missing nullable
 /// columns as nulls, safe casts between compatible types.
-fn conform(
+pub(crate) fn conform(
     dataset: &str,
     target: &arrow::datatypes::SchemaRef,
     batch: &RecordBatch,
@@ -773,6 +773,10 @@ impl FlightService for QuiverFlight {
                     .await
                     .map_err(status)?
                     .encode_to_vec(),
+                Command::CommandStatementIngest(c) => {
+                    let n = self.sql.ingest(&caller, c, data).await.map_err(status)?;
+                    DoPutUpdateResult { record_count: n }.encode_to_vec()
+                }
                 Command::CommandPreparedStatementUpdate(c) => {
                     let n = self
                         .sql

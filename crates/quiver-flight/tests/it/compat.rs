@@ -193,3 +193,154 @@ async fn create_and_drop_table_over_flight_sql() {
     assert!(value.contains("true"), "{value}");
     srv.stop().await;
 }
+
+fn labels(rows: &[(&str, i64, &str)]) -> arrow::array::RecordBatch {
+    use arrow::array::{Int64Array, StringArray};
+    use std::sync::Arc;
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("sample_id", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("label_id", arrow::datatypes::DataType::Int64, true),
+        arrow::datatypes::Field::new("class", arrow::datatypes::DataType::Utf8, true),
+    ]));
+    arrow::array::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .expect("batch")
+}
+
+async fn ingest(
+    c: &mut FlightSqlServiceClient<tonic::transport::Channel>,
+    table: &str,
+    if_not_exist: arrow_flight::sql::TableNotExistOption,
+    if_exists: arrow_flight::sql::TableExistsOption,
+    batch: arrow::array::RecordBatch,
+) -> Result<i64, String> {
+    let cmd = arrow_flight::sql::CommandStatementIngest {
+        table_definition_options: Some(arrow_flight::sql::TableDefinitionOptions {
+            if_not_exist: if_not_exist as i32,
+            if_exists: if_exists as i32,
+        }),
+        table: table.into(),
+        ..Default::default()
+    };
+    c.execute_ingest(cmd, futures::stream::iter(vec![Ok(batch)]))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Bulk ingest: create, append, replace and their refusals, each one commit; read-only
+/// callers change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_ingest_modes() {
+    use arrow_flight::sql::{TableExistsOption as E, TableNotExistOption as N};
+    let srv = Server::start(10).await;
+    let mut rw = srv.sql_client(RW).await;
+    let mut ro = srv.sql_client(RO).await;
+    let two = labels(&[("a", 1, "cat"), ("a", 2, "dog")]);
+    let err = ingest(&mut ro, "ing", N::Create, E::Fail, two.clone())
+        .await
+        .expect_err("read-only");
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(table_names(&mut ro).await, ["demo"]);
+    let err = ingest(&mut rw, "ing", N::Fail, E::Append, two.clone())
+        .await
+        .expect_err("absent");
+    assert!(err.contains("dataset 'ing' does not exist"), "{err}");
+    // create: the default key, the rows, one data commit
+    assert_eq!(
+        ingest(&mut rw, "ing", N::Create, E::Fail, two.clone()).await,
+        Ok(2)
+    );
+    let keys = sql(
+        &mut ro,
+        "SELECT group_key, label_key FROM quiver.datasets WHERE dataset = 'ing'",
+    )
+    .await;
+    assert_eq!(strings(&keys, "group_key"), ["sample_id"]);
+    assert_eq!(strings(&keys, "label_key"), ["label_id"]);
+    let history =
+        |c: &'static str| format!("SELECT count(*) FROM quiver.commits WHERE dataset = '{c}'");
+    assert_eq!(count(&sql(&mut ro, &history("ing")).await), 2); // creation + the rows
+    let err = ingest(&mut rw, "ing", N::Create, E::Fail, two.clone())
+        .await
+        .expect_err("exists");
+    assert!(err.contains("already exists"), "{err}");
+    // append: new keys only, one commit
+    let three = labels(&[("b", 1, "cow")]);
+    assert_eq!(
+        ingest(&mut rw, "ing", N::Fail, E::Append, three).await,
+        Ok(1)
+    );
+    assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM ing").await), 3);
+    let err = ingest(
+        &mut rw,
+        "ing",
+        N::Fail,
+        E::Append,
+        labels(&[("a", 1, "dup")]),
+    )
+    .await
+    .expect_err("duplicate");
+    assert!(err.contains("duplicate"), "{err}");
+    assert_eq!(count(&sql(&mut ro, &history("ing")).await), 3);
+    // replace: the rows of main replaced in one commit; earlier versions stay readable
+    sql(&mut rw, "CREATE TAG 'before' ON ing").await;
+    assert_eq!(
+        ingest(
+            &mut rw,
+            "ing",
+            N::Create,
+            E::Replace,
+            labels(&[("z", 9, "owl")])
+        )
+        .await,
+        Ok(1)
+    );
+    let now = sql(&mut ro, "SELECT sample_id, class FROM ing").await;
+    assert_eq!(strings(&now, "class"), ["owl"]);
+    assert_eq!(
+        count(&sql(&mut ro, "SELECT count(*) FROM ing AS OF TAG 'before'").await),
+        3
+    );
+    assert_eq!(count(&sql(&mut ro, &history("ing")).await), 4);
+    // create_append on a missing table creates it
+    assert_eq!(
+        ingest(&mut rw, "ing2", N::Create, E::Append, two.clone()).await,
+        Ok(2)
+    );
+    assert_eq!(
+        ingest(
+            &mut rw,
+            "ing2",
+            N::Create,
+            E::Append,
+            labels(&[("c", 1, "x")])
+        )
+        .await,
+        Ok(1)
+    );
+    assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM ing2").await), 3);
+    // a table without the default key columns cannot be created by ingest
+    let nokey = arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int64, true),
+        ])),
+        vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![1]))],
+    )
+    .expect("batch");
+    let err = ingest(&mut rw, "nokey", N::Create, E::Fail, nokey)
+        .await
+        .expect_err("no key");
+    assert!(err.contains("lacks 'sample_id'"), "{err}");
+    let err = ingest(&mut ro, "ing", N::Fail, E::Replace, two)
+        .await
+        .expect_err("read-only");
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(table_names(&mut ro).await, ["demo", "ing", "ing2"]);
+    srv.stop().await;
+}
