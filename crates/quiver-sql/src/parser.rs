@@ -424,10 +424,23 @@ fn is_ws(t: &Token) -> bool {
 fn render(tokens: &[Token]) -> String {
     tokens
         .iter()
-        .map(|t| t.to_string())
+        .map(render_token)
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+/// One token as SQL text. sqlparser prints quoted strings and identifiers without
+/// doubling the quotes inside them (`'it''s'` would come back as `'it's'`): those are
+/// escaped here.
+fn render_token(t: &Token) -> String {
+    match t {
+        Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+        Token::Word(w) if w.quote_style == Some('"') => {
+            format!("\"{}\"", w.value.replace('"', "\"\""))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Split a script into statements and parse each, with the default [`SqlLimits`].
