@@ -122,3 +122,41 @@ def test_pandas_to_sql_over_adbc(adbc, client):
     assert t.column("sample_id").to_pylist() == ["p1", "p1", "p2", "p3"]
     back = pd.read_sql("SELECT count(*) AS n FROM e2e_pandas", adbc)
     assert int(back["n"][0]) == 4
+
+
+def test_parameters_many_rows_and_inserts(adbc, adbc_ro, client):
+    import pyarrow as pa
+
+    adbc_table(adbc, "CREATE TABLE e2e_params (sample_id VARCHAR, label_id BIGINT, class VARCHAR, "
+                     "PRIMARY KEY (sample_id, label_id))")
+    before = _commits(client, "e2e_params")
+    cur = adbc.cursor()
+    try:
+        cur.executemany("INSERT INTO e2e_params VALUES (?, ?, ?)",
+                        [("a", 1, "cat"), ("a", 2, "dog"), ("b", 1, "it's")])
+        assert _commits(client, "e2e_params") == before + 1  # three rows, one commit
+        cur.execute("INSERT INTO e2e_params (sample_id, label_id, class) VALUES (?, ?, ?)",
+                    ("c", 1, "cow"))
+        assert _commits(client, "e2e_params") == before + 2
+        rows = client.sql("SELECT sample_id, label_id, class FROM e2e_params "
+                          "ORDER BY sample_id, label_id").to_pylist()
+        assert [r["class"] for r in rows] == ["cat", "dog", "it's", "cow"]
+        cur.executemany("UPDATE e2e_params SET class = ? WHERE sample_id = ?",
+                        [("A", "a"), ("B", "b")])
+        assert _commits(client, "e2e_params") == before + 3
+        # a query bound to several rows: the results of every row
+        cur.execute("SELECT label_id FROM e2e_params WHERE sample_id = ?",
+                    pa.record_batch({"s": ["a", "c"]}))
+        assert sorted(r[0] for r in cur.fetchall()) == [1, 1, 2]
+        cur.execute("SELECT class FROM e2e_params WHERE sample_id = ? AND label_id = ?", ("a", 2))
+        assert cur.fetchall() == [("A",)]
+    finally:
+        cur.close()
+    ro = adbc_ro.cursor()
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            ro.executemany("INSERT INTO e2e_params VALUES (?, ?, ?)", [("r", 1, "ro")])
+        assert "read-only" in str(ei.value)
+    finally:
+        ro.close()
+    assert _commits(client, "e2e_params") == before + 3

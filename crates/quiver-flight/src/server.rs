@@ -48,8 +48,14 @@ pub(crate) type DoGetStream =
 
 struct Prepared {
     sql: String,
-    params: Option<Vec<ScalarValue>>,
+    /// Bound rows of parameters (DoPut of `CommandPreparedStatementQuery`).
+    params: Option<Vec<Vec<ScalarValue>>>,
 }
+
+/// Most rows of parameters bound to a prepared query (each row plans the query once).
+pub const MAX_QUERY_PARAMETER_ROWS: usize = 1_000;
+/// Most rows of parameters bound to a prepared update (one commit for all of them).
+pub const MAX_UPDATE_PARAMETER_ROWS: usize = 100_000;
 
 pub(crate) struct Inner {
     pub(crate) catalog: Catalog,
@@ -285,7 +291,7 @@ impl QuiverFlightSql {
         &self,
         caller: &Caller,
         sql: &str,
-        params: Option<Vec<ScalarValue>>,
+        params: Option<Vec<Vec<ScalarValue>>>,
     ) -> Result<DataFrame> {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
@@ -293,17 +299,25 @@ impl QuiverFlightSql {
             let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
             caller.require_write(&format!("the statement '{head} …'"))?;
         }
-        if params.is_some() && !st.is_query() {
-            return Err(FlightError::InvalidArgument(
-                "parameters are supported in queries only".into(),
-            ));
+        if let Some(rows) = &params {
+            let max = if st.is_query() {
+                MAX_QUERY_PARAMETER_ROWS
+            } else {
+                MAX_UPDATE_PARAMETER_ROWS
+            };
+            if rows.len() > max {
+                return Err(FlightError::InvalidArgument(format!(
+                    "{} rows of parameters; this server binds at most {max} to a {}",
+                    rows.len(),
+                    if st.is_query() { "query" } else { "statement" }
+                )));
+            }
         }
         let ctx = self.session(caller).await?;
-        let mut df = ctx.sql_df(sql).await?;
-        if let Some(p) = params {
-            df = df.with_param_values(p)?;
-        }
-        Ok(df)
+        Ok(match params {
+            Some(rows) => ctx.sql_df_with_params(sql, rows).await?,
+            None => ctx.sql_df(sql).await?,
+        })
     }
 
     /// The result a statement ticket of `caller` reads (stashed when the statement was
@@ -355,11 +369,12 @@ impl QuiverFlightSql {
             .with_total_bytes(-1))
     }
 
+    #[allow(clippy::type_complexity)]
     fn prepared(
         &self,
         caller: &Caller,
         handle: &[u8],
-    ) -> Result<(String, Option<Vec<ScalarValue>>)> {
+    ) -> Result<(String, Option<Vec<Vec<ScalarValue>>>)> {
         let key = String::from_utf8_lossy(handle);
         self.inner
             .prepared
@@ -369,7 +384,11 @@ impl QuiverFlightSql {
             })
     }
 
-    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<ScalarValue>>> {
+    /// The rows of parameters a DoPut binds (None when it sends none).
+    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<Vec<ScalarValue>>>> {
+        // a message that carries only the descriptor (arrow-rs's execute_update sends one,
+        // its parameters having been bound before) holds no IPC message: skip it
+        let stream = stream.try_filter(|d| futures::future::ready(!d.data_header.is_empty()));
         let batches: Vec<RecordBatch> =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
                 stream.map_err(ArrowFlightError::from),
@@ -380,19 +399,28 @@ impl QuiverFlightSql {
                 what: "parameters",
                 source,
             })?;
-        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if total == 0 {
             return Ok(None);
-        };
-        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > 1 {
-            return Err(FlightError::InvalidArgument(
-                "a query takes one row of parameters".into(),
-            ));
         }
-        let mut out = Vec::with_capacity(b.num_columns());
-        for c in b.columns() {
-            out.push(ScalarValue::try_from_array(c, 0)?);
+        if total > MAX_UPDATE_PARAMETER_ROWS {
+            return Err(FlightError::InvalidArgument(format!(
+                "{total} rows of parameters; this server binds at most \
+                 {MAX_UPDATE_PARAMETER_ROWS}"
+            )));
         }
-        Ok(Some(out))
+        let mut rows = Vec::with_capacity(total);
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let row = b
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, r))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                rows.push(row);
+            }
+        }
+        Ok(Some(rows))
     }
 
     /// DoPut `CommandStatementUpdate`: run a statement, return the affected rows.
@@ -430,8 +458,9 @@ impl QuiverFlightSql {
         cmd: CommandPreparedStatementUpdate,
         stream: FlightDataStream,
     ) -> Result<i64> {
-        let (sql, _) = self.prepared(caller, &cmd.prepared_statement_handle)?;
-        let params = Self::read_params(stream).await?;
+        let (sql, bound) = self.prepared(caller, &cmd.prepared_statement_handle)?;
+        // parameters sent with the update (ADBC), else those bound before (arrow-rs)
+        let params = Self::read_params(stream).await?.or(bound);
         let df = self.run_statement(caller, &sql, params).await?;
         update_count(df).await
     }

@@ -373,6 +373,17 @@ impl std::fmt::Debug for QuiverContext {
     }
 }
 
+/// The `count` of a DML result (0 when there is none).
+fn affected(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .filter(|a| !a.is_empty())
+        .map(|a| a.value(0))
+        .sum()
+}
+
 fn count_batch(n: u64) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "count",
@@ -657,6 +668,76 @@ impl QuiverContext {
             m.insert(name.to_string(), ds);
         }
         Ok(())
+    }
+
+    /// Plan one statement bound to rows of parameters ([`crate::params`]): a query runs once
+    /// per row, its results concatenated; `INSERT`/`UPDATE`/`DELETE` run once per row as one
+    /// commit (in the session's open transaction, or in one of their own) and return the
+    /// affected rows as `count`. With no rows, the statement is planned unbound.
+    pub async fn sql_df_with_params(
+        &self,
+        sql: &str,
+        rows: Vec<Vec<ScalarValue>>,
+    ) -> Result<DataFrame> {
+        if rows.is_empty() {
+            return self.sql_df(sql).await;
+        }
+        match parser::parse_statement_with(sql, &self.opts.limits)? {
+            Statement::Sql(s) => {
+                self.preload(&s).await?;
+                let mut out: Option<DataFrame> = None;
+                for row in rows {
+                    let df = self.plan_query(&s).await?.with_param_values(row)?;
+                    out = Some(match out {
+                        None => df,
+                        Some(all) => all.union(df)?,
+                    });
+                }
+                // `rows` is not empty
+                out.ok_or_else(|| SqlError::Parse("no parameters".into()))
+            }
+            Statement::Dml(s) => {
+                let n_rows = rows.len();
+                let statements = crate::params::bind_dml(&s, &rows)?;
+                let own = !self.in_transaction().await;
+                if own {
+                    self.execute(Statement::Begin).await?;
+                }
+                let mut n = 0u64;
+                for text in statements {
+                    let run = async {
+                        match parser::parse_statement_with(&text, &self.opts.limits)? {
+                            st @ Statement::Dml(_) => self.execute(st).await,
+                            other => Err(SqlError::Unsupported(format!(
+                                "binding parameters made '{}' a different statement",
+                                other.to_string().chars().take(60).collect::<String>()
+                            ))),
+                        }
+                    };
+                    match run.await {
+                        Ok(batches) => n += affected(&batches),
+                        Err(e) => {
+                            if own {
+                                self.txn.lock().await.take();
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                if own {
+                    let head: String = s.chars().take(200).collect();
+                    self.execute(Statement::Commit {
+                        message: Some(format!("{head} ({n_rows} rows of parameters)")),
+                    })
+                    .await?;
+                }
+                Ok(self.ctx.read_batches(vec![count_batch(n)?])?)
+            }
+            other => Err(SqlError::Unsupported(format!(
+                "parameters are bound to queries and INSERT/UPDATE/DELETE, not to '{}'",
+                other.to_string().chars().take(60).collect::<String>()
+            ))),
+        }
     }
 
     /// Plan a query the user wrote: its unaliased result columns named by their SQL text

@@ -18,6 +18,7 @@ pub mod merge_sql;
 pub mod names;
 mod optimize_sql;
 pub mod options;
+pub mod params;
 pub mod parser;
 pub mod provider;
 pub mod pruning;

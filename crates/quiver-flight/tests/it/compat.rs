@@ -344,3 +344,100 @@ async fn bulk_ingest_modes() {
     assert_eq!(table_names(&mut ro).await, ["demo", "ing", "ing2"]);
     srv.stop().await;
 }
+
+/// Several rows of parameters: an INSERT bound to three rows is one commit of three rows;
+/// an UPDATE bound to two rows one commit; a query bound to two rows returns both results;
+/// read-only callers cannot prepare writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_bind_many_rows() {
+    let srv = Server::start(10).await;
+    let mut rw = srv.sql_client(RW).await;
+    let mut ro = srv.sql_client(RO).await;
+    rw.execute_update(
+        "CREATE TABLE p (sample_id VARCHAR, label_id BIGINT, class VARCHAR, \
+         PRIMARY KEY (sample_id, label_id))"
+            .into(),
+        None,
+    )
+    .await
+    .expect("create");
+    let commits = "SELECT count(*) FROM quiver.commits WHERE dataset = 'p'";
+    let before = count(&sql(&mut ro, commits).await);
+    let mut ins = rw
+        .prepare("INSERT INTO p VALUES (?, ?, ?)".into(), None)
+        .await
+        .expect("prepare insert");
+    ins.set_parameters(labels(&[
+        ("a", 1, "cat"),
+        ("a", 2, "dog"),
+        ("b", 1, "it's"),
+    ]))
+    .expect("bind");
+    assert_eq!(ins.execute_update().await.expect("insert"), 3);
+    assert_eq!(count(&sql(&mut ro, commits).await), before + 1);
+    let all = sql(&mut ro, "SELECT class FROM p ORDER BY sample_id, label_id").await;
+    assert_eq!(strings(&all, "class"), ["cat", "dog", "it's"]);
+
+    let mut upd = rw
+        .prepare("UPDATE p SET class = $1 WHERE label_id = $2".into(), None)
+        .await
+        .expect("prepare update");
+    let params = arrow::array::RecordBatch::try_from_iter(vec![
+        (
+            "c",
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["one", "two"]))
+                as arrow::array::ArrayRef,
+        ),
+        (
+            "l",
+            std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as _,
+        ),
+    ])
+    .expect("params");
+    upd.set_parameters(params).expect("bind");
+    assert_eq!(upd.execute_update().await.expect("update"), 3);
+    assert_eq!(count(&sql(&mut ro, commits).await), before + 2);
+    let all = sql(&mut ro, "SELECT class FROM p ORDER BY sample_id, label_id").await;
+    assert_eq!(strings(&all, "class"), ["one", "two", "one"]);
+
+    // a query bound to two rows: both results, in row order
+    let mut q = ro
+        .prepare(
+            "SELECT sample_id, label_id FROM p WHERE class = ? ORDER BY sample_id".into(),
+            None,
+        )
+        .await
+        .expect("prepare query");
+    q.set_parameters(
+        arrow::array::RecordBatch::try_from_iter(vec![(
+            "c",
+            std::sync::Arc::new(arrow::array::StringArray::from(vec!["two", "one"]))
+                as arrow::array::ArrayRef,
+        )])
+        .expect("params"),
+    )
+    .expect("bind");
+    let info = q.execute().await.expect("query");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = ro.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let mut got = strings(&batches, "sample_id");
+    got.sort();
+    assert_eq!(got, ["a", "a", "b"]);
+
+    // a read-only caller cannot prepare (or run) a write
+    let err = ro
+        .prepare("INSERT INTO p VALUES (?, ?, ?)".into(), None)
+        .await
+        .map(|_| ())
+        .expect_err("read-only");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(count(&sql(&mut ro, commits).await), before + 2);
+    srv.stop().await;
+}
