@@ -160,3 +160,52 @@ def test_parameters_many_rows_and_inserts(adbc, adbc_ro, client):
     finally:
         ro.close()
     assert _commits(client, "e2e_params") == before + 3
+
+
+def test_get_schema_of_statements_and_tables(adbc, client):
+    cur = adbc.cursor()
+    try:
+        q = "SELECT sample_id, count(*), max(score) FROM demo AS OF TAG 'v1' GROUP BY sample_id"
+        schema = cur.adbc_execute_schema(q)
+        assert schema.names == ["sample_id", "count(*)", "max(score)"]
+        cur.execute(q)
+        assert cur.fetch_arrow_table().schema.names == schema.names
+        # the schema of a write is asked for without running it (the driver prepares the
+        # statement: a write has no result schema before it runs)
+        assert len(cur.adbc_execute_schema("CREATE BRANCH from_get_schema FROM demo")) == 0
+        assert "from_get_schema" not in client.sql(
+            "SELECT branch FROM quiver.branches WHERE dataset = 'demo'").column(0).to_pylist()
+    finally:
+        cur.close()
+    table = adbc.adbc_get_table_schema("demo")
+    assert table.names == client.sql("SELECT * FROM demo LIMIT 1").schema.names
+    objects = adbc.adbc_get_objects(depth="columns", table_name_filter="demo").read_all()
+    assert objects.num_rows >= 1
+
+
+def _pb_string(field: int, value: bytes) -> bytes:
+    """One length-delimited protobuf field (enough for the two messages below)."""
+    n, out = len(value), bytearray([field << 3 | 2])
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out) + value
+
+
+def test_get_schema_over_raw_flight(server):
+    import pyarrow.flight as flight
+
+    from _helpers import cmd_descriptor, opts
+
+    q = "SELECT 1, class FROM demo LIMIT 1"
+    statement = _pb_string(1, q.encode())  # CommandStatementQuery.query
+    any_msg = _pb_string(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") \
+        + _pb_string(2, statement)
+    fc = flight.FlightClient(server.url)
+    try:
+        for desc in (flight.FlightDescriptor.for_command(any_msg), cmd_descriptor({"sql": q})):
+            result = fc.get_schema(desc, opts(server.ro_token))
+            assert result.schema.names == ["1", "class"]
+    finally:
+        fc.close()

@@ -21,6 +21,7 @@ pub mod read;
 pub mod server;
 pub mod service;
 mod stash;
+pub mod xdbc;
 
 use std::net::SocketAddr;
 use std::time::Duration;

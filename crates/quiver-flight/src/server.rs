@@ -15,9 +15,10 @@ use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -66,6 +67,7 @@ pub(crate) struct Inner {
     results: Stash<DataFrame>,
     prepared: Stash<Prepared>,
     sql_info: SqlInfoData,
+    xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
     /// One DataFusion runtime for every session: one memory pool, one spill directory.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 }
@@ -261,6 +263,7 @@ impl QuiverFlightSql {
                 results,
                 prepared,
                 sql_info: sql_info()?,
+                xdbc: crate::xdbc::type_info()?,
                 runtime,
             }),
         })
@@ -317,6 +320,46 @@ impl QuiverFlightSql {
         Ok(match params {
             Some(rows) => ctx.sql_df_with_params(sql, rows).await?,
             None => ctx.sql_df(sql).await?,
+        })
+    }
+
+    /// The result schema of `sql` for GetSchema, without running anything that writes: a
+    /// query is planned; a reading Quiver statement (SHOW, DIFF, …) runs; a statement that
+    /// writes is refused (its result exists only once it runs).
+    pub(crate) async fn statement_schema(&self, caller: &Caller, sql: &str) -> Result<Schema> {
+        self.inner.limits.check_statement("a statement", sql)?;
+        let st = parse_statement_with(sql, &self.inner.limits.sql())?;
+        if st.is_write() {
+            let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            return Err(FlightError::InvalidArgument(format!(
+                "GetSchema of '{head} …': a statement that writes has a result only once it \
+                 runs"
+            )));
+        }
+        let df = self.session(caller).await?.sql_df(sql).await?;
+        Ok(df_schema(&df))
+    }
+
+    /// The schema of a prepared statement's result (GetSchema).
+    pub(crate) async fn prepared_schema(&self, caller: &Caller, handle: &[u8]) -> Result<Schema> {
+        let (sql, _) = self.prepared(caller, handle)?;
+        self.statement_schema(caller, &sql).await
+    }
+
+    /// The schema of a metadata command's result (GetSchema), None for other commands.
+    pub(crate) fn metadata_schema(
+        &self,
+        command: &arrow_flight::sql::Command,
+    ) -> Option<SchemaRef> {
+        use arrow_flight::sql::Command as C;
+        Some(match command {
+            C::CommandGetCatalogs(q) => (*q).into_builder().schema(),
+            C::CommandGetDbSchemas(q) => q.clone().into_builder().schema(),
+            C::CommandGetTables(q) => q.clone().into_builder().schema(),
+            C::CommandGetTableTypes(q) => (*q).into_builder().schema(),
+            C::CommandGetSqlInfo(q) => q.clone().into_builder(&self.inner.sql_info).schema(),
+            C::CommandGetXdbcTypeInfo(q) => (*q).into_builder(&self.inner.xdbc).schema(),
+            _ => return None,
         })
     }
 
@@ -647,6 +690,26 @@ impl FlightSqlService for QuiverFlightSql {
         self.caller(&request)?;
         let schema = query.into_builder().schema();
         one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.into_builder(&self.inner.xdbc).schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let b = query.into_builder(&self.inner.xdbc);
+        respond(b.schema(), b.build())
     }
 
     async fn get_flight_info_sql_info(

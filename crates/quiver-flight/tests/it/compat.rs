@@ -441,3 +441,157 @@ async fn prepared_statements_bind_many_rows() {
     assert_eq!(count(&sql(&mut ro, commits).await), before + 2);
     srv.stop().await;
 }
+
+fn sql_descriptor<M: arrow_flight::sql::ProstMessageExt>(cmd: M) -> arrow_flight::FlightDescriptor {
+    use prost::Message;
+    arrow_flight::FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec())
+}
+
+/// GetSchema of statements, prepared statements and metadata commands: the schema the
+/// FlightInfo announces, without running anything that writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_schema_plans_without_running_writes() {
+    use arrow_flight::sql::{CommandGetTables, CommandStatementQuery};
+    let srv = Server::start(50).await;
+    let mut ro = srv.sql_client(RO).await;
+    let mut rwf = srv.client(Some(RW)).await;
+    let mut rof = srv.client(Some(RO)).await;
+    let q = "SELECT sample_id, count(*), 1 FROM demo AS OF TAG 'v1' GROUP BY sample_id";
+    let info = ro.execute(q.into(), None).await.expect(q);
+    let announced = info.try_decode_schema().expect("schema");
+    let cmd = CommandStatementQuery {
+        query: q.into(),
+        transaction_id: None,
+    };
+    let schema = rof
+        .get_schema(sql_descriptor(cmd))
+        .await
+        .expect("get_schema");
+    assert_eq!(schema, announced);
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["sample_id", "count(*)", "1"]);
+    // a prepared statement's schema
+    let prepared = ro.prepare(q.into(), None).await.expect("prepare");
+    assert_eq!(prepared.dataset_schema().expect("schema"), &announced);
+    // a metadata command's schema
+    let tables = CommandGetTables {
+        include_schema: true,
+        ..Default::default()
+    };
+    let schema = rof
+        .get_schema(sql_descriptor(tables.clone()))
+        .await
+        .expect("get_schema tables");
+    assert_eq!(&schema, tables.into_builder().schema().as_ref());
+    // writes are not run: refused, and nothing changes
+    let branch = CommandStatementQuery {
+        query: "CREATE BRANCH from_get_schema FROM demo".into(),
+        transaction_id: None,
+    };
+    let err = rwf
+        .get_schema(sql_descriptor(branch))
+        .await
+        .expect_err("write");
+    assert!(err.to_string().contains("only once it runs"), "{err}");
+    let branches = sql(&mut ro, "SELECT branch FROM quiver.branches").await;
+    assert_eq!(strings(&branches, "branch"), ["main"]);
+    let err = rof
+        .get_schema(sql_descriptor(CommandStatementQuery {
+            query: "SELECT nope FROM demo".into(),
+            transaction_id: None,
+        }))
+        .await
+        .expect_err("bad column");
+    assert!(err.to_string().contains("nope"), "{err}");
+    srv.stop().await;
+}
+
+/// GetTables with include_schema carries each dataset's schema; GetXdbcTypeInfo lists the
+/// column types, every one of which CREATE TABLE accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_schemas_and_type_info() {
+    use arrow_flight::sql::{CommandGetTables, CommandGetXdbcTypeInfo};
+    let srv = Server::start(20).await;
+    let mut rw = srv.sql_client(RW).await;
+    let info = rw
+        .get_tables(CommandGetTables {
+            table_name_filter_pattern: Some("demo".into()),
+            include_schema: true,
+            ..Default::default()
+        })
+        .await
+        .expect("tables");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = rw.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let col = batches[0]
+        .column_by_name("table_schema")
+        .expect("table_schema");
+    let bytes = arrow::array::AsArray::as_binary::<i32>(col.as_ref()).value(0);
+    let schema = arrow::ipc::convert::try_schema_from_ipc_buffer(bytes).expect("ipc schema");
+    let demo = sql(&mut rw, "SELECT * FROM demo LIMIT 1").await;
+    let names = |s: &arrow::datatypes::Schema| -> Vec<String> {
+        s.fields().iter().map(|f| f.name().clone()).collect()
+    };
+    assert_eq!(names(&schema), names(demo[0].schema().as_ref()));
+
+    let info = rw
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None })
+        .await
+        .expect("type info");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = rw.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let types = strings(&batches, "type_name");
+    let listed: Vec<String> = quiver_flight::xdbc::type_names()
+        .map(str::to_string)
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    let mut got = types.clone();
+    got.sort();
+    assert_eq!(got, sorted);
+    let columns: Vec<String> = listed
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("c{i} {t}"))
+        .collect();
+    let create = format!(
+        "CREATE TABLE every_type (sample_id VARCHAR, label_id BIGINT, {}, \
+         PRIMARY KEY (sample_id, label_id))",
+        columns.join(", ")
+    );
+    rw.execute_update(create.clone(), None)
+        .await
+        .expect(&create);
+    // filtered by type: BIGINT only
+    let info = rw
+        .get_xdbc_type_info(CommandGetXdbcTypeInfo {
+            data_type: Some(arrow_flight::sql::XdbcDataType::XdbcBigint as i32),
+        })
+        .await
+        .expect("type info");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = rw.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    assert_eq!(strings(&batches, "type_name"), ["BIGINT"]);
+    srv.stop().await;
+}
