@@ -66,7 +66,10 @@ pub(crate) struct Inner {
     /// Planned statement results, read once by DoGet.
     results: Stash<DataFrame>,
     prepared: Stash<Prepared>,
+    /// What GetSqlInfo says to read-write callers.
     sql_info: SqlInfoData,
+    /// What GetSqlInfo says to read-only callers: nothing they may change.
+    sql_info_read_only: SqlInfoData,
     xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
     /// One DataFusion runtime for every session: one memory pool, one spill directory.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
@@ -78,23 +81,27 @@ pub struct QuiverFlightSql {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn sql_info() -> Result<SqlInfoData> {
+/// What GetSqlInfo claims: exactly what works for a caller with (`read_only`) or without
+/// write rights. Table DDL (CREATE/DROP TABLE) and bulk ingest (create / append / replace,
+/// one commit each, no Flight SQL transactions) are writes.
+fn sql_info(read_only: bool) -> Result<SqlInfoData> {
+    let writes = !read_only;
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, "Quiver");
     b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
     b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
-    b.append(SqlInfo::FlightSqlServerReadOnly, false);
+    b.append(SqlInfo::FlightSqlServerReadOnly, read_only);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    // BEGIN … COMMIT is SQL; Flight SQL's BeginTransaction/EndTransaction actions are not
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     b.append(SqlInfo::FlightSqlServerCancel, false);
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
     b.append(SqlInfo::SqlSearchStringEscape, crate::like::ESCAPE_STR);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
-    b.append(SqlInfo::SqlDdlTable, true);
-    // CommandStatementIngest: create / append / replace, one commit, no transactions
-    b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    b.append(SqlInfo::SqlDdlTable, writes);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, writes);
     b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     b.build().map_err(FlightError::from)
 }
@@ -262,7 +269,8 @@ impl QuiverFlightSql {
                 limits,
                 results,
                 prepared,
-                sql_info: sql_info()?,
+                sql_info: sql_info(false)?,
+                sql_info_read_only: sql_info(true)?,
                 xdbc: crate::xdbc::type_info()?,
                 runtime,
             }),
@@ -818,8 +826,12 @@ impl FlightSqlService for QuiverFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
-        let b = query.into_builder(&self.inner.sql_info);
+        let caller = self.caller(&request)?;
+        let info = match caller.role {
+            crate::auth::Role::ReadWrite => &self.inner.sql_info,
+            crate::auth::Role::ReadOnly => &self.inner.sql_info_read_only,
+        };
+        let b = query.into_builder(info);
         respond(b.schema(), b.build())
     }
 

@@ -77,6 +77,34 @@ async fn result_columns_are_named_by_their_sql_text() {
     srv.stop().await;
 }
 
+/// The value GetSqlInfo gives for one item, as text (`true`, `Quiver`, …).
+async fn sql_info(
+    c: &mut FlightSqlServiceClient<tonic::transport::Channel>,
+    item: arrow_flight::sql::SqlInfo,
+) -> String {
+    let info = c.get_sql_info(vec![item]).await.expect("sql info");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let s = c.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
+        batches.extend(
+            futures::TryStreamExt::try_collect::<Vec<_>>(s)
+                .await
+                .expect("stream"),
+        );
+    }
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1, "{item:?}");
+    let value = batches[0].column_by_name("value").expect("value");
+    let f = arrow::util::display::ArrayFormatter::try_new(value.as_ref(), &Default::default())
+        .expect("formatter");
+    let text = f.value(0).to_string();
+    // a dense union prints as {type=value}
+    text.trim_matches(|c| c == '{' || c == '}')
+        .split_once('=')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or(text)
+}
+
 fn strings(batches: &[arrow::array::RecordBatch], column: &str) -> Vec<String> {
     use arrow::array::{Array, AsArray};
     let mut out = Vec::new();
@@ -173,24 +201,10 @@ async fn create_and_drop_table_over_flight_sql() {
         .await
         .expect_err("gone");
     assert!(err.to_string().contains("does not exist"), "{err}");
-    // what GetSqlInfo claims
-    let info = ro
-        .get_sql_info(vec![arrow_flight::sql::SqlInfo::SqlDdlTable])
-        .await
-        .expect("sql info");
-    let mut batches = Vec::new();
-    for ep in info.endpoint {
-        let s = ro.do_get(ep.ticket.expect("ticket")).await.expect("do_get");
-        batches.extend(
-            futures::TryStreamExt::try_collect::<Vec<_>>(s)
-                .await
-                .expect("stream"),
-        );
-    }
-    let value = arrow::util::pretty::pretty_format_batches(&batches)
-        .expect("format")
-        .to_string();
-    assert!(value.contains("true"), "{value}");
+    // what GetSqlInfo claims, per caller: table DDL for read-write tokens only
+    use arrow_flight::sql::SqlInfo;
+    assert_eq!(sql_info(&mut rw, SqlInfo::SqlDdlTable).await, "true");
+    assert_eq!(sql_info(&mut ro, SqlInfo::SqlDdlTable).await, "false");
     srv.stop().await;
 }
 
@@ -241,6 +255,31 @@ async fn bulk_ingest_modes() {
     let srv = Server::start(10).await;
     let mut rw = srv.sql_client(RW).await;
     let mut ro = srv.sql_client(RO).await;
+    use arrow_flight::sql::SqlInfo;
+    assert_eq!(
+        sql_info(&mut rw, SqlInfo::FlightSqlServerBulkIngestion).await,
+        "true"
+    );
+    assert_eq!(
+        sql_info(&mut ro, SqlInfo::FlightSqlServerBulkIngestion).await,
+        "false"
+    );
+    assert_eq!(
+        sql_info(&mut rw, SqlInfo::FlightSqlServerIngestTransactionsSupported).await,
+        "false"
+    );
+    assert_eq!(
+        sql_info(&mut rw, SqlInfo::FlightSqlServerReadOnly).await,
+        "false"
+    );
+    assert_eq!(
+        sql_info(&mut ro, SqlInfo::FlightSqlServerReadOnly).await,
+        "true"
+    );
+    assert_eq!(
+        sql_info(&mut ro, SqlInfo::FlightSqlServerTransaction).await,
+        "0"
+    );
     let two = labels(&[("a", 1, "cat"), ("a", 2, "dog")]);
     let err = ingest(&mut ro, "ing", N::Create, E::Fail, two.clone())
         .await
