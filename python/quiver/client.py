@@ -93,6 +93,10 @@ def _concat(tables: List[pa.Table], schema: pa.Schema) -> pa.Table:
 #: Longest a fork waits for gRPC's threads to exit after the channels are closed.
 _FORK_SETTLE_TIMEOUT = 30.0
 
+#: A fork stops waiting when no gRPC thread has exited for this long: a channel this module
+#: does not own (a raw ``pyarrow.flight.FlightClient``) keeps them alive.
+_FORK_STALL_SECONDS = 2.0
+
 #: Name prefixes (Linux thread ``comm``, 15 characters at most) of the threads gRPC runs
 #: while a channel is open; they all exit once the last channel is closed.
 _GRPC_THREAD_PREFIXES = ("event_engine", "grpc", "lifeguard", "default-executo",
@@ -131,9 +135,14 @@ def _wait_for_grpc_threads_to_exit() -> None:
     if _grpc_threads() is None:  # pragma: no cover - no /proc: fork is not the default there
         time.sleep(0.1)
         return
-    deadline = time.monotonic() + _FORK_SETTLE_TIMEOUT
-    while _grpc_threads() and time.monotonic() < deadline:
+    now = time.monotonic()
+    deadline, last_change = now + _FORK_SETTLE_TIMEOUT, now
+    left = _grpc_threads()
+    while left and now < deadline and now - last_change < _FORK_STALL_SECONDS:
         time.sleep(0.002)
+        now, n = time.monotonic(), _grpc_threads()
+        if n != left:
+            left, last_change = n, now
 
 
 def _close_channels_before_fork() -> None:

@@ -167,3 +167,25 @@ print("ok")
     if "no /proc" in r.stdout:
         pytest.skip("no /proc/self/task")
     assert "ok" in r.stdout
+
+
+def test_before_fork_hook_gives_up_on_channels_it_does_not_own(server):
+    """A raw pyarrow FlightClient keeps gRPC's threads alive: the hook stops waiting once
+    none exits for a while, instead of holding every fork for its whole timeout (here an
+    hour: the subprocess's 60 s timeout catches a wait for it)."""
+    code = f"""
+import pyarrow.flight as flight, quiver, quiver.client as qc
+qc._FORK_SETTLE_TIMEOUT, qc._FORK_STALL_SECONDS = 3600.0, 0.5
+raw = flight.FlightClient({server.url!r})
+list(raw.list_actions(flight.FlightCallOptions(headers=qc.auth_headers({server.rw_token!r}))))
+q = quiver.connect({server.url!r}, token={server.rw_token!r})
+q.sql("SELECT 1")
+qc._close_channels_before_fork()
+assert qc._grpc_threads() != 0  # the raw client's threads are still there
+assert q.sql("SELECT 1 AS one").column("one").to_pylist() == [1]
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, f"stdout:\\n{r.stdout}\\nstderr:\\n{r.stderr}"
+    assert "ok" in r.stdout
