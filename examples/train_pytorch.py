@@ -56,10 +56,9 @@ def main(argv=None):
     print(f"run {run_id}: {args.dataset}@tag:{args.tag} pinned to commit {data.commit_id[:12]} "
           f"({data.num_shards} shards, {data.total_records} rows)", flush=True)
 
-    loader_kw = {"num_workers": args.workers}
-    if args.workers:
-        loader_kw["multiprocessing_context"] = "spawn"  # never fork a process holding gRPC state
-    loader = torch.utils.data.DataLoader(data, batch_size=None, **loader_kw)
+    # default DataLoader settings: on Linux the workers are forked from this process, which
+    # holds a Flight connection; the client closes it before the fork and reopens it after
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers)
 
     model = nn.Sequential(nn.Linear(len(FEATURES), 32), nn.ReLU(), nn.Linear(32, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -90,11 +90,59 @@ def _concat(tables: List[pa.Table], schema: pa.Schema) -> pa.Table:
         return pa.concat_tables([t.cast(first) for t in tables])
 
 
-#: How long a fork waits after closing open channels (only when one was open).
-_FORK_SETTLE_SECONDS = 0.1
+#: Longest a fork waits for gRPC's threads to exit after the channels are closed.
+_FORK_SETTLE_TIMEOUT = 30.0
+
+#: A fork stops waiting when no gRPC thread has exited for this long: a channel this module
+#: does not own (a raw ``pyarrow.flight.FlightClient``) keeps them alive.
+_FORK_STALL_SECONDS = 2.0
+
+#: Name prefixes (Linux thread ``comm``, 15 characters at most) of the threads gRPC runs
+#: while a channel is open; they all exit once the last channel is closed.
+_GRPC_THREAD_PREFIXES = ("event_engine", "grpc", "lifeguard", "default-executo",
+                         "resolver-execut", "timer_manager", "global_timer")
 
 #: Every client with an open gRPC channel in this process (closed before a fork).
 _LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _grpc_threads() -> Optional[int]:
+    """How many of this process's threads belong to gRPC; None where the threads cannot be
+    listed (no /proc)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    n = 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread exited meanwhile
+            continue
+        if name.startswith(_GRPC_THREAD_PREFIXES):
+            n += 1
+    return n
+
+
+def _wait_for_grpc_threads_to_exit() -> None:
+    """Block until gRPC's threads are gone (or ``_FORK_SETTLE_TIMEOUT`` passed).
+
+    A forked child inherits the memory of every thread but runs only the forking one: a
+    gRPC thread caught mid-teardown leaves its locks held in the child, which then hangs
+    on its first call. The threads exit a few milliseconds after the last channel closes;
+    the fork waits for that event, not for a guessed delay."""
+    if _grpc_threads() is None:  # pragma: no cover - no /proc: fork is not the default there
+        time.sleep(0.1)
+        return
+    now = time.monotonic()
+    deadline, last_change = now + _FORK_SETTLE_TIMEOUT, now
+    left = _grpc_threads()
+    while left and now < deadline and now - last_change < _FORK_STALL_SECONDS:
+        time.sleep(0.002)
+        now, n = time.monotonic(), _grpc_threads()
+        if n != left:
+            left, last_change = n, now
 
 
 def _close_channels_before_fork() -> None:
@@ -105,10 +153,8 @@ def _close_channels_before_fork() -> None:
     closed = False
     for c in list(_LIVE):
         closed |= c._drop_channel()
-    if closed:
-        # a closed channel finishes tearing down on gRPC's own threads; let it, so the
-        # child does not inherit a half-closed transport
-        time.sleep(_FORK_SETTLE_SECONDS)
+    if closed:  # (threads of channels this module did not open may never exit: no wait)
+        _wait_for_grpc_threads_to_exit()
 
 
 if hasattr(os, "register_at_fork"):
@@ -132,6 +178,22 @@ class Client:
         self._pid = os.getpid()
         self._flight  # connect now: a bad URL fails here, not on the first call
         self._options = flight.FlightCallOptions(headers=auth_headers(token))
+        self._headers = auth_headers(token)
+
+    def __getstate__(self) -> dict:
+        """What a pickle carries (spawn/forkserver workers): the address and credentials,
+        never the channel, which belongs to the process that opened it."""
+        return {"url": self.url, "token": self.token, "flight_kwargs": self._flight_kwargs,
+                "headers": self._headers}
+
+    def __setstate__(self, state: dict) -> None:
+        self.url = state["url"]
+        self.token = state["token"]
+        self._flight_kwargs = dict(state["flight_kwargs"])
+        self._headers = list(state["headers"])
+        self._options = flight.FlightCallOptions(headers=self._headers)
+        self._conn = None  # opened on the first call in this process
+        self._pid = os.getpid()
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -327,7 +389,8 @@ class Client:
             text = str(value)
         if text.lower().startswith("bearer "):
             self.token = text[7:]
-        self._options = flight.FlightCallOptions(headers=[(key, value if isinstance(value, bytes) else value.encode())])
+        self._headers = [(key, value if isinstance(value, bytes) else value.encode())]
+        self._options = flight.FlightCallOptions(headers=self._headers)
         return self
 
 

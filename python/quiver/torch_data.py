@@ -15,7 +15,7 @@ import pyarrow.flight as flight
 import torch
 import torch.utils.data
 
-from .client import auth_headers
+from .client import Client
 from .errors import FLIGHT_ERRORS, from_flight
 
 #: Multiplier of the epoch in the per-shard shuffle seed.
@@ -185,8 +185,10 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
         mine = self._my_endpoints()
         if not mine:
             return
-        client = flight.FlightClient(self.url, **self.flight_kwargs)
-        options = flight.FlightCallOptions(headers=auth_headers(self.token))
+        # a Client of this process: closed before any fork like every other, so a fork
+        # while this generator is paused does not hand a live channel to the child
+        conn = Client(self.url, token=self.token, **self.flight_kwargs)
+        client, options = conn.flight_client, conn.call_options
         bs = self.batch_size
         pending: List[pa.RecordBatch] = []
         pending_rows = 0
@@ -207,10 +209,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
             if pending_rows:
                 yield self._emit(_one_batch(pending))
         finally:
-            try:
-                client.close()
-            except Exception:  # pragma: no cover
-                pass
+            conn.close()
 
 
 def _one_batch(batches: List[pa.RecordBatch]) -> pa.RecordBatch:

@@ -131,3 +131,38 @@ def test_basic_auth_handshake_returns_a_bearer_header(server):
     with pytest.raises(quiver.PermissionDenied):
         q.create_branch("demo", "basic-ro")
     q.close()
+
+
+@pytest.mark.parametrize("user", ["usr", "us", "u"])
+def test_adbc_username_password_login(server, user):
+    """The ADBC driver sends Basic credentials as unpadded base64: user names of 3, 2 and 1
+    characters give "user:token" credentials needing 0, 1 and 2 padding characters."""
+    import base64
+
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    plain = f"{user}:{RO_TOKEN}".encode()
+    padding = len(base64.b64encode(plain)) - len(base64.b64encode(plain).rstrip(b"="))
+    assert padding == {"usr": 0, "us": 1, "u": 2}[user]
+    conn = flightsql.connect(server.url, db_kwargs={"username": user, "password": RO_TOKEN},
+                             autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) AS n FROM demo AS OF TAG 'v1'")
+        assert cur.fetchall() == [(DEMO_ROWS,)]
+        with pytest.raises(adbc_driver_manager.Error) as ei:  # the role of the token holds
+            cur.execute("CREATE BRANCH adbc_basic_never FROM demo")
+        assert "read-only" in str(ei.value)
+        cur.close()
+    finally:
+        conn.close()
+
+
+def test_adbc_wrong_password_is_refused(server):
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        conn = flightsql.connect(server.url, db_kwargs={"username": "u", "password": "wrong-pass"},
+                                 autocommit=True)
+        conn.close()
+    assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.UNAUTHENTICATED, ei.value

@@ -1,9 +1,12 @@
-"""PyTorch streaming: DataLoader workers (spawned processes) split the shard endpoints of one
+"""PyTorch streaming: DataLoader workers (forked, Linux's default) split the shard endpoints of one
 pinned commit; every selected label arrives exactly once; shuffling is deterministic per epoch."""
 
 import datetime
 import math
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -21,7 +24,7 @@ EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 def _loader(data, workers):
     kw = {}
     if workers:
-        kw = {"num_workers": workers, "multiprocessing_context": "spawn"}
+        kw = {"num_workers": workers}  # default start method (fork on Linux)
     return torch.utils.data.DataLoader(data, batch_size=None, **kw)
 
 
@@ -124,3 +127,65 @@ def test_transform(client):
         assert x.shape == (len(y), 2) and x.dtype == torch.float32
         n += len(y)
     assert n == DEMO_ROWS
+
+
+def test_client_and_dataset_pickle_without_their_channel(client, server):
+    """What spawn/forkserver workers receive: address and credentials, never a channel."""
+    ds = client.dataset("demo").at(tag="v1")
+    ds.to_table(columns=["label_id"])  # the channel is open in this process
+    state = client.__getstate__()
+    assert not any(isinstance(v, quiver.client.flight.FlightClient) for v in state.values())
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.client._conn is None  # opened lazily on the first call of its process
+    assert copy.to_table(columns=["label_id"]).num_rows == DEMO_ROWS
+    ro = pickle.loads(pickle.dumps(quiver.connect(server.url, token=server.ro_token)))
+    with pytest.raises(quiver.PermissionDenied):
+        ro.sql("CREATE BRANCH never_made FROM demo")  # the credentials travelled too
+
+
+def test_no_grpc_thread_survives_the_before_fork_hook(server):
+    """A fork happens only once gRPC's threads have exited: a child that inherits one
+    mid-teardown hangs on its first call (observed with a fixed 0 s wait). Run in a fresh
+    interpreter: other tests' raw pyarrow clients keep gRPC's threads alive here."""
+    code = f"""
+import quiver, quiver.client as qc
+q = quiver.connect({server.url!r}, token={server.rw_token!r})
+q.sql("SELECT 1")
+n = qc._grpc_threads()
+if n is None:
+    print("no /proc")
+    raise SystemExit(0)
+assert n > 0, n                      # the channel's threads, recognized by name
+qc._close_channels_before_fork()
+assert qc._grpc_threads() == 0, qc._grpc_threads()
+assert q.sql("SELECT 1 AS one").column("one").to_pylist() == [1]  # reopened lazily
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    if "no /proc" in r.stdout:
+        pytest.skip("no /proc/self/task")
+    assert "ok" in r.stdout
+
+
+def test_before_fork_hook_gives_up_on_channels_it_does_not_own(server):
+    """A raw pyarrow FlightClient keeps gRPC's threads alive: the hook stops waiting once
+    none exits for a while, instead of holding every fork for its whole timeout (here an
+    hour: the subprocess's 60 s timeout catches a wait for it)."""
+    code = f"""
+import pyarrow.flight as flight, quiver, quiver.client as qc
+qc._FORK_SETTLE_TIMEOUT, qc._FORK_STALL_SECONDS = 3600.0, 0.5
+raw = flight.FlightClient({server.url!r})
+list(raw.list_actions(flight.FlightCallOptions(headers=qc.auth_headers({server.rw_token!r}))))
+q = quiver.connect({server.url!r}, token={server.rw_token!r})
+q.sql("SELECT 1")
+qc._close_channels_before_fork()
+assert qc._grpc_threads() != 0  # the raw client's threads are still there
+assert q.sql("SELECT 1 AS one").column("one").to_pylist() == [1]
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, f"stdout:\\n{r.stdout}\\nstderr:\\n{r.stderr}"
+    assert "ok" in r.stdout

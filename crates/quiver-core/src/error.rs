@@ -5,7 +5,9 @@ use quiver_tree::TreeError;
 
 /// Errors of the catalog and dataset API.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: quiver-flight maps every variant to a gRPC code in one
+// exhaustive match (`quiver_flight::error`), so a new variant does not compile until it
+// is given its code.
 pub enum CoreError {
     #[error("dataset '{0}' does not exist")]
     DatasetNotFound(String),

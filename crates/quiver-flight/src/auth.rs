@@ -166,6 +166,33 @@ impl Tokens {
     }
 }
 
+/// The password of HTTP Basic credentials (`authorization: Basic <base64 of user:password>`,
+/// the token being the password; the user name is not checked).
+///
+/// The base64 may be padded (RFC 7617, what arrow-rs and pyarrow send) or unpadded (what
+/// the ADBC Flight SQL driver sends, Go's `RawStdEncoding`): both are accepted. Credentials
+/// without a `:` are taken as the password alone.
+pub fn basic_password(credentials: &str) -> Result<String> {
+    use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose};
+    use base64::Engine;
+    const EITHER_PADDING: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let raw = EITHER_PADDING.decode(credentials.trim()).map_err(|e| {
+        FlightError::Unauthenticated(format!(
+            "authorization: Basic credentials are not base64 ({e})"
+        ))
+    })?;
+    let text = String::from_utf8(raw).map_err(|_| {
+        FlightError::Unauthenticated("authorization: Basic credentials are not UTF-8".into())
+    })?;
+    Ok(match text.split_once(':') {
+        Some((_user, password)) => password.to_string(),
+        None => text,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +216,29 @@ mod tests {
         assert!(Tokens::open()
             .caller(&tonic::metadata::MetadataMap::new())
             .is_ok());
+    }
+
+    /// Padded and unpadded base64 alike, for credentials needing 0, 1 and 2 padding
+    /// characters.
+    #[test]
+    fn basic_credentials_in_both_base64_forms() {
+        use base64::Engine;
+        for user in ["usr", "us", "u"] {
+            let plain = format!("{user}:secret-token-1");
+            let padded = base64::engine::general_purpose::STANDARD.encode(&plain);
+            let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&plain);
+            assert_eq!(padded.len() - unpadded.len(), (3 - plain.len() % 3) % 3);
+            for form in [&padded, &unpadded] {
+                assert_eq!(basic_password(form).expect(form), "secret-token-1");
+            }
+        }
+        // the three padding lengths are covered
+        let pads: Vec<usize> = ["usr", "us", "u"]
+            .iter()
+            .map(|u| (3 - (u.len() + 15) % 3) % 3)
+            .collect();
+        assert_eq!(pads, vec![0, 1, 2]);
+        assert!(basic_password("not base64!").is_err());
     }
 
     /// Tokens are kept hashed: a dump of the server's token table (Debug, a core file) does

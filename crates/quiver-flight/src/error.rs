@@ -1,7 +1,10 @@
 //! The one error type of `quiver-flight`, and its one mapping onto gRPC status codes.
 //!
 //! [`FlightError::code`] maps every error kind to a `tonic::Code`, looking through the errors
-//! it wraps (core, SQL, store, DataFusion, Arrow, Parquet, object store): what the caller
+//! it wraps (core, SQL, store, DataFusion, Arrow, Parquet, object store). The matches over
+//! Quiver's own errors, DataFusion's and Arrow's are exhaustive — a new variant does not
+//! compile until it has its code; only Parquet's and object_store's errors, which are
+//! `#[non_exhaustive]`, end in a fallback (INTERNAL). What the caller
 //! named does not exist → `NOT_FOUND`; a lost race → `ABORTED`; a state that must change
 //! first (a pending merge) → `FAILED_PRECONDITION`; bad input, parse and plan errors →
 //! `INVALID_ARGUMENT`; a configured limit → `RESOURCE_EXHAUSTED`; stored data that does not
@@ -117,9 +120,6 @@ fn sql_code(e: &SqlError) -> Code {
         SqlError::Arrow(a) => arrow_code(a),
         SqlError::PermissionDenied(_) => Code::PermissionDenied,
         SqlError::Limit(_) => Code::ResourceExhausted,
-        // `SqlError` is `#[non_exhaustive]`: a variant added later is a server fault until
-        // it is mapped here
-        _ => Code::Internal,
     }
 }
 
@@ -162,12 +162,15 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::Store(s) => store_code(s),
         CoreError::Parquet(p) => parquet_code(p),
         CoreError::Arrow(a) => arrow_code(a),
+        CoreError::InvalidRetention(_) => Code::InvalidArgument,
+        // a dataset written in a storage format this build does not read: the catalog (or
+        // the server) must change first
+        CoreError::UnsupportedFormat { .. } => Code::FailedPrecondition,
+        // a collection that must wait for writes in flight: worth a retry
+        CoreError::GcBusy(_) => Code::Unavailable,
         CoreError::Tree(_) | CoreError::Json(_) | CoreError::Join(_) | CoreError::Io { .. } => {
             Code::Internal
         }
-        // `CoreError` is `#[non_exhaustive]`: a variant added later is a server fault until
-        // it is mapped here
-        _ => Code::Internal,
     }
 }
 
@@ -234,9 +237,21 @@ fn arrow_code(e: &arrow::error::ArrowError) -> Code {
         | A::InvalidArgumentError(_)
         | A::SchemaError(_)
         | A::ComputeError(_) => Code::InvalidArgument,
-        A::MemoryError(_) => Code::ResourceExhausted,
+        // batches a client sent that do not decode
         A::IpcError(_) => Code::InvalidArgument,
-        _ => Code::Internal,
+        A::NotYetImplemented(_) => Code::Unimplemented,
+        // a result past what an Arrow array can hold, or memory the server cannot give
+        A::MemoryError(_)
+        | A::DictionaryKeyOverflowError
+        | A::RunEndIndexOverflowError
+        | A::OffsetOverflowError(_) => Code::ResourceExhausted,
+        // the server's own reads and encodings
+        A::IoError(..)
+        | A::CsvError(_)
+        | A::JsonError(_)
+        | A::AvroError(_)
+        | A::ParquetError(_)
+        | A::CDataInterface(_) => Code::Internal,
     }
 }
 
@@ -560,6 +575,63 @@ mod tests {
             code_of(SqlError::Parse("near x".into())),
             Code::InvalidArgument
         );
+    }
+
+    /// Kinds that fell through a wildcard to INTERNAL before the mapping was exhaustive.
+    #[test]
+    fn every_kind_has_its_own_code() {
+        assert_eq!(
+            code_of(CoreError::GcBusy("an import in flight".into())),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code_of(CoreError::InvalidRetention("7x".into())),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code_of(CoreError::UnsupportedFormat {
+                dataset: "d".into(),
+                found: 1,
+                supported: 2
+            }),
+            Code::FailedPrecondition
+        );
+        // the same kinds inside the SQL layer and inside DataFusion
+        assert_eq!(
+            code_of(SqlError::Core(CoreError::GcBusy("x".into()))),
+            Code::Unavailable
+        );
+        assert_eq!(
+            code_of(DataFusionError::External(Box::new(
+                CoreError::InvalidRetention("x".into())
+            ))),
+            Code::InvalidArgument
+        );
+        use arrow::error::ArrowError as A;
+        assert_eq!(
+            code_of(A::NotYetImplemented("x".into())),
+            Code::Unimplemented
+        );
+        assert_eq!(code_of(A::OffsetOverflowError(1)), Code::ResourceExhausted);
+        assert_eq!(
+            code_of(A::IoError("spill".into(), std::io::Error::other("disk"))),
+            Code::Internal
+        );
+        // a storage fault is never the caller's: INTERNAL or UNAVAILABLE, not INVALID_ARGUMENT
+        let disk = DataFusionError::IoError(std::io::Error::other("disk"));
+        assert_eq!(code_of(disk), Code::Internal);
+        let net =
+            DataFusionError::ObjectStore(Box::new(datafusion::object_store::Error::Generic {
+                store: "S3",
+                source: "timeout".into(),
+            }));
+        assert_eq!(code_of(net), Code::Unavailable);
+        let parquet_io = DataFusionError::ParquetError(Box::new(
+            datafusion::parquet::errors::ParquetError::External(Box::new(std::io::Error::other(
+                "read",
+            ))),
+        ));
+        assert_eq!(code_of(parquet_io), Code::Internal);
     }
 
     #[test]

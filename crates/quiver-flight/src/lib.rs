@@ -14,12 +14,14 @@
 pub mod auth;
 pub mod doget;
 pub mod error;
+mod ingest;
 pub mod like;
 pub mod limits;
 pub mod read;
 pub mod server;
 pub mod service;
 mod stash;
+pub mod xdbc;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -15,9 +15,10 @@ use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -48,8 +49,14 @@ pub(crate) type DoGetStream =
 
 struct Prepared {
     sql: String,
-    params: Option<Vec<ScalarValue>>,
+    /// Bound rows of parameters (DoPut of `CommandPreparedStatementQuery`).
+    params: Option<Vec<Vec<ScalarValue>>>,
 }
+
+/// Most rows of parameters bound to a prepared query (each row plans the query once).
+pub const MAX_QUERY_PARAMETER_ROWS: usize = 1_000;
+/// Most rows of parameters bound to a prepared update (one commit for all of them).
+pub const MAX_UPDATE_PARAMETER_ROWS: usize = 100_000;
 
 pub(crate) struct Inner {
     pub(crate) catalog: Catalog,
@@ -59,7 +66,11 @@ pub(crate) struct Inner {
     /// Planned statement results, read once by DoGet.
     results: Stash<DataFrame>,
     prepared: Stash<Prepared>,
+    /// What GetSqlInfo says to read-write callers.
     sql_info: SqlInfoData,
+    /// What GetSqlInfo says to read-only callers: nothing they may change.
+    sql_info_read_only: SqlInfoData,
+    xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
     /// One DataFusion runtime for every session: one memory pool, one spill directory.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
 }
@@ -70,21 +81,28 @@ pub struct QuiverFlightSql {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn sql_info() -> Result<SqlInfoData> {
+/// What GetSqlInfo claims: exactly what works for a caller with (`read_only`) or without
+/// write rights. Table DDL (CREATE/DROP TABLE) and bulk ingest (create / append / replace,
+/// one commit each, no Flight SQL transactions) are writes.
+fn sql_info(read_only: bool) -> Result<SqlInfoData> {
+    let writes = !read_only;
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, "Quiver");
     b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
     b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
-    b.append(SqlInfo::FlightSqlServerReadOnly, false);
+    b.append(SqlInfo::FlightSqlServerReadOnly, read_only);
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    // BEGIN … COMMIT is SQL; Flight SQL's BeginTransaction/EndTransaction actions are not
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     b.append(SqlInfo::FlightSqlServerCancel, false);
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
     b.append(SqlInfo::SqlSearchStringEscape, crate::like::ESCAPE_STR);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
-    b.append(SqlInfo::SqlDdlTable, true);
+    b.append(SqlInfo::SqlDdlTable, writes);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, writes);
+    b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     b.build().map_err(FlightError::from)
 }
 
@@ -251,7 +269,9 @@ impl QuiverFlightSql {
                 limits,
                 results,
                 prepared,
-                sql_info: sql_info()?,
+                sql_info: sql_info(false)?,
+                sql_info_read_only: sql_info(true)?,
+                xdbc: crate::xdbc::type_info()?,
                 runtime,
             }),
         })
@@ -282,7 +302,7 @@ impl QuiverFlightSql {
         &self,
         caller: &Caller,
         sql: &str,
-        params: Option<Vec<ScalarValue>>,
+        params: Option<Vec<Vec<ScalarValue>>>,
     ) -> Result<DataFrame> {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
@@ -290,17 +310,65 @@ impl QuiverFlightSql {
             let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
             caller.require_write(&format!("the statement '{head} …'"))?;
         }
-        if params.is_some() && !st.is_query() {
-            return Err(FlightError::InvalidArgument(
-                "parameters are supported in queries only".into(),
-            ));
+        if let Some(rows) = &params {
+            let max = if st.is_query() {
+                MAX_QUERY_PARAMETER_ROWS
+            } else {
+                MAX_UPDATE_PARAMETER_ROWS
+            };
+            if rows.len() > max {
+                return Err(FlightError::InvalidArgument(format!(
+                    "{} rows of parameters; this server binds at most {max} to a {}",
+                    rows.len(),
+                    if st.is_query() { "query" } else { "statement" }
+                )));
+            }
         }
         let ctx = self.session(caller).await?;
-        let mut df = ctx.sql_df(sql).await?;
-        if let Some(p) = params {
-            df = df.with_param_values(p)?;
+        Ok(match params {
+            Some(rows) => ctx.sql_df_with_params(sql, rows).await?,
+            None => ctx.sql_df(sql).await?,
+        })
+    }
+
+    /// The result schema of `sql` for GetSchema, without running anything that writes: a
+    /// query is planned; a reading Quiver statement (SHOW, DIFF, …) runs; a statement that
+    /// writes is refused (its result exists only once it runs).
+    pub(crate) async fn statement_schema(&self, caller: &Caller, sql: &str) -> Result<Schema> {
+        self.inner.limits.check_statement("a statement", sql)?;
+        let st = parse_statement_with(sql, &self.inner.limits.sql())?;
+        if st.is_write() {
+            let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            return Err(FlightError::InvalidArgument(format!(
+                "GetSchema of '{head} …': a statement that writes has a result only once it \
+                 runs"
+            )));
         }
-        Ok(df)
+        let df = self.session(caller).await?.sql_df(sql).await?;
+        Ok(df_schema(&df))
+    }
+
+    /// The schema of a prepared statement's result (GetSchema).
+    pub(crate) async fn prepared_schema(&self, caller: &Caller, handle: &[u8]) -> Result<Schema> {
+        let (sql, _) = self.prepared(caller, handle)?;
+        self.statement_schema(caller, &sql).await
+    }
+
+    /// The schema of a metadata command's result (GetSchema), None for other commands.
+    pub(crate) fn metadata_schema(
+        &self,
+        command: &arrow_flight::sql::Command,
+    ) -> Option<SchemaRef> {
+        use arrow_flight::sql::Command as C;
+        Some(match command {
+            C::CommandGetCatalogs(q) => (*q).into_builder().schema(),
+            C::CommandGetDbSchemas(q) => q.clone().into_builder().schema(),
+            C::CommandGetTables(q) => q.clone().into_builder().schema(),
+            C::CommandGetTableTypes(q) => (*q).into_builder().schema(),
+            C::CommandGetSqlInfo(q) => q.clone().into_builder(&self.inner.sql_info).schema(),
+            C::CommandGetXdbcTypeInfo(q) => (*q).into_builder(&self.inner.xdbc).schema(),
+            _ => return None,
+        })
     }
 
     /// The result a statement ticket of `caller` reads (stashed when the statement was
@@ -352,11 +420,12 @@ impl QuiverFlightSql {
             .with_total_bytes(-1))
     }
 
+    #[allow(clippy::type_complexity)]
     fn prepared(
         &self,
         caller: &Caller,
         handle: &[u8],
-    ) -> Result<(String, Option<Vec<ScalarValue>>)> {
+    ) -> Result<(String, Option<Vec<Vec<ScalarValue>>>)> {
         let key = String::from_utf8_lossy(handle);
         self.inner
             .prepared
@@ -366,7 +435,11 @@ impl QuiverFlightSql {
             })
     }
 
-    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<ScalarValue>>> {
+    /// The rows of parameters a DoPut binds (None when it sends none).
+    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<Vec<ScalarValue>>>> {
+        // a message that carries only the descriptor (arrow-rs's execute_update sends one,
+        // its parameters having been bound before) holds no IPC message: skip it
+        let stream = stream.try_filter(|d| futures::future::ready(!d.data_header.is_empty()));
         let batches: Vec<RecordBatch> =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
                 stream.map_err(ArrowFlightError::from),
@@ -377,19 +450,28 @@ impl QuiverFlightSql {
                 what: "parameters",
                 source,
             })?;
-        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if total == 0 {
             return Ok(None);
-        };
-        if batches.iter().map(|b| b.num_rows()).sum::<usize>() > 1 {
-            return Err(FlightError::InvalidArgument(
-                "a query takes one row of parameters".into(),
-            ));
         }
-        let mut out = Vec::with_capacity(b.num_columns());
-        for c in b.columns() {
-            out.push(ScalarValue::try_from_array(c, 0)?);
+        if total > MAX_UPDATE_PARAMETER_ROWS {
+            return Err(FlightError::InvalidArgument(format!(
+                "{total} rows of parameters; this server binds at most \
+                 {MAX_UPDATE_PARAMETER_ROWS}"
+            )));
         }
-        Ok(Some(out))
+        let mut rows = Vec::with_capacity(total);
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let row = b
+                    .columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, r))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                rows.push(row);
+            }
+        }
+        Ok(Some(rows))
     }
 
     /// DoPut `CommandStatementUpdate`: run a statement, return the affected rows.
@@ -427,8 +509,9 @@ impl QuiverFlightSql {
         cmd: CommandPreparedStatementUpdate,
         stream: FlightDataStream,
     ) -> Result<i64> {
-        let (sql, _) = self.prepared(caller, &cmd.prepared_statement_handle)?;
-        let params = Self::read_params(stream).await?;
+        let (sql, bound) = self.prepared(caller, &cmd.prepared_statement_handle)?;
+        // parameters sent with the update (ADBC), else those bound before (arrow-rs)
+        let params = Self::read_params(stream).await?.or(bound);
         let df = self.run_statement(caller, &sql, params).await?;
         update_count(df).await
     }
@@ -518,7 +601,6 @@ impl FlightSqlService for QuiverFlightSql {
         >,
         Status,
     > {
-        use base64::Engine;
         let header = request
             .metadata()
             .get("authorization")
@@ -526,15 +608,7 @@ impl FlightSqlService for QuiverFlightSql {
             .unwrap_or_default()
             .to_string();
         let token = if let Some(b64) = header.strip_prefix("Basic ") {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| {
-                    Status::invalid_argument("authorization: malformed Basic credentials")
-                })?;
-            let raw = String::from_utf8_lossy(&raw).to_string();
-            raw.split_once(':')
-                .map(|(_, p)| p.to_string())
-                .unwrap_or(raw)
+            crate::auth::basic_password(b64).map_err(status)?
         } else if let Some(t) = header.strip_prefix("Bearer ") {
             t.trim().to_string()
         } else {
@@ -624,6 +698,26 @@ impl FlightSqlService for QuiverFlightSql {
         self.caller(&request)?;
         let schema = query.into_builder().schema();
         one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let schema = query.into_builder(&self.inner.xdbc).schema();
+        one_endpoint_info(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let b = query.into_builder(&self.inner.xdbc);
+        respond(b.schema(), b.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -732,8 +826,12 @@ impl FlightSqlService for QuiverFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
-        self.caller(&request)?;
-        let b = query.into_builder(&self.inner.sql_info);
+        let caller = self.caller(&request)?;
+        let info = match caller.role {
+            crate::auth::Role::ReadWrite => &self.inner.sql_info,
+            crate::auth::Role::ReadOnly => &self.inner.sql_info_read_only,
+        };
+        let b = query.into_builder(info);
         respond(b.schema(), b.build())
     }
 

@@ -584,7 +584,7 @@ impl QuiverFlight {
 
 /// Conform an uploaded batch to the dataset's schema: columns by name, missing nullable
 /// columns as nulls, safe casts between compatible types.
-fn conform(
+pub(crate) fn conform(
     dataset: &str,
     target: &arrow::datatypes::SchemaRef,
     batch: &RecordBatch,
@@ -699,7 +699,56 @@ impl FlightService for QuiverFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<SchemaResult>, Status> {
-        FlightService::get_schema(&self.sql, request).await
+        use arrow_flight::sql::{Any, Command};
+        use prost::Message;
+        let caller = self.sql.caller(&request)?;
+        let cmd = request.get_ref().cmd.clone();
+        let schema = if is_json(&cmd) {
+            let c: SqlCommand = parse_json("SQL descriptor", &cmd).map_err(|_| {
+                Status::invalid_argument(
+                    "GetSchema takes a Flight SQL command or a {\"sql\": …} descriptor; \
+                     a read descriptor's schema comes with its FlightInfo",
+                )
+            })?;
+            self.sql
+                .statement_schema(&caller, &c.sql)
+                .await
+                .map_err(status)?
+        } else {
+            let any = Any::decode(&*cmd).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "descriptor is neither a Quiver JSON command nor a Flight SQL command ({e})"
+                ))
+            })?;
+            let command = Command::try_from(any)
+                .map_err(|e| Status::invalid_argument(format!("descriptor: {e}")))?;
+            match &command {
+                Command::CommandStatementQuery(q) => self
+                    .sql
+                    .statement_schema(&caller, &q.query)
+                    .await
+                    .map_err(status)?,
+                Command::CommandPreparedStatementQuery(p) => self
+                    .sql
+                    .prepared_schema(&caller, &p.prepared_statement_handle)
+                    .await
+                    .map_err(status)?,
+                other => match self.sql.metadata_schema(other) {
+                    Some(s) => s.as_ref().clone(),
+                    None => {
+                        return Err(Status::unimplemented(format!(
+                            "GetSchema of {} is not supported",
+                            other.type_url()
+                        )))
+                    }
+                },
+            }
+        };
+        let opts = arrow::ipc::writer::IpcWriteOptions::default();
+        let result: SchemaResult = arrow_flight::SchemaAsIpc::new(&schema, &opts)
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| status(FlightError::from(e)))?;
+        Ok(Response::new(result))
     }
 
     async fn do_get(
@@ -773,6 +822,10 @@ impl FlightService for QuiverFlight {
                     .await
                     .map_err(status)?
                     .encode_to_vec(),
+                Command::CommandStatementIngest(c) => {
+                    let n = self.sql.ingest(&caller, c, data).await.map_err(status)?;
+                    DoPutUpdateResult { record_count: n }.encode_to_vec()
+                }
                 Command::CommandPreparedStatementUpdate(c) => {
                     let n = self
                         .sql

@@ -373,6 +373,17 @@ impl std::fmt::Debug for QuiverContext {
     }
 }
 
+/// The `count` of a DML result (0 when there is none).
+fn affected(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .filter(|a| !a.is_empty())
+        .map(|a| a.value(0))
+        .sum()
+}
+
 fn count_batch(n: u64) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "count",
@@ -610,16 +621,141 @@ impl QuiverContext {
         match parser::parse_statement_with(sql, &self.opts.limits)? {
             Statement::Sql(s) => {
                 self.preload(&s).await?;
-                Ok(self
-                    .ctx
-                    .sql_with_options(&s, crate::guard::query_options())
-                    .await?)
+                self.plan_query(&s).await
             }
             st => {
                 let batches = self.execute(st).await?;
                 Ok(self.ctx.read_batches(batches)?)
             }
         }
+    }
+
+    /// Create dataset `name` with the columns of a SQL column list (planned in a private
+    /// in-memory session) keyed on (`group_key`, `label_key`).
+    async fn create_dataset(
+        &self,
+        name: &str,
+        columns: &str,
+        group_key: String,
+        label_key: String,
+    ) -> Result<()> {
+        let sh = &self.shared;
+        let tmp = SessionContext::new_with_config(
+            SessionConfig::new()
+                .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false),
+        );
+        // a private in-memory session: only the column list is planned here
+        let ddl_only = datafusion::execution::context::SQLOptions::new()
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        tmp.sql_with_options(&format!("CREATE TABLE t ({columns})"), ddl_only)
+            .await?
+            .collect()
+            .await?;
+        let schema = tmp.table_provider("t").await?.schema();
+        let opts = DatasetOptions {
+            group_key,
+            label_key,
+            author: self.opts.author(),
+            ..Default::default()
+        };
+        let ds = sh.catalog.create_dataset(name, schema, opts).await?;
+        let ds = match &sh.author {
+            Some(a) => ds.with_author(a),
+            None => ds,
+        };
+        if let Ok(mut m) = sh.datasets.lock() {
+            m.insert(name.to_string(), ds);
+        }
+        Ok(())
+    }
+
+    /// Plan one statement bound to rows of parameters ([`crate::params`]): a query runs once
+    /// per row, its results concatenated; `INSERT`/`UPDATE`/`DELETE` run once per row as one
+    /// commit (in the session's open transaction, or in one of their own) and return the
+    /// affected rows as `count`. With no rows, the statement is planned unbound.
+    pub async fn sql_df_with_params(
+        &self,
+        sql: &str,
+        rows: Vec<Vec<ScalarValue>>,
+    ) -> Result<DataFrame> {
+        if rows.is_empty() {
+            return self.sql_df(sql).await;
+        }
+        match parser::parse_statement_with(sql, &self.opts.limits)? {
+            Statement::Sql(s) => {
+                self.preload(&s).await?;
+                let mut out: Option<DataFrame> = None;
+                for row in rows {
+                    let df = self.plan_query(&s).await?.with_param_values(row)?;
+                    out = Some(match out {
+                        None => df,
+                        Some(all) => all.union(df)?,
+                    });
+                }
+                // `rows` is not empty
+                out.ok_or_else(|| SqlError::Parse("no parameters".into()))
+            }
+            Statement::Dml(s) => {
+                let n_rows = rows.len();
+                let statements = crate::params::bind_dml(&s, &rows)?;
+                let own = !self.in_transaction().await;
+                if own {
+                    self.execute(Statement::Begin).await?;
+                }
+                let mut n = 0u64;
+                for text in statements {
+                    let run = async {
+                        match parser::parse_statement_with(&text, &self.opts.limits)? {
+                            st @ Statement::Dml(_) => self.execute(st).await,
+                            other => Err(SqlError::Unsupported(format!(
+                                "binding parameters made '{}' a different statement",
+                                other.to_string().chars().take(60).collect::<String>()
+                            ))),
+                        }
+                    };
+                    match run.await {
+                        Ok(batches) => n += affected(&batches),
+                        Err(e) => {
+                            if own {
+                                self.txn.lock().await.take();
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                if own {
+                    let head: String = s.chars().take(200).collect();
+                    self.execute(Statement::Commit {
+                        message: Some(format!("{head} ({n_rows} rows of parameters)")),
+                    })
+                    .await?;
+                }
+                Ok(self.ctx.read_batches(vec![count_batch(n)?])?)
+            }
+            other => Err(SqlError::Unsupported(format!(
+                "parameters are bound to queries and INSERT/UPDATE/DELETE, not to '{}'",
+                other.to_string().chars().take(60).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Plan a query the user wrote: its unaliased result columns named by their SQL text
+    /// ([`crate::column_names`]), the plan checked to read only.
+    async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
+        use datafusion::sql::parser::Statement as DfStatement;
+        use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        if let DfStatement::Statement(st) = &mut statement {
+            if let SqlStatement::Query(q) = st.as_mut() {
+                crate::column_names::name_result_columns(q);
+            }
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        crate::guard::query_options().verify_plan(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     async fn preload(&self, sql: &str) -> Result<()> {
@@ -646,35 +782,55 @@ impl QuiverContext {
                 group_key,
                 label_key,
             } => {
-                let tmp = SessionContext::new_with_config(
-                    SessionConfig::new()
-                        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false),
-                );
-                // a private in-memory session: only the column list is planned here
-                let ddl_only = datafusion::execution::context::SQLOptions::new()
-                    .with_allow_dml(false)
-                    .with_allow_statements(false);
-                tmp.sql_with_options(&format!("CREATE TABLE t ({columns})"), ddl_only)
-                    .await?
-                    .collect()
+                self.create_dataset(&name, &columns, group_key, label_key)
                     .await?;
-                let schema = tmp.table_provider("t").await?.schema();
-                let schema = schema.clone();
-                let opts = DatasetOptions {
-                    group_key,
-                    label_key,
-                    author: self.opts.author(),
-                    ..Default::default()
-                };
-                let ds = sh.catalog.create_dataset(&name, schema, opts).await?;
-                let ds = match &sh.author {
-                    Some(a) => ds.with_author(a),
-                    None => ds,
-                };
-                if let Ok(mut m) = sh.datasets.lock() {
-                    m.insert(name.clone(), ds);
+                Ok(vec![message_batch(&[("dataset", name)])?])
+            }
+            Statement::CreateTable {
+                name,
+                columns,
+                group_key,
+                label_key,
+                if_not_exists,
+            } => {
+                match self
+                    .create_dataset(&name, &columns, group_key, label_key)
+                    .await
+                {
+                    // IF NOT EXISTS: an existing dataset is left as it is, whatever its columns
+                    Err(SqlError::Core(CoreError::DatasetExists(_))) if if_not_exists => {}
+                    r => r?,
                 }
                 Ok(vec![message_batch(&[("dataset", name)])?])
+            }
+            Statement::DropTable { names, if_exists } => {
+                // every name checked before any is dropped
+                let existing = sh.catalog.list_datasets().await?;
+                let mut dropped = Vec::new();
+                for n in &names {
+                    if existing.contains(n) {
+                        dropped.push(n.clone());
+                    } else if !if_exists {
+                        return Err(CoreError::DatasetNotFound(n.clone()).into());
+                    }
+                }
+                for n in &dropped {
+                    sh.catalog.drop_dataset(n).await?;
+                    if let Ok(mut m) = sh.datasets.lock() {
+                        m.remove(n);
+                    }
+                    if let Ok(mut b) = sh.branches.lock() {
+                        b.remove(n);
+                    }
+                }
+                let schema = Arc::new(Schema::new(vec![Field::new(
+                    "dropped_table",
+                    DataType::Utf8,
+                    false,
+                )]));
+                let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(dropped))])
+                    .map_err(DataFusionError::from)?;
+                Ok(vec![b])
             }
             Statement::CreateBranch {
                 dataset,
@@ -1017,12 +1173,7 @@ impl QuiverContext {
             }
             Statement::Sql(s) => {
                 self.preload(&s).await?;
-                Ok(self
-                    .ctx
-                    .sql_with_options(&s, crate::guard::query_options())
-                    .await?
-                    .collect()
-                    .await?)
+                Ok(self.plan_query(&s).await?.collect().await?)
             }
         }
     }

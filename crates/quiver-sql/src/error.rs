@@ -10,7 +10,9 @@ use quiver_core::CoreError;
 
 /// Errors of the SQL layer.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `#[non_exhaustive]`: quiver-flight maps every variant to a gRPC code in one
+// exhaustive match (`quiver_flight::error`), so a new variant does not compile until it
+// is given its code.
 pub enum SqlError {
     /// An error of the catalog/dataset API (unknown dataset, branch, tag, version, …).
     #[error(transparent)]

@@ -53,13 +53,15 @@ impl Default for SqlLimits {
     }
 }
 
-/// The two kinds of DataFusion statement a Quiver session runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kinds of standard SQL statement a Quiver session runs.
+#[derive(Debug, Clone, PartialEq)]
 pub enum SqlKind {
     /// A read: planned lazily with [`query_options`].
     Query,
     /// `INSERT`, `UPDATE` or `DELETE` on a dataset: a write.
     Dml,
+    /// `CREATE TABLE` / `DROP TABLE`, typed ([`crate::table_ddl`]): writes.
+    TableDdl(Box<crate::parser::Statement>),
 }
 
 /// DataFusion options for queries: no DDL, no DML (including `COPY`), no statements
@@ -171,6 +173,9 @@ fn kind_of(st: &DfStatement, limits: &SqlLimits, explained: bool) -> Result<SqlK
                     "a write nested in a query",
                     "run INSERT, UPDATE or DELETE as statements of their own",
                 )),
+                table if !explained && crate::table_ddl::handles(table) => Ok(SqlKind::TableDdl(
+                    Box::new(crate::table_ddl::convert(table)?),
+                )),
                 other => Err(refused_statement(other)),
             }
         }
@@ -193,13 +198,16 @@ fn refused(what: &str, instead: &str) -> SqlError {
 
 fn refused_statement(st: &SqlStatement) -> SqlError {
     let (what, instead) = match st {
-        SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => (
-            "CREATE TABLE / CREATE VIEW",
-            "datasets are created with CREATE DATASET name (columns) KEY (group, label)",
+        SqlStatement::CreateTable(_) => ("EXPLAIN CREATE TABLE", "run CREATE TABLE itself"),
+        SqlStatement::CreateView(_) => (
+            "CREATE VIEW",
+            "tables are datasets, created with CREATE TABLE name (columns, PRIMARY KEY \
+             (group, label)) or CREATE DATASET name (columns) KEY (group, label)",
         ),
         SqlStatement::Drop { .. } | SqlStatement::Truncate(_) => (
             "DROP / TRUNCATE",
-            "drop branches and tags with DROP BRANCH / DROP TAG; delete rows with DELETE",
+            "drop datasets with DROP TABLE, branches and tags with DROP BRANCH / DROP TAG; \
+             delete rows with DELETE",
         ),
         SqlStatement::Set(_) => ("SET", "session settings are fixed by the server"),
         SqlStatement::Prepare { .. }
@@ -358,8 +366,12 @@ mod tests {
             "EXPLAIN ANALYZE DELETE FROM t",
             "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
             "CREATE TABLE x (a INT)",
+            "CREATE TABLE x AS SELECT 1",
+            "EXPLAIN CREATE TABLE x (a INT, b INT, PRIMARY KEY (a, b))",
             "CREATE VIEW v AS SELECT 1",
-            "DROP TABLE t",
+            "DROP VIEW v",
+            "DROP TABLE t CASCADE",
+            "EXPLAIN DROP TABLE t",
             "SET datafusion.execution.batch_size = 1",
             "RESET datafusion.execution.batch_size",
             "PREPARE p AS SELECT 1",

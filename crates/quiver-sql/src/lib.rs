@@ -7,6 +7,7 @@
 //!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
 
 pub mod asset_fn;
+pub mod column_names;
 mod computed;
 pub mod context;
 pub mod diff;
@@ -17,10 +18,12 @@ pub mod merge_sql;
 pub mod names;
 mod optimize_sql;
 pub mod options;
+pub mod params;
 pub mod parser;
 pub mod provider;
 pub mod pruning;
 pub mod system;
+pub mod table_ddl;
 mod vacuum_sql;
 
 pub use context::QuiverContext;

@@ -47,6 +47,18 @@ pub enum Statement {
         branch: String,
         from: RefSpec,
     },
+    /// `CREATE TABLE [IF NOT EXISTS] name (columns, PRIMARY KEY (group, label))`: a
+    /// dataset keyed on the declared key ([`crate::table_ddl`]).
+    CreateTable {
+        name: String,
+        /// Column definitions, key columns `NOT NULL`.
+        columns: String,
+        group_key: String,
+        label_key: String,
+        if_not_exists: bool,
+    },
+    /// `DROP TABLE [IF EXISTS] name, …`: drops datasets.
+    DropTable { names: Vec<String>, if_exists: bool },
     /// `DROP BRANCH b ON ds`.
     DropBranch { dataset: String, branch: String },
     /// `CREATE TAG 't' ON ds [AS OF <ref>]`.
@@ -177,6 +189,8 @@ impl Statement {
             | Statement::Rollback
             | Statement::Sql(_) => false,
             Statement::CreateDataset { .. }
+            | Statement::CreateTable { .. }
+            | Statement::DropTable { .. }
             | Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::CreateTag { .. }
@@ -207,6 +221,11 @@ fn opt_message(m: &Option<String>) -> String {
     m.as_ref()
         .map(|m| format!(" MESSAGE {}", sql_string(m)))
         .unwrap_or_default()
+}
+
+/// `s` as a quoted SQL identifier (quotes doubled): kept exactly, never case-normalized.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// `s` as a SQL string literal (quotes doubled).
@@ -280,6 +299,30 @@ impl std::fmt::Display for Statement {
                     "CREATE DATASET {name} ({columns}) KEY ({group_key}, {label_key})"
                 )
             }
+            Statement::CreateTable {
+                name,
+                columns,
+                group_key,
+                label_key,
+                if_not_exists,
+            } => write!(
+                f,
+                "CREATE TABLE {}{} ({columns}, PRIMARY KEY ({}, {}))",
+                if *if_not_exists { "IF NOT EXISTS " } else { "" },
+                quoted(name),
+                quoted(group_key),
+                quoted(label_key)
+            ),
+            Statement::DropTable { names, if_exists } => write!(
+                f,
+                "DROP TABLE {}{}",
+                if *if_exists { "IF EXISTS " } else { "" },
+                names
+                    .iter()
+                    .map(|n| quoted(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Statement::CreateBranch {
                 dataset,
                 branch,
@@ -391,10 +434,23 @@ fn is_ws(t: &Token) -> bool {
 fn render(tokens: &[Token]) -> String {
     tokens
         .iter()
-        .map(|t| t.to_string())
+        .map(render_token)
         .collect::<String>()
         .trim()
         .to_string()
+}
+
+/// One token as SQL text. sqlparser prints quoted strings and identifiers without
+/// doubling the quotes inside them (`'it''s'` would come back as `'it's'`): those are
+/// escaped here.
+fn render_token(t: &Token) -> String {
+    match t {
+        Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+        Token::Word(w) if w.quote_style == Some('"') => {
+            format!("\"{}\"", w.value.replace('"', "\"\""))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Split a script into statements and parse each, with the default [`SqlLimits`].
@@ -920,6 +976,7 @@ fn parse_tokens(all: Vec<Token>, limits: &SqlLimits) -> Result<Statement> {
             return Ok(match crate::guard::classify(&sql, limits)? {
                 SqlKind::Query => Statement::Sql(sql),
                 SqlKind::Dml => Statement::Dml(sql),
+                SqlKind::TableDdl(st) => *st,
             });
         }
     };

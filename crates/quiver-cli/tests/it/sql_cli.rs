@@ -36,6 +36,19 @@ fn sql_versions_diff_merge_and_errors() {
     );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "n\n2000");
+    // unaliased columns are named by their SQL text, as in other engines
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "SELECT 1, count(*) FROM demo AS OF TAG 'v1'",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1,count(*)\n1,2000");
 
     let (ok, _, err) = quiver(
         cat,

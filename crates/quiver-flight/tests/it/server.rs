@@ -75,7 +75,7 @@ impl Server {
         }
     }
 
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .expect("url")
             .connect()
@@ -422,6 +422,11 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "MERGE TAG 'v1' INTO main ON demo",
         "CREATE RUN 'r' ON demo",
         "CREATE DATASET d2 (k VARCHAR NOT NULL, l INT NOT NULL) KEY (k, l)",
+        "CREATE TABLE t2 (k VARCHAR, l INT, PRIMARY KEY (k, l))",
+        "CREATE TABLE IF NOT EXISTS demo (k VARCHAR, l INT, PRIMARY KEY (k, l))",
+        "DROP TABLE demo",
+        "DROP TABLE IF EXISTS nope",
+        "INSERT INTO demo (sample_id, label_id) VALUES ($1, $2)",
     ];
     let denied = |e: arrow_flight::error::FlightError| match e {
         arrow_flight::error::FlightError::Tonic(s) => s.code() == tonic::Code::PermissionDenied,
@@ -456,6 +461,23 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         }
     }
     assert!(!out.exists());
+    // the other write route of Flight SQL: bulk ingest (replace would rewrite main)
+    let ingest = arrow_flight::sql::CommandStatementIngest {
+        table_definition_options: Some(arrow_flight::sql::TableDefinitionOptions {
+            if_not_exist: arrow_flight::sql::TableNotExistOption::Create as i32,
+            if_exists: arrow_flight::sql::TableExistsOption::Replace as i32,
+        }),
+        table: "demo".into(),
+        ..Default::default()
+    };
+    let rows = sql(&mut rw, "SELECT * FROM demo LIMIT 1").await;
+    let e = ro
+        .execute_ingest(ingest, futures::stream::iter(rows.into_iter().map(Ok)))
+        .await
+        .map(|_| ());
+    assert!(denied(e.expect_err("ingest")), "ingest");
+    let datasets = sql(&mut rw, "SELECT dataset FROM quiver.datasets").await;
+    assert_eq!(datasets.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     assert_eq!(sql(&mut rw, state).await, before);
     // a read-write token's writes carry its name as author
     sql(

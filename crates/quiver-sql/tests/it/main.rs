@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod asset;
+mod compat;
 mod corrupt;
 mod pruning;
 mod readonly_store;

@@ -1,0 +1,211 @@
+"""What BI tools and drivers expect of a Flight SQL server (issue 17), through the ADBC Flight
+SQL driver from PyPI: column names as other engines give them, CREATE/DROP TABLE with honest
+semantics, what GetSqlInfo claims, ..."""
+
+import adbc_driver_manager
+import pytest
+
+from _helpers import adbc_table
+
+
+def test_result_columns_named_by_their_sql_text(adbc):
+    cur = adbc.cursor()
+    try:
+        cur.execute("SELECT 1, count(*), max(score) AS top FROM demo AS OF TAG 'v1'")
+        assert [d[0] for d in cur.description] == ["1", "count(*)", "top"]
+        cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _datasets(client):
+    return set(client.sql("SELECT dataset FROM quiver.datasets").column(0).to_pylist())
+
+
+def test_create_and_drop_table(adbc, adbc_ro, client):
+    create = ("CREATE TABLE e2e_boxes (sample_id VARCHAR, label_id BIGINT, class VARCHAR, "
+              "PRIMARY KEY (sample_id, label_id))")
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        adbc_table(adbc_ro, create)
+    assert "read-only" in str(ei.value)
+    assert "e2e_boxes" not in _datasets(client)
+
+    adbc_table(adbc, create)
+    info = client.sql("SELECT group_key, label_key FROM quiver.datasets WHERE dataset = 'e2e_boxes'")
+    assert info.to_pylist() == [{"group_key": "sample_id", "label_key": "label_id"}]
+    cur = adbc.cursor()
+    cur.execute("INSERT INTO e2e_boxes VALUES ('a', 1, 'cat'), ('a', 2, 'dog')")
+    cur.close()
+    assert adbc_table(adbc, "SELECT count(*) AS n FROM e2e_boxes").column("n").to_pylist() == [2]
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        adbc_table(adbc, create)
+    assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.ALREADY_EXISTS, ei.value
+    adbc_table(adbc, create.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        adbc_table(adbc, "CREATE TABLE e2e_nokey (a INT, b INT)")
+    assert "PRIMARY KEY of two columns" in str(ei.value)
+
+    for drop in ("DROP TABLE e2e_boxes", "DROP TABLE IF EXISTS e2e_boxes"):
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            adbc_table(adbc_ro, drop)
+        assert "read-only" in str(ei.value)
+    assert "e2e_boxes" in _datasets(client)
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        adbc_table(adbc, "DROP TABLE e2e_nope")
+    assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, ei.value
+    adbc_table(adbc, "DROP TABLE IF EXISTS e2e_nope")
+    adbc_table(adbc, "DROP TABLE e2e_boxes")
+    assert "e2e_boxes" not in _datasets(client)
+    with pytest.raises(adbc_driver_manager.Error) as ei:
+        adbc_table(adbc, "SELECT * FROM e2e_boxes")
+    assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, ei.value
+
+
+def _labels(rows):
+    import pyarrow as pa
+
+    return pa.table({"sample_id": [r[0] for r in rows], "label_id": [r[1] for r in rows],
+                     "class": [r[2] for r in rows]})
+
+
+def _commits(client, dataset):
+    return client.sql(f"SELECT count(*) AS n FROM quiver.commits WHERE dataset = '{dataset}'") \
+        .column("n")[0].as_py()
+
+
+def test_adbc_ingest_modes(adbc, adbc_ro, client):
+    cur = adbc.cursor()
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            cur.adbc_ingest("e2e_ing", _labels([("a", 1, "cat")]), mode="append")
+        assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.NOT_FOUND, ei.value
+        assert cur.adbc_ingest("e2e_ing", _labels([("a", 1, "cat"), ("a", 2, "dog")]),
+                               mode="create") == 2
+        assert _commits(client, "e2e_ing") == 2  # the creation, then the rows in one commit
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            cur.adbc_ingest("e2e_ing", _labels([("b", 1, "cow")]), mode="create")
+        assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.ALREADY_EXISTS, ei.value
+        assert cur.adbc_ingest("e2e_ing", _labels([("b", 1, "cow")]), mode="append") == 1
+        assert cur.adbc_ingest("e2e_ing", _labels([("c", 1, "owl")]), mode="create_append") == 1
+        assert _commits(client, "e2e_ing") == 4
+        client.create_tag("e2e_ing", "before-replace")
+        assert cur.adbc_ingest("e2e_ing", _labels([("z", 9, "emu")]), mode="replace") == 1
+        now = client.sql("SELECT sample_id, label_id, class FROM e2e_ing")
+        assert now.to_pylist() == [{"sample_id": "z", "label_id": 9, "class": "emu"}]
+        old = client.sql("SELECT count(*) AS n FROM e2e_ing AS OF TAG 'before-replace'")
+        assert old.column("n")[0].as_py() == 4  # replace is one more version, not a drop
+        assert cur.adbc_ingest("e2e_ing_new", _labels([("a", 1, "cat")]), mode="create_append") == 1
+    finally:
+        cur.close()
+
+    ro = adbc_ro.cursor()
+    try:
+        for mode in ("create", "append", "replace", "create_append"):
+            with pytest.raises(adbc_driver_manager.Error) as ei:
+                ro.adbc_ingest("e2e_ing_ro" if mode == "create" else "e2e_ing",
+                               _labels([("r", 1, "ro")]), mode=mode)
+            assert "read-only" in str(ei.value), (mode, ei.value)
+    finally:
+        ro.close()
+    assert "e2e_ing_ro" not in _datasets(client)
+    assert client.sql("SELECT count(*) AS n FROM e2e_ing").column("n")[0].as_py() == 1
+
+
+def test_pandas_to_sql_over_adbc(adbc, client):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"sample_id": ["p1", "p1", "p2"], "label_id": [1, 2, 1],
+                       "score": [0.5, 0.25, 1.0]})
+    assert df.to_sql("e2e_pandas", adbc, index=False) == 3
+    more = pd.DataFrame({"sample_id": ["p3"], "label_id": [1], "score": [0.75]})
+    more.to_sql("e2e_pandas", adbc, index=False, if_exists="append")
+    t = client.sql("SELECT sample_id, label_id, score FROM e2e_pandas ORDER BY sample_id, label_id")
+    assert t.column("sample_id").to_pylist() == ["p1", "p1", "p2", "p3"]
+    back = pd.read_sql("SELECT count(*) AS n FROM e2e_pandas", adbc)
+    assert int(back["n"][0]) == 4
+
+
+def test_parameters_many_rows_and_inserts(adbc, adbc_ro, client):
+    import pyarrow as pa
+
+    adbc_table(adbc, "CREATE TABLE e2e_params (sample_id VARCHAR, label_id BIGINT, class VARCHAR, "
+                     "PRIMARY KEY (sample_id, label_id))")
+    before = _commits(client, "e2e_params")
+    cur = adbc.cursor()
+    try:
+        cur.executemany("INSERT INTO e2e_params VALUES (?, ?, ?)",
+                        [("a", 1, "cat"), ("a", 2, "dog"), ("b", 1, "it's")])
+        assert _commits(client, "e2e_params") == before + 1  # three rows, one commit
+        cur.execute("INSERT INTO e2e_params (sample_id, label_id, class) VALUES (?, ?, ?)",
+                    ("c", 1, "cow"))
+        assert _commits(client, "e2e_params") == before + 2
+        rows = client.sql("SELECT sample_id, label_id, class FROM e2e_params "
+                          "ORDER BY sample_id, label_id").to_pylist()
+        assert [r["class"] for r in rows] == ["cat", "dog", "it's", "cow"]
+        cur.executemany("UPDATE e2e_params SET class = ? WHERE sample_id = ?",
+                        [("A", "a"), ("B", "b")])
+        assert _commits(client, "e2e_params") == before + 3
+        # a query bound to several rows: the results of every row
+        cur.execute("SELECT label_id FROM e2e_params WHERE sample_id = ?",
+                    pa.record_batch({"s": ["a", "c"]}))
+        assert sorted(r[0] for r in cur.fetchall()) == [1, 1, 2]
+        cur.execute("SELECT class FROM e2e_params WHERE sample_id = ? AND label_id = ?", ("a", 2))
+        assert cur.fetchall() == [("A",)]
+    finally:
+        cur.close()
+    ro = adbc_ro.cursor()
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            ro.executemany("INSERT INTO e2e_params VALUES (?, ?, ?)", [("r", 1, "ro")])
+        assert "read-only" in str(ei.value)
+    finally:
+        ro.close()
+    assert _commits(client, "e2e_params") == before + 3
+
+
+def test_get_schema_of_statements_and_tables(adbc, client):
+    cur = adbc.cursor()
+    try:
+        q = "SELECT sample_id, count(*), max(score) FROM demo AS OF TAG 'v1' GROUP BY sample_id"
+        schema = cur.adbc_execute_schema(q)
+        assert schema.names == ["sample_id", "count(*)", "max(score)"]
+        cur.execute(q)
+        assert cur.fetch_arrow_table().schema.names == schema.names
+        # the schema of a write is asked for without running it (the driver prepares the
+        # statement: a write has no result schema before it runs)
+        assert len(cur.adbc_execute_schema("CREATE BRANCH from_get_schema FROM demo")) == 0
+        assert "from_get_schema" not in client.sql(
+            "SELECT branch FROM quiver.branches WHERE dataset = 'demo'").column(0).to_pylist()
+    finally:
+        cur.close()
+    table = adbc.adbc_get_table_schema("demo")
+    assert table.names == client.sql("SELECT * FROM demo LIMIT 1").schema.names
+    objects = adbc.adbc_get_objects(depth="columns", table_name_filter="demo").read_all()
+    assert objects.num_rows >= 1
+
+
+def _pb_string(field: int, value: bytes) -> bytes:
+    """One length-delimited protobuf field (enough for the two messages below)."""
+    n, out = len(value), bytearray([field << 3 | 2])
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out) + value
+
+
+def test_get_schema_over_raw_flight(server):
+    import pyarrow.flight as flight
+
+    from _helpers import cmd_descriptor, opts
+
+    q = "SELECT 1, class FROM demo LIMIT 1"
+    statement = _pb_string(1, q.encode())  # CommandStatementQuery.query
+    any_msg = _pb_string(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery") \
+        + _pb_string(2, statement)
+    fc = flight.FlightClient(server.url)
+    try:
+        for desc in (flight.FlightDescriptor.for_command(any_msg), cmd_descriptor({"sql": q})):
+            result = fc.get_schema(desc, opts(server.ro_token))
+            assert result.schema.names == ["1", "class"]
+    finally:
+        fc.close()
