@@ -588,6 +588,20 @@ class Bench:
         m.add("opt_l_s", t)
         m.add("opt_l_bytes_delta", disk_usage(self.lance_path)[0] - b0[0])
         self.scans("optimized", "branch:main", None, self.series_slice_rows, with_duckdb=False)
+        # OPTIMIZE … FULL: every chunk an edit touched rewritten, no delta left
+        con = FlightSql(self.server.url)
+        try:
+            b0 = disk_usage(self.cat)
+            t, full = timed(lambda: con.try_query(f"OPTIMIZE {DS} FULL"))
+            if full[1] is None:
+                m.add("optfull_q_s", t)
+                m.add("optfull_q_bytes_delta", disk_usage(self.cat)[0] - b0[0])
+            else:
+                self.notes.append(f"OPTIMIZE {DS} FULL refused by this build ({full[1][:200]})")
+        finally:
+            con.close()
+        if "optfull_q_s" in m.runs:
+            self.scans("optfull", "branch:main", None, self.series_slice_rows, with_duckdb=False)
 
     def run(self):
         self.server = None
@@ -670,6 +684,11 @@ class Bench:
                 row(8, "OPTIMIZE / compact_files", med("opt_q_s"), med("opt_l_s"),
                     f"bytes: Quiver {fmt_b(med('opt_q_bytes_delta'))}, Lance {fmt_b(med('opt_l_bytes_delta'))}")
                 self.scan_rows(out, row, "optimized", 8, "main after OPTIMIZE", False)
+            if "optfull_q_s" in m.runs:
+                row(8, "then OPTIMIZE … FULL (every touched chunk rewritten)", med("optfull_q_s"),
+                    med("opt_l_s"), f"bytes: Quiver {fmt_b(med('optfull_q_bytes_delta'))}; ratio to "
+                    f"Lance's compact_files")
+                self.scan_rows(out, row, "optfull", 8, "main after OPTIMIZE FULL", False)
         out.append("")
         if med("q_serve_rss"):
             out.append(f"- `quiver serve` peak RSS (largest of the servers of this run): "
