@@ -81,10 +81,37 @@ pub fn group_runs(batch: &RecordBatch, gi: usize) -> Option<Vec<(Key, usize, usi
         .collect()
 }
 
-/// Group hashes of the runs of a sorted batch.
+/// Runs per hashing thread below which one thread hashes them all.
+const HASH_SPLIT_RUNS: usize = 4096;
+
+/// Group hashes of the runs of a sorted batch. Large batches are split across the
+/// machine's cores (the hash of every group is independent of the others): on an import
+/// this is the critical path beside Parquet decoding.
 pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash> {
     let h = GroupHasher::for_batch(batch);
-    runs.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
+    let hash_all = |part: &[(Key, usize, usize)]| -> Vec<Hash> {
+        part.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(runs.len() / HASH_SPLIT_RUNS);
+    if threads <= 1 {
+        return hash_all(runs);
+    }
+    let per = runs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let (first, rest) = runs.split_at(per.min(runs.len()));
+        let others: Vec<_> = rest
+            .chunks(per)
+            .map(|part| scope.spawn(move || hash_all(part)))
+            .collect();
+        let mut out = hash_all(first);
+        for t in others {
+            // a panic in a hashing thread is a bug: re-raise it here
+            out.extend(t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
 }
 
 /// A pack being written in the background: (pack hash, bytes written).
@@ -302,4 +329,35 @@ impl BaseBuilder {
 /// The schema with every column as stored (used by callers building batches for packs).
 pub fn same_schema(a: &SchemaRef, b: &SchemaRef) -> bool {
     Arc::ptr_eq(a, b) || a.fields() == b.fields()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+
+    #[test]
+    fn split_hashing_matches_one_thread() {
+        // 3 * HASH_SPLIT_RUNS groups of 1..=3 rows, sorted by group
+        let mut g = Vec::new();
+        let mut v = Vec::new();
+        for i in 0..(3 * HASH_SPLIT_RUNS) as i64 {
+            for j in 0..=(i % 3) {
+                g.push(format!("s{i:08}"));
+                v.push(i * 10 + j);
+            }
+        }
+        let batch = RecordBatch::try_from_iter([
+            ("g", Arc::new(StringArray::from(g)) as ArrayRef),
+            ("v", Arc::new(Int64Array::from(v)) as ArrayRef),
+        ])
+        .unwrap();
+        let runs = group_runs(&batch, 0).unwrap();
+        assert_eq!(runs.len(), 3 * HASH_SPLIT_RUNS);
+        let h = GroupHasher::for_batch(&batch);
+        let one: Vec<Hash> = runs.iter().map(|(_, o, n)| h.hash(*o, *n)).collect();
+        assert_eq!(hash_runs(&batch, &runs), one);
+        assert_eq!(hash_runs(&batch, &runs[..10]), one[..10].to_vec());
+    }
 }
