@@ -137,6 +137,9 @@ enum CliError {
     Flight(#[from] quiver_flight::FlightError),
     #[error("{0}")]
     Usage(String),
+    /// A merge stopped on conflicts (already reported on stdout): exit status 2.
+    #[error("the merge stopped on {0} conflicting labels; nothing was committed")]
+    MergeConflicts(u64),
 }
 
 fn main() -> ExitCode {
@@ -161,6 +164,10 @@ fn main() -> ExitCode {
         .map(|t| t.join());
     match outcome {
         Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Ok(Err(e @ CliError::MergeConflicts(_)))) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
         Ok(Ok(Err(e))) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -177,7 +184,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
-        Command::Merge(a) => merge_cmd::run(&cat, a).await?,
+        Command::Merge(a) => {
+            if let merge_cmd::Outcome::Conflicts(n) = merge_cmd::run(&cat, a).await? {
+                return Err(CliError::MergeConflicts(n));
+            }
+        }
         Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,

@@ -7,7 +7,7 @@ use quiver_core::{default_author, Catalog, CoreError, MergeKind, Resolution, Ver
 /// Arguments of `quiver merge`.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge"
+    after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge\n\nExit status: 0 merged, fast-forwarded or already up to date; 2 stopped on conflicts\n(nothing committed, a pending merge recorded); 1 any error."
 )]
 pub struct MergeArgs {
     /// Dataset name.
@@ -35,13 +35,20 @@ pub struct MergeArgs {
 }
 
 /// Run `quiver merge`.
-pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
+/// What a merge command ended with, for the exit status.
+pub enum Outcome {
+    Done,
+    /// The merge stopped on this many conflicting labels (exit status 2).
+    Conflicts(u64),
+}
+
+pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<Outcome, CoreError> {
     let ds = cat.dataset(&a.dataset).await?;
     let author = default_author();
     if a.abort {
         ds.abort_merge(&a.into).await?;
         println!("aborted the pending merge into {}", a.into);
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     if a.conflicts || a.resolve.is_some() || a.continue_ {
         if let Some(side) = &a.resolve {
@@ -65,7 +72,7 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
                 .await?;
             println!("merge committed as {} on {}", c.short_id(), a.into);
         }
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     let Some(source) = a.source else {
         return Err(CoreError::InvalidName {
@@ -94,7 +101,8 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<(), CoreError> {
                 "{} conflicting labels: nothing committed. Inspect with `quiver merge {} --conflicts --into {}`, then --resolve ours|theirs and --continue, or --abort.",
                 r.conflicts, a.dataset, a.into
             );
+            return Ok(Outcome::Conflicts(r.conflicts));
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

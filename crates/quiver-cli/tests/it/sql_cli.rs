@@ -85,3 +85,56 @@ fn sql_versions_diff_merge_and_errors() {
     assert!(!ok);
     assert!(err.starts_with("error:"), "{err}");
 }
+
+#[test]
+fn merge_exit_status_tells_a_script_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "500"]);
+    assert!(ok, "{err}");
+    // the same label changed differently on both sides
+    let (ok, _, err) = quiver(
+        cat,
+        &["sql", "-c", "CREATE BRANCH a FROM demo; USE BRANCH a ON demo; UPDATE demo SET score = 0.25 WHERE sample_id = 'img-00000003'"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "UPDATE demo SET score = 0.75 WHERE sample_id = 'img-00000003'",
+        ],
+    );
+    assert!(ok, "{err}");
+    let status = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .arg("--catalog")
+            .arg(cat)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = status(&["merge", "demo", "a"]);
+    assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("conflicting labels: nothing committed"),
+        "{out}"
+    );
+    assert!(err.contains("nothing was committed"), "{err}");
+    // resolving and continuing succeed with 0; an error is 1
+    let (code, _, err) = status(&["merge", "demo", "--resolve", "theirs", "--continue"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = status(&["merge", "demo", "a"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("already contains"), "{out}");
+    let (code, _, err) = status(&["merge", "demo", "nope"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (_, out, _) = status(&["merge", "--help"]);
+    assert!(out.contains("Exit status: 0 merged"), "{out}");
+}
