@@ -34,18 +34,65 @@ pub struct SqlArgs {
     pub format: Format,
 }
 
-/// Print batches in a format.
+/// Standard output that remembers whether its reader went away (`quiver sql … | head`).
+struct Out<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Out<W> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.closed = true;
+            }
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Out<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
+
+/// Print batches in a format. A reader that stops reading (a pipe into `head`) ends the
+/// output quietly, as with other command-line tools; an empty result says so in the
+/// table format.
 pub fn print(batches: &[RecordBatch], format: Format) -> Result<(), SqlError> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Out {
+        inner: std::io::stdout().lock(),
+        closed: false,
+    };
+    let res = print_to(&mut out, batches, format).and_then(|()| {
+        out.flush()
+            .map_err(|e| SqlError::Unsupported(format!("cannot write output: {e}")))
+    });
+    if out.closed {
+        return Ok(());
+    }
+    res
+}
+
+fn print_to(out: &mut impl Write, batches: &[RecordBatch], format: Format) -> Result<(), SqlError> {
     let io = |e: std::io::Error| SqlError::Unsupported(format!("cannot write output: {e}"));
     match format {
         Format::Table => {
             if batches.iter().all(|b| b.num_rows() == 0) {
-                if let Some(b) = batches.first() {
-                    let schema = b.schema();
-                    let names: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    writeln!(out, "(0 rows: {})", names.join(", ")).map_err(io)?;
+                match batches.first() {
+                    Some(b) => {
+                        let schema = b.schema();
+                        let names: Vec<&str> =
+                            schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        writeln!(out, "(0 rows: {})", names.join(", ")).map_err(io)?;
+                    }
+                    None => writeln!(out, "(0 rows)").map_err(io)?,
                 }
                 return Ok(());
             }
@@ -59,13 +106,13 @@ pub fn print(batches: &[RecordBatch], format: Format) -> Result<(), SqlError> {
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
-                .build(&mut out);
+                .build(out);
             for b in batches {
                 w.write(b)?;
             }
         }
         Format::Json => {
-            let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
             w.write_batches(&refs)?;
             w.finish()?;

@@ -138,3 +138,40 @@ fn merge_exit_status_tells_a_script_what_happened() {
     let (_, out, _) = status(&["merge", "--help"]);
     assert!(out.contains("Exit status: 0 merged"), "{out}");
 }
+
+#[test]
+fn empty_results_and_closed_pipes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "20000"]);
+    assert!(ok, "{err}");
+    // an empty result says so
+    let (ok, out, err) = quiver(
+        cat,
+        &["sql", "-c", "SELECT sample_id FROM demo WHERE score > 100"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("(0 rows"), "{out:?}");
+    // a reader that stops after one line (`| head -1`) is not an error
+    for format in ["csv", "table", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(["--catalog", cat, "sql", "--format", format, "-c"])
+            .arg("SELECT * FROM demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        // the read end is dropped here, with most of the output unread
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {err}");
+        assert!(err.is_empty(), "{format}: {err}");
+    }
+}
