@@ -279,12 +279,20 @@ impl Computed for ConflictsTable {
         let source = ds.resolve_loose(&self.source).await.map_err(core)?;
         match pending {
             Some(p) if p.theirs == source.id.to_hex() => {}
-            _ => {
-                return Err(df_err(SqlError::Parse(format!(
-                    "no pending merge of '{}' into branch '{}' of dataset '{}'",
+            // no merge pending: a state of the branch, not a mistake in the statement
+            None => {
+                return Err(core(CoreError::NoPendingMerge {
+                    dataset: ds.name().into(),
+                    branch: self.target.clone(),
+                }))
+            }
+            Some(p) => {
+                return Err(df_err(SqlError::Transaction(format!(
+                    "no pending merge of '{}' into branch '{}' of dataset '{}' (the pending merge is of commit {})",
                     self.source,
                     self.target,
-                    ds.name()
+                    ds.name(),
+                    p.theirs.get(..12).unwrap_or(&p.theirs)
                 ))))
             }
         }
