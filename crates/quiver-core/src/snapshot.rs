@@ -147,11 +147,7 @@ impl Snapshot {
     /// The layout of this version with its deltas, without its base (cached).
     async fn layered(&self) -> Result<Arc<Layered>> {
         if let Some(v) = self.view.get() {
-            return Ok(Arc::new(Layered {
-                id: v.id,
-                layout: v.layout.clone(),
-                deltas: v.deltas.clone(),
-            }));
+            return Ok(Arc::new(v.layered()));
         }
         self.layered
             .get_or_try_init(|| self.ds.load_layered(&self.commit))

@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-fn quiver(catalog: &str, args: &[&str]) -> (bool, String, String) {
+/// Run the binary on `catalog`: (exit status, stdout, stderr).
+fn quiver_status(catalog: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .arg("--catalog")
         .arg(catalog)
@@ -10,10 +11,16 @@ fn quiver(catalog: &str, args: &[&str]) -> (bool, String, String) {
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Run the binary on `catalog`: (success, stdout, stderr).
+fn quiver(catalog: &str, args: &[&str]) -> (bool, String, String) {
+    let (code, out, err) = quiver_status(catalog, args);
+    (code == Some(0), out, err)
 }
 
 #[test]
@@ -107,19 +114,7 @@ fn merge_exit_status_tells_a_script_what_happened() {
         ],
     );
     assert!(ok, "{err}");
-    let status = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
-            .arg("--catalog")
-            .arg(cat)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let status = |args: &[&str]| quiver_status(cat, args);
     let (code, out, err) = status(&["merge", "demo", "a"]);
     assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
     assert!(

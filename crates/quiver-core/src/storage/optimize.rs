@@ -82,10 +82,10 @@ impl Dataset {
                 .partition_point(|c| c.first_key.as_slice() <= k)
                 .saturating_sub(1)
         };
-        // holes per pack, and which chunks are affected
+        // one pass over the delta entries: holes per pack, and every touched key's base
+        // state (the before-image of its first entry)
         let mut holes: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
-        let mut affected: BTreeSet<usize> = BTreeSet::new();
-        let mut new_groups: Vec<(Key, super::GroupRef)> = Vec::new();
+        let mut first_old: BTreeMap<&Key, Option<super::GroupRef>> = BTreeMap::new();
         for d in &view.deltas {
             for e in &d.entries {
                 if let Some(o) = &e.old {
@@ -94,6 +94,7 @@ impl Dataset {
                         .or_default()
                         .push(o.at.offset..o.at.offset + o.rows);
                 }
+                first_old.entry(&e.key).or_insert(e.old);
             }
         }
         for h in holes.values_mut() {
@@ -106,32 +107,24 @@ impl Dataset {
                 *touched_in.entry(owner(k)).or_default() += 1;
             }
         }
-        for (&i, &n) in &touched_in {
-            if full || n * DENSE >= chunks[i].groups.max(1) {
-                affected.insert(i);
-            }
+        let affected: BTreeSet<usize> = touched_in
+            .iter()
+            .filter(|&(&i, &n)| full || n * DENSE >= chunks[i].groups.max(1))
+            .map(|(&i, _)| i)
+            .collect();
+        if !chunks.is_empty() && affected.is_empty() && view.deltas.len() == 1 {
+            // one delta and no dense chunk: as folded as this policy makes it
+            return Ok(report);
         }
+        // touched groups of rewritten chunks are rebuilt from their latest rows; those of
+        // kept chunks go into the merged delta (base state -> latest state)
+        let mut new_groups: Vec<(Key, super::GroupRef)> = Vec::new();
+        let mut merged: Vec<super::DeltaEntry> = Vec::new();
         for (k, e) in view.touched() {
             if chunks.is_empty() || affected.contains(&owner(k)) {
                 if let Some(n) = e.new {
                     new_groups.push((k.clone(), n));
                 }
-            }
-        }
-        if !chunks.is_empty() && affected.is_empty() && view.deltas.len() == 1 {
-            // one delta and no dense chunk: as folded as this policy makes it
-            return Ok(report);
-        }
-        // the groups of kept chunks: base state (first before-image) -> latest state
-        let mut first_old: BTreeMap<&Key, Option<super::GroupRef>> = BTreeMap::new();
-        for d in &view.deltas {
-            for e in &d.entries {
-                first_old.entry(&e.key).or_insert(e.old);
-            }
-        }
-        let mut merged: Vec<super::DeltaEntry> = Vec::new();
-        for (k, e) in view.touched() {
-            if chunks.is_empty() || affected.contains(&owner(k)) {
                 continue;
             }
             let old = first_old.get(k).copied().flatten();

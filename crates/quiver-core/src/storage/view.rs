@@ -110,6 +110,15 @@ impl View {
         }
     }
 
+    /// Its layout and deltas without the base.
+    pub fn layered(&self) -> Layered {
+        Layered {
+            id: self.id,
+            layout: self.layout.clone(),
+            deltas: self.deltas.clone(),
+        }
+    }
+
     /// The scan partitions (see the module docs).
     pub fn parts(&self) -> &[(ChildEntry, LeafLoc)] {
         &self.parts
@@ -256,13 +265,7 @@ pub(crate) fn cached_layered(id: &Hash) -> Option<Arc<Layered>> {
         return Some(l);
     }
     // a folded view has everything a layered layout holds
-    cached(id).map(|v| {
-        Arc::new(Layered {
-            id: v.id,
-            layout: v.layout.clone(),
-            deltas: v.deltas.clone(),
-        })
-    })
+    cached(id).map(|v| Arc::new(v.layered()))
 }
 
 pub(crate) fn remember_layered(l: Arc<Layered>) {
