@@ -561,7 +561,8 @@ fn same_base_states(
             for e in &d.entries {
                 let s = states.entry(&e.key).or_insert([None, None, None]);
                 if s[2].is_none() {
-                    s[2] = Some(e.old);
+                    // the copy of the old rows in the delta's small pack when it has one
+                    s[2] = Some(e.old_readable(d.pack));
                 }
                 s[side] = Some(e.new);
             }

@@ -851,6 +851,10 @@ impl WriteTxn {
         let mut batches = Vec::new();
         let mut stats = Vec::new();
         let mut entries = Vec::with_capacity(changed.len());
+        // copies of the old rows this transaction read, written after the new rows
+        let mut befores: Vec<RecordBatch> = Vec::new();
+        let mut before_of: Vec<Option<usize>> = Vec::with_capacity(changed.len());
+        let schema = ds.schema();
         let mut row = 0u64;
         let old_hash = |k: &Key| self.groups.get(k).and_then(|st| st.base_hash);
         for (k, new) in changed {
@@ -875,6 +879,20 @@ impl WriteTxn {
                 layout.rows -= o.rows;
                 layout.groups -= 1;
             }
+            // the rows read at the start of the transaction are a faithful copy only when
+            // they are still the old rows here (a rebase may have moved past them)
+            let copy = old.and_then(|o| {
+                let st = self.groups.get(k)?;
+                let b = st.base.as_ref()?;
+                (st.base_hash == Some(o.hash)
+                    && b.num_rows() as u64 == o.rows
+                    && b.schema().fields() == schema.fields())
+                .then(|| b.clone())
+            });
+            before_of.push(copy.map(|b| {
+                befores.push(b);
+                befores.len() - 1
+            }));
             let new = match new {
                 Some(g) => {
                     let n = g.batch.num_rows() as u64;
@@ -897,14 +915,26 @@ impl WriteTxn {
                 key: k.clone(),
                 old,
                 new,
+                before: None,
             });
         }
+        // copies follow the new rows: scans read only `0..row`
+        let mut at = row;
+        let mut copy_at = Vec::with_capacity(befores.len());
+        for b in &befores {
+            copy_at.push(at);
+            at += b.num_rows() as u64;
+        }
+        for (e, i) in entries.iter_mut().zip(&before_of) {
+            e.before = i.map(|i| copy_at[i]);
+        }
+        batches.extend(befores);
         let mut bytes = 0;
         let pack = if batches.is_empty() {
             None
         } else {
-            let one = concat_batches(&ds.schema(), batches.iter())?;
-            let (pack, b) = build::write_pack(ds.store(), &ds.schema(), vec![one]).await?;
+            let one = concat_batches(&schema, batches.iter())?;
+            let (pack, b) = build::write_change_pack(ds.store(), &schema, vec![one]).await?;
             bytes += b;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {

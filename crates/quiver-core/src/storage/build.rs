@@ -38,10 +38,34 @@ pub async fn write_pack(
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<(Hash, u64)> {
+    write_pack_with(store, schema, batches, writer_properties()).await
+}
+
+/// [`write_pack`] of a change pack (a commit's delta, a merged delta): zstd-compressed.
+pub async fn write_change_pack(
+    store: &Store,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(Hash, u64)> {
+    write_pack_with(
+        store,
+        schema,
+        batches,
+        crate::packs::change_pack_properties(),
+    )
+    .await
+}
+
+async fn write_pack_with(
+    store: &Store,
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    props: parquet::file::properties::WriterProperties,
+) -> Result<(Hash, u64)> {
     let schema = schema.clone();
     let (bytes, sums) = tokio::task::spawn_blocking(move || -> Result<(Bytes, PackSums)> {
         let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
         for b in &batches {
             writer.write(b)?;
         }

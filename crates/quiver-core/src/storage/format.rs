@@ -33,7 +33,9 @@ pub const DELTA_KIND: &str = "delta";
 pub const LAYOUT_KIND: &str = "layout";
 
 const BASE_MAGIC: &[u8; 8] = b"QVBASE02";
-const DELTA_MAGIC: &[u8; 8] = b"QVDLTA02";
+const DELTA_MAGIC: &[u8; 8] = b"QVDLTA03";
+/// Deltas written before before-image copies and the pack table (read, never written).
+const DELTA_MAGIC_V2: &[u8; 8] = b"QVDLTA02";
 const LAYOUT_MAGIC: &[u8; 8] = b"QVLAYT02";
 
 /// One run of label groups of a base, stored contiguously in a pack.
@@ -74,6 +76,26 @@ pub struct DeltaEntry {
     pub old: Option<GroupRef>,
     /// The group after the commit (`None`: deleted); its rows are in the delta's pack.
     pub new: Option<GroupRef>,
+    /// First row of a copy of the old rows in the delta's own pack, after the new rows
+    /// (`old.rows` rows; `None`: no copy, read them at `old.at`). The writer read these
+    /// rows anyway; with the copy, a diff or merge of recent versions reads only change
+    /// packs, never the large base packs.
+    pub before: Option<u64>,
+}
+
+impl DeltaEntry {
+    /// The old rows at their cheapest place to read: the copy in the delta's pack `pack`
+    /// when there is one, else where they live.
+    pub fn old_readable(&self, pack: Option<Hash>) -> Option<GroupRef> {
+        let old = self.old?;
+        match (self.before, pack) {
+            (Some(offset), Some(leaf)) => Some(GroupRef {
+                at: GroupAt { leaf, offset },
+                ..old
+            }),
+            _ => Some(old),
+        }
+    }
 }
 
 /// The change record of one commit.
@@ -81,9 +103,9 @@ pub struct DeltaEntry {
 pub struct Delta {
     /// Pack with the new rows (absent when the commit only deleted).
     pub pack: Option<Hash>,
-    /// Rows in the pack.
+    /// New rows in the pack (rows `0..rows`; before-image copies follow them).
     pub rows: u64,
-    /// Statistics over the pack's rows.
+    /// Statistics over the pack's new rows.
     pub stats: Vec<ColumnStats>,
     /// Changed groups in key order.
     pub entries: Vec<DeltaEntry>,
@@ -152,6 +174,8 @@ impl W {
             self.u(c.null_count);
         }
     }
+    /// A reference as the first format-2 delta encoding wrote it (tests of that reader).
+    #[cfg(test)]
     fn group_ref(&mut self, g: &Option<GroupRef>) {
         match g {
             None => self.0.push(0),
@@ -321,6 +345,10 @@ impl Base {
 }
 
 impl Delta {
+    /// `magic pack? rows stats npacks packs… n entries…`; an entry is `key old new before`,
+    /// a group reference `0 | 1 hash pack-index offset rows` (packs named once in the
+    /// table: most entries of a delta point into the same few packs), `before` is
+    /// `0 | 1 + offset`.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = W(DELTA_MAGIC.to_vec());
         match &self.pack {
@@ -332,17 +360,99 @@ impl Delta {
         }
         w.u(self.rows);
         w.stats(&self.stats);
+        let mut table: Vec<Hash> = Vec::new();
+        let mut index: std::collections::HashMap<Hash, u64> = std::collections::HashMap::new();
+        for g in self.entries.iter().flat_map(|e| [e.old, e.new]).flatten() {
+            index.entry(g.at.leaf).or_insert_with(|| {
+                table.push(g.at.leaf);
+                table.len() as u64 - 1
+            });
+        }
+        w.u(table.len() as u64);
+        for h in &table {
+            w.hash(h);
+        }
         w.u(self.entries.len() as u64);
         for e in &self.entries {
             w.bytes(&e.key);
-            w.group_ref(&e.old);
-            w.group_ref(&e.new);
+            for g in [&e.old, &e.new] {
+                match g {
+                    None => w.0.push(0),
+                    Some(g) => {
+                        w.0.push(1);
+                        w.hash(&g.hash);
+                        w.u(index[&g.at.leaf]);
+                        w.u(g.at.offset);
+                        w.u(g.rows);
+                    }
+                }
+            }
+            w.u(e.before.map_or(0, |o| o + 1));
         }
         w.0
     }
 
     pub fn decode(b: &[u8], what: &str) -> Result<Delta> {
+        if b.starts_with(DELTA_MAGIC_V2) {
+            return Self::decode_v2(b, what);
+        }
         let mut r = R::new(b, DELTA_MAGIC, what)?;
+        let pack = match r.byte()? {
+            0 => None,
+            _ => Some(r.hash()?),
+        };
+        let rows = r.u()?;
+        let stats = r.stats()?;
+        let np = r.len()?;
+        let mut table = Vec::with_capacity(np.min(1 << 16));
+        for _ in 0..np {
+            table.push(r.hash()?);
+        }
+        let n = r.u()? as usize;
+        let mut entries = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let key = r.bytes()?;
+            let mut refs = [None, None];
+            for slot in &mut refs {
+                *slot = match r.byte()? {
+                    0 => None,
+                    1 => {
+                        let hash = r.hash()?;
+                        let leaf = *table
+                            .get(r.u()? as usize)
+                            .ok_or_else(|| corrupt(what, "pack index past the table"))?;
+                        Some(GroupRef {
+                            hash,
+                            at: GroupAt {
+                                leaf,
+                                offset: r.u()?,
+                            },
+                            rows: r.u()?,
+                        })
+                    }
+                    t => return Err(corrupt(what, &format!("bad option tag {t}"))),
+                };
+            }
+            let before = r.u()?.checked_sub(1);
+            entries.push(DeltaEntry {
+                key,
+                old: refs[0],
+                new: refs[1],
+                before,
+            });
+        }
+        r.end()?;
+        Ok(Delta {
+            pack,
+            rows,
+            stats,
+            entries,
+        })
+    }
+
+    /// The first format-2 delta encoding (pack hash in every reference, no copies).
+    fn decode_v2(b: &[u8], what: &str) -> Result<Delta> {
+        let mut r = R::new(b, DELTA_MAGIC_V2, what)?;
         let pack = match r.byte()? {
             0 => None,
             _ => Some(r.hash()?),
@@ -356,6 +466,7 @@ impl Delta {
                 key: r.bytes()?,
                 old: r.group_ref()?,
                 new: r.group_ref()?,
+                before: None,
             });
         }
         r.end()?;
@@ -478,6 +589,14 @@ mod tests {
             },
             rows: 7,
         };
+        let g2 = GroupRef {
+            hash: Hash([10; 32]),
+            at: GroupAt {
+                leaf: Hash([11; 32]),
+                offset: 3,
+            },
+            rows: 2,
+        };
         let delta = Delta {
             pack: Some(Hash([5; 32])),
             rows: 7,
@@ -487,15 +606,66 @@ mod tests {
                     key: vec![0, 1],
                     old: None,
                     new: Some(g),
+                    before: None,
                 },
                 DeltaEntry {
                     key: vec![0, 2],
                     old: Some(g),
                     new: None,
+                    before: None,
+                },
+                DeltaEntry {
+                    key: vec![0, 3],
+                    old: Some(g2),
+                    new: Some(g),
+                    before: Some(7),
                 },
             ],
         };
         assert_eq!(Delta::decode(&delta.encode(), "d").unwrap(), delta);
+        // the copy is where a reader of the old rows goes; without one, the old place
+        assert_eq!(
+            delta.entries[2].old_readable(delta.pack),
+            Some(GroupRef {
+                at: GroupAt {
+                    leaf: Hash([5; 32]),
+                    offset: 7
+                },
+                ..g2
+            })
+        );
+        assert_eq!(delta.entries[1].old_readable(delta.pack), Some(g));
+        // deltas of the first format-2 encoding still read, as entries without copies
+        let mut w = W(DELTA_MAGIC_V2.to_vec());
+        w.0.push(1);
+        w.hash(&Hash([5; 32]));
+        w.u(7);
+        w.stats(&delta.stats);
+        w.u(2);
+        for e in &delta.entries[..2] {
+            w.bytes(&e.key);
+            w.group_ref(&e.old);
+            w.group_ref(&e.new);
+        }
+        let v2 = Delta::decode(&w.0, "d").unwrap();
+        assert_eq!(v2.entries, delta.entries[..2].to_vec());
+        // a pack index past the table is corruption, not a panic
+        let mut bad = Delta {
+            pack: None,
+            rows: 0,
+            stats: Vec::new(),
+            entries: vec![delta.entries[1].clone()],
+        }
+        .encode();
+        // the pack index follows the group hash of `old`
+        let at = bad
+            .windows(32)
+            .position(|w| w == [3u8; 32])
+            .expect("group hash")
+            + 32;
+        assert_eq!(bad[at], 0);
+        bad[at] = 9;
+        assert!(Delta::decode(&bad, "d").is_err());
         let mut content = Multiset::default();
         content.add(&Hash([6; 32]));
         let layout = Layout {

@@ -135,6 +135,7 @@ impl Dataset {
                 key: k.clone(),
                 old,
                 new: e.new,
+                before: None,
             });
         }
         // runs of consecutive affected chunks (everything when the base is empty)
@@ -370,7 +371,7 @@ impl Dataset {
                 .iter()
                 .map(|&i| crate::encoding::column_stats(one.column(i).as_ref(), 0, one.num_rows()))
                 .collect();
-            let (pack, bytes) = build::write_pack(self.store(), &schema, vec![one]).await?;
+            let (pack, bytes) = build::write_change_pack(self.store(), &schema, vec![one]).await?;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {
                     n.at.leaf = pack;

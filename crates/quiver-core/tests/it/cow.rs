@@ -98,6 +98,17 @@ async fn cold_and_warm_diffs_agree_and_locate_rows() {
         a.diff(&b).await.unwrap(),
         cold.iter().map(|c| c.change.clone()).collect::<Vec<_>>()
     );
+    // both versions share the import's base: the old rows of each change are read from
+    // the copy in the commit's change pack, where its new rows are, not from base packs
+    for c in &cold {
+        if let (Some(o), Some(n)) = (c.old_at, c.new_at) {
+            assert_eq!(
+                o.leaf, n.leaf,
+                "old rows of {:?} outside the change pack",
+                c.change.key
+            );
+        }
+    }
     let keys: std::collections::BTreeSet<Vec<u8>> =
         cold.iter().map(|c| c.change.key.clone()).collect();
     for (snap, side) in [(&a, 0), (&b, 1)] {
