@@ -490,7 +490,26 @@ impl Snapshot {
                     e.1 = Some(g);
                 }
             }
-            Ok(to_changes(all.into_iter().map(|(k, (x, y))| (k, x, y))))
+            // rows of equal group hash are equal rows: read a state from a change pack's
+            // copy when one holds it (e.g. the base rows kept by an OPTIMIZE's merged
+            // delta) rather than from a large base pack
+            let mut copies: HashMap<Hash, GroupAt> = HashMap::new();
+            for d in a.deltas.iter().chain(&b.deltas) {
+                for e in &d.entries {
+                    if let (Some(o), Some(_)) = (e.old_readable(d.pack), e.before) {
+                        copies.insert(o.hash, o.at);
+                    }
+                }
+            }
+            let cheap = |g: Option<GroupRef>| {
+                g.map(|g| match copies.get(&g.hash) {
+                    Some(at) => GroupRef { at: *at, ..g },
+                    None => g,
+                })
+            };
+            Ok(to_changes(
+                all.into_iter().map(|(k, (x, y))| (k, cheap(x), cheap(y))),
+            ))
         }
     }
 

@@ -85,7 +85,9 @@ impl Dataset {
         // one pass over the delta entries: holes per pack, and every touched key's base
         // state (the before-image of its first entry)
         let mut holes: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
-        let mut first_old: BTreeMap<&Key, Option<super::GroupRef>> = BTreeMap::new();
+        // (base state, where a copy of its rows is in a change pack, if anywhere)
+        type First = (Option<super::GroupRef>, Option<super::GroupRef>);
+        let mut first_old: BTreeMap<&Key, First> = BTreeMap::new();
         for d in &view.deltas {
             for e in &d.entries {
                 if let Some(o) = &e.old {
@@ -94,7 +96,9 @@ impl Dataset {
                         .or_default()
                         .push(o.at.offset..o.at.offset + o.rows);
                 }
-                first_old.entry(&e.key).or_insert(e.old);
+                first_old
+                    .entry(&e.key)
+                    .or_insert_with(|| (e.old, e.before.and(e.old_readable(d.pack))));
             }
         }
         for h in holes.values_mut() {
@@ -120,6 +124,7 @@ impl Dataset {
         // kept chunks go into the merged delta (base state -> latest state)
         let mut new_groups: Vec<(Key, super::GroupRef)> = Vec::new();
         let mut merged: Vec<super::DeltaEntry> = Vec::new();
+        let mut copies: BTreeMap<Key, super::GroupRef> = BTreeMap::new();
         for (k, e) in view.touched() {
             if chunks.is_empty() || affected.contains(&owner(k)) {
                 if let Some(n) = e.new {
@@ -127,7 +132,10 @@ impl Dataset {
                 }
                 continue;
             }
-            let old = first_old.get(k).copied().flatten();
+            let (old, copy) = first_old.get(k).copied().unwrap_or((None, None));
+            if let Some(c) = copy {
+                copies.insert(k.clone(), c);
+            }
             if old.map(|g| g.hash) == e.new.map(|g| g.hash) {
                 continue; // back to its base state: the base rows are live again
             }
@@ -283,7 +291,9 @@ impl Dataset {
         all.sort_by(|a, b| a.first_key.cmp(&b.first_key));
         let base = Base { chunks: all };
         // the merged delta: the latest rows of its groups, in key order, in one pack
-        let delta = self.merged_delta(&snap, merged, &stats_cols).await?;
+        let delta = self
+            .merged_delta(&snap, merged, &copies, &stats_cols)
+            .await?;
         let (delta_rows, replaced) = delta.as_ref().map_or((0, 0), |(d, _)| {
             let old: u64 = d.entries.iter().filter_map(|e| e.old).map(|g| g.rows).sum();
             (d.rows, old)
@@ -330,11 +340,14 @@ impl Dataset {
     }
 
     /// One delta holding `entries` (key order) with their latest rows copied into one new
-    /// pack; `None` when there are no entries. Returns it with the pack bytes written.
+    /// pack, followed by the before-images the folded deltas kept copies of (`copies`:
+    /// where they are); `None` when there are no entries. Returns it with the pack bytes
+    /// written.
     async fn merged_delta(
         &self,
         snap: &crate::snapshot::Snapshot,
         mut entries: Vec<super::DeltaEntry>,
+        copies: &BTreeMap<Key, super::GroupRef>,
         stats_cols: &[usize],
     ) -> Result<Option<(Delta, u64)>> {
         if entries.is_empty() {
@@ -363,14 +376,42 @@ impl Dataset {
             n.at.offset = offset;
             offset += n.rows;
         }
-        let (pack, bytes, stats) = if batches.is_empty() {
+        let new_rows = offset;
+        // the before-images, still small-pack reads, after the new rows
+        let befores = snap
+            .read_at(
+                entries
+                    .iter()
+                    .filter_map(|e| copies.get(&e.key).map(|c| (&e.key, c.at, c.rows))),
+            )
+            .await?;
+        let mut copy_rows = Vec::new();
+        for e in &mut entries {
+            let (Some(o), Some(b)) = (&e.old, befores.get(&e.key)) else {
+                continue;
+            };
+            if b.num_rows() as u64 != o.rows {
+                continue;
+            }
+            e.before = Some(offset);
+            offset += o.rows;
+            copy_rows.push(b.clone());
+        }
+        let (pack, bytes, stats) = if batches.is_empty() && copy_rows.is_empty() {
             (None, 0, Vec::new())
         } else {
-            let one = concat_batches(&schema, batches.iter())?;
+            let new_only = concat_batches(&schema, batches.iter())?;
             let stats = stats_cols
                 .iter()
-                .map(|&i| crate::encoding::column_stats(one.column(i).as_ref(), 0, one.num_rows()))
+                .map(|&i| {
+                    crate::encoding::column_stats(
+                        new_only.column(i).as_ref(),
+                        0,
+                        new_only.num_rows(),
+                    )
+                })
                 .collect();
+            let one = concat_batches(&schema, batches.iter().chain(copy_rows.iter()))?;
             let (pack, bytes) = build::write_change_pack(self.store(), &schema, vec![one]).await?;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {
@@ -382,7 +423,7 @@ impl Dataset {
         Ok(Some((
             Delta {
                 pack,
-                rows: offset,
+                rows: new_rows,
                 stats,
                 entries,
             },

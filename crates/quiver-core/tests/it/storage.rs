@@ -368,6 +368,28 @@ async fn optimize_of_a_large_run_keeps_every_row() {
     assert_eq!(after.num_rows().await.unwrap(), want.len() as u64);
     // the original version and the head differ by exactly the edits, across the fold
     assert_eq!(loaded.diff(&after).await.unwrap().len(), touched);
+    // the merged delta kept the commits' copies of the old rows: the diff reads the old
+    // rows of the groups it holds from its change pack, and they are the loaded rows
+    let located = loaded.diff_located(&after).await.unwrap();
+    let view = after.view().await.unwrap();
+    let change_pack = view.deltas[0].pack.expect("merged delta pack");
+    let from_copy: Vec<_> = located
+        .iter()
+        .filter(|c| c.old_at.is_some_and(|o| o.leaf == change_pack))
+        .collect();
+    let with_old = located.iter().filter(|c| c.old_at.is_some()).count();
+    assert!(
+        from_copy.len() * 10 > with_old * 9,
+        "{} of {with_old} old states from the copy",
+        from_copy.len()
+    );
+    let keys: std::collections::BTreeSet<Vec<u8>> =
+        from_copy.iter().map(|c| c.change.key.clone()).collect();
+    let copied = loaded
+        .read_at(from_copy.iter().filter_map(|c| c.old_rows()))
+        .await
+        .unwrap();
+    assert_eq!(copied, loaded.read_groups(&keys).await.unwrap());
     // FULL folds the merged delta into the base
     let r = ds.optimize_with("main", true).await.unwrap();
     assert_eq!(r.deltas_folded, 1);
