@@ -27,11 +27,10 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, FromTable, ObjectName, Statement as SqlStatement, TableFactor, TableObject,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use quiver_core::{
     Catalog, Commit, CoreError, Dataset, DatasetOptions, VersionSpec, WriteTxn, DEFAULT_BRANCH,
 };
@@ -44,6 +43,26 @@ use crate::parser::{self, Statement};
 use crate::provider::{self, PackInfoCache, QuiverTableProvider, ScanStats};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a DataFusion statement is INSERT, UPDATE or DELETE.
+fn st_is_dml(st: &DfStatement) -> bool {
+    matches!(
+        st,
+        DfStatement::Statement(s) if matches!(
+            s.as_ref(),
+            SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_)
+        )
+    )
+}
+
+/// Column definitions as the text of a SQL column list.
+fn column_list(columns: &[datafusion::sql::sqlparser::ast::ColumnDef]) -> String {
+    columns
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// State shared by the session and the providers it registers.
 #[derive(Debug)]
@@ -626,10 +645,17 @@ impl QuiverContext {
     /// Plan one statement as a DataFrame (queries stream; other statements run now and
     /// return their result rows).
     pub async fn sql_df(&self, sql: &str) -> Result<DataFrame> {
-        match parser::parse_statement_with(sql, &self.opts.limits)? {
-            Statement::Sql(s) => {
-                self.preload(&s).await?;
-                self.plan_query(&s).await
+        self.statement_df(parser::parse_statement_with(sql, &self.opts.limits)?)
+            .await
+    }
+
+    /// Plan one parsed statement as a DataFrame (queries stream; other statements run now
+    /// and return their result rows).
+    pub async fn statement_df(&self, st: Statement) -> Result<DataFrame> {
+        match st {
+            Statement::DataFusion(q) if !st_is_dml(&q) => {
+                self.preload(&q).await?;
+                self.plan_query(*q).await
             }
             st => {
                 let batches = self.execute(st).await?;
@@ -691,11 +717,14 @@ impl QuiverContext {
             return self.sql_df(sql).await;
         }
         match parser::parse_statement_with(sql, &self.opts.limits)? {
-            Statement::Sql(s) => {
-                self.preload(&s).await?;
+            Statement::DataFusion(q) if !st_is_dml(&q) => {
+                self.preload(&q).await?;
                 let mut out: Option<DataFrame> = None;
                 for row in rows {
-                    let df = self.plan_query(&s).await?.with_param_values(row)?;
+                    let df = self
+                        .plan_query((*q).clone())
+                        .await?
+                        .with_param_values(row)?;
                     out = Some(match out {
                         None => df,
                         Some(all) => all.union(df)?,
@@ -704,7 +733,8 @@ impl QuiverContext {
                 // `rows` is not empty
                 out.ok_or_else(|| SqlError::Parse("no parameters".into()))
             }
-            Statement::Dml(s) => {
+            Statement::DataFusion(q) => {
+                let s = q.to_string();
                 let n_rows = rows.len();
                 let statements = crate::params::bind_dml(&s, &rows)?;
                 let own = !self.in_transaction().await;
@@ -715,7 +745,7 @@ impl QuiverContext {
                 for text in statements {
                     let run = async {
                         match parser::parse_statement_with(&text, &self.opts.limits)? {
-                            st @ Statement::Dml(_) => self.execute(st).await,
+                            st if st.is_dml() => self.execute(st).await,
                             other => Err(SqlError::Unsupported(format!(
                                 "binding parameters made '{}' a different statement",
                                 other.to_string().chars().take(60).collect::<String>()
@@ -750,12 +780,8 @@ impl QuiverContext {
 
     /// Plan a query the user wrote: its unaliased result columns named by their SQL text
     /// ([`crate::column_names`]), the plan checked to read only.
-    async fn plan_query(&self, sql: &str) -> Result<DataFrame> {
-        use datafusion::sql::parser::Statement as DfStatement;
-        use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    async fn plan_query(&self, mut statement: DfStatement) -> Result<DataFrame> {
         let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect)?;
         if let DfStatement::Statement(st) = &mut statement {
             if let SqlStatement::Query(q) = st.as_mut() {
                 crate::column_names::name_result_columns(q);
@@ -766,7 +792,8 @@ impl QuiverContext {
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
-    async fn preload(&self, sql: &str) -> Result<()> {
+    async fn preload(&self, st: &DfStatement) -> Result<()> {
+        let sql = &st.to_string();
         for ds in parser::diff_datasets(sql) {
             self.shared.dataset(&ds).await?;
         }
@@ -790,7 +817,7 @@ impl QuiverContext {
                 group_key,
                 label_key,
             } => {
-                self.create_dataset(&name, &columns, group_key, label_key)
+                self.create_dataset(&name, &column_list(&columns), group_key, label_key)
                     .await?;
                 Ok(vec![message_batch(&[("dataset", name)])?])
             }
@@ -1024,7 +1051,13 @@ impl QuiverContext {
                 let ds = sh.dataset(&dataset).await?;
                 let target = sh.session_branch(&dataset);
                 Ok(vec![
-                    crate::merge_sql::resolve(&ds, &target, theirs, filter.as_deref()).await?,
+                    crate::merge_sql::resolve(
+                        &ds,
+                        &target,
+                        theirs,
+                        filter.map(|f| f.to_string()).as_deref(),
+                    )
+                    .await?,
                 ])
             }
             Statement::AbortMerge { dataset } => {
@@ -1160,8 +1193,13 @@ impl QuiverContext {
                     ("run_id", run_id),
                 ])?])
             }
-            Statement::InsertPredictions { query } => self.insert_predictions(&query).await,
-            Statement::Dml(s) => self.dml(&s).await,
+            Statement::InsertPredictions { columns, query } => {
+                self.insert_predictions(columns, *query).await
+            }
+            Statement::DataFusion(q) if st_is_dml(&q) => match *q {
+                DfStatement::Statement(s) => self.dml(*s).await,
+                other => Err(SqlError::Unsupported(other.to_string())),
+            },
             Statement::Optimize {
                 dataset,
                 branch,
@@ -1179,9 +1217,9 @@ impl QuiverContext {
             } => {
                 crate::vacuum_sql::vacuum(&sh.dataset(&dataset).await?, retain_hours, dry_run).await
             }
-            Statement::Sql(s) => {
-                self.preload(&s).await?;
-                Ok(self.plan_query(&s).await?.collect().await?)
+            Statement::DataFusion(q) => {
+                self.preload(&q).await?;
+                Ok(self.plan_query(*q).await?.collect().await?)
             }
         }
     }
@@ -1459,32 +1497,26 @@ impl QuiverContext {
             lit(version),
             cond.join(" OR ")
         );
-        self.dml(&update).await
+        match parser::parse_statement_with(&update, &self.opts.limits)? {
+            Statement::DataFusion(q) => match *q {
+                DfStatement::Statement(s) => self.dml(*s).await,
+                other => Err(SqlError::Unsupported(other.to_string())),
+            },
+            other => Err(SqlError::Unsupported(other.to_string())),
+        }
     }
 
     /// `INSERT INTO quiver.predictions [(cols)] VALUES …|SELECT …`: rows with `model`,
     /// `sample_id`, `class`, `score`, stored as one prediction batch per model.
-    async fn insert_predictions(&self, rest: &str) -> Result<Vec<RecordBatch>> {
+    async fn insert_predictions(
+        &self,
+        columns: Vec<String>,
+        query: datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<Vec<RecordBatch>> {
         use arrow::array::Array;
-        let rest = rest.trim();
-        let (columns, query) = if rest.starts_with('(') {
-            let end = rest.find(')').ok_or_else(|| {
-                SqlError::Parse("INSERT INTO quiver.predictions: unbalanced '('".into())
-            })?;
-            let cols: Vec<String> = rest[1..end]
-                .split(',')
-                .map(|c| c.trim().trim_matches('"').to_string())
-                .collect();
-            (Some(cols), rest[end + 1..].trim())
-        } else {
-            (None, rest)
-        };
-        let batches = self
-            .ctx
-            .sql_with_options(query, crate::guard::query_options())
-            .await?
-            .collect()
-            .await?;
+        let query = DfStatement::Statement(Box::new(SqlStatement::Query(Box::new(query))));
+        let batches = self.plan_query(query).await?.collect().await?;
+        let columns = (!columns.is_empty()).then_some(columns);
         let names: Vec<String> = columns.unwrap_or_else(|| {
             ["model", "sample_id", "class", "score"]
                 .iter()
@@ -1545,14 +1577,8 @@ impl QuiverContext {
         Ok(vec![count_batch(written)?])
     }
 
-    async fn dml(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql)
-            .map_err(|e| SqlError::Parse(e.to_string()))?;
-        let st = match (stmts.pop(), stmts.is_empty()) {
-            (Some(s), true) => s,
-            _ => return Err(SqlError::Parse("expected one statement".into())),
-        };
-        let message: String = sql.chars().take(200).collect();
+    async fn dml(&self, st: SqlStatement) -> Result<Vec<RecordBatch>> {
+        let message: String = st.to_string().chars().take(200).collect();
         match st {
             SqlStatement::Insert(ins) => {
                 let TableObject::TableName(name) = &ins.table else {
