@@ -32,7 +32,7 @@ pub(super) fn parse_merge(c: &mut Cursor) -> Result<Statement> {
             return Err(c.error("expected OURS or THEIRS"));
         };
         let filter = if c.eat("WHERE") {
-            Some(c.sql(|p| p.parse_expr())?)
+            Some(Box::new(c.sql(|p| p.parse_expr())?))
         } else {
             None
         };

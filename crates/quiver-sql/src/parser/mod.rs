@@ -119,7 +119,7 @@ pub enum Statement {
     ResolveConflicts {
         dataset: String,
         theirs: bool,
-        filter: Option<Expr>,
+        filter: Option<Box<Expr>>,
     },
     /// `ABORT MERGE ON ds`.
     AbortMerge { dataset: String },
