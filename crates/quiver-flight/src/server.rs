@@ -307,8 +307,7 @@ impl QuiverFlightSql {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
         if st.is_write() {
-            let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-            caller.require_write(&format!("the statement '{head} …'"))?;
+            caller.require_write(&format!("a {} statement", st.kind()))?;
         }
         if let Some(rows) = &params {
             let max = if st.is_query() {
@@ -325,9 +324,10 @@ impl QuiverFlightSql {
             }
         }
         let ctx = self.session(caller).await?;
+        // the statement authorized above is the one that runs
         Ok(match params {
             Some(rows) => ctx.sql_df_with_params(sql, rows).await?,
-            None => ctx.sql_df(sql).await?,
+            None => ctx.statement_df(st).await?,
         })
     }
 
@@ -338,13 +338,13 @@ impl QuiverFlightSql {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
         if st.is_write() {
-            let head: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
             return Err(FlightError::InvalidArgument(format!(
-                "GetSchema of '{head} …': a statement that writes has a result only once it \
-                 runs"
+                "GetSchema of a {} statement: a statement that writes has a result only once \
+                 it runs",
+                st.kind()
             )));
         }
-        let df = self.session(caller).await?.sql_df(sql).await?;
+        let df = self.session(caller).await?.statement_df(st).await?;
         Ok(df_schema(&df))
     }
 

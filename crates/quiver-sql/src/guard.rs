@@ -92,7 +92,7 @@ pub fn check_size(text: &str, what: &str, limits: &SqlLimits) -> Result<()> {
 const CHECK_STACK_BYTES: usize = 512 << 20;
 
 /// Run `f` on a thread with a [`CHECK_STACK_BYTES`] stack and wait for it.
-fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub(crate) fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("quiver-sql-check".into())
@@ -129,17 +129,17 @@ fn classify_checked(sql: &str, limits: &SqlLimits) -> Result<SqlKind> {
         (None, _) => return Err(SqlError::Parse("empty statement".into())),
         _ => return Err(SqlError::Parse("expected one statement".into())),
     };
-    kind_of(&st, limits, false)
+    kind_of(&st, limits)
 }
 
-fn plain_parse_error(e: datafusion::error::DataFusionError) -> String {
-    match e {
-        datafusion::error::DataFusionError::SQL(e, _) => e.to_string(),
-        other => other.strip_backtrace(),
-    }
+/// What a parsed DataFusion statement is; refuse what a session never runs.
+pub(crate) fn kind_of(st: &DfStatement, limits: &SqlLimits) -> Result<SqlKind> {
+    kind_in(st, limits, false)
 }
 
-fn kind_of(st: &DfStatement, limits: &SqlLimits, explained: bool) -> Result<SqlKind> {
+use crate::parser::plain_parse_error;
+
+fn kind_in(st: &DfStatement, limits: &SqlLimits, explained: bool) -> Result<SqlKind> {
     match st {
         DfStatement::Statement(s) => {
             let shape = Shape::of(s, limits)?;
@@ -156,7 +156,7 @@ fn kind_of(st: &DfStatement, limits: &SqlLimits, explained: bool) -> Result<SqlK
                 }
                 SqlStatement::Explain { statement, .. } => {
                     let inner = DfStatement::Statement(statement.clone());
-                    kind_of(&inner, limits, true)
+                    kind_in(&inner, limits, true)
                 }
                 SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_)
                     if !explained =>
@@ -179,7 +179,7 @@ fn kind_of(st: &DfStatement, limits: &SqlLimits, explained: bool) -> Result<SqlK
                 other => Err(refused_statement(other)),
             }
         }
-        DfStatement::Explain(e) => kind_of(&e.statement, limits, true),
+        DfStatement::Explain(e) => kind_in(&e.statement, limits, true),
         DfStatement::CopyTo(_) => Err(refused(
             "COPY",
             "export with `quiver export` or read results over Flight (DoGet)",

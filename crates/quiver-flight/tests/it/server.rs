@@ -427,7 +427,37 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "DROP TABLE demo",
         "DROP TABLE IF EXISTS nope",
         "INSERT INTO demo (sample_id, label_id) VALUES ($1, $2)",
+        "DROP BRANCH main ON demo",
+        "CREATE SCHEMA VERSION '9.9' ON demo ADD CLASS 'kite' = 77",
+        "MIGRATE demo TO SCHEMA '2.2'",
+        "CREATE MODEL 'm1' FROM RUN 'r1'",
+        "INSERT INTO quiver.predictions VALUES ('m1', 'img-00000001', 'cat', 0.5)",
+        "ABORT MERGE ON demo",
+        "COMMIT MERGE ON demo",
+        "RESOLVE CONFLICTS ON demo USING THEIRS",
+        "VACUUM demo DRY RUN",
+        "OPTIMIZE demo",
+        "COMMIT",
     ];
+    // every reading kind runs for a read-only token (or fails for its own reasons)
+    for r in [
+        "SELECT count(*) FROM public.demo AS OF TAG 'v1'",
+        "SHOW BRANCHES ON demo",
+        "SHOW TAGS ON demo",
+        "SHOW HISTORY ON demo",
+        "DIFF demo BETWEEN TAG 'v1' AND BRANCH 'main'",
+        "USE BRANCH main ON demo",
+        "SHOW CONFLICTS ON demo",
+        "SHOW SCHEMAS ON demo",
+        "BEGIN",
+        "ROLLBACK",
+    ] {
+        if let Err(arrow_flight::error::FlightError::Tonic(s)) =
+            ro.execute(r.to_string(), None).await.map(|_| ())
+        {
+            assert_ne!(s.code(), tonic::Code::PermissionDenied, "{r}: {s}");
+        }
+    }
     let denied = |e: arrow_flight::error::FlightError| match e {
         arrow_flight::error::FlightError::Tonic(s) => s.code() == tonic::Code::PermissionDenied,
         _ => false,

@@ -111,6 +111,66 @@ async fn a_read_only_session_refuses_every_write_and_changes_nothing() {
     assert_eq!(state(&cat).await, before);
 }
 
+/// Statements that only read, one of every reading kind (with `WRITES`, every kind of
+/// statement the parser knows).
+const READS: &[&str] = &[
+    "SELECT count(*) FROM demo AS OF TAG 'v1'",
+    "WITH x AS (SELECT * FROM public.demo AS OF TAG 'v1') SELECT count(*) FROM x",
+    "EXPLAIN SELECT * FROM demo",
+    "SHOW BRANCHES ON demo",
+    "SHOW TAGS ON demo",
+    "SHOW HISTORY ON demo AS OF TAG 'v1'",
+    "DIFF demo BETWEEN TAG 'v1' AND BRANCH 'main'",
+    "USE BRANCH main ON demo",
+    "SHOW CONFLICTS ON demo",
+    "SHOW SCHEMAS ON demo",
+    "SHOW SCHEMA ON demo",
+    "BEGIN",
+    "ROLLBACK",
+];
+
+/// Authorization is decided on the typed statement: every kind of statement is run by a
+/// read-only session; each write is refused as such before it runs, no read is, and the
+/// catalog is the same afterwards.
+#[tokio::test]
+async fn every_statement_kind_is_authorized_on_its_type() {
+    use quiver_sql::parser::{parse_statement, STATEMENT_KINDS};
+    let dir = tempfile::tempdir().unwrap();
+    let cat = demo_catalog(dir.path()).await;
+    let before = state(&cat).await;
+    let ro = QuiverContext::with_options(
+        cat.clone(),
+        Default::default(),
+        SessionOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for (sql, write) in WRITES
+        .iter()
+        .map(|w| (w, true))
+        .chain(READS.iter().map(|r| (r, false)))
+    {
+        let st = parse_statement(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(st.is_write(), write, "{sql}");
+        kinds.insert(st.kind());
+        match ro.sql(sql).await {
+            Err(SqlError::PermissionDenied(m)) => {
+                assert!(write, "{sql}: a read was refused: {m}")
+            }
+            // a read may fail for its own reasons (no merge pending), never for permission
+            _ if !write => {}
+            other => panic!("{sql}: expected permission denied, got {other:?}"),
+        }
+    }
+    let all: std::collections::BTreeSet<&str> = STATEMENT_KINDS.iter().copied().collect();
+    assert_eq!(kinds, all, "every kind of statement is tested read-only");
+    assert_eq!(state(&cat).await, before);
+}
+
 #[tokio::test]
 async fn no_session_writes_files_or_registers_tables() {
     let dir = tempfile::tempdir().unwrap();

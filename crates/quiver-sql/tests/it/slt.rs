@@ -46,30 +46,10 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     out
 }
 
+/// Whether `sql` answers with a table (a `query` record) rather than a confirmation (a
+/// `statement` record), decided on the parsed statement.
 fn is_query(sql: &str) -> bool {
-    // DataFusion queries are told apart on the parsed statement (comments, parentheses)
-    if let Ok(quiver_sql::parser::Statement::Sql(_)) = quiver_sql::parser::parse_statement(sql) {
-        return true;
-    }
-    let first = sql
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "SELECT"
-            | "SHOW"
-            | "DIFF"
-            | "EXPLAIN"
-            | "VALUES"
-            | "WITH"
-            | "("
-            | "MERGE"
-            | "RESOLVE"
-            | "VACUUM"
-            | "OPTIMIZE"
-    )
+    quiver_sql::parser::parse_statement(sql).is_ok_and(|st| st.returns_rows())
 }
 
 #[async_trait::async_trait]

@@ -1,0 +1,164 @@
+//! Table functions of a session: `quiver_diff` and `quiver_conflicts`.
+
+use super::*;
+
+/// `quiver_diff('ds', 'from', 'to')`: label-level changes between two versions.
+#[derive(Debug)]
+pub(super) struct DiffFunction {
+    pub(super) shared: Arc<Shared>,
+}
+
+/// The string-literal arguments of a table function.
+pub(crate) fn string_args<const N: usize>(
+    name: &str,
+    usage: &str,
+    args: &[Expr],
+) -> DfResult<[String; N]> {
+    let mut s = Vec::new();
+    for e in args {
+        match e {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(v))
+                | ScalarValue::Utf8View(Some(v))
+                | ScalarValue::LargeUtf8(Some(v)),
+                _,
+            ) => s.push(v.clone()),
+            _ => {
+                return Err(df_err(SqlError::Parse(format!(
+                    "{name} takes {N} string literals: {usage}"
+                ))))
+            }
+        }
+    }
+    <[String; N]>::try_from(s).map_err(|_| {
+        df_err(SqlError::Parse(format!(
+            "{name} takes {N} arguments: {usage}"
+        )))
+    })
+}
+
+/// `quiver_conflicts('ds', 'source', 'target')`: the conflicts of the pending merge of
+/// `source` into branch `target`.
+#[derive(Debug)]
+pub(super) struct ConflictsFunction {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl TableFunctionImpl for ConflictsFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let [ds, source, target] = string_args(
+            "quiver_conflicts",
+            "('dataset', 'source', 'target')",
+            args.exprs(),
+        )?;
+        let dataset = self
+            .shared
+            .cached_dataset(&ds)
+            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+        let schema = dataset
+            .conflicts_table(&[])
+            .map_err(|e| df_err(SqlError::Core(e)))?
+            .schema();
+        Ok(Arc::new(ComputedTable(ConflictsTable {
+            dataset,
+            source,
+            target,
+            schema,
+        })))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct ConflictsTable {
+    pub(super) dataset: Dataset,
+    pub(super) source: String,
+    pub(super) target: String,
+    pub(super) schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl Computed for ConflictsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
+        let ds = &self.dataset;
+        let core = |e: CoreError| df_err(SqlError::Core(e));
+        let pending = ds.pending_merge(&self.target).await.map_err(core)?;
+        let source = ds.resolve_loose(&self.source).await.map_err(core)?;
+        match pending {
+            Some(p) if p.theirs == source.id.to_hex() => {}
+            // no merge pending: a state of the branch, not a mistake in the statement
+            None => {
+                return Err(core(CoreError::NoPendingMerge {
+                    dataset: ds.name().into(),
+                    branch: self.target.clone(),
+                }))
+            }
+            Some(p) => {
+                return Err(df_err(SqlError::Transaction(format!(
+                    "no pending merge of '{}' into branch '{}' of dataset '{}' (the pending merge is of commit {})",
+                    self.source,
+                    self.target,
+                    ds.name(),
+                    p.theirs.get(..12).unwrap_or(&p.theirs)
+                ))))
+            }
+        }
+        let b = crate::merge_sql::conflicts(ds, &self.target)
+            .await
+            .map_err(df_err)?;
+        Ok(vec![b])
+    }
+}
+
+impl TableFunctionImpl for DiffFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let [ds, from, to] = string_args("quiver_diff", "('dataset', 'from', 'to')", args.exprs())?;
+        let dataset = self
+            .shared
+            .cached_dataset(&ds)
+            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+        let schema = crate::diff::diff_schema(&dataset);
+        Ok(Arc::new(ComputedTable(DiffTable {
+            shared: self.shared.clone(),
+            dataset,
+            from: RefSpec::decode(&from),
+            to: RefSpec::decode(&to),
+            schema,
+        })))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct DiffTable {
+    pub(super) shared: Arc<Shared>,
+    pub(super) dataset: Dataset,
+    pub(super) from: RefSpec,
+    pub(super) to: RefSpec,
+    pub(super) schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl Computed for DiffTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
+        let b = diff_batch(&self.shared, &self.dataset, &self.from, &self.to)
+            .await
+            .map_err(df_err)?;
+        Ok(vec![b])
+    }
+}
+
+pub(super) async fn diff_batch(
+    shared: &Shared,
+    ds: &Dataset,
+    from: &RefSpec,
+    to: &RefSpec,
+) -> Result<RecordBatch> {
+    let a = shared.resolve(ds, from).await?;
+    let b = shared.resolve(ds, to).await?;
+    crate::diff::diff_labels(ds, a, b).await
+}
