@@ -644,7 +644,11 @@ impl Dataset {
         match spec {
             VersionSpec::Branch(b) => Ok(self.branch_head(b).await?.commit),
             VersionSpec::Tag(t) => self.tag(t).await,
-            VersionSpec::Version(v) => self.resolve_prefix(v).await,
+            VersionSpec::Version(v) => match VersionSpec::parse_loose(v) {
+                // `~n` names the n-th commit of main wherever a version is accepted
+                index @ VersionSpec::Index { .. } => Box::pin(self.resolve(&index)).await,
+                _ => self.resolve_prefix(v).await,
+            },
             VersionSpec::Timestamp { branch, at } => {
                 let hist = self.history(branch).await?;
                 hist.into_iter()

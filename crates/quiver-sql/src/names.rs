@@ -1,7 +1,18 @@
 //! Table names that carry a version: `ds`, `"ds@ref"` and the forms the `AS OF` rewrite
 //! produces (`"ds@tag:v1"`, `"ds@branch:b"`, `"ds@version:9f2c"`, `"ds@timestamp:…"`).
+//!
+//! How a version is named, everywhere a ref is accepted:
+//!
+//! - `~n`: the n-th commit of the branch's history (0 = the first, `~-1` = the latest), on
+//!   the session's branch in SQL (main elsewhere); as a loose name, a `VERSION` or
+//!   `VERSION AS OF n`.
+//! - a timestamp is compared at the precision it is written with: `'… 10:00:00.123456'`
+//!   (as `quiver.commits` shows it) selects the newest commit whose time, truncated to
+//!   microseconds, is at or before it; `'2026-03-03 10:00'` truncates to minutes and
+//!   `'2026-03-03'` to days (the state at the end of that day). A timestamp may also be a
+//!   constant expression (`now() - INTERVAL '7 days'`), compared exactly.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 use quiver_core::VersionSpec;
 
 use crate::error::{Result, SqlError};
@@ -63,13 +74,19 @@ impl RefSpec {
     pub fn to_spec(&self, branch: &str) -> Result<Option<VersionSpec>> {
         Ok(match self {
             RefSpec::Session => Some(VersionSpec::Branch(branch.into())),
+            RefSpec::Loose(v) | RefSpec::Version(v) if index_of(v).is_some() => {
+                index_of(v).map(|index| VersionSpec::Index {
+                    branch: branch.into(),
+                    index,
+                })
+            }
             RefSpec::Loose(_) => None,
             RefSpec::Branch(b) => Some(VersionSpec::Branch(b.clone())),
             RefSpec::Tag(t) => Some(VersionSpec::Tag(t.clone())),
             RefSpec::Version(v) => Some(VersionSpec::Version(v.clone())),
             RefSpec::Timestamp(t) => Some(VersionSpec::Timestamp {
                 branch: branch.into(),
-                at: parse_timestamp(t)?,
+                at: timestamp_bound(t)?,
             }),
         })
     }
@@ -85,6 +102,90 @@ impl std::fmt::Display for RefSpec {
             RefSpec::Version(s) => write!(f, "VERSION '{s}'"),
             RefSpec::Timestamp(s) => write!(f, "TIMESTAMP '{s}'"),
         }
+    }
+}
+
+/// `~n` (an index into a branch's history), if `s` is one.
+pub fn index_of(s: &str) -> Option<i64> {
+    s.trim().strip_prefix('~')?.parse().ok()
+}
+
+/// The latest instant a timestamp of `AS OF TIMESTAMP` admits: a literal admits every
+/// time that, truncated to the precision it is written with, is not after it (a literal
+/// with microseconds admits the nanoseconds of that microsecond); a constant expression
+/// (`now() - INTERVAL '7 days'`) is exact.
+pub fn timestamp_bound(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(at) = parse_timestamp(s) {
+        let step = precision_of(s.trim()) - Duration::nanoseconds(1);
+        return Ok(at.checked_add_signed(step).unwrap_or(at));
+    }
+    eval_timestamp(s)
+}
+
+/// The unit of the last field a timestamp literal writes (a day, a minute, a second or a
+/// power of ten below it).
+fn precision_of(t: &str) -> Duration {
+    let time = match t.find(['T', 't', ' ']) {
+        Some(i) => &t[i + 1..],
+        None => return Duration::days(1),
+    };
+    // the time without its zone: up to 'Z', '+' or the '-' of an offset
+    let end = time.find(['Z', 'z', '+', '-']).unwrap_or(time.len());
+    let time = &time[..end];
+    match time.split_once('.') {
+        Some((_, frac)) => {
+            let digits = frac.chars().take_while(|c| c.is_ascii_digit()).count();
+            let digits = digits.min(9) as u32;
+            Duration::nanoseconds(10_i64.pow(9 - digits))
+        }
+        None if time.matches(':').count() >= 2 => Duration::seconds(1),
+        None => Duration::minutes(1),
+    }
+}
+
+/// Evaluate a constant SQL expression (`now() - INTERVAL '7 days'`, `'2026-03-03'::date`)
+/// to a timestamp. Only constants: no table, column or subquery is in scope.
+fn eval_timestamp(text: &str) -> Result<DateTime<Utc>> {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use datafusion::common::{DFSchema, ScalarValue};
+    use datafusion::logical_expr::simplify::SimplifyContext;
+    use datafusion::logical_expr::{cast, Expr};
+    use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+    use datafusion::prelude::SessionContext;
+
+    let invalid = |why: String| {
+        SqlError::Parse(format!(
+            "invalid timestamp {text}: {why} (expected a literal like \
+             '2026-03-03 10:00:00.123456' or a constant expression like \
+             now() - INTERVAL '7 days')"
+        ))
+    };
+    let schema = DFSchema::empty();
+    let ctx = SessionContext::new();
+    let expr = ctx
+        .parse_sql_expr(text, &schema)
+        .map_err(|e| invalid(crate::parser::plain_parse_error(e)))?;
+    let expr = cast(
+        expr,
+        // microseconds: the precision quiver.commits shows, and years past 2262
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    );
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(std::sync::Arc::new(schema.clone()))
+            .with_query_execution_start_time(Some(Utc::now()))
+            .build(),
+    );
+    let expr = simplifier
+        .coerce(expr, &schema)
+        .and_then(|e| simplifier.simplify(e))
+        .map_err(|e| invalid(e.strip_backtrace()))?;
+    match expr {
+        Expr::Literal(ScalarValue::TimestampMicrosecond(Some(us), _), _) => {
+            DateTime::from_timestamp_micros(us).ok_or_else(|| invalid("out of range".into()))
+        }
+        Expr::Literal(v, _) if v.is_null() => Err(invalid("it is NULL".into())),
+        _ => Err(invalid("not a constant".into())),
     }
 }
 

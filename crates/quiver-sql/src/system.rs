@@ -68,6 +68,7 @@ pub fn commits_batch(rows: &[(String, Commit)], with_dataset: bool) -> Result<Re
         Field::new("labels_removed", DataType::UInt64, false),
         Field::new("labels_modified", DataType::UInt64, false),
         Field::new("label_schema", DataType::Utf8, true),
+        Field::new("content_hash", DataType::Utf8, false),
     ]);
     cols.push(s(&|c| c.id.to_hex()));
     cols.push(s(&|c| {
@@ -99,6 +100,8 @@ pub fn commits_batch(rows: &[(String, Commit)], with_dataset: bool) -> Result<Re
             .map(|r| r.1.data.label_schema.clone())
             .collect::<Vec<_>>(),
     )));
+    // the snapshot's content hash: equal for equal content, whatever history made it
+    cols.push(s(&|c| c.root.to_hex()));
     batch(fields, cols)
 }
 

@@ -57,7 +57,7 @@ impl Shared {
     pub(super) async fn resolve(&self, ds: &Dataset, r: &RefSpec) -> Result<Commit> {
         let branch = self.session_branch(ds.name());
         match r.to_spec(&branch)? {
-            Some(spec) => Ok(ds.resolve(&spec).await?),
+            Some(spec) => ds.resolve(&spec).await.map_err(|e| as_typed(e, r)),
             None => match r {
                 RefSpec::Loose(s) => Ok(ds.resolve_loose(s).await?),
                 _ => Err(SqlError::Parse(format!("cannot resolve {r}"))),
@@ -149,5 +149,23 @@ impl SchemaProvider for SystemSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         crate::system::SYSTEM_TABLES.contains(&name)
+    }
+}
+
+/// A core error about a timestamp, naming the timestamp as the user wrote it (the core
+/// sees only the bound it admits).
+pub(super) fn as_typed(e: quiver_core::CoreError, r: &RefSpec) -> SqlError {
+    match (e, r) {
+        (
+            quiver_core::CoreError::NoVersionAtTime {
+                dataset, branch, ..
+            },
+            RefSpec::Timestamp(t),
+        ) => SqlError::Core(quiver_core::CoreError::NoVersionAtTime {
+            dataset,
+            branch,
+            timestamp: t.clone(),
+        }),
+        (e, _) => SqlError::Core(e),
     }
 }

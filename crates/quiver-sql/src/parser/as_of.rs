@@ -1,9 +1,17 @@
 //! `AS OF` on the tables of a DataFusion statement.
 //!
 //! ```text
-//! table_factor := object_name AS OF <ref> [[AS] alias]
-//! <ref>        := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | TIMESTAMP 'time'
+//! table_factor := object_name <as_of> [[AS] alias]
+//! <as_of>      := AS OF <ref>
+//!               | VERSION AS OF n | VERSION AS OF 'id'     -- Delta Lake's form; n: ~n
+//!               | TIMESTAMP AS OF <time>                   -- Delta Lake's form
+//!               | FOR SYSTEM_TIME AS OF <time>             -- SQL:2011
+//! <ref>        := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | VERSION '~n'
+//!               | TIMESTAMP <time>
+//! <time>       := 'literal' | constant expression (now() - INTERVAL '7 days')
 //! ```
+//!
+//! How timestamps and `~n` resolve: [`crate::names`].
 //!
 //! sqlparser has no `AS OF <ref>` after a table name, so the clause is handled in two
 //! steps around sqlparser's own parse, and the rest of the statement (qualified names,
@@ -25,12 +33,13 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectNamePart, Query, TableAlias, TableFactor, VisitMut, VisitorMut,
+    Expr, Ident, ObjectNamePart, Query, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Word};
 
-use super::cursor::location;
+use super::cursor::{above_and, location, DIALECT};
 use crate::error::{Result, SqlError};
 use crate::names::RefSpec;
 
@@ -65,7 +74,72 @@ fn tok(token: Token, span: Span) -> TokenWithSpan {
     TokenWithSpan { token, span }
 }
 
-/// Step 1: take every `AS OF <ref>` out of `tokens`, leaving a carrier in its place.
+/// Index of the previous non-whitespace token before `at`.
+fn prev_sig(tokens: &[TokenWithSpan], at: usize) -> Option<usize> {
+    (0..at)
+        .rev()
+        .find(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+}
+
+fn found_at(tokens: &[TokenWithSpan], at: Option<usize>) -> (String, Span) {
+    match at.and_then(|i| tokens.get(i)) {
+        Some(t) if t.token != Token::EOF => (format!("'{}'", t.token), t.span),
+        _ => ("end of statement".into(), Span::empty()),
+    }
+}
+
+/// A timestamp after `AS OF TIMESTAMP`, `TIMESTAMP AS OF` or `FOR SYSTEM_TIME AS OF`,
+/// starting at token `from`: a string literal (its text) or a constant expression (its SQL,
+/// evaluated when the version is resolved). Returns the value and the index of its last
+/// token.
+fn timestamp_value(tokens: &[TokenWithSpan], from: usize, what: &str) -> Result<(String, usize)> {
+    let mut p = Parser::new(&DIALECT).with_tokens_with_locations(tokens[from..].to_vec());
+    let expr = p.parse_subexpr(above_and()).map_err(|e| {
+        let (found, at) = found_at(tokens, Some(from));
+        SqlError::Parse(format!(
+            "{what} must be followed by a timestamp ('2026-03-03 10:00:00' or an expression \
+             like now() - INTERVAL '7 days'), found {found}{} ({e})",
+            location(at)
+        ))
+    })?;
+    let last = from + p.index().saturating_sub(1);
+    let text = match &expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            _ => expr.to_string(),
+        },
+        _ => expr.to_string(),
+    };
+    Ok((text, last))
+}
+
+/// `VERSION AS OF n` (the n-th commit, `~n`) or `VERSION AS OF 'id'`, from token `from`.
+fn version_value(tokens: &[TokenWithSpan], from: Option<usize>) -> Result<(String, usize)> {
+    let usage = |at: Option<usize>| {
+        let (found, span) = found_at(tokens, at);
+        SqlError::Parse(format!(
+            "VERSION AS OF must be followed by a version number (0 = the first commit, -1 = \
+             the latest) or a quoted commit id, found {found}{}",
+            location(span)
+        ))
+    };
+    let Some(i) = from else {
+        return Err(usage(None));
+    };
+    match &tokens[i].token {
+        Token::Number(n, _) if n.parse::<i64>().is_ok() => Ok((format!("~{n}"), i)),
+        Token::SingleQuotedString(s) => Ok((s.clone(), i)),
+        Token::Minus => match next_sig(tokens, i + 1).map(|j| (j, &tokens[j].token)) {
+            Some((j, Token::Number(n, _))) if n.parse::<i64>().is_ok() => Ok((format!("~-{n}"), j)),
+            _ => Err(usage(Some(i))),
+        },
+        _ => Err(usage(Some(i))),
+    }
+}
+
+/// Step 1: take every `AS OF <ref>` out of `tokens`, leaving a carrier in its place. The
+/// forms of other engines are synonyms: `VERSION AS OF n` (Delta: the n-th commit),
+/// `TIMESTAMP AS OF t` (Delta) and `FOR SYSTEM_TIME AS OF t` (SQL:2011).
 pub(crate) fn mark(mut tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>, Vec<AsOf>)> {
     let mut found = Vec::new();
     let mut i = 0;
@@ -77,44 +151,39 @@ pub(crate) fn mark(mut tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>
                 continue;
             }
         };
-        let span = tokens[i].span;
-        let expected_kind = |at: Option<&TokenWithSpan>| {
-            let (found, span) = match at {
-                Some(t) => (format!("'{}'", t.token), t.span),
-                None => ("end of statement".into(), Span::empty()),
-            };
-            SqlError::Parse(format!(
-                "AS OF must be followed by BRANCH, TAG, VERSION or TIMESTAMP, found {found}{}",
-                location(span)
-            ))
-        };
-        let ki = next_sig(&tokens, of + 1);
-        let kind = match ki.map(|k| &tokens[k].token) {
-            Some(Token::Word(w)) if w.quote_style.is_none() => w.value.clone(),
-            _ => return Err(expected_kind(ki.map(|k| &tokens[k]))),
-        };
-        let ki = ki.unwrap_or(of);
-        let vi = next_sig(&tokens, ki + 1);
-        let value = match vi.map(|v| &tokens[v].token) {
-            Some(Token::SingleQuotedString(s)) => s.clone(),
-            Some(Token::Word(w)) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => {
-                w.value.clone()
+        // the synonyms put their kind before AS OF
+        let before = prev_sig(&tokens, i);
+        let before2 = before.and_then(|b| prev_sig(&tokens, b));
+        let prefix = match (before, before2) {
+            (Some(b), Some(f))
+                if is_word(&tokens[b].token, "SYSTEM_TIME") && is_word(&tokens[f].token, "FOR") =>
+            {
+                Some((f, "TIMESTAMP", "FOR SYSTEM_TIME AS OF"))
             }
-            other => {
-                let (found, at) = match (other, vi) {
-                    (Some(t), Some(v)) => (format!("'{t}'"), tokens[v].span),
-                    _ => ("end of statement".into(), Span::empty()),
-                };
-                return Err(SqlError::Parse(format!(
-                    "AS OF {} must be followed by a quoted name, found {found}{}",
-                    kind.to_ascii_uppercase(),
-                    location(at)
-                )));
+            (Some(b), _) if is_word(&tokens[b].token, "VERSION") => {
+                Some((b, "VERSION", "VERSION AS OF"))
+            }
+            (Some(b), _) if is_word(&tokens[b].token, "TIMESTAMP") => {
+                Some((b, "TIMESTAMP", "TIMESTAMP AS OF"))
+            }
+            _ => None,
+        };
+        let (start, spec, vi) = match prefix {
+            Some((start, "VERSION", _)) => {
+                let (v, last) = version_value(&tokens, next_sig(&tokens, of + 1))?;
+                (start, RefSpec::Version(v), last)
+            }
+            Some((start, _, what)) => {
+                let from = next_sig(&tokens, of + 1).unwrap_or(tokens.len());
+                let (v, last) = timestamp_value(&tokens, from.min(tokens.len()), what)?;
+                (start, RefSpec::Timestamp(v), last)
+            }
+            None => {
+                let (spec, vi) = as_of_ref(&tokens, of)?;
+                (i, spec, vi)
             }
         };
-        let spec =
-            RefSpec::from_kind(&kind, value).ok_or_else(|| expected_kind(Some(&tokens[ki])))?;
-        let vi = vi.unwrap_or(ki);
+        let span = tokens[start].span;
         let carrier = vec![
             tok(Token::make_keyword("PARTITION"), span),
             tok(Token::LParen, span),
@@ -130,10 +199,57 @@ pub(crate) fn mark(mut tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>
         ];
         found.push(AsOf { spec, span });
         let n = carrier.len();
-        tokens.splice(i..=vi, carrier);
-        i += n;
+        tokens.splice(start..=vi, carrier);
+        i = start + n;
     }
     Ok((tokens, found))
+}
+
+/// `AS OF <kind> <value>` after the `OF` at `of`: the ref and the index of its last token.
+fn as_of_ref(tokens: &[TokenWithSpan], of: usize) -> Result<(RefSpec, usize)> {
+    let expected_kind = |at: Option<usize>| {
+        let (found, span) = found_at(tokens, at);
+        SqlError::Parse(format!(
+            "AS OF must be followed by BRANCH, TAG, VERSION or TIMESTAMP, found {found}{} \
+             (also accepted: VERSION AS OF n, TIMESTAMP AS OF t, FOR SYSTEM_TIME AS OF t)",
+            location(span)
+        ))
+    };
+    let ki = next_sig(tokens, of + 1);
+    let kind = match ki.map(|k| &tokens[k].token) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => return Err(expected_kind(ki)),
+    };
+    let Some(ki) = ki else {
+        return Err(expected_kind(None));
+    };
+    if kind == "TIMESTAMP" {
+        let from = next_sig(tokens, ki + 1).unwrap_or(tokens.len());
+        let (v, last) = timestamp_value(tokens, from, "AS OF TIMESTAMP")?;
+        return Ok((RefSpec::Timestamp(v), last));
+    }
+    let vi = next_sig(tokens, ki + 1);
+    let value = match vi.map(|v| &tokens[v].token) {
+        Some(Token::SingleQuotedString(s)) => s.clone(),
+        Some(Token::Word(w)) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => {
+            w.value.clone()
+        }
+        _ => {
+            let (found, at) = found_at(tokens, vi);
+            let hint = if kind == "VERSION" {
+                " (a commit id or prefix, or '~n' for the n-th commit; VERSION AS OF n also \
+                 works)"
+            } else {
+                ""
+            };
+            return Err(SqlError::Parse(format!(
+                "AS OF {kind} must be followed by a quoted name{hint}, found {found}{}",
+                location(at)
+            )));
+        }
+    };
+    let spec = RefSpec::from_kind(&kind, value).ok_or_else(|| expected_kind(Some(ki)))?;
+    Ok((spec, vi.unwrap_or(ki)))
 }
 
 /// A parse error of a statement with `AS OF` in it: when the parser stumbled on a carrier,

@@ -15,6 +15,13 @@ use crate::names::RefSpec;
 /// The dialect of every Quiver statement (DataFusion's default).
 pub(crate) static DIALECT: GenericDialect = GenericDialect {};
 
+/// The precedence a timestamp expression is parsed above: `DIFF ds BETWEEN TIMESTAMP
+/// now() - INTERVAL '1 day' AND …` ends the expression at the `AND`.
+pub(crate) fn above_and() -> u8 {
+    use datafusion::sql::sqlparser::dialect::{Dialect, Precedence};
+    DIALECT.prec_value(Precedence::And)
+}
+
 /// ` at line L, column C` for a token's span (`at the end of the statement` for the end).
 pub(crate) fn location(span: Span) -> String {
     if span.start.line == 0 {
@@ -124,16 +131,37 @@ impl Cursor {
         Ok(v)
     }
 
-    /// `BRANCH 'b' | TAG 't' | VERSION 'id' | TIMESTAMP 'time'`.
+    /// `BRANCH 'b' | TAG 't' | VERSION 'id' | TIMESTAMP <time>`.
     pub(crate) fn version_ref(&mut self) -> Result<RefSpec> {
         let kind = self.peek_word(0).unwrap_or_default();
         if !matches!(kind.as_str(), "BRANCH" | "TAG" | "VERSION" | "TIMESTAMP") {
             return Err(self.error("expected BRANCH, TAG, VERSION or TIMESTAMP"));
         }
         self.p.next_token();
+        if kind == "TIMESTAMP" {
+            return self.timestamp().map(RefSpec::Timestamp);
+        }
         let v = self.name(&format!("a {} name", kind.to_ascii_lowercase()))?;
         RefSpec::from_kind(&kind, v)
             .ok_or_else(|| self.error("expected BRANCH, TAG, VERSION or TIMESTAMP"))
+    }
+
+    /// A timestamp: a string literal (its text) or a constant expression (its SQL, evaluated
+    /// when the version is resolved: [`crate::names::timestamp_bound`]).
+    pub(crate) fn timestamp(&mut self) -> Result<String> {
+        if let Token::SingleQuotedString(s) = &self.p.peek_token_ref().token {
+            let s = s.clone();
+            self.p.next_token();
+            return Ok(s);
+        }
+        let e = self.error(
+            "expected a timestamp ('2026-03-03 10:00:00' or an expression like \
+             now() - INTERVAL '7 days')",
+        );
+        self.p
+            .parse_subexpr(above_and())
+            .map(|x| x.to_string())
+            .map_err(|_| e)
     }
 
     /// `[AS OF <ref>]`, the session's branch when absent.

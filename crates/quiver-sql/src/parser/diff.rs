@@ -3,7 +3,8 @@
 //! ```text
 //! SHOW HISTORY ON ds [AS OF <ref>]
 //! DIFF ds BETWEEN <ref> AND <ref>
-//! <ref> := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | TIMESTAMP 'time'
+//! <ref> := BRANCH 'b' | TAG 't' | VERSION 'id-or-prefix' | VERSION '~n'
+//!        | TIMESTAMP 'time' | TIMESTAMP <constant expression>
 //! ```
 
 use super::cursor::Cursor;

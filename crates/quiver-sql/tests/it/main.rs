@@ -10,3 +10,4 @@ mod pruning;
 mod readonly_store;
 mod security;
 mod slt;
+mod time_travel;
