@@ -336,6 +336,18 @@ class Client:
     def delete_tag(self, dataset: str, name: str) -> Any:
         return self.action("quiver.delete_tag", {"dataset": dataset, "name": name})
 
+    def rename_branch(self, dataset: str, name: str, to: str) -> dict:
+        """Rename branch ``name`` to ``to`` (not main). Returns {name, commit}."""
+        return self.action("quiver.rename_branch", {"dataset": dataset, "name": name, "to": to})
+
+    def rename_tag(self, dataset: str, name: str, to: str) -> dict:
+        """Rename tag ``name`` to ``to``. Returns {name, commit}."""
+        return self.action("quiver.rename_tag", {"dataset": dataset, "name": name, "to": to})
+
+    def drop_dataset(self, dataset: str) -> dict:
+        """Drop a dataset: its refs go at once, its data stays until ``quiver gc``."""
+        return self.action("quiver.drop_dataset", {"dataset": dataset})
+
     def commits(self, dataset: str, branch: str = "main", limit: Optional[int] = None) -> List[dict]:
         """History of ``branch``, newest first: dicts with id, parents, message, author, timestamp."""
         body: dict = {"dataset": dataset, "branch": branch}

@@ -141,6 +141,34 @@ def test_branch_and_tag_actions(client):
         client.delete_branch("demo", "never-existed")
 
 
+def test_rename_and_drop_actions(client):
+    v1 = tag_commit(client, "demo", "v1")
+    client.create_tag("demo", "ren-tag", at="tag:v1")
+    assert client.rename_tag("demo", "ren-tag", "ren-tag-2") == {"name": "ren-tag-2", "commit": v1}
+    assert "ren-tag" not in tags(client, "demo") and tags(client, "demo")["ren-tag-2"] == v1
+    client.delete_tag("demo", "ren-tag-2")
+    client.create_branch("demo", "ren-branch", from_ref="tag:v1")
+    assert client.rename_branch("demo", "ren-branch", "ren-branch-2")["commit"] == v1
+    assert "ren-branch" not in branches(client, "demo")
+    client.delete_branch("demo", "ren-branch-2")
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.rename_branch("demo", "main", "trunk")
+    assert "main" in str(ei.value)
+    # SQL spelling of the same operations
+    client.sql("CREATE TAG 'sql-ren' ON demo AS OF TAG 'v1'")
+    client.sql("ALTER TAG 'sql-ren' RENAME TO 'sql-ren-2' ON demo")
+    assert tags(client, "demo")["sql-ren-2"] == v1
+    client.sql("DROP TAG 'sql-ren-2' ON demo")
+    # drop a dataset made for the purpose
+    client.sql("CREATE DATASET drop_me (k VARCHAR NOT NULL, l BIGINT NOT NULL) KEY (k, l)")
+    assert "drop_me" in client.datasets()
+    assert client.drop_dataset("drop_me") == {"dropped": "drop_me"}
+    assert "drop_me" not in client.datasets()
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.drop_dataset("drop_me")
+    assert "drop_me" in str(ei.value)
+
+
 def test_merge_branch_into_main(client):
     main_before = client.commits("demo", branch="main")[0]["id"]
     client.create_branch("demo", "feat")  # from the head of main

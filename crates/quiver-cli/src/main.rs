@@ -88,8 +88,12 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// List datasets.
-    Datasets,
+    /// List datasets, or drop one (its refs go at once; its data stays until `quiver gc`).
+    Datasets {
+        /// Drop the dataset with this name.
+        #[arg(long, value_name = "DATASET")]
+        drop: Option<String>,
+    },
     /// Show the commit history of a branch (newest first).
     Log {
         dataset: String,
@@ -99,7 +103,7 @@ enum Command {
         #[arg(short = 'n', long)]
         limit: Option<usize>,
     },
-    /// List branches of a dataset, or create/delete one.
+    /// List branches of a dataset, or create/delete/rename one.
     Branch {
         dataset: String,
         /// Create a branch with this name.
@@ -111,8 +115,14 @@ enum Command {
         /// Delete the branch with this name.
         #[arg(long, conflicts_with = "create")]
         delete: Option<String>,
+        /// Rename the branch with this name (to --to); main cannot be renamed.
+        #[arg(long, conflicts_with_all = ["create", "delete"], requires = "to")]
+        rename: Option<String>,
+        /// The new name of --rename.
+        #[arg(long, requires = "rename")]
+        to: Option<String>,
     },
-    /// List tags of a dataset, or create/delete one.
+    /// List tags of a dataset, or create/delete/rename one.
     Tag {
         dataset: String,
         /// Create a tag with this name.
@@ -124,6 +134,12 @@ enum Command {
         /// Delete the tag with this name.
         #[arg(long, conflicts_with = "create")]
         delete: Option<String>,
+        /// Rename the tag with this name (to --to).
+        #[arg(long, conflicts_with_all = ["create", "delete"], requires = "to")]
+        rename: Option<String>,
+        /// The new name of --rename.
+        #[arg(long, requires = "rename")]
+        to: Option<String>,
     },
 }
 
@@ -214,7 +230,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             dataset,
             seed,
         } => write_demo(&cat, &dataset, rows, seed).await?,
-        Command::Datasets => {
+        Command::Datasets { drop: Some(name) } => {
+            cat.drop_dataset(&name).await?;
+            println!("dropped dataset {name}");
+        }
+        Command::Datasets { drop: None } => {
             for name in cat.list_datasets().await? {
                 let ds = cat.dataset(&name).await?;
                 let head = ds.head("main").await?;
@@ -238,9 +258,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             create,
             from,
             delete,
+            rename,
+            to,
         } => {
             let ds = cat.dataset(&dataset).await?;
-            if let Some(name) = create {
+            if let (Some(old), Some(new)) = (&rename, &to) {
+                let r = ds.rename_branch(old, new).await?;
+                println!(
+                    "renamed branch {old} to {new} at {}",
+                    &r.commit.to_hex()[..12]
+                );
+            } else if let Some(name) = create {
                 let c = ds.resolve_loose(&from).await?;
                 ds.create_branch(&name, &VersionSpec::Version(c.id.to_hex()))
                     .await?;
@@ -259,9 +287,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             create,
             at,
             delete,
+            rename,
+            to,
         } => {
             let ds = cat.dataset(&dataset).await?;
-            if let Some(name) = create {
+            if let (Some(old), Some(new)) = (&rename, &to) {
+                let r = ds.rename_tag(old, new).await?;
+                println!("renamed tag {old} to {new} at {}", &r.commit.to_hex()[..12]);
+            } else if let Some(name) = create {
                 let c = ds.resolve_loose(&at).await?;
                 ds.create_tag(&name, &VersionSpec::Version(c.id.to_hex()))
                     .await?;

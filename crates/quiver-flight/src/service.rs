@@ -113,7 +113,7 @@ fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The Quiver actions offered through DoAction (type, description).
-pub const ACTIONS: [(&str, &str); 8] = [
+pub const ACTIONS: [(&str, &str); 11] = [
     (
         "quiver.register_model",
         "Register a model trained by a recorded run. Body {\"model\", \"run_id\", \"message\"?}. Result: the model record.",
@@ -134,6 +134,18 @@ pub const ACTIONS: [(&str, &str); 8] = [
     (
         "quiver.delete_tag",
         "Delete a tag. Body {\"dataset\", \"name\"}. Result {\"deleted\"}.",
+    ),
+    (
+        "quiver.rename_branch",
+        "Rename a branch (not main). Body {\"dataset\", \"name\", \"to\"}. Result {\"name\", \"commit\"}.",
+    ),
+    (
+        "quiver.rename_tag",
+        "Rename a tag. Body {\"dataset\", \"name\", \"to\"}. Result {\"name\", \"commit\"}.",
+    ),
+    (
+        "quiver.drop_dataset",
+        "Drop a dataset (its data stays until gc). Body {\"dataset\"}. Result {\"dropped\"}.",
     ),
     (
         "quiver.commits",
@@ -528,6 +540,25 @@ impl QuiverFlight {
                 caller.require_write(&format!("deleting tag '{name}'"))?;
                 ds.delete_tag(name).await?;
                 Ok(json!({"deleted": name}))
+            }
+            "quiver.rename_branch" | "quiver.rename_tag" => {
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
+                let name = str_field(&v, "name", kind)?;
+                let to = str_field(&v, "to", kind)?;
+                let r = if kind == "quiver.rename_branch" {
+                    caller.require_write(&format!("renaming branch '{name}'"))?;
+                    ds.rename_branch(name, to).await?
+                } else {
+                    caller.require_write(&format!("renaming tag '{name}'"))?;
+                    ds.rename_tag(name, to).await?
+                };
+                Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
+            }
+            "quiver.drop_dataset" => {
+                let name = str_field(&v, "dataset", kind)?;
+                caller.require_write(&format!("dropping dataset '{name}'"))?;
+                cat.drop_dataset(name).await?;
+                Ok(json!({"dropped": name}))
             }
             "quiver.commits" => {
                 let ds = dataset(str_field(&v, "dataset", kind)?).await?;

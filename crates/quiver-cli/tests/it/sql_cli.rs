@@ -170,3 +170,116 @@ fn empty_results_and_closed_pipes() {
         assert!(err.is_empty(), "{format}: {err}");
     }
 }
+
+/// Rename a tag and a branch, drop a dataset, and `~n` in flags, through the CLI.
+#[test]
+fn rename_drop_and_index_refs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "300"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(cat, &["tag", "demo", "--rename", "v1", "--to", "v1-gold"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("renamed tag v1 to v1-gold"), "{out}");
+    let (_, out, _) = quiver(cat, &["tag", "demo"]);
+    assert!(
+        out.contains("v1-gold") && !out.lines().any(|l| l.starts_with("v1\t")),
+        "{out}"
+    );
+    let (ok, _, err) = quiver(cat, &["tag", "demo", "--rename", "v1", "--to", "x"]);
+    assert!(!ok && err.contains("tag 'v1' not found"), "{err}");
+    let (ok, _, err) = quiver(cat, &["tag", "demo", "--rename", "v1-gold"]);
+    assert!(!ok && err.contains("--to"), "{err}");
+
+    let (ok, _, err) = quiver(
+        cat,
+        &["branch", "demo", "--create", "first", "--from", "~0"],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(
+        cat,
+        &["branch", "demo", "--rename", "first", "--to", "origin"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("renamed branch first to origin"), "{out}");
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "SELECT count(*) AS n FROM \"demo@origin\"",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "n\n0");
+    let (ok, _, err) = quiver(
+        cat,
+        &["branch", "demo", "--rename", "main", "--to", "trunk"],
+    );
+    assert!(
+        !ok && err.contains("main branch cannot be renamed"),
+        "{err}"
+    );
+
+    let (ok, _, err) = quiver(cat, &["demo", "--rows", "50", "--dataset", "scratch"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(cat, &["datasets", "--drop", "scratch"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("dropped dataset scratch"), "{out}");
+    let (_, out, _) = quiver(cat, &["datasets"]);
+    assert!(out.contains("demo") && !out.contains("scratch"), "{out}");
+    let (ok, _, err) = quiver(cat, &["datasets", "--drop", "scratch"]);
+    assert!(!ok && err.contains("scratch"), "{err}");
+}
+
+/// The README's "Time travel and catalog operations" block, run verbatim line by line on a
+/// quickstart catalog.
+#[test]
+fn readme_time_travel_block_runs() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let section = readme
+        .split("### Time travel and catalog operations")
+        .nth(1)
+        .expect("README section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("sh block");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quiver"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |line: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env_remove("QUIVER_CATALOG")
+            .output()
+            .unwrap()
+    };
+    let out = run("quiver --catalog ./quiver-data quickstart --rows 300");
+    assert!(out.status.success(), "{out:?}");
+    let mut n = 0;
+    for line in block.lines().filter(|l| l.starts_with("quiver ")) {
+        let out = run(line);
+        assert!(
+            out.status.success(),
+            "{line}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n += 1;
+    }
+    assert!(n >= 10, "{n} lines");
+}

@@ -1,4 +1,4 @@
-//! Executes `CREATE DATASET`, `CREATE TABLE` and `DROP TABLE`.
+//! Executes `CREATE DATASET`, `CREATE TABLE`, `DROP TABLE` / `DROP DATASET` and `SHOW DATASETS`.
 
 use super::*;
 
@@ -33,6 +33,10 @@ impl QuiverContext {
                     r => r?,
                 }
                 Ok(vec![message_batch(&[("dataset", name)])?])
+            }
+            Statement::ShowDatasets => {
+                let b = crate::system::system_table(&sh.catalog, "datasets").await?;
+                Ok(b.into_iter().collect())
             }
             Statement::DropTable { names, if_exists } => {
                 // every name checked before any is dropped

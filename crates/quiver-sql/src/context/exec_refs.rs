@@ -1,5 +1,5 @@
 //! Executes the branch and tag statements: `CREATE`/`DROP BRANCH`, `CREATE`/`DROP TAG`,
-//! `SHOW BRANCHES`, `SHOW TAGS`, `USE BRANCH`.
+//! `ALTER BRANCH`/`ALTER TAG … RENAME TO`, `SHOW BRANCHES`, `SHOW TAGS`, `USE BRANCH`.
 
 use super::*;
 
@@ -30,6 +30,30 @@ impl QuiverContext {
                     }
                 }
                 Ok(vec![message_batch(&[("dropped_branch", branch)])?])
+            }
+            Statement::RenameBranch { dataset, from, to } => {
+                let ds = sh.dataset(&dataset).await?;
+                let r = ds.rename_branch(&from, &to).await?;
+                // a session on the old name follows the branch to its new name
+                if let Ok(mut b) = sh.branches.lock() {
+                    if b.get(&dataset) == Some(&from) {
+                        b.insert(dataset.clone(), to.clone());
+                    }
+                }
+                Ok(vec![message_batch(&[
+                    ("renamed_branch", from),
+                    ("branch", r.name),
+                    ("commit_id", r.commit.to_hex()),
+                ])?])
+            }
+            Statement::RenameTag { dataset, from, to } => {
+                let ds = sh.dataset(&dataset).await?;
+                let r = ds.rename_tag(&from, &to).await?;
+                Ok(vec![message_batch(&[
+                    ("renamed_tag", from),
+                    ("tag", r.name),
+                    ("commit_id", r.commit.to_hex()),
+                ])?])
             }
             Statement::CreateTag { dataset, tag, at } => {
                 let ds = sh.dataset(&dataset).await?;

@@ -421,9 +421,12 @@ impl QuiverContext {
         match st {
             st @ (Statement::CreateDataset { .. }
             | Statement::CreateTable { .. }
-            | Statement::DropTable { .. }) => self.exec_dataset(st).await,
+            | Statement::DropTable { .. }
+            | Statement::ShowDatasets) => self.exec_dataset(st).await,
             st @ (Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
+            | Statement::RenameBranch { .. }
+            | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }
             | Statement::ShowBranches { .. }

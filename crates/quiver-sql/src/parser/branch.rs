@@ -4,8 +4,11 @@
 //! CREATE BRANCH name FROM ds [AS OF <ref>]
 //! DROP BRANCH name ON ds
 //! USE BRANCH name ON ds
+//! ALTER BRANCH old RENAME TO new ON ds
 //! SHOW BRANCHES ON ds
 //! ```
+//!
+//! `main` cannot be renamed. `RENAME BRANCH …` is refused with this grammar in the message.
 
 use super::cursor::Cursor;
 use super::Statement;
@@ -35,6 +38,19 @@ pub(super) fn parse_branch(c: &mut Cursor) -> Result<Statement> {
         c.expect("ON")?;
         let dataset = c.name("a dataset name")?;
         return Ok(Statement::UseBranch { dataset, branch });
+    }
+    if c.eat_all(&["ALTER", "BRANCH"]) {
+        let usage = "ALTER BRANCH: expected ALTER BRANCH old RENAME TO new ON ds";
+        let from = c.name("the branch to rename")?;
+        if !c.eat_all(&["RENAME", "TO"]) {
+            return Err(c.error(usage));
+        }
+        let to = c.name("the new branch name")?;
+        if !c.eat("ON") {
+            return Err(c.error(usage));
+        }
+        let dataset = c.name("a dataset name")?;
+        return Ok(Statement::RenameBranch { dataset, from, to });
     }
     c.expect("SHOW")?;
     c.expect("BRANCHES")?;

@@ -6,9 +6,9 @@
 //!
 //! | family | module | statements |
 //! |---|---|---|
-//! | datasets | [`dataset`] | `CREATE DATASET` (and `CREATE TABLE`/`DROP TABLE` via [`crate::table_ddl`]) |
-//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `USE BRANCH`, `SHOW BRANCHES` |
-//! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `SHOW TAGS` |
+//! | datasets | [`dataset`] | `CREATE DATASET`, `DROP DATASET`, `SHOW DATASETS` (and `CREATE TABLE`/`DROP TABLE` via [`crate::table_ddl`]) |
+//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `USE BRANCH`, `SHOW BRANCHES` |
+//! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `ALTER TAG … RENAME TO`, `SHOW TAGS` |
 //! | history | [`diff`] | `SHOW HISTORY`, `DIFF … BETWEEN … AND …` |
 //! | merges | [`merge`] | `MERGE`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
 //! | transactions | [`txn`] | `BEGIN`, `COMMIT`, `ROLLBACK` |
@@ -23,7 +23,10 @@
 //! whose [`Display`](std::fmt::Display) parses back to an equal statement; what a
 //! statement may do (read or write) is decided on that type ([`Statement::is_write`]).
 //!
-//! Errors name the line and column of the token that did not fit.
+//! Errors name the line and column of the token that did not fit. Statements users try
+//! from other engines that Quiver spells differently or does not have (`RENAME TAG`,
+//! `ALTER DATASET`, `SET METADATA`, …) are refused by [`unsupported`] with what to write
+//! instead, never with DataFusion's parser error.
 
 mod as_of;
 pub mod branch;
@@ -46,7 +49,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use crate::error::{Result, SqlError};
 use crate::guard::{SqlKind, SqlLimits};
 use crate::names::RefSpec;
-use cursor::{Cursor, DIALECT};
+use cursor::{location, Cursor, DIALECT};
 
 /// One parsed statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +81,20 @@ pub enum Statement {
     DropTable { names: Vec<String>, if_exists: bool },
     /// `DROP BRANCH b ON ds`.
     DropBranch { dataset: String, branch: String },
+    /// `ALTER BRANCH old RENAME TO new ON ds`.
+    RenameBranch {
+        dataset: String,
+        from: String,
+        to: String,
+    },
+    /// `ALTER TAG 'old' RENAME TO 'new' ON ds`.
+    RenameTag {
+        dataset: String,
+        from: String,
+        to: String,
+    },
+    /// `SHOW DATASETS`.
+    ShowDatasets,
     /// `CREATE TAG 't' ON ds [AS OF <ref>]`.
     CreateTag {
         dataset: String,
@@ -197,6 +214,9 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "CREATE TABLE",
     "DROP TABLE",
     "DROP BRANCH",
+    "ALTER BRANCH",
+    "ALTER TAG",
+    "SHOW DATASETS",
     "CREATE TAG",
     "DROP TAG",
     "SHOW BRANCHES",
@@ -234,6 +254,9 @@ impl Statement {
             Statement::CreateTable { .. } => "CREATE TABLE",
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::DropBranch { .. } => "DROP BRANCH",
+            Statement::RenameBranch { .. } => "ALTER BRANCH",
+            Statement::RenameTag { .. } => "ALTER TAG",
+            Statement::ShowDatasets => "SHOW DATASETS",
             Statement::CreateTag { .. } => "CREATE TAG",
             Statement::DropTag { .. } => "DROP TAG",
             Statement::ShowBranches { .. } => "SHOW BRANCHES",
@@ -270,6 +293,7 @@ impl Statement {
         match self {
             Statement::ShowBranches { .. }
             | Statement::ShowTags { .. }
+            | Statement::ShowDatasets
             | Statement::ShowHistory { .. }
             | Statement::Diff { .. }
             | Statement::UseBranch { .. }
@@ -284,6 +308,8 @@ impl Statement {
             | Statement::DropTable { .. }
             | Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
+            | Statement::RenameBranch { .. }
+            | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }
             | Statement::Commit { .. }
@@ -328,6 +354,7 @@ impl Statement {
             Statement::DataFusion(_) => !self.is_dml(),
             Statement::ShowBranches { .. }
             | Statement::ShowTags { .. }
+            | Statement::ShowDatasets
             | Statement::ShowHistory { .. }
             | Statement::ShowConflicts { .. }
             | Statement::ShowSchemas { .. }
@@ -470,6 +497,21 @@ impl std::fmt::Display for Statement {
             Statement::DropBranch { dataset, branch } => {
                 write!(f, "DROP BRANCH {} ON {}", ident(branch), ident(dataset))
             }
+            Statement::RenameBranch { dataset, from, to } => write!(
+                f,
+                "ALTER BRANCH {} RENAME TO {} ON {}",
+                ident(from),
+                ident(to),
+                ident(dataset)
+            ),
+            Statement::RenameTag { dataset, from, to } => write!(
+                f,
+                "ALTER TAG {} RENAME TO {} ON {}",
+                sql_string(from),
+                sql_string(to),
+                ident(dataset)
+            ),
+            Statement::ShowDatasets => write!(f, "SHOW DATASETS"),
             Statement::CreateTag { dataset, tag, at } => write!(
                 f,
                 "CREATE TAG {} ON {}{}",
@@ -712,8 +754,12 @@ fn family(c: &Cursor) -> Option<Family> {
         | ("ABORT", "MERGE")
         | ("COMMIT", "MERGE") => merge::parse_merge,
         ("CREATE", "DATASET") => dataset::parse_create_dataset,
-        ("CREATE" | "DROP" | "USE", "BRANCH") | ("SHOW", "BRANCHES") => branch::parse_branch,
-        ("CREATE" | "DROP", "TAG") | ("SHOW", "TAGS") => tag::parse_tag,
+        ("DROP", "DATASET") | ("SHOW", "DATASETS") => dataset::parse_drop_or_show,
+        ("CREATE" | "DROP" | "USE" | "ALTER", "BRANCH") | ("SHOW", "BRANCHES") => {
+            branch::parse_branch
+        }
+        ("CREATE" | "DROP" | "ALTER", "TAG") | ("SHOW", "TAGS") => tag::parse_tag,
+        ("RENAME", _) | ("ALTER", _) | ("SET" | "SHOW" | "UNSET", "METADATA") => unsupported,
         ("SHOW", "HISTORY") | ("DIFF", _) => diff::parse_diff,
         ("CREATE", "SCHEMA") if w(2) == "VERSION" => schema::parse_schema,
         ("SHOW", "SCHEMAS" | "SCHEMA") | ("MIGRATE", _) => schema::parse_schema,
@@ -722,6 +768,35 @@ fn family(c: &Cursor) -> Option<Family> {
         ("BEGIN" | "COMMIT" | "ROLLBACK", _) | ("START", "TRANSACTION") => txn::parse_txn,
         _ => return None,
     })
+}
+
+/// What Quiver supports in place of a statement users bring from other engines.
+const CATALOG_STATEMENTS: &str = "supported: CREATE/DROP DATASET, CREATE/DROP BRANCH, \
+     ALTER BRANCH old RENAME TO new ON ds, CREATE/DROP TAG, \
+     ALTER TAG 'old' RENAME TO 'new' ON ds, SHOW DATASETS/BRANCHES/TAGS/HISTORY, DESCRIBE ds";
+
+/// A statement Quiver does not have: the error says what to write instead.
+fn unsupported(c: &mut Cursor) -> Result<Statement> {
+    let w = |n| c.peek_word(n).unwrap_or_default();
+    let at = location(c.p.peek_token_ref().span);
+    let what = match (w(0).as_str(), w(1).as_str()) {
+        ("RENAME", "TAG") => {
+            "RENAME TAG is not Quiver's syntax; write ALTER TAG 'old' RENAME TO 'new' ON ds".into()
+        }
+        ("RENAME", "BRANCH") => {
+            "RENAME BRANCH is not Quiver's syntax; write ALTER BRANCH old RENAME TO new ON ds"
+                .into()
+        }
+        ("RENAME" | "ALTER", "DATASET" | "TABLE") => {
+            format!("datasets cannot be renamed or altered; {CATALOG_STATEMENTS}")
+        }
+        (_, "METADATA") | ("ALTER", "COLUMN") => format!(
+            "dataset and column metadata are not read or written through SQL; use the Rust API \
+             (Dataset::set_metadata, Dataset::set_column_metadata); {CATALOG_STATEMENTS}"
+        ),
+        (w0, w1) => format!("{w0} {w1} is not supported; {CATALOG_STATEMENTS}"),
+    };
+    Err(SqlError::Unsupported(format!("{what}{at}")))
 }
 
 fn parse_tokens(tokens: Vec<TokenWithSpan>, limits: &SqlLimits) -> Result<Statement> {

@@ -3,8 +3,11 @@
 //! ```text
 //! CREATE TAG 'name' ON ds [AS OF <ref>]
 //! DROP TAG 'name' ON ds
+//! ALTER TAG 'old' RENAME TO 'new' ON ds
 //! SHOW TAGS ON ds
 //! ```
+//!
+//! `RENAME TAG …` (another engine's spelling) is refused with this grammar in the message.
 
 use super::cursor::Cursor;
 use super::Statement;
@@ -24,6 +27,19 @@ pub(super) fn parse_tag(c: &mut Cursor) -> Result<Statement> {
         c.expect("ON")?;
         let dataset = c.name("a dataset name")?;
         return Ok(Statement::DropTag { dataset, tag });
+    }
+    if c.eat_all(&["ALTER", "TAG"]) {
+        let usage = "ALTER TAG: expected ALTER TAG 'old' RENAME TO 'new' ON ds";
+        let from = c.name("the tag to rename")?;
+        if !c.eat_all(&["RENAME", "TO"]) {
+            return Err(c.error(usage));
+        }
+        let to = c.name("the new tag name")?;
+        if !c.eat("ON") {
+            return Err(c.error(usage));
+        }
+        let dataset = c.name("a dataset name")?;
+        return Ok(Statement::RenameTag { dataset, from, to });
     }
     c.expect("SHOW")?;
     c.expect("TAGS")?;
