@@ -118,25 +118,32 @@ class Dataset:
     def to_torch(self, columns: Optional[Sequence[str]] = None, batch_size: int = 1024,
                  shuffle_seed: Optional[int] = None, transform: Optional[Callable] = None,
                  shards: Optional[int] = None, run_id: Optional[str] = None,
-                 filter: Optional[str] = None):
+                 filter: Optional[str] = None, balance: str = "even",
+                 world_size: Optional[int] = None, rank: Optional[int] = None):
         """A ``torch.utils.data.IterableDataset`` over the selection.
 
         The ref is resolved to one commit here (one GetFlightInfo, recorded under ``run_id``
-        in the lineage log when given); DataLoader workers and distributed ranks then split
-        the shard endpoints between them: endpoint ``j`` goes to global worker
-        ``j % (world_size * num_workers)``. Use ``batch_size=None`` in the DataLoader: the
-        dataset already yields batches (dicts of tensors, string columns as lists).
+        in the lineage log when given). Every distributed rank yields the same number of
+        batches (``len(data)``): ``balance="even"`` reads every row exactly once per epoch,
+        ``"pad"`` repeats up to ``world_size - 1`` rows, ``"drop"`` skips up to
+        ``world_size - 1`` (see :mod:`quiver.torch_data`). ``world_size``/``rank`` default
+        to torch.distributed's. ``shuffle_seed`` shuffles the order of the shards per epoch
+        (:meth:`set_epoch`) and the rows of every batch. ``state_dict``/``load_state_dict``
+        resume an epoch. Use ``batch_size=None`` in the DataLoader: the dataset already
+        yields batches (dicts of tensors, string columns as lists). With a ``filter``, row
+        counts are not known up front: ranks split whole shards (unbalanced, no length).
         """
         from .torch_data import QuiverIterableDataset, default_shards
 
         if shards is None:
-            shards = default_shards()
+            shards = default_shards() if world_size is None else max(4, int(world_size) * 8)
         info = self.flight_info(columns=columns, filter=filter, shards=shards,
                                 seed=shuffle_seed, run_id=run_id)
         return QuiverIterableDataset.from_flight_info(
             info, url=self._client.url, token=self._client.token,
             flight_kwargs=self._client._flight_kwargs, commit=self._commit,
             batch_size=batch_size, shuffle_seed=shuffle_seed, transform=transform,
+            balance=balance, world_size=world_size, rank=rank,
         )
 
     # ------------------------------------------------------------------ writes

@@ -1,5 +1,27 @@
 """PyTorch streaming: an IterableDataset over the shard endpoints of one pinned commit.
 
+Balanced for any number of GPUs: the rows of the selection (the endpoints' exact row
+counts, in an order shuffled per epoch when a seed is given) are cut into ``world_size``
+contiguous ranges, and every rank yields the same number of batches, so DDP never waits on
+a rank that ran out. Three ways to balance (``balance=``):
+
+* ``"even"`` (default): every row exactly once per epoch. Ranks get ``N // W`` or
+  ``N // W + 1`` rows, each cut into ``B = ceil(ceil(N / W) / batch_size)`` batches of
+  near-equal size (at most ``batch_size``); the batch count ``B`` is the same on every rank.
+* ``"pad"``: every rank gets ``ceil(N / W)`` rows; the first rows of the epoch's order are
+  read again to fill the last ranks (at most ``W - 1`` repeats), like PyTorch's
+  ``DistributedSampler``. Batches are full but for the last one.
+* ``"drop"``: every rank gets ``N // W`` rows; at most ``W - 1`` rows of the epoch's order
+  (its last ones, different every epoch when shuffled) are skipped.
+
+Within a rank, DataLoader worker ``w`` of ``K`` reads a contiguous block of the rank's
+batches; ``__len__`` is the rank's batch count, whatever ``K``. ``state_dict()`` /
+``load_state_dict()`` carry ``{"epoch", "batches_done"}``: a resumed epoch yields exactly
+the batches the interrupted one had not delivered yet (with several workers, the DataLoader
+starts its round over them afresh, so their order may differ).
+Selections with a ``filter`` have no exact row counts up front; they fall back to whole
+endpoints per rank (unbalanced, no ``__len__``).
+
 This module imports torch; :meth:`quiver.Dataset.to_torch` imports it lazily.
 """
 
@@ -47,6 +69,64 @@ def assigned_endpoints(n_endpoints: int, rank: int, world_size: int,
     total = max(1, world_size) * max(1, num_workers)
     me = rank * max(1, num_workers) + worker_id
     return [j for j in range(n_endpoints) if j % total == me]
+
+
+BALANCE = ("even", "pad", "drop")
+
+
+def rank_rows(n: int, world_size: int, rank: int, balance: str) -> List[Tuple[int, int]]:
+    """Ranges ``[a, b)`` of the epoch's row order read by ``rank`` (padding wraps to 0)."""
+    w = max(1, world_size)
+    if balance == "even":
+        a = rank * n // w
+        return [(a, (rank + 1) * n // w)]
+    if balance == "drop":
+        per = n // w
+        return [(rank * per, (rank + 1) * per)]
+    per = -(-n // w)  # pad
+    a, b = rank * per, (rank + 1) * per
+    out = []
+    pos = a
+    while pos < b and n > 0:
+        # past the end, the order starts again from its first row
+        start = pos % n
+        take = min(b - pos, n - start)
+        out.append((start, start + take))
+        pos += take
+    return [r for r in out if r[1] > r[0]]
+
+
+def batch_sizes(n: int, world_size: int, rank: int, balance: str, batch_size: int) -> List[int]:
+    """Sizes of the batches of ``rank``: the same count on every rank."""
+    rows = sum(b - a for a, b in rank_rows(n, world_size, rank, balance))
+    if balance == "even":
+        most = -(-n // max(1, world_size))
+        count = -(-most // batch_size)
+        return [(i + 1) * rows // count - i * rows // count for i in range(count)]
+    full, rest = divmod(rows, batch_size)
+    return [batch_size] * full + ([rest] if rest else [])
+
+
+def worker_blocks(n_batches: int, num_workers: int) -> List[Tuple[int, int]]:
+    """Contiguous blocks ``[a, b)`` of batch indexes, one per DataLoader worker."""
+    k = max(1, num_workers)
+    return [(w * n_batches // k, (w + 1) * n_batches // k) for w in range(k)]
+
+
+def consumed_per_worker(done: int, blocks: List[Tuple[int, int]]) -> List[int]:
+    """How many batches of each worker's block the first ``done`` batches a DataLoader
+    delivered hold (it takes one from each worker in turn, skipping exhausted ones)."""
+    lengths = [b - a for a, b in blocks]
+    taken = [0] * len(lengths)
+    left = min(done, sum(lengths))
+    while left > 0:
+        for w, n in enumerate(lengths):
+            if left == 0:
+                break
+            if taken[w] < n:
+                taken[w] += 1
+                left -= 1
+    return taken
 
 
 def column_to_torch(arr: pa.Array) -> Any:
@@ -102,10 +182,18 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                  schema: pa.Schema, commit: Optional[str] = None, batch_size: int = 1024,
                  shuffle_seed: Optional[int] = None, transform: Optional[Callable] = None,
                  total_records: int = -1, flight_kwargs: Optional[dict] = None,
-                 endpoint_metadata: Optional[Sequence[Optional[dict]]] = None):
+                 endpoint_metadata: Optional[Sequence[Optional[dict]]] = None,
+                 exact_rows: bool = False, balance: str = "even",
+                 world_size: Optional[int] = None, rank: Optional[int] = None):
         super().__init__()
         if batch_size is None or int(batch_size) < 1:
             raise ValueError("batch_size must be a positive integer")
+        if balance not in BALANCE:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE)}, not {balance!r}")
+        if (world_size is None) != (rank is None):
+            raise ValueError("give both world_size and rank, or neither (torch.distributed's)")
+        if world_size is not None and not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
         self.url = url
         self.token = token
         self.tickets = [bytes(t) for t in tickets]
@@ -118,12 +206,26 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
         self.flight_kwargs = dict(flight_kwargs or {})
         self.endpoint_metadata = list(endpoint_metadata or [None] * len(self.tickets))
         self.epoch = 0
+        self.balance = balance
+        self.world_size = None if world_size is None else int(world_size)
+        self.rank = None if rank is None else int(rank)
+        self.batches_done = 0
+        rows = [m.get("rows") if isinstance(m, dict) else None for m in self.endpoint_metadata]
+        # exact row counts per endpoint: what balancing needs
+        self.endpoint_rows: Optional[List[int]] = (
+            [int(r) for r in rows] if exact_rows and all(isinstance(r, int) for r in rows) else None)
 
     @classmethod
     def from_flight_info(cls, info: flight.FlightInfo, url: str, token: Optional[str],
                          commit: Optional[str] = None, flight_kwargs: Optional[dict] = None,
                          **kw) -> "QuiverIterableDataset":
         tickets, metas = [], []
+        exact = False
+        if info.app_metadata:
+            try:
+                exact = bool(json.loads(bytes(info.app_metadata).decode("utf-8")).get("exact_rows"))
+            except (ValueError, AttributeError):
+                exact = False
         for ep in info.endpoints:
             tickets.append(ep.ticket.ticket)
             meta = None
@@ -135,20 +237,64 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
             metas.append(meta)
         return cls(url, token, tickets, info.schema, commit=commit,
                    total_records=info.total_records, flight_kwargs=flight_kwargs,
-                   endpoint_metadata=metas, **kw)
+                   endpoint_metadata=metas, exact_rows=exact, **kw)
 
     @property
     def num_shards(self) -> int:
         return len(self.tickets)
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the shuffle of the next iteration (call it before each epoch)."""
+        """Change the shuffle of the next iteration (call it before each epoch); a new epoch
+        starts from its first batch."""
+        if int(epoch) != self.epoch:
+            self.batches_done = 0
         self.epoch = int(epoch)
+
+    def state_dict(self, batches_done: Optional[int] = None) -> dict:
+        """Where this rank is: ``{"epoch", "batches_done"}``. With DataLoader workers the
+        dataset does not see what the loop consumed: pass ``batches_done`` (the number of
+        batches the loop took this epoch)."""
+        done = self.batches_done if batches_done is None else int(batches_done)
+        return {"epoch": self.epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration is epoch ``state["epoch"]`` without its first
+        ``state["batches_done"]`` batches (as the DataLoader delivered them)."""
+        done = int(state.get("batches_done", 0))
+        if done < 0:
+            raise ValueError("batches_done must not be negative")
+        self.epoch = int(state.get("epoch", 0))
+        self.batches_done = done
+
+    def _world(self) -> Tuple[int, int]:
+        if self.world_size is not None and self.rank is not None:
+            return self.world_size, self.rank
+        return world()
+
+    def _batch_sizes(self) -> List[int]:
+        if self.endpoint_rows is None:
+            raise TypeError("this selection has no exact row counts up front (a filter): "
+                            "it has no length and ranks are not balanced")
+        world_size, rank = self._world()
+        return batch_sizes(sum(self.endpoint_rows), world_size, rank, self.balance,
+                           self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches this rank yields in the current epoch (the same on every rank)."""
+        return max(0, len(self._batch_sizes()) - self.batches_done)
+
+    def _order(self) -> List[int]:
+        """The endpoints in this epoch's order (shuffled per epoch with a seed)."""
+        order = list(range(len(self.tickets)))
+        if self.shuffle_seed is not None:
+            seed = (int(self.shuffle_seed) + self.epoch * EPOCH_STRIDE) & 0xFFFFFFFFFFFFFFFF
+            order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
+        return order
 
     def _my_endpoints(self) -> List[int]:
         info = torch.utils.data.get_worker_info()
         workers, worker_id = (info.num_workers, info.id) if info is not None else (1, 0)
-        world_size, rank = world()
+        world_size, rank = self._world()
         return assigned_endpoints(len(self.tickets), rank, world_size, worker_id, workers)
 
     def _emit(self, batch: pa.RecordBatch):
@@ -157,10 +303,10 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
             out = self.transform(out)
         return out
 
-    def _stream(self, client, options, j):
+    def _stream(self, client, options, j, shuffle: bool = True):
         """Record batches of endpoint j, shuffled when a seed is set."""
         rng = None
-        if self.shuffle_seed is not None:
+        if shuffle and self.shuffle_seed is not None:
             rng = np.random.default_rng(int(self.shuffle_seed) + self.epoch * EPOCH_STRIDE + j)
         try:
             reader = client.do_get(flight.Ticket(self.tickets[j]), options)
@@ -181,7 +327,82 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                 batch = batch.take(pa.array(rng.permutation(batch.num_rows)))
             yield batch
 
+    def _rows(self, client, options, ranges: List[Tuple[int, int]]):
+        """Record batches holding the rows ``ranges`` of the epoch's row order."""
+        order = self._order()
+        offsets, at = [], 0
+        for j in order:
+            offsets.append(at)
+            at += self.endpoint_rows[j]
+        for a, b in ranges:
+            for j, off in zip(order, offsets):
+                end = off + self.endpoint_rows[j]
+                if end <= a or off >= b:
+                    continue
+                pos = off
+                for batch in self._stream(client, options, j, shuffle=False):
+                    lo, hi = max(a, pos), min(b, pos + batch.num_rows)
+                    if hi > lo:
+                        yield batch.slice(lo - pos, hi - lo)
+                    pos += batch.num_rows
+                    if pos >= b:
+                        break
+
+    def _iter_balanced(self):
+        info = torch.utils.data.get_worker_info()
+        workers, worker_id = (info.num_workers, info.id) if info is not None else (1, 0)
+        world_size, rank = self._world()
+        n = sum(self.endpoint_rows)
+        sizes = batch_sizes(n, world_size, rank, self.balance, self.batch_size)
+        blocks = worker_blocks(len(sizes), workers)
+        skip = consumed_per_worker(self.batches_done, blocks)[worker_id]
+        first, last = blocks[worker_id]
+        first += skip
+        if first >= last:
+            return
+        # rows of the rank's order this worker reads
+        ranges = rank_rows(n, world_size, rank, self.balance)
+        start = sum(sizes[:first])
+        stop = start + sum(sizes[first:last])
+        mine, at = [], 0
+        for a, b in ranges:
+            lo, hi = max(a, a + start - at), min(b, a + stop - at)
+            if hi > lo:
+                mine.append((lo, hi))
+            at += b - a
+        conn = Client(self.url, token=self.token, **self.flight_kwargs)
+        client, options = conn.flight_client, conn.call_options
+        pending: List[pa.RecordBatch] = []
+        pending_rows = 0
+        k = first
+        try:
+            for batch in self._rows(client, options, mine):
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                while k < last and pending_rows >= sizes[k]:
+                    big = _one_batch(pending)
+                    yield self._emit(self._shuffled(big.slice(0, sizes[k]), rank, k))
+                    rest = big.slice(sizes[k])
+                    pending = [rest] if rest.num_rows else []
+                    pending_rows = rest.num_rows
+                    k += 1
+            if k < last and pending_rows:
+                # fewer rows than the endpoints announced: hand over what came
+                yield self._emit(self._shuffled(_one_batch(pending), rank, k))
+        finally:
+            conn.close()
+
+    def _shuffled(self, batch: pa.RecordBatch, rank: int, k: int) -> pa.RecordBatch:
+        if self.shuffle_seed is None:
+            return batch
+        rng = np.random.default_rng(
+            [int(self.shuffle_seed) & 0xFFFFFFFFFFFFFFFF, self.epoch, rank, k])
+        return batch.take(pa.array(rng.permutation(batch.num_rows)))
+
     def __iter__(self):
+        if self.endpoint_rows is not None:
+            yield from self._iter_balanced()
+            return
         mine = self._my_endpoints()
         if not mine:
             return

@@ -115,6 +115,93 @@ def test_distributed_ranks_split_the_endpoints(client, monkeypatch):
     assert len(a | b) == DEMO_ROWS
 
 
+def _rank_batches(client, world_size, rank, balance, workers=2, batch_size=64, epoch=0, state=None):
+    data = client.dataset("demo").at(tag="v1").to_torch(
+        columns=["sample_id", "label_id"], batch_size=batch_size, shuffle_seed=11,
+        balance=balance, world_size=world_size, rank=rank)
+    data.set_epoch(epoch)
+    if state is not None:
+        data.load_state_dict(state)
+    n = len(data)
+    batches = list(_loader(data, workers))
+    assert len(batches) == n, (world_size, rank, balance, len(batches), n)
+    return batches
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+def test_ddp_ranks_get_equal_batch_counts_and_every_label_once(client, world_size):
+    """Simulated DDP: every rank yields the same number of batches (DDP hangs otherwise),
+    and with balance="even" (padding off) every label arrives exactly once per epoch."""
+    everything = set(keys_of(client.sql("SELECT sample_id, label_id FROM demo AS OF TAG 'v1'")))
+    for epoch in (0, 1):
+        per_rank = [_rank_batches(client, world_size, r, "even", epoch=epoch) for r in range(world_size)]
+        counts = {len(b) for b in per_rank}
+        assert len(counts) == 1, [len(b) for b in per_rank]
+        keys = [k for b in per_rank for k in _keys(b)]
+        assert len(keys) == len(set(keys)) == DEMO_ROWS
+        assert set(keys) == everything
+        assert all(0 < len(b["sample_id"]) <= 64 for r in per_rank for b in r)
+    # the shard order is shuffled per epoch: rank 0 reads other labels in epoch 1
+    r0 = [set(_keys(_rank_batches(client, world_size, 0, "even", epoch=e))) for e in (0, 1)]
+    assert r0[0] != r0[1]
+
+
+@pytest.mark.parametrize("world_size", [3, 5])
+def test_pad_and_drop_balance(client, world_size):
+    pad = [_rank_batches(client, world_size, r, "pad", workers=0, batch_size=100) for r in range(world_size)]
+    assert len({len(b) for b in pad}) == 1
+    rows = [sum(len(b["sample_id"]) for b in r) for r in pad]
+    assert rows == [math.ceil(DEMO_ROWS / world_size)] * world_size
+    keys = [k for r in pad for k in _keys(r)]
+    assert len(set(keys)) == DEMO_ROWS and len(keys) - DEMO_ROWS < world_size
+    drop = [_rank_batches(client, world_size, r, "drop", workers=0, batch_size=100) for r in range(world_size)]
+    rows = [sum(len(b["sample_id"]) for b in r) for r in drop]
+    assert rows == [DEMO_ROWS // world_size] * world_size
+    keys = [k for r in drop for k in _keys(r)]
+    assert len(keys) == len(set(keys)) and DEMO_ROWS - len(keys) < world_size
+
+
+def test_resume_mid_epoch_with_state_dict(client):
+    full = _rank_batches(client, 3, 1, "even", workers=2, epoch=2)
+    assert len(full) > 5
+    state = {"epoch": 2, "batches_done": 5}
+    rest = _rank_batches(client, 3, 1, "even", workers=2, epoch=2, state=state)
+    # the same batches as the uninterrupted epoch after its first 5 (the DataLoader starts
+    # its round over the workers afresh, so their order may differ)
+    as_set = lambda bs: sorted(tuple(_keys([b])) for b in bs)  # noqa: E731
+    assert as_set(rest) == as_set(full[5:])
+    # in one process the order is the same too
+    one = _rank_batches(client, 3, 1, "even", workers=0, epoch=2)
+    assert _keys(_rank_batches(client, 3, 1, "even", workers=0, epoch=2, state=state)) == _keys(one[5:])
+    data = client.dataset("demo").at(tag="v1").to_torch(columns=["label_id"], world_size=3, rank=1)
+    data.load_state_dict(state)
+    assert data.state_dict() == state and data.state_dict(batches_done=7)["batches_done"] == 7
+    data.set_epoch(3)
+    assert data.state_dict() == {"epoch": 3, "batches_done": 0}
+    with pytest.raises(ValueError):
+        client.dataset("demo").at(tag="v1").to_torch(balance="sideways")
+    with pytest.raises(ValueError):
+        client.dataset("demo").at(tag="v1").to_torch(world_size=2, rank=2)
+
+
+def test_balance_arithmetic():
+    for n in (0, 1, 7, 10, 2000, 2001):
+        for w in (1, 2, 3, 5, 8):
+            for bs in (1, 3, 64):
+                even = [qtd.batch_sizes(n, w, r, "even", bs) for r in range(w)]
+                assert len({len(s) for s in even}) == 1
+                assert sum(map(sum, even)) == n and all(0 <= x <= bs for s in even for x in s)
+                covered = sorted(i for r in range(w) for a, b in qtd.rank_rows(n, w, r, "even") for i in range(a, b))
+                assert covered == list(range(n))
+                pad = [qtd.rank_rows(n, w, r, "pad") for r in range(w)]
+                if n:
+                    assert {sum(b - a for a, b in p) for p in pad} == {math.ceil(n / w)}
+                for k in (1, 2, 4):
+                    blocks = qtd.worker_blocks(len(even[0]), k)
+                    assert sum(b - a for a, b in blocks) == len(even[0])
+                    assert sum(qtd.consumed_per_worker(3, blocks)) == min(3, len(even[0]))
+
+
 def _xy(batch):
     return torch.stack([batch["bbox_w"], batch["bbox_h"]], dim=1), batch["label_id"]
 
