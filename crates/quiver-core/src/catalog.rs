@@ -82,7 +82,11 @@ pub(crate) struct CatalogInner {
     pub layouts: Mutex<HashMap<Hash, Hash>>,
     /// The gc epoch (see [`crate::lease`]) the caches above were filled under.
     pub gc_epoch: Mutex<Option<Bytes>>,
+    /// Distinct for every [`Catalog::open`] in this process.
+    pub instance: u64,
 }
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// An open catalog. Cheap to clone; caches are shared by every clone.
 #[derive(Clone)]
@@ -164,8 +168,15 @@ impl Catalog {
                 store,
                 commits: Mutex::default(),
                 layouts: Mutex::default(),
+                instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             }),
         })
+    }
+
+    /// A number distinct for every opened catalog of this process (clones share it), e.g.
+    /// to register its store with a query engine once.
+    pub fn instance_id(&self) -> u64 {
+        self.inner.instance
     }
 
     /// The underlying store.

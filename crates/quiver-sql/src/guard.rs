@@ -91,28 +91,74 @@ pub fn check_size(text: &str, what: &str, limits: &SqlLimits) -> Result<()> {
 /// memory is reserved, not used, until a deep statement touches it.
 const CHECK_STACK_BYTES: usize = 512 << 20;
 
-/// Run `f` on a thread with a [`CHECK_STACK_BYTES`] stack and wait for it.
-pub(crate) fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("quiver-sql-check".into())
-            .stack_size(CHECK_STACK_BYTES)
-            .spawn_scoped(scope, f)
-            .map_err(|e| SqlError::Limit(format!("cannot start the statement checker: {e}")))?
-            .join()
-            .unwrap_or_else(|_| {
-                Err(SqlError::Limit(
-                    "the statement could not be checked (checker thread failed)".into(),
-                ))
-            })
-    })
+/// A job for a checker thread.
+type CheckJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// Long-lived threads with [`CHECK_STACK_BYTES`] stacks that parse and measure statements:
+/// starting such a thread per statement (a 512 MiB mapping, a clone, an unmapping) cost
+/// more than parsing a short statement. One per core, started on first use; a job runs
+/// on whichever is free.
+struct Checkers {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<CheckJob>>,
+}
+
+static CHECKERS: std::sync::LazyLock<std::result::Result<Checkers, String>> =
+    std::sync::LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<CheckJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..n {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("quiver-sql-check-{i}"))
+                .stack_size(CHECK_STACK_BYTES)
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // a panicking check must not take the thread down with it
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        Err(_) => return,
+                    }
+                })
+                .map_err(|e| format!("cannot start the statement checker: {e}"))?;
+        }
+        Ok(Checkers {
+            jobs: std::sync::Mutex::new(tx),
+        })
+    });
+
+/// Run `f` on a checker thread (a [`CHECK_STACK_BYTES`] stack) and wait for it.
+pub(crate) fn on_big_stack<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let checkers = CHECKERS.as_ref().map_err(|e| SqlError::Limit(e.clone()))?;
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let job: CheckJob = Box::new(move || {
+        let _ = done.send(f());
+    });
+    let failed =
+        || SqlError::Limit("the statement could not be checked (checker thread failed)".into());
+    checkers
+        .jobs
+        .lock()
+        .map_err(|_| failed())?
+        .send(job)
+        .map_err(|_| failed())?;
+    // a job that panicked drops its sender without sending
+    result.recv().map_err(|_| failed())?
 }
 
 /// Parse one DataFusion statement and decide what it is; refuse what a session never runs.
 /// Runs on a large-stack thread, so no text within the size limit can overflow a stack.
 pub fn classify(sql: &str, limits: &SqlLimits) -> Result<SqlKind> {
     check_size(sql, "the statement", limits)?;
-    on_big_stack(|| classify_checked(sql, limits))
+    let (sql, limits) = (sql.to_owned(), *limits);
+    on_big_stack(move || classify_checked(&sql, &limits))
 }
 
 fn classify_checked(sql: &str, limits: &SqlLimits) -> Result<SqlKind> {
@@ -300,7 +346,8 @@ impl Visitor for Walk<'_> {
 /// before DataFusion parses and plans it.
 pub fn check_expr(text: &str, limits: &SqlLimits) -> Result<()> {
     check_size(text, "the expression", limits)?;
-    on_big_stack(|| check_expr_checked(text, limits))
+    let (text, limits) = (text.to_owned(), *limits);
+    on_big_stack(move || check_expr_checked(&text, &limits))
 }
 
 fn check_expr_checked(text: &str, limits: &SqlLimits) -> Result<()> {

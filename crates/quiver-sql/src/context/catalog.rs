@@ -12,6 +12,9 @@ pub(super) struct Shared {
     pub(super) packs: PackInfoCache,
     pub(super) branches: Mutex<HashMap<String, String>>,
     pub(super) datasets: Mutex<HashMap<String, Dataset>>,
+    /// Names of the catalog's datasets when the session started (opened on first use;
+    /// `SHOW TABLES` and information_schema list them).
+    pub(super) listed: Mutex<std::collections::BTreeSet<String>>,
     pub(super) last_scan: Arc<Mutex<Option<ScanStats>>>,
     /// Names of table functions: DataFusion asks the schema for them too, and they are not
     /// datasets.
@@ -100,7 +103,11 @@ impl SchemaProvider for DatasetSchema {
             .lock()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
+        if let Ok(l) = self.shared.listed.lock() {
+            v.extend(l.iter().cloned());
+        }
         v.sort();
+        v.dedup();
         v
     }
 
@@ -113,9 +120,9 @@ impl SchemaProvider for DatasetSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.shared
-            .cached_dataset(&split_table_name(name).0)
-            .is_some()
+        let ds = split_table_name(name).0;
+        self.shared.cached_dataset(&ds).is_some()
+            || self.shared.listed.lock().is_ok_and(|l| l.contains(&ds))
     }
 }
 

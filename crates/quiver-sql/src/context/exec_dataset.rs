@@ -54,6 +54,9 @@ impl QuiverContext {
                     if let Ok(mut m) = sh.datasets.lock() {
                         m.remove(n);
                     }
+                    if let Ok(mut l) = sh.listed.lock() {
+                        l.remove(n);
+                    }
                     if let Ok(mut b) = sh.branches.lock() {
                         b.remove(n);
                     }

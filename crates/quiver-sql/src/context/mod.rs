@@ -17,19 +17,21 @@
 //! DELETE) read the committed head of the branch, not the transaction's pending writes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{
-    MemoryCatalogProvider, SchemaProvider, TableFunctionArgs, TableFunctionImpl,
+    MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider, TableFunctionArgs,
+    TableFunctionImpl,
 };
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -72,7 +74,55 @@ fn misrouted(st: &Statement) -> SqlError {
     ))
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// DataFusion session states already built, by (configuration, runtime): building one
+/// with every default function, rule and planner cost more than planning a short
+/// statement, and the Flight server opens a session per request. A session starts from a
+/// clone of the template with a catalog list of its own.
+type Templates = Vec<(
+    Vec<(String, Option<String>)>,
+    Weak<RuntimeEnv>,
+    SessionState,
+)>;
+static TEMPLATES: LazyLock<Mutex<Templates>> = LazyLock::new(Mutex::default);
+/// Templates kept at most (distinct configurations of one process are few).
+const MAX_TEMPLATES: usize = 8;
+
+fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    let key: Vec<(String, Option<String>)> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect();
+    let fresh = |config: SessionConfig, runtime: Arc<RuntimeEnv>| {
+        SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build()
+    };
+    let Ok(mut templates) = TEMPLATES.lock() else {
+        return fresh(config, runtime);
+    };
+    templates.retain(|(_, rt, _)| rt.strong_count() > 0);
+    let found = templates
+        .iter()
+        .find(|(k, rt, _)| *k == key && rt.upgrade().is_some_and(|r| Arc::ptr_eq(&r, &runtime)));
+    let mut state = match found {
+        Some((_, _, t)) => t.clone(),
+        None => {
+            let t = fresh(config, runtime.clone());
+            if templates.len() >= MAX_TEMPLATES {
+                templates.remove(0);
+            }
+            templates.push((key, Arc::downgrade(&runtime), t.clone()));
+            t
+        }
+    };
+    // the template's catalogs are shared by its clones: each session gets its own list
+    state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
+    state
+}
 
 /// Whether a DataFusion statement is INSERT, UPDATE or DELETE.
 fn st_is_dml(st: &DfStatement) -> bool {
@@ -178,8 +228,10 @@ impl QuiverContext {
                 crate::options::runtime_with_memory_limit(crate::options::default_memory_limit())?
             }
         };
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let url = provider::store_url(NEXT_ID.fetch_add(1, Ordering::Relaxed))?;
+        let ctx = SessionContext::new_with_state(session_state(config, runtime));
+        // sessions on one catalog register its (read-only) store in the shared runtime
+        // under one URL, not one more registry entry per session
+        let url = provider::store_url(catalog.instance_id())?;
         provider::register_store(&ctx, &url, &catalog);
         let shared = Arc::new(Shared {
             catalog,
@@ -187,6 +239,7 @@ impl QuiverContext {
             packs: PackInfoCache::default(),
             branches: Mutex::default(),
             datasets: Mutex::default(),
+            listed: Mutex::default(),
             last_scan: Arc::default(),
             functions: Mutex::default(),
             merges: Mutex::default(),
@@ -245,9 +298,11 @@ impl QuiverContext {
             opts,
             txn: tokio::sync::Mutex::new(None),
         };
-        // make existing datasets visible to `SHOW TABLES`/information_schema
-        for name in me.shared.catalog.list_datasets().await? {
-            let _ = me.shared.dataset(&name).await;
+        // existing datasets are visible to `SHOW TABLES`/information_schema; each is
+        // opened when a statement first uses it
+        let names = me.shared.catalog.list_datasets().await?;
+        if let Ok(mut l) = me.shared.listed.lock() {
+            l.extend(names);
         }
         Ok(me)
     }

@@ -710,7 +710,9 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
 /// size limit can overflow a stack.
 pub fn parse_script_with(sql: &str, limits: &SqlLimits) -> Result<Vec<Statement>> {
     crate::guard::check_size(sql, "the SQL text", limits)?;
-    crate::guard::on_big_stack(|| {
+    let (sql, limits) = (sql.to_owned(), *limits);
+    crate::guard::on_big_stack(move || {
+        let (sql, limits) = (sql.as_str(), &limits);
         let tokens = tokenize(sql)?;
         let mut out = Vec::new();
         for part in tokens.split(|t| t.token == Token::SemiColon) {

@@ -9,5 +9,6 @@ mod corrupt;
 mod pruning;
 mod readonly_store;
 mod security;
+mod sessions;
 mod slt;
 mod time_travel;

@@ -1,0 +1,96 @@
+//! Sessions start from a shared template (the DataFusion state with its default functions
+//! and rules) but share nothing a statement can change: settings, tables registered on the
+//! DataFusion context, the session branch. Datasets are listed when a session opens and
+//! opened on first use, so one created or dropped by another session shows correctly.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::SessionConfig;
+use quiver_core::Catalog;
+use quiver_sql::context::QuiverContext;
+use quiver_sql::SessionOptions;
+
+async fn session(
+    cat: &Catalog,
+    runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> QuiverContext {
+    let opts = SessionOptions {
+        runtime: Some(runtime.clone()),
+        ..Default::default()
+    };
+    QuiverContext::with_options(cat.clone(), SessionConfig::new(), opts)
+        .await
+        .unwrap()
+}
+
+fn names(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let col = datafusion::arrow::compute::cast(
+            b.column(b.schema().index_of("table_name").unwrap()),
+            &DataType::Utf8,
+        )
+        .unwrap();
+        let col = col
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap();
+        out.extend(col.iter().flatten().map(str::to_string));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn sessions_from_one_template_share_nothing_a_statement_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let runtime = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+    let a = session(&cat, &runtime).await;
+    a.sql("CREATE DATASET ds (sample_id VARCHAR NOT NULL, label_id INT NOT NULL, class VARCHAR) KEY (sample_id, label_id)")
+        .await
+        .unwrap();
+    a.sql("INSERT INTO ds VALUES ('a', 1, 'cat')")
+        .await
+        .unwrap();
+    // a setting and a catalog of one session stay in it
+    a.session()
+        .state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set("datafusion.execution.batch_size", "7")
+        .unwrap();
+    a.session().register_catalog(
+        "scratch",
+        Arc::new(datafusion::catalog::MemoryCatalogProvider::new()),
+    );
+    let c = session(&cat, &runtime).await;
+    assert_eq!(c.session().state().config().batch_size(), 8192);
+    assert_eq!(a.session().state().config().batch_size(), 7);
+    assert!(c.session().catalog("scratch").is_none());
+    assert!(a.session().catalog("scratch").is_some());
+    // the dataset another session created is listed and readable
+    let tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'";
+    assert_eq!(names(&c.sql(tables).await.unwrap()), vec!["ds".to_string()]);
+    let n: usize = c
+        .sql("SELECT * FROM ds")
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(n, 1);
+    // a session branch is the session's own
+    c.sql("CREATE BRANCH side FROM ds").await.unwrap();
+    c.sql("USE BRANCH side ON ds").await.unwrap();
+    assert_eq!(c.current_branch("ds"), "side");
+    let d = session(&cat, &runtime).await;
+    assert_eq!(d.current_branch("ds"), "main");
+    // a dropped dataset leaves the listing of the session that dropped it
+    d.sql("DROP DATASET ds").await.unwrap();
+    assert!(names(&d.sql(tables).await.unwrap()).is_empty());
+    assert!(d.sql("SELECT * FROM ds").await.is_err());
+}
