@@ -14,13 +14,13 @@
 pub mod auth;
 pub mod doget;
 pub mod error;
+pub mod handle;
 mod ingest;
 pub mod like;
 pub mod limits;
 pub mod read;
 pub mod server;
 pub mod service;
-mod stash;
 pub mod xdbc;
 
 use std::net::SocketAddr;

@@ -355,7 +355,10 @@ impl QuiverFlight {
             match command {
                 Command::TicketStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
-                    self.sql.statement_result(&caller, &q).map_err(status)?
+                    self.sql
+                        .statement_result(&caller, &q)
+                        .await
+                        .map_err(status)?
                 }
                 Command::CommandPreparedStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
@@ -702,13 +705,13 @@ impl FlightService for QuiverFlight {
         let descriptor = request.into_inner();
         let info = if v.get("sql").is_some() {
             let c: SqlCommand = parse_json("SQL descriptor", &cmd).map_err(status)?;
-            let df = self
+            let (schema, ticket) = self
                 .sql
-                .run_statement(&caller, &c.sql, None)
+                .plan_statement(&caller, &c.sql, None)
                 .await
                 .map_err(status)?;
             self.sql
-                .statement_info(&caller, df, descriptor)
+                .statement_info(&schema, &ticket, descriptor)
                 .map_err(status)?
         } else {
             let c: ReadCommand = parse_json("read descriptor", &cmd).map_err(status)?;

@@ -45,6 +45,19 @@ impl Server {
             .await
             .expect("tag");
         drop((ds, cat));
+        Self::serve_dir(dir, limits).await
+    }
+
+    /// Another server over the catalog at `root` (which must outlive it).
+    pub(crate) async fn start_on(root: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = std::fs::remove_dir(dir.path());
+        std::os::unix::fs::symlink(root, dir.path()).expect("symlink to the catalog");
+        Self::serve_dir(dir, ServerLimits::default()).await
+    }
+
+    async fn serve_dir(dir: tempfile::TempDir, limits: ServerLimits) -> Server {
+        let root = dir.path().to_str().expect("utf8").to_string();
         let cat = Catalog::open(&root).await.expect("catalog");
         let tokens =
             Tokens::parse_file(&format!("{RW} rw alice\n{RO} ro bob\n"), "tokens").expect("tokens");
@@ -98,11 +111,13 @@ impl Server {
         c
     }
 
-    pub(crate) async fn stop(mut self) {
+    /// Stop serving; the catalog directory, for a server that comes after.
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         self.task.await.expect("server task");
+        self.dir
     }
 }
 
