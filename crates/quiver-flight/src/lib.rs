@@ -7,11 +7,15 @@
 //!   the run), DoPut writes as one commit, DoAction branch/tag/commit/merge.
 //! - Bearer tokens (read-only / read-write, kept hashed; writes are recorded as the token's
 //!   name) and optional TLS ([`serve`]).
-//! - Bounds on what a request or caller may cost ([`ServerLimits`]: stashed results, shards,
+//! - No state between calls ([`handle`]): statement tickets carry the statement and the
+//!   commits it read, prepared-statement handles the statement and its parameters, so any
+//!   server on the catalog answers them, after a restart too.
+//! - Bounds on what a request or caller may cost ([`ServerLimits`]: tickets, shards,
 //!   FlightInfo and statement sizes, call timeout, calls and streams per connection, message
 //!   size), and one error → gRPC code map with messages safe to send ([`error`]).
 
 pub mod auth;
+pub mod command;
 pub mod doget;
 pub mod error;
 pub mod handle;

@@ -1044,6 +1044,35 @@ impl FlightSqlService for QuiverFlightSql {
         Ok(())
     }
 
+    /// Quiver's GetFlightInfo messages (`ReadCommand`, `SqlCommand`: [`crate::command`]).
+    async fn get_flight_info_fallback(
+        &self,
+        cmd: arrow_flight::sql::Command,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let any = cmd.into_any();
+        let info = crate::service::QuiverFlight::new(self.clone())
+            .quiver_info(&caller, &any, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    /// Quiver's tickets (`ShardTicket`: [`crate::command`]).
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let df = crate::service::QuiverFlight::new(self.clone())
+            .quiver_ticket(&message)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(stream_df(df).await.map_err(status)?))
+    }
+
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 

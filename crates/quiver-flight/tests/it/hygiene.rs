@@ -9,7 +9,8 @@ use quiver_core::Catalog;
 use quiver_flight::ServerLimits;
 use tonic::{Code, Status};
 
-use crate::server::{count, sql, Server, RO, RW};
+use crate::server::{count, qdesc, sql, Server, RO, RW};
+use quiver_flight::command::Kind;
 
 /// GetFlightInfo of a Flight SQL statement, with the status of a failure.
 async fn plan(c: &mut FlightClient, q: &str) -> Result<FlightInfo, Status> {
@@ -23,7 +24,7 @@ async fn plan(c: &mut FlightClient, q: &str) -> Result<FlightInfo, Status> {
 }
 
 async fn read(c: &mut FlightClient, cmd: serde_json::Value) -> Result<FlightInfo, Status> {
-    c.get_flight_info(FlightDescriptor::new_cmd(cmd.to_string()))
+    c.get_flight_info(qdesc(Kind::Read, &cmd.to_string()))
         .await
         .map_err(Status::from)
 }
@@ -337,7 +338,7 @@ async fn messages_over_the_size_limit_are_refused() {
     let big = quiver_core::demo::DemoLabels::new(20_000, 3)
         .next()
         .expect("batch");
-    let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo"}"#);
+    let desc = qdesc(Kind::Put, r#"{"dataset":"demo"}"#);
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(desc))
         .build(futures::stream::iter(vec![Ok(big)]));
@@ -556,7 +557,7 @@ async fn writes_are_attributed_to_the_token() {
     let batch = quiver_core::demo::DemoLabels::new(2, 5)
         .next()
         .expect("batch");
-    let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo","branch":"fix"}"#);
+    let desc = qdesc(Kind::Put, r#"{"dataset":"demo","branch":"fix"}"#);
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(desc))
         .build(futures::stream::iter(vec![Ok(batch.slice(0, 2))]));
