@@ -34,7 +34,7 @@ use quiver_core::Catalog;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-pub use auth::{Caller, Role, Tokens};
+pub use auth::{AuthLayer, Caller, Role, Tokens};
 pub use doget::DoGetRouter;
 pub use error::{FlightError, Result};
 pub use limits::ServerLimits;
@@ -109,8 +109,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let limits = opts.limits.clone();
-    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens, opts.limits)?;
-    let svc = DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes);
+    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens.clone(), opts.limits)?;
+    let svc = tower_layer::Layer::layer(
+        &AuthLayer::new(opts.tokens),
+        DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes),
+    );
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .timeout(limits.call_timeout)

@@ -307,7 +307,13 @@ impl QuiverFlightSql {
         )
     }
 
+    /// Who calls: the caller [`crate::auth::AuthLayer`] admitted (in the request's
+    /// extensions), or — for a service embedded without the layer — the caller of the
+    /// request's token.
     pub(crate) fn caller<T>(&self, req: &Request<T>) -> std::result::Result<Caller, Status> {
+        if let Some(c) = req.extensions().get::<Caller>() {
+            return Ok(c.clone());
+        }
         self.inner.tokens.caller(req.metadata()).map_err(status)
     }
 

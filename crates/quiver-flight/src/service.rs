@@ -318,11 +318,16 @@ impl QuiverFlight {
     pub(crate) async fn direct_get(
         &self,
         metadata: tonic::metadata::MetadataMap,
+        caller: Option<Caller>,
         t: &[u8],
     ) -> std::result::Result<Option<http::Response<tonic::body::Body>>, Status> {
         use arrow_flight::sql::{Any, Command};
         use prost::Message;
-        let request = Request::from_parts(metadata, Default::default(), ());
+        let mut extensions = tonic::Extensions::new();
+        if let Some(c) = caller {
+            extensions.insert(c);
+        }
+        let request = Request::from_parts(metadata, extensions, ());
         let Ok(any) = Any::decode(t) else {
             return Ok(None);
         };

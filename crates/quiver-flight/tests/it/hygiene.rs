@@ -579,3 +579,44 @@ async fn writes_are_attributed_to_the_token() {
     assert_ne!(quiver_core::default_author(), "alice");
     srv.stop().await;
 }
+
+/// One auth layer in front of every call: without a valid token, even calls that need no
+/// catalog (ListActions, ListFlights) and the zero-copy DoGet are UNAUTHENTICATED; the
+/// handshake checks its own credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_but_the_handshake_needs_a_token() {
+    let srv = Server::start(10).await;
+    for token in [None, Some("not-a-real-token")] {
+        let mut c = srv.client(token).await;
+        let err = c
+            .list_actions()
+            .await
+            .map(|_| ())
+            .map_err(Status::from)
+            .expect_err("list actions");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        let err = c
+            .do_get(arrow_flight::Ticket::new(b"anything".to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(Status::from)
+            .expect_err("do_get");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        let err = plan(&mut c, "SELECT 1").await.expect_err("plan");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    }
+    let mut c = srv.client(Some(RO)).await;
+    let actions: Vec<_> = c
+        .list_actions()
+        .await
+        .expect("list")
+        .try_collect()
+        .await
+        .expect("actions");
+    assert!(actions.iter().any(|a| a.r#type == "quiver.create_branch"));
+    let mut sql = arrow_flight::sql::client::FlightSqlServiceClient::new(srv.channel().await);
+    sql.handshake("user", RO)
+        .await
+        .expect("handshake with Basic credentials");
+    srv.stop().await;
+}
