@@ -14,9 +14,26 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow.flight as fl
 
 
+def descriptor(cmd):
+    """A Quiver ReadCommand: protobuf Any with the Quiver type URL, the command's JSON inside."""
+    url = b"type.googleapis.com/quiver.v1.ReadCommand"
+    value = json.dumps(cmd).encode()
+
+    def varint(n):
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    return fl.FlightDescriptor.for_command(
+        b"\x0a" + varint(len(url)) + url + b"\x12" + varint(len(value)) + value)
+
+
 def read_all(url, cmd):
     c = fl.connect(url)
-    info = c.get_flight_info(fl.FlightDescriptor.for_command(json.dumps(cmd)))
+    info = c.get_flight_info(descriptor(cmd))
 
     def one(ep):
         cc = fl.connect(url)

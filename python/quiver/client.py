@@ -32,6 +32,27 @@ def _json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
+_TYPE_PREFIX = "type.googleapis.com/quiver.v1."
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def command_bytes(kind: str, obj: Any) -> bytes:
+    """A Quiver command as the server reads it: a protobuf ``Any`` whose type URL names the
+    message (``ReadCommand``, ``SqlCommand``, ``PutCommand``) and whose value is its JSON."""
+    url = (_TYPE_PREFIX + kind).encode("utf-8")
+    value = _json_bytes(obj)
+    return b"\x0a" + _varint(len(url)) + url + b"\x12" + _varint(len(value)) + value
+
+
 def _parse_json(buf, what: str) -> Any:
     if buf is None:
         return None
@@ -242,8 +263,9 @@ class Client:
         return f"quiver.Client({self.url!r}{', token=***' if self.token else ''})"
 
     def get_flight_info(self, command: dict) -> flight.FlightInfo:
-        """GetFlightInfo on a JSON command descriptor."""
-        desc = flight.FlightDescriptor.for_command(_json_bytes(command))
+        """GetFlightInfo of a read (``{"dataset", …}``) or SQL (``{"sql"}``) command."""
+        kind = "SqlCommand" if "sql" in command else "ReadCommand"
+        desc = flight.FlightDescriptor.for_command(command_bytes(kind, command))
         with _translated():
             return self._flight.get_flight_info(desc, self._options)
 
@@ -282,7 +304,7 @@ class Client:
         """DoPut ``data`` (see :meth:`Dataset.write` for accepted types) under a JSON command
         descriptor; returns the first PutResult's app_metadata parsed as JSON."""
         table = _as_table(data)
-        desc = flight.FlightDescriptor.for_command(_json_bytes(command))
+        desc = flight.FlightDescriptor.for_command(command_bytes("PutCommand", command))
         with _translated():
             writer, meta_reader = self._flight.do_put(desc, table.schema, self._options)
             try:

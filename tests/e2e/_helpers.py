@@ -16,8 +16,12 @@ def opts(token):
     return flight.FlightCallOptions(headers=headers)
 
 
-def cmd_descriptor(obj) -> flight.FlightDescriptor:
-    return flight.FlightDescriptor.for_command(json.dumps(obj).encode())
+def cmd_descriptor(obj, kind=None) -> flight.FlightDescriptor:
+    """A Quiver command descriptor: SqlCommand for {"sql"}, else ReadCommand (or `kind`)."""
+    from quiver.client import command_bytes
+
+    kind = kind or ("SqlCommand" if "sql" in obj else "ReadCommand")
+    return flight.FlightDescriptor.for_command(command_bytes(kind, obj))
 
 
 def keys_of(table: pa.Table):

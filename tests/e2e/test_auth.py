@@ -85,7 +85,8 @@ def test_read_only_token_cannot_write(server, client, ro_client):
 
     # raw Flight: DoPut with the ro token is PERMISSION_DENIED (pyarrow: FlightUnauthorizedError)
     fc = flight.FlightClient(server.url)
-    desc = cmd_descriptor({"dataset": "demo", "branch": "main", "message": "ro", "mode": "upsert"})
+    desc = cmd_descriptor({"dataset": "demo", "branch": "main", "message": "ro", "mode": "upsert"},
+                          kind="PutCommand")
     with pytest.raises(flight.FlightUnauthorizedError):
         writer, reader = fc.do_put(desc, rows.schema, opts(RO_TOKEN))
         writer.write_table(rows)

@@ -118,10 +118,13 @@ def test_bad_ticket_is_invalid_argument_and_server_survives(fc, client, bad):
     assert scalar(client, "SELECT count(*) FROM demo AS OF TAG 'v1'") == DEMO_ROWS
 
 
-@pytest.mark.parametrize("cmd", [b"not json at all", b'{"dataset": 5}', b'{"shards": 2}'])
+@pytest.mark.parametrize("cmd", [b"not json at all", b'{"dataset": "demo"}',
+                                 {"dataset": 5}, {"shards": 2}, {"dataset": "demo", "x": 1}])
 def test_bad_descriptor_is_invalid_argument(fc, client, cmd):
+    # untyped bytes (JSON included: Quiver commands are typed messages) and bad typed ones
+    desc = flight.FlightDescriptor.for_command(cmd) if isinstance(cmd, bytes) else cmd_descriptor(cmd)
     with pytest.raises(pa.ArrowInvalid):
-        fc.get_flight_info(flight.FlightDescriptor.for_command(cmd), opts(RW_TOKEN))
+        fc.get_flight_info(desc, opts(RW_TOKEN))
     assert scalar(client, "SELECT count(*) FROM demo AS OF TAG 'v1'") == DEMO_ROWS
 
 

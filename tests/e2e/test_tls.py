@@ -1,6 +1,5 @@
 """TLS: `quiver serve --tls-cert/--tls-key` serves grpc+tls; a client that trusts the
 certificate reads over it, and a plaintext client is refused."""
-import json
 import re
 import shutil
 import subprocess
@@ -9,6 +8,7 @@ import time
 import pyarrow.flight as fl
 import pytest
 
+from _helpers import cmd_descriptor
 from conftest import quiver_bin
 
 LISTEN = re.compile(r"listening on (grpc\+tls://[^\s]+)")
@@ -49,8 +49,7 @@ def tls_server(tmp_path_factory):
 def test_tls_reads_with_trusted_certificate(tls_server):
     url, cert = tls_server
     c = fl.connect(url, tls_root_certs=cert)
-    info = c.get_flight_info(fl.FlightDescriptor.for_command(
-        json.dumps({"sql": "SELECT count(*) AS n FROM demo AS OF TAG 'v1'"})))
+    info = c.get_flight_info(cmd_descriptor({"sql": "SELECT count(*) AS n FROM demo AS OF TAG 'v1'"}))
     t = c.do_get(info.endpoints[0].ticket).read_all()
     assert t.column("n").to_pylist() == [300]
 
@@ -61,5 +60,5 @@ def test_plaintext_client_is_refused_by_tls_server(tls_server):
     c = fl.connect(plain)
     with pytest.raises(fl.FlightError):
         c.get_flight_info(
-            fl.FlightDescriptor.for_command(json.dumps({"sql": "SELECT 1"})),
+            cmd_descriptor({"sql": "SELECT 1"}),
             fl.FlightCallOptions(timeout=5))

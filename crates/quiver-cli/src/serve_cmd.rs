@@ -45,18 +45,12 @@ pub struct ServeArgs {
 #[derive(Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
-    /// Unread statement results (and open prepared statements) kept per caller; freed once
-    /// read, closed, or after 10 minutes.
-    #[arg(long, default_value_t = ServerLimits::default().max_results_per_caller)]
-    max_results_per_caller: usize,
-    /// Unread statement results (and open prepared statements) kept for all callers.
-    #[arg(long, default_value_t = ServerLimits::default().max_results_total)]
-    max_results: usize,
     /// Most shards one trainer read may ask for.
     #[arg(long, default_value_t = ServerLimits::default().max_shards)]
     max_shards: u32,
     /// Largest FlightInfo of a trainer read, in bytes (shards × ticket size; each ticket
-    /// repeats the columns and filter).
+    /// repeats the columns and filter); also the largest statement ticket and
+    /// prepared-statement handle.
     #[arg(long, default_value_t = ServerLimits::default().max_flight_info_bytes)]
     max_flight_info_bytes: usize,
     /// Largest SQL statement or read filter accepted, in bytes (checked before parsing).
@@ -91,11 +85,6 @@ impl LimitArgs {
     /// The limits these flags set; zero is refused where it would make the server useless.
     fn limits(&self) -> Result<ServerLimits, CliError> {
         let positive = [
-            (
-                "--max-results-per-caller",
-                self.max_results_per_caller as u64,
-            ),
-            ("--max-results", self.max_results as u64),
             ("--max-shards", u64::from(self.max_shards)),
             ("--max-flight-info-bytes", self.max_flight_info_bytes as u64),
             ("--max-statement-bytes", self.max_statement_bytes as u64),
@@ -120,8 +109,6 @@ impl LimitArgs {
             return Err(CliError::Usage(format!("{flag} must be at least 1")));
         }
         Ok(ServerLimits {
-            max_results_per_caller: self.max_results_per_caller,
-            max_results_total: self.max_results,
             max_shards: self.max_shards,
             max_flight_info_bytes: self.max_flight_info_bytes,
             max_statement_bytes: self.max_statement_bytes,

@@ -9,9 +9,19 @@
 //! the time a lookup takes does not depend on how many leading bytes of the presented token
 //! match a real one (a `HashMap<String, _>` compares strings byte by byte, which leaks
 //! that). The server keeps no token in memory in the clear.
+//!
+//! [`AuthLayer`] checks the token of every call but the handshake (which checks Basic or
+//! bearer credentials itself), in front of everything the server answers — the zero-copy
+//! DoGet path included — and hands the [`Caller`] to the handlers in the request's
+//! extensions. A call without a valid token never reaches a handler.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use futures::future::{ready, Either, Ready};
+use tonic::body::Body;
 use tonic::metadata::MetadataMap;
 
 use crate::error::{FlightError, Result};
@@ -139,20 +149,23 @@ impl Tokens {
 
     /// Who is calling, from the `authorization: Bearer …` header.
     pub fn caller(&self, md: &MetadataMap) -> Result<Caller> {
+        self.caller_of(md.get("authorization").map(|v| v.as_bytes()))
+    }
+
+    /// Who is calling, from the value of the `authorization` header (None: absent).
+    pub fn caller_of(&self, authorization: Option<&[u8]>) -> Result<Caller> {
         if !self.enabled() {
             return Ok(Caller {
                 role: Role::ReadWrite,
                 name: quiver_core::default_author(),
             });
         }
-        let header = md
-            .get("authorization")
-            .ok_or_else(|| {
-                FlightError::Unauthenticated(
-                    "this server requires a token: send 'authorization: Bearer <token>'".into(),
-                )
-            })?
-            .to_str()
+        let header = authorization.ok_or_else(|| {
+            FlightError::Unauthenticated(
+                "this server requires a token: send 'authorization: Bearer <token>'".into(),
+            )
+        })?;
+        let header = std::str::from_utf8(header)
             .map_err(|_| FlightError::Unauthenticated("unreadable authorization header".into()))?;
         let token = header
             .strip_prefix("Bearer ")
@@ -163,6 +176,79 @@ impl Tokens {
         self.lookup(token.trim())
             .cloned()
             .ok_or_else(|| FlightError::Unauthenticated("unknown token".into()))
+    }
+}
+
+/// The gRPC path of the Flight handshake: the one call that checks credentials itself.
+const HANDSHAKE: &str = "/arrow.flight.protocol.FlightService/Handshake";
+
+/// Authentication as one tower layer: see the module docs.
+#[derive(Clone)]
+pub struct AuthLayer {
+    tokens: Arc<Tokens>,
+}
+
+impl AuthLayer {
+    /// A layer that admits callers with one of `tokens` (every caller when empty).
+    pub fn new(tokens: Tokens) -> Self {
+        AuthLayer {
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for AuthLayer {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Authenticated<S> {
+        Authenticated {
+            inner,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// A service behind [`AuthLayer`].
+#[derive(Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    tokens: Arc<Tokens>,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Authenticated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for Authenticated<S>
+where
+    S: tower_service::Service<
+        http::Request<B>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+    >,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, Ready<std::result::Result<http::Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != HANDSHAKE {
+            let header = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            match self.tokens.caller_of(header) {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                }
+                Err(e) => return Either::Right(ready(Ok(tonic::Status::from(e).into_http()))),
+            }
+        }
+        Either::Left(self.inner.call(req))
     }
 }
 

@@ -434,7 +434,8 @@ impl tower_service::Service<http::Request<Body>> for DoGetRouter {
                 Err(s) => return Ok(s.into_http()),
             };
             let meta = MetadataMap::from_headers(parts.headers.clone());
-            match flight.direct_get(meta, &ticket.ticket).await {
+            let caller = parts.extensions.get::<crate::auth::Caller>().cloned();
+            match flight.direct_get(meta, caller, &ticket.ticket).await {
                 Ok(Some(resp)) => Ok(resp),
                 Ok(None) => {
                     // Flight SQL metadata tickets: the service as usual

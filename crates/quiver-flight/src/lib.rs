@@ -7,20 +7,24 @@
 //!   the run), DoPut writes as one commit, DoAction branch/tag/commit/merge.
 //! - Bearer tokens (read-only / read-write, kept hashed; writes are recorded as the token's
 //!   name) and optional TLS ([`serve`]).
-//! - Bounds on what a request or caller may cost ([`ServerLimits`]: stashed results, shards,
+//! - No state between calls ([`handle`]): statement tickets carry the statement and the
+//!   commits it read, prepared-statement handles the statement and its parameters, so any
+//!   server on the catalog answers them, after a restart too.
+//! - Bounds on what a request or caller may cost ([`ServerLimits`]: tickets, shards,
 //!   FlightInfo and statement sizes, call timeout, calls and streams per connection, message
 //!   size), and one error → gRPC code map with messages safe to send ([`error`]).
 
 pub mod auth;
+pub mod command;
 pub mod doget;
 pub mod error;
+pub mod handle;
 mod ingest;
 pub mod like;
 pub mod limits;
 pub mod read;
 pub mod server;
 pub mod service;
-mod stash;
 pub mod xdbc;
 
 use std::net::SocketAddr;
@@ -30,7 +34,7 @@ use quiver_core::Catalog;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-pub use auth::{Caller, Role, Tokens};
+pub use auth::{AuthLayer, Caller, Role, Tokens};
 pub use doget::DoGetRouter;
 pub use error::{FlightError, Result};
 pub use limits::ServerLimits;
@@ -105,8 +109,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let limits = opts.limits.clone();
-    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens, opts.limits)?;
-    let svc = DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes);
+    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens.clone(), opts.limits)?;
+    let svc = tower_layer::Layer::layer(
+        &AuthLayer::new(opts.tokens),
+        DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes),
+    );
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .timeout(limits.call_timeout)

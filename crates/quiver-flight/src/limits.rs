@@ -11,17 +11,12 @@ use crate::error::FlightError;
 /// Limits of one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Unread statement results (and open prepared statements) one caller may have stashed
-    /// on the server (`--max-results-per-caller`). A result is freed once read, or after
-    /// 10 minutes.
-    pub max_results_per_caller: usize,
-    /// Unread statement results (and open prepared statements) of all callers together
-    /// (`--max-results`).
-    pub max_results_total: usize,
     /// Most shards one trainer read may ask for (`--max-shards`).
     pub max_shards: u32,
     /// Largest `FlightInfo` a read may produce, in bytes: shards × ticket size
-    /// (`--max-flight-info-bytes`). gRPC clients refuse messages above 4 MiB by default.
+    /// (`--max-flight-info-bytes`); also the largest statement ticket and prepared-statement
+    /// handle (they carry the statement, its parameters and, for a write, its result rows).
+    /// gRPC clients refuse messages above 4 MiB by default.
     pub max_flight_info_bytes: usize,
     /// Largest SQL statement (or trainer filter) accepted, in bytes, checked before parsing
     /// (`--max-statement-bytes`).
@@ -51,8 +46,6 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
-            max_results_per_caller: 32,
-            max_results_total: 256,
             max_shards: 4096,
             max_flight_info_bytes: 4 * 1024 * 1024,
             max_statement_bytes: 1024 * 1024,

@@ -31,14 +31,16 @@ use prost::Message;
 use quiver_core::Catalog;
 use quiver_sql::parser::parse_statement_with;
 use quiver_sql::provider::PackInfoCache;
-use quiver_sql::QuiverContext;
+use quiver_sql::{QuiverContext, VersionPins};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Caller, Tokens};
 use crate::error::{FlightError, Result};
+use crate::handle::{
+    batches_from_b64, batches_to_b64, pins_from_wire, pins_to_wire, PreparedHandle, StatementTicket,
+};
 use crate::like::LikePattern;
 use crate::limits::ServerLimits;
-use crate::stash::{Stash, TTL};
 
 /// Incoming Flight data (DoPut).
 pub(crate) type FlightDataStream =
@@ -46,12 +48,6 @@ pub(crate) type FlightDataStream =
 
 pub(crate) type DoGetStream =
     Pin<Box<dyn Stream<Item = std::result::Result<arrow_flight::FlightData, Status>> + Send>>;
-
-struct Prepared {
-    sql: String,
-    /// Bound rows of parameters (DoPut of `CommandPreparedStatementQuery`).
-    params: Option<Vec<Vec<ScalarValue>>>,
-}
 
 /// Most rows of parameters bound to a prepared query (each row plans the query once).
 pub const MAX_QUERY_PARAMETER_ROWS: usize = 1_000;
@@ -63,9 +59,6 @@ pub(crate) struct Inner {
     pub(crate) tokens: Tokens,
     pub(crate) packs: PackInfoCache,
     pub(crate) limits: ServerLimits,
-    /// Planned statement results, read once by DoGet.
-    results: Stash<DataFrame>,
-    prepared: Stash<Prepared>,
     /// What GetSqlInfo says to read-write callers.
     sql_info: SqlInfoData,
     /// What GetSqlInfo says to read-only callers: nothing they may change.
@@ -135,6 +128,39 @@ pub fn number_placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Rows of parameters from the batches bound to a statement (None for no rows).
+fn param_rows(batches: &[RecordBatch]) -> Result<Option<Vec<Vec<ScalarValue>>>> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if total == 0 {
+        return Ok(None);
+    }
+    if total > MAX_UPDATE_PARAMETER_ROWS {
+        return Err(FlightError::InvalidArgument(format!(
+            "{total} rows of parameters; this server binds at most {MAX_UPDATE_PARAMETER_ROWS}"
+        )));
+    }
+    let mut rows = Vec::with_capacity(total);
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let row = b
+                .columns()
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, r))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            rows.push(row);
+        }
+    }
+    Ok(Some(rows))
+}
+
+/// Rows of parameters carried by a ticket or handle (base64 Arrow IPC).
+fn params_of(b64: Option<&str>) -> Result<Option<Vec<Vec<ScalarValue>>>> {
+    match b64 {
+        None => Ok(None),
+        Some(s) => param_rows(&batches_from_b64("parameters", s)?.1),
+    }
 }
 
 pub(crate) fn status(e: impl Into<FlightError>) -> Status {
@@ -250,16 +276,6 @@ impl QuiverFlightSql {
         if let Some(root) = local_root(&url) {
             crate::error::hide_root(root);
         }
-        let results = Stash::new(
-            "unread statement result",
-            limits.max_results_per_caller,
-            limits.max_results_total,
-        );
-        let prepared = Stash::new(
-            "open prepared statement",
-            limits.max_results_per_caller,
-            limits.max_results_total,
-        );
         let runtime = quiver_sql::options::runtime_with_memory_limit(limits.memory_limit_bytes)?;
         Ok(QuiverFlightSql {
             inner: Arc::new(Inner {
@@ -267,8 +283,6 @@ impl QuiverFlightSql {
                 tokens,
                 packs: PackInfoCache::default(),
                 limits,
-                results,
-                prepared,
                 sql_info: sql_info(false)?,
                 sql_info_read_only: sql_info(true)?,
                 xdbc: crate::xdbc::type_info()?,
@@ -293,23 +307,26 @@ impl QuiverFlightSql {
         )
     }
 
+    /// Who calls: the caller [`crate::auth::AuthLayer`] admitted (in the request's
+    /// extensions), or — for a service embedded without the layer — the caller of the
+    /// request's token.
     pub(crate) fn caller<T>(&self, req: &Request<T>) -> std::result::Result<Caller, Status> {
+        if let Some(c) = req.extensions().get::<Caller>() {
+            return Ok(c.clone());
+        }
         self.inner.tokens.caller(req.metadata()).map_err(status)
     }
 
-    /// Plan (queries) or run (everything else) one statement for `caller`.
-    pub(crate) async fn run_statement(
+    /// Check a statement before anything runs: its size, that it parses, and the number of
+    /// rows of parameters bound to it.
+    fn admit(
         &self,
-        caller: &Caller,
         sql: &str,
-        params: Option<Vec<Vec<ScalarValue>>>,
-    ) -> Result<DataFrame> {
+        rows: Option<&Vec<Vec<ScalarValue>>>,
+    ) -> Result<quiver_sql::parser::Statement> {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
-        if st.is_write() {
-            caller.require_write(&format!("a {} statement", st.kind()))?;
-        }
-        if let Some(rows) = &params {
+        if let Some(rows) = rows {
             let max = if st.is_query() {
                 MAX_QUERY_PARAMETER_ROWS
             } else {
@@ -323,20 +340,101 @@ impl QuiverFlightSql {
                 )));
             }
         }
-        let ctx = self.session(caller).await?;
-        // the statement authorized above is the one that runs
-        Ok(match params {
+        Ok(st)
+    }
+
+    /// Plan (queries) or run (everything else) a parsed statement in `ctx`.
+    async fn plan_in(
+        ctx: &QuiverContext,
+        sql: &str,
+        st: quiver_sql::parser::Statement,
+        rows: Option<Vec<Vec<ScalarValue>>>,
+    ) -> Result<DataFrame> {
+        // the statement authorized by the caller is the one that runs
+        Ok(match rows {
             Some(rows) => ctx.sql_df_with_params(sql, rows).await?,
             None => ctx.statement_df(st).await?,
         })
+    }
+
+    /// Plan (queries) or run (everything else) one statement for `caller`.
+    pub(crate) async fn run_statement(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: Option<Vec<Vec<ScalarValue>>>,
+    ) -> Result<DataFrame> {
+        let st = self.admit(sql, params.as_ref())?;
+        if st.is_write() {
+            caller.require_write(&format!("a {} statement", st.kind()))?;
+        }
+        let ctx = self.session(caller).await?;
+        Self::plan_in(&ctx, sql, st, params).await
+    }
+
+    /// GetFlightInfo of a statement (with rows of parameters as base64 Arrow IPC): its
+    /// result schema and the ticket that reads it ([`crate::handle`]). A statement that
+    /// writes runs now, once, and its ticket carries its result rows; a query is planned
+    /// and its ticket carries the commit of every dataset table it reads; other reading
+    /// statements (SHOW, DIFF, …) run now to learn their schema and again at DoGet.
+    pub(crate) async fn plan_statement(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: Option<String>,
+    ) -> Result<(Schema, StatementTicket)> {
+        let rows = params_of(params.as_deref())?;
+        let st = self.admit(sql, rows.as_ref())?;
+        let ctx = self.session(caller).await?;
+        if st.is_write() {
+            caller.require_write(&format!("a {} statement", st.kind()))?;
+            let df = Self::plan_in(&ctx, sql, st, rows).await?;
+            let schema: SchemaRef = Arc::new(df_schema(&df));
+            let batches = df
+                .collect()
+                .await?
+                .into_iter()
+                .map(|b| to_wire(b, &schema))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let ipc = self.inline_rows(&schema, batches)?;
+            return Ok((schema.as_ref().clone(), StatementTicket::Rows { ipc }));
+        }
+        let pins = Arc::new(VersionPins::default());
+        if st.is_query() {
+            ctx.pin_versions(pins.clone())?;
+        }
+        let df = Self::plan_in(&ctx, sql, st, rows).await?;
+        Ok((
+            df_schema(&df),
+            StatementTicket::Read {
+                sql: sql.to_string(),
+                params,
+                pins: pins_to_wire(pins.to_vec()),
+            },
+        ))
+    }
+
+    /// The result rows of a statement that wrote, for its ticket: all of them when they
+    /// fit in half of `--max-flight-info-bytes`, else the first rows that do (the write
+    /// itself is done either way; its result is too large to carry back whole).
+    fn inline_rows(&self, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<String> {
+        let max = self.inner.limits.max_flight_info_bytes / 2;
+        let all = arrow::compute::concat_batches(schema, &batches)?;
+        let mut n = all.num_rows();
+        loop {
+            let s = batches_to_b64(schema, &[all.slice(0, n)])?;
+            if s.len() <= max || n == 0 {
+                return Ok(s);
+            }
+            n /= 2;
+        }
     }
 
     /// The result schema of `sql` for GetSchema, without running anything that writes: a
     /// query is planned; a reading Quiver statement (SHOW, DIFF, …) runs; a statement that
     /// writes is refused (its result exists only once it runs).
     pub(crate) async fn statement_schema(&self, caller: &Caller, sql: &str) -> Result<Schema> {
-        self.inner.limits.check_statement("a statement", sql)?;
-        let st = parse_statement_with(sql, &self.inner.limits.sql())?;
+        let st = self.admit(sql, None)?;
         if st.is_write() {
             return Err(FlightError::InvalidArgument(format!(
                 "GetSchema of a {} statement: a statement that writes has a result only once \
@@ -350,8 +448,8 @@ impl QuiverFlightSql {
 
     /// The schema of a prepared statement's result (GetSchema).
     pub(crate) async fn prepared_schema(&self, caller: &Caller, handle: &[u8]) -> Result<Schema> {
-        let (sql, _) = self.prepared(caller, handle)?;
-        self.statement_schema(caller, &sql).await
+        let h = PreparedHandle::decode(handle)?;
+        self.statement_schema(caller, &h.sql).await
     }
 
     /// The schema of a metadata command's result (GetSchema), None for other commands.
@@ -371,72 +469,108 @@ impl QuiverFlightSql {
         })
     }
 
-    /// The result a statement ticket of `caller` reads (stashed when the statement was
-    /// planned); freed by the read.
-    pub(crate) fn statement_result(
+    /// What a statement ticket reads (DoGet), for `caller`: the rows a write left in it,
+    /// or its reading statement planned again, pinned to the commits it was planned on.
+    pub(crate) async fn statement_result(
         &self,
         caller: &Caller,
         ticket: &TicketStatementQuery,
     ) -> Result<DataFrame> {
-        let id = String::from_utf8_lossy(&ticket.statement_handle);
-        self.inner.results.take(&caller.name, &id).ok_or_else(|| {
-            FlightError::NotFound(format!(
-                "statement result '{id}' does not exist: results are read once, by the caller \
-                 that planned them, within {} s",
-                TTL.as_secs()
-            ))
-        })
+        match StatementTicket::decode(&ticket.statement_handle)? {
+            StatementTicket::Rows { ipc } => {
+                let (schema, batches) = batches_from_b64("statement ticket", &ipc)?;
+                let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+                Ok(datafusion::prelude::SessionContext::new().read_table(Arc::new(table))?)
+            }
+            StatementTicket::Read { sql, params, pins } => {
+                let pins = pins_from_wire(&pins)?;
+                self.replan(caller, &sql, params.as_deref(), pins).await
+            }
+        }
     }
 
-    /// A prepared statement with its bound parameters, run for `caller`.
+    /// A reading statement planned again for `caller` (DoGet), its dataset tables pinned to
+    /// `pins`. A statement that writes is refused, whoever asks: it ran once already.
+    async fn replan(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: Option<&str>,
+        pins: Vec<(String, quiver_core::Hash)>,
+    ) -> Result<DataFrame> {
+        let rows = params_of(params)?;
+        let st = self.admit(sql, rows.as_ref())?;
+        if st.is_write() {
+            return Err(FlightError::InvalidArgument(format!(
+                "a ticket only reads: a {} statement runs once, when its FlightInfo is made or \
+                 with DoPut, never from a ticket",
+                st.kind()
+            )));
+        }
+        let ctx = self.session(caller).await?;
+        if st.is_query() {
+            ctx.pin_versions(Arc::new(VersionPins::new(pins)))?;
+        }
+        Self::plan_in(&ctx, sql, st, rows).await
+    }
+
+    /// DoGet of a prepared statement's own command (no FlightInfo first): its reading
+    /// statement planned now.
     pub(crate) async fn prepared_result(
         &self,
         caller: &Caller,
         cmd: &CommandPreparedStatementQuery,
     ) -> Result<DataFrame> {
-        let (sql, params) = self.prepared(caller, &cmd.prepared_statement_handle)?;
-        self.run_statement(caller, &sql, params).await
+        let h = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
+        self.replan(caller, &h.sql, h.params.as_deref(), Vec::new())
+            .await
     }
 
-    /// A FlightInfo with one endpoint whose ticket reads the stashed result of `df`.
-    pub(crate) fn statement_info(
+    /// GetFlightInfo of a prepared statement: as [`Self::plan_statement`].
+    pub(crate) async fn prepared_info(
         &self,
         caller: &Caller,
-        df: DataFrame,
+        cmd: &CommandPreparedStatementQuery,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
-        let schema = df_schema(&df);
-        let handle = self.inner.results.put(&caller.name, df)?;
+        let h = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
+        let (schema, ticket) = self.plan_statement(caller, &h.sql, h.params).await?;
+        self.statement_info(&schema, &ticket, descriptor)
+    }
+
+    /// A FlightInfo with one endpoint whose ticket is `ticket`.
+    pub(crate) fn statement_info(
+        &self,
+        schema: &Schema,
+        ticket: &StatementTicket,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        let bytes = ticket.encode()?;
+        let max = self.inner.limits.max_flight_info_bytes;
+        if bytes.len() > max {
+            return Err(FlightError::Limit {
+                what: format!("a statement ticket of {} bytes", bytes.len()),
+                limit: format!("{max} bytes"),
+                flag: "--max-flight-info-bytes",
+            });
+        }
         let ticket = TicketStatementQuery {
-            statement_handle: handle.into_bytes().into(),
+            statement_handle: bytes.into(),
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         Ok(FlightInfo::new()
-            .try_with_schema(&schema)?
+            .try_with_schema(schema)?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
             .with_total_records(-1)
             .with_total_bytes(-1))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn prepared(
-        &self,
-        caller: &Caller,
-        handle: &[u8],
-    ) -> Result<(String, Option<Vec<Vec<ScalarValue>>>)> {
-        let key = String::from_utf8_lossy(handle);
-        self.inner
-            .prepared
-            .with(&caller.name, &key, |p| (p.sql.clone(), p.params.clone()))
-            .ok_or_else(|| {
-                FlightError::NotFound(format!("prepared statement '{key}' does not exist"))
-            })
-    }
-
-    /// The rows of parameters a DoPut binds (None when it sends none).
-    async fn read_params(stream: FlightDataStream) -> Result<Option<Vec<Vec<ScalarValue>>>> {
+    /// The batches of parameters a DoPut binds (None when it sends no rows).
+    async fn read_params(
+        stream: FlightDataStream,
+    ) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
         // a message that carries only the descriptor (arrow-rs's execute_update sends one,
         // its parameters having been bound before) holds no IPC message: skip it
         let stream = stream.try_filter(|d| futures::future::ready(!d.data_header.is_empty()));
@@ -460,18 +594,7 @@ impl QuiverFlightSql {
                  {MAX_UPDATE_PARAMETER_ROWS}"
             )));
         }
-        let mut rows = Vec::with_capacity(total);
-        for b in &batches {
-            for r in 0..b.num_rows() {
-                let row = b
-                    .columns()
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c, r))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                rows.push(row);
-            }
-        }
-        Ok(Some(rows))
+        Ok(batches.first().map(|b| b.schema()).map(|s| (s, batches)))
     }
 
     /// DoPut `CommandStatementUpdate`: run a statement, return the affected rows.
@@ -484,21 +607,33 @@ impl QuiverFlightSql {
         update_count(df).await
     }
 
-    /// DoPut `CommandPreparedStatementQuery`: bind parameters to a prepared query.
+    /// DoPut `CommandPreparedStatementQuery`: bind parameters to a prepared query. The
+    /// answer is a new handle that carries them (the caller uses it from then on).
     pub(crate) async fn put_prepared_query(
         &self,
-        caller: &Caller,
+        _caller: &Caller,
         cmd: CommandPreparedStatementQuery,
         stream: FlightDataStream,
     ) -> Result<DoPutPreparedStatementResult> {
-        let key = String::from_utf8_lossy(&cmd.prepared_statement_handle).to_string();
-        self.prepared(caller, &cmd.prepared_statement_handle)?;
-        let params = Self::read_params(stream).await?;
-        self.inner
-            .prepared
-            .with(&caller.name, &key, |p| p.params = params);
+        let mut h = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
+        h.params = match Self::read_params(stream).await? {
+            Some((schema, batches)) => Some(batches_to_b64(&schema, &batches)?),
+            None => None,
+        };
+        let bytes = h.encode()?;
+        let max = self.inner.limits.max_flight_info_bytes;
+        if bytes.len() > max {
+            return Err(FlightError::Limit {
+                what: format!(
+                    "a prepared statement with its parameters in {} bytes",
+                    bytes.len()
+                ),
+                limit: format!("{max} bytes"),
+                flag: "--max-flight-info-bytes",
+            });
+        }
         Ok(DoPutPreparedStatementResult {
-            prepared_statement_handle: Some(cmd.prepared_statement_handle),
+            prepared_statement_handle: Some(bytes.into()),
         })
     }
 
@@ -509,13 +644,15 @@ impl QuiverFlightSql {
         cmd: CommandPreparedStatementUpdate,
         stream: FlightDataStream,
     ) -> Result<i64> {
-        let (sql, bound) = self.prepared(caller, &cmd.prepared_statement_handle)?;
+        let h = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
         // parameters sent with the update (ADBC), else those bound before (arrow-rs)
-        let params = Self::read_params(stream).await?.or(bound);
-        let df = self.run_statement(caller, &sql, params).await?;
+        let params = match Self::read_params(stream).await? {
+            Some((_, batches)) => param_rows(&batches)?,
+            None => params_of(h.params.as_deref())?,
+        };
+        let df = self.run_statement(caller, &h.sql, params).await?;
         update_count(df).await
     }
-
     async fn table_rows(
         &self,
         include_schema: bool,
@@ -637,12 +774,12 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
-        let df = self
-            .run_statement(&caller, &query.query, None)
+        let (schema, ticket) = self
+            .plan_statement(&caller, &query.query, None)
             .await
             .map_err(status)?;
         let info = self
-            .statement_info(&caller, df, request.into_inner())
+            .statement_info(&schema, &ticket, request.into_inner())
             .map_err(status)?;
         Ok(Response::new(info))
     }
@@ -653,9 +790,9 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
-        let df = self.prepared_result(&caller, &cmd).await.map_err(status)?;
         let info = self
-            .statement_info(&caller, df, request.into_inner())
+            .prepared_info(&caller, &cmd, request.into_inner())
+            .await
             .map_err(status)?;
         Ok(Response::new(info))
     }
@@ -736,7 +873,10 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request)?;
-        let df = self.statement_result(&caller, &ticket).map_err(status)?;
+        let df = self
+            .statement_result(&caller, &ticket)
+            .await
+            .map_err(status)?;
         Ok(Response::new(stream_df(df).await.map_err(status)?))
     }
 
@@ -881,10 +1021,9 @@ impl FlightSqlService for QuiverFlightSql {
         } else {
             (Schema::empty(), Schema::empty())
         };
-        let handle = self
-            .inner
-            .prepared
-            .put(&caller.name, Prepared { sql, params: None })
+        // the handle is the statement itself: nothing is kept on the server
+        let handle = PreparedHandle { sql, params: None }
+            .encode()
             .map_err(status)?;
         let opts = IpcWriteOptions::default();
         let enc = |s: &Schema| -> std::result::Result<bytes::Bytes, Status> {
@@ -894,7 +1033,7 @@ impl FlightSqlService for QuiverFlightSql {
             Ok(b)
         };
         Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: handle.into_bytes().into(),
+            prepared_statement_handle: handle.into(),
             dataset_schema: enc(&dataset_schema)?,
             parameter_schema: enc(&parameter_schema)?,
         })
@@ -905,10 +1044,39 @@ impl FlightSqlService for QuiverFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> std::result::Result<(), Status> {
-        let caller = self.caller(&request)?;
-        let key = String::from_utf8_lossy(&query.prepared_statement_handle);
-        self.inner.prepared.take(&caller.name, &key);
+        // a handle holds its statement: closing it frees nothing on the server
+        self.caller(&request)?;
+        PreparedHandle::decode(&query.prepared_statement_handle).map_err(status)?;
         Ok(())
+    }
+
+    /// Quiver's GetFlightInfo messages (`ReadCommand`, `SqlCommand`: [`crate::command`]).
+    async fn get_flight_info_fallback(
+        &self,
+        cmd: arrow_flight::sql::Command,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let any = cmd.into_any();
+        let info = crate::service::QuiverFlight::new(self.clone())
+            .quiver_info(&caller, &any, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(info))
+    }
+
+    /// Quiver's tickets (`ShardTicket`: [`crate::command`]).
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> std::result::Result<Response<DoGetStream>, Status> {
+        self.caller(&request)?;
+        let df = crate::service::QuiverFlight::new(self.clone())
+            .quiver_ticket(&message)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(stream_df(df).await.map_err(status)?))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -1,8 +1,11 @@
-//! The gRPC service: Quiver's JSON commands (trainer reads, DoPut writes, DoAction
-//! versioning) in front of the Flight SQL service, which handles everything else.
+//! The gRPC service: the Flight SQL service, with Quiver's own commands (trainer reads,
+//! DoPut writes, DoAction versioning) as typed messages ([`crate::command`]).
 //!
-//! Flight SQL messages are protobuf `Any` (first byte 0x0a); Quiver's commands are JSON
-//! objects (first non-blank byte `{`), so the two never collide.
+//! Every descriptor and ticket is a protobuf `Any`, dispatched on its type URL: Flight SQL's
+//! commands to the Flight SQL handlers, Quiver's (`type.googleapis.com/quiver.v1.…`) through
+//! the Flight SQL service's fallback hooks (GetFlightInfo, DoGet) or here (DoPut, GetSchema:
+//! arrow-flight's Flight SQL dispatch has no GetSchema, and DoPut's Flight SQL commands are
+//! answered here too).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,15 +27,14 @@ use serde_json::{json, Value};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
+use crate::command::{self, Kind};
 use crate::doget::{FrameEncoder, MAX_MESSAGE_BODY};
 use crate::error::{FlightError, Result};
 use crate::read::{
     parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket,
     ENDPOINT_OVERHEAD,
 };
-use crate::server::{
-    status, stream_df, to_wire, wire_schema, DoGetStream, FlightDataStream, QuiverFlightSql,
-};
+use crate::server::{status, stream_df, to_wire, wire_schema, FlightDataStream, QuiverFlightSql};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
@@ -59,20 +61,6 @@ async fn df_response(
         })
         .boxed();
     Ok(crate::doget::response(encoder, batches))
-}
-
-fn is_json(b: &[u8]) -> bool {
-    b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// A non-JSON command must be a protobuf `Any` (Flight SQL); say so clearly when it is not.
-fn check_any(what: &str, b: &[u8]) -> std::result::Result<(), Status> {
-    use prost::Message;
-    arrow_flight::sql::Any::decode(b).map(|_| ()).map_err(|e| {
-        Status::invalid_argument(format!(
-            "{what} is neither a Quiver JSON command nor a Flight SQL command ({e})"
-        ))
-    })
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(what: &str, b: &[u8]) -> Result<T> {
@@ -197,6 +185,7 @@ impl QuiverFlight {
         let per_ticket = serde_json::to_vec(&ticket)
             .map_err(|e| FlightError::InvalidArgument(e.to_string()))?
             .len()
+            + Kind::Shard.type_url().len()
             + ENDPOINT_OVERHEAD;
         let total = per_ticket.saturating_mul(shards as usize);
         if total > limits.max_flight_info_bytes {
@@ -267,12 +256,11 @@ impl QuiverFlight {
             };
             let meta = json!({"commit": commit_hex, "shard": shard, "shards": shards,
                               "rows": sizes[shard as usize].0});
+            let json = serde_json::to_vec(&ticket)
+                .map_err(|e| FlightError::InvalidArgument(e.to_string()))?;
             endpoints.push(
                 FlightEndpoint::new()
-                    .with_ticket(Ticket::new(
-                        serde_json::to_vec(&ticket)
-                            .map_err(|e| FlightError::InvalidArgument(e.to_string()))?,
-                    ))
+                    .with_ticket(Ticket::new(command::encode(Kind::Shard, &json)))
                     .with_app_metadata(meta.to_string().into_bytes()),
             );
         }
@@ -324,38 +312,39 @@ impl QuiverFlight {
         Ok(sel.df)
     }
 
-    async fn read_shard(&self, t: ShardTicket) -> Result<DoGetStream> {
-        stream_df(self.shard_df(t).await?).await
-    }
-
     /// DoGet as a response whose bodies are the batches' own buffers (see
     /// [`crate::doget`]): trainer tickets, Flight SQL statement and prepared-statement
     /// tickets; `None` for the rest (metadata queries), which the service answers.
     pub(crate) async fn direct_get(
         &self,
         metadata: tonic::metadata::MetadataMap,
+        caller: Option<Caller>,
         t: &[u8],
     ) -> std::result::Result<Option<http::Response<tonic::body::Body>>, Status> {
         use arrow_flight::sql::{Any, Command};
         use prost::Message;
-        let request = Request::from_parts(metadata, Default::default(), ());
-        let df = if is_json(t) {
+        let mut extensions = tonic::Extensions::new();
+        if let Some(c) = caller {
+            extensions.insert(c);
+        }
+        let request = Request::from_parts(metadata, extensions, ());
+        let Ok(any) = Any::decode(t) else {
+            return Ok(None);
+        };
+        let df = if command::decode(&any).map_err(status)?.is_some() {
             self.sql.caller(&request)?;
-            self.sql
-                .inner
-                .limits
-                .check_statement("a ticket", &String::from_utf8_lossy(t))
-                .map_err(status)?;
-            let ticket: ShardTicket = parse_json("ticket", t).map_err(status)?;
-            self.shard_df(ticket).await.map_err(status)?
+            self.quiver_ticket(&any).await.map_err(status)?
         } else {
-            let Some(command) = Any::decode(t).ok().and_then(|a| Command::try_from(a).ok()) else {
+            let Ok(command) = Command::try_from(any) else {
                 return Ok(None);
             };
             match command {
                 Command::TicketStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
-                    self.sql.statement_result(&caller, &q).map_err(status)?
+                    self.sql
+                        .statement_result(&caller, &q)
+                        .await
+                        .map_err(status)?
                 }
                 Command::CommandPreparedStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
@@ -368,6 +357,55 @@ impl QuiverFlight {
             }
         };
         df_response(df).await.map(Some).map_err(status)
+    }
+
+    /// GetFlightInfo of a Quiver message (the Flight SQL service's fallback).
+    pub(crate) async fn quiver_info(
+        &self,
+        caller: &Caller,
+        any: &arrow_flight::sql::Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo> {
+        match command::decode(any)? {
+            Some((Kind::Sql, json)) => {
+                let c: SqlCommand = parse_json("SqlCommand", json)?;
+                let (schema, ticket) = self.sql.plan_statement(caller, &c.sql, None).await?;
+                self.sql.statement_info(&schema, &ticket, descriptor)
+            }
+            Some((Kind::Read, json)) => {
+                let c: ReadCommand = parse_json("ReadCommand", json)?;
+                self.read_info(caller, c, descriptor).await
+            }
+            Some((k, _)) => Err(FlightError::InvalidArgument(format!(
+                "GetFlightInfo takes a ReadCommand or SqlCommand descriptor, not a {}",
+                k.name()
+            ))),
+            None => Err(FlightError::InvalidArgument(format!(
+                "GetFlightInfo of {} is not supported",
+                any.type_url
+            ))),
+        }
+    }
+
+    /// What a Quiver ticket reads (the Flight SQL service's DoGet fallback).
+    pub(crate) async fn quiver_ticket(
+        &self,
+        any: &arrow_flight::sql::Any,
+    ) -> Result<datafusion::prelude::DataFrame> {
+        match command::decode(any)? {
+            Some((Kind::Shard, json)) => {
+                self.sql
+                    .inner
+                    .limits
+                    .check_statement("a ticket", &String::from_utf8_lossy(json))?;
+                let ticket: ShardTicket = parse_json("ShardTicket", json)?;
+                self.shard_df(ticket).await
+            }
+            _ => Err(FlightError::InvalidArgument(format!(
+                "DoGet of {} is not supported (a ticket comes from GetFlightInfo)",
+                any.type_url
+            ))),
+        }
     }
 
     async fn put_predictions(
@@ -692,31 +730,9 @@ impl FlightService for QuiverFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
-        let cmd = request.get_ref().cmd.clone();
-        if !is_json(&cmd) {
-            check_any("descriptor", &cmd)?;
-            return FlightService::get_flight_info(&self.sql, request).await;
-        }
-        let caller = self.sql.caller(&request)?;
-        let v: Value = parse_json("descriptor", &cmd).map_err(status)?;
-        let descriptor = request.into_inner();
-        let info = if v.get("sql").is_some() {
-            let c: SqlCommand = parse_json("SQL descriptor", &cmd).map_err(status)?;
-            let df = self
-                .sql
-                .run_statement(&caller, &c.sql, None)
-                .await
-                .map_err(status)?;
-            self.sql
-                .statement_info(&caller, df, descriptor)
-                .map_err(status)?
-        } else {
-            let c: ReadCommand = parse_json("read descriptor", &cmd).map_err(status)?;
-            self.read_info(&caller, c, descriptor)
-                .await
-                .map_err(status)?
-        };
-        Ok(Response::new(info))
+        // Quiver messages reach `QuiverFlightSql::get_flight_info_fallback`
+        command::any_of("descriptor", &request.get_ref().cmd).map_err(status)?;
+        FlightService::get_flight_info(&self.sql, request).await
     }
 
     async fn poll_flight_info(
@@ -730,27 +746,22 @@ impl FlightService for QuiverFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<SchemaResult>, Status> {
-        use arrow_flight::sql::{Any, Command};
-        use prost::Message;
+        use arrow_flight::sql::Command;
         let caller = self.sql.caller(&request)?;
-        let cmd = request.get_ref().cmd.clone();
-        let schema = if is_json(&cmd) {
-            let c: SqlCommand = parse_json("SQL descriptor", &cmd).map_err(|_| {
-                Status::invalid_argument(
-                    "GetSchema takes a Flight SQL command or a {\"sql\": …} descriptor; \
-                     a read descriptor's schema comes with its FlightInfo",
-                )
-            })?;
+        let any = command::any_of("descriptor", &request.get_ref().cmd).map_err(status)?;
+        let schema = if let Some(kind) = command::decode(&any).map_err(status)? {
+            if kind.0 != Kind::Sql {
+                return Err(Status::invalid_argument(
+                    "GetSchema takes a Flight SQL command or a Quiver SqlCommand; a \
+                     ReadCommand's schema comes with its FlightInfo",
+                ));
+            }
+            let c: SqlCommand = parse_json("SqlCommand", kind.1).map_err(status)?;
             self.sql
                 .statement_schema(&caller, &c.sql)
                 .await
                 .map_err(status)?
         } else {
-            let any = Any::decode(&*cmd).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "descriptor is neither a Quiver JSON command nor a Flight SQL command ({e})"
-                ))
-            })?;
             let command = Command::try_from(any)
                 .map_err(|e| Status::invalid_argument(format!("descriptor: {e}")))?;
             match &command {
@@ -786,28 +797,16 @@ impl FlightService for QuiverFlight {
         &self,
         request: Request<Ticket>,
     ) -> std::result::Result<Response<Self::DoGetStream>, Status> {
-        let t = request.get_ref().ticket.clone();
-        if !is_json(&t) {
-            check_any("ticket", &t)?;
-            return FlightService::do_get(&self.sql, request).await;
-        }
-        self.sql.caller(&request)?;
-        self.sql
-            .inner
-            .limits
-            .check_statement("a ticket", &String::from_utf8_lossy(&t))
-            .map_err(status)?;
-        let ticket: ShardTicket = parse_json("ticket", &t).map_err(status)?;
-        Ok(Response::new(
-            self.read_shard(ticket).await.map_err(status)?,
-        ))
+        // Quiver tickets reach `QuiverFlightSql::do_get_fallback`
+        command::any_of("ticket", &request.get_ref().ticket).map_err(status)?;
+        FlightService::do_get(&self.sql, request).await
     }
 
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> std::result::Result<Response<Self::DoPutStream>, Status> {
-        use arrow_flight::sql::{Any, Command, DoPutUpdateResult};
+        use arrow_flight::sql::{Command, DoPutUpdateResult};
         use prost::Message;
         let caller = self.sql.caller(&request)?;
         let mut stream = request.into_inner();
@@ -826,16 +825,18 @@ impl FlightService for QuiverFlight {
         // the whole stream again, first message included
         let data: FlightDataStream =
             Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream));
-        let body: Vec<u8> = if is_json(&cmd) {
-            let c: PutCommand = parse_json("DoPut descriptor", &cmd).map_err(status)?;
+        let any = command::any_of("DoPut descriptor", &cmd).map_err(status)?;
+        let body: Vec<u8> = if let Some(kind) = command::decode(&any).map_err(status)? {
+            if kind.0 != Kind::Put {
+                return Err(Status::invalid_argument(format!(
+                    "DoPut takes a Flight SQL command or a Quiver PutCommand, not a {}",
+                    kind.0.name()
+                )));
+            }
+            let c: PutCommand = parse_json("PutCommand", kind.1).map_err(status)?;
             let result = self.put(&caller, c, data).await.map_err(status)?;
             result.to_string().into_bytes()
         } else {
-            let any = Any::decode(&*cmd).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "DoPut descriptor is neither a JSON command nor a Flight SQL command: {e}"
-                ))
-            })?;
             let command = Command::try_from(any)
                 .map_err(|e| Status::invalid_argument(format!("DoPut descriptor: {e}")))?;
             match command {
@@ -867,7 +868,7 @@ impl FlightService for QuiverFlight {
                 }
                 other => {
                     return Err(Status::unimplemented(format!(
-                        "DoPut of {} is not supported (write with a JSON descriptor or INSERT)",
+                        "DoPut of {} is not supported (write with a PutCommand or INSERT)",
                         other.type_url()
                     )))
                 }

@@ -26,7 +26,7 @@ pub mod system;
 pub mod table_ddl;
 mod vacuum_sql;
 
-pub use context::QuiverContext;
+pub use context::{QuiverContext, VersionPins};
 pub use error::{Result, SqlError};
 pub use guard::{SqlKind, SqlLimits};
 pub use options::SessionOptions;

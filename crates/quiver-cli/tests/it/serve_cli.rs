@@ -21,8 +21,6 @@ fn limit_flags_with_defaults_and_zero_refused() {
     let (ok, out, err) = quiver(&["serve", "--help"]);
     assert!(ok, "{err}");
     for (flag, default) in [
-        ("--max-results-per-caller", "[default: 32]"),
-        ("--max-results ", "[default: 256]"),
         ("--max-shards", "[default: 4096]"),
         ("--max-flight-info-bytes", "[default: 4194304]"),
         ("--max-statement-bytes", "[default: 1048576]"),

@@ -9,7 +9,8 @@ use quiver_core::Catalog;
 use quiver_flight::ServerLimits;
 use tonic::{Code, Status};
 
-use crate::server::{count, sql, Server, RO, RW};
+use crate::server::{count, qdesc, sql, Server, RO, RW};
+use quiver_flight::command::Kind;
 
 /// GetFlightInfo of a Flight SQL statement, with the status of a failure.
 async fn plan(c: &mut FlightClient, q: &str) -> Result<FlightInfo, Status> {
@@ -23,7 +24,7 @@ async fn plan(c: &mut FlightClient, q: &str) -> Result<FlightInfo, Status> {
 }
 
 async fn read(c: &mut FlightClient, cmd: serde_json::Value) -> Result<FlightInfo, Status> {
-    c.get_flight_info(FlightDescriptor::new_cmd(cmd.to_string()))
+    c.get_flight_info(qdesc(Kind::Read, &cmd.to_string()))
         .await
         .map_err(Status::from)
 }
@@ -58,36 +59,191 @@ fn assert_limit(s: &Status, flag: &str) {
     assert!(s.message().contains(flag), "names {flag}: {}", s.message());
 }
 
-/// Unread statement results are capped per caller (and in total); reading one frees its
-/// place; another caller cannot read them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stashed_results_are_capped_per_caller_and_freed_once_read() {
-    let limits = ServerLimits {
-        max_results_per_caller: 2,
-        max_results_total: 3,
-        ..Default::default()
+/// The first value of the first column of a result read through `c` (a count).
+async fn first_count(c: &mut FlightClient, info: &FlightInfo) -> Result<i64, Status> {
+    let ep = info.endpoint.first().expect("an endpoint");
+    let batches: Vec<_> = c
+        .do_get(ep.ticket.clone().expect("ticket"))
+        .await
+        .map_err(Status::from)?
+        .try_collect()
+        .await
+        .map_err(Status::from)?;
+    let n = arrow::compute::cast(batches[0].column(0), &arrow::datatypes::DataType::Int64)
+        .expect("a number");
+    Ok(n.as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("i64")
+        .value(0))
+}
+
+/// A DoGet of `ticket` (a `TicketStatementQuery` with this handle), with its status.
+async fn get_handle(c: &mut FlightClient, handle: &[u8]) -> Result<usize, Status> {
+    let t = arrow_flight::sql::TicketStatementQuery {
+        statement_handle: handle.to_vec().into(),
     };
-    let srv = Server::start_with(50, limits).await;
+    let ticket = arrow_flight::Ticket::new(t.as_any().encode_to_vec());
+    let batches: Vec<_> = c
+        .do_get(ticket)
+        .await
+        .map_err(Status::from)?
+        .try_collect()
+        .await
+        .map_err(Status::from)?;
+    Ok(batches.iter().map(|b| b.num_rows()).sum())
+}
+
+/// Statement tickets hold the statement and the commits it read: read any number of times,
+/// by any caller, after the branch moved, they give the rows of the version planned. A
+/// ticket of a statement that wrote only repeats its result; a ticket never writes; garbage
+/// is INVALID_ARGUMENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_tickets_are_stateless_pinned_and_never_write() {
+    let srv = Server::start(50).await;
     let mut bob = srv.client(Some(RO)).await;
-    let first = plan(&mut bob, "SELECT 1").await.expect("first");
-    plan(&mut bob, "SELECT 2").await.expect("second");
-    let err = plan(&mut bob, "SELECT 3").await.expect_err("third unread");
-    assert_limit(&err, "--max-results-per-caller");
-    // another token has its own allowance, up to the total
     let mut alice = srv.client(Some(RW)).await;
-    let hers = plan(&mut alice, "SELECT 4").await.expect("alice");
-    let err = plan(&mut alice, "SELECT 5").await.expect_err("total");
-    assert_limit(&err, "--max-results");
-    // bob's result is not alice's to read
-    let err = drain(&mut alice, &first).await.expect_err("not hers");
+    let q = "SELECT count(*) AS n FROM demo";
+    let planned = plan(&mut bob, q).await.expect("plan");
+    let commits_q = "SELECT count(*) AS n FROM quiver.commits WHERE dataset = 'demo'";
+    let commits = plan(&mut bob, commits_q).await.expect("commits");
+    let commits_before = first_count(&mut bob, &commits).await.expect("commits");
+    // a write planned by alice runs once, at GetFlightInfo; its ticket repeats its result
+    let delete = plan(&mut alice, "DELETE FROM demo WHERE label_id = 0")
+        .await
+        .expect("delete");
+    let deleted = first_count(&mut alice, &delete).await.expect("result");
+    assert!(deleted > 0, "{deleted}");
+    for c in [&mut alice, &mut bob] {
+        for _ in 0..2 {
+            assert_eq!(first_count(c, &delete).await.expect("replay"), deleted);
+        }
+    }
+    let commits = plan(&mut bob, commits_q).await.expect("commits");
+    let commits_after = first_count(&mut bob, &commits).await.expect("commits");
+    assert_eq!(
+        commits_after,
+        commits_before + 1,
+        "one commit, however often replayed"
+    );
+    let now = plan(&mut bob, q).await.expect("plan again");
+    assert_eq!(
+        first_count(&mut bob, &now).await.expect("now"),
+        50 - deleted
+    );
+    // the earlier ticket reads the commit it was planned on, as often as asked, by anyone
+    for _ in 0..2 {
+        for c in [&mut bob, &mut alice] {
+            assert_eq!(first_count(c, &planned).await.expect("pinned"), 50);
+        }
+    }
+    // a forged ticket that would write: refused for either token, and nothing written
+    let forged = |sql: &str| {
+        let mut b = b"QVT1".to_vec();
+        b.extend(
+            serde_json::json!({"kind": "read", "sql": sql})
+                .to_string()
+                .into_bytes(),
+        );
+        b
+    };
+    let w = forged("INSERT INTO demo (sample_id, label_id) VALUES ('img-99999998', 0)");
+    for c in [&mut alice, &mut bob] {
+        let err = get_handle(c, &w).await.expect_err("a ticket never writes");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    }
+    let after = plan(&mut bob, q).await.expect("plan");
+    assert_eq!(
+        first_count(&mut bob, &after).await.expect("count"),
+        50 - deleted
+    );
+    // a forged reading ticket is only the statement: what SQL would give
+    assert_eq!(
+        get_handle(&mut bob, &forged("SELECT 1"))
+            .await
+            .expect("read"),
+        1
+    );
+    // garbage and damaged tickets
+    for bad in [
+        &b""[..],
+        b"garbage",
+        b"QVT1{",
+        b"QVT1{\"kind\":\"rows\",\"ipc\":\"AAAA\"}",
+        b"QVT1{\"kind\":\"read\",\"sql\":\"SELECT * FROM demo\",\"pins\":[[\"demo\",\"xyz\"]]}",
+    ] {
+        let err = get_handle(&mut bob, bad).await.expect_err("garbage");
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}: {err:?}");
+    }
+    // a pin to a commit that does not exist
+    let missing = {
+        let mut b = b"QVT1".to_vec();
+        b.extend(
+            serde_json::json!({"kind": "read", "sql": "SELECT * FROM demo",
+                               "pins": [["demo", "ab".repeat(32)]]})
+            .to_string()
+            .into_bytes(),
+        );
+        b
+    };
+    let err = get_handle(&mut bob, &missing)
+        .await
+        .expect_err("no such commit");
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    // read once: the place is free again, and the result is gone
-    assert_eq!(drain(&mut bob, &first).await.expect("read"), 1);
-    let err = drain(&mut bob, &first).await.expect_err("read once");
-    assert_eq!(err.code(), Code::NotFound, "{err:?}");
-    plan(&mut bob, "SELECT 6").await.expect("room again");
-    assert_eq!(drain(&mut alice, &hers).await.expect("hers"), 1);
     srv.stop().await;
+}
+
+/// A second server on the same catalog (or this one after a restart) reads a FlightInfo
+/// made by the first, and runs a prepared statement prepared on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_and_prepared_statements_outlive_their_server() {
+    let srv = Server::start(50).await;
+    let mut c = srv.client(Some(RO)).await;
+    let info = plan(&mut c, "SELECT count(*) AS n FROM demo AS OF TAG 'v1'")
+        .await
+        .expect("plan");
+    // a prepared statement, created on the first server
+    let req = arrow_flight::sql::ActionCreatePreparedStatementRequest {
+        query: "SELECT count(*) AS n FROM demo WHERE label_id >= 0".into(),
+        transaction_id: None,
+    };
+    let results: Vec<_> = c
+        .do_action(Action::new(
+            "CreatePreparedStatement",
+            req.as_any().encode_to_vec(),
+        ))
+        .await
+        .expect("create")
+        .try_collect()
+        .await
+        .expect("result");
+    let any = arrow_flight::sql::Any::decode(&*results[0]).expect("any");
+    let created: arrow_flight::sql::ActionCreatePreparedStatementResult =
+        any.unpack().expect("unpack").expect("a result");
+    let keep = srv.stop().await;
+    // the first server is gone: the other reads its FlightInfo and runs its statement
+    let other = Server::start_on(keep.path().to_str().expect("utf8")).await;
+    let mut c2 = other.client(Some(RO)).await;
+    assert_eq!(first_count(&mut c2, &info).await.expect("other server"), 50);
+    let cmd = arrow_flight::sql::CommandPreparedStatementQuery {
+        prepared_statement_handle: created.prepared_statement_handle,
+    };
+    let pinfo = c2
+        .get_flight_info(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()))
+        .await
+        .expect("prepared statement on the other server");
+    assert_eq!(first_count(&mut c2, &pinfo).await.expect("rows"), 50);
+    // a damaged handle is INVALID_ARGUMENT
+    let cmd = arrow_flight::sql::CommandPreparedStatementQuery {
+        prepared_statement_handle: b"QVP1{not json".to_vec().into(),
+    };
+    let err = c2
+        .get_flight_info(FlightDescriptor::new_cmd(cmd.as_any().encode_to_vec()))
+        .await
+        .map_err(Status::from)
+        .expect_err("damaged handle");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    other.stop().await;
+    drop(keep);
 }
 
 /// Shards, the FlightInfo a read makes and statement text are bounded before any work.
@@ -182,7 +338,7 @@ async fn messages_over_the_size_limit_are_refused() {
     let big = quiver_core::demo::DemoLabels::new(20_000, 3)
         .next()
         .expect("batch");
-    let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo"}"#);
+    let desc = qdesc(Kind::Put, r#"{"dataset":"demo"}"#);
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(desc))
         .build(futures::stream::iter(vec![Ok(big)]));
@@ -401,7 +557,7 @@ async fn writes_are_attributed_to_the_token() {
     let batch = quiver_core::demo::DemoLabels::new(2, 5)
         .next()
         .expect("batch");
-    let desc = FlightDescriptor::new_cmd(r#"{"dataset":"demo","branch":"fix"}"#);
+    let desc = qdesc(Kind::Put, r#"{"dataset":"demo","branch":"fix"}"#);
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
         .with_flight_descriptor(Some(desc))
         .build(futures::stream::iter(vec![Ok(batch.slice(0, 2))]));
@@ -421,5 +577,46 @@ async fn writes_are_attributed_to_the_token() {
     let log = ds.branch_log("fix").await.expect("log");
     assert!(log.iter().all(|e| e.author == "alice"), "{log:?}");
     assert_ne!(quiver_core::default_author(), "alice");
+    srv.stop().await;
+}
+
+/// One auth layer in front of every call: without a valid token, even calls that need no
+/// catalog (ListActions, ListFlights) and the zero-copy DoGet are UNAUTHENTICATED; the
+/// handshake checks its own credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_but_the_handshake_needs_a_token() {
+    let srv = Server::start(10).await;
+    for token in [None, Some("not-a-real-token")] {
+        let mut c = srv.client(token).await;
+        let err = c
+            .list_actions()
+            .await
+            .map(|_| ())
+            .map_err(Status::from)
+            .expect_err("list actions");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        let err = c
+            .do_get(arrow_flight::Ticket::new(b"anything".to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(Status::from)
+            .expect_err("do_get");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+        let err = plan(&mut c, "SELECT 1").await.expect_err("plan");
+        assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    }
+    let mut c = srv.client(Some(RO)).await;
+    let actions: Vec<_> = c
+        .list_actions()
+        .await
+        .expect("list")
+        .try_collect()
+        .await
+        .expect("actions");
+    assert!(actions.iter().any(|a| a.r#type == "quiver.create_branch"));
+    let mut sql = arrow_flight::sql::client::FlightSqlServiceClient::new(srv.channel().await);
+    sql.handshake("user", RO)
+        .await
+        .expect("handshake with Basic credentials");
     srv.stop().await;
 }

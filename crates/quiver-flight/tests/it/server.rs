@@ -7,9 +7,15 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::{Action, FlightClient, FlightDescriptor, Ticket};
 use futures::TryStreamExt;
 use quiver_core::{demo, Catalog, VersionSpec};
+use quiver_flight::command::Kind;
 use quiver_flight::{bind, serve, ServeOptions, ServerLimits, Tokens};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+
+/// A descriptor of a Quiver message of `kind` with the JSON `json`.
+pub(crate) fn qdesc(kind: quiver_flight::command::Kind, json: &str) -> FlightDescriptor {
+    FlightDescriptor::new_cmd(quiver_flight::command::encode(kind, json.as_bytes()))
+}
 
 pub(crate) const RW: &str = "rw-token-123";
 pub(crate) const RO: &str = "ro-token-456";
@@ -45,6 +51,19 @@ impl Server {
             .await
             .expect("tag");
         drop((ds, cat));
+        Self::serve_dir(dir, limits).await
+    }
+
+    /// Another server over the catalog at `root` (which must outlive it).
+    pub(crate) async fn start_on(root: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = std::fs::remove_dir(dir.path());
+        std::os::unix::fs::symlink(root, dir.path()).expect("symlink to the catalog");
+        Self::serve_dir(dir, ServerLimits::default()).await
+    }
+
+    async fn serve_dir(dir: tempfile::TempDir, limits: ServerLimits) -> Server {
+        let root = dir.path().to_str().expect("utf8").to_string();
         let cat = Catalog::open(&root).await.expect("catalog");
         let tokens =
             Tokens::parse_file(&format!("{RW} rw alice\n{RO} ro bob\n"), "tokens").expect("tokens");
@@ -98,11 +117,13 @@ impl Server {
         c
     }
 
-    pub(crate) async fn stop(mut self) {
+    /// Stop serving; the catalog directory, for a server that comes after.
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
         self.task.await.expect("server task");
+        self.dir
     }
 }
 
@@ -159,7 +180,7 @@ async fn shards_are_disjoint_and_cover_the_selection_pinned_to_one_commit() {
             cmd["seed"] = s.into();
         }
         let info = c
-            .get_flight_info(FlightDescriptor::new_cmd(cmd.to_string()))
+            .get_flight_info(qdesc(Kind::Read, &cmd.to_string()))
             .await
             .expect("info");
         assert_eq!(info.endpoint.len(), 5);
@@ -239,6 +260,8 @@ async fn tokens_roles_and_bad_requests() {
         &b"{not json"[..],
         &b"\x00\x01garbage"[..],
         &br#"{"v":1}"#[..],
+        &quiver_flight::command::encode(Kind::Shard, br#"{"v":1}"#)[..],
+        &quiver_flight::command::encode(Kind::Read, br#"{"dataset":"demo"}"#)[..],
     ] {
         let err = roc
             .do_get(Ticket::new(bad.to_vec()))
@@ -248,7 +271,8 @@ async fn tokens_roles_and_bad_requests() {
         assert!(err.to_string().contains("nvalid"), "{err}");
     }
     let err = roc
-        .get_flight_info(FlightDescriptor::new_cmd(
+        .get_flight_info(qdesc(
+            Kind::Read,
             r#"{"dataset":"demo","columns":["nope"]}"#,
         ))
         .await
@@ -256,7 +280,7 @@ async fn tokens_roles_and_bad_requests() {
         .expect_err("bad column");
     assert!(err.to_string().contains("column 'nope' not found"), "{err}");
     let err = roc
-        .get_flight_info(FlightDescriptor::new_cmd(r#"{"dataset":"nope"}"#))
+        .get_flight_info(qdesc(Kind::Read, r#"{"dataset":"nope"}"#))
         .await
         .map(|_| ())
         .expect_err("no dataset");
@@ -294,7 +318,8 @@ async fn doput_commits_and_actions_and_runs() {
     let mut cols: Vec<Arc<dyn Array>> = batch.columns().to_vec();
     cols[0] = Arc::new(StringArray::from(ids));
     let batch = RecordBatch::try_new(schema, cols).expect("batch");
-    let desc = FlightDescriptor::new_cmd(
+    let desc = qdesc(
+        Kind::Put,
         r#"{"dataset":"demo","branch":"fix","message":"three new labels"}"#,
     );
     let data = arrow_flight::encode::FlightDataEncoderBuilder::new()
@@ -338,7 +363,8 @@ async fn doput_commits_and_actions_and_runs() {
     assert_eq!(count(&sql(&mut s, "SELECT count(*) FROM demo").await), 203);
     // a run id is recorded against the commit the ref resolved to
     let info = c
-        .get_flight_info(FlightDescriptor::new_cmd(
+        .get_flight_info(qdesc(
+            Kind::Read,
             r#"{"dataset":"demo","ref":"tag:v1","shards":2,"run_id":"run-42"}"#,
         ))
         .await

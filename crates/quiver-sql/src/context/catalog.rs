@@ -81,6 +81,11 @@ impl Shared {
         let (ds_name, r) = split_table_name(name);
         let ds = self.dataset(&ds_name).await?;
         let commit = self.resolve(&ds, &r).await?;
+        self.table_at(&ds, commit)
+    }
+
+    /// The provider of `ds` at `commit`.
+    pub(super) fn table_at(&self, ds: &Dataset, commit: Commit) -> Result<QuiverTableProvider> {
         Ok(
             QuiverTableProvider::new(ds.snapshot(commit), self.url.clone(), self.packs.clone())?
                 .with_stats_sink(self.last_scan.clone()),

@@ -60,11 +60,13 @@ mod exec_refs;
 mod exec_schema;
 mod exec_txn;
 mod functions;
+mod pins;
 
 use catalog::{DatasetSchema, Shared, SystemSchema};
 use exec_dml::quote_ident;
 pub(crate) use functions::string_args;
 use functions::{diff_batch, ConflictsFunction, DiffFunction};
+pub use pins::VersionPins;
 
 /// A statement handed to the executor of another family (a bug, not a user error).
 fn misrouted(st: &Statement) -> SqlError {
