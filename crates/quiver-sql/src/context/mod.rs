@@ -221,15 +221,9 @@ impl QuiverContext {
         config: SessionConfig,
         opts: SessionOptions,
     ) -> Result<Self> {
-        let mut config = config
+        let config = config
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
-        // late materialization: a selective predicate (the slice of a review state and a
-        // time range) is evaluated while decoding, and the other columns are decoded only
-        // for the rows it keeps; cheapest filters first
-        let parquet = &mut config.options_mut().execution.parquet;
-        parquet.pushdown_filters = true;
-        parquet.reorder_filters = true;
         let runtime = match &opts.runtime {
             Some(r) => r.clone(),
             None => {
