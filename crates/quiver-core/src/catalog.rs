@@ -374,18 +374,24 @@ impl Catalog {
     /// listed.
     pub async fn list_datasets(&self) -> Result<Vec<String>> {
         use futures::{StreamExt, TryStreamExt};
-        let files = self.inner.store.list("datasets/").await?;
-        let mut names: Vec<String> = files
+        // one directory level (a recursive listing would walk every commit marker and
+        // layout pointer of every dataset: sessions list the datasets on every request)
+        let (_, dirs) = self.inner.store.list_dir("datasets/").await?;
+        let mut names: Vec<String> = dirs
             .iter()
-            .filter_map(|p| p.strip_prefix("datasets/")?.strip_suffix("/dataset.json"))
-            .filter(|n| !n.contains('/'))
+            .filter_map(|p| p.strip_prefix("datasets/"))
+            .map(|n| n.trim_end_matches('/'))
+            .filter(|n| !n.is_empty() && !n.contains('/'))
             .map(str::to_string)
             .collect();
         names.sort();
         names.dedup();
         let published: Vec<(String, bool)> = futures::stream::iter(names)
             .map(|n| async move {
-                let p = self.is_published(&n).await?;
+                // a dataset is listed once published (its main branch's first entry) and
+                // while its configuration exists
+                let p = self.is_published(&n).await?
+                    && self.inner.store.get_file_opt(&config_path(&n)).await?.is_some();
                 Ok::<_, CoreError>((n, p))
             })
             .buffered(16)

@@ -392,7 +392,7 @@ impl Store {
 
     /// The direct children of `prefix` (not recursive): `(files, sub-directories)`, both
     /// as sorted paths relative to the store root.
-    pub(crate) async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+    pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
         let full = self.full_path(prefix);
         let prefix_opt = if full.as_ref().is_empty() {
             None
