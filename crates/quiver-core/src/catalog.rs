@@ -391,7 +391,12 @@ impl Catalog {
                 // a dataset is listed once published (its main branch's first entry) and
                 // while its configuration exists
                 let p = self.is_published(&n).await?
-                    && self.inner.store.get_file_opt(&config_path(&n)).await?.is_some();
+                    && self
+                        .inner
+                        .store
+                        .get_file_opt(&config_path(&n))
+                        .await?
+                        .is_some();
                 Ok::<_, CoreError>((n, p))
             })
             .buffered(16)
