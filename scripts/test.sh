@@ -3,7 +3,7 @@
 # S3-compatible server for the object-store tests, runs the Rust tests (unit, integration,
 # sqllogictest files under sql/), stops the server, then runs a SIGKILL crash loop checked by
 # `quiver fsck` (scripts/crash-loop.sh) and the end-to-end tests of `quiver serve` with real
-# Python clients (scripts/e2e.sh).
+# Python clients (scripts/e2e.sh), then `cargo fmt --check` and `cargo clippy -D warnings`.
 #
 # Caches outside the clone (reused between runs; delete them to start clean):
 #   $QUIVER_CACHE (default ~/.cache/quiver): target/ (cargo build output), venv/ (Python)
@@ -69,4 +69,18 @@ cargo build -p quiver-cli 2>&1 || status=$?
 echo "test.sh: SIGKILL crash loop"
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/crash-loop.sh 20 || status=$?
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/e2e.sh || status=$?
+
+# Formatting and lints, as the repository's rules state them (clippy reuses the dependency
+# metadata of the builds above where it can).
+echo "test.sh: cargo fmt --check and cargo clippy"
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check 2>&1 || { echo "test.sh: cargo fmt --check failed (run cargo fmt)" >&2; status=1; }
+else
+  echo "test.sh: SKIPPED cargo fmt --check (rustfmt is not installed: rustup component add rustfmt)" >&2
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets -- -D warnings 2>&1 || status=$?
+else
+  echo "test.sh: SKIPPED cargo clippy (clippy is not installed: rustup component add clippy)" >&2
+fi
 exit $status
