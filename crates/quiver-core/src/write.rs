@@ -852,8 +852,7 @@ impl WriteTxn {
         let mut stats = Vec::new();
         let mut entries = Vec::with_capacity(changed.len());
         // copies of the old rows this transaction read, written after the new rows
-        let mut befores: Vec<RecordBatch> = Vec::new();
-        let mut before_of: Vec<Option<usize>> = Vec::with_capacity(changed.len());
+        let mut befores: Vec<(usize, RecordBatch)> = Vec::new();
         let schema = ds.schema();
         let mut row = 0u64;
         let old_hash = |k: &Key| self.groups.get(k).and_then(|st| st.base_hash);
@@ -889,10 +888,9 @@ impl WriteTxn {
                     && b.schema().fields() == schema.fields())
                 .then(|| b.clone())
             });
-            before_of.push(copy.map(|b| {
-                befores.push(b);
-                befores.len() - 1
-            }));
+            if let Some(b) = copy {
+                befores.push((entries.len(), b));
+            }
             let new = match new {
                 Some(g) => {
                     let n = g.batch.num_rows() as u64;
@@ -920,15 +918,11 @@ impl WriteTxn {
         }
         // copies follow the new rows: scans read only `0..row`
         let mut at = row;
-        let mut copy_at = Vec::with_capacity(befores.len());
-        for b in &befores {
-            copy_at.push(at);
+        for (i, b) in befores {
+            entries[i].before = Some(at);
             at += b.num_rows() as u64;
+            batches.push(b);
         }
-        for (e, i) in entries.iter_mut().zip(&before_of) {
-            e.before = i.map(|i| copy_at[i]);
-        }
-        batches.extend(befores);
         let mut bytes = 0;
         let pack = if batches.is_empty() {
             None

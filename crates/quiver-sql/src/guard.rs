@@ -99,7 +99,7 @@ type CheckJob = Box<dyn FnOnce() + Send + 'static>;
 /// more than parsing a short statement. One per core, started on first use; a job runs
 /// on whichever is free.
 struct Checkers {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<CheckJob>>,
+    jobs: std::sync::mpsc::Sender<CheckJob>,
 }
 
 static CHECKERS: std::sync::LazyLock<std::result::Result<Checkers, String>> =
@@ -127,9 +127,7 @@ static CHECKERS: std::sync::LazyLock<std::result::Result<Checkers, String>> =
                 })
                 .map_err(|e| format!("cannot start the statement checker: {e}"))?;
         }
-        Ok(Checkers {
-            jobs: std::sync::Mutex::new(tx),
-        })
+        Ok(Checkers { jobs: tx })
     });
 
 /// Run `f` on a checker thread (a [`CHECK_STACK_BYTES`] stack) and wait for it.
@@ -143,12 +141,7 @@ pub(crate) fn on_big_stack<T: Send + 'static>(
     });
     let failed =
         || SqlError::Limit("the statement could not be checked (checker thread failed)".into());
-    checkers
-        .jobs
-        .lock()
-        .map_err(|_| failed())?
-        .send(job)
-        .map_err(|_| failed())?;
+    checkers.jobs.send(job).map_err(|_| failed())?;
     // a job that panicked drops its sender without sending
     result.recv().map_err(|_| failed())?
 }

@@ -397,12 +397,7 @@ impl Delta {
             return Self::decode_v2(b, what);
         }
         let mut r = R::new(b, DELTA_MAGIC, what)?;
-        let pack = match r.byte()? {
-            0 => None,
-            _ => Some(r.hash()?),
-        };
-        let rows = r.u()?;
-        let stats = r.stats()?;
+        let (pack, rows, stats) = Self::decode_header(&mut r)?;
         let np = r.len()?;
         let mut table = Vec::with_capacity(np.min(1 << 16));
         for _ in 0..np {
@@ -450,15 +445,19 @@ impl Delta {
         })
     }
 
-    /// The first format-2 delta encoding (pack hash in every reference, no copies).
-    fn decode_v2(b: &[u8], what: &str) -> Result<Delta> {
-        let mut r = R::new(b, DELTA_MAGIC_V2, what)?;
+    /// `pack? rows stats`, the fields both encodings start with.
+    fn decode_header(r: &mut R<'_>) -> Result<(Option<Hash>, u64, Vec<ColumnStats>)> {
         let pack = match r.byte()? {
             0 => None,
             _ => Some(r.hash()?),
         };
-        let rows = r.u()?;
-        let stats = r.stats()?;
+        Ok((pack, r.u()?, r.stats()?))
+    }
+
+    /// The first format-2 delta encoding (pack hash in every reference, no copies).
+    fn decode_v2(b: &[u8], what: &str) -> Result<Delta> {
+        let mut r = R::new(b, DELTA_MAGIC_V2, what)?;
+        let (pack, rows, stats) = Self::decode_header(&mut r)?;
         let n = r.u()? as usize;
         let mut entries = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {

@@ -400,18 +400,14 @@ impl Dataset {
         let (pack, bytes, stats) = if batches.is_empty() && copy_rows.is_empty() {
             (None, 0, Vec::new())
         } else {
-            let new_only = concat_batches(&schema, batches.iter())?;
+            let one = concat_batches(&schema, batches.iter().chain(copy_rows.iter()))?;
+            // statistics describe the new rows only (the copies are never scanned)
             let stats = stats_cols
                 .iter()
                 .map(|&i| {
-                    crate::encoding::column_stats(
-                        new_only.column(i).as_ref(),
-                        0,
-                        new_only.num_rows(),
-                    )
+                    crate::encoding::column_stats(one.column(i).as_ref(), 0, new_rows as usize)
                 })
                 .collect();
-            let one = concat_batches(&schema, batches.iter().chain(copy_rows.iter()))?;
             let (pack, bytes) = build::write_change_pack(self.store(), &schema, vec![one]).await?;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {
