@@ -17,7 +17,7 @@ use std::ops::Range;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use bytes::Bytes;
-use quiver_tree::{Hash, Key};
+use quiver_tree::Key;
 
 use super::build::{self, BaseBuilder};
 use super::format::{Base, Chunk, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
@@ -84,25 +84,16 @@ impl Dataset {
         };
         // one pass over the delta entries: holes per pack, and every touched key's base
         // state (the before-image of its first entry)
-        let mut holes: BTreeMap<Hash, Vec<Range<u64>>> = BTreeMap::new();
+        let holes = super::view::holes(&view.deltas);
         // (base state, where a copy of its rows is in a change pack, if anywhere)
         type First = (Option<super::GroupRef>, Option<super::GroupRef>);
         let mut first_old: BTreeMap<&Key, First> = BTreeMap::new();
         for d in &view.deltas {
             for e in &d.entries {
-                if let Some(o) = &e.old {
-                    holes
-                        .entry(o.at.leaf)
-                        .or_default()
-                        .push(o.at.offset..o.at.offset + o.rows);
-                }
                 first_old
                     .entry(&e.key)
                     .or_insert_with(|| (e.old, e.before.and(e.old_readable(d.pack))));
             }
-        }
-        for h in holes.values_mut() {
-            h.sort_by_key(|r| r.start);
         }
         // touched groups per owning chunk; a chunk is rewritten when they are dense
         let mut touched_in: BTreeMap<usize, u64> = BTreeMap::new();
@@ -207,7 +198,10 @@ impl Dataset {
                     let mut live = Vec::new();
                     while k < r.end && chunks[k].pack == pack {
                         let c = &chunks[k];
-                        live.extend(subtract(c.start..c.start + c.rows, holes.get(&c.pack)));
+                        live.extend(subtract(
+                            c.start..c.start + c.rows,
+                            holes.get(&(super::view::Instance::Base, c.pack)),
+                        ));
                         k += 1;
                     }
                     if !live.is_empty() {

@@ -45,24 +45,18 @@ pub enum Found {
 impl View {
     pub fn new(id: Hash, layout: Layout, base: Arc<Base>, deltas: Vec<Arc<Delta>>) -> View {
         let mut touched = BTreeMap::new();
-        let mut holes: HashMap<Hash, Vec<Range<u64>>> = HashMap::new();
         for (di, d) in deltas.iter().enumerate() {
             for (ei, e) in d.entries.iter().enumerate() {
                 touched.insert(e.key.clone(), (di as u32, ei as u32));
-                if let Some(old) = &e.old {
-                    holes
-                        .entry(old.at.leaf)
-                        .or_default()
-                        .push(old.at.offset..old.at.offset + old.rows);
-                }
             }
         }
-        for h in holes.values_mut() {
-            h.sort_by_key(|r| r.start);
-        }
+        let holes = holes(&deltas);
         let mut parts = Vec::new();
         for c in &base.chunks {
-            let live = subtract(c.start..c.start + c.rows, holes.get(&c.pack));
+            let live = subtract(
+                c.start..c.start + c.rows,
+                holes.get(&(Instance::Base, c.pack)),
+            );
             for r in live {
                 parts.push(part(
                     c.pack,
@@ -75,7 +69,7 @@ impl View {
                 ));
             }
         }
-        for d in &deltas {
+        for (di, d) in deltas.iter().enumerate() {
             let Some(pack) = d.pack else { continue };
             // the delta's new rows, in runs of adjacent groups
             let mut runs: Vec<(Range<u64>, Key, Key, u64)> = Vec::new();
@@ -93,7 +87,7 @@ impl View {
             }
             for (range, first, last, groups) in runs {
                 let rows = range.end - range.start;
-                for r in subtract(range, holes.get(&pack)) {
+                for r in subtract(range, holes.get(&(Instance::Delta(di), pack))) {
                     parts.push(part(pack, r, rows, groups, &first, &last, &d.stats));
                 }
             }
@@ -204,6 +198,52 @@ fn part(
             rows: n,
         },
     )
+}
+
+/// Which copy of a pack a row range belongs to: the base's, or the one a delta wrote.
+/// Packs are content-addressed, so two deltas that wrote the same rows (a group put back
+/// exactly as an earlier commit had it) share one pack hash; a later commit replacing the
+/// first copy's rows must not punch a hole in the second's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Instance {
+    Base,
+    Delta(usize),
+}
+
+/// The rows later commits replaced (every delta entry's before-image), as sorted row
+/// ranges per pack instance. An entry's old rows are in the delta that last wrote its
+/// group (when that delta's pack is the one named), else in the base (or, for layouts
+/// written otherwise, in the latest earlier delta with that pack).
+pub(crate) fn holes(deltas: &[Arc<Delta>]) -> HashMap<(Instance, Hash), Vec<Range<u64>>> {
+    let mut holes: HashMap<(Instance, Hash), Vec<Range<u64>>> = HashMap::new();
+    // the delta whose new rows hold each key's current state
+    let mut last: HashMap<&Key, usize> = HashMap::new();
+    for (di, d) in deltas.iter().enumerate() {
+        for e in &d.entries {
+            if let Some(old) = &e.old {
+                let leaf = old.at.leaf;
+                let inst = match last.get(&e.key) {
+                    Some(&p) if deltas[p].pack == Some(leaf) => Instance::Delta(p),
+                    _ => deltas[..di]
+                        .iter()
+                        .rposition(|x| x.pack == Some(leaf))
+                        .map_or(Instance::Base, Instance::Delta),
+                };
+                holes
+                    .entry((inst, leaf))
+                    .or_default()
+                    .push(old.at.offset..old.at.offset + old.rows);
+            }
+            match &e.new {
+                Some(_) => last.insert(&e.key, di),
+                None => last.remove(&e.key),
+            };
+        }
+    }
+    for h in holes.values_mut() {
+        h.sort_by_key(|r| r.start);
+    }
+    holes
 }
 
 /// `r` minus the (sorted, disjoint) `holes`.
