@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod catalog;
+pub mod conform;
 pub mod dataset;
 pub mod demo;
 pub mod encoding;
@@ -30,6 +31,7 @@ pub mod write;
 
 pub use assets::{AssetStore, GcOptions, GcReport};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
+pub use conform::{conform, Casts, ConformRules};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
-use arrow::datatypes::DataType;
 use quiver_tree::{ColumnStats, Hash, Key};
 
 use crate::dataset::{BranchHead, Dataset};
@@ -153,48 +152,15 @@ impl WriteTxn {
         ))
     }
 
-    /// Reorder/check a batch against the dataset schema.
+    /// Reorder/check a batch against the dataset schema (layouts of the same values only:
+    /// every surface converts types before its rows get here, see [`crate::conform`]).
     fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let schema = self.ds.schema();
-        let mismatch = |reason: String| CoreError::SchemaMismatch {
-            dataset: self.ds.name().into(),
-            reason,
-        };
-        let mut cols = Vec::with_capacity(schema.fields().len());
-        for f in schema.fields() {
-            let col = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| mismatch(format!("column '{}' is missing", f.name())))?;
-            let col = if col.data_type() == f.data_type() {
-                col.clone()
-            } else if same_values(col.data_type(), f.data_type()) {
-                // another layout of the same values (SQL reads strings as views)
-                arrow::compute::cast(col, f.data_type())?
-            } else {
-                return Err(mismatch(format!(
-                    "column '{}' has type {} but the dataset expects {}",
-                    f.name(),
-                    col.data_type(),
-                    f.data_type()
-                )));
-            };
-            if !f.is_nullable() && col.null_count() > 0 {
-                return Err(mismatch(format!(
-                    "column '{}' may not contain nulls",
-                    f.name()
-                )));
-            }
-            cols.push(col);
-        }
-        for f in batch.schema().fields() {
-            if schema.field_with_name(f.name()).is_err() {
-                return Err(mismatch(format!(
-                    "column '{}' is not in the dataset",
-                    f.name()
-                )));
-            }
-        }
-        Ok(RecordBatch::try_new(schema, cols)?)
+        crate::conform::conform(
+            self.ds.name(),
+            &self.ds.schema(),
+            batch,
+            crate::conform::ConformRules::PLANNED,
+        )
     }
 
     /// Sort by (group, label) and split into runs of one group: (key, offset, len).
@@ -955,15 +921,6 @@ impl WriteTxn {
         layout.deltas.push(dh);
         Ok((layout, bytes))
     }
-}
-
-/// Whether `a` and `b` hold the same values in another layout: the string types (`Utf8`,
-/// `LargeUtf8`, `Utf8View`) among themselves, and likewise the binary types.
-fn same_values(a: &DataType, b: &DataType) -> bool {
-    use DataType::*;
-    let strings = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
-    let binaries = |t: &DataType| matches!(t, Binary | LargeBinary | BinaryView);
-    (strings(a) && strings(b)) || (binaries(a) && binaries(b))
 }
 
 /// Merge `new` rows into `cur` by label key (new wins), sorted by label key.

@@ -114,7 +114,7 @@ fn sql_code(e: &SqlError) -> Code {
         SqlError::DataFusion(d) => df_code(d),
         SqlError::Parse(_)
         | SqlError::ReadOnly { .. }
-        | SqlError::TypeMismatch { .. }
+        | SqlError::ValueConversion { .. }
         | SqlError::Unsupported(_) => Code::InvalidArgument,
         SqlError::Transaction(_) => Code::FailedPrecondition,
         SqlError::Arrow(a) => arrow_code(a),

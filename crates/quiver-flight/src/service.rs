@@ -651,55 +651,22 @@ impl QuiverFlight {
     }
 }
 
-/// Conform an uploaded batch to the dataset's schema: columns by name, missing nullable
-/// columns as nulls, safe casts between compatible types.
+/// Conform an uploaded batch to the dataset's schema by [`quiver_core::conform`]'s upload
+/// rules: columns by name, missing nullable columns as nulls, lossless casts.
 pub(crate) fn conform(
     dataset: &str,
     target: &arrow::datatypes::SchemaRef,
     batch: &RecordBatch,
 ) -> Result<RecordBatch> {
-    let src = batch.schema();
-    for f in src.fields() {
-        if target.field_with_name(f.name()).is_err() {
-            return Err(FlightError::InvalidArgument(format!(
-                "column '{}' is not a column of dataset '{dataset}'",
-                f.name()
-            )));
+    quiver_core::conform(dataset, target, batch, quiver_core::ConformRules::UPLOAD).map_err(|e| {
+        match e {
+            // a column the upload has and the dataset lacks is a bad upload, not a lookup
+            quiver_core::CoreError::ColumnNotFound { column, .. } => FlightError::InvalidArgument(
+                format!("column '{column}' is not a column of dataset '{dataset}'"),
+            ),
+            other => other.into(),
         }
-    }
-    let mut cols = Vec::with_capacity(target.fields().len());
-    for f in target.fields() {
-        match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => cols.push(c.clone()),
-            Some(c) => {
-                let opts = arrow::compute::CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
-                let cast =
-                    arrow::compute::cast_with_options(c, f.data_type(), &opts).map_err(|e| {
-                        FlightError::InvalidArgument(format!(
-                            "column '{}' of dataset '{dataset}' is {}, the upload has {}: {e}",
-                            f.name(),
-                            f.data_type(),
-                            c.data_type()
-                        ))
-                    })?;
-                cols.push(cast);
-            }
-            None if f.is_nullable() => cols.push(arrow::array::new_null_array(
-                f.data_type(),
-                batch.num_rows(),
-            )),
-            None => {
-                return Err(FlightError::InvalidArgument(format!(
-                    "the upload lacks column '{}' of dataset '{dataset}', which cannot be null",
-                    f.name()
-                )))
-            }
-        }
-    }
-    Ok(RecordBatch::try_new(target.clone(), cols)?)
+    })
 }
 
 #[tonic::async_trait]

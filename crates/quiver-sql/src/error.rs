@@ -31,14 +31,11 @@ pub enum SqlError {
         reason: String,
     },
     /// A value of the wrong type in INSERT/UPDATE.
-    #[error("type mismatch writing to dataset '{dataset}': column '{column}' expects {expected} but got {actual}")]
-    TypeMismatch {
-        dataset: String,
-        column: String,
-        expected: String,
-        actual: String,
-    },
-    /// A statement that is valid SQL but not supported here.
+    #[error(
+        "a value written to dataset '{dataset}' does not convert to its column's type: {reason}"
+    )]
+    ValueConversion { dataset: String, reason: String },
+
     #[error("unsupported statement: {0}")]
     Unsupported(String),
     /// A statement or expression over a configured bound (size, nesting, node count).

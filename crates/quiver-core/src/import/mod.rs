@@ -450,66 +450,28 @@ async fn write_into(
     Ok((commit, deleted, unchanged, None))
 }
 
-/// Bring a batch to `schema`: columns by name, cast where the type differs (CSV inference
-/// may pick a narrower type than an existing dataset has).
+/// Bring a batch to `schema` by [`crate::conform`]'s upload rules (CSV inference may pick
+/// a narrower type than an existing dataset has); errors name the file.
 pub(crate) fn conform_to(
     batch: &RecordBatch,
     schema: &SchemaRef,
     source: &str,
 ) -> Result<RecordBatch> {
-    if batch.schema().fields() == schema.fields() {
-        return Ok(batch.clone());
-    }
     let bad = |reason: String| CoreError::InvalidInput {
         file: source.to_string(),
         position: None,
         reason,
     };
-    for f in batch.schema().fields() {
-        if schema.field_with_name(f.name()).is_err() {
-            return Err(bad(format!(
-                "column '{}' is not in the dataset (its columns: {})",
-                f.name(),
+    crate::conform::conform("", schema, batch, crate::conform::ConformRules::UPLOAD).map_err(|e| {
+        match e {
+            CoreError::ColumnNotFound { column, .. } => bad(format!(
+                "column '{column}' is not in the dataset (its columns: {})",
                 column_names(schema)
-            )));
+            )),
+            CoreError::SchemaMismatch { reason, .. } => bad(reason),
+            other => other,
         }
-    }
-    let mut cols = Vec::with_capacity(schema.fields().len());
-    for f in schema.fields() {
-        let col = match batch.column_by_name(f.name()) {
-            Some(c) => c.clone(),
-            None if f.is_nullable() => {
-                arrow::array::new_null_array(f.data_type(), batch.num_rows())
-            }
-            None => {
-                return Err(bad(format!(
-                    "column '{}' of the dataset is missing",
-                    f.name()
-                )))
-            }
-        };
-        let col = if col.data_type() == f.data_type() {
-            col
-        } else {
-            let opts = arrow::compute::CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            arrow::compute::cast_with_options(&col, f.data_type(), &opts).map_err(|e| {
-                bad(format!(
-                    "column '{}' ({}) does not convert to the dataset's type {}: {e}",
-                    f.name(),
-                    col.data_type(),
-                    f.data_type()
-                ))
-            })?
-        };
-        if !f.is_nullable() && col.null_count() > 0 {
-            return Err(bad(format!("column '{}' may not contain nulls", f.name())));
-        }
-        cols.push(col);
-    }
-    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+    })
 }
 
 /// The column names of a schema, comma-separated (for error messages).

@@ -391,7 +391,7 @@ async fn writes_accept_string_views_and_refuse_other_types() {
     let err = ds.append("main", &[bad], "bad").await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("column 'label_id' has type Utf8View"),
+            .contains("column 'label_id' expects Int64 but got Utf8View"),
         "{err}"
     );
 }

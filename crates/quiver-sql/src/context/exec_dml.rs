@@ -1,6 +1,16 @@
-//! Executes `INSERT`, `UPDATE` and `DELETE` on a dataset: the rows are computed by a query
-//! over the branch head, conformed to the dataset schema and written through one write
-//! transaction (the session's open one, or one of their own that commits at once).
+//! Executes `INSERT`, `UPDATE` and `DELETE` on a dataset. DataFusion plans the statement
+//! (a `LogicalPlan::Dml` whose input holds the rows: INSERT's values cast to the column
+//! types, UPDATE's new rows, DELETE's matching rows, subqueries and `UPDATE … FROM` joins
+//! included); the input is streamed, conformed by [`quiver_core::conform`] and written
+//! through one write transaction (the session's open one, or one of their own that
+//! commits at once).
+
+use datafusion::common::Column;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{ExprSchemable, LogicalPlan, LogicalPlanBuilder, WriteOp};
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::StreamExt;
+use quiver_core::WriteMode;
 
 use super::*;
 
@@ -69,14 +79,21 @@ impl QuiverContext {
         }
     }
 
-    /// Apply a write to a branch: inside a transaction it joins it, otherwise it commits.
-    pub(super) async fn apply(
+    /// Stream the rows of `input` into a write on a branch: inside a transaction they join
+    /// it, otherwise they commit as one commit. Returns the number of rows written (or keys
+    /// deleted). Rows are conformed batch by batch; nothing is collected into memory here.
+    ///
+    /// A failure before any row was staged leaves an open transaction as it was; a failure
+    /// after some were rolls the whole transaction back (as PostgreSQL aborts one), since
+    /// the statement cannot be undone on its own, and says so.
+    async fn apply_stream(
         &self,
         ds: &Dataset,
         branch: &str,
-        write: Write,
+        kind: WriteKind,
+        mut stream: SendableRecordBatchStream,
         message: &str,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let mut guard = self.txn.lock().await;
         let in_txn = guard.is_some();
         let mut own;
@@ -98,111 +115,78 @@ impl QuiverContext {
                 &mut own
             }
         };
-        match &write {
-            Write::Append(b) => txn.append(b).await?,
-            Write::Upsert(b) => txn.upsert(b).await?,
-            Write::Delete(b) => txn.delete(b).await?,
-        }
-        if !in_txn {
-            txn.commit(message).await?;
-        }
-        Ok(())
-    }
-
-    /// Rows of a query conformed to the dataset schema (columns matched by `columns`, or
-    /// by position), as one quiver-core batch.
-    pub(super) async fn conform(
-        &self,
-        ds: &Dataset,
-        query: &str,
-        columns: Option<Vec<String>>,
-    ) -> Result<arrow::array::RecordBatch> {
-        let target = ds.schema();
-        let df = self
-            .ctx
-            .sql_with_options(query, crate::guard::query_options())
-            .await?;
-        let planned: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        // the batches' own schema: a CASE over a view column may come out as a view while
-        // the plan says Utf8
-        let src_schema = batches.first().map_or(planned, |b| b.schema());
-        let src = datafusion::arrow::compute::concat_batches(&src_schema, &batches)
-            .map_err(DataFusionError::from)?;
-        let names: Vec<String> = match columns {
-            Some(c) => c,
-            None => target
-                .fields()
-                .iter()
-                .take(src.num_columns())
-                .map(|f| f.name().clone())
-                .collect(),
-        };
-        if names.len() != src.num_columns() {
-            return Err(SqlError::Core(CoreError::SchemaMismatch {
-                dataset: ds.name().into(),
-                reason: format!(
-                    "{} values given for {} columns (the dataset has {})",
-                    src.num_columns(),
-                    names.len(),
-                    target.fields().len()
-                ),
-            }));
-        }
-        let mut cols = Vec::with_capacity(target.fields().len());
-        for f in target.fields() {
-            let col = match names.iter().position(|n| n == f.name()) {
-                Some(i) => conform_column(ds.name(), f, src.column(i))?,
-                None => datafusion::arrow::array::new_null_array(f.data_type(), src.num_rows()),
-            };
-            if !f.is_nullable() && col.null_count() > 0 {
-                return Err(SqlError::Core(CoreError::SchemaMismatch {
-                    dataset: ds.name().into(),
-                    reason: format!("column '{}' may not contain nulls", f.name()),
-                }));
+        let schema = ds.schema();
+        let mut n = 0u64;
+        let mut staged = false;
+        let result: Result<()> = async {
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                match kind {
+                    WriteKind::Append | WriteKind::Upsert => {
+                        let rows = quiver_core::conform(
+                            ds.name(),
+                            &schema,
+                            &batch,
+                            quiver_core::ConformRules::PLANNED,
+                        )?;
+                        let mode = if kind == WriteKind::Append {
+                            WriteMode::Append
+                        } else {
+                            WriteMode::Upsert
+                        };
+                        txn.write(&rows, mode).await?;
+                    }
+                    WriteKind::Delete => {
+                        let keys = quiver_core::conform::conform_columns(
+                            ds.name(),
+                            &schema,
+                            &batch,
+                            quiver_core::Casts::Layout,
+                        )?;
+                        txn.delete(&keys).await?;
+                    }
+                }
+                staged = true;
+                n += batch.num_rows() as u64;
             }
-            cols.push(col);
+            Ok(())
         }
-        for n in &names {
-            if target.field_with_name(n).is_err() {
-                return Err(SqlError::Core(CoreError::ColumnNotFound {
-                    dataset: ds.name().into(),
-                    column: n.clone(),
-                }));
+        .await;
+        match result {
+            Err(e) if in_txn && staged => {
+                guard.take();
+                Err(SqlError::Transaction(format!(
+                    "{e}; the statement had written part of its rows, so the transaction was rolled back"
+                )))
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                if !in_txn && n > 0 {
+                    txn.commit(message).await?;
+                }
+                Ok(n)
             }
         }
-        let out = RecordBatch::try_new(target, cols).map_err(DataFusionError::from)?;
-        Ok(out)
     }
 
+    /// INSERT, UPDATE or DELETE: planned by DataFusion (its casts to the column types, its
+    /// subqueries and joins), the rows of the plan's input streamed into the branch.
     pub(super) async fn dml(&self, st: SqlStatement) -> Result<Vec<RecordBatch>> {
         let message: String = st.to_string().chars().take(200).collect();
-        match st {
+        let target = match &st {
             SqlStatement::Insert(ins) => {
                 let TableObject::TableName(name) = &ins.table else {
                     return Err(SqlError::Unsupported("INSERT INTO a table function".into()));
                 };
-                let (ds, branch) = self.write_target(&object_name(name)?).await?;
-                let Some(source) = &ins.source else {
+                if ins.source.is_none() {
                     return Err(SqlError::Unsupported(
                         "INSERT without VALUES or SELECT".into(),
                     ));
-                };
-                let columns = if ins.columns.is_empty() {
-                    None
-                } else {
-                    Some(
-                        ins.columns
-                            .iter()
-                            .map(object_name)
-                            .collect::<Result<Vec<_>>>()?,
-                    )
-                };
-                let batch = self.conform(&ds, &source.to_string(), columns).await?;
-                let n = batch.num_rows() as u64;
-                self.apply(&ds, &branch, Write::Append(batch), &message)
-                    .await?;
-                Ok(vec![count_batch(n)?])
+                }
+                object_name(name)?
             }
             SqlStatement::Update(u) => {
                 let TableFactor::Table { name, .. } = &u.table.relation else {
@@ -210,12 +194,14 @@ impl QuiverContext {
                         "UPDATE of something that is not a table".into(),
                     ));
                 };
-                if u.from.is_some() || !u.table.joins.is_empty() {
-                    return Err(SqlError::Unsupported("UPDATE … FROM / joins".into()));
+                if !u.table.joins.is_empty() {
+                    return Err(SqlError::Unsupported(
+                        "UPDATE of a join (name the other tables in FROM)".into(),
+                    ));
                 }
-                let (ds, branch) = self.write_target(&object_name(name)?).await?;
+                let target = object_name(name)?;
+                let (ds, _) = self.write_target(&target).await?;
                 let cfg = ds.config();
-                let mut set: HashMap<String, String> = HashMap::new();
                 for a in &u.assignments {
                     let AssignmentTarget::ColumnName(c) = &a.target else {
                         return Err(SqlError::Unsupported("tuple assignment in UPDATE".into()));
@@ -232,34 +218,8 @@ impl QuiverContext {
                             "UPDATE of key column '{c}' (delete the label and insert it under the new key)"
                         )));
                     }
-                    set.insert(c, a.value.to_string());
                 }
-                let items: Vec<String> = ds
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| match set.get(f.name()) {
-                        Some(e) => format!("({e}) AS {}", quote_ident(f.name())),
-                        None => quote_ident(f.name()),
-                    })
-                    .collect();
-                let q = format!(
-                    "SELECT {} FROM {} AS {}{}",
-                    items.join(", "),
-                    quote_ident(&format!("{}@branch:{branch}", ds.name())),
-                    quote_ident(ds.name()),
-                    u.selection
-                        .as_ref()
-                        .map(|s| format!(" WHERE {s}"))
-                        .unwrap_or_default()
-                );
-                let batch = self.conform(&ds, &q, None).await?;
-                let n = batch.num_rows() as u64;
-                if n > 0 {
-                    self.apply(&ds, &branch, Write::Upsert(batch), &message)
-                        .await?;
-                }
-                Ok(vec![count_batch(n)?])
+                target
             }
             SqlStatement::Delete(d) => {
                 let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
@@ -273,49 +233,196 @@ impl QuiverContext {
                     ));
                 };
                 if d.using.is_some() || !t.joins.is_empty() {
-                    return Err(SqlError::Unsupported("DELETE … USING / joins".into()));
+                    return Err(SqlError::Unsupported(
+                        "DELETE … USING / joins (use WHERE key IN (SELECT …))".into(),
+                    ));
                 }
-                let (ds, branch) = self.write_target(&object_name(name)?).await?;
-                let cfg = ds.config();
-                let q = format!(
-                    "SELECT {}, {} FROM {} AS {}{}",
-                    quote_ident(&cfg.group_key),
-                    quote_ident(&cfg.label_key),
-                    quote_ident(&format!("{}@branch:{branch}", ds.name())),
-                    quote_ident(ds.name()),
-                    d.selection
-                        .as_ref()
-                        .map(|s| format!(" WHERE {s}"))
-                        .unwrap_or_default()
-                );
-                let df = self
-                    .ctx
-                    .sql_with_options(&q, crate::guard::query_options())
-                    .await?;
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-                let batches = df.collect().await?;
-                let keys = datafusion::arrow::compute::concat_batches(&schema, &batches)
-                    .map_err(DataFusionError::from)?;
-                // SQL reads strings as views; the write path takes the dataset's layout
-                let keys = key_columns_as_stored(&ds, keys)?;
-                let n = keys.num_rows() as u64;
-                if n > 0 {
-                    let keys = keys.clone();
-                    self.apply(&ds, &branch, Write::Delete(keys), &message)
-                        .await?;
-                }
-                Ok(vec![count_batch(n)?])
+                object_name(name)?
             }
-            other => Err(SqlError::Unsupported(other.to_string())),
+            other => return Err(SqlError::Unsupported(other.to_string())),
+        };
+        let (ds, branch) = self.write_target(&target).await?;
+        if let SqlStatement::Update(u) = &st {
+            if u.from.is_some() {
+                // DataFusion 55 refuses UPDATE … FROM (apache/datafusion#19950): plan the
+                // new rows as the equivalent join query instead
+                let rows = self.update_from_rows(u, &ds).await?;
+                return self
+                    .write_rows(&ds, &branch, WriteKind::Upsert, rows, &message)
+                    .await;
+            }
         }
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(st)))
+            .await?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(SqlError::Unsupported(format!(
+                "'{message}' did not plan as a write"
+            )));
+        };
+        // the rows to write are a query: it may read, never write
+        crate::guard::query_options().verify_plan(&dml.input)?;
+        let input = Arc::unwrap_or_clone(dml.input);
+        let (kind, input) = match dml.op {
+            WriteOp::Insert(InsertOp::Append) => (WriteKind::Append, input),
+            WriteOp::Insert(InsertOp::Replace) => (WriteKind::Upsert, input),
+            WriteOp::Insert(InsertOp::Overwrite) => {
+                return Err(SqlError::Unsupported(
+                    "INSERT OVERWRITE (DELETE the rows, then INSERT, in one BEGIN … COMMIT)".into(),
+                ))
+            }
+            WriteOp::Update => (WriteKind::Upsert, input),
+            WriteOp::Delete => {
+                let cfg = ds.config();
+                let key =
+                    |c: &str| Expr::Column(Column::new(Some(dml.table_name.clone()), c)).alias(c);
+                let keys = LogicalPlanBuilder::from(input)
+                    .project(vec![key(&cfg.group_key), key(&cfg.label_key)])?
+                    .build()?;
+                (WriteKind::Delete, keys)
+            }
+            other => {
+                return Err(SqlError::Unsupported(format!("{other} on a dataset")));
+            }
+        };
+        self.write_rows(&ds, &branch, kind, input, &message).await
+    }
+
+    /// Execute `rows` (a plan whose columns are named as the dataset's) and stream them
+    /// into the branch; answers the affected-row count.
+    async fn write_rows(
+        &self,
+        ds: &Dataset,
+        branch: &str,
+        kind: WriteKind,
+        rows: LogicalPlan,
+        message: &str,
+    ) -> Result<Vec<RecordBatch>> {
+        let run = async {
+            let stream = self
+                .ctx
+                .execute_logical_plan(rows)
+                .await?
+                .execute_stream()
+                .await?;
+            self.apply_stream(ds, branch, kind, stream, message).await
+        };
+        let n = run.await.map_err(|e| conversion_error(ds.name(), e))?;
+        Ok(vec![count_batch(n)?])
+    }
+
+    /// The new rows of `UPDATE t SET c = e … FROM s WHERE p`: the query
+    /// `SELECT <e or t.c for every column> FROM t, s WHERE p`, built on the AST (no SQL
+    /// text), planned by DataFusion and cast to the column types as an UPDATE is.
+    async fn update_from_rows(
+        &self,
+        u: &datafusion::sql::sqlparser::ast::Update,
+        ds: &Dataset,
+    ) -> Result<LogicalPlan> {
+        use datafusion::sql::sqlparser::ast::{
+            Expr as SqlExpr, Ident, SelectItem, SetExpr, UpdateTableFromKind,
+        };
+        let TableFactor::Table { name, alias, .. } = &u.table.relation else {
+            return Err(SqlError::Unsupported(
+                "UPDATE of something that is not a table".into(),
+            ));
+        };
+        let from = match &u.from {
+            Some(UpdateTableFromKind::BeforeSet(f) | UpdateTableFromKind::AfterSet(f)) => f,
+            None => return Err(SqlError::Unsupported("UPDATE without FROM".into())),
+        };
+        let qualifier: Vec<Ident> = match alias {
+            Some(a) => vec![a.name.clone()],
+            None => name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident().cloned())
+                .collect(),
+        };
+        let mut assigned: HashMap<String, SqlExpr> = HashMap::new();
+        for a in &u.assignments {
+            if let AssignmentTarget::ColumnName(c) = &a.target {
+                assigned.insert(object_name(c)?, a.value.clone());
+            }
+        }
+        let target = provider::read_schema(&ds.schema());
+        let mut skeleton = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::GenericDialect {},
+            "SELECT 1",
+        )
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+        let Some(SqlStatement::Query(mut query)) = skeleton.pop() else {
+            return Err(SqlError::Parse("internal: SELECT skeleton".into()));
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Err(SqlError::Parse("internal: SELECT skeleton".into()));
+        };
+        select.projection = target
+            .fields()
+            .iter()
+            .map(|f| {
+                let alias = Ident::with_quote('"', f.name());
+                let expr = match assigned.get(f.name()) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let mut parts = qualifier.clone();
+                        parts.push(Ident::with_quote('"', f.name()));
+                        SqlExpr::CompoundIdentifier(parts)
+                    }
+                };
+                SelectItem::ExprWithAlias { expr, alias }
+            })
+            .collect();
+        select.from = std::iter::once(u.table.clone())
+            .chain(from.iter().cloned())
+            .collect();
+        select.selection = u.selection.clone();
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(SqlStatement::Query(query))))
+            .await?;
+        crate::guard::query_options().verify_plan(&plan)?;
+        let casts = target
+            .fields()
+            .iter()
+            .map(|f| {
+                Expr::Column(Column::new_unqualified(f.name()))
+                    .cast_to(f.data_type(), plan.schema())
+                    .map(|e| e.alias(f.name()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(LogicalPlanBuilder::from(plan).project(casts)?.build()?)
     }
 }
 
-/// A write to apply to a branch.
-pub(super) enum Write {
-    Append(arrow::array::RecordBatch),
-    Upsert(arrow::array::RecordBatch),
-    Delete(arrow::array::RecordBatch),
+/// A value DataFusion could not cast to a column's type (`INSERT … VALUES ('x')` into a
+/// number), reported as a write error of the dataset rather than an optimizer failure.
+fn conversion_error(dataset: &str, e: SqlError) -> SqlError {
+    if let SqlError::DataFusion(d) = &e {
+        if let DataFusionError::ArrowError(a, _) = d.find_root() {
+            if let datafusion::arrow::error::ArrowError::CastError(reason) = a.as_ref() {
+                return SqlError::ValueConversion {
+                    dataset: dataset.into(),
+                    reason: reason.clone(),
+                };
+            }
+        }
+    }
+    e
+}
+
+/// What the rows of a DML statement do to the branch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    /// New labels (an existing key is an error).
+    Append,
+    /// Labels inserted or replaced by key.
+    Upsert,
+    /// The rows are the keys of labels to delete.
+    Delete,
 }
 
 pub(super) fn object_name(n: &ObjectName) -> Result<String> {
@@ -327,58 +434,4 @@ pub(super) fn object_name(n: &ObjectName) -> Result<String> {
 
 pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-pub(super) fn is_string(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
-}
-
-/// Cast a written column to the dataset's type, refusing conversions that hide mistakes
-/// (a string into a number, a number into a string).
-pub(super) fn conform_column(dataset: &str, field: &Field, col: &ArrayRef) -> Result<ArrayRef> {
-    let (from, to) = (col.data_type(), field.data_type());
-    if from == to {
-        return Ok(col.clone());
-    }
-    let mismatch = |actual: String| SqlError::TypeMismatch {
-        dataset: dataset.into(),
-        column: field.name().clone(),
-        expected: to.to_string(),
-        actual,
-    };
-    let ok = *from == DataType::Null
-        || (is_string(from) && is_string(to))
-        || (from.is_numeric() && to.is_numeric())
-        || (is_string(from) && to.is_temporal())
-        || (from.is_temporal() && to.is_temporal());
-    if !ok {
-        return Err(mismatch(from.to_string()));
-    }
-    let opts = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    cast_with_options(col, to, &opts)
-        .map_err(|e| mismatch(format!("{from} values that do not convert ({e})")))
-}
-
-/// `keys` (key columns as SQL read them) with each column cast to the dataset's type.
-pub(super) fn key_columns_as_stored(ds: &Dataset, keys: RecordBatch) -> Result<RecordBatch> {
-    let schema = ds.schema();
-    let mut fields = Vec::with_capacity(keys.num_columns());
-    let mut cols = Vec::with_capacity(keys.num_columns());
-    for (f, c) in keys.schema().fields().iter().zip(keys.columns()) {
-        let stored = schema
-            .field_with_name(f.name())
-            .map_err(|_| CoreError::ColumnNotFound {
-                dataset: ds.name().into(),
-                column: f.name().clone(),
-            })?;
-        cols.push(conform_column(ds.name(), stored, c)?);
-        fields.push(stored.clone());
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(DataFusionError::from)?)
 }
