@@ -6,6 +6,7 @@
 mod asset;
 mod compat;
 mod corrupt;
+mod dml_prop;
 mod pruning;
 mod readonly_store;
 mod security;
