@@ -53,7 +53,13 @@ pub enum StatementTicket {
     },
     /// The result rows of a statement that ran when its FlightInfo was made, as an Arrow
     /// IPC stream in base64.
-    Rows { ipc: String },
+    Rows {
+        ipc: String,
+        /// When the result was cut to fit the ticket: (rows carried, rows the statement
+        /// returned). The FlightInfo says so in its `app_metadata`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncated: Option<(u64, u64)>,
+    },
 }
 
 /// What a prepared-statement handle holds.
@@ -193,7 +199,7 @@ mod tests {
         ] {
             let e = StatementTicket::decode(b)
                 .and_then(|t| match t {
-                    StatementTicket::Rows { ipc } => batches_from_b64("rows", &ipc).map(|_| ()),
+                    StatementTicket::Rows { ipc, .. } => batches_from_b64("rows", &ipc).map(|_| ()),
                     StatementTicket::Read { .. } => Err(FlightError::InvalidArgument("x".into())),
                 })
                 .expect_err("garbage");

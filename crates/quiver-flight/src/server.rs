@@ -396,8 +396,11 @@ impl QuiverFlightSql {
                 .into_iter()
                 .map(|b| to_wire(b, &schema))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let ipc = self.inline_rows(&schema, batches)?;
-            return Ok((schema.as_ref().clone(), StatementTicket::Rows { ipc }));
+            let (ipc, truncated) = self.inline_rows(&schema, batches)?;
+            return Ok((
+                schema.as_ref().clone(),
+                StatementTicket::Rows { ipc, truncated },
+            ));
         }
         let pins = Arc::new(VersionPins::default());
         if st.is_query() {
@@ -414,20 +417,18 @@ impl QuiverFlightSql {
         ))
     }
 
-    /// The result rows of a statement that wrote, for its ticket: all of them when they
-    /// fit in half of `--max-flight-info-bytes`, else the first rows that do (the write
-    /// itself is done either way; its result is too large to carry back whole).
-    fn inline_rows(&self, schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<String> {
-        let max = self.inner.limits.max_flight_info_bytes / 2;
-        let all = arrow::compute::concat_batches(schema, &batches)?;
-        let mut n = all.num_rows();
-        loop {
-            let s = batches_to_b64(schema, &[all.slice(0, n)])?;
-            if s.len() <= max || n == 0 {
-                return Ok(s);
-            }
-            n /= 2;
-        }
+    /// The result rows of a statement that wrote, for its ticket ([`fit_rows`] in half of
+    /// `--max-flight-info-bytes`).
+    fn inline_rows(
+        &self,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(String, Option<(u64, u64)>)> {
+        fit_rows(
+            schema,
+            &batches,
+            self.inner.limits.max_flight_info_bytes / 2,
+        )
     }
 
     /// The result schema of `sql` for GetSchema, without running anything that writes: a
@@ -477,7 +478,7 @@ impl QuiverFlightSql {
         ticket: &TicketStatementQuery,
     ) -> Result<DataFrame> {
         match StatementTicket::decode(&ticket.statement_handle)? {
-            StatementTicket::Rows { ipc } => {
+            StatementTicket::Rows { ipc, .. } => {
                 let (schema, batches) = batches_from_b64("statement ticket", &ipc)?;
                 let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
                 Ok(datafusion::prelude::SessionContext::new().read_table(Arc::new(table))?)
@@ -538,7 +539,8 @@ impl QuiverFlightSql {
         self.statement_info(&schema, &ticket, descriptor)
     }
 
-    /// A FlightInfo with one endpoint whose ticket is `ticket`.
+    /// A FlightInfo with one endpoint whose ticket is `ticket` (its `app_metadata` says when
+    /// the rows a write returned were cut to fit).
     pub(crate) fn statement_info(
         &self,
         schema: &Schema,
@@ -546,6 +548,10 @@ impl QuiverFlightSql {
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo> {
         let bytes = ticket.encode()?;
+        let truncated = match ticket {
+            StatementTicket::Rows { truncated, .. } => *truncated,
+            StatementTicket::Read { .. } => None,
+        };
         let max = self.inner.limits.max_flight_info_bytes;
         if bytes.len() > max {
             return Err(FlightError::Limit {
@@ -559,12 +565,26 @@ impl QuiverFlightSql {
         };
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        Ok(FlightInfo::new()
+        let info = FlightInfo::new()
             .try_with_schema(schema)?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
-            .with_total_records(-1)
-            .with_total_bytes(-1))
+            .with_total_bytes(-1);
+        Ok(match truncated {
+            Some((carried, returned)) => info.with_total_records(carried as i64).with_app_metadata(
+                serde_json::json!({
+                    "truncated": true,
+                    "rows_carried": carried,
+                    "rows_returned": returned,
+                    "note": "the statement ran and its write is done; its result is larger \
+                             than half of --max-flight-info-bytes, so only its first rows \
+                             are returned",
+                })
+                .to_string()
+                .into_bytes(),
+            ),
+            _ => info.with_total_records(-1),
+        })
     }
 
     /// The batches of parameters a DoPut binds (None when it sends no rows).
@@ -1107,5 +1127,54 @@ mod tests {
             number_placeholders("SELECT '?' , \"a?\" FROM t WHERE a = ? AND b > ?"),
             "SELECT '?' , \"a?\" FROM t WHERE a = $1 AND b > $2"
         );
+    }
+}
+
+/// All of `batches` as base64 Arrow IPC when that fits in `max` bytes, else the first rows
+/// that do, with (rows carried, rows returned). For the result of a statement that wrote:
+/// its write is done either way, and failing the call would tell a client that retries to
+/// write twice, so the FlightInfo says the result was cut instead.
+fn fit_rows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    max: usize,
+) -> Result<(String, Option<(u64, u64)>)> {
+    let all = arrow::compute::concat_batches(schema, batches)?;
+    let total = all.num_rows();
+    let mut n = total;
+    loop {
+        let s = batches_to_b64(schema, &[all.slice(0, n)])?;
+        if s.len() <= max || n == 0 {
+            let cut = (n < total).then_some((n as u64, total as u64));
+            return Ok((s, cut));
+        }
+        n /= 2;
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rows_that_do_not_fit_are_cut_and_counted() {
+        let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("k", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::Int64Array::from_iter_values(
+                0..1000,
+            ))],
+        )
+        .unwrap();
+        let (_, cut) = fit_rows(&schema, std::slice::from_ref(&b), 1 << 20).unwrap();
+        assert_eq!(cut, None);
+        let (ipc, cut) = fit_rows(&schema, std::slice::from_ref(&b), 2000).unwrap();
+        let (carried, returned) = cut.unwrap();
+        assert_eq!(returned, 1000);
+        assert!(carried < 1000 && carried > 0, "{carried}");
+        assert!(ipc.len() <= 2000);
     }
 }
