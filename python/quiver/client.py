@@ -35,6 +35,16 @@ def _json_bytes(obj: Any) -> bytes:
 _TYPE_PREFIX = "type.googleapis.com/quiver.v1."
 
 
+def sql_string(value: str) -> str:
+    """``value`` as a SQL string literal (quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (quotes doubled; kept exactly as written)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -388,6 +398,27 @@ class Client:
         if message is not None:
             body["message"] = message
         return self.action("quiver.merge", body)
+
+    def merge_preview(self, dataset: str, source: str, target: str = "main") -> dict:
+        """What merging ref ``source`` into branch ``target`` would do now, without doing it:
+        no commit, no pending merge, no ref moves (SQL ``MERGE … PREVIEW`` and
+        ``quiver_merge_preview``).
+
+        Returns a dict: ``result`` (up-to-date, fast-forward, merged or conflicts, as
+        :meth:`merge` would answer), ``target_commit``, ``source_commit``, ``base_commit``,
+        the clean changes (``groups_changed``, ``groups_label_merged``, ``labels_added``,
+        ``labels_removed``, ``labels_modified``), the number of ``conflicts`` and
+        ``conflicting_labels``: a ``pyarrow.Table`` with one row per conflicting label (its
+        keys, ``kind`` and the ``base_*``, ``ours_*``, ``theirs_*`` values).
+        """
+        on = f"INTO {sql_ident(target)} ON {sql_ident(dataset)}"
+        rows = self.sql(f"MERGE {sql_string(source)} {on} PREVIEW").to_pylist()
+        if not rows:  # pragma: no cover - the statement always answers one row
+            raise QuiverError(f"merge preview of {source!r} into {target!r} returned nothing")
+        out = dict(rows[0])
+        args = ", ".join(sql_string(a) for a in (dataset, source, target))
+        out["conflicting_labels"] = self.sql(f"SELECT * FROM quiver_merge_preview({args})")
+        return out
 
     # ------------------------------------------------------------------ lineage
     def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:

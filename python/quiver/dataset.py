@@ -176,3 +176,6 @@ class Dataset:
 
     def merge(self, source: str, target: str = "main", message: Optional[str] = None) -> dict:
         return self._client.merge(self.name, source, target=target, message=message)
+
+    def merge_preview(self, source: str, target: str = "main") -> dict:
+        return self._client.merge_preview(self.name, source, target=target)

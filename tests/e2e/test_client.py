@@ -176,6 +176,14 @@ def test_merge_branch_into_main(client):
     rows = _with(rows, "class", ["merged-class"] * 2)
     w = client.dataset("demo").write(rows, branch="feat", message="feat edit")
 
+    # a preview says what the merge will do and changes nothing
+    preview = client.dataset("demo").merge_preview("feat")
+    assert preview["result"] in ("fast-forward", "merged"), preview
+    assert preview["conflicts"] == 0 and preview["conflicting_labels"].num_rows == 0
+    assert preview["labels_modified"] == 2 and preview["groups_changed"] >= 1, preview
+    assert preview["target_commit"] == main_before and preview["source_commit"] == w["commit"]
+    assert client.commits("demo", branch="main")[0]["id"] == main_before
+
     res = client.merge("demo", "feat", target="main", message="merge feat")
     assert res["kind"] in ("fast-forward", "merged"), res
     # "commit" is the merge commit (null for a fast-forward, which creates none); "head" the new head
@@ -215,6 +223,16 @@ def _conflict(client):
     first = client.merge("demo", "c-left", target="c-base")
     assert first["kind"] in ("fast-forward", "merged"), first
     head = client.commits("demo", branch="c-base")[0]["id"]
+    # the preview lists the conflicting label and records nothing: the merge below would
+    # refuse to start over a pending merge
+    preview = client.merge_preview("demo", "c-right", target="c-base")
+    assert preview["result"] == "conflicts" and preview["conflicts"] == 1, preview
+    labels = preview["conflicting_labels"]
+    assert labels.num_rows == 1
+    assert labels.column("kind")[0].as_py() == "both_modified"
+    assert labels.column("ours_class")[0].as_py() == "left-class"
+    assert labels.column("theirs_class")[0].as_py() == "right-class"
+    assert client.commits("demo", branch="c-base")[0]["id"] == head
     second = client.merge("demo", "c-right", target="c-base", message="should conflict")
     assert second["kind"] == "conflicts", second
     assert second["conflicts"] >= 1

@@ -156,6 +156,9 @@ enum CliError {
     /// A merge stopped on conflicts (already reported on stdout): exit status 2.
     #[error("the merge stopped on {0} conflicting labels; nothing was committed")]
     MergeConflicts(u64),
+    /// A merge preview found conflicts (already reported on stdout): exit status 2.
+    #[error("the merge would stop on {0} conflicting labels (preview: nothing was written)")]
+    WouldConflict(u64),
 }
 
 fn main() -> ExitCode {
@@ -180,7 +183,7 @@ fn main() -> ExitCode {
         .map(|t| t.join());
     match outcome {
         Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
-        Ok(Ok(Err(e @ CliError::MergeConflicts(_)))) => {
+        Ok(Ok(Err(e @ (CliError::MergeConflicts(_) | CliError::WouldConflict(_))))) => {
             eprintln!("{e}");
             ExitCode::from(2)
         }
@@ -200,11 +203,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
-        Command::Merge(a) => {
-            if let merge_cmd::Outcome::Conflicts(n) = merge_cmd::run(&cat, a).await? {
-                return Err(CliError::MergeConflicts(n));
-            }
-        }
+        Command::Merge(a) => match merge_cmd::run(&cat, a).await? {
+            merge_cmd::Outcome::Done => {}
+            merge_cmd::Outcome::Conflicts(n) => return Err(CliError::MergeConflicts(n)),
+            merge_cmd::Outcome::WouldConflict(n) => return Err(CliError::WouldConflict(n)),
+        },
         Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,

@@ -36,7 +36,9 @@ pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
 pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};
 pub use lease::WriteLease;
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
-pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
+pub use merge::{
+    ConflictKind, LabelConflict, MergeKind, MergePreview, MergeReport, PendingMerge, Resolution,
+};
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };

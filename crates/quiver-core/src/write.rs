@@ -982,6 +982,21 @@ fn merge_rows(
     Ok(take_record_batch(&both, &idx)?)
 }
 
+/// (added, removed, modified) labels between two versions of one group, either of which
+/// may be absent (`None`: the group has no rows there).
+pub(crate) fn label_changes(
+    old: Option<&RecordBatch>,
+    new: Option<&RecordBatch>,
+    li: usize,
+) -> (u64, u64, u64) {
+    match (old, new) {
+        (None, None) => (0, 0, 0),
+        (None, Some(n)) => (n.num_rows() as u64, 0, 0),
+        (Some(o), None) => (0, o.num_rows() as u64, 0),
+        (Some(o), Some(n)) => label_delta(o, n, li),
+    }
+}
+
 /// (added, removed, modified) labels between two versions of one group.
 fn label_delta(base: &RecordBatch, cur: &RecordBatch, li: usize) -> (u64, u64, u64) {
     let hashes = |b: &RecordBatch| -> HashMap<Key, Hash> {

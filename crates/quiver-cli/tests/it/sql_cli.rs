@@ -135,6 +135,76 @@ fn merge_exit_status_tells_a_script_what_happened() {
 }
 
 #[test]
+fn merge_preview_tells_what_a_merge_would_do_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "500"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = quiver(
+        cat,
+        &["sql", "-c", "CREATE BRANCH a FROM demo; USE BRANCH a ON demo; UPDATE demo SET score = 0.25 WHERE sample_id IN ('img-00000003', 'img-00000004')"],
+    );
+    assert!(ok, "{err}");
+    let status = |args: &[&str]| quiver_status(cat, args);
+    let log = |cat: &str| quiver(cat, &["log", "demo"]).1;
+    // a clean fast-forward: exit 0, counts, nothing moved
+    let before = log(cat);
+    let (code, out, err) = status(&["merge", "demo", "a", "--preview"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("would fast-forward main"), "{out}");
+    assert!(out.contains("clean changes: 2 groups"), "{out}");
+    assert_eq!(log(cat), before);
+    // conflicts: exit 2, the conflict table, no pending merge recorded
+    let (ok, _, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "UPDATE demo SET score = 0.75 WHERE sample_id = 'img-00000003'",
+        ],
+    );
+    assert!(ok, "{err}");
+    let before = log(cat);
+    let (code, out, err) = status(&["merge", "demo", "a", "--dry-run"]);
+    assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("would stop on"), "{out}");
+    assert!(
+        out.contains("img-00000003") && out.contains("both_modified"),
+        "{out}"
+    );
+    assert!(!out.contains("img-00000004"), "{out}");
+    assert!(out.contains("clean changes: 1 groups"), "{out}");
+    assert!(err.contains("preview: nothing was written"), "{err}");
+    assert_eq!(log(cat), before);
+    let (code, _, err) = status(&["merge", "demo", "--conflicts"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("has no pending merge"), "{err}");
+    // errors are errors; --preview needs something to merge
+    let (code, _, err) = status(&["merge", "demo", "nope", "--preview"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, _) = status(&["merge", "demo", "--preview"]);
+    assert_eq!(code, Some(2), "clap usage error");
+    // the same through SQL
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "MERGE BRANCH a INTO main ON demo PREVIEW",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("conflicts,")),
+        "{out}"
+    );
+}
+
+#[test]
 fn empty_results_and_closed_pipes() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;

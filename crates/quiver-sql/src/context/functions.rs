@@ -1,4 +1,5 @@
-//! Table functions of a session: `quiver_diff` and `quiver_conflicts`.
+//! Table functions of a session: `quiver_diff`, `quiver_conflicts` and
+//! `quiver_merge_preview`.
 
 use super::*;
 
@@ -108,6 +109,67 @@ impl Computed for ConflictsTable {
         let b = crate::merge_sql::conflicts(ds, &self.target)
             .await
             .map_err(df_err)?;
+        Ok(vec![b])
+    }
+}
+
+/// `quiver_merge_preview('ds', 'source', 'target')`: the labels that would conflict if
+/// `source` (a branch, tag or version, as in `"ds@source"`) were merged into branch
+/// `target` now; nothing is written (no pending merge, no commit).
+#[derive(Debug)]
+pub(super) struct MergePreviewFunction {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl TableFunctionImpl for MergePreviewFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let [ds, source, target] = string_args(
+            "quiver_merge_preview",
+            "('dataset', 'source', 'target branch')",
+            args.exprs(),
+        )?;
+        let dataset = self
+            .shared
+            .cached_dataset(&ds)
+            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+        let schema = dataset
+            .conflicts_table(&[])
+            .map_err(|e| df_err(SqlError::Core(e)))?
+            .schema();
+        Ok(Arc::new(ComputedTable(MergePreviewTable {
+            shared: self.shared.clone(),
+            dataset,
+            source: RefSpec::decode(&source),
+            target,
+            schema,
+        })))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct MergePreviewTable {
+    pub(super) shared: Arc<Shared>,
+    pub(super) dataset: Dataset,
+    pub(super) source: RefSpec,
+    pub(super) target: String,
+    pub(super) schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl Computed for MergePreviewTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    async fn rows(&self) -> DfResult<Vec<RecordBatch>> {
+        let ds = &self.dataset;
+        let spec = self.shared.spec(ds, &self.source).await.map_err(df_err)?;
+        let p = ds
+            .merge_preview(&spec, &self.target)
+            .await
+            .map_err(|e| df_err(SqlError::Core(e)))?;
+        let b = ds
+            .conflicts_table(&p.conflicts)
+            .map_err(|e| df_err(SqlError::Core(e)))?;
         Ok(vec![b])
     }
 }

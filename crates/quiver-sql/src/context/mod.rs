@@ -65,7 +65,7 @@ mod pins;
 use catalog::{DatasetSchema, Shared, SystemSchema};
 use exec_dml::quote_ident;
 pub(crate) use functions::string_args;
-use functions::{diff_batch, ConflictsFunction, DiffFunction};
+use functions::{diff_batch, ConflictsFunction, DiffFunction, MergePreviewFunction};
 pub use pins::VersionPins;
 
 /// A statement handed to the executor of another family (a bug, not a user error).
@@ -291,6 +291,12 @@ impl QuiverContext {
                 shared: shared.clone(),
             }),
         );
+        ctx.register_udtf(
+            "quiver_merge_preview",
+            Arc::new(MergePreviewFunction {
+                shared: shared.clone(),
+            }),
+        );
         if let Ok(mut f) = shared.functions.lock() {
             f.extend(ctx.state().table_functions().keys().cloned());
         }
@@ -496,6 +502,7 @@ impl QuiverContext {
                 self.exec_txn(st).await
             }
             st @ (Statement::Merge { .. }
+            | Statement::MergePreview { .. }
             | Statement::ShowConflicts { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::AbortMerge { .. }

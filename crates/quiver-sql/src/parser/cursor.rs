@@ -146,6 +146,25 @@ impl Cursor {
             .ok_or_else(|| self.error("expected BRANCH, TAG, VERSION or TIMESTAMP"))
     }
 
+    /// `'name'` (a branch, then a tag, then a commit id prefix, as in `"ds@name"`) or
+    /// `BRANCH 'b' | TAG 't' | VERSION 'id' | TIMESTAMP <time>`.
+    pub(crate) fn loose_or_version_ref(&mut self) -> Result<RefSpec> {
+        if let Token::SingleQuotedString(s) = &self.p.peek_token_ref().token {
+            let s = s.clone();
+            self.p.next_token();
+            return Ok(RefSpec::Loose(s));
+        }
+        self.version_ref()
+    }
+
+    /// Whether the `n`th next token is a string literal.
+    pub(crate) fn is_string(&self, n: usize) -> bool {
+        matches!(
+            self.p.peek_nth_token_ref(n).token,
+            Token::SingleQuotedString(_)
+        )
+    }
+
     /// A timestamp: a string literal (its text) or a constant expression (its SQL, evaluated
     /// when the version is resolved: [`crate::names::timestamp_bound`]).
     pub(crate) fn timestamp(&mut self) -> Result<String> {

@@ -10,7 +10,7 @@
 //! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `USE BRANCH`, `SHOW BRANCHES` |
 //! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `ALTER TAG … RENAME TO`, `SHOW TAGS` |
 //! | history | [`diff`] | `SHOW HISTORY`, `DIFF … BETWEEN … AND …` |
-//! | merges | [`merge`] | `MERGE`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
+//! | merges | [`merge`] | `MERGE [PREVIEW]`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
 //! | transactions | [`txn`] | `BEGIN`, `COMMIT`, `ROLLBACK` |
 //! | taxonomy | [`schema`] | `CREATE SCHEMA VERSION`, `SHOW SCHEMAS`, `SHOW SCHEMA`, `MIGRATE` |
 //! | lineage | [`lineage`] | `CREATE RUN`, `CREATE MODEL`, `INSERT INTO quiver.predictions` |
@@ -130,6 +130,12 @@ pub enum Statement {
         target: String,
         message: Option<String>,
     },
+    /// `MERGE <ref> INTO target ON ds PREVIEW`: what the merge would do, nothing written.
+    MergePreview {
+        dataset: String,
+        source: RefSpec,
+        target: String,
+    },
     /// `SHOW CONFLICTS ON ds`.
     ShowConflicts { dataset: String },
     /// `RESOLVE CONFLICTS ON ds USING OURS|THEIRS [WHERE predicate]`.
@@ -228,6 +234,7 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "COMMIT",
     "ROLLBACK",
     "MERGE",
+    "MERGE PREVIEW",
     "SHOW CONFLICTS",
     "RESOLVE CONFLICTS",
     "ABORT MERGE",
@@ -268,6 +275,7 @@ impl Statement {
             Statement::Commit { .. } => "COMMIT",
             Statement::Rollback => "ROLLBACK",
             Statement::Merge { .. } => "MERGE",
+            Statement::MergePreview { .. } => "MERGE PREVIEW",
             Statement::ShowConflicts { .. } => "SHOW CONFLICTS",
             Statement::ResolveConflicts { .. } => "RESOLVE CONFLICTS",
             Statement::AbortMerge { .. } => "ABORT MERGE",
@@ -298,6 +306,7 @@ impl Statement {
             | Statement::Diff { .. }
             | Statement::UseBranch { .. }
             | Statement::ShowConflicts { .. }
+            | Statement::MergePreview { .. }
             | Statement::ShowSchemas { .. }
             | Statement::ShowSchema { .. }
             | Statement::Begin
@@ -361,6 +370,7 @@ impl Statement {
             | Statement::ShowSchema { .. }
             | Statement::Diff { .. }
             | Statement::Merge { .. }
+            | Statement::MergePreview { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::Vacuum { .. }
             | Statement::Optimize { .. } => true,
@@ -401,6 +411,14 @@ fn ref_sql(r: &RefSpec) -> String {
         RefSpec::Branch(s) => format!("BRANCH {}", sql_string(s)),
         RefSpec::Tag(s) => format!("TAG {}", sql_string(s)),
         RefSpec::Timestamp(s) => format!("TIMESTAMP {}", sql_string(s)),
+    }
+}
+
+/// A ref where a bare `'name'` is accepted ([`cursor::Cursor::loose_or_version_ref`]).
+fn loose_ref_sql(r: &RefSpec) -> String {
+    match r {
+        RefSpec::Loose(s) => sql_string(s),
+        r => ref_sql(r),
     }
 }
 
@@ -551,10 +569,21 @@ impl std::fmt::Display for Statement {
             } => write!(
                 f,
                 "MERGE {} INTO {} ON {}{}",
-                ref_sql(source),
+                loose_ref_sql(source),
                 ident(target),
                 ident(dataset),
                 opt_message(message)
+            ),
+            Statement::MergePreview {
+                dataset,
+                source,
+                target,
+            } => write!(
+                f,
+                "MERGE {} INTO {} ON {} PREVIEW",
+                loose_ref_sql(source),
+                ident(target),
+                ident(dataset)
             ),
             Statement::ShowConflicts { dataset } => {
                 write!(f, "SHOW CONFLICTS ON {}", ident(dataset))
@@ -755,6 +784,7 @@ fn family(c: &Cursor) -> Option<Family> {
         | ("RESOLVE", "CONFLICTS")
         | ("ABORT", "MERGE")
         | ("COMMIT", "MERGE") => merge::parse_merge,
+        ("MERGE", "") if c.is_string(1) => merge::parse_merge,
         ("CREATE", "DATASET") => dataset::parse_create_dataset,
         ("DROP", "DATASET") | ("SHOW", "DATASETS") => dataset::parse_drop_or_show,
         ("CREATE" | "DROP" | "USE" | "ALTER", "BRANCH") | ("SHOW", "BRANCHES") => {
@@ -894,11 +924,16 @@ fn predictions(st: &DfStatement) -> Result<Option<Statement>> {
     Ok(Some(Statement::InsertPredictions { columns, query }))
 }
 
-/// Datasets named as the first argument of `quiver_diff('ds', …)` in a statement.
+/// The table functions whose first argument names a dataset.
+pub const DATASET_FUNCTIONS: &[&str] = &["quiver_diff", "quiver_conflicts", "quiver_merge_preview"];
+
+/// Datasets named as the first argument of a table function over a dataset
+/// ([`DATASET_FUNCTIONS`]: `quiver_diff('ds', …)`, …) in a statement.
 pub fn diff_datasets(sql: &str) -> Vec<String> {
-    let mut out = function_first_args(sql, "quiver_diff");
-    out.extend(function_first_args(sql, "quiver_conflicts"));
-    out
+    DATASET_FUNCTIONS
+        .iter()
+        .flat_map(|f| function_first_args(sql, f))
+        .collect()
 }
 
 /// First string arguments of the calls of table function `name` in a statement (used to

@@ -127,6 +127,8 @@ const READS: &[&str] = &[
     "DIFF demo BETWEEN TAG 'v1' AND BRANCH 'main'",
     "USE BRANCH main ON demo",
     "SHOW CONFLICTS ON demo",
+    "MERGE TAG 'v1' INTO main ON demo PREVIEW",
+    "SELECT * FROM quiver_merge_preview('demo', 'v1', 'main')",
     "SHOW SCHEMAS ON demo",
     "SHOW SCHEMA ON demo",
     "BEGIN",
