@@ -420,6 +420,34 @@ class Client:
         out["conflicting_labels"] = self.sql(f"SELECT * FROM quiver_merge_preview({args})")
         return out
 
+    def revert(self, dataset: str, commit: str, branch: str = "main",
+               message: Optional[str] = None) -> dict:
+        """Undo the changes of ``commit`` (a commit id or prefix, ``~n`` on ``branch``, a tag,
+        or a branch's head) with a new commit on ``branch`` (SQL ``REVERT``). Labels a later
+        commit changed too are conflicts: nothing is committed and the
+        :class:`~quiver.errors.Conflict` raised names them.
+
+        Returns ``{"result": "reverted" | "up-to-date", "branch", "commit_id",
+        "reverted_commit", "groups_changed"}``.
+        """
+        q = f"REVERT {sql_string(commit)} ON {sql_ident(dataset)} BRANCH {sql_ident(branch)}"
+        if message is not None:
+            q += f" MESSAGE {sql_string(message)}"
+        return self.sql(q).to_pylist()[0]
+
+    def reset(self, dataset: str, branch: str, to: str, message: Optional[str] = None) -> dict:
+        """Give ``branch`` the content of version ``to`` with one new commit (SQL
+        ``RESET BRANCH``): its content hash equals ``to``'s and every earlier commit keeps
+        its id.
+
+        Returns ``{"result": "reset" | "up-to-date", "branch", "commit_id", "content_hash",
+        "groups_changed"}``.
+        """
+        q = f"RESET BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} TO {sql_string(to)}"
+        if message is not None:
+            q += f" MESSAGE {sql_string(message)}"
+        return self.sql(q).to_pylist()[0]
+
     # ------------------------------------------------------------------ lineage
     def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:
         """Register ``model`` as the product of training run ``run_id`` (a run recorded when a

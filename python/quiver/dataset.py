@@ -179,3 +179,9 @@ class Dataset:
 
     def merge_preview(self, source: str, target: str = "main") -> dict:
         return self._client.merge_preview(self.name, source, target=target)
+
+    def revert(self, commit: str, branch: str = "main", message: Optional[str] = None) -> dict:
+        return self._client.revert(self.name, commit, branch=branch, message=message)
+
+    def reset(self, branch: str, to: str, message: Optional[str] = None) -> dict:
+        return self._client.reset(self.name, branch, to, message=message)

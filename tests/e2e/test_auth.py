@@ -82,6 +82,12 @@ def test_read_only_token_cannot_write(server, client, ro_client):
         ro_client.sql("DELETE FROM demo WHERE sample_id = 'no-such-sample'")
     with pytest.raises(quiver.PermissionDenied):
         ro_client.delete_branch("demo", "ro-victim-branch")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.revert("demo", "v1", branch="ro-victim-branch")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.reset("demo", "ro-victim-branch", "~1")
+    # a preview reads only: a read-only token may run it
+    assert ro_client.merge_preview("demo", "tag:v1", target="ro-victim-branch")["result"] == "up-to-date"
 
     # raw Flight: DoPut with the ro token is PERMISSION_DENIED (pyarrow: FlightUnauthorizedError)
     fc = flight.FlightClient(server.url)

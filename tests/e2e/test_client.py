@@ -241,3 +241,42 @@ def _conflict(client):
     sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
     assert scalar(client, f"SELECT class FROM demo AS OF BRANCH 'c-base' "
                           f"WHERE sample_id = '{sid}' AND label_id = {lid}") == "left-class"
+
+
+def test_revert_and_reset_are_new_commits(client):
+    client.create_branch("demo", "undo", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
+        where = f"sample_id = '{sid}' AND label_id = {lid}"
+        edit = ds.write(_with(one, "class", ["py-reverted"]), branch="undo", message="to revert")
+        ds.write(_with(one, "score", [0.5]), branch="undo", message="later, same label")
+        history = [c["id"] for c in client.commits("demo", branch="undo")]
+
+        # a later commit changed the same label: refused, named, nothing committed
+        with pytest.raises(quiver.QuiverError) as ei:
+            ds.revert(edit["commit"], branch="undo")
+        assert "conflicts with later commits" in str(ei.value) and sid in str(ei.value)
+        assert [c["id"] for c in client.commits("demo", branch="undo")] == history
+
+        # reset: the content of v1 as a new commit, same content hash, history kept
+        r = client.reset("demo", "undo", "v1", message="back to v1")
+        assert r["result"] == "reset" and r["branch"] == "undo" and HEX64.match(r["commit_id"]), r
+        v1_hash = scalar(client, "SELECT c.content_hash FROM quiver.commits c JOIN quiver.tags t "
+                                 "ON c.commit_id = t.commit_id WHERE t.dataset = 'demo' AND t.tag = 'v1'")
+        assert r["content_hash"] == v1_hash
+        after = [c["id"] for c in client.commits("demo", branch="undo")]
+        assert after[0] == r["commit_id"] and after[1:] == history
+        assert scalar(client, f"SELECT class FROM \"demo@undo\" WHERE {where}") == \
+            one.column("class")[0].as_py()
+
+        # revert of a commit whose labels nothing touched since
+        w = ds.write(_with(one, "class", ["py-again"]), branch="undo", message="again")
+        rv = ds.revert(w["commit"][:12], branch="undo", message="undo again")
+        assert rv["result"] == "reverted" and rv["reverted_commit"] == w["commit"], rv
+        assert scalar(client, f"SELECT class FROM \"demo@undo\" WHERE {where}") == \
+            one.column("class")[0].as_py()
+        assert ds.revert(w["commit"], branch="undo")["result"] == "up-to-date"
+    finally:
+        client.delete_branch("demo", "undo")

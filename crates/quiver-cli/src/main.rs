@@ -15,6 +15,7 @@ mod fsck_cmd;
 mod gc_cmd;
 mod io_cmd;
 mod merge_cmd;
+mod rewind_cmd;
 mod serve_cmd;
 mod sql_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,6 +64,10 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
+    /// Undo one commit's changes with a new commit on a branch (history is kept).
+    Revert(rewind_cmd::RevertArgs),
+    /// Give a branch the content of another version with a new commit (history is kept).
+    Reset(rewind_cmd::ResetArgs),
     /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
     #[command(long_about = fsck_cmd::LONG_ABOUT)]
     Fsck(fsck_cmd::FsckArgs),
@@ -183,7 +188,11 @@ fn main() -> ExitCode {
         .map(|t| t.join());
     match outcome {
         Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
-        Ok(Ok(Err(e @ (CliError::MergeConflicts(_) | CliError::WouldConflict(_))))) => {
+        Ok(Ok(Err(
+            e @ (CliError::MergeConflicts(_)
+            | CliError::WouldConflict(_)
+            | CliError::Core(CoreError::RevertConflicts { .. })),
+        ))) => {
             eprintln!("{e}");
             ExitCode::from(2)
         }
@@ -208,6 +217,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             merge_cmd::Outcome::Conflicts(n) => return Err(CliError::MergeConflicts(n)),
             merge_cmd::Outcome::WouldConflict(n) => return Err(CliError::WouldConflict(n)),
         },
+        Command::Revert(a) => rewind_cmd::revert(&cat, a).await?,
+        Command::Reset(a) => rewind_cmd::reset(&cat, a).await?,
         Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,

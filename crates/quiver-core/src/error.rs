@@ -91,6 +91,20 @@ pub enum CoreError {
         from: String,
         target: String,
     },
+    #[error("cannot revert commit {commit} of dataset '{dataset}': {reason}")]
+    CannotRevert {
+        dataset: String,
+        commit: String,
+        reason: String,
+    },
+    #[error("revert of commit {commit} on branch '{branch}' of dataset '{dataset}' conflicts with later commits on {count} labels (group, label): {labels}; nothing was committed. Edit those labels by hand, or revert on a branch made from before the later commits")]
+    RevertConflicts {
+        dataset: String,
+        commit: String,
+        branch: String,
+        count: u64,
+        labels: String,
+    },
     #[error("schema version '{version}' of dataset '{dataset}' does not exist")]
     SchemaVersionNotFound { dataset: String, version: String },
     #[error("schema version '{version}' of dataset '{dataset}' already exists (schema versions are immutable)")]

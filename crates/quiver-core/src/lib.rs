@@ -22,6 +22,7 @@ pub mod model;
 pub mod nodes;
 pub mod pack_sums;
 pub mod packs;
+pub mod revert;
 pub mod schema_registry;
 pub mod snapshot;
 pub mod storage;
@@ -42,6 +43,7 @@ pub use merge::{
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };
+pub use revert::RewindReport;
 pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{plan_locs, PackScan, Snapshot};
 pub use storage::optimize::OptimizeReport;

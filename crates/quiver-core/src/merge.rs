@@ -207,15 +207,15 @@ struct GroupMerge {
 
 /// What a merge writes, and what stops it.
 #[derive(Default)]
-struct MergePlan {
+pub(crate) struct MergePlan {
     /// Groups to write on the target: theirs, or merged label by label (None = delete).
-    writes: Vec<(Key, Option<RecordBatch>)>,
+    pub(crate) writes: Vec<(Key, Option<RecordBatch>)>,
     /// Our current rows of each written group (None = absent on our side).
-    ours_rows: BTreeMap<Key, Option<RecordBatch>>,
+    pub(crate) ours_rows: BTreeMap<Key, Option<RecordBatch>>,
     /// Label conflicts left after the pending merge's resolutions.
-    conflicts: Vec<LabelConflict>,
+    pub(crate) conflicts: Vec<LabelConflict>,
     /// Groups changed on both sides and merged label by label.
-    label_merged: u64,
+    pub(crate) label_merged: u64,
 }
 
 impl Dataset {
@@ -477,7 +477,7 @@ impl Dataset {
     }
 
     /// Compute the groups to write and the label conflicts left after `pending`'s resolutions.
-    async fn plan_merge(
+    pub(crate) async fn plan_merge(
         &self,
         base: &Commit,
         ours: &Commit,

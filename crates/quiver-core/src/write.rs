@@ -73,6 +73,9 @@ pub struct WriteTxn {
     /// A layout built outside the group states (a bulk import into an empty version),
     /// with the bytes written for it and its summary: committed as is.
     prebuilt: Option<(crate::storage::Layout, u64, OperationSummary)>,
+    /// Whether a commit that finds the branch moved rebases over disjoint changes (else it
+    /// fails with a conflict).
+    rebase: bool,
 }
 
 impl WriteTxn {
@@ -89,6 +92,7 @@ impl WriteTxn {
             bytes_written: 0,
             creating: false,
             prebuilt: None,
+            rebase: true,
         }
     }
 
@@ -117,6 +121,13 @@ impl WriteTxn {
     /// The commit this transaction started from.
     pub fn base_commit(&self) -> &Commit {
         &self.base.commit
+    }
+
+    /// Fail the commit with a conflict if the branch moved since the transaction began,
+    /// instead of rebasing over disjoint changes (a reset must land exactly where it was
+    /// computed).
+    pub(crate) fn no_rebase(&mut self) {
+        self.rebase = false;
     }
 
     /// Record an additional parent (used by merges).
@@ -697,6 +708,13 @@ impl WriteTxn {
                         dataset: self.ds.name().into(),
                         branch: self.branch.clone(),
                         keys: "(the branch moved during a bulk load; run it again)".into(),
+                    });
+                }
+                Err(()) if !self.rebase => {
+                    return Err(CoreError::Conflict {
+                        dataset: self.ds.name().into(),
+                        branch: self.branch.clone(),
+                        keys: "(the branch moved while the commit was made; run it again)".into(),
                     });
                 }
                 Err(()) => {

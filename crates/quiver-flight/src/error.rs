@@ -146,7 +146,8 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::MergePending { .. }
         | CoreError::NoPendingMerge { .. }
         | CoreError::UnresolvedConflicts { .. }
-        | CoreError::NoMergeBase { .. } => Code::FailedPrecondition,
+        | CoreError::NoMergeBase { .. }
+        | CoreError::RevertConflicts { .. } => Code::FailedPrecondition,
         CoreError::IndexOutOfRange { .. } => Code::OutOfRange,
         CoreError::AmbiguousVersion { .. }
         | CoreError::InvalidName { .. }
@@ -155,6 +156,7 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::NullKey { .. }
         | CoreError::DuplicateKey { .. }
         | CoreError::InvalidSchemaChange { .. }
+        | CoreError::CannotRevert { .. }
         | CoreError::InvalidInput { .. } => Code::InvalidArgument,
         // CORRUPTION: stored data that does not verify. A typed corruption error of the
         // pack checksums (issue 15) belongs here too when it lands.

@@ -205,6 +205,69 @@ fn merge_preview_tells_what_a_merge_would_do_and_writes_nothing() {
 }
 
 #[test]
+fn revert_and_reset_are_new_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "300"]);
+    assert!(ok, "{err}");
+    let sql = |q: &str| {
+        let (ok, out, err) = quiver(cat, &["sql", "-c", q, "--format", "csv"]);
+        assert!(ok, "{q}: {err}");
+        out
+    };
+    sql("UPDATE demo SET class = 'zz-kite' WHERE sample_id = 'img-00000003'");
+    sql("CREATE TAG 'kites' ON demo");
+    sql("UPDATE demo SET class = 'zz-owl' WHERE sample_id = 'img-00000005'");
+    let count = |q: &str| sql(q).lines().nth(1).unwrap_or_default().to_string();
+    let v1_hash = count("SELECT content_hash FROM quiver.commits c JOIN quiver.tags t ON c.commit_id = t.commit_id WHERE t.tag = 'v1'");
+    let (code, out, err) = quiver_status(cat, &["revert", "demo", "kites"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reverted kites on main"), "{out}");
+    assert_eq!(
+        count("SELECT count(*) FROM demo WHERE class = 'zz-kite'"),
+        "0"
+    );
+    assert_ne!(
+        count("SELECT count(*) FROM demo WHERE class = 'zz-owl'"),
+        "0"
+    );
+    let (code, out, _) = quiver_status(cat, &["revert", "demo", "kites"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("nothing to revert"), "{out}");
+    // a later change to the same labels: exit 2, nothing committed
+    sql("UPDATE demo SET class = 'zz-hawk' WHERE sample_id = 'img-00000005'");
+    let before = quiver(cat, &["log", "demo"]).1;
+    let (code, out, err) = quiver_status(cat, &["revert", "demo", "~-3"]);
+    assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("conflicts with later commits") && err.contains("img-00000005"),
+        "{err}"
+    );
+    assert_eq!(quiver(cat, &["log", "demo"]).1, before);
+    // reset: the content hash of v1, every old commit kept
+    let commits = count("SELECT count(*) FROM quiver.commits WHERE dataset = 'demo'");
+    let (code, out, err) = quiver_status(
+        cat,
+        &["reset", "demo", "main", "--to", "v1", "-m", "back to v1"],
+    );
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reset main to v1"), "{out}");
+    let head_hash = count("SELECT content_hash FROM quiver.commits c JOIN quiver.branches b ON c.commit_id = b.commit_id WHERE b.branch = 'main'");
+    assert_eq!(head_hash, v1_hash);
+    let after = count("SELECT count(*) FROM quiver.commits WHERE dataset = 'demo'");
+    assert_eq!(
+        after.parse::<u64>().unwrap(),
+        commits.parse::<u64>().unwrap() + 1
+    );
+    let (code, _, err) = quiver_status(cat, &["reset", "demo", "main", "--to", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("'nope' not found"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["revert", "demo", "v1", "--branch", "ghost"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("branch 'ghost' not found"), "{err}");
+}
+
+#[test]
 fn empty_results_and_closed_pipes() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;

@@ -13,5 +13,6 @@ mod fsck;
 mod gc;
 mod import;
 mod merge;
+mod revert;
 mod storage;
 mod traversal;

@@ -11,7 +11,8 @@
 //! Layout: this module holds the session (construction, planning, the statement
 //! dispatcher [`QuiverContext::execute`]); [`catalog`] the schemas DataFusion resolves table
 //! names in; [`functions`] the table functions; one `exec_*` module per statement family
-//! (datasets, refs, history, transactions, merges, taxonomy, lineage, maintenance, DML).
+//! (datasets, refs, history, transactions, merges, revert/reset, taxonomy, lineage,
+//! maintenance, DML).
 //!
 //! Known limitation: inside `BEGIN … COMMIT`, queries (and the row selection of UPDATE and
 //! DELETE) read the committed head of the branch, not the transaction's pending writes.
@@ -57,12 +58,13 @@ mod exec_lineage;
 mod exec_maintenance;
 mod exec_merge;
 mod exec_refs;
+mod exec_rewind;
 mod exec_schema;
 mod exec_txn;
 mod functions;
 mod pins;
 
-use catalog::{DatasetSchema, Shared, SystemSchema};
+use catalog::{as_typed, DatasetSchema, Shared, SystemSchema};
 use exec_dml::quote_ident;
 pub(crate) use functions::string_args;
 use functions::{diff_batch, ConflictsFunction, DiffFunction, MergePreviewFunction};
@@ -507,6 +509,9 @@ impl QuiverContext {
             | Statement::ResolveConflicts { .. }
             | Statement::AbortMerge { .. }
             | Statement::CommitMerge { .. }) => self.exec_merge(st).await,
+            st @ (Statement::Revert { .. } | Statement::ResetBranch { .. }) => {
+                self.exec_rewind(st).await
+            }
             st @ (Statement::CreateSchemaVersion { .. }
             | Statement::ShowSchemas { .. }
             | Statement::ShowSchema { .. }

@@ -146,13 +146,14 @@ impl Cursor {
             .ok_or_else(|| self.error("expected BRANCH, TAG, VERSION or TIMESTAMP"))
     }
 
-    /// `'name'` (a branch, then a tag, then a commit id prefix, as in `"ds@name"`) or
+    /// `'name'` (read as the part after `@` in `"ds@name"`: a branch, then a tag, then a
+    /// commit id prefix; `'tag:v1'`, `'branch:b'`, … name the kind) or
     /// `BRANCH 'b' | TAG 't' | VERSION 'id' | TIMESTAMP <time>`.
     pub(crate) fn loose_or_version_ref(&mut self) -> Result<RefSpec> {
         if let Token::SingleQuotedString(s) = &self.p.peek_token_ref().token {
-            let s = s.clone();
+            let r = RefSpec::decode(s);
             self.p.next_token();
-            return Ok(RefSpec::Loose(s));
+            return Ok(r);
         }
         self.version_ref()
     }

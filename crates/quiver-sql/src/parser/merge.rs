@@ -12,9 +12,10 @@
 //! ```
 //!
 //! A bare `'name'` is resolved as `"ds@name"` is: a branch, then a tag, then a commit id
-//! prefix. `PREVIEW` reports what the merge would do (fast-forward, clean merge or
-//! conflicts, with counts) without a commit, a pending merge or a ref move; the conflicting
-//! labels themselves are `quiver_merge_preview('ds', 'source', 'target')`.
+//! prefix (`'tag:v1'`, `'branch:b'` name the kind). `PREVIEW` reports what the merge would
+//! do (fast-forward, clean merge or conflicts, with counts) without a commit, a pending
+//! merge or a ref move; the conflicting labels themselves are
+//! `quiver_merge_preview('ds', 'source', 'target')`.
 
 use super::cursor::Cursor;
 use super::Statement;

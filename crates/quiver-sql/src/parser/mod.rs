@@ -11,6 +11,7 @@
 //! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `ALTER TAG … RENAME TO`, `SHOW TAGS` |
 //! | history | [`diff`] | `SHOW HISTORY`, `DIFF … BETWEEN … AND …` |
 //! | merges | [`merge`] | `MERGE [PREVIEW]`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
+//! | going back | [`rewind`] | `REVERT`, `RESET BRANCH` |
 //! | transactions | [`txn`] | `BEGIN`, `COMMIT`, `ROLLBACK` |
 //! | taxonomy | [`schema`] | `CREATE SCHEMA VERSION`, `SHOW SCHEMAS`, `SHOW SCHEMA`, `MIGRATE` |
 //! | lineage | [`lineage`] | `CREATE RUN`, `CREATE MODEL`, `INSERT INTO quiver.predictions` |
@@ -36,6 +37,7 @@ pub mod diff;
 pub mod lineage;
 pub mod maintenance;
 pub mod merge;
+pub mod rewind;
 pub mod schema;
 pub mod tag;
 pub mod txn;
@@ -136,6 +138,22 @@ pub enum Statement {
         source: RefSpec,
         target: String,
     },
+    /// `REVERT <commit> ON ds [BRANCH b] [MESSAGE 'm']`: a commit on `b` (default: the
+    /// session's branch) undoing the changes of `<commit>`.
+    Revert {
+        dataset: String,
+        commit: RefSpec,
+        branch: Option<String>,
+        message: Option<String>,
+    },
+    /// `RESET BRANCH b ON ds TO <ref> [MESSAGE 'm']`: a commit on `b` whose content is
+    /// `<ref>`'s.
+    ResetBranch {
+        dataset: String,
+        branch: String,
+        to: RefSpec,
+        message: Option<String>,
+    },
     /// `SHOW CONFLICTS ON ds`.
     ShowConflicts { dataset: String },
     /// `RESOLVE CONFLICTS ON ds USING OURS|THEIRS [WHERE predicate]`.
@@ -235,6 +253,8 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "ROLLBACK",
     "MERGE",
     "MERGE PREVIEW",
+    "REVERT",
+    "RESET BRANCH",
     "SHOW CONFLICTS",
     "RESOLVE CONFLICTS",
     "ABORT MERGE",
@@ -276,6 +296,8 @@ impl Statement {
             Statement::Rollback => "ROLLBACK",
             Statement::Merge { .. } => "MERGE",
             Statement::MergePreview { .. } => "MERGE PREVIEW",
+            Statement::Revert { .. } => "REVERT",
+            Statement::ResetBranch { .. } => "RESET BRANCH",
             Statement::ShowConflicts { .. } => "SHOW CONFLICTS",
             Statement::ResolveConflicts { .. } => "RESOLVE CONFLICTS",
             Statement::AbortMerge { .. } => "ABORT MERGE",
@@ -323,6 +345,8 @@ impl Statement {
             | Statement::DropTag { .. }
             | Statement::Commit { .. }
             | Statement::Merge { .. }
+            | Statement::Revert { .. }
+            | Statement::ResetBranch { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::AbortMerge { .. }
             | Statement::CommitMerge { .. }
@@ -371,6 +395,8 @@ impl Statement {
             | Statement::Diff { .. }
             | Statement::Merge { .. }
             | Statement::MergePreview { .. }
+            | Statement::Revert { .. }
+            | Statement::ResetBranch { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::Vacuum { .. }
             | Statement::Optimize { .. } => true,
@@ -585,6 +611,31 @@ impl std::fmt::Display for Statement {
                 ident(target),
                 ident(dataset)
             ),
+            Statement::Revert {
+                dataset,
+                commit,
+                branch,
+                message,
+            } => {
+                write!(f, "REVERT {} ON {}", loose_ref_sql(commit), ident(dataset))?;
+                if let Some(b) = branch {
+                    write!(f, " BRANCH {}", ident(b))?;
+                }
+                write!(f, "{}", opt_message(message))
+            }
+            Statement::ResetBranch {
+                dataset,
+                branch,
+                to,
+                message,
+            } => write!(
+                f,
+                "RESET BRANCH {} ON {} TO {}{}",
+                ident(branch),
+                ident(dataset),
+                loose_ref_sql(to),
+                opt_message(message)
+            ),
             Statement::ShowConflicts { dataset } => {
                 write!(f, "SHOW CONFLICTS ON {}", ident(dataset))
             }
@@ -796,6 +847,7 @@ fn family(c: &Cursor) -> Option<Family> {
         ("CREATE", "SCHEMA") if w(2) == "VERSION" => schema::parse_schema,
         ("SHOW", "SCHEMAS" | "SCHEMA") | ("MIGRATE", _) => schema::parse_schema,
         ("VACUUM" | "OPTIMIZE", _) => maintenance::parse_maintenance,
+        ("REVERT", _) | ("RESET", "BRANCH") => rewind::parse_rewind,
         ("CREATE", "RUN" | "MODEL") => lineage::parse_lineage,
         ("BEGIN" | "COMMIT" | "ROLLBACK", _) | ("START", "TRANSACTION") => txn::parse_txn,
         _ => return None,

@@ -36,9 +36,16 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "MERGE BRANCH 'relabel' INTO main ON ds MESSAGE 'bring back'",
     "MERGE TAG 'v1' INTO fix ON ds",
     "MERGE 'relabel' INTO main ON ds MESSAGE 'loose'",
+    "MERGE 'tag:v1' INTO main ON ds PREVIEW",
     "MERGE BRANCH relabel INTO main ON ds PREVIEW",
     "merge 'v1' into \"Fix\" on ds preview",
     "SHOW CONFLICTS ON ds",
+    "REVERT '9f2c41d0' ON ds",
+    "REVERT VERSION '~1' ON ds BRANCH relabel MESSAGE 'undo the relabel'",
+    "revert tag 'bad' on \"My ds\" branch 'feature/x'",
+    "RESET BRANCH main ON ds TO TAG 'v1'",
+    "RESET BRANCH relabel ON ds TO 'main' MESSAGE 'start over'",
+    "RESET BRANCH b ON ds TO TIMESTAMP now() - INTERVAL '1 day'",
     "RESOLVE CONFLICTS ON ds USING THEIRS WHERE theirs_score > 0.5",
     "RESOLVE CONFLICTS ON ds USING OURS",
     "ABORT MERGE ON ds",
@@ -186,6 +193,14 @@ fn quiver_statement_errors_name_line_and_column() {
             "VACUUM ds RETAIN 7 WEEKS",
             "VACUUM: expected DAYS or HOURS, found 'WEEKS'",
         ),
+        (
+            "RESET BRANCH main ON ds 'v1'",
+            "expected TO, found ''v1'' at line 1, column 25",
+        ),
+        (
+            "REVERT ON ds",
+            "expected BRANCH, TAG, VERSION or TIMESTAMP, found 'ON'",
+        ),
     ] {
         let e = parse_statement(sql).expect_err(sql).to_string();
         assert!(e.contains(needle), "{sql}: {e}");
@@ -237,6 +252,9 @@ fn reads_and_writes_are_decided_on_the_type() {
         ("USE BRANCH b ON ds", false),
         ("COMMIT", true),
         ("CREATE RUN 'r' ON ds", true),
+        ("REVERT 'abcd' ON ds", true),
+        ("RESET BRANCH main ON ds TO TAG 'v1'", true),
+        ("MERGE 'b' INTO main ON ds PREVIEW", false),
     ] {
         let st = parse_statement(sql).unwrap();
         assert_eq!(st.is_write(), write, "{sql}");
