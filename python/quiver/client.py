@@ -448,6 +448,26 @@ class Client:
             q += f" MESSAGE {sql_string(message)}"
         return self.sql(q).to_pylist()[0]
 
+    def label_history(self, dataset: str, group, label=None, ref: Optional[str] = None) -> pa.Table:
+        """Every commit that changed the labels of sample ``group`` (only label ``label`` of
+        it, when given), newest first, along the first-parent history of ``ref`` (default:
+        main): ``commit_id``, ``timestamp``, ``author``, ``message``, ``operation``, the keys,
+        ``change`` (added, modified, removed) and the ``old_*`` / ``new_*`` values
+        (SQL ``quiver_history``)."""
+        def literal(v):
+            if v is None:
+                return "NULL"
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise TypeError(f"a key is an int or a str, not {type(v).__name__}")
+            return str(v) if isinstance(v, int) else sql_string(v)
+
+        args = [sql_string(dataset), literal(group)]
+        if label is not None or ref is not None:
+            args.append(literal(label))
+        if ref is not None:
+            args.append(sql_string(ref))
+        return self.sql(f"SELECT * FROM quiver_history({', '.join(args)})")
+
     # ------------------------------------------------------------------ lineage
     def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:
         """Register ``model`` as the product of training run ``run_id`` (a run recorded when a

@@ -180,6 +180,9 @@ class Dataset:
     def merge_preview(self, source: str, target: str = "main") -> dict:
         return self._client.merge_preview(self.name, source, target=target)
 
+    def label_history(self, group, label=None, ref: Optional[str] = None):
+        return self._client.label_history(self.name, group, label=label, ref=ref)
+
     def revert(self, commit: str, branch: str = "main", message: Optional[str] = None) -> dict:
         return self._client.revert(self.name, commit, branch=branch, message=message)
 

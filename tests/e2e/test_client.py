@@ -280,3 +280,27 @@ def test_revert_and_reset_are_new_commits(client):
         assert ds.revert(w["commit"], branch="undo")["result"] == "up-to-date"
     finally:
         client.delete_branch("demo", "undo")
+
+
+def test_label_history(client):
+    client.create_branch("demo", "hist", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
+        w = ds.write(_with(one, "class", ["hist-class"]), branch="hist", message="history edit")
+        t = ds.label_history(sid, lid, ref="hist")
+        assert t.num_rows >= 2
+        first = t.slice(0, 1).to_pylist()[0]
+        assert first["commit_id"] == w["commit"] and first["change"] == "modified"
+        assert first["message"] == "history edit" and first["new_class"] == "hist-class"
+        assert first["old_class"] == one.column("class")[0].as_py()
+        assert t.column("change")[t.num_rows - 1].as_py() == "added"
+        # the whole sample, at main: the edit is not there
+        main = client.label_history("demo", sid)
+        assert w["commit"] not in main.column("commit_id").to_pylist()
+        with pytest.raises(quiver.QuiverError) as ei:
+            client.label_history("demo", sid, ref="no-such-branch")
+        assert "no-such-branch" in str(ei.value)
+    finally:
+        client.delete_branch("demo", "hist")

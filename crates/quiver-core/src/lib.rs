@@ -14,6 +14,7 @@ pub mod encoding;
 pub mod error;
 pub mod fsck;
 pub mod gc;
+pub mod history;
 pub mod import;
 pub mod lease;
 pub mod lineage;
@@ -35,6 +36,7 @@ pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
 pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};
+pub use history::{LabelChange, LabelChangeKind};
 pub use lease::WriteLease;
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
 pub use merge::{

@@ -11,6 +11,7 @@ mod crash;
 mod faults;
 mod fsck;
 mod gc;
+mod history;
 mod import;
 mod merge;
 mod revert;

@@ -4,7 +4,8 @@
 //! `ds` is the head of the session's branch for `ds` (default `main`, changed with
 //! `USE BRANCH`), `"ds@ref"` any branch, tag or version (`Dataset::resolve_loose`), and the
 //! names produced by the `AS OF` rewrite (`"ds@tag:v1"`, …). The schema `quiver` holds the
-//! system tables; `quiver_diff('ds', 'from', 'to')` is a table function. The extension
+//! system tables; `quiver_diff('ds', 'from', 'to')`, `quiver_conflicts`,
+//! `quiver_merge_preview` and `quiver_history` are table functions. The extension
 //! statements of [`crate::parser`] and DML (INSERT/UPDATE/DELETE, each a commit, or one
 //! commit per `BEGIN … COMMIT`) are executed here.
 //!
@@ -67,7 +68,9 @@ mod pins;
 use catalog::{as_typed, DatasetSchema, Shared, SystemSchema};
 use exec_dml::quote_ident;
 pub(crate) use functions::string_args;
-use functions::{diff_batch, ConflictsFunction, DiffFunction, MergePreviewFunction};
+use functions::{
+    diff_batch, ConflictsFunction, DiffFunction, HistoryFunction, MergePreviewFunction,
+};
 pub use pins::VersionPins;
 
 /// A statement handed to the executor of another family (a bug, not a user error).
@@ -296,6 +299,12 @@ impl QuiverContext {
         ctx.register_udtf(
             "quiver_merge_preview",
             Arc::new(MergePreviewFunction {
+                shared: shared.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "quiver_history",
+            Arc::new(HistoryFunction {
                 shared: shared.clone(),
             }),
         );

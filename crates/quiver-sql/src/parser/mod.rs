@@ -977,7 +977,12 @@ fn predictions(st: &DfStatement) -> Result<Option<Statement>> {
 }
 
 /// The table functions whose first argument names a dataset.
-pub const DATASET_FUNCTIONS: &[&str] = &["quiver_diff", "quiver_conflicts", "quiver_merge_preview"];
+pub const DATASET_FUNCTIONS: &[&str] = &[
+    "quiver_diff",
+    "quiver_conflicts",
+    "quiver_merge_preview",
+    "quiver_history",
+];
 
 /// Datasets named as the first argument of a table function over a dataset
 /// ([`DATASET_FUNCTIONS`]: `quiver_diff('ds', …)`, …) in a statement.

@@ -132,6 +132,7 @@ const READS: &[&str] = &[
     "SHOW CONFLICTS ON demo",
     "MERGE TAG 'v1' INTO main ON demo PREVIEW",
     "SELECT * FROM quiver_merge_preview('demo', 'v1', 'main')",
+    "SELECT * FROM quiver_history('demo', 'img-00000001', 0, 'v1')",
     "SHOW SCHEMAS ON demo",
     "SHOW SCHEMA ON demo",
     "BEGIN",
