@@ -468,6 +468,27 @@ class Client:
             args.append(sql_string(ref))
         return self.sql(f"SELECT * FROM quiver_history({', '.join(args)})")
 
+    def protect_branch(self, dataset: str, branch: str, protected: bool = True) -> dict:
+        """Protect ``branch`` (it then changes only by merges: every direct write — SQL, DoPut,
+        :meth:`Dataset.write`, imports — is refused) or, with ``protected=False``, lift the
+        protection. Returns ``{"dataset", "branch", "protected", "checks"}``."""
+        word = "SET" if protected else "UNSET"
+        q = f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} {word} PROTECTED"
+        return self.sql(q).to_pylist()[0]
+
+    def add_branch_check(self, dataset: str, branch: str, name: str, query: str) -> dict:
+        """Add pre-merge check ``name`` to ``branch``: ``query`` (SQL, reading the dataset by
+        its name) must return no rows on the result of every merge into the branch, or the
+        merge is refused naming the check and some of its rows."""
+        q = (f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} "
+             f"ADD CHECK {sql_ident(name)} AS {sql_string(query)}")
+        return self.sql(q).to_pylist()[0]
+
+    def drop_branch_check(self, dataset: str, branch: str, name: str) -> dict:
+        """Remove pre-merge check ``name`` from ``branch``."""
+        q = f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} DROP CHECK {sql_ident(name)}"
+        return self.sql(q).to_pylist()[0]
+
     # ------------------------------------------------------------------ lineage
     def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:
         """Register ``model`` as the product of training run ``run_id`` (a run recorded when a

@@ -304,3 +304,58 @@ def test_label_history(client):
         assert "no-such-branch" in str(ei.value)
     finally:
         client.delete_branch("demo", "hist")
+
+
+def test_protected_branch_takes_only_merges_that_pass_its_checks(client, adbc):
+    client.create_branch("demo", "gold", from_ref="tag:v1")
+    client.create_branch("demo", "gold-dev", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        r = client.protect_branch("demo", "gold")
+        assert r["protected"] == "true", r
+        head = client.commits("demo", branch="gold")[0]["id"]
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid = one.column("sample_id")[0].as_py()
+        # every surface's direct write is refused, naming the branch and what to do
+        with pytest.raises(quiver.Conflict) as ei:  # DoPut (FAILED_PRECONDITION)
+            ds.write(_with(one, "class", ["direct"]), branch="gold")
+        assert "branch 'gold' of dataset 'demo' is protected" in str(ei.value)
+        assert "merge it into 'gold'" in str(ei.value)
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.sql(f"DELETE FROM \"demo@branch:gold\" WHERE sample_id = '{sid}'")
+        cur = adbc.cursor()
+        with pytest.raises(Exception, match="is protected"):
+            cur.execute(f"UPDATE \"demo@branch:gold\" SET class = 'x' WHERE sample_id = '{sid}'")
+            cur.fetchall()
+        cur.close()
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.reset("demo", "gold", "~0")
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.delete_branch("demo", "gold")
+        assert client.commits("demo", branch="gold")[0]["id"] == head
+
+        # a check refuses a merge whose result has offending rows (the merge action here)
+        client.add_branch_check("demo", "gold", "no_unicorns",
+                                "SELECT sample_id, label_id, class FROM demo WHERE class = 'unicorn'")
+        checks = client.sql("SELECT branch, \"check\" FROM quiver.branch_checks WHERE dataset = 'demo'")
+        assert ("gold", "no_unicorns") in list(zip(*[c.to_pylist() for c in checks.columns]))
+        ds.write(_with(one, "class", ["unicorn"]), branch="gold-dev", message="bad")
+        with pytest.raises(quiver.Conflict) as ei:
+            client.merge("demo", "gold-dev", target="gold")
+        assert "pre-merge check 'no_unicorns' returned 1 rows" in str(ei.value)
+        assert sid in str(ei.value)
+        assert client.commits("demo", branch="gold")[0]["id"] == head
+        ds.write(_with(one, "class", ["pegasus"]), branch="gold-dev", message="fixed")
+        merged = client.merge("demo", "gold-dev", target="gold")
+        assert merged["kind"] == "fast-forward", merged
+        assert client.commits("demo", branch="gold")[0]["id"] != head
+
+        client.drop_branch_check("demo", "gold", "no_unicorns")
+        assert client.protect_branch("demo", "gold", protected=False)["protected"] == "false"
+    finally:
+        for b in ("gold", "gold-dev"):
+            try:
+                client.protect_branch("demo", b, protected=False)
+                client.delete_branch("demo", b)
+            except quiver.QuiverError:
+                pass

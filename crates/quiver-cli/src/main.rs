@@ -108,7 +108,8 @@ enum Command {
         #[arg(short = 'n', long)]
         limit: Option<usize>,
     },
-    /// List branches of a dataset, or create/delete/rename one.
+    /// List branches of a dataset (with protection and pre-merge checks), or create, delete,
+    /// rename, protect or unprotect one.
     Branch {
         dataset: String,
         /// Create a branch with this name.
@@ -126,6 +127,13 @@ enum Command {
         /// The new name of --rename.
         #[arg(long, requires = "rename")]
         to: Option<String>,
+        /// Protect the branch with this name: it then changes only by merges (pre-merge
+        /// checks: ALTER BRANCH b ON ds ADD CHECK name AS 'query' in `quiver sql`).
+        #[arg(long, value_name = "BRANCH", conflicts_with_all = ["create", "delete", "rename", "unprotect"])]
+        protect: Option<String>,
+        /// Lift the protection of the branch with this name.
+        #[arg(long, value_name = "BRANCH", conflicts_with_all = ["create", "delete", "rename"])]
+        unprotect: Option<String>,
     },
     /// List tags of a dataset, or create/delete/rename one.
     Tag {
@@ -210,6 +218,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
+    // merges run the pre-merge checks of their target branch as SQL
+    quiver_sql::checks::install(&cat);
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
         Command::Merge(a) => match merge_cmd::run(&cat, a).await? {
@@ -274,9 +284,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             delete,
             rename,
             to,
+            protect,
+            unprotect,
         } => {
             let ds = cat.dataset(&dataset).await?;
-            if let (Some(old), Some(new)) = (&rename, &to) {
+            if let Some(name) = protect.as_ref().or(unprotect.as_ref()) {
+                let on = protect.is_some();
+                ds.set_branch_protected(name, on).await?;
+                if on {
+                    println!("protected branch {name}: it changes only by merges");
+                } else {
+                    println!("branch {name} is no longer protected");
+                }
+            } else if let (Some(old), Some(new)) = (&rename, &to) {
                 let r = ds.rename_branch(old, new).await?;
                 println!(
                     "renamed branch {old} to {new} at {}",
@@ -291,8 +311,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 ds.delete_branch(&name).await?;
                 println!("deleted branch {name}");
             } else {
+                let settings = ds.all_branch_settings().await?;
                 for b in ds.branches().await? {
-                    println!("{}\t{}", b.name, &b.commit.to_hex()[..12]);
+                    let mut line = format!("{}\t{}", b.name, &b.commit.to_hex()[..12]);
+                    if let Some(s) = settings.get(&b.name) {
+                        if s.protected {
+                            line += "\tprotected";
+                        }
+                        if !s.checks.is_empty() {
+                            let names: Vec<&str> =
+                                s.checks.iter().map(|c| c.name.as_str()).collect();
+                            line += &format!("\tchecks: {}", names.join(", "));
+                        }
+                    }
+                    println!("{line}");
                 }
             }
         }

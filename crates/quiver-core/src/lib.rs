@@ -7,6 +7,7 @@
 //! sit on this API.
 
 pub mod assets;
+pub mod branch_settings;
 pub mod catalog;
 pub mod dataset;
 pub mod demo;
@@ -31,6 +32,7 @@ pub mod verified;
 pub mod write;
 
 pub use assets::{AssetStore, GcOptions, GcReport};
+pub use branch_settings::{BranchCheck, BranchSettings, CheckOutcome, CheckRunner};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};

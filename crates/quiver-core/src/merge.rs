@@ -383,6 +383,8 @@ impl Dataset {
             return Ok(up_to_date(MergeKind::UpToDate));
         }
         if base.as_ref().is_some_and(|b| b.id == ours.id) {
+            // the branch takes the source's commit as it is: its checks judge that commit
+            self.check_merge_into(target, &theirs).await?;
             match self
                 .move_branch(
                     target,
@@ -472,6 +474,7 @@ impl Dataset {
         txn.preload_base(plan.ours_rows);
         txn.replace_groups(plan.writes).await?;
         txn.add_parent(theirs.id);
+        txn.as_merge();
         txn.set_operation("merge");
         txn.commit(message).await
     }

@@ -76,6 +76,9 @@ pub struct WriteTxn {
     /// Whether a commit that finds the branch moved rebases over disjoint changes (else it
     /// fails with a conflict).
     rebase: bool,
+    /// The commit is the result of a merge: allowed on a protected branch, judged by the
+    /// branch's pre-merge checks ([`crate::branch_settings`]).
+    merge: bool,
 }
 
 impl WriteTxn {
@@ -93,6 +96,7 @@ impl WriteTxn {
             creating: false,
             prebuilt: None,
             rebase: true,
+            merge: false,
         }
     }
 
@@ -128,6 +132,11 @@ impl WriteTxn {
     /// computed).
     pub(crate) fn no_rebase(&mut self) {
         self.rebase = false;
+    }
+
+    /// Mark the commit as the result of a merge (see [`crate::branch_settings`]).
+    pub(crate) fn as_merge(&mut self) {
+        self.merge = true;
     }
 
     /// Record an additional parent (used by merges).
@@ -677,11 +686,26 @@ impl WriteTxn {
         if changed.is_empty() && self.extra_parents.is_empty() && self.prebuilt.is_none() {
             return Ok(self.base.commit.clone());
         }
+        // the commit point of every write: a protected branch takes merges only, and a
+        // merge result must pass the branch's checks before the branch moves to it
+        let settings = self.ds.read_settings(&self.branch).await?;
+        if settings.protected && !self.merge {
+            return Err(CoreError::ProtectedBranch {
+                dataset: self.ds.name().into(),
+                branch: self.branch.clone(),
+                operation: format!("a direct write ({})", summary.operation),
+            });
+        }
         let mut base = self.base.clone();
         loop {
             let (commit, bytes) = self
                 .try_commit(&base, &changed, message, summary.clone())
                 .await?;
+            if self.merge {
+                self.ds
+                    .run_branch_checks(&self.branch, &settings.checks, &commit)
+                    .await?;
+            }
             match self
                 .ds
                 .move_branch(

@@ -134,11 +134,13 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::ModelNotFound(_)
         | CoreError::RunNotFound(_)
         | CoreError::SchemaVersionNotFound { .. }
+        | CoreError::CheckNotFound { .. }
         | CoreError::AssetNotFound(_) => Code::NotFound,
         CoreError::DatasetExists(_)
         | CoreError::BranchExists { .. }
         | CoreError::TagExists { .. }
         | CoreError::ModelExists(_)
+        | CoreError::CheckExists { .. }
         | CoreError::SchemaVersionExists { .. } => Code::AlreadyExists,
         // a concurrent writer won: retrying may succeed
         CoreError::Conflict { .. } => Code::Aborted,
@@ -148,6 +150,11 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::UnresolvedConflicts { .. }
         | CoreError::NoMergeBase { .. }
         | CoreError::RevertConflicts { .. } => Code::FailedPrecondition,
+        // the branch's settings stop the write: lift the protection, fix the merge result
+        CoreError::ProtectedBranch { .. }
+        | CoreError::CheckFailed { .. }
+        | CoreError::CheckError { .. }
+        | CoreError::ChecksUnavailable { .. } => Code::FailedPrecondition,
         CoreError::IndexOutOfRange { .. } => Code::OutOfRange,
         CoreError::AmbiguousVersion { .. }
         | CoreError::InvalidName { .. }

@@ -277,6 +277,8 @@ impl QuiverFlightSql {
             crate::error::hide_root(root);
         }
         let runtime = quiver_sql::options::runtime_with_memory_limit(limits.memory_limit_bytes)?;
+        // merges through any call (SQL, the quiver.merge action) run the branches' checks
+        quiver_sql::checks::install(&catalog);
         Ok(QuiverFlightSql {
             inner: Arc::new(Inner {
                 catalog,

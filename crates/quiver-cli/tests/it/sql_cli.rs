@@ -268,6 +268,92 @@ fn revert_and_reset_are_new_commits() {
 }
 
 #[test]
+fn protected_branches_take_only_merges_that_pass_their_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "300"]);
+    assert!(ok, "{err}");
+    let sql = |q: &str| quiver_status(cat, &["sql", "-c", q]);
+    let (code, _, err) = sql("UPDATE demo SET score = 0.5 WHERE sample_id = 'img-00000001'");
+    assert_eq!(code, Some(0), "{err}");
+    let v1 = dir.path().join("v1.parquet");
+    let (ok, _, err) = quiver(
+        cat,
+        &[
+            "export",
+            "parquet",
+            "-d",
+            "demo",
+            "--ref",
+            "v1",
+            v1.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(cat, &["branch", "demo", "--protect", "main"]);
+    assert!(ok && out.contains("protected branch main"), "{out}{err}");
+    let (_, out, _) = quiver(cat, &["branch", "demo"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("main\t") && l.ends_with("\tprotected")),
+        "{out}"
+    );
+    let head = |cat: &str| quiver(cat, &["log", "demo", "-n", "1"]).1;
+    let before = head(cat);
+    // every direct write is refused, whatever command makes it
+    let (code, _, err) = quiver_status(
+        cat,
+        &["import", "parquet", v1.to_str().unwrap(), "-d", "demo"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("branch 'main' of dataset 'demo' is protected"),
+        "{err}"
+    );
+    let (code, _, err) = sql("DELETE FROM demo WHERE sample_id = 'img-00000002'");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is protected: it changes only by MERGE"),
+        "{err}"
+    );
+    let (code, _, err) = quiver_status(cat, &["revert", "demo", "~-1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is protected"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["reset", "demo", "main", "--to", "v1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is protected"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["branch", "demo", "--delete", "main"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(head(cat), before);
+    // a merge that fails a pre-merge check is refused by `quiver merge` too
+    let (code, _, err) = sql("ALTER BRANCH main ON demo ADD CHECK scored AS 'SELECT sample_id, label_id FROM demo WHERE score > 1'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = sql("CREATE BRANCH fix FROM demo; UPDATE \"demo@branch:fix\" SET score = 2.0 WHERE sample_id = 'img-00000003'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = quiver_status(cat, &["merge", "demo", "fix"]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("pre-merge check 'scored' returned"), "{err}");
+    assert!(err.contains("sample_id=img-00000003"), "{err}");
+    assert_eq!(head(cat), before);
+    let (_, out, _) = quiver(cat, &["branch", "demo"]);
+    assert!(out.contains("protected\tchecks: scored"), "{out}");
+    let (code, _, err) =
+        sql("UPDATE \"demo@branch:fix\" SET score = 0.75 WHERE sample_id = 'img-00000003'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = quiver_status(cat, &["merge", "demo", "fix"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert_ne!(head(cat), before);
+    // lifted: direct writes go through again
+    let (ok, out, err) = quiver(cat, &["branch", "demo", "--unprotect", "main"]);
+    assert!(ok && out.contains("no longer protected"), "{out}{err}");
+    let (code, _, err) = sql("DELETE FROM demo WHERE sample_id = 'img-00000002'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = quiver_status(cat, &["branch", "demo", "--protect", "ghost"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("branch 'ghost' not found"), "{err}");
+}
+
+#[test]
 fn empty_results_and_closed_pipes() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
@@ -367,18 +453,14 @@ fn rename_drop_and_index_refs() {
     assert!(!ok && err.contains("scratch"), "{err}");
 }
 
-/// The README's "Time travel and catalog operations" block, run verbatim line by line on a
-/// quickstart catalog.
-#[test]
-fn readme_time_travel_block_runs() {
+/// Run the `quiver …` lines of the first `sh` block of README section `heading` verbatim,
+/// one by one, on a fresh quickstart catalog; returns how many ran.
+fn run_readme_block(heading: &str) -> usize {
     let readme = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
     )
     .unwrap();
-    let section = readme
-        .split("### Time travel and catalog operations")
-        .nth(1)
-        .expect("README section");
+    let section = readme.split(heading).nth(1).expect("README section");
     let block = section
         .split("```sh\n")
         .nth(1)
@@ -414,5 +496,20 @@ fn readme_time_travel_block_runs() {
         );
         n += 1;
     }
+    n
+}
+
+/// The README's "Time travel and catalog operations" block, run verbatim line by line on a
+/// quickstart catalog.
+#[test]
+fn readme_time_travel_block_runs() {
+    let n = run_readme_block("### Time travel and catalog operations");
+    assert!(n >= 10, "{n} lines");
+}
+
+/// The README's "Merge workflow" block, run verbatim line by line on a quickstart catalog.
+#[test]
+fn readme_merge_workflow_block_runs() {
+    let n = run_readme_block("### Merge workflow");
     assert!(n >= 10, "{n} lines");
 }

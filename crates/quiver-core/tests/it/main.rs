@@ -14,6 +14,7 @@ mod gc;
 mod history;
 mod import;
 mod merge;
+mod protected;
 mod revert;
 mod storage;
 mod traversal;

@@ -434,8 +434,8 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
     let srv = Server::start(400).await;
     let mut ro = srv.sql_client(RO).await;
     let mut rw = srv.sql_client(RW).await;
-    let state = "SELECT branch, commit_id FROM quiver.branches UNION ALL \
-                 SELECT tag, commit_id FROM quiver.tags ORDER BY 1";
+    let state = "SELECT branch || ':' || CAST(protected AS VARCHAR) || ':' || checks, commit_id \
+                 FROM quiver.branches UNION ALL SELECT tag, commit_id FROM quiver.tags ORDER BY 1";
     let before = sql(&mut rw, state).await;
     let writes = [
         "INSERT INTO demo (sample_id, label_id) VALUES ('img-99999999', 0)",
@@ -464,6 +464,11 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "VACUUM demo DRY RUN",
         "OPTIMIZE demo",
         "COMMIT",
+        "REVERT TAG 'v1' ON demo",
+        "RESET BRANCH main ON demo TO VERSION '~0'",
+        "ALTER BRANCH main ON demo SET PROTECTED",
+        "ALTER BRANCH main ON demo ADD CHECK c AS 'SELECT 1 WHERE false'",
+        "ALTER BRANCH main ON demo DROP CHECK c",
     ];
     // every reading kind runs for a read-only token (or fails for its own reasons)
     for r in [
@@ -477,6 +482,9 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "SHOW SCHEMAS ON demo",
         "BEGIN",
         "ROLLBACK",
+        "MERGE TAG 'v1' INTO main ON demo PREVIEW",
+        "SELECT * FROM quiver_merge_preview('demo', 'v1', 'main')",
+        "SELECT * FROM quiver_history('demo', 'img-00000001')",
     ] {
         if let Err(arrow_flight::error::FlightError::Tonic(s)) =
             ro.execute(r.to_string(), None).await.map(|_| ())

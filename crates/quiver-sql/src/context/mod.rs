@@ -235,6 +235,8 @@ impl QuiverContext {
                 crate::options::runtime_with_memory_limit(crate::options::default_memory_limit())?
             }
         };
+        // merges made through this catalog run their branches' checks as SQL
+        crate::checks::install(&catalog);
         let ctx = SessionContext::new_with_state(session_state(config, runtime));
         // sessions on one catalog register its (read-only) store in the shared runtime
         // under one URL, not one more registry entry per session
@@ -500,6 +502,9 @@ impl QuiverContext {
             st @ (Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::RenameBranch { .. }
+            | Statement::SetBranchProtection { .. }
+            | Statement::AddBranchCheck { .. }
+            | Statement::DropBranchCheck { .. }
             | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }

@@ -120,6 +120,18 @@ impl Cursor {
         Ok(name)
     }
 
+    /// A string literal; `expected <what>` otherwise.
+    pub(crate) fn string(&mut self, what: &str) -> Result<String> {
+        match &self.p.peek_token_ref().token {
+            Token::SingleQuotedString(s) => {
+                let s = s.clone();
+                self.p.next_token();
+                Ok(s)
+            }
+            _ => Err(self.error(&format!("expected {what}"))),
+        }
+    }
+
     /// A number literal of type `T`; `error` otherwise.
     pub(crate) fn number<T: FromStr>(&mut self, error: &str) -> Result<T> {
         let v = match &self.p.peek_token_ref().token {

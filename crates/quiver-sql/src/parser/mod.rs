@@ -7,7 +7,7 @@
 //! | family | module | statements |
 //! |---|---|---|
 //! | datasets | [`dataset`] | `CREATE DATASET`, `DROP DATASET`, `SHOW DATASETS` (and `CREATE TABLE`/`DROP TABLE` via [`crate::table_ddl`]) |
-//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `USE BRANCH`, `SHOW BRANCHES` |
+//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `ALTER BRANCH … SET/UNSET PROTECTED`, `ALTER BRANCH … ADD/DROP CHECK`, `USE BRANCH`, `SHOW BRANCHES` |
 //! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `ALTER TAG … RENAME TO`, `SHOW TAGS` |
 //! | history | [`diff`] | `SHOW HISTORY`, `DIFF … BETWEEN … AND …` |
 //! | merges | [`merge`] | `MERGE [PREVIEW]`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
@@ -88,6 +88,26 @@ pub enum Statement {
         dataset: String,
         from: String,
         to: String,
+    },
+    /// `ALTER BRANCH b ON ds SET PROTECTED | UNSET PROTECTED`: writes to `b` only by merge.
+    SetBranchProtection {
+        dataset: String,
+        branch: String,
+        protected: bool,
+    },
+    /// `ALTER BRANCH b ON ds ADD CHECK name AS 'query'`: a query every merge result of `b`
+    /// must return no rows for.
+    AddBranchCheck {
+        dataset: String,
+        branch: String,
+        name: String,
+        query: String,
+    },
+    /// `ALTER BRANCH b ON ds DROP CHECK name`.
+    DropBranchCheck {
+        dataset: String,
+        branch: String,
+        name: String,
     },
     /// `ALTER TAG 'old' RENAME TO 'new' ON ds`.
     RenameTag {
@@ -239,6 +259,9 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "DROP TABLE",
     "DROP BRANCH",
     "ALTER BRANCH",
+    "ALTER BRANCH … PROTECTED",
+    "ALTER BRANCH … ADD CHECK",
+    "ALTER BRANCH … DROP CHECK",
     "ALTER TAG",
     "SHOW DATASETS",
     "CREATE TAG",
@@ -282,6 +305,9 @@ impl Statement {
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::DropBranch { .. } => "DROP BRANCH",
             Statement::RenameBranch { .. } => "ALTER BRANCH",
+            Statement::SetBranchProtection { .. } => "ALTER BRANCH … PROTECTED",
+            Statement::AddBranchCheck { .. } => "ALTER BRANCH … ADD CHECK",
+            Statement::DropBranchCheck { .. } => "ALTER BRANCH … DROP CHECK",
             Statement::RenameTag { .. } => "ALTER TAG",
             Statement::ShowDatasets => "SHOW DATASETS",
             Statement::CreateTag { .. } => "CREATE TAG",
@@ -340,6 +366,9 @@ impl Statement {
             | Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::RenameBranch { .. }
+            | Statement::SetBranchProtection { .. }
+            | Statement::AddBranchCheck { .. }
+            | Statement::DropBranchCheck { .. }
             | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }
@@ -547,6 +576,41 @@ impl std::fmt::Display for Statement {
                 ident(from),
                 ident(to),
                 ident(dataset)
+            ),
+            Statement::SetBranchProtection {
+                dataset,
+                branch,
+                protected,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} {} PROTECTED",
+                ident(branch),
+                ident(dataset),
+                if *protected { "SET" } else { "UNSET" }
+            ),
+            Statement::AddBranchCheck {
+                dataset,
+                branch,
+                name,
+                query,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} ADD CHECK {} AS {}",
+                ident(branch),
+                ident(dataset),
+                ident(name),
+                sql_string(query)
+            ),
+            Statement::DropBranchCheck {
+                dataset,
+                branch,
+                name,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} DROP CHECK {}",
+                ident(branch),
+                ident(dataset),
+                ident(name)
             ),
             Statement::RenameTag { dataset, from, to } => write!(
                 f,

@@ -18,6 +18,11 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "DROP TAG 'v1' ON ds",
     "ALTER TAG 'v1' RENAME TO 'v1-final' ON ds",
     "ALTER BRANCH relabel RENAME TO \"feature/relabel\" ON ds",
+    "ALTER BRANCH main ON ds SET PROTECTED",
+    "alter branch \"Main\" on ds unset protected",
+    "ALTER BRANCH main ON ds ADD CHECK no_unknown_class AS 'SELECT * FROM ds WHERE class NOT IN (''cat'', ''dog'')'",
+    "ALTER BRANCH main ON ds ADD CHECK \"boxes-in-image\" AS 'SELECT * FROM ds WHERE bbox_x + bbox_w > 1'",
+    "ALTER BRANCH main ON ds DROP CHECK no_unknown_class",
     "DROP DATASET ds",
     "DROP DATASET IF EXISTS a, \"B\"",
     "SHOW DATASETS",
@@ -194,6 +199,14 @@ fn quiver_statement_errors_name_line_and_column() {
             "VACUUM: expected DAYS or HOURS, found 'WEEKS'",
         ),
         (
+            "ALTER BRANCH main ON ds PROTECT",
+            "ALTER BRANCH: expected ALTER BRANCH old RENAME TO new ON ds, or ALTER BRANCH b ON ds SET PROTECTED",
+        ),
+        (
+            "ALTER BRANCH main ON ds ADD CHECK c AS SELECT 1",
+            "expected the check's query as a string",
+        ),
+        (
             "RESET BRANCH main ON ds 'v1'",
             "expected TO, found ''v1'' at line 1, column 25",
         ),
@@ -255,6 +268,13 @@ fn reads_and_writes_are_decided_on_the_type() {
         ("REVERT 'abcd' ON ds", true),
         ("RESET BRANCH main ON ds TO TAG 'v1'", true),
         ("MERGE 'b' INTO main ON ds PREVIEW", false),
+        ("ALTER BRANCH main ON ds SET PROTECTED", true),
+        ("ALTER BRANCH main ON ds UNSET PROTECTED", true),
+        (
+            "ALTER BRANCH main ON ds ADD CHECK c AS 'SELECT 1 WHERE false'",
+            true,
+        ),
+        ("ALTER BRANCH main ON ds DROP CHECK c", true),
     ] {
         let st = parse_statement(sql).unwrap();
         assert_eq!(st.is_write(), write, "{sql}");
