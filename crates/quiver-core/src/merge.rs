@@ -135,7 +135,9 @@ pub struct PendingMerge {
 }
 
 impl PendingMerge {
-    fn new(
+    /// A merge of `theirs` into `target` (whose head is `ours`) from `base`, nothing
+    /// resolved yet.
+    pub(crate) fn new(
         target: &str,
         source: &VersionSpec,
         base: &Commit,

@@ -76,7 +76,16 @@ impl Dataset {
             )));
         }
         let parent = self.commit(parent).await?;
-        let pending = PendingMerge::for_revert(branch, &c, &head.commit, &parent);
+        // computed as a merge (never recorded): base the reverted commit, theirs its parent
+        let parent_spec = VersionSpec::Version(parent.id.to_hex());
+        let pending = PendingMerge::new(
+            branch,
+            &parent_spec,
+            &c,
+            &head.commit,
+            &parent,
+            String::new(),
+        );
         let plan = self
             .plan_merge(&c, &head.commit, &parent, &pending, None)
             .await?;
@@ -201,22 +210,5 @@ fn moved(ds: &Dataset, branch: &str) -> CoreError {
         dataset: ds.name().into(),
         branch: branch.into(),
         keys: "(the branch moved while the commit was prepared; run it again)".into(),
-    }
-}
-
-impl PendingMerge {
-    /// The merge a revert is computed as (never recorded).
-    fn for_revert(branch: &str, reverted: &Commit, head: &Commit, parent: &Commit) -> Self {
-        let hex = |c: &Commit| c.id.to_hex();
-        PendingMerge {
-            target: branch.into(),
-            source: hex(parent),
-            base: hex(reverted),
-            ours: hex(head),
-            theirs: hex(parent),
-            message: String::new(),
-            resolutions: BTreeMap::new(),
-            written: Default::default(),
-        }
     }
 }
