@@ -35,6 +35,16 @@ def _json_bytes(obj: Any) -> bytes:
 _TYPE_PREFIX = "type.googleapis.com/quiver.v1."
 
 
+def sql_string(value: str) -> str:
+    """``value`` as a SQL string literal (quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (quotes doubled; kept exactly as written)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -388,6 +398,96 @@ class Client:
         if message is not None:
             body["message"] = message
         return self.action("quiver.merge", body)
+
+    def merge_preview(self, dataset: str, source: str, target: str = "main") -> dict:
+        """What merging ref ``source`` into branch ``target`` would do now, without doing it:
+        no commit, no pending merge, no ref moves (SQL ``MERGE … PREVIEW`` and
+        ``quiver_merge_preview``).
+
+        Returns a dict: ``result`` (up-to-date, fast-forward, merged or conflicts, as
+        :meth:`merge` would answer), ``target_commit``, ``source_commit``, ``base_commit``,
+        the clean changes (``groups_changed``, ``groups_label_merged``, ``labels_added``,
+        ``labels_removed``, ``labels_modified``), the number of ``conflicts`` and
+        ``conflicting_labels``: a ``pyarrow.Table`` with one row per conflicting label (its
+        keys, ``kind`` and the ``base_*``, ``ours_*``, ``theirs_*`` values).
+        """
+        on = f"INTO {sql_ident(target)} ON {sql_ident(dataset)}"
+        rows = self.sql(f"MERGE {sql_string(source)} {on} PREVIEW").to_pylist()
+        if not rows:  # pragma: no cover - the statement always answers one row
+            raise QuiverError(f"merge preview of {source!r} into {target!r} returned nothing")
+        out = dict(rows[0])
+        args = ", ".join(sql_string(a) for a in (dataset, source, target))
+        out["conflicting_labels"] = self.sql(f"SELECT * FROM quiver_merge_preview({args})")
+        return out
+
+    def revert(self, dataset: str, commit: str, branch: str = "main",
+               message: Optional[str] = None) -> dict:
+        """Undo the changes of ``commit`` (a commit id or prefix, ``~n`` on ``branch``, a tag,
+        or a branch's head) with a new commit on ``branch`` (SQL ``REVERT``). Labels a later
+        commit changed too are conflicts: nothing is committed and the
+        :class:`~quiver.errors.Conflict` raised names them.
+
+        Returns ``{"result": "reverted" | "up-to-date", "branch", "commit_id",
+        "reverted_commit", "groups_changed"}``.
+        """
+        q = f"REVERT {sql_string(commit)} ON {sql_ident(dataset)} BRANCH {sql_ident(branch)}"
+        if message is not None:
+            q += f" MESSAGE {sql_string(message)}"
+        return self.sql(q).to_pylist()[0]
+
+    def reset(self, dataset: str, branch: str, to: str, message: Optional[str] = None) -> dict:
+        """Give ``branch`` the content of version ``to`` with one new commit (SQL
+        ``RESET BRANCH``): its content hash equals ``to``'s and every earlier commit keeps
+        its id.
+
+        Returns ``{"result": "reset" | "up-to-date", "branch", "commit_id", "content_hash",
+        "groups_changed"}``.
+        """
+        q = f"RESET BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} TO {sql_string(to)}"
+        if message is not None:
+            q += f" MESSAGE {sql_string(message)}"
+        return self.sql(q).to_pylist()[0]
+
+    def label_history(self, dataset: str, group, label=None, ref: Optional[str] = None) -> pa.Table:
+        """Every commit that changed the labels of sample ``group`` (only label ``label`` of
+        it, when given), newest first, along the first-parent history of ``ref`` (default:
+        main): ``commit_id``, ``timestamp``, ``author``, ``message``, ``operation``, the keys,
+        ``change`` (added, modified, removed) and the ``old_*`` / ``new_*`` values
+        (SQL ``quiver_history``)."""
+        def literal(v):
+            if v is None:
+                return "NULL"
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise TypeError(f"a key is an int or a str, not {type(v).__name__}")
+            return str(v) if isinstance(v, int) else sql_string(v)
+
+        args = [sql_string(dataset), literal(group)]
+        if label is not None or ref is not None:
+            args.append(literal(label))
+        if ref is not None:
+            args.append(sql_string(ref))
+        return self.sql(f"SELECT * FROM quiver_history({', '.join(args)})")
+
+    def protect_branch(self, dataset: str, branch: str, protected: bool = True) -> dict:
+        """Protect ``branch`` (it then changes only by merges: every direct write — SQL, DoPut,
+        :meth:`Dataset.write`, imports — is refused) or, with ``protected=False``, lift the
+        protection. Returns ``{"dataset", "branch", "protected", "checks"}``."""
+        word = "SET" if protected else "UNSET"
+        q = f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} {word} PROTECTED"
+        return self.sql(q).to_pylist()[0]
+
+    def add_branch_check(self, dataset: str, branch: str, name: str, query: str) -> dict:
+        """Add pre-merge check ``name`` to ``branch``: ``query`` (SQL, reading the dataset by
+        its name) must return no rows on the result of every merge into the branch, or the
+        merge is refused naming the check and some of its rows."""
+        q = (f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} "
+             f"ADD CHECK {sql_ident(name)} AS {sql_string(query)}")
+        return self.sql(q).to_pylist()[0]
+
+    def drop_branch_check(self, dataset: str, branch: str, name: str) -> dict:
+        """Remove pre-merge check ``name`` from ``branch``."""
+        q = f"ALTER BRANCH {sql_ident(branch)} ON {sql_ident(dataset)} DROP CHECK {sql_ident(name)}"
+        return self.sql(q).to_pylist()[0]
 
     # ------------------------------------------------------------------ lineage
     def register_model(self, model: str, run_id: str, message: Optional[str] = None) -> dict:

@@ -176,3 +176,15 @@ class Dataset:
 
     def merge(self, source: str, target: str = "main", message: Optional[str] = None) -> dict:
         return self._client.merge(self.name, source, target=target, message=message)
+
+    def merge_preview(self, source: str, target: str = "main") -> dict:
+        return self._client.merge_preview(self.name, source, target=target)
+
+    def label_history(self, group, label=None, ref: Optional[str] = None):
+        return self._client.label_history(self.name, group, label=label, ref=ref)
+
+    def revert(self, commit: str, branch: str = "main", message: Optional[str] = None) -> dict:
+        return self._client.revert(self.name, commit, branch=branch, message=message)
+
+    def reset(self, branch: str, to: str, message: Optional[str] = None) -> dict:
+        return self._client.reset(self.name, branch, to, message=message)

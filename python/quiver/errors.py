@@ -95,8 +95,10 @@ class ServerError(QuiverError):
     code = "INTERNAL"
 
 
-# "Flight returned <kind> error, with message: <message>[. gRPC client debug context: ...][. Detail: ...]"
-_KIND_RE = re.compile(r"Flight returned ([a-z ]+?) error, with message: ", re.S)
+# "Flight returned <kind> error, with message: <message>[. gRPC client debug context: ...][. Detail: ...]";
+# errors of a DoPut stream read "gRPC returned <kind> error, with message: …" (gRPC's own
+# status names, e.g. "precondition failed")
+_KIND_RE = re.compile(r"(?:Flight|gRPC) returned ([a-z ]+?) error, with message: ", re.S)
 _TAIL_RE = re.compile(r"(?:\.?\s*gRPC client debug context:|\.\s*Client context:|\.\s*Detail: )", re.S)
 
 _BY_KIND = {
@@ -110,6 +112,7 @@ _BY_KIND = {
     "unimplemented": Unsupported,
     "not implemented": Unsupported,
     "failed precondition": Conflict,
+    "precondition failed": Conflict,
     "aborted": Conflict,
     "timed out": TimedOut,
     "deadline exceeded": TimedOut,

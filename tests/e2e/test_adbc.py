@@ -97,3 +97,36 @@ def test_get_info_and_catalogs(adbc):
     # GetCatalogs / GetDbSchemas answer (possibly with one default catalog)
     adbc.adbc_get_objects(depth="catalogs").read_all()
     adbc.adbc_get_objects(depth="db_schemas").read_all()
+
+
+def test_use_branch_and_begin_are_refused_not_forgotten(adbc, client):
+    """A stateless server cannot carry USE BRANCH or BEGIN … COMMIT to the next statement:
+    they are refused with what to write instead, never answered OK and then ignored."""
+    import adbc_driver_manager
+
+    client.create_branch("demo", "adbc-session", from_ref="tag:v1")
+    try:
+        main_head = client.commits("demo", branch="main")[0]["id"]
+        cur = adbc.cursor()
+        for st, needle in [
+            ("USE BRANCH \"adbc-session\" ON demo", 'INSERT INTO "demo@branch:adbc-session"'),
+            ("BEGIN", "bind many rows of parameters"),
+            ("START TRANSACTION", "each statement commits by itself"),
+            ("COMMIT", "COMMIT MERGE ON ds"),
+            ("ROLLBACK", "has no transaction to undo"),
+        ]:
+            with pytest.raises(adbc_driver_manager.Error) as ei:
+                cur.execute(st)
+                cur.fetchall()
+            assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT, st
+            assert needle in str(ei.value), (st, str(ei.value))
+        # what the error says to do works: the branch named in the statement
+        sid = scalar(client, "SELECT min(sample_id) FROM demo AS OF TAG 'v1'")
+        cur.execute(f"UPDATE \"demo@branch:adbc-session\" SET class = 'adbc' WHERE sample_id = '{sid}'")
+        cur.fetchall()
+        cur.close()
+        assert scalar(client, "SELECT count(*) FROM \"demo@adbc-session\" WHERE class = 'adbc'") > 0
+        assert scalar(client, "SELECT count(*) FROM demo WHERE class = 'adbc'") == 0
+        assert client.commits("demo", branch="main")[0]["id"] == main_head
+    finally:
+        client.delete_branch("demo", "adbc-session")

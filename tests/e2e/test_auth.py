@@ -12,7 +12,10 @@ from conftest import DEMO_ROWS, RO_TOKEN, RW_TOKEN, adbc_connect
 
 
 def _state(client):
-    return branches(client, "demo"), tags(client, "demo"), client.commits("demo", branch="main")[0]["id"]
+    settings = client.sql("SELECT branch, protected, checks FROM quiver.branches "
+                          "WHERE dataset = 'demo' ORDER BY branch").to_pylist()
+    return (branches(client, "demo"), tags(client, "demo"),
+            client.commits("demo", branch="main")[0]["id"], settings)
 
 
 @pytest.mark.parametrize("token", [None, "not-a-token"])
@@ -82,6 +85,20 @@ def test_read_only_token_cannot_write(server, client, ro_client):
         ro_client.sql("DELETE FROM demo WHERE sample_id = 'no-such-sample'")
     with pytest.raises(quiver.PermissionDenied):
         ro_client.delete_branch("demo", "ro-victim-branch")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.revert("demo", "v1", branch="ro-victim-branch")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.reset("demo", "ro-victim-branch", "~1")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.protect_branch("demo", "ro-victim-branch")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.protect_branch("demo", "main", protected=False)
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.add_branch_check("demo", "ro-victim-branch", "c", "SELECT 1 WHERE false")
+    with pytest.raises(quiver.PermissionDenied):
+        ro_client.drop_branch_check("demo", "ro-victim-branch", "c")
+    # a preview reads only: a read-only token may run it
+    assert ro_client.merge_preview("demo", "tag:v1", target="ro-victim-branch")["result"] == "up-to-date"
 
     # raw Flight: DoPut with the ro token is PERMISSION_DENIED (pyarrow: FlightUnauthorizedError)
     fc = flight.FlightClient(server.url)

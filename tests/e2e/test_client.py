@@ -176,6 +176,14 @@ def test_merge_branch_into_main(client):
     rows = _with(rows, "class", ["merged-class"] * 2)
     w = client.dataset("demo").write(rows, branch="feat", message="feat edit")
 
+    # a preview says what the merge will do and changes nothing
+    preview = client.dataset("demo").merge_preview("feat")
+    assert preview["result"] in ("fast-forward", "merged"), preview
+    assert preview["conflicts"] == 0 and preview["conflicting_labels"].num_rows == 0
+    assert preview["labels_modified"] == 2 and preview["groups_changed"] >= 1, preview
+    assert preview["target_commit"] == main_before and preview["source_commit"] == w["commit"]
+    assert client.commits("demo", branch="main")[0]["id"] == main_before
+
     res = client.merge("demo", "feat", target="main", message="merge feat")
     assert res["kind"] in ("fast-forward", "merged"), res
     # "commit" is the merge commit (null for a fast-forward, which creates none); "head" the new head
@@ -215,6 +223,16 @@ def _conflict(client):
     first = client.merge("demo", "c-left", target="c-base")
     assert first["kind"] in ("fast-forward", "merged"), first
     head = client.commits("demo", branch="c-base")[0]["id"]
+    # the preview lists the conflicting label and records nothing: the merge below would
+    # refuse to start over a pending merge
+    preview = client.merge_preview("demo", "c-right", target="c-base")
+    assert preview["result"] == "conflicts" and preview["conflicts"] == 1, preview
+    labels = preview["conflicting_labels"]
+    assert labels.num_rows == 1
+    assert labels.column("kind")[0].as_py() == "both_modified"
+    assert labels.column("ours_class")[0].as_py() == "left-class"
+    assert labels.column("theirs_class")[0].as_py() == "right-class"
+    assert client.commits("demo", branch="c-base")[0]["id"] == head
     second = client.merge("demo", "c-right", target="c-base", message="should conflict")
     assert second["kind"] == "conflicts", second
     assert second["conflicts"] >= 1
@@ -223,3 +241,121 @@ def _conflict(client):
     sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
     assert scalar(client, f"SELECT class FROM demo AS OF BRANCH 'c-base' "
                           f"WHERE sample_id = '{sid}' AND label_id = {lid}") == "left-class"
+
+
+def test_revert_and_reset_are_new_commits(client):
+    client.create_branch("demo", "undo", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
+        where = f"sample_id = '{sid}' AND label_id = {lid}"
+        edit = ds.write(_with(one, "class", ["py-reverted"]), branch="undo", message="to revert")
+        ds.write(_with(one, "score", [0.5]), branch="undo", message="later, same label")
+        history = [c["id"] for c in client.commits("demo", branch="undo")]
+
+        # a later commit changed the same label: refused, named, nothing committed
+        with pytest.raises(quiver.QuiverError) as ei:
+            ds.revert(edit["commit"], branch="undo")
+        assert "conflicts with later commits" in str(ei.value) and sid in str(ei.value)
+        assert [c["id"] for c in client.commits("demo", branch="undo")] == history
+
+        # reset: the content of v1 as a new commit, same content hash, history kept
+        r = client.reset("demo", "undo", "v1", message="back to v1")
+        assert r["result"] == "reset" and r["branch"] == "undo" and HEX64.match(r["commit_id"]), r
+        v1_hash = scalar(client, "SELECT c.content_hash FROM quiver.commits c JOIN quiver.tags t "
+                                 "ON c.commit_id = t.commit_id WHERE t.dataset = 'demo' AND t.tag = 'v1'")
+        assert r["content_hash"] == v1_hash
+        after = [c["id"] for c in client.commits("demo", branch="undo")]
+        assert after[0] == r["commit_id"] and after[1:] == history
+        assert scalar(client, f"SELECT class FROM \"demo@undo\" WHERE {where}") == \
+            one.column("class")[0].as_py()
+
+        # revert of a commit whose labels nothing touched since
+        w = ds.write(_with(one, "class", ["py-again"]), branch="undo", message="again")
+        rv = ds.revert(w["commit"][:12], branch="undo", message="undo again")
+        assert rv["result"] == "reverted" and rv["reverted_commit"] == w["commit"], rv
+        assert scalar(client, f"SELECT class FROM \"demo@undo\" WHERE {where}") == \
+            one.column("class")[0].as_py()
+        assert ds.revert(w["commit"], branch="undo")["result"] == "up-to-date"
+    finally:
+        client.delete_branch("demo", "undo")
+
+
+def test_label_history(client):
+    client.create_branch("demo", "hist", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid, lid = one.column("sample_id")[0].as_py(), one.column("label_id")[0].as_py()
+        w = ds.write(_with(one, "class", ["hist-class"]), branch="hist", message="history edit")
+        t = ds.label_history(sid, lid, ref="hist")
+        assert t.num_rows >= 2
+        first = t.slice(0, 1).to_pylist()[0]
+        assert first["commit_id"] == w["commit"] and first["change"] == "modified"
+        assert first["message"] == "history edit" and first["new_class"] == "hist-class"
+        assert first["old_class"] == one.column("class")[0].as_py()
+        assert t.column("change")[t.num_rows - 1].as_py() == "added"
+        # the whole sample, at main: the edit is not there
+        main = client.label_history("demo", sid)
+        assert w["commit"] not in main.column("commit_id").to_pylist()
+        with pytest.raises(quiver.QuiverError) as ei:
+            client.label_history("demo", sid, ref="no-such-branch")
+        assert "no-such-branch" in str(ei.value)
+    finally:
+        client.delete_branch("demo", "hist")
+
+
+def test_protected_branch_takes_only_merges_that_pass_its_checks(client, adbc):
+    client.create_branch("demo", "gold", from_ref="tag:v1")
+    client.create_branch("demo", "gold-dev", from_ref="tag:v1")
+    try:
+        ds = client.dataset("demo")
+        r = client.protect_branch("demo", "gold")
+        assert r["protected"] == "true", r
+        head = client.commits("demo", branch="gold")[0]["id"]
+        one = client.sql("SELECT * FROM demo AS OF TAG 'v1' ORDER BY sample_id, label_id LIMIT 1")
+        sid = one.column("sample_id")[0].as_py()
+        # every surface's direct write is refused, naming the branch and what to do
+        with pytest.raises(quiver.Conflict) as ei:  # DoPut (FAILED_PRECONDITION)
+            ds.write(_with(one, "class", ["direct"]), branch="gold")
+        assert "branch 'gold' of dataset 'demo' is protected" in str(ei.value)
+        assert "merge it into 'gold'" in str(ei.value)
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.sql(f"DELETE FROM \"demo@branch:gold\" WHERE sample_id = '{sid}'")
+        cur = adbc.cursor()
+        with pytest.raises(Exception, match="is protected"):
+            cur.execute(f"UPDATE \"demo@branch:gold\" SET class = 'x' WHERE sample_id = '{sid}'")
+            cur.fetchall()
+        cur.close()
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.reset("demo", "gold", "~0")
+        with pytest.raises(quiver.QuiverError, match="is protected"):
+            client.delete_branch("demo", "gold")
+        assert client.commits("demo", branch="gold")[0]["id"] == head
+
+        # a check refuses a merge whose result has offending rows (the merge action here)
+        client.add_branch_check("demo", "gold", "no_unicorns",
+                                "SELECT sample_id, label_id, class FROM demo WHERE class = 'unicorn'")
+        checks = client.sql("SELECT branch, \"check\" FROM quiver.branch_checks WHERE dataset = 'demo'")
+        assert ("gold", "no_unicorns") in list(zip(*[c.to_pylist() for c in checks.columns]))
+        ds.write(_with(one, "class", ["unicorn"]), branch="gold-dev", message="bad")
+        with pytest.raises(quiver.Conflict) as ei:
+            client.merge("demo", "gold-dev", target="gold")
+        assert "pre-merge check 'no_unicorns' returned 1 rows" in str(ei.value)
+        assert sid in str(ei.value)
+        assert client.commits("demo", branch="gold")[0]["id"] == head
+        ds.write(_with(one, "class", ["pegasus"]), branch="gold-dev", message="fixed")
+        merged = client.merge("demo", "gold-dev", target="gold")
+        assert merged["kind"] == "fast-forward", merged
+        assert client.commits("demo", branch="gold")[0]["id"] != head
+
+        client.drop_branch_check("demo", "gold", "no_unicorns")
+        assert client.protect_branch("demo", "gold", protected=False)["protected"] == "false"
+    finally:
+        for b in ("gold", "gold-dev"):
+            try:
+                client.protect_branch("demo", b, protected=False)
+                client.delete_branch("demo", b)
+            except quiver.QuiverError:
+                pass

@@ -21,6 +21,8 @@ from quiver.errors import from_flight
      quiver.NotFound, "no dataset 'x'"),
     (pa.ArrowException("Flight returned already exists error, with message: branch 'b' exists"),
      quiver.AlreadyExists, "branch 'b' exists"),
+    (pa.ArrowInvalid("gRPC returned precondition failed error, with message: branch 'gold' is "
+                     "protected"), quiver.Conflict, "branch 'gold' is protected"),
     (flight.FlightServerError("boom"), quiver.ServerError, "boom"),
 ])
 def test_error_translation_keeps_the_server_message(exc, cls, msg):

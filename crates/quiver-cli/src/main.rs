@@ -15,6 +15,7 @@ mod fsck_cmd;
 mod gc_cmd;
 mod io_cmd;
 mod merge_cmd;
+mod rewind_cmd;
 mod serve_cmd;
 mod sql_cmd;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,6 +64,10 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
+    /// Undo one commit's changes with a new commit on a branch (history is kept).
+    Revert(rewind_cmd::RevertArgs),
+    /// Give a branch the content of another version with a new commit (history is kept).
+    Reset(rewind_cmd::ResetArgs),
     /// Verify the catalog: dangling refs, corrupt or missing objects, half-created datasets, orphans.
     #[command(long_about = fsck_cmd::LONG_ABOUT)]
     Fsck(fsck_cmd::FsckArgs),
@@ -103,7 +108,8 @@ enum Command {
         #[arg(short = 'n', long)]
         limit: Option<usize>,
     },
-    /// List branches of a dataset, or create/delete/rename one.
+    /// List branches of a dataset (with protection and pre-merge checks), or create, delete,
+    /// rename, protect or unprotect one.
     Branch {
         dataset: String,
         /// Create a branch with this name.
@@ -121,6 +127,13 @@ enum Command {
         /// The new name of --rename.
         #[arg(long, requires = "rename")]
         to: Option<String>,
+        /// Protect the branch with this name: it then changes only by merges (pre-merge
+        /// checks: ALTER BRANCH b ON ds ADD CHECK name AS 'query' in `quiver sql`).
+        #[arg(long, value_name = "BRANCH", conflicts_with_all = ["create", "delete", "rename", "unprotect"])]
+        protect: Option<String>,
+        /// Lift the protection of the branch with this name.
+        #[arg(long, value_name = "BRANCH", conflicts_with_all = ["create", "delete", "rename"])]
+        unprotect: Option<String>,
     },
     /// List tags of a dataset, or create/delete/rename one.
     Tag {
@@ -156,6 +169,9 @@ enum CliError {
     /// A merge stopped on conflicts (already reported on stdout): exit status 2.
     #[error("the merge stopped on {0} conflicting labels; nothing was committed")]
     MergeConflicts(u64),
+    /// A merge preview found conflicts (already reported on stdout): exit status 2.
+    #[error("the merge would stop on {0} conflicting labels (preview: nothing was written)")]
+    WouldConflict(u64),
 }
 
 fn main() -> ExitCode {
@@ -180,7 +196,11 @@ fn main() -> ExitCode {
         .map(|t| t.join());
     match outcome {
         Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
-        Ok(Ok(Err(e @ CliError::MergeConflicts(_)))) => {
+        Ok(Ok(Err(
+            e @ (CliError::MergeConflicts(_)
+            | CliError::WouldConflict(_)
+            | CliError::Core(CoreError::RevertConflicts { .. })),
+        ))) => {
             eprintln!("{e}");
             ExitCode::from(2)
         }
@@ -198,13 +218,17 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
+    // merges run the pre-merge checks of their target branch as SQL
+    quiver_sql::checks::install(&cat);
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
-        Command::Merge(a) => {
-            if let merge_cmd::Outcome::Conflicts(n) = merge_cmd::run(&cat, a).await? {
-                return Err(CliError::MergeConflicts(n));
-            }
-        }
+        Command::Merge(a) => match merge_cmd::run(&cat, a).await? {
+            merge_cmd::Outcome::Done => {}
+            merge_cmd::Outcome::Conflicts(n) => return Err(CliError::MergeConflicts(n)),
+            merge_cmd::Outcome::WouldConflict(n) => return Err(CliError::WouldConflict(n)),
+        },
+        Command::Revert(a) => rewind_cmd::revert(&cat, a).await?,
+        Command::Reset(a) => rewind_cmd::reset(&cat, a).await?,
         Command::Gc(a) => gc_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
@@ -260,9 +284,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             delete,
             rename,
             to,
+            protect,
+            unprotect,
         } => {
             let ds = cat.dataset(&dataset).await?;
-            if let (Some(old), Some(new)) = (&rename, &to) {
+            if let Some(name) = protect.as_ref().or(unprotect.as_ref()) {
+                let on = protect.is_some();
+                ds.set_branch_protected(name, on).await?;
+                if on {
+                    println!("protected branch {name}: it changes only by merges");
+                } else {
+                    println!("branch {name} is no longer protected");
+                }
+            } else if let (Some(old), Some(new)) = (&rename, &to) {
                 let r = ds.rename_branch(old, new).await?;
                 println!(
                     "renamed branch {old} to {new} at {}",
@@ -277,8 +311,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 ds.delete_branch(&name).await?;
                 println!("deleted branch {name}");
             } else {
+                let settings = ds.all_branch_settings().await?;
                 for b in ds.branches().await? {
-                    println!("{}\t{}", b.name, &b.commit.to_hex()[..12]);
+                    let mut line = format!("{}\t{}", b.name, &b.commit.to_hex()[..12]);
+                    if let Some(s) = settings.get(&b.name) {
+                        if s.protected {
+                            line += "\tprotected";
+                        }
+                        if !s.checks.is_empty() {
+                            let names: Vec<&str> =
+                                s.checks.iter().map(|c| c.name.as_str()).collect();
+                            line += &format!("\tchecks: {}", names.join(", "));
+                        }
+                    }
+                    println!("{line}");
                 }
             }
         }

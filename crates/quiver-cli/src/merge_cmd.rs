@@ -7,7 +7,7 @@ use quiver_core::{default_author, Catalog, CoreError, MergeKind, Resolution, Ver
 /// Arguments of `quiver merge`.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge\n\nExit status: 0 merged, fast-forwarded or already up to date; 2 stopped on conflicts\n(nothing committed, a pending merge recorded); 1 any error."
+    after_help = "Examples:\n  quiver merge demo relabel                 merge branch 'relabel' into main\n  quiver merge demo v1 --into fix           merge tag or version 'v1' into branch 'fix'\n  quiver merge demo relabel --preview       what the merge would do; nothing is written\n  quiver merge demo --conflicts             show the pending merge's conflicts\n  quiver merge demo --resolve theirs        take their side for every conflict\n  quiver merge demo --continue -m 'done'    commit the resolved merge\n  quiver merge demo --abort                 drop the pending merge\n\nExit status: 0 merged, fast-forwarded or already up to date; 2 stopped on conflicts\n(nothing committed, a pending merge recorded); 1 any error. With --preview: 0 the merge\nwould go through, 2 it would stop on conflicts (nothing is recorded either way)."
 )]
 pub struct MergeArgs {
     /// Dataset name.
@@ -20,6 +20,11 @@ pub struct MergeArgs {
     /// Commit message of the merge commit.
     #[arg(short = 'm', long)]
     pub message: Option<String>,
+    /// Show what merging SOURCE would do (fast-forward, merge or conflicts, with counts and
+    /// the conflicting labels) without committing, recording a pending merge or moving a ref.
+    #[arg(long, visible_alias = "dry-run", requires = "source",
+          conflicts_with_all = ["conflicts", "resolve", "continue_", "abort", "message"])]
+    pub preview: bool,
     /// Show the conflicts of the pending merge.
     #[arg(long, conflicts_with_all = ["resolve", "continue_", "abort"])]
     pub conflicts: bool,
@@ -34,14 +39,16 @@ pub struct MergeArgs {
     pub abort: bool,
 }
 
-/// Run `quiver merge`.
 /// What a merge command ended with, for the exit status.
 pub enum Outcome {
     Done,
     /// The merge stopped on this many conflicting labels (exit status 2).
     Conflicts(u64),
+    /// A preview found this many conflicting labels (exit status 2).
+    WouldConflict(u64),
 }
 
+/// Run `quiver merge`.
 pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<Outcome, CoreError> {
     let ds = cat.dataset(&a.dataset).await?;
     let author = default_author();
@@ -81,6 +88,9 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<Outcome, CoreError> {
         });
     };
     let spec = VersionSpec::Version(ds.resolve_loose(&source).await?.id.to_hex());
+    if a.preview {
+        return preview(&ds, &spec, &source, &a.into).await;
+    }
     let r = ds
         .merge(&spec, &a.into, a.message.as_deref(), &author)
         .await?;
@@ -105,4 +115,44 @@ pub async fn run(cat: &Catalog, a: MergeArgs) -> Result<Outcome, CoreError> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// `quiver merge DATASET SOURCE --preview`: what the merge would do, nothing written.
+async fn preview(
+    ds: &quiver_core::Dataset,
+    spec: &VersionSpec,
+    source: &str,
+    into: &str,
+) -> Result<Outcome, CoreError> {
+    let p = ds.merge_preview(spec, into).await?;
+    let what = match p.kind {
+        MergeKind::UpToDate => format!("{into} already contains {source}: nothing to merge"),
+        MergeKind::FastForward => format!(
+            "merging {source} into {into} would fast-forward {into} to {}",
+            &p.theirs.to_hex()[..12]
+        ),
+        MergeKind::Merged => format!("merging {source} into {into} would make a merge commit"),
+        MergeKind::Conflicts => format!(
+            "merging {source} into {into} would stop on {} conflicting labels",
+            p.conflicts.len()
+        ),
+    };
+    println!("{what}");
+    if p.kind != MergeKind::UpToDate {
+        println!(
+            "clean changes: {} groups ({} merged label by label), +{} -{} ~{} labels",
+            p.groups_changed,
+            p.groups_label_merged,
+            p.labels_added,
+            p.labels_removed,
+            p.labels_modified
+        );
+    }
+    if p.conflicts.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    let table = ds.conflicts_table(&p.conflicts)?;
+    println!("{}", pretty_format_batches(&[table])?);
+    println!("preview only: nothing was committed and no pending merge was recorded");
+    Ok(Outcome::WouldConflict(p.conflicts.len() as u64))
 }

@@ -84,6 +84,8 @@ pub(crate) struct CatalogInner {
     pub gc_epoch: Mutex<Option<Bytes>>,
     /// Distinct for every [`Catalog::open`] in this process.
     pub instance: u64,
+    /// The runner of pre-merge checks ([`crate::branch_settings`]).
+    pub checks: std::sync::RwLock<Option<Arc<dyn crate::branch_settings::CheckRunner>>>,
 }
 
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -169,6 +171,7 @@ impl Catalog {
                 commits: Mutex::default(),
                 layouts: Mutex::default(),
                 instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                checks: Default::default(),
             }),
         })
     }

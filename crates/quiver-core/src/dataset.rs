@@ -470,10 +470,15 @@ impl Dataset {
             )
             .await
         {
-            Ok(_) => Ok(RefInfo {
-                name: name.into(),
-                commit: c.id,
-            }),
+            Ok(_) => {
+                // settings left by an earlier branch of that name (a delete cut short) are
+                // not the new branch's
+                self.move_settings(name, None).await?;
+                Ok(RefInfo {
+                    name: name.into(),
+                    commit: c.id,
+                })
+            }
             Err(StoreError::RefConflict { .. }) => Err(CoreError::BranchExists {
                 dataset: self.config.name.clone(),
                 branch: name.into(),
@@ -491,6 +496,7 @@ impl Dataset {
             });
         }
         let head = self.branch_head(name).await?;
+        self.refuse_if_protected(name, "deleting it").await?;
         self.store()
             .update_ref(
                 &self.branch_ref(name),
@@ -500,6 +506,7 @@ impl Dataset {
                 "delete branch",
             )
             .await?;
+        self.move_settings(name, None).await?;
         Ok(())
     }
 
@@ -512,9 +519,12 @@ impl Dataset {
             });
         }
         let head = self.branch_head(from).await?;
+        self.refuse_if_protected(from, "renaming it").await?;
         let info = self
             .create_branch(to, &VersionSpec::Version(head.commit.id.to_hex()))
             .await?;
+        // the checks go with the branch to its new name
+        self.move_settings(from, Some(to)).await?;
         self.delete_branch(from).await?;
         Ok(info)
     }

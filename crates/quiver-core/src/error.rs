@@ -91,6 +91,55 @@ pub enum CoreError {
         from: String,
         target: String,
     },
+    #[error("cannot revert commit {commit} of dataset '{dataset}': {reason}")]
+    CannotRevert {
+        dataset: String,
+        commit: String,
+        reason: String,
+    },
+    #[error("revert of commit {commit} on branch '{branch}' of dataset '{dataset}' conflicts with later commits on {count} labels (group, label): {labels}; nothing was committed. Edit those labels by hand, or revert on a branch made from before the later commits")]
+    RevertConflicts {
+        dataset: String,
+        commit: String,
+        branch: String,
+        count: u64,
+        labels: String,
+    },
+    #[error("branch '{branch}' of dataset '{dataset}' is protected: it changes only by MERGE, so {operation} was refused; write to another branch and merge it into '{branch}' (ALTER BRANCH {branch} ON {dataset} UNSET PROTECTED lifts the protection)")]
+    ProtectedBranch {
+        dataset: String,
+        branch: String,
+        operation: String,
+    },
+    #[error("merge into branch '{branch}' of dataset '{dataset}' refused: pre-merge check '{check}' returned {rows} rows (it must return none), e.g. {sample}; nothing was committed")]
+    CheckFailed {
+        dataset: String,
+        branch: String,
+        check: String,
+        rows: u64,
+        sample: String,
+    },
+    #[error("merge into branch '{branch}' of dataset '{dataset}' refused: pre-merge check '{check}' could not run ({reason}); fix it (DROP CHECK, then ADD CHECK) — nothing was committed")]
+    CheckError {
+        dataset: String,
+        branch: String,
+        check: String,
+        reason: String,
+    },
+    #[error("branch '{branch}' of dataset '{dataset}' has pre-merge checks, which need the SQL engine, and this program has none installed; merge with `quiver merge`, `quiver sql` or through `quiver serve`")]
+    ChecksUnavailable { dataset: String, branch: String },
+    #[error("check '{check}' already exists on branch '{branch}' of dataset '{dataset}' (DROP CHECK it first)")]
+    CheckExists {
+        dataset: String,
+        branch: String,
+        check: String,
+    },
+    #[error("check '{check}' not found on branch '{branch}' of dataset '{dataset}'")]
+    CheckNotFound {
+        dataset: String,
+        branch: String,
+        check: String,
+    },
     #[error("schema version '{version}' of dataset '{dataset}' does not exist")]
     SchemaVersionNotFound { dataset: String, version: String },
     #[error("schema version '{version}' of dataset '{dataset}' already exists (schema versions are immutable)")]
@@ -182,6 +231,7 @@ impl CoreError {
                 | CoreError::TagNotFound { .. }
                 | CoreError::VersionNotFound { .. }
                 | CoreError::ColumnNotFound { .. }
+                | CoreError::CheckNotFound { .. }
         )
     }
 }

@@ -347,6 +347,10 @@ impl Catalog {
         for f in mine("schemas/") {
             w.json_file::<SchemaVersion>(&f).await?;
         }
+        for f in mine("branch_settings/") {
+            w.json_file::<crate::branch_settings::BranchSettings>(&f)
+                .await?;
+        }
         if w.files.contains(&format!("{dir}metadata.json")) {
             w.json_file::<serde_json::Value>(&format!("{dir}metadata.json"))
                 .await?;

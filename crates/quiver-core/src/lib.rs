@@ -7,6 +7,7 @@
 //! sit on this API.
 
 pub mod assets;
+pub mod branch_settings;
 pub mod catalog;
 pub mod conform;
 pub mod dataset;
@@ -15,6 +16,7 @@ pub mod encoding;
 pub mod error;
 pub mod fsck;
 pub mod gc;
+pub mod history;
 pub mod import;
 pub mod lease;
 pub mod lineage;
@@ -23,6 +25,7 @@ pub mod model;
 pub mod nodes;
 pub mod pack_sums;
 pub mod packs;
+pub mod revert;
 pub mod schema_registry;
 pub mod snapshot;
 pub mod storage;
@@ -30,18 +33,23 @@ pub mod verified;
 pub mod write;
 
 pub use assets::{AssetStore, GcOptions, GcReport};
+pub use branch_settings::{BranchCheck, BranchSettings, CheckOutcome, CheckRunner};
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use conform::{conform, Casts, ConformRules};
 pub use dataset::{BranchHead, Dataset};
 pub use error::{CoreError, Result};
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
 pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};
+pub use history::{LabelChange, LabelChangeKind};
 pub use lease::WriteLease;
 pub use lineage::{ModelRecord, PredictionBatch, RunRecord};
-pub use merge::{ConflictKind, LabelConflict, MergeKind, MergeReport, PendingMerge, Resolution};
+pub use merge::{
+    ConflictKind, LabelConflict, MergeKind, MergePreview, MergeReport, PendingMerge, Resolution,
+};
 pub use model::{
     Commit, CommitData, DatasetConfig, OperationSummary, RefInfo, VersionSpec, FORMAT_VERSION,
 };
+pub use revert::RewindReport;
 pub use schema_registry::{SchemaChange, SchemaVersion, Taxonomy};
 pub use snapshot::{plan_locs, PackScan, Snapshot};
 pub use storage::optimize::OptimizeReport;

@@ -25,7 +25,7 @@ use quiver_tree::{Hash, Key, LocatedChange};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::dataset_dir;
-use crate::dataset::Dataset;
+use crate::dataset::{BranchHead, Dataset};
 use crate::encoding::{self, GroupHasher};
 use crate::error::{CoreError, Result};
 use crate::model::{Commit, VersionSpec};
@@ -134,6 +134,54 @@ pub struct PendingMerge {
     pub written: BTreeSet<String>,
 }
 
+impl PendingMerge {
+    /// A merge of `theirs` into `target` (whose head is `ours`) from `base`, nothing
+    /// resolved yet.
+    pub(crate) fn new(
+        target: &str,
+        source: &VersionSpec,
+        base: &Commit,
+        ours: &Commit,
+        theirs: &Commit,
+        message: String,
+    ) -> Self {
+        PendingMerge {
+            target: target.into(),
+            source: source.to_string(),
+            base: base.id.to_hex(),
+            ours: ours.id.to_hex(),
+            theirs: theirs.id.to_hex(),
+            message,
+            resolutions: BTreeMap::new(),
+            written: BTreeSet::new(),
+        }
+    }
+}
+
+/// What a merge would do ([`Dataset::merge_preview`]): nothing is written.
+#[derive(Debug, Clone)]
+pub struct MergePreview {
+    /// What `merge` would end with now (`Merged`: a clean merge commit).
+    pub kind: MergeKind,
+    /// The merge base (`None` only when both sides are one commit and share no ancestor).
+    pub base: Option<Hash>,
+    /// The head of the target branch.
+    pub ours: Hash,
+    /// The commit merged.
+    pub theirs: Hash,
+    /// Groups the merge would write on the target (taken from the source, or merged label
+    /// by label); groups with conflicts are not counted.
+    pub groups_changed: u64,
+    /// Of those, groups changed on both sides and merged label by label.
+    pub groups_label_merged: u64,
+    /// Labels the merge would add to, remove from and modify on the target (clean changes).
+    pub labels_added: u64,
+    pub labels_removed: u64,
+    pub labels_modified: u64,
+    /// The conflicting labels (empty when the merge would go through).
+    pub conflicts: Vec<LabelConflict>,
+}
+
 fn label_id(group: &[u8], label: &[u8]) -> String {
     format!("{}/{}", hex::encode(group), hex::encode(label))
 }
@@ -161,15 +209,15 @@ struct GroupMerge {
 
 /// What a merge writes, and what stops it.
 #[derive(Default)]
-struct MergePlan {
+pub(crate) struct MergePlan {
     /// Groups to write on the target: theirs, or merged label by label (None = delete).
-    writes: Vec<(Key, Option<RecordBatch>)>,
+    pub(crate) writes: Vec<(Key, Option<RecordBatch>)>,
     /// Our current rows of each written group (None = absent on our side).
-    ours_rows: BTreeMap<Key, Option<RecordBatch>>,
+    pub(crate) ours_rows: BTreeMap<Key, Option<RecordBatch>>,
     /// Label conflicts left after the pending merge's resolutions.
-    conflicts: Vec<LabelConflict>,
+    pub(crate) conflicts: Vec<LabelConflict>,
     /// Groups changed on both sides and merged label by label.
-    label_merged: u64,
+    pub(crate) label_merged: u64,
 }
 
 impl Dataset {
@@ -236,6 +284,78 @@ impl Dataset {
         Ok(())
     }
 
+    /// The two sides of a merge of `source` into branch `target` and their merge base
+    /// (`None`: no common history), after the checks every merge makes (same label schema).
+    async fn merge_sides(
+        &self,
+        source: &VersionSpec,
+        target: &str,
+    ) -> Result<(BranchHead, Commit, Option<Commit>)> {
+        let theirs = self.resolve(source).await?;
+        let ours_head = self.branch_head(target).await?;
+        let ours = &ours_head.commit;
+        if theirs.data.schema_id != ours.data.schema_id {
+            return Err(CoreError::SchemaMismatch {
+                dataset: self.name().into(),
+                reason: format!("{source} and branch '{target}' have different label schemas; migrate one side first"),
+            });
+        }
+        let base = self.merge_base(ours, &theirs).await?;
+        Ok((ours_head, theirs, base))
+    }
+
+    /// What `MERGE source INTO target` would do now, without doing it: no commit, no
+    /// pending merge, no ref moves. Conflicts are computed as the merge computes them
+    /// (label by label); a pending merge already recorded on `target` is ignored.
+    pub async fn merge_preview(&self, source: &VersionSpec, target: &str) -> Result<MergePreview> {
+        let (ours_head, theirs, base) = self.merge_sides(source, target).await?;
+        let ours = ours_head.commit;
+        let mut preview = MergePreview {
+            kind: MergeKind::UpToDate,
+            base: base.as_ref().map(|b| b.id),
+            ours: ours.id,
+            theirs: theirs.id,
+            groups_changed: 0,
+            groups_label_merged: 0,
+            labels_added: 0,
+            labels_removed: 0,
+            labels_modified: 0,
+            conflicts: Vec::new(),
+        };
+        if theirs.id == ours.id || base.as_ref().is_some_and(|b| b.id == theirs.id) {
+            return Ok(preview);
+        }
+        let base = base.ok_or_else(|| CoreError::NoMergeBase {
+            dataset: self.name().into(),
+            from: source.to_string(),
+            target: target.into(),
+        })?;
+        preview.kind = if base.id == ours.id {
+            MergeKind::FastForward
+        } else {
+            MergeKind::Merged
+        };
+        let pending = PendingMerge::new(target, source, &base, &ours, &theirs, String::new());
+        let plan = self
+            .plan_merge(&base, &ours, &theirs, &pending, None)
+            .await?;
+        let li = self.schema().index_of(&self.config.label_key)?;
+        for (k, new) in &plan.writes {
+            let old = plan.ours_rows.get(k).and_then(Option::as_ref);
+            let (a, r, m) = crate::write::label_changes(old, new.as_ref(), li);
+            preview.labels_added += a;
+            preview.labels_removed += r;
+            preview.labels_modified += m;
+        }
+        preview.groups_changed = plan.writes.len() as u64;
+        preview.groups_label_merged = plan.label_merged;
+        if !plan.conflicts.is_empty() {
+            preview.kind = MergeKind::Conflicts;
+        }
+        preview.conflicts = plan.conflicts;
+        Ok(preview)
+    }
+
     /// Merge `source` (a branch, tag or version) into branch `target`.
     pub async fn merge(
         &self,
@@ -251,16 +371,8 @@ impl Dataset {
                 from: p.source,
             });
         }
-        let theirs = self.resolve(source).await?;
-        let ours_head = self.branch_head(target).await?;
+        let (ours_head, theirs, base) = self.merge_sides(source, target).await?;
         let ours = ours_head.commit.clone();
-        if theirs.data.schema_id != ours.data.schema_id {
-            return Err(CoreError::SchemaMismatch {
-                dataset: self.name().into(),
-                reason: format!("{source} and branch '{target}' have different label schemas; migrate one side first"),
-            });
-        }
-        let base = self.merge_base(&ours, &theirs).await?;
         let up_to_date = |kind| MergeReport {
             kind,
             head: ours.id,
@@ -273,6 +385,8 @@ impl Dataset {
             return Ok(up_to_date(MergeKind::UpToDate));
         }
         if base.as_ref().is_some_and(|b| b.id == ours.id) {
+            // the branch takes the source's commit as it is: its checks judge that commit
+            self.check_merge_into(target, &theirs).await?;
             match self
                 .move_branch(
                     target,
@@ -312,16 +426,7 @@ impl Dataset {
         let msg = message
             .map(str::to_string)
             .unwrap_or_else(|| format!("merge {source} into {target}"));
-        let pending = PendingMerge {
-            target: target.into(),
-            source: source.to_string(),
-            base: base.id.to_hex(),
-            ours: ours.id.to_hex(),
-            theirs: theirs.id.to_hex(),
-            message: msg,
-            resolutions: BTreeMap::new(),
-            written: BTreeSet::new(),
-        };
+        let pending = PendingMerge::new(target, source, &base, &ours, &theirs, msg);
         let plan = self
             .plan_merge(&base, &ours, &theirs, &pending, None)
             .await?;
@@ -371,12 +476,13 @@ impl Dataset {
         txn.preload_base(plan.ours_rows);
         txn.replace_groups(plan.writes).await?;
         txn.add_parent(theirs.id);
+        txn.as_merge();
         txn.set_operation("merge");
         txn.commit(message).await
     }
 
     /// Compute the groups to write and the label conflicts left after `pending`'s resolutions.
-    async fn plan_merge(
+    pub(crate) async fn plan_merge(
         &self,
         base: &Commit,
         ours: &Commit,

@@ -72,6 +72,12 @@ pub struct WriteTxn {
     /// A layout built outside the group states (a bulk import into an empty version),
     /// with the bytes written for it and its summary: committed as is.
     prebuilt: Option<(crate::storage::Layout, u64, OperationSummary)>,
+    /// Whether a commit that finds the branch moved rebases over disjoint changes (else it
+    /// fails with a conflict).
+    rebase: bool,
+    /// The commit is the result of a merge: allowed on a protected branch, judged by the
+    /// branch's pre-merge checks ([`crate::branch_settings`]).
+    merge: bool,
 }
 
 impl WriteTxn {
@@ -88,6 +94,8 @@ impl WriteTxn {
             bytes_written: 0,
             creating: false,
             prebuilt: None,
+            rebase: true,
+            merge: false,
         }
     }
 
@@ -116,6 +124,18 @@ impl WriteTxn {
     /// The commit this transaction started from.
     pub fn base_commit(&self) -> &Commit {
         &self.base.commit
+    }
+
+    /// Fail the commit with a conflict if the branch moved since the transaction began,
+    /// instead of rebasing over disjoint changes (a reset must land exactly where it was
+    /// computed).
+    pub(crate) fn no_rebase(&mut self) {
+        self.rebase = false;
+    }
+
+    /// Mark the commit as the result of a merge (see [`crate::branch_settings`]).
+    pub(crate) fn as_merge(&mut self) {
+        self.merge = true;
     }
 
     /// Record an additional parent (used by merges).
@@ -632,11 +652,26 @@ impl WriteTxn {
         if changed.is_empty() && self.extra_parents.is_empty() && self.prebuilt.is_none() {
             return Ok(self.base.commit.clone());
         }
+        // the commit point of every write: a protected branch takes merges only, and a
+        // merge result must pass the branch's checks before the branch moves to it
+        let settings = self.ds.read_settings(&self.branch).await?;
+        if settings.protected && !self.merge {
+            return Err(CoreError::ProtectedBranch {
+                dataset: self.ds.name().into(),
+                branch: self.branch.clone(),
+                operation: format!("a direct write ({})", summary.operation),
+            });
+        }
         let mut base = self.base.clone();
         loop {
             let (commit, bytes) = self
                 .try_commit(&base, &changed, message, summary.clone())
                 .await?;
+            if self.merge {
+                self.ds
+                    .run_branch_checks(&self.branch, &settings.checks, &commit)
+                    .await?;
+            }
             match self
                 .ds
                 .move_branch(
@@ -663,6 +698,13 @@ impl WriteTxn {
                         dataset: self.ds.name().into(),
                         branch: self.branch.clone(),
                         keys: "(the branch moved during a bulk load; run it again)".into(),
+                    });
+                }
+                Err(()) if !self.rebase => {
+                    return Err(CoreError::Conflict {
+                        dataset: self.ds.name().into(),
+                        branch: self.branch.clone(),
+                        keys: "(the branch moved while the commit was made; run it again)".into(),
                     });
                 }
                 Err(()) => {
@@ -937,6 +979,21 @@ fn merge_rows(
     }
     let idx = arrow::array::UInt32Array::from(winner.into_values().collect::<Vec<_>>());
     Ok(take_record_batch(&both, &idx)?)
+}
+
+/// (added, removed, modified) labels between two versions of one group, either of which
+/// may be absent (`None`: the group has no rows there).
+pub(crate) fn label_changes(
+    old: Option<&RecordBatch>,
+    new: Option<&RecordBatch>,
+    li: usize,
+) -> (u64, u64, u64) {
+    match (old, new) {
+        (None, None) => (0, 0, 0),
+        (None, Some(n)) => (n.num_rows() as u64, 0, 0),
+        (Some(o), None) => (0, o.num_rows() as u64, 0),
+        (Some(o), Some(n)) => label_delta(o, n, li),
+    }
 }
 
 /// (added, removed, modified) labels between two versions of one group.

@@ -134,11 +134,13 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::ModelNotFound(_)
         | CoreError::RunNotFound(_)
         | CoreError::SchemaVersionNotFound { .. }
+        | CoreError::CheckNotFound { .. }
         | CoreError::AssetNotFound(_) => Code::NotFound,
         CoreError::DatasetExists(_)
         | CoreError::BranchExists { .. }
         | CoreError::TagExists { .. }
         | CoreError::ModelExists(_)
+        | CoreError::CheckExists { .. }
         | CoreError::SchemaVersionExists { .. } => Code::AlreadyExists,
         // a concurrent writer won: retrying may succeed
         CoreError::Conflict { .. } => Code::Aborted,
@@ -146,7 +148,13 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::MergePending { .. }
         | CoreError::NoPendingMerge { .. }
         | CoreError::UnresolvedConflicts { .. }
-        | CoreError::NoMergeBase { .. } => Code::FailedPrecondition,
+        | CoreError::NoMergeBase { .. }
+        | CoreError::RevertConflicts { .. } => Code::FailedPrecondition,
+        // the branch's settings stop the write: lift the protection, fix the merge result
+        CoreError::ProtectedBranch { .. }
+        | CoreError::CheckFailed { .. }
+        | CoreError::CheckError { .. }
+        | CoreError::ChecksUnavailable { .. } => Code::FailedPrecondition,
         CoreError::IndexOutOfRange { .. } => Code::OutOfRange,
         CoreError::AmbiguousVersion { .. }
         | CoreError::InvalidName { .. }
@@ -155,6 +163,7 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::NullKey { .. }
         | CoreError::DuplicateKey { .. }
         | CoreError::InvalidSchemaChange { .. }
+        | CoreError::CannotRevert { .. }
         | CoreError::InvalidInput { .. } => Code::InvalidArgument,
         // CORRUPTION: stored data that does not verify. A typed corruption error of the
         // pack checksums (issue 15) belongs here too when it lands.

@@ -25,6 +25,7 @@ pub mod limits;
 pub mod read;
 pub mod server;
 pub mod service;
+mod session;
 pub mod xdbc;
 
 use std::net::SocketAddr;

@@ -277,6 +277,8 @@ impl QuiverFlightSql {
             crate::error::hide_root(root);
         }
         let runtime = quiver_sql::options::runtime_with_memory_limit(limits.memory_limit_bytes)?;
+        // merges through any call (SQL, the quiver.merge action) run the branches' checks
+        quiver_sql::checks::install(&catalog);
         Ok(QuiverFlightSql {
             inner: Arc::new(Inner {
                 catalog,
@@ -326,6 +328,7 @@ impl QuiverFlightSql {
     ) -> Result<quiver_sql::parser::Statement> {
         self.inner.limits.check_statement("a statement", sql)?;
         let st = parse_statement_with(sql, &self.inner.limits.sql())?;
+        crate::session::refuse_session_statement(&st)?;
         if let Some(rows) = rows {
             let max = if st.is_query() {
                 MAX_QUERY_PARAMETER_ROWS
@@ -1007,6 +1010,7 @@ impl FlightSqlService for QuiverFlightSql {
             .map_err(status)?;
         let sql = number_placeholders(&query.query);
         let st = parse_statement_with(&sql, &self.inner.limits.sql()).map_err(status)?;
+        crate::session::refuse_session_statement(&st).map_err(status)?;
         if st.is_write() {
             caller
                 .require_write("preparing a writing statement")

@@ -7,6 +7,7 @@
 //!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
 
 pub mod asset_fn;
+pub mod checks;
 pub mod column_names;
 mod computed;
 pub mod context;

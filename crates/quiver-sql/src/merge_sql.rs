@@ -1,5 +1,6 @@
-//! Execution of the merge statements: MERGE, SHOW CONFLICTS / `quiver_conflicts`,
-//! RESOLVE CONFLICTS, ABORT MERGE and COMMIT of a pending merge.
+//! Execution of the merge statements: MERGE, MERGE … PREVIEW / `quiver_merge_preview`,
+//! SHOW CONFLICTS / `quiver_conflicts`, RESOLVE CONFLICTS, ABORT MERGE and COMMIT of a
+//! pending merge.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use quiver_core::{Dataset, MergeReport, Resolution, VersionSpec};
+use quiver_core::{Dataset, MergePreview, MergeReport, Resolution, VersionSpec};
 
 use crate::error::{Result, SqlError};
 
@@ -30,6 +31,42 @@ pub fn merge_row(r: &MergeReport) -> Result<RecordBatch> {
         Arc::new(UInt64Array::from(vec![r.conflicts])),
     ];
     Ok(RecordBatch::try_new(schema, cols).map_err(DataFusionError::from)?)
+}
+
+/// The schema of the row of `MERGE … PREVIEW`.
+pub fn preview_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("result", DataType::Utf8, false),
+        Field::new("target_commit", DataType::Utf8, false),
+        Field::new("source_commit", DataType::Utf8, false),
+        Field::new("base_commit", DataType::Utf8, true),
+        Field::new("groups_changed", DataType::UInt64, false),
+        Field::new("groups_label_merged", DataType::UInt64, false),
+        Field::new("labels_added", DataType::UInt64, false),
+        Field::new("labels_removed", DataType::UInt64, false),
+        Field::new("labels_modified", DataType::UInt64, false),
+        Field::new("conflicts", DataType::UInt64, false),
+    ]))
+}
+
+/// The row of `MERGE … PREVIEW`: what MERGE would end with (`result`, as MERGE names it),
+/// the commits involved, and the counts of clean changes and of conflicts.
+pub fn preview_row(p: &MergePreview) -> Result<RecordBatch> {
+    let n = |v: u64| -> ArrayRef { Arc::new(UInt64Array::from(vec![v])) };
+    let s = |v: Option<String>| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    let cols: Vec<ArrayRef> = vec![
+        s(Some(p.kind.as_str().to_string())),
+        s(Some(p.ours.to_hex())),
+        s(Some(p.theirs.to_hex())),
+        s(p.base.map(|b| b.to_hex())),
+        n(p.groups_changed),
+        n(p.groups_label_merged),
+        n(p.labels_added),
+        n(p.labels_removed),
+        n(p.labels_modified),
+        n(p.conflicts.len() as u64),
+    ];
+    Ok(RecordBatch::try_new(preview_schema(), cols).map_err(DataFusionError::from)?)
 }
 
 /// `MERGE <source> INTO target ON ds`.

@@ -1,23 +1,25 @@
-//! System tables: `quiver.datasets`, `quiver.commits`, `quiver.branches`, `quiver.tags`,
-//! built on demand from the catalog (small tables, one row per dataset/commit/ref), and
+//! System tables: `quiver.datasets`, `quiver.commits`, `quiver.branches` (with each
+//! branch's protection and check names), `quiver.branch_checks`, `quiver.tags`, …, built on
+//! demand from the catalog (small tables, one row per dataset/commit/ref), and
 //! the result tables of `SHOW BRANCHES|TAGS|HISTORY`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+    ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use quiver_core::{Catalog, Commit, Dataset, RefInfo, RunRecord};
+use quiver_core::{BranchSettings, Catalog, Commit, Dataset, RefInfo, RunRecord};
 
 use crate::error::{Result, SqlError};
 
 /// Names of the system tables.
-pub const SYSTEM_TABLES: [&str; 10] = [
+pub const SYSTEM_TABLES: [&str; 11] = [
     "datasets",
     "commits",
     "branches",
+    "branch_checks",
     "tags",
     "runs",
     "models",
@@ -124,6 +126,52 @@ pub fn refs_batch(
     batch(fields, cols)
 }
 
+/// Branches with their settings: (`dataset`), `branch`, `commit_id`, `protected` (writes
+/// only by merge) and `checks` (the names of its pre-merge checks, comma-separated).
+pub fn branches_batch(
+    rows: &[(String, RefInfo, BranchSettings)],
+    with_dataset: bool,
+) -> Result<RecordBatch> {
+    let refs: Vec<(String, RefInfo)> = rows.iter().map(|r| (r.0.clone(), r.1.clone())).collect();
+    let b = refs_batch("branch", &refs, with_dataset)?;
+    let schema = b.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut cols = b.columns().to_vec();
+    fields.push(Field::new("protected", DataType::Boolean, false));
+    cols.push(Arc::new(BooleanArray::from(
+        rows.iter().map(|r| r.2.protected).collect::<Vec<_>>(),
+    )));
+    fields.push(Field::new("checks", DataType::Utf8, false));
+    cols.push(utf8(
+        rows.iter()
+            .map(|r| {
+                r.2.checks
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect(),
+    ));
+    batch(fields, cols)
+}
+
+/// Branches of `ds` with their settings, sorted by name.
+pub async fn branches_with_settings(
+    ds: &Dataset,
+) -> Result<Vec<(String, RefInfo, BranchSettings)>> {
+    let mut settings = ds.all_branch_settings().await?;
+    Ok(ds
+        .branches()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let s = settings.remove(&r.name).unwrap_or_default();
+            (ds.name().to_string(), r, s)
+        })
+        .collect())
+}
+
 async fn all_datasets(catalog: &Catalog) -> Result<Vec<Dataset>> {
     let mut out = Vec::new();
     for name in catalog.list_datasets().await? {
@@ -203,21 +251,41 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
             }
             commits_batch(&rows, true)?
         }
-        "branches" | "tags" => {
+        "branches" => {
             let mut rows = Vec::new();
             for ds in &dss {
-                let refs = if name == "branches" {
-                    ds.branches().await?
-                } else {
-                    ds.tags().await?
-                };
-                rows.extend(refs.into_iter().map(|r| (ds.name().to_string(), r)));
+                rows.extend(branches_with_settings(ds).await?);
             }
-            refs_batch(
-                if name == "branches" { "branch" } else { "tag" },
-                &rows,
-                true,
-            )?
+            branches_batch(&rows, true)?
+        }
+        "branch_checks" => {
+            let (mut d, mut b, mut c, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ds in &dss {
+                for (_, r, s) in branches_with_settings(ds).await? {
+                    for check in s.checks {
+                        d.push(ds.name().to_string());
+                        b.push(r.name.clone());
+                        c.push(check.name);
+                        q.push(check.query);
+                    }
+                }
+            }
+            let fields = ["dataset", "branch", "check", "query"]
+                .map(|n| Field::new(n, DataType::Utf8, false))
+                .to_vec();
+            batch(fields, vec![utf8(d), utf8(b), utf8(c), utf8(q)])?
+        }
+        "tags" => {
+            let mut rows = Vec::new();
+            for ds in &dss {
+                rows.extend(
+                    ds.tags()
+                        .await?
+                        .into_iter()
+                        .map(|r| (ds.name().to_string(), r)),
+                );
+            }
+            refs_batch("tag", &rows, true)?
         }
         "lineage" => lineage_batch(catalog, &dss).await?,
         "schemas" => {

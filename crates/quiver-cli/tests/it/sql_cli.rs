@@ -135,6 +135,225 @@ fn merge_exit_status_tells_a_script_what_happened() {
 }
 
 #[test]
+fn merge_preview_tells_what_a_merge_would_do_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "500"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = quiver(
+        cat,
+        &["sql", "-c", "CREATE BRANCH a FROM demo; USE BRANCH a ON demo; UPDATE demo SET score = 0.25 WHERE sample_id IN ('img-00000003', 'img-00000004')"],
+    );
+    assert!(ok, "{err}");
+    let status = |args: &[&str]| quiver_status(cat, args);
+    let log = |cat: &str| quiver(cat, &["log", "demo"]).1;
+    // a clean fast-forward: exit 0, counts, nothing moved
+    let before = log(cat);
+    let (code, out, err) = status(&["merge", "demo", "a", "--preview"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("would fast-forward main"), "{out}");
+    assert!(out.contains("clean changes: 2 groups"), "{out}");
+    assert_eq!(log(cat), before);
+    // conflicts: exit 2, the conflict table, no pending merge recorded
+    let (ok, _, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "UPDATE demo SET score = 0.75 WHERE sample_id = 'img-00000003'",
+        ],
+    );
+    assert!(ok, "{err}");
+    let before = log(cat);
+    let (code, out, err) = status(&["merge", "demo", "a", "--dry-run"]);
+    assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("would stop on"), "{out}");
+    assert!(
+        out.contains("img-00000003") && out.contains("both_modified"),
+        "{out}"
+    );
+    assert!(!out.contains("img-00000004"), "{out}");
+    assert!(out.contains("clean changes: 1 groups"), "{out}");
+    assert!(err.contains("preview: nothing was written"), "{err}");
+    assert_eq!(log(cat), before);
+    let (code, _, err) = status(&["merge", "demo", "--conflicts"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("has no pending merge"), "{err}");
+    // errors are errors; --preview needs something to merge
+    let (code, _, err) = status(&["merge", "demo", "nope", "--preview"]);
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, _) = status(&["merge", "demo", "--preview"]);
+    assert_eq!(code, Some(2), "clap usage error");
+    // the same through SQL
+    let (ok, out, err) = quiver(
+        cat,
+        &[
+            "sql",
+            "-c",
+            "MERGE BRANCH a INTO main ON demo PREVIEW",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("conflicts,")),
+        "{out}"
+    );
+}
+
+#[test]
+fn revert_and_reset_are_new_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "300"]);
+    assert!(ok, "{err}");
+    let sql = |q: &str| {
+        let (ok, out, err) = quiver(cat, &["sql", "-c", q, "--format", "csv"]);
+        assert!(ok, "{q}: {err}");
+        out
+    };
+    sql("UPDATE demo SET class = 'zz-kite' WHERE sample_id = 'img-00000003'");
+    sql("CREATE TAG 'kites' ON demo");
+    sql("UPDATE demo SET class = 'zz-owl' WHERE sample_id = 'img-00000005'");
+    let count = |q: &str| sql(q).lines().nth(1).unwrap_or_default().to_string();
+    let v1_hash = count("SELECT content_hash FROM quiver.commits c JOIN quiver.tags t ON c.commit_id = t.commit_id WHERE t.tag = 'v1'");
+    let (code, out, err) = quiver_status(cat, &["revert", "demo", "kites"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reverted kites on main"), "{out}");
+    assert_eq!(
+        count("SELECT count(*) FROM demo WHERE class = 'zz-kite'"),
+        "0"
+    );
+    assert_ne!(
+        count("SELECT count(*) FROM demo WHERE class = 'zz-owl'"),
+        "0"
+    );
+    let (code, out, _) = quiver_status(cat, &["revert", "demo", "kites"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("nothing to revert"), "{out}");
+    // a later change to the same labels: exit 2, nothing committed
+    sql("UPDATE demo SET class = 'zz-hawk' WHERE sample_id = 'img-00000005'");
+    let before = quiver(cat, &["log", "demo"]).1;
+    let (code, out, err) = quiver_status(cat, &["revert", "demo", "~-3"]);
+    assert_eq!(code, Some(2), "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("conflicts with later commits") && err.contains("img-00000005"),
+        "{err}"
+    );
+    assert_eq!(quiver(cat, &["log", "demo"]).1, before);
+    // reset: the content hash of v1, every old commit kept
+    let commits = count("SELECT count(*) FROM quiver.commits WHERE dataset = 'demo'");
+    let (code, out, err) = quiver_status(
+        cat,
+        &["reset", "demo", "main", "--to", "v1", "-m", "back to v1"],
+    );
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("reset main to v1"), "{out}");
+    let head_hash = count("SELECT content_hash FROM quiver.commits c JOIN quiver.branches b ON c.commit_id = b.commit_id WHERE b.branch = 'main'");
+    assert_eq!(head_hash, v1_hash);
+    let after = count("SELECT count(*) FROM quiver.commits WHERE dataset = 'demo'");
+    assert_eq!(
+        after.parse::<u64>().unwrap(),
+        commits.parse::<u64>().unwrap() + 1
+    );
+    let (code, _, err) = quiver_status(cat, &["reset", "demo", "main", "--to", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("'nope' not found"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["revert", "demo", "v1", "--branch", "ghost"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("branch 'ghost' not found"), "{err}");
+}
+
+#[test]
+fn protected_branches_take_only_merges_that_pass_their_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "300"]);
+    assert!(ok, "{err}");
+    let sql = |q: &str| quiver_status(cat, &["sql", "-c", q]);
+    let (code, _, err) = sql("UPDATE demo SET score = 0.5 WHERE sample_id = 'img-00000001'");
+    assert_eq!(code, Some(0), "{err}");
+    let v1 = dir.path().join("v1.parquet");
+    let (ok, _, err) = quiver(
+        cat,
+        &[
+            "export",
+            "parquet",
+            "-d",
+            "demo",
+            "--ref",
+            "v1",
+            v1.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = quiver(cat, &["branch", "demo", "--protect", "main"]);
+    assert!(ok && out.contains("protected branch main"), "{out}{err}");
+    let (_, out, _) = quiver(cat, &["branch", "demo"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("main\t") && l.ends_with("\tprotected")),
+        "{out}"
+    );
+    let head = |cat: &str| quiver(cat, &["log", "demo", "-n", "1"]).1;
+    let before = head(cat);
+    // every direct write is refused, whatever command makes it
+    let (code, _, err) = quiver_status(
+        cat,
+        &["import", "parquet", v1.to_str().unwrap(), "-d", "demo"],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("branch 'main' of dataset 'demo' is protected"),
+        "{err}"
+    );
+    let (code, _, err) = sql("DELETE FROM demo WHERE sample_id = 'img-00000002'");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is protected: it changes only by MERGE"),
+        "{err}"
+    );
+    let (code, _, err) = quiver_status(cat, &["revert", "demo", "~-1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is protected"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["reset", "demo", "main", "--to", "v1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is protected"), "{err}");
+    let (code, _, err) = quiver_status(cat, &["branch", "demo", "--delete", "main"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(head(cat), before);
+    // a merge that fails a pre-merge check is refused by `quiver merge` too
+    let (code, _, err) = sql("ALTER BRANCH main ON demo ADD CHECK scored AS 'SELECT sample_id, label_id FROM demo WHERE score > 1'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = sql("CREATE BRANCH fix FROM demo; UPDATE \"demo@branch:fix\" SET score = 2.0 WHERE sample_id = 'img-00000003'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = quiver_status(cat, &["merge", "demo", "fix"]);
+    assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("pre-merge check 'scored' returned"), "{err}");
+    assert!(err.contains("sample_id=img-00000003"), "{err}");
+    assert_eq!(head(cat), before);
+    let (_, out, _) = quiver(cat, &["branch", "demo"]);
+    assert!(out.contains("protected\tchecks: scored"), "{out}");
+    let (code, _, err) =
+        sql("UPDATE \"demo@branch:fix\" SET score = 0.75 WHERE sample_id = 'img-00000003'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = quiver_status(cat, &["merge", "demo", "fix"]);
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    assert_ne!(head(cat), before);
+    // lifted: direct writes go through again
+    let (ok, out, err) = quiver(cat, &["branch", "demo", "--unprotect", "main"]);
+    assert!(ok && out.contains("no longer protected"), "{out}{err}");
+    let (code, _, err) = sql("DELETE FROM demo WHERE sample_id = 'img-00000002'");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = quiver_status(cat, &["branch", "demo", "--protect", "ghost"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("branch 'ghost' not found"), "{err}");
+}
+
+#[test]
 fn empty_results_and_closed_pipes() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
@@ -234,18 +453,14 @@ fn rename_drop_and_index_refs() {
     assert!(!ok && err.contains("scratch"), "{err}");
 }
 
-/// The README's "Time travel and catalog operations" block, run verbatim line by line on a
-/// quickstart catalog.
-#[test]
-fn readme_time_travel_block_runs() {
+/// Run the `quiver …` lines of the first `sh` block of README section `heading` verbatim,
+/// one by one, on a fresh quickstart catalog; returns how many ran.
+fn run_readme_block(heading: &str) -> usize {
     let readme = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
     )
     .unwrap();
-    let section = readme
-        .split("### Time travel and catalog operations")
-        .nth(1)
-        .expect("README section");
+    let section = readme.split(heading).nth(1).expect("README section");
     let block = section
         .split("```sh\n")
         .nth(1)
@@ -281,5 +496,20 @@ fn readme_time_travel_block_runs() {
         );
         n += 1;
     }
+    n
+}
+
+/// The README's "Time travel and catalog operations" block, run verbatim line by line on a
+/// quickstart catalog.
+#[test]
+fn readme_time_travel_block_runs() {
+    let n = run_readme_block("### Time travel and catalog operations");
+    assert!(n >= 10, "{n} lines");
+}
+
+/// The README's "Merge workflow" block, run verbatim line by line on a quickstart catalog.
+#[test]
+fn readme_merge_workflow_block_runs() {
+    let n = run_readme_block("### Merge workflow");
     assert!(n >= 10, "{n} lines");
 }

@@ -146,6 +146,47 @@ async fn merge_case(seed: u64) {
     let (expected, expected_conflicts) = naive(&base, &ours, &theirs);
     let head_before = ds.branch_head("main").await.unwrap().commit.id;
 
+    // the preview predicts the merge and writes nothing
+    let theirs_spec = VersionSpec::Branch("theirs".into());
+    let preview = ds.merge_preview(&theirs_spec, "main").await.unwrap();
+    assert!(
+        ds.pending_merge("main").await.unwrap().is_none(),
+        "seed {seed}"
+    );
+    assert_eq!(
+        ds.branch_head("main").await.unwrap().commit.id,
+        head_before,
+        "seed {seed}"
+    );
+    let preview_conflicts: BTreeSet<(String, i64)> = preview
+        .conflicts
+        .iter()
+        .map(|c| {
+            (
+                String::from_utf8(c.group.clone()).unwrap(),
+                i64::from_be_bytes(c.label.clone().try_into().unwrap()) ^ i64::MIN,
+            )
+        })
+        .collect();
+    assert_eq!(preview_conflicts, expected_conflicts, "seed {seed}");
+    if expected_conflicts.is_empty() {
+        let added = expected.keys().filter(|k| !ours.contains_key(*k)).count() as u64;
+        let removed = ours.keys().filter(|k| !expected.contains_key(*k)).count() as u64;
+        let modified = expected
+            .iter()
+            .filter(|(k, v)| ours.get(*k).is_some_and(|o| o != *v))
+            .count() as u64;
+        assert_eq!(
+            (
+                preview.labels_added,
+                preview.labels_removed,
+                preview.labels_modified
+            ),
+            (added, removed, modified),
+            "seed {seed}: {preview:?}"
+        );
+    }
+
     let report = ds
         .merge(
             &VersionSpec::Branch("theirs".into()),
@@ -155,6 +196,8 @@ async fn merge_case(seed: u64) {
         )
         .await
         .unwrap();
+    assert_eq!(preview.kind, report.kind, "seed {seed}");
+    assert_eq!(preview.groups_changed, report.groups_changed, "seed {seed}");
     if expected_conflicts.is_empty() {
         assert!(
             matches!(report.kind, MergeKind::Merged | MergeKind::UpToDate),

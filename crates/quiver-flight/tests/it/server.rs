@@ -223,6 +223,68 @@ async fn shards_are_disjoint_and_cover_the_selection_pinned_to_one_commit() {
     srv.stop().await;
 }
 
+/// USE BRANCH and BEGIN … COMMIT would be forgotten by the next statement of a stateless
+/// server: they are refused (INVALID_ARGUMENT) on every Flight SQL route, saying what to
+/// write instead, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_statements_are_refused_with_what_to_write_instead() {
+    let srv = Server::start(200).await;
+    let mut rw = srv.sql_client(RW).await;
+    let state = "SELECT commit_id FROM quiver.branches WHERE branch = 'main'";
+    let before = sql(&mut rw, state).await;
+    for (st, needle) in [
+        (
+            "USE BRANCH main ON demo",
+            "Name the branch in each statement instead: SELECT … FROM \"demo@branch:main\"",
+        ),
+        (
+            "use branch main on demo",
+            "INSERT INTO \"demo@branch:main\"",
+        ),
+        (
+            "BEGIN",
+            "bind many rows of parameters to one prepared INSERT",
+        ),
+        ("START TRANSACTION", "each statement commits by itself"),
+        ("COMMIT", "COMMIT MERGE ON ds"),
+        ("COMMIT 'message'", "has no transaction to end"),
+        ("ROLLBACK", "has no transaction to undo"),
+    ] {
+        let refused = |e: arrow_flight::error::FlightError| match e {
+            arrow_flight::error::FlightError::Tonic(s) => {
+                assert_eq!(s.code(), tonic::Code::InvalidArgument, "{st}: {s}");
+                assert!(s.message().contains(needle), "{st}: {}", s.message());
+            }
+            other => panic!("{st}: {other}"),
+        };
+        refused(rw.execute(st.into(), None).await.map(|_| ()).expect_err(st));
+        refused(
+            rw.execute_update(st.into(), None)
+                .await
+                .map(|_| ())
+                .expect_err(st),
+        );
+        refused(rw.prepare(st.into(), None).await.map(|_| ()).expect_err(st));
+    }
+    // the branch named in the statement is the way: a write to another branch lands there
+    sql(&mut rw, "CREATE BRANCH side FROM demo").await;
+    rw.execute_update(
+        "UPDATE \"demo@branch:side\" SET class = 'flight' WHERE sample_id = 'img-00000001'".into(),
+        None,
+    )
+    .await
+    .expect("update");
+    let n = sql(
+        &mut rw,
+        "SELECT count(*) FROM demo AS OF BRANCH 'side' WHERE class = 'flight'",
+    )
+    .await;
+    assert!(count(&n) > 0);
+    let n = sql(&mut rw, "SELECT count(*) FROM demo WHERE class = 'flight'").await;
+    assert_eq!(count(&n), 0);
+    assert_eq!(sql(&mut rw, state).await, before, "main did not move");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_roles_and_bad_requests() {
     let srv = Server::start(500).await;
@@ -434,8 +496,8 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
     let srv = Server::start(400).await;
     let mut ro = srv.sql_client(RO).await;
     let mut rw = srv.sql_client(RW).await;
-    let state = "SELECT branch, commit_id FROM quiver.branches UNION ALL \
-                 SELECT tag, commit_id FROM quiver.tags ORDER BY 1";
+    let state = "SELECT branch || ':' || CAST(protected AS VARCHAR) || ':' || checks, commit_id \
+                 FROM quiver.branches UNION ALL SELECT tag, commit_id FROM quiver.tags ORDER BY 1";
     let before = sql(&mut rw, state).await;
     let writes = [
         "INSERT INTO demo (sample_id, label_id) VALUES ('img-99999999', 0)",
@@ -463,7 +525,11 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "RESOLVE CONFLICTS ON demo USING THEIRS",
         "VACUUM demo DRY RUN",
         "OPTIMIZE demo",
-        "COMMIT",
+        "REVERT TAG 'v1' ON demo",
+        "RESET BRANCH main ON demo TO VERSION '~0'",
+        "ALTER BRANCH main ON demo SET PROTECTED",
+        "ALTER BRANCH main ON demo ADD CHECK c AS 'SELECT 1 WHERE false'",
+        "ALTER BRANCH main ON demo DROP CHECK c",
     ];
     // every reading kind runs for a read-only token (or fails for its own reasons)
     for r in [
@@ -477,6 +543,9 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
         "SHOW SCHEMAS ON demo",
         "BEGIN",
         "ROLLBACK",
+        "MERGE TAG 'v1' INTO main ON demo PREVIEW",
+        "SELECT * FROM quiver_merge_preview('demo', 'v1', 'main')",
+        "SELECT * FROM quiver_history('demo', 'img-00000001')",
     ] {
         if let Err(arrow_flight::error::FlightError::Tonic(s)) =
             ro.execute(r.to_string(), None).await.map(|_| ())

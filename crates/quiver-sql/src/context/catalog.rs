@@ -71,9 +71,25 @@ impl Shared {
     /// The version spec of a ref, pinned to a commit for loose names.
     pub(super) async fn spec(&self, ds: &Dataset, r: &RefSpec) -> Result<VersionSpec> {
         let branch = self.session_branch(ds.name());
-        match r.to_spec(&branch)? {
+        self.spec_on(ds, r, &branch).await
+    }
+
+    /// The version spec of a ref whose branch-relative forms (`~n`, a timestamp) count on
+    /// `branch`, pinned to a commit for loose names.
+    pub(super) async fn spec_on(
+        &self,
+        ds: &Dataset,
+        r: &RefSpec,
+        branch: &str,
+    ) -> Result<VersionSpec> {
+        match r.to_spec(branch)? {
             Some(s) => Ok(s),
-            None => Ok(VersionSpec::Version(self.resolve(ds, r).await?.id.to_hex())),
+            None => match r {
+                RefSpec::Loose(s) => {
+                    Ok(VersionSpec::Version(ds.resolve_loose(s).await?.id.to_hex()))
+                }
+                _ => Err(SqlError::Parse(format!("cannot resolve {r}"))),
+            },
         }
     }
 

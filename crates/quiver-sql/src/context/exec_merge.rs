@@ -1,4 +1,4 @@
-//! Executes `MERGE`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE` and `COMMIT MERGE`.
+//! Executes `MERGE`, `MERGE … PREVIEW`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE` and `COMMIT MERGE`.
 
 use super::*;
 
@@ -29,6 +29,16 @@ impl QuiverContext {
                     }
                 }
                 Ok(vec![crate::merge_sql::merge_row(&r)?])
+            }
+            Statement::MergePreview {
+                dataset,
+                source,
+                target,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let spec = sh.spec(&ds, &source).await?;
+                let p = ds.merge_preview(&spec, &target).await?;
+                Ok(vec![crate::merge_sql::preview_row(&p)?])
             }
             Statement::ShowConflicts { dataset } => {
                 let ds = sh.dataset(&dataset).await?;

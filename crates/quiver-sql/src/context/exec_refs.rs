@@ -1,5 +1,6 @@
 //! Executes the branch and tag statements: `CREATE`/`DROP BRANCH`, `CREATE`/`DROP TAG`,
-//! `ALTER BRANCH`/`ALTER TAG … RENAME TO`, `SHOW BRANCHES`, `SHOW TAGS`, `USE BRANCH`.
+//! `ALTER BRANCH`/`ALTER TAG … RENAME TO`, `ALTER BRANCH … SET|UNSET PROTECTED`,
+//! `ALTER BRANCH … ADD|DROP CHECK`, `SHOW BRANCHES`, `SHOW TAGS`, `USE BRANCH`.
 
 use super::*;
 
@@ -71,13 +72,50 @@ impl QuiverContext {
             }
             Statement::ShowBranches { dataset } => {
                 let ds = sh.dataset(&dataset).await?;
-                let rows: Vec<_> = ds
-                    .branches()
-                    .await?
-                    .into_iter()
-                    .map(|r| (dataset.clone(), r))
-                    .collect();
-                Ok(vec![crate::system::refs_batch("branch", &rows, false)?])
+                let rows = crate::system::branches_with_settings(&ds).await?;
+                Ok(vec![crate::system::branches_batch(&rows, false)?])
+            }
+            Statement::SetBranchProtection {
+                dataset,
+                branch,
+                protected,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let s = ds.set_branch_protected(&branch, protected).await?;
+                settings_row(&dataset, &branch, &s)
+            }
+            Statement::AddBranchCheck {
+                dataset,
+                branch,
+                name,
+                query,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let head = ds.branch_head(&branch).await?.commit;
+                // a check that cannot run would refuse every merge: plan it now, on the
+                // branch's head
+                crate::checks::plan_check(&ds, &head, &query, &self.opts.limits)
+                    .await
+                    .map_err(|e| {
+                        let why = match e {
+                            SqlError::Parse(m) => m,
+                            other => other.to_string(),
+                        };
+                        SqlError::Parse(format!(
+                            "ALTER BRANCH {branch} ON {dataset} ADD CHECK {name}: {why}"
+                        ))
+                    })?;
+                let s = ds.add_branch_check(&branch, &name, &query).await?;
+                settings_row(&dataset, &branch, &s)
+            }
+            Statement::DropBranchCheck {
+                dataset,
+                branch,
+                name,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let s = ds.drop_branch_check(&branch, &name).await?;
+                settings_row(&dataset, &branch, &s)
             }
             Statement::ShowTags { dataset } => {
                 let ds = sh.dataset(&dataset).await?;
@@ -103,4 +141,19 @@ impl QuiverContext {
             other => Err(misrouted(&other)),
         }
     }
+}
+
+/// The answer of ALTER BRANCH … PROTECTED / ADD CHECK / DROP CHECK: the branch's settings.
+fn settings_row(
+    dataset: &str,
+    branch: &str,
+    s: &quiver_core::BranchSettings,
+) -> Result<Vec<RecordBatch>> {
+    let names: Vec<&str> = s.checks.iter().map(|c| c.name.as_str()).collect();
+    Ok(vec![message_batch(&[
+        ("dataset", dataset.to_string()),
+        ("branch", branch.to_string()),
+        ("protected", s.protected.to_string()),
+        ("checks", names.join(",")),
+    ])?])
 }

@@ -4,14 +4,16 @@
 //! `ds` is the head of the session's branch for `ds` (default `main`, changed with
 //! `USE BRANCH`), `"ds@ref"` any branch, tag or version (`Dataset::resolve_loose`), and the
 //! names produced by the `AS OF` rewrite (`"ds@tag:v1"`, …). The schema `quiver` holds the
-//! system tables; `quiver_diff('ds', 'from', 'to')` is a table function. The extension
+//! system tables; `quiver_diff('ds', 'from', 'to')`, `quiver_conflicts`,
+//! `quiver_merge_preview` and `quiver_history` are table functions. The extension
 //! statements of [`crate::parser`] and DML (INSERT/UPDATE/DELETE, each a commit, or one
 //! commit per `BEGIN … COMMIT`) are executed here.
 //!
 //! Layout: this module holds the session (construction, planning, the statement
 //! dispatcher [`QuiverContext::execute`]); [`catalog`] the schemas DataFusion resolves table
 //! names in; [`functions`] the table functions; one `exec_*` module per statement family
-//! (datasets, refs, history, transactions, merges, taxonomy, lineage, maintenance, DML).
+//! (datasets, refs, history, transactions, merges, revert/reset, taxonomy, lineage,
+//! maintenance, DML).
 //!
 //! Known limitation: inside `BEGIN … COMMIT`, queries (and the row selection of UPDATE and
 //! DELETE) read the committed head of the branch, not the transaction's pending writes.
@@ -56,15 +58,18 @@ mod exec_lineage;
 mod exec_maintenance;
 mod exec_merge;
 mod exec_refs;
+mod exec_rewind;
 mod exec_schema;
 mod exec_txn;
 mod functions;
 mod pins;
 
-use catalog::{DatasetSchema, Shared, SystemSchema};
+use catalog::{as_typed, DatasetSchema, Shared, SystemSchema};
 use exec_dml::quote_ident;
 pub(crate) use functions::string_args;
-use functions::{diff_batch, ConflictsFunction, DiffFunction};
+use functions::{
+    diff_batch, ConflictsFunction, DiffFunction, HistoryFunction, MergePreviewFunction,
+};
 pub use pins::VersionPins;
 
 /// A statement handed to the executor of another family (a bug, not a user error).
@@ -229,6 +234,8 @@ impl QuiverContext {
                 crate::options::runtime_with_memory_limit(crate::options::default_memory_limit())?
             }
         };
+        // merges made through this catalog run their branches' checks as SQL
+        crate::checks::install(&catalog);
         let ctx = SessionContext::new_with_state(session_state(config, runtime));
         // sessions on one catalog register its (read-only) store in the shared runtime
         // under one URL, not one more registry entry per session
@@ -287,6 +294,18 @@ impl QuiverContext {
         ctx.register_udtf(
             "quiver_conflicts",
             Arc::new(ConflictsFunction {
+                shared: shared.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "quiver_merge_preview",
+            Arc::new(MergePreviewFunction {
+                shared: shared.clone(),
+            }),
+        );
+        ctx.register_udtf(
+            "quiver_history",
+            Arc::new(HistoryFunction {
                 shared: shared.clone(),
             }),
         );
@@ -482,6 +501,9 @@ impl QuiverContext {
             st @ (Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::RenameBranch { .. }
+            | Statement::SetBranchProtection { .. }
+            | Statement::AddBranchCheck { .. }
+            | Statement::DropBranchCheck { .. }
             | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }
@@ -495,10 +517,14 @@ impl QuiverContext {
                 self.exec_txn(st).await
             }
             st @ (Statement::Merge { .. }
+            | Statement::MergePreview { .. }
             | Statement::ShowConflicts { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::AbortMerge { .. }
             | Statement::CommitMerge { .. }) => self.exec_merge(st).await,
+            st @ (Statement::Revert { .. } | Statement::ResetBranch { .. }) => {
+                self.exec_rewind(st).await
+            }
             st @ (Statement::CreateSchemaVersion { .. }
             | Statement::ShowSchemas { .. }
             | Statement::ShowSchema { .. }

@@ -10,7 +10,8 @@
 //! `DoGet` of its ticket).
 //!
 //! What is pinned: dataset tables. System tables (`quiver.*`) and table functions
-//! (`quiver_diff`, `quiver_conflicts`) read the catalog as it is when they run.
+//! (`quiver_diff`, `quiver_conflicts`, `quiver_merge_preview`) read the catalog as it is
+//! when they run.
 
 use std::collections::BTreeMap;
 

@@ -120,6 +120,18 @@ impl Cursor {
         Ok(name)
     }
 
+    /// A string literal; `expected <what>` otherwise.
+    pub(crate) fn string(&mut self, what: &str) -> Result<String> {
+        match &self.p.peek_token_ref().token {
+            Token::SingleQuotedString(s) => {
+                let s = s.clone();
+                self.p.next_token();
+                Ok(s)
+            }
+            _ => Err(self.error(&format!("expected {what}"))),
+        }
+    }
+
     /// A number literal of type `T`; `error` otherwise.
     pub(crate) fn number<T: FromStr>(&mut self, error: &str) -> Result<T> {
         let v = match &self.p.peek_token_ref().token {
@@ -144,6 +156,26 @@ impl Cursor {
         let v = self.name(&format!("a {} name", kind.to_ascii_lowercase()))?;
         RefSpec::from_kind(&kind, v)
             .ok_or_else(|| self.error("expected BRANCH, TAG, VERSION or TIMESTAMP"))
+    }
+
+    /// `'name'` (read as the part after `@` in `"ds@name"`: a branch, then a tag, then a
+    /// commit id prefix; `'tag:v1'`, `'branch:b'`, … name the kind) or
+    /// `BRANCH 'b' | TAG 't' | VERSION 'id' | TIMESTAMP <time>`.
+    pub(crate) fn loose_or_version_ref(&mut self) -> Result<RefSpec> {
+        if let Token::SingleQuotedString(s) = &self.p.peek_token_ref().token {
+            let r = RefSpec::decode(s);
+            self.p.next_token();
+            return Ok(r);
+        }
+        self.version_ref()
+    }
+
+    /// Whether the `n`th next token is a string literal.
+    pub(crate) fn is_string(&self, n: usize) -> bool {
+        matches!(
+            self.p.peek_nth_token_ref(n).token,
+            Token::SingleQuotedString(_)
+        )
     }
 
     /// A timestamp: a string literal (its text) or a constant expression (its SQL, evaluated

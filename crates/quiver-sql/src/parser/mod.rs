@@ -7,10 +7,11 @@
 //! | family | module | statements |
 //! |---|---|---|
 //! | datasets | [`dataset`] | `CREATE DATASET`, `DROP DATASET`, `SHOW DATASETS` (and `CREATE TABLE`/`DROP TABLE` via [`crate::table_ddl`]) |
-//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `USE BRANCH`, `SHOW BRANCHES` |
+//! | branches | [`branch`] | `CREATE BRANCH`, `DROP BRANCH`, `ALTER BRANCH … RENAME TO`, `ALTER BRANCH … SET/UNSET PROTECTED`, `ALTER BRANCH … ADD/DROP CHECK`, `USE BRANCH`, `SHOW BRANCHES` |
 //! | tags | [`tag`] | `CREATE TAG`, `DROP TAG`, `ALTER TAG … RENAME TO`, `SHOW TAGS` |
 //! | history | [`diff`] | `SHOW HISTORY`, `DIFF … BETWEEN … AND …` |
-//! | merges | [`merge`] | `MERGE`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
+//! | merges | [`merge`] | `MERGE [PREVIEW]`, `SHOW CONFLICTS`, `RESOLVE CONFLICTS`, `ABORT MERGE`, `COMMIT MERGE` |
+//! | going back | [`rewind`] | `REVERT`, `RESET BRANCH` |
 //! | transactions | [`txn`] | `BEGIN`, `COMMIT`, `ROLLBACK` |
 //! | taxonomy | [`schema`] | `CREATE SCHEMA VERSION`, `SHOW SCHEMAS`, `SHOW SCHEMA`, `MIGRATE` |
 //! | lineage | [`lineage`] | `CREATE RUN`, `CREATE MODEL`, `INSERT INTO quiver.predictions` |
@@ -36,6 +37,7 @@ pub mod diff;
 pub mod lineage;
 pub mod maintenance;
 pub mod merge;
+pub mod rewind;
 pub mod schema;
 pub mod tag;
 pub mod txn;
@@ -87,6 +89,26 @@ pub enum Statement {
         from: String,
         to: String,
     },
+    /// `ALTER BRANCH b ON ds SET PROTECTED | UNSET PROTECTED`: writes to `b` only by merge.
+    SetBranchProtection {
+        dataset: String,
+        branch: String,
+        protected: bool,
+    },
+    /// `ALTER BRANCH b ON ds ADD CHECK name AS 'query'`: a query every merge result of `b`
+    /// must return no rows for.
+    AddBranchCheck {
+        dataset: String,
+        branch: String,
+        name: String,
+        query: String,
+    },
+    /// `ALTER BRANCH b ON ds DROP CHECK name`.
+    DropBranchCheck {
+        dataset: String,
+        branch: String,
+        name: String,
+    },
     /// `ALTER TAG 'old' RENAME TO 'new' ON ds`.
     RenameTag {
         dataset: String,
@@ -128,6 +150,28 @@ pub enum Statement {
         dataset: String,
         source: RefSpec,
         target: String,
+        message: Option<String>,
+    },
+    /// `MERGE <ref> INTO target ON ds PREVIEW`: what the merge would do, nothing written.
+    MergePreview {
+        dataset: String,
+        source: RefSpec,
+        target: String,
+    },
+    /// `REVERT <commit> ON ds [BRANCH b] [MESSAGE 'm']`: a commit on `b` (default: the
+    /// session's branch) undoing the changes of `<commit>`.
+    Revert {
+        dataset: String,
+        commit: RefSpec,
+        branch: Option<String>,
+        message: Option<String>,
+    },
+    /// `RESET BRANCH b ON ds TO <ref> [MESSAGE 'm']`: a commit on `b` whose content is
+    /// `<ref>`'s.
+    ResetBranch {
+        dataset: String,
+        branch: String,
+        to: RefSpec,
         message: Option<String>,
     },
     /// `SHOW CONFLICTS ON ds`.
@@ -215,6 +259,9 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "DROP TABLE",
     "DROP BRANCH",
     "ALTER BRANCH",
+    "ALTER BRANCH … PROTECTED",
+    "ALTER BRANCH … ADD CHECK",
+    "ALTER BRANCH … DROP CHECK",
     "ALTER TAG",
     "SHOW DATASETS",
     "CREATE TAG",
@@ -228,6 +275,9 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "COMMIT",
     "ROLLBACK",
     "MERGE",
+    "MERGE PREVIEW",
+    "REVERT",
+    "RESET BRANCH",
     "SHOW CONFLICTS",
     "RESOLVE CONFLICTS",
     "ABORT MERGE",
@@ -255,6 +305,9 @@ impl Statement {
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::DropBranch { .. } => "DROP BRANCH",
             Statement::RenameBranch { .. } => "ALTER BRANCH",
+            Statement::SetBranchProtection { .. } => "ALTER BRANCH … PROTECTED",
+            Statement::AddBranchCheck { .. } => "ALTER BRANCH … ADD CHECK",
+            Statement::DropBranchCheck { .. } => "ALTER BRANCH … DROP CHECK",
             Statement::RenameTag { .. } => "ALTER TAG",
             Statement::ShowDatasets => "SHOW DATASETS",
             Statement::CreateTag { .. } => "CREATE TAG",
@@ -268,6 +321,9 @@ impl Statement {
             Statement::Commit { .. } => "COMMIT",
             Statement::Rollback => "ROLLBACK",
             Statement::Merge { .. } => "MERGE",
+            Statement::MergePreview { .. } => "MERGE PREVIEW",
+            Statement::Revert { .. } => "REVERT",
+            Statement::ResetBranch { .. } => "RESET BRANCH",
             Statement::ShowConflicts { .. } => "SHOW CONFLICTS",
             Statement::ResolveConflicts { .. } => "RESOLVE CONFLICTS",
             Statement::AbortMerge { .. } => "ABORT MERGE",
@@ -298,6 +354,7 @@ impl Statement {
             | Statement::Diff { .. }
             | Statement::UseBranch { .. }
             | Statement::ShowConflicts { .. }
+            | Statement::MergePreview { .. }
             | Statement::ShowSchemas { .. }
             | Statement::ShowSchema { .. }
             | Statement::Begin
@@ -309,11 +366,16 @@ impl Statement {
             | Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::RenameBranch { .. }
+            | Statement::SetBranchProtection { .. }
+            | Statement::AddBranchCheck { .. }
+            | Statement::DropBranchCheck { .. }
             | Statement::RenameTag { .. }
             | Statement::CreateTag { .. }
             | Statement::DropTag { .. }
             | Statement::Commit { .. }
             | Statement::Merge { .. }
+            | Statement::Revert { .. }
+            | Statement::ResetBranch { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::AbortMerge { .. }
             | Statement::CommitMerge { .. }
@@ -361,6 +423,9 @@ impl Statement {
             | Statement::ShowSchema { .. }
             | Statement::Diff { .. }
             | Statement::Merge { .. }
+            | Statement::MergePreview { .. }
+            | Statement::Revert { .. }
+            | Statement::ResetBranch { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::Vacuum { .. }
             | Statement::Optimize { .. } => true,
@@ -401,6 +466,14 @@ fn ref_sql(r: &RefSpec) -> String {
         RefSpec::Branch(s) => format!("BRANCH {}", sql_string(s)),
         RefSpec::Tag(s) => format!("TAG {}", sql_string(s)),
         RefSpec::Timestamp(s) => format!("TIMESTAMP {}", sql_string(s)),
+    }
+}
+
+/// A ref where a bare `'name'` is accepted ([`cursor::Cursor::loose_or_version_ref`]).
+fn loose_ref_sql(r: &RefSpec) -> String {
+    match r {
+        RefSpec::Loose(s) => sql_string(s),
+        r => ref_sql(r),
     }
 }
 
@@ -504,6 +577,41 @@ impl std::fmt::Display for Statement {
                 ident(to),
                 ident(dataset)
             ),
+            Statement::SetBranchProtection {
+                dataset,
+                branch,
+                protected,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} {} PROTECTED",
+                ident(branch),
+                ident(dataset),
+                if *protected { "SET" } else { "UNSET" }
+            ),
+            Statement::AddBranchCheck {
+                dataset,
+                branch,
+                name,
+                query,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} ADD CHECK {} AS {}",
+                ident(branch),
+                ident(dataset),
+                ident(name),
+                sql_string(query)
+            ),
+            Statement::DropBranchCheck {
+                dataset,
+                branch,
+                name,
+            } => write!(
+                f,
+                "ALTER BRANCH {} ON {} DROP CHECK {}",
+                ident(branch),
+                ident(dataset),
+                ident(name)
+            ),
             Statement::RenameTag { dataset, from, to } => write!(
                 f,
                 "ALTER TAG {} RENAME TO {} ON {}",
@@ -551,9 +659,45 @@ impl std::fmt::Display for Statement {
             } => write!(
                 f,
                 "MERGE {} INTO {} ON {}{}",
-                ref_sql(source),
+                loose_ref_sql(source),
                 ident(target),
                 ident(dataset),
+                opt_message(message)
+            ),
+            Statement::MergePreview {
+                dataset,
+                source,
+                target,
+            } => write!(
+                f,
+                "MERGE {} INTO {} ON {} PREVIEW",
+                loose_ref_sql(source),
+                ident(target),
+                ident(dataset)
+            ),
+            Statement::Revert {
+                dataset,
+                commit,
+                branch,
+                message,
+            } => {
+                write!(f, "REVERT {} ON {}", loose_ref_sql(commit), ident(dataset))?;
+                if let Some(b) = branch {
+                    write!(f, " BRANCH {}", ident(b))?;
+                }
+                write!(f, "{}", opt_message(message))
+            }
+            Statement::ResetBranch {
+                dataset,
+                branch,
+                to,
+                message,
+            } => write!(
+                f,
+                "RESET BRANCH {} ON {} TO {}{}",
+                ident(branch),
+                ident(dataset),
+                loose_ref_sql(to),
                 opt_message(message)
             ),
             Statement::ShowConflicts { dataset } => {
@@ -755,6 +899,7 @@ fn family(c: &Cursor) -> Option<Family> {
         | ("RESOLVE", "CONFLICTS")
         | ("ABORT", "MERGE")
         | ("COMMIT", "MERGE") => merge::parse_merge,
+        ("MERGE", "") if c.is_string(1) => merge::parse_merge,
         ("CREATE", "DATASET") => dataset::parse_create_dataset,
         ("DROP", "DATASET") | ("SHOW", "DATASETS") => dataset::parse_drop_or_show,
         ("CREATE" | "DROP" | "USE" | "ALTER", "BRANCH") | ("SHOW", "BRANCHES") => {
@@ -766,6 +911,7 @@ fn family(c: &Cursor) -> Option<Family> {
         ("CREATE", "SCHEMA") if w(2) == "VERSION" => schema::parse_schema,
         ("SHOW", "SCHEMAS" | "SCHEMA") | ("MIGRATE", _) => schema::parse_schema,
         ("VACUUM" | "OPTIMIZE", _) => maintenance::parse_maintenance,
+        ("REVERT", _) | ("RESET", "BRANCH") => rewind::parse_rewind,
         ("CREATE", "RUN" | "MODEL") => lineage::parse_lineage,
         ("BEGIN" | "COMMIT" | "ROLLBACK", _) | ("START", "TRANSACTION") => txn::parse_txn,
         _ => return None,
@@ -894,11 +1040,21 @@ fn predictions(st: &DfStatement) -> Result<Option<Statement>> {
     Ok(Some(Statement::InsertPredictions { columns, query }))
 }
 
-/// Datasets named as the first argument of `quiver_diff('ds', …)` in a statement.
+/// The table functions whose first argument names a dataset.
+pub const DATASET_FUNCTIONS: &[&str] = &[
+    "quiver_diff",
+    "quiver_conflicts",
+    "quiver_merge_preview",
+    "quiver_history",
+];
+
+/// Datasets named as the first argument of a table function over a dataset
+/// ([`DATASET_FUNCTIONS`]: `quiver_diff('ds', …)`, …) in a statement.
 pub fn diff_datasets(sql: &str) -> Vec<String> {
-    let mut out = function_first_args(sql, "quiver_diff");
-    out.extend(function_first_args(sql, "quiver_conflicts"));
-    out
+    DATASET_FUNCTIONS
+        .iter()
+        .flat_map(|f| function_first_args(sql, f))
+        .collect()
 }
 
 /// First string arguments of the calls of table function `name` in a statement (used to

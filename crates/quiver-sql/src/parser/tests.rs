@@ -18,6 +18,11 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "DROP TAG 'v1' ON ds",
     "ALTER TAG 'v1' RENAME TO 'v1-final' ON ds",
     "ALTER BRANCH relabel RENAME TO \"feature/relabel\" ON ds",
+    "ALTER BRANCH main ON ds SET PROTECTED",
+    "alter branch \"Main\" on ds unset protected",
+    "ALTER BRANCH main ON ds ADD CHECK no_unknown_class AS 'SELECT * FROM ds WHERE class NOT IN (''cat'', ''dog'')'",
+    "ALTER BRANCH main ON ds ADD CHECK \"boxes-in-image\" AS 'SELECT * FROM ds WHERE bbox_x + bbox_w > 1'",
+    "ALTER BRANCH main ON ds DROP CHECK no_unknown_class",
     "DROP DATASET ds",
     "DROP DATASET IF EXISTS a, \"B\"",
     "SHOW DATASETS",
@@ -35,7 +40,17 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "ROLLBACK",
     "MERGE BRANCH 'relabel' INTO main ON ds MESSAGE 'bring back'",
     "MERGE TAG 'v1' INTO fix ON ds",
+    "MERGE 'relabel' INTO main ON ds MESSAGE 'loose'",
+    "MERGE 'tag:v1' INTO main ON ds PREVIEW",
+    "MERGE BRANCH relabel INTO main ON ds PREVIEW",
+    "merge 'v1' into \"Fix\" on ds preview",
     "SHOW CONFLICTS ON ds",
+    "REVERT '9f2c41d0' ON ds",
+    "REVERT VERSION '~1' ON ds BRANCH relabel MESSAGE 'undo the relabel'",
+    "revert tag 'bad' on \"My ds\" branch 'feature/x'",
+    "RESET BRANCH main ON ds TO TAG 'v1'",
+    "RESET BRANCH relabel ON ds TO 'main' MESSAGE 'start over'",
+    "RESET BRANCH b ON ds TO TIMESTAMP now() - INTERVAL '1 day'",
     "RESOLVE CONFLICTS ON ds USING THEIRS WHERE theirs_score > 0.5",
     "RESOLVE CONFLICTS ON ds USING OURS",
     "ABORT MERGE ON ds",
@@ -183,6 +198,22 @@ fn quiver_statement_errors_name_line_and_column() {
             "VACUUM ds RETAIN 7 WEEKS",
             "VACUUM: expected DAYS or HOURS, found 'WEEKS'",
         ),
+        (
+            "ALTER BRANCH main ON ds PROTECT",
+            "ALTER BRANCH: expected ALTER BRANCH old RENAME TO new ON ds, or ALTER BRANCH b ON ds SET PROTECTED",
+        ),
+        (
+            "ALTER BRANCH main ON ds ADD CHECK c AS SELECT 1",
+            "expected the check's query as a string",
+        ),
+        (
+            "RESET BRANCH main ON ds 'v1'",
+            "expected TO, found ''v1'' at line 1, column 25",
+        ),
+        (
+            "REVERT ON ds",
+            "expected BRANCH, TAG, VERSION or TIMESTAMP, found 'ON'",
+        ),
     ] {
         let e = parse_statement(sql).expect_err(sql).to_string();
         assert!(e.contains(needle), "{sql}: {e}");
@@ -234,6 +265,16 @@ fn reads_and_writes_are_decided_on_the_type() {
         ("USE BRANCH b ON ds", false),
         ("COMMIT", true),
         ("CREATE RUN 'r' ON ds", true),
+        ("REVERT 'abcd' ON ds", true),
+        ("RESET BRANCH main ON ds TO TAG 'v1'", true),
+        ("MERGE 'b' INTO main ON ds PREVIEW", false),
+        ("ALTER BRANCH main ON ds SET PROTECTED", true),
+        ("ALTER BRANCH main ON ds UNSET PROTECTED", true),
+        (
+            "ALTER BRANCH main ON ds ADD CHECK c AS 'SELECT 1 WHERE false'",
+            true,
+        ),
+        ("ALTER BRANCH main ON ds DROP CHECK c", true),
     ] {
         let st = parse_statement(sql).unwrap();
         assert_eq!(st.is_write(), write, "{sql}");

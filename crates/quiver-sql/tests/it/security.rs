@@ -39,6 +39,7 @@ async fn state(cat: &Catalog) -> String {
     for r in ds.branches().await.unwrap() {
         s += &format!("branch {} {}\n", r.name, r.commit.to_hex());
     }
+    s += &format!("settings {:?}\n", ds.all_branch_settings().await.unwrap());
     for r in ds.tags().await.unwrap() {
         s += &format!("tag {} {}\n", r.name, r.commit.to_hex());
     }
@@ -61,6 +62,13 @@ const WRITES: &[&str] = &[
     "ALTER BRANCH main RENAME TO trunk ON demo",
     "DROP DATASET demo",
     "MERGE TAG 'v1' INTO main ON demo",
+    "REVERT TAG 'v1' ON demo",
+    "REVERT '~1' ON demo BRANCH main MESSAGE 'undo'",
+    "RESET BRANCH main ON demo TO TAG 'v1'",
+    "ALTER BRANCH main ON demo SET PROTECTED",
+    "ALTER BRANCH main ON demo UNSET PROTECTED",
+    "ALTER BRANCH main ON demo ADD CHECK no_cats AS 'SELECT * FROM demo WHERE class = ''cat'''",
+    "ALTER BRANCH main ON demo DROP CHECK no_cats",
     "CREATE DATASET other (k VARCHAR NOT NULL, l INT NOT NULL) KEY (k, l)",
     "CREATE TABLE other (k VARCHAR, l INT, PRIMARY KEY (k, l))",
     "create table if not exists demo (k VARCHAR, l INT, PRIMARY KEY (k, l))",
@@ -127,6 +135,9 @@ const READS: &[&str] = &[
     "DIFF demo BETWEEN TAG 'v1' AND BRANCH 'main'",
     "USE BRANCH main ON demo",
     "SHOW CONFLICTS ON demo",
+    "MERGE TAG 'v1' INTO main ON demo PREVIEW",
+    "SELECT * FROM quiver_merge_preview('demo', 'v1', 'main')",
+    "SELECT * FROM quiver_history('demo', 'img-00000001', 0, 'v1')",
     "SHOW SCHEMAS ON demo",
     "SHOW SCHEMA ON demo",
     "BEGIN",
