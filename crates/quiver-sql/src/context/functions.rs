@@ -2,6 +2,7 @@
 //! `quiver_merge_preview` and `quiver_history`.
 
 use super::*;
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
 
 /// `quiver_diff('ds', 'from', 'to')`: label-level changes between two versions.
 #[derive(Debug)]
