@@ -32,6 +32,11 @@ Start with:\n  quiver --catalog ./quiver-data quickstart\n  quiver --catalog ./q
 )]
 struct Cli {
     /// Catalog location: a local directory, file://…, memory:// or s3://bucket/prefix.
+    ///
+    /// An s3:// catalog is configured by the environment: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN for temporary credentials), AWS_REGION
+    /// (AWS_DEFAULT_REGION), AWS_ENDPOINT_URL for an S3-compatible server (MinIO, Ceph,
+    /// moto) and AWS_ALLOW_HTTP=true when it speaks plain http.
     #[arg(
         long,
         global = true,

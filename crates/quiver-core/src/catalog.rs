@@ -157,10 +157,15 @@ impl Catalog {
     /// Open a catalog over an already configured store (used to inject faults in tests).
     pub async fn from_store(store: Store) -> Result<Catalog> {
         let marker = serde_json::json!({ "format": "quiver", "format_version": FORMAT_VERSION });
-        if store.get_file_opt("catalog.json").await?.is_none() {
+        let existing = store
+            .get_file_opt("catalog.json")
+            .await
+            .map_err(|e| unreachable_catalog(store.url(), e))?;
+        if existing.is_none() {
             store
                 .put_file_if_absent("catalog.json", Bytes::from(serde_json::to_vec(&marker)?))
-                .await?;
+                .await
+                .map_err(|e| unreachable_catalog(store.url(), e))?;
         }
         let gc_epoch = store.get_file_opt(crate::lease::EPOCH_PATH).await?;
         Ok(Catalog {
@@ -449,4 +454,52 @@ pub fn validate_name(name: &str) -> Result<()> {
         name: name.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// The settings an `s3://` catalog is opened with (object_store reads them from the
+/// environment), for error messages and `--help`.
+pub const S3_SETTINGS: &str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN \
+for temporary credentials), AWS_REGION (AWS_DEFAULT_REGION), AWS_ENDPOINT_URL for an \
+S3-compatible server (MinIO, Ceph, moto) and AWS_ALLOW_HTTP=true when it speaks plain http";
+
+/// The first read of a catalog failed: for an `s3://` catalog, say which setting is the
+/// likely cause instead of the object store's raw text.
+fn unreachable_catalog(url: &str, e: quiver_store::StoreError) -> CoreError {
+    let s3 = url.starts_with("s3://") || url.starts_with("s3a://");
+    if !s3 {
+        return e.into();
+    }
+    let text = format!("{e:?} {e}");
+    let bucket = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .map(|e| format!("the S3 server at {e} (AWS_ENDPOINT_URL)"))
+        .unwrap_or_else(|_| "AWS S3 (set AWS_ENDPOINT_URL for another server)".into());
+    let reason = if text.contains("NoSuchBucket") {
+        format!("bucket '{bucket}' does not exist on {endpoint}: create it, or name another bucket")
+    } else if [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "Missing credentials",
+        "credential",
+        "ExpiredToken",
+    ]
+    .iter()
+    .any(|k| text.contains(k))
+    {
+        format!(
+            "{endpoint} refused the credentials for bucket '{bucket}': set \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for \
+             temporary credentials) — {e}"
+        )
+    } else {
+        format!("{e} — an s3:// catalog is configured by {S3_SETTINGS}")
+    };
+    CoreError::CatalogUnreachable {
+        url: url.to_string(),
+        reason,
+    }
 }

@@ -50,6 +50,10 @@ pub enum CoreError {
     ColumnNotFound { dataset: String, column: String },
     #[error("schema mismatch writing to dataset '{dataset}': {reason}")]
     SchemaMismatch { dataset: String, reason: String },
+    #[error("rows written to dataset '{dataset}' do not fit its schema registry: {reason}")]
+    NotInRegistry { dataset: String, reason: String },
+    #[error("cannot open catalog '{url}': {reason}")]
+    CatalogUnreachable { url: String, reason: String },
     #[error("key column '{column}' of dataset '{dataset}' has unsupported type {data_type} (use an integer or string column)")]
     UnsupportedKeyType {
         dataset: String,

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use arrow::array::Array;
+
 use crate::catalog::{dataset_dir, read_json_records};
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -266,5 +268,110 @@ impl Dataset {
             });
         }
         Ok(sv)
+    }
+}
+
+/// The registry's rules for rows written to a dataset that has at least one schema
+/// version: a `schema_version` column must name a registered version, and a `class` column
+/// must hold a class of that version's taxonomy (of the current version when the dataset
+/// has no `schema_version` column; versions without classes accept any class).
+#[derive(Debug, Clone)]
+pub struct RegistryCheck {
+    dataset: String,
+    /// Registered version → its classes.
+    versions: BTreeMap<String, std::collections::BTreeSet<String>>,
+    current: String,
+}
+
+impl RegistryCheck {
+    /// Check written rows; the error names the dataset, what is wrong and a few examples.
+    pub fn check(&self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        let strings = |name: &str| -> Result<Option<arrow::array::ArrayRef>> {
+            match batch.column_by_name(name) {
+                None => Ok(None),
+                Some(c) => Ok(Some(arrow::compute::cast(
+                    c,
+                    &arrow::datatypes::DataType::Utf8,
+                )?)),
+            }
+        };
+        let versions = strings("schema_version")?;
+        let classes = strings("class")?;
+        if versions.is_none() && classes.is_none() {
+            return Ok(());
+        }
+        let as_str = |a: &Option<arrow::array::ArrayRef>| {
+            a.as_ref().and_then(|a| {
+                a.as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .cloned()
+            })
+        };
+        let (versions, classes) = (as_str(&versions), as_str(&classes));
+        let mut unknown_versions = std::collections::BTreeSet::new();
+        let mut unknown_classes = std::collections::BTreeSet::new();
+        for row in 0..batch.num_rows() {
+            let version = match &versions {
+                Some(v) if v.is_valid(row) => v.value(row),
+                Some(_) => continue,
+                None => self.current.as_str(),
+            };
+            let Some(known) = self.versions.get(version) else {
+                unknown_versions.insert(version.to_string());
+                continue;
+            };
+            if let Some(c) = &classes {
+                if c.is_valid(row) && !known.is_empty() && !known.contains(c.value(row)) {
+                    unknown_classes.insert(format!("'{}' (schema {version})", c.value(row)));
+                }
+            }
+        }
+        let list = |s: &std::collections::BTreeSet<String>| {
+            let mut v: Vec<String> = s.iter().take(5).cloned().collect();
+            if s.len() > 5 {
+                v.push(format!("… {} in all", s.len()));
+            }
+            v.join(", ")
+        };
+        if !unknown_versions.is_empty() {
+            return Err(CoreError::NotInRegistry {
+                dataset: self.dataset.clone(),
+                reason: format!(
+                    "schema_version {} is not a registered version (registered: {}; add one with CREATE SCHEMA VERSION)",
+                    list(&unknown_versions.iter().map(|v| format!("'{v}'")).collect()),
+                    self.versions.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        if !unknown_classes.is_empty() {
+            return Err(CoreError::NotInRegistry {
+                dataset: self.dataset.clone(),
+                reason: format!(
+                    "class {} is not a class of its schema version (add it in a new schema version, or MIGRATE)",
+                    list(&unknown_classes)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Dataset {
+    /// The registry's rules for rows written to this dataset; None while it has no schema
+    /// version (nothing is enforced before the first one).
+    pub async fn registry_check(&self) -> Result<Option<RegistryCheck>> {
+        let all = self.taxonomies().await?;
+        let Some((last, _)) = all.last() else {
+            return Ok(None);
+        };
+        let current = last.version.clone();
+        Ok(Some(RegistryCheck {
+            dataset: self.name().to_string(),
+            versions: all
+                .into_iter()
+                .map(|(v, t)| (v.version, t.classes.into_keys().collect()))
+                .collect(),
+            current,
+        }))
     }
 }

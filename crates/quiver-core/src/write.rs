@@ -78,6 +78,9 @@ pub struct WriteTxn {
     /// The commit is the result of a merge: allowed on a protected branch, judged by the
     /// branch's pre-merge checks ([`crate::branch_settings`]).
     merge: bool,
+    /// The schema registry's rules for written rows, read at the first write (inner None:
+    /// the dataset has no schema version, nothing to enforce).
+    registry: Option<Option<crate::schema_registry::RegistryCheck>>,
 }
 
 impl WriteTxn {
@@ -96,6 +99,7 @@ impl WriteTxn {
             prebuilt: None,
             rebase: true,
             merge: false,
+            registry: None,
         }
     }
 
@@ -314,6 +318,12 @@ impl WriteTxn {
             return Ok(());
         }
         let batch = self.conform(batch)?;
+        if self.registry.is_none() {
+            self.registry = Some(self.ds.registry_check().await?);
+        }
+        if let Some(Some(rules)) = &self.registry {
+            rules.check(&batch)?;
+        }
         let (gi, li) = self.key_indices()?;
         let (sorted, runs) = self.runs(&batch, gi, Some(li))?;
         // duplicate keys within the input

@@ -159,6 +159,7 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::AmbiguousVersion { .. }
         | CoreError::InvalidName { .. }
         | CoreError::SchemaMismatch { .. }
+        | CoreError::NotInRegistry { .. }
         | CoreError::UnsupportedKeyType { .. }
         | CoreError::NullKey { .. }
         | CoreError::DuplicateKey { .. }
@@ -177,6 +178,7 @@ fn core_code(e: &CoreError) -> Code {
         CoreError::UnsupportedFormat { .. } => Code::FailedPrecondition,
         // a collection that must wait for writes in flight: worth a retry
         CoreError::GcBusy(_) => Code::Unavailable,
+        CoreError::CatalogUnreachable { .. } => Code::Unavailable,
         CoreError::Tree(_) | CoreError::Json(_) | CoreError::Join(_) | CoreError::Io { .. } => {
             Code::Internal
         }

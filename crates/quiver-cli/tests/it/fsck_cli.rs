@@ -66,3 +66,46 @@ fn fsck_help_teaches() {
     let (ok, _, err) = quiver(dir.path(), &["--sync", "maybe", "datasets"]);
     assert!(!ok && err.contains("--sync"), "{err}");
 }
+
+/// `--help` names the settings an s3:// catalog is opened with.
+#[test]
+fn help_names_the_s3_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, _) = quiver(dir.path(), &["--help"]);
+    assert!(ok);
+    for word in [
+        "s3://bucket/prefix",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ALLOW_HTTP",
+    ] {
+        assert!(out.contains(word), "{word} missing from:\n{out}");
+    }
+}
+
+/// A bucket that does not exist is named, with the server asked (needs the S3 server of
+/// `QUIVER_TEST_S3_URL`, which scripts/test.sh starts).
+#[test]
+#[ignore = "needs an S3 server: set QUIVER_TEST_S3_URL (scripts/test.sh starts one)"]
+fn a_missing_bucket_is_named() {
+    assert!(
+        std::env::var("QUIVER_TEST_S3_URL").is_ok(),
+        "QUIVER_TEST_S3_URL names the S3 prefix to test (scripts/moto-s3.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = "s3://quiver-no-such-bucket-4711/labels";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["--catalog", url, "datasets"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bucket 'quiver-no-such-bucket-4711' does not exist")
+            && err.contains("AWS_ENDPOINT_URL"),
+        "{err}"
+    );
+}

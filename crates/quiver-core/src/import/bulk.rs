@@ -250,6 +250,8 @@ pub(crate) async fn stream_parquet(
     }
     let ds = txn.dataset().clone();
     let schema = ds.schema();
+    // the schema registry holds for streamed rows as for every other write
+    let registry = ds.registry_check().await?;
     let source = path.display().to_string();
     let reader = builder
         .with_batch_size(SLICE_ROWS)
@@ -286,6 +288,9 @@ pub(crate) async fn stream_parquet(
         let b = super::conform_to(&b, &schema, &source)?;
         if b.num_rows() == 0 {
             continue;
+        }
+        if let Some(rules) = &registry {
+            rules.check(&b)?;
         }
         if b.column(gi).null_count() > 0 || b.column(li).null_count() > 0 {
             return Ok(Streamed::Fallback);
