@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use quiver_core::import::export::{export_coco, export_parquet, ExportOptions, ExportReport};
+use quiver_core::import::export::{
+    export_coco, export_parquet, export_yolo, ExportOptions, ExportReport,
+};
 use quiver_core::import::tabular::{import_csv, import_parquet, TableKeys};
 use quiver_core::import::{coco, yolo, ImportOptions, ImportReport, Progress};
 use quiver_core::{Catalog, CoreError, GcOptions};
@@ -122,6 +124,17 @@ pub enum ExportCmd {
         /// Also write every referenced image from the asset store into this folder.
         #[arg(long)]
         images: Option<PathBuf>,
+    },
+    /// YOLO folder: labels/<image>.txt (class x_center y_center width height per box) and
+    /// classes.txt; re-importing it gives the same labels (stable label keys).
+    Yolo {
+        #[command(flatten)]
+        source: Source,
+        /// Folder to write (created if missing).
+        out: PathBuf,
+        /// Also write every referenced image from the asset store into <out>/images/.
+        #[arg(long)]
+        images: bool,
     },
 }
 
@@ -330,6 +343,18 @@ pub async fn run(cat: &Catalog, cmd: IoCommand) -> Result<(), CoreError> {
                 images,
             };
             let r = export_coco(cat, &source.dataset, &source.reference, &out, &o).await?;
+            print_export(&r, &out);
+        }
+        IoCommand::Export(ExportCmd::Yolo {
+            source,
+            out,
+            images,
+        }) => {
+            let o = ExportOptions {
+                progress: bar.clone(),
+                images: images.then(|| out.join("images")),
+            };
+            let r = export_yolo(cat, &source.dataset, &source.reference, &out, &o).await?;
             print_export(&r, &out);
         }
         IoCommand::Assets(AssetsCmd::Gc {

@@ -139,3 +139,58 @@ fn gc_reports_collects_and_refuses_bad_options() {
     let (ok, _, err) = quiver(&cat, &["gc", "--dataset", "nope"]);
     assert!(!ok && err.contains("'nope'"), "{err}");
 }
+
+/// `quiver import yolo` then `quiver export yolo --images`: the folder comes back with its
+/// label lines, class names and images, and importing the export again changes nothing.
+#[test]
+fn yolo_export_round_trips_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("cat");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("images")).unwrap();
+    std::fs::create_dir_all(src.join("labels")).unwrap();
+    std::fs::write(src.join("classes.txt"), "cat\ndog\n").unwrap();
+    std::fs::write(src.join("images/a.png"), b"not really a png").unwrap();
+    std::fs::write(
+        src.join("labels/a.txt"),
+        "1 0.5 0.5 0.25 0.25\n0 0.1 0.2 0.3 0.4\n",
+    )
+    .unwrap();
+    let s = src.to_str().unwrap();
+    let (ok, _, err) = quiver(
+        &cat,
+        &["--sync", "false", "import", "yolo", s, "--dataset", "boxes"],
+    );
+    assert!(ok, "{err}");
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let (ok, stdout, err) = quiver(
+        &cat,
+        &["export", "yolo", "--dataset", "boxes", o, "--images"],
+    );
+    assert!(ok, "{err}");
+    assert!(stdout.contains("exported 2 labels"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("classes.txt")).unwrap(),
+        "cat\ndog\n"
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(out.join("labels/a.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["0 0.1 0.2 0.3 0.4", "1 0.5 0.5 0.25 0.25"]);
+    assert_eq!(
+        std::fs::read(out.join("images/a.png")).unwrap(),
+        b"not really a png"
+    );
+    let (ok, stdout, err) = quiver(
+        &cat,
+        &["--sync", "false", "import", "yolo", o, "--dataset", "boxes"],
+    );
+    // nothing to commit, and said so
+    let said = format!("{stdout}{err}");
+    assert!(said.contains("already matches the input"), "{said}");
+    let _ = ok;
+}

@@ -344,3 +344,173 @@ fn safe_join(dir: &Path, rel: &str) -> Result<PathBuf> {
     }
     Ok(dir.join(p))
 }
+
+/// One box of a YOLO export: (class id, x_center, y_center, width, height, label key).
+type YoloLine = (i64, [f64; 4], i64);
+
+/// Export a version as a YOLO folder: `labels/<sample path without extension>.txt` (one
+/// `class x_center y_center width height` line per label, numbers written so that they
+/// parse back to the same values, hence the same stable label keys on re-import),
+/// `classes.txt` (the class of every `class_id`, one per line, in id order), and with
+/// `opts.images` every referenced image from the asset store at `<images>/<sample_id>`.
+/// Class ids no label uses are named by the dataset's schema registry (else `class_<id>`).
+/// The dataset needs the columns of a YOLO import ([`super::yolo::schema`]); `image_hash`
+/// is only needed for images.
+pub async fn export_yolo(
+    cat: &Catalog,
+    dataset: &str,
+    reference: &str,
+    out: &Path,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
+    let snap = open_version(cat, dataset, reference).await?;
+    opts.progress.phase("reading labels", None);
+    let batches = snap.scan(None).await?;
+    let missing = |c: &str| {
+        CoreError::ColumnNotFound {
+        dataset: dataset.into(),
+        column: format!("{c} (a YOLO export needs sample_id, class_id, class, x_center, y_center, width, height)"),
+    }
+    };
+    let mut files: BTreeMap<String, Vec<YoloLine>> = BTreeMap::new();
+    let mut classes: BTreeMap<i64, String> = BTreeMap::new();
+    let mut images: BTreeMap<String, String> = BTreeMap::new();
+    let mut labels = 0u64;
+    for b in &batches {
+        let col = |name: &str, t: &DataType| -> Result<ArrayRef> {
+            let c = b.column_by_name(name).ok_or_else(|| missing(name))?;
+            Ok(arrow::compute::cast(c, t)?)
+        };
+        let sample = col("sample_id", &DataType::Utf8)?;
+        let sample = sample.as_string::<i32>();
+        let label = col("label_id", &DataType::Int64)?;
+        let label = label.as_primitive::<Int64Type>();
+        let class_id = col("class_id", &DataType::Int64)?;
+        let class_id = class_id.as_primitive::<Int64Type>();
+        let class = col("class", &DataType::Utf8)?;
+        let class = class.as_string::<i32>();
+        let nums = ["x_center", "y_center", "width", "height"]
+            .iter()
+            .map(|n| col(n, &DataType::Float64))
+            .collect::<Result<Vec<_>>>()?;
+        let hash = match b.column_by_name("image_hash") {
+            Some(c) => Some(arrow::compute::cast(c, &DataType::Utf8)?),
+            None => None,
+        };
+        for r in 0..b.num_rows() {
+            if sample.is_null(r) || class_id.is_null(r) || nums.iter().any(|n| n.is_null(r)) {
+                continue;
+            }
+            let id = class_id.value(r);
+            if !class.is_null(r) {
+                let name = class.value(r);
+                match classes.get(&id) {
+                    Some(known) if known != name => {
+                        return Err(CoreError::InvalidInput {
+                            file: format!("{dataset}@{reference}"),
+                            position: None,
+                            reason: format!(
+                                "class_id {id} is '{known}' in one label and '{name}' in another: \
+                                 a YOLO class names file has one name per id"
+                            ),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        classes.insert(id, name.to_string());
+                    }
+                }
+            }
+            let v = |i: usize| nums[i].as_primitive::<Float64Type>().value(r);
+            let s = sample.value(r).to_string();
+            if let Some(h) = hash.as_ref().map(|h| h.as_string::<i32>()) {
+                if !h.is_null(r) {
+                    images.insert(s.clone(), h.value(r).to_string());
+                }
+            }
+            files
+                .entry(s)
+                .or_default()
+                .push((id, [v(0), v(1), v(2), v(3)], label.value(r)));
+            labels += 1;
+        }
+    }
+    if let Some((id, _)) = classes.iter().find(|(id, _)| **id < 0) {
+        return Err(CoreError::InvalidInput {
+            file: format!("{dataset}@{reference}"),
+            position: None,
+            reason: format!("class_id {id} is negative: YOLO class ids start at 0"),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
+    opts.progress
+        .phase("writing label files", Some(files.len() as u64));
+    let labels_dir = out.join("labels");
+    for (sample, mut lines) in files {
+        let dest = safe_join(&labels_dir, &sample)?.with_extension("txt");
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        lines.sort_by_key(|l| l.2);
+        let text: String = lines
+            .iter()
+            .map(|(c, v, _)| format!("{c} {} {} {} {}\n", v[0], v[1], v[2], v[3]))
+            .collect();
+        std::fs::write(&dest, text).map_err(|e| io_err(&dest, e))?;
+        opts.progress.advance(1);
+    }
+    // ids no exported label uses: named by the dataset's current schema version, if any
+    if let Some((_, taxonomy)) = snap_dataset_taxonomy(cat, dataset).await? {
+        for (name, id) in taxonomy.classes {
+            classes.entry(id).or_insert(name);
+        }
+    }
+    let max = classes.keys().next_back().copied().unwrap_or(-1);
+    let names: String = (0..=max)
+        .map(|id| {
+            classes
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("class_{id}"))
+                + "\n"
+        })
+        .collect();
+    let names_path = out.join("classes.txt");
+    std::fs::write(&names_path, names).map_err(|e| io_err(&names_path, e))?;
+    let mut written = 0u64;
+    if let Some(dir) = &opts.images {
+        opts.progress
+            .phase("writing images", Some(images.len() as u64));
+        let store = cat.assets();
+        for (file, hex) in &images {
+            let hash = quiver_tree::Hash::from_hex(hex).ok_or_else(|| CoreError::Corrupt {
+                what: format!("image_hash of sample '{file}'"),
+                reason: format!("'{hex}' is not a blake3 hash"),
+            })?;
+            let dest = safe_join(dir, file)?;
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| io_err(parent, e))?;
+            }
+            store.get_to_file(&hash, &dest).await?;
+            written += 1;
+            opts.progress.advance(1);
+        }
+    }
+    opts.progress.finish();
+    Ok(ExportReport {
+        commit: snap.commit().clone(),
+        labels,
+        images: images.len() as u64,
+        assets: written,
+    })
+}
+
+/// The newest schema version of `dataset` with its taxonomy, if it has one.
+async fn snap_dataset_taxonomy(
+    cat: &Catalog,
+    dataset: &str,
+) -> Result<Option<(crate::SchemaVersion, crate::Taxonomy)>> {
+    Ok(cat.dataset(dataset).await?.taxonomies().await?.pop())
+}

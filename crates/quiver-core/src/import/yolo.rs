@@ -3,9 +3,16 @@
 //! `classes.names` in the folder, or one given explicitly). Sub-folders (`train/`, `val/`)
 //! are walked; a label file `labels/a/b.txt` belongs to the image `images/a/b.<ext>`.
 //!
-//! Columns: `sample_id` (image path under `images/`), `label_id` (index of the box in its
-//! label file), `class_id`, `class`, `x_center`, `y_center`, `width`, `height` and
-//! `image_hash` (every image is put into the asset store).
+//! Columns: `sample_id` (image path under `images/`), `label_id`, `class_id`, `class`,
+//! `x_center`, `y_center`, `width`, `height` and `image_hash` (every image is put into the
+//! asset store).
+//!
+//! **Stable label keys.** A YOLO line has no id, so `label_id` is derived from the line's
+//! content — class and the four numbers as parsed (so `0.5` and `0.50` are one box), plus
+//! its occurrence among identical lines of the file — never from its position. Deleting
+//! one box of an image is one removed label (not "every later box modified"), and
+//! re-importing a folder commits only the boxes that changed. The price: a box whose
+//! numbers change is a removed box and an added one, as YOLO cannot tell them apart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +51,7 @@ pub fn schema() -> SchemaRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct YoloBox {
     pub sample: String,
+    /// The stable label key of the box ([`box_key`]).
     pub index: i64,
     pub class_id: i64,
     pub values: [f64; 4],
@@ -108,10 +116,30 @@ fn find_image(images: &Path, rel_stem: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The label key of a box: a non-negative 63-bit number from blake3 of its class, the bits
+/// of its four numbers and its occurrence among identical boxes of the file (0 for the
+/// first).
+pub fn box_key(class_id: i64, values: &[f64; 4], occurrence: u32) -> i64 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"quiver/yolo-box/1");
+    h.update(&class_id.to_le_bytes());
+    for v in values {
+        // one zero: -0.0 and 0.0 are the same coordinate
+        let v = if *v == 0.0 { 0.0f64 } else { *v };
+        h.update(&v.to_bits().to_le_bytes());
+    }
+    h.update(&occurrence.to_le_bytes());
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    (u64::from_le_bytes(eight) >> 1) as i64
+}
+
 /// Parse one label file. Errors name the file and the line.
 pub fn parse_label_file(path: &Path, sample: &str, classes: usize) -> Result<Vec<YoloBox>> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
     let mut out = Vec::new();
+    let mut seen: std::collections::HashMap<(i64, [u64; 4]), u32> =
+        std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let pos = || Some(format!("line {}", n + 1));
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -159,12 +187,19 @@ pub fn parse_label_file(path: &Path, sample: &str, classes: usize) -> Result<Vec
                     )
                 })?;
         }
+        let occurrence = seen
+            .entry((
+                class_id,
+                values.map(|v| if v == 0.0 { 0 } else { v.to_bits() }),
+            ))
+            .or_insert(0);
         out.push(YoloBox {
             sample: sample.to_string(),
-            index: out.len() as i64,
+            index: box_key(class_id, &values, *occurrence),
             class_id,
             values,
         });
+        *occurrence += 1;
     }
     Ok(out)
 }

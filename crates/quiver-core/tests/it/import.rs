@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use futures::StreamExt;
-use quiver_core::import::export::{export_coco, export_parquet, ExportOptions};
+use quiver_core::import::export::{export_coco, export_parquet, export_yolo, ExportOptions};
 use quiver_core::import::tabular::{import_csv, import_parquet, TableKeys};
 use quiver_core::import::{coco, yolo, ImportOptions};
 use quiver_core::{Catalog, CoreError, Hash, VersionSpec};
@@ -822,4 +822,97 @@ async fn sorted_parquet_streams_and_matches_the_whole_file_load() {
         .unwrap();
     assert_eq!(head.num_rows().await.unwrap(), 9000);
     assert_ne!(head.root(), sa.root());
+}
+
+/// YOLO label keys come from a box's content: deleting one box is one removed label, a
+/// folder exported and imported again is the same version, and the export writes the
+/// label files, the class names and (on request) the images.
+#[tokio::test]
+async fn yolo_keys_are_stable_and_export_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("yolo");
+    for sub in ["images/train", "labels/train"] {
+        std::fs::create_dir_all(root_dir.join(sub)).unwrap();
+    }
+    std::fs::write(root_dir.join("classes.txt"), "person\ncar\nbike\n").unwrap();
+    std::fs::write(root_dir.join("images/train/a.png"), image_bytes(1, 200)).unwrap();
+    // two identical boxes: distinct keys by occurrence
+    let lines =
+        "0 0.5 0.5 0.1 0.2\n1 0.25 0.25 0.1 0.1\n2 0.75 0.75 0.2 0.2\n2 0.75 0.75 0.2 0.2\n";
+    let label_file = root_dir.join("labels/train/a.txt");
+    std::fs::write(&label_file, lines).unwrap();
+    let cat = Catalog::open("memory://").await.unwrap();
+    let first = yolo::import(&cat, &root_dir, None, &ImportOptions::new("y"))
+        .await
+        .unwrap();
+    assert_eq!(first.labels, 4);
+    let ds = cat.dataset("y").await.unwrap();
+    // delete the first box: exactly one label removed, nothing "modified"
+    std::fs::write(&label_file, &lines[lines.find('\n').unwrap() + 1..]).unwrap();
+    let second = yolo::import(&cat, &root_dir, None, &ImportOptions::new("y"))
+        .await
+        .unwrap();
+    let before = ds.snapshot(first.commit.clone());
+    let after = ds.snapshot(second.commit.clone());
+    let rows = |b: &[arrow::array::RecordBatch]| -> Vec<(i64, i64)> {
+        let mut v: Vec<(i64, i64)> = b
+            .iter()
+            .flat_map(|b| {
+                let l = b
+                    .column_by_name("label_id")
+                    .unwrap()
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .clone();
+                let c = b
+                    .column_by_name("class_id")
+                    .unwrap()
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .clone();
+                (0..l.len()).map(move |i| (l.value(i), c.value(i)))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (old, new) = (
+        rows(&before.scan(None).await.unwrap()),
+        rows(&after.scan(None).await.unwrap()),
+    );
+    assert_eq!(old.len(), 4);
+    assert_eq!(new.len(), 3);
+    assert!(new.iter().all(|r| old.contains(r)), "{old:?} {new:?}");
+    // export, then import the export into a new dataset: the same content hash
+    let out = dir.path().join("export");
+    let opts = ExportOptions {
+        images: Some(out.join("images")),
+        ..Default::default()
+    };
+    let r = export_yolo(&cat, "y", "main", &out, &opts).await.unwrap();
+    assert_eq!((r.labels, r.images, r.assets), (3, 1, 1));
+    // no label has class 0 any more and the dataset has no schema registry: its name is
+    // unknown, its line kept so that the ids stay aligned
+    assert_eq!(
+        std::fs::read_to_string(out.join("classes.txt")).unwrap(),
+        "class_0\ncar\nbike\n"
+    );
+    assert!(out.join("labels/train/a.txt").is_file());
+    assert_eq!(
+        std::fs::read(out.join("images/train/a.png")).unwrap(),
+        image_bytes(1, 200)
+    );
+    let again = yolo::import(&cat, &out, None, &ImportOptions::new("y2"))
+        .await
+        .unwrap();
+    let a = ds.head("main").await.unwrap();
+    let b = cat
+        .dataset("y2")
+        .await
+        .unwrap()
+        .snapshot(again.commit.clone());
+    assert_eq!(a.root(), b.root(), "export + import keeps every label");
+    // a dataset without YOLO columns is refused with what it needs
+    let e = export_yolo(&cat, "nope", "main", &out, &ExportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
 }
