@@ -380,6 +380,20 @@ class Client:
         """Drop a dataset: its refs go at once, its data stays until ``quiver gc``."""
         return self.action("quiver.drop_dataset", {"dataset": dataset})
 
+    def metadata(self, dataset: str) -> dict:
+        """Dataset and column metadata (not versioned): {"dataset": {key: value},
+        "columns": {column: {key: value}}}."""
+        return self.action("quiver.metadata", {"dataset": dataset})
+
+    def set_metadata(self, dataset: str, values: Optional[dict] = None, *,
+                     column: Optional[str] = None, unset: Sequence[str] = ()) -> dict:
+        """Set ``values`` (key -> JSON value) and remove the keys in ``unset``, on the
+        dataset or on one ``column``; no commit is made. Returns the metadata."""
+        body: dict = {"dataset": dataset, "set": dict(values or {}), "unset": list(unset)}
+        if column is not None:
+            body["column"] = column
+        return self.action("quiver.set_metadata", body)
+
     def commits(self, dataset: str, branch: str = "main", limit: Optional[int] = None) -> List[dict]:
         """History of ``branch``, newest first: dicts with id, parents, message, author, timestamp."""
         body: dict = {"dataset": dataset, "branch": branch}

@@ -169,6 +169,37 @@ def test_rename_and_drop_actions(client):
     assert "drop_me" in str(ei.value)
 
 
+def test_metadata_on_every_surface(client, ro_client):
+    """Dataset and column metadata through the Flight actions and through SQL: no commit
+    made, read-only tokens refused."""
+    head = client.commits("demo", branch="main")[0]["id"]
+    m = client.set_metadata("demo", {"owner": "vision-team", "fps": 30})
+    assert m["dataset"]["owner"] == "vision-team" and m["dataset"]["fps"] == 30
+    m = client.set_metadata("demo", {"unit": "fraction of width"}, column="bbox_x")
+    assert m["columns"]["bbox_x"] == {"unit": "fraction of width"}
+    # the same entries through SQL
+    t = client.sql("SHOW METADATA ON demo")
+    rows = {(r["column"], r["key"]): r["value"] for r in t.to_pylist()}
+    assert rows[(None, "owner")] == "vision-team" and rows[("bbox_x", "unit")] == "fraction of width"
+    client.sql("ALTER DATASET demo SET METADATA 'licence' = 'CC-BY-4.0'")
+    assert client.metadata("demo")["dataset"]["licence"] == "CC-BY-4.0"
+    m = client.set_metadata("demo", unset=["fps", "licence"])
+    assert "fps" not in m["dataset"] and "licence" not in m["dataset"]
+    assert client.commits("demo", branch="main")[0]["id"] == head, "metadata makes no commit"
+    with pytest.raises(quiver.QuiverError) as ei:
+        client.set_metadata("demo", {"a": 1}, column="nope")
+    assert "nope" in str(ei.value)
+    # read-only: reads work, writes are refused on both routes
+    assert ro_client.metadata("demo")["dataset"]["owner"] == "vision-team"
+    with pytest.raises(quiver.QuiverError):
+        ro_client.set_metadata("demo", {"owner": "mallory"})
+    with pytest.raises(quiver.QuiverError):
+        ro_client.sql("ALTER DATASET demo SET METADATA 'owner' = 'mallory'")
+    assert client.metadata("demo")["dataset"]["owner"] == "vision-team"
+    client.set_metadata("demo", unset=["owner"])
+    client.set_metadata("demo", column="bbox_x", unset=["unit"])
+
+
 def test_merge_branch_into_main(client):
     main_before = client.commits("demo", branch="main")[0]["id"]
     client.create_branch("demo", "feat")  # from the head of main

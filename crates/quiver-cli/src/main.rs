@@ -104,6 +104,27 @@ enum Command {
         #[arg(long, value_name = "DATASET")]
         drop: Option<String>,
     },
+    /// Show or change a dataset's metadata (and its columns'): notes kept with the dataset
+    /// outside its versions, no commit made.
+    ///
+    /// Values are stored as JSON when they parse as JSON (numbers, true/false, quoted
+    /// strings, objects), else as strings. Examples:
+    ///   quiver metadata demo
+    ///   quiver metadata demo --set owner=vision-team --set fps=30
+    ///   quiver metadata demo --column bbox_x --set unit="fraction of width"
+    ///   quiver metadata demo --unset fps
+    Metadata {
+        dataset: String,
+        /// Set or remove entries of this column instead of the dataset's.
+        #[arg(long)]
+        column: Option<String>,
+        /// Set KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Remove KEY (repeatable).
+        #[arg(long = "unset", value_name = "KEY")]
+        unset: Vec<String>,
+    },
     /// Show the commit history of a branch (newest first).
     Log {
         dataset: String,
@@ -272,6 +293,62 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     head.num_rows().await?,
                     head.commit().short_id()
                 );
+            }
+        }
+        Command::Metadata {
+            dataset,
+            column,
+            set,
+            unset,
+        } => {
+            let ds = cat.dataset(&dataset).await?;
+            let mut changes: Vec<(String, Option<serde_json::Value>)> = Vec::new();
+            for kv in &set {
+                let Some((k, v)) = kv.split_once('=') else {
+                    return Err(CliError::Usage(format!("--set {kv}: expected KEY=VALUE")));
+                };
+                let value = serde_json::from_str(v)
+                    .unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+                changes.push((k.to_string(), Some(value)));
+            }
+            changes.extend(unset.iter().map(|k| (k.clone(), None)));
+            for (k, v) in &changes {
+                if k.is_empty() {
+                    return Err(CliError::Usage("a metadata key cannot be empty".into()));
+                }
+                match &column {
+                    None => ds.set_metadata(k, v.clone()).await?,
+                    Some(c) => ds.set_column_metadata(c, k, v.clone()).await?,
+                }
+            }
+            if column.is_some() && changes.is_empty() {
+                // validate the column even when only reading
+                ds.column_metadata(column.as_deref().unwrap_or_default())
+                    .await?;
+            }
+            let text = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut lines = Vec::new();
+            if column.is_none() {
+                for (k, v) in ds.metadata().await? {
+                    lines.push(format!("{k}\t{}", text(&v)));
+                }
+            }
+            for f in ds.schema().fields() {
+                if column.as_deref().is_some_and(|c| c != f.name()) {
+                    continue;
+                }
+                for (k, v) in ds.column_metadata(f.name()).await? {
+                    lines.push(format!("{}.{k}\t{}", f.name(), text(&v)));
+                }
+            }
+            if lines.is_empty() {
+                println!("(no metadata)");
+            }
+            for l in lines {
+                println!("{l}");
             }
         }
         Command::Log {

@@ -101,7 +101,7 @@ fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The Quiver actions offered through DoAction (type, description).
-pub const ACTIONS: [(&str, &str); 11] = [
+pub const ACTIONS: [(&str, &str); 13] = [
     (
         "quiver.register_model",
         "Register a model trained by a recorded run. Body {\"model\", \"run_id\", \"message\"?}. Result: the model record.",
@@ -142,6 +142,14 @@ pub const ACTIONS: [(&str, &str); 11] = [
     (
         "quiver.merge",
         "Merge a ref into a branch. Body {\"dataset\", \"source\", \"target\"?, \"message\"?}. Result: merge summary.",
+    ),
+    (
+        "quiver.metadata",
+        "Dataset and column metadata (not versioned). Body {\"dataset\"}. Result {\"dataset\": {key: value}, \"columns\": {column: {key: value}}}.",
+    ),
+    (
+        "quiver.set_metadata",
+        "Set or remove metadata (no commit). Body {\"dataset\", \"column\"?, \"set\"?: {key: value}, \"unset\"?: [key]}. Result: the metadata, as quiver.metadata.",
     ),
 ];
 
@@ -591,6 +599,56 @@ impl QuiverFlight {
                     ds.rename_tag(name, to).await?
                 };
                 Ok(json!({"name": r.name, "commit": r.commit.to_hex()}))
+            }
+            "quiver.metadata" | "quiver.set_metadata" => {
+                let ds = dataset(str_field(&v, "dataset", kind)?).await?;
+                if kind == "quiver.set_metadata" {
+                    caller.require_write(&format!("changing metadata of dataset '{}'", ds.name()))?;
+                    let column = opt_str(&v, "column");
+                    let mut changes: Vec<(String, Option<Value>)> = Vec::new();
+                    if let Some(set) = v.get("set") {
+                        let Some(obj) = set.as_object() else {
+                            return Err(FlightError::InvalidArgument(format!(
+                                "{kind}: \"set\" must be an object of key: value"
+                            )));
+                        };
+                        changes.extend(obj.iter().map(|(k, x)| (k.clone(), Some(x.clone()))));
+                    }
+                    if let Some(unset) = v.get("unset") {
+                        let Some(keys) = unset.as_array() else {
+                            return Err(FlightError::InvalidArgument(format!(
+                                "{kind}: \"unset\" must be a list of keys"
+                            )));
+                        };
+                        for k in keys {
+                            let Some(k) = k.as_str() else {
+                                return Err(FlightError::InvalidArgument(format!(
+                                    "{kind}: every key in \"unset\" is a string"
+                                )));
+                            };
+                            changes.push((k.to_string(), None));
+                        }
+                    }
+                    for (k, x) in changes {
+                        if k.is_empty() {
+                            return Err(FlightError::InvalidArgument(format!(
+                                "{kind}: a metadata key cannot be empty"
+                            )));
+                        }
+                        match column {
+                            None => ds.set_metadata(&k, x).await?,
+                            Some(c) => ds.set_column_metadata(c, &k, x).await?,
+                        }
+                    }
+                }
+                let mut columns = serde_json::Map::new();
+                for f in ds.schema().fields() {
+                    let m = ds.column_metadata(f.name()).await?;
+                    if !m.is_empty() {
+                        columns.insert(f.name().clone(), json!(m));
+                    }
+                }
+                Ok(json!({"dataset": ds.metadata().await?, "columns": columns}))
             }
             "quiver.drop_dataset" => {
                 let name = str_field(&v, "dataset", kind)?;

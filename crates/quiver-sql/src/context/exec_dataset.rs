@@ -38,6 +38,35 @@ impl QuiverContext {
                 let b = crate::system::system_table(&sh.catalog, "datasets").await?;
                 Ok(b.into_iter().collect())
             }
+            Statement::AlterMetadata {
+                dataset,
+                column,
+                set,
+                unset,
+            } => {
+                let ds = sh.dataset(&dataset).await?;
+                let changes: Vec<(String, Option<serde_json::Value>)> = set
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.to_json())))
+                    .chain(unset.iter().map(|k| (k.clone(), None)))
+                    .collect();
+                for (k, v) in &changes {
+                    if k.is_empty() || k.chars().count() > 128 {
+                        return Err(SqlError::Unsupported(format!(
+                            "metadata key '{k}': a key has 1 to 128 characters"
+                        )));
+                    }
+                    match &column {
+                        None => ds.set_metadata(k, v.clone()).await?,
+                        Some(c) => ds.set_column_metadata(c, k, v.clone()).await?,
+                    }
+                }
+                Ok(vec![count_batch(changes.len() as u64)?])
+            }
+            Statement::ShowMetadata { dataset } => {
+                let ds = sh.dataset(&dataset).await?;
+                Ok(vec![metadata_batch(&ds).await?])
+            }
             Statement::DropTable { names, if_exists } => {
                 // every name checked before any is dropped
                 let existing = sh.catalog.list_datasets().await?;
@@ -113,4 +142,42 @@ impl QuiverContext {
         }
         Ok(())
     }
+}
+
+/// The metadata of a dataset as rows (column — NULL for the dataset itself —, key, value):
+/// strings as they are, other values as JSON text.
+async fn metadata_batch(ds: &Dataset) -> Result<RecordBatch> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut column: Vec<Option<String>> = Vec::new();
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    for (k, v) in ds.metadata().await? {
+        column.push(None);
+        key.push(k);
+        value.push(text(&v));
+    }
+    for f in ds.schema().fields() {
+        for (k, v) in ds.column_metadata(f.name()).await? {
+            column.push(Some(f.name().clone()));
+            key.push(k);
+            value.push(text(&v));
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("column", DataType::Utf8, true),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Utf8, false),
+    ]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(column)),
+            Arc::new(StringArray::from(key)),
+            Arc::new(StringArray::from(value)),
+        ],
+    )
+    .map_err(DataFusionError::from)?)
 }

@@ -497,6 +497,8 @@ impl QuiverContext {
             st @ (Statement::CreateDataset { .. }
             | Statement::CreateTable { .. }
             | Statement::DropTable { .. }
+            | Statement::AlterMetadata { .. }
+            | Statement::ShowMetadata { .. }
             | Statement::ShowDatasets) => self.exec_dataset(st).await,
             st @ (Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }

@@ -37,6 +37,7 @@ pub mod diff;
 pub mod lineage;
 pub mod maintenance;
 pub mod merge;
+pub mod metadata;
 pub mod rewind;
 pub mod schema;
 pub mod tag;
@@ -117,6 +118,16 @@ pub enum Statement {
     },
     /// `SHOW DATASETS`.
     ShowDatasets,
+    /// `ALTER DATASET ds [ALTER COLUMN c] SET METADATA 'k' = v, …` or `… UNSET METADATA 'k', …`
+    /// (exactly one of `set` and `unset` is not empty).
+    AlterMetadata {
+        dataset: String,
+        column: Option<String>,
+        set: Vec<(String, MetaValue)>,
+        unset: Vec<String>,
+    },
+    /// `SHOW METADATA ON ds`.
+    ShowMetadata { dataset: String },
     /// `CREATE TAG 't' ON ds [AS OF <ref>]`.
     CreateTag {
         dataset: String,
@@ -254,6 +265,8 @@ pub enum Statement {
 /// The name of each kind of [`Statement`] (one per variant), for messages and tests.
 pub const STATEMENT_KINDS: &[&str] = &[
     "CREATE DATASET",
+    "ALTER DATASET … METADATA",
+    "SHOW METADATA",
     "CREATE BRANCH",
     "CREATE TABLE",
     "DROP TABLE",
@@ -295,6 +308,39 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "DML",
 ];
 
+/// A metadata value as written: kept as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaValue {
+    Text(String),
+    /// A number, as written (a valid JSON number).
+    Number(String),
+    Bool(bool),
+}
+
+impl MetaValue {
+    /// The JSON value stored.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            MetaValue::Text(s) => serde_json::Value::String(s.clone()),
+            MetaValue::Number(n) => serde_json::from_str::<serde_json::Number>(n)
+                .map(serde_json::Value::Number)
+                .unwrap_or_else(|_| serde_json::Value::String(n.clone())),
+            MetaValue::Bool(b) => serde_json::Value::Bool(*b),
+        }
+    }
+}
+
+impl std::fmt::Display for MetaValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaValue::Text(s) => write!(f, "{}", sql_string(s)),
+            MetaValue::Number(n) => write!(f, "{n}"),
+            MetaValue::Bool(true) => write!(f, "TRUE"),
+            MetaValue::Bool(false) => write!(f, "FALSE"),
+        }
+    }
+}
+
 impl Statement {
     /// The kind of statement (one of [`STATEMENT_KINDS`]).
     pub fn kind(&self) -> &'static str {
@@ -310,6 +356,8 @@ impl Statement {
             Statement::DropBranchCheck { .. } => "ALTER BRANCH … DROP CHECK",
             Statement::RenameTag { .. } => "ALTER TAG",
             Statement::ShowDatasets => "SHOW DATASETS",
+            Statement::AlterMetadata { .. } => "ALTER DATASET … METADATA",
+            Statement::ShowMetadata { .. } => "SHOW METADATA",
             Statement::CreateTag { .. } => "CREATE TAG",
             Statement::DropTag { .. } => "DROP TAG",
             Statement::ShowBranches { .. } => "SHOW BRANCHES",
@@ -350,6 +398,7 @@ impl Statement {
             Statement::ShowBranches { .. }
             | Statement::ShowTags { .. }
             | Statement::ShowDatasets
+            | Statement::ShowMetadata { .. }
             | Statement::ShowHistory { .. }
             | Statement::Diff { .. }
             | Statement::UseBranch { .. }
@@ -363,6 +412,7 @@ impl Statement {
             Statement::CreateDataset { .. }
             | Statement::CreateTable { .. }
             | Statement::DropTable { .. }
+            | Statement::AlterMetadata { .. }
             | Statement::CreateBranch { .. }
             | Statement::DropBranch { .. }
             | Statement::RenameBranch { .. }
@@ -417,6 +467,7 @@ impl Statement {
             Statement::ShowBranches { .. }
             | Statement::ShowTags { .. }
             | Statement::ShowDatasets
+            | Statement::ShowMetadata { .. }
             | Statement::ShowHistory { .. }
             | Statement::ShowConflicts { .. }
             | Statement::ShowSchemas { .. }
@@ -620,6 +671,30 @@ impl std::fmt::Display for Statement {
                 ident(dataset)
             ),
             Statement::ShowDatasets => write!(f, "SHOW DATASETS"),
+            Statement::AlterMetadata {
+                dataset,
+                column,
+                set,
+                unset,
+            } => {
+                write!(f, "ALTER DATASET {}", ident(dataset))?;
+                if let Some(c) = column {
+                    write!(f, " ALTER COLUMN {}", ident(c))?;
+                }
+                if unset.is_empty() {
+                    let items: Vec<String> = set
+                        .iter()
+                        .map(|(k, v)| format!("{} = {v}", sql_string(k)))
+                        .collect();
+                    write!(f, " SET METADATA {}", items.join(", "))
+                } else {
+                    let items: Vec<String> = unset.iter().map(|k| sql_string(k)).collect();
+                    write!(f, " UNSET METADATA {}", items.join(", "))
+                }
+            }
+            Statement::ShowMetadata { dataset } => {
+                write!(f, "SHOW METADATA ON {}", ident(dataset))
+            }
             Statement::CreateTag { dataset, tag, at } => write!(
                 f,
                 "CREATE TAG {} ON {}{}",
@@ -906,7 +981,8 @@ fn family(c: &Cursor) -> Option<Family> {
             branch::parse_branch
         }
         ("CREATE" | "DROP" | "ALTER", "TAG") | ("SHOW", "TAGS") => tag::parse_tag,
-        ("RENAME", _) | ("ALTER", _) | ("SET" | "SHOW" | "UNSET", "METADATA") => unsupported,
+        ("ALTER", "DATASET") | ("SHOW", "METADATA") => metadata::parse_metadata,
+        ("RENAME", _) | ("ALTER", _) | ("SET" | "UNSET", "METADATA") => unsupported,
         ("SHOW", "HISTORY") | ("DIFF", _) => diff::parse_diff,
         ("CREATE", "SCHEMA") if w(2) == "VERSION" => schema::parse_schema,
         ("SHOW", "SCHEMAS" | "SCHEMA") | ("MIGRATE", _) => schema::parse_schema,
@@ -921,7 +997,8 @@ fn family(c: &Cursor) -> Option<Family> {
 /// What Quiver supports in place of a statement users bring from other engines.
 const CATALOG_STATEMENTS: &str = "supported: CREATE/DROP DATASET, CREATE/DROP BRANCH, \
      ALTER BRANCH old RENAME TO new ON ds, CREATE/DROP TAG, \
-     ALTER TAG 'old' RENAME TO 'new' ON ds, SHOW DATASETS/BRANCHES/TAGS/HISTORY, DESCRIBE ds";
+     ALTER TAG 'old' RENAME TO 'new' ON ds, ALTER DATASET ds [ALTER COLUMN c] SET/UNSET METADATA, \
+     SHOW DATASETS/BRANCHES/TAGS/HISTORY/METADATA, DESCRIBE ds";
 
 /// A statement Quiver does not have: the error says what to write instead.
 fn unsupported(c: &mut Cursor) -> Result<Statement> {
@@ -939,8 +1016,8 @@ fn unsupported(c: &mut Cursor) -> Result<Statement> {
             format!("datasets cannot be renamed or altered; {CATALOG_STATEMENTS}")
         }
         (_, "METADATA") | ("ALTER", "COLUMN") => format!(
-            "dataset and column metadata are not read or written through SQL; use the Rust API \
-             (Dataset::set_metadata, Dataset::set_column_metadata); {CATALOG_STATEMENTS}"
+            "metadata is set with ALTER DATASET ds [ALTER COLUMN c] SET METADATA 'key' = value \
+             (UNSET METADATA 'key') and read with SHOW METADATA ON ds; {CATALOG_STATEMENTS}"
         ),
         (w0, w1) => format!("{w0} {w1} is not supported; {CATALOG_STATEMENTS}"),
     };

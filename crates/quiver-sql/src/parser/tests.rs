@@ -88,6 +88,10 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "INSERT INTO ds VALUES (1, 1, 'cat')",
     "UPDATE ds SET class = 'dog' WHERE k IN (SELECT k FROM ds AS OF TAG 'v1')",
     "DELETE FROM ds WHERE sample_id IN ('img-00000001')",
+    "ALTER DATASET ds SET METADATA 'owner' = 'vision-team', 'frames' = 30, 'public' = FALSE",
+    "ALTER DATASET \"My DS\" ALTER COLUMN bbox_x SET METADATA 'unit' = 'fraction of width', 'min' = -0.5",
+    "ALTER DATASET ds ALTER COLUMN class UNSET METADATA 'note', 'it''s'",
+    "SHOW METADATA ON ds",
 ];
 
 #[test]
