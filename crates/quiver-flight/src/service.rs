@@ -603,7 +603,8 @@ impl QuiverFlight {
             "quiver.metadata" | "quiver.set_metadata" => {
                 let ds = dataset(str_field(&v, "dataset", kind)?).await?;
                 if kind == "quiver.set_metadata" {
-                    caller.require_write(&format!("changing metadata of dataset '{}'", ds.name()))?;
+                    caller
+                        .require_write(&format!("changing metadata of dataset '{}'", ds.name()))?;
                     let column = opt_str(&v, "column");
                     let mut changes: Vec<(String, Option<Value>)> = Vec::new();
                     if let Some(set) = v.get("set") {

@@ -122,24 +122,47 @@ fn metadata_is_set_shown_and_removed() {
     assert!(out.contains("(no metadata)"), "{out}");
     let (ok, out, err) = quiver(
         &cat,
-        &["metadata", "demo", "--set", "owner=vision-team", "--set", "fps=30"],
+        &[
+            "metadata",
+            "demo",
+            "--set",
+            "owner=vision-team",
+            "--set",
+            "fps=30",
+        ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("owner\tvision-team") && out.contains("fps\t30"), "{out}");
+    assert!(
+        out.contains("owner\tvision-team") && out.contains("fps\t30"),
+        "{out}"
+    );
     let (ok, out, err) = quiver(
         &cat,
-        &["metadata", "demo", "--column", "bbox_x", "--set", "unit=fraction of width"],
+        &[
+            "metadata",
+            "demo",
+            "--column",
+            "bbox_x",
+            "--set",
+            "unit=fraction of width",
+        ],
     );
     assert!(ok, "{err}");
     assert!(out.contains("bbox_x.unit\tfraction of width"), "{out}");
     let (ok, out, err) = quiver(&cat, &["metadata", "demo", "--unset", "fps"]);
     assert!(ok, "{err}");
     assert!(!out.contains("fps") && out.contains("bbox_x.unit"), "{out}");
-    let (ok, _, err) = quiver(&cat, &["metadata", "demo", "--column", "nope", "--set", "a=b"]);
+    let (ok, _, err) = quiver(
+        &cat,
+        &["metadata", "demo", "--column", "nope", "--set", "a=b"],
+    );
     assert!(!ok && err.contains("column 'nope' not found"), "{err}");
     let (ok, _, err) = quiver(&cat, &["metadata", "demo", "--set", "novalue"]);
     assert!(!ok && err.contains("expected KEY=VALUE"), "{err}");
     let (ok, out, _) = quiver(&cat, &["log", "demo"]);
     assert!(ok);
-    assert_eq!(out.lines().filter(|l| !l.trim().is_empty()).count() > 0, true);
+    assert_eq!(
+        out.lines().filter(|l| !l.trim().is_empty()).count() > 0,
+        true
+    );
 }
