@@ -100,3 +100,90 @@ impl AsyncScalarUDFImpl for AssetFunction {
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
+
+/// `length`/`char_length`/`character_length` and `octet_length` that also take bytes, as
+/// PostgreSQL's do for `bytea`: `length(quiver_asset(image_hash))` is the size of the
+/// image. Strings go to DataFusion's own function unchanged; binary arguments give their
+/// byte count.
+#[derive(Debug, PartialEq, Eq, StdHash)]
+pub struct BinaryAwareLength {
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+/// The length functions, binary-aware: DataFusion's `character_length` (with its aliases)
+/// and `octet_length`, each wrapped.
+pub fn length_udfs() -> Vec<ScalarUDF> {
+    [
+        datafusion::functions::unicode::character_length(),
+        datafusion::functions::string::octet_length(),
+    ]
+    .into_iter()
+    .map(|inner| {
+        ScalarUDF::new_from_impl(BinaryAwareLength {
+            inner,
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    })
+    .collect()
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    )
+}
+
+impl ScalarUDFImpl for BinaryAwareLength {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [t] = arg_types else {
+            return exec_err!("{} takes one argument", self.inner.name());
+        };
+        Ok(vec![match t {
+            t if is_binary(t) => t.clone(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => t.clone(),
+            _ => DataType::Utf8,
+        }])
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args {
+            [DataType::LargeBinary] => Ok(DataType::Int64),
+            [t] if is_binary(t) => Ok(DataType::Int32),
+            _ => self.inner.return_type(args),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let binary = args.args.first().is_some_and(|a| is_binary(&a.data_type()));
+        if !binary {
+            return self.inner.invoke_with_args(args);
+        }
+        let scalar = matches!(args.args.first(), Some(ColumnarValue::Scalar(_)));
+        let arr = args.args[0].to_array(args.number_rows)?;
+        let arr = match arr.data_type() {
+            DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+                arrow::compute::cast(&arr, &DataType::Binary)?
+            }
+            _ => arr,
+        };
+        let out = arrow::compute::kernels::length::length(&arr)?;
+        if scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}

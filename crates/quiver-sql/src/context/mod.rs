@@ -277,6 +277,9 @@ impl QuiverContext {
             }),
         );
         ctx.register_udf(crate::asset_fn::asset_udf(shared.catalog.clone()));
+        for f in crate::asset_fn::length_udfs() {
+            ctx.register_udf(f);
+        }
         ctx.register_udtf(
             "quiver_lineage_of_model",
             Arc::new(crate::lineage_sql::LineageOfModel {

@@ -32,6 +32,51 @@ async fn quiver_asset_returns_the_image_bytes() {
     assert_eq!(img.value(0), png.as_slice());
     assert!(img.is_null(1));
 
+    // the bytes compose with other functions (the issue's `length(quiver_asset(h))`)
+    let out = ctx
+        .sql("SELECT length(quiver_asset(image_hash)) AS n, octet_length(quiver_asset(image_hash)) AS o FROM ds WHERE sample_id = 'a'")
+        .await
+        .unwrap();
+    for col in [0, 1] {
+        let n = datafusion::arrow::compute::cast(
+            out[0].column(col),
+            &datafusion::arrow::datatypes::DataType::Int64,
+        )
+        .unwrap();
+        assert_eq!(
+            n.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            png.len() as i64
+        );
+    }
+    // strings keep their character count
+    let out = ctx
+        .sql("SELECT length('héllo'), octet_length('héllo')")
+        .await
+        .unwrap();
+    let chars = datafusion::arrow::compute::cast(
+        out[0].column(0),
+        &datafusion::arrow::datatypes::DataType::Int64,
+    )
+    .unwrap();
+    let bytes = datafusion::arrow::compute::cast(
+        out[0].column(1),
+        &datafusion::arrow::datatypes::DataType::Int64,
+    )
+    .unwrap();
+    assert_eq!(
+        chars
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0),
+        5
+    );
+    assert_eq!(
+        bytes
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0),
+        6
+    );
+
     let e = ctx
         .sql("SELECT quiver_asset('zz')")
         .await
