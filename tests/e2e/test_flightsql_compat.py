@@ -108,6 +108,27 @@ def test_adbc_ingest_modes(adbc, adbc_ro, client):
     finally:
         ro.close()
     assert "e2e_ing_ro" not in _datasets(client)
+
+
+def test_ingest_of_a_table_without_keys_is_versioned(adbc, client):
+    """A DataFrame with no key columns (what pandas to_sql sends) becomes a keyless
+    dataset: a generated row key per row, each ingest one commit, DIFF between them."""
+    import pyarrow as pa
+
+    rows = pa.table({"city": ["Oslo", "Lima", "Oslo"], "temp": [3.5, 19.0, 4.0]})
+    cur = adbc.cursor()
+    try:
+        assert cur.adbc_ingest("e2e_weather", rows, mode="create") == 3
+        client.create_tag("e2e_weather", "first")
+        assert cur.adbc_ingest("e2e_weather", rows.slice(0, 1), mode="append") == 1
+        cur.execute("SELECT count(*), count(DISTINCT _quiver_row_id) FROM e2e_weather")
+        assert cur.fetchone() == (4, 4)
+        cur.execute("UPDATE e2e_weather SET temp = temp + 1 WHERE city = 'Lima'")
+    finally:
+        cur.close()
+    d = client.sql("SELECT change, count(*) AS n FROM quiver_diff('e2e_weather', 'first', 'main') "
+                   "GROUP BY change ORDER BY change")
+    assert d.to_pylist() == [{"change": "added", "n": 1}, {"change": "modified", "n": 1}]
     assert client.sql("SELECT count(*) AS n FROM e2e_ing").column("n")[0].as_py() == 1
 
 

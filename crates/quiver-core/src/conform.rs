@@ -15,6 +15,111 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{CoreError, Result};
 
+/// The implicit group key of a table created without a primary key: a unique id is
+/// generated for every row written without one (Dolt's keyless tables, by another route).
+pub const IMPLICIT_ROW_ID: &str = "_quiver_row_id";
+/// The implicit label key of a table whose primary key has fewer than two columns: one
+/// label per group, numbered 0 when a row is written without it.
+pub const IMPLICIT_LABEL: &str = "_quiver_label";
+
+/// `batch` with the implicit key columns of `schema` filled where a row has none: a fresh
+/// unique id in [`IMPLICIT_ROW_ID`], 0 in [`IMPLICIT_LABEL`]. Batches of datasets without
+/// them are returned as they are.
+pub fn fill_implicit_keys(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, Int64Array, StringArray};
+    let has = |n: &str| schema.field_with_name(n).is_ok();
+    if !has(IMPLICIT_ROW_ID) && !has(IMPLICIT_LABEL) {
+        return Ok(batch.clone());
+    }
+    let rows = batch.num_rows();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+    let mut put = |name: &str,
+                   dt: DataType,
+                   fill: &dyn Fn(Option<&ArrayRef>) -> Result<ArrayRef>|
+     -> Result<()> {
+        match fields.iter().position(|f| f.name() == name) {
+            Some(i) => {
+                if cols[i].null_count() > 0 || cols[i].data_type() == &DataType::Null {
+                    cols[i] = fill(Some(&cols[i]))?;
+                    fields[i] = Field::new(name, dt, false);
+                }
+            }
+            None => {
+                cols.push(fill(None)?);
+                fields.push(Field::new(name, dt, false));
+            }
+        }
+        Ok(())
+    };
+    if has(IMPLICIT_ROW_ID) {
+        let prefix = row_id_prefix();
+        put(IMPLICIT_ROW_ID, DataType::Utf8, &|old| {
+            let old = match old {
+                Some(a) if a.data_type() != &DataType::Null => Some(cast_with_options(
+                    a,
+                    &DataType::Utf8,
+                    &CastOptions::default(),
+                )?),
+                _ => None,
+            };
+            let strings = old
+                .as_ref()
+                .and_then(|a| a.as_any().downcast_ref::<StringArray>());
+            let ids: StringArray = (0..rows)
+                .map(|i| match strings {
+                    Some(s) if s.is_valid(i) => Some(s.value(i).to_string()),
+                    _ => Some(format!("{prefix}{i:08x}")),
+                })
+                .collect();
+            Ok(Arc::new(ids) as ArrayRef)
+        })?;
+    }
+    if has(IMPLICIT_LABEL) {
+        put(IMPLICIT_LABEL, DataType::Int64, &|old| {
+            let old = match old {
+                Some(a) if a.data_type() != &DataType::Null => Some(cast_with_options(
+                    a,
+                    &DataType::Int64,
+                    &CastOptions::default(),
+                )?),
+                _ => None,
+            };
+            let ints = old
+                .as_ref()
+                .and_then(|a| a.as_any().downcast_ref::<Int64Array>());
+            let v: Int64Array = (0..rows)
+                .map(|i| match ints {
+                    Some(a) if a.is_valid(i) => Some(a.value(i)),
+                    _ => Some(0),
+                })
+                .collect();
+            Ok(Arc::new(v) as ArrayRef)
+        })?;
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// 16 hex characters unique to this call: blake3 of the time, the process and a counter.
+fn row_id_prefix() -> String {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = blake3::Hasher::new();
+    h.update(b"quiver/row-id/1");
+    h.update(&nanos.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&n.to_le_bytes());
+    h.finalize().to_hex()[..16].to_string()
+}
+
 /// Which type conversions a write accepts beyond another layout of the same values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Casts {
@@ -99,6 +204,8 @@ pub fn conform(
         dataset: dataset.into(),
         reason,
     };
+    let filled = fill_implicit_keys(schema, batch)?;
+    let batch = &filled;
     if batch.schema().fields() == schema.fields() {
         for (f, c) in schema.fields().iter().zip(batch.columns()) {
             check_nulls(dataset, f, c)?;

@@ -16,7 +16,7 @@
 //! transactions and ingest options are not supported and refused, as GetSqlInfo says. A
 //! read-only caller is refused before anything is read.
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError as ArrowFlightError;
 use arrow_flight::sql::{CommandStatementIngest, TableExistsOption, TableNotExistOption};
@@ -195,20 +195,33 @@ fn check_command(cmd: &CommandStatementIngest) -> Result<()> {
     Ok(())
 }
 
-/// The schema of a dataset created from an upload: the default key columns
-/// `(sample_id, label_id)` must be there; they become `NOT NULL`.
+/// The schema of a dataset created from an upload, and its key: the default key columns
+/// `(sample_id, label_id)` when the upload has both (they become `NOT NULL`), else the
+/// implicit key of a keyless table (`_quiver_row_id`, `_quiver_label`, generated for every
+/// row written without them), so any table a client ingests is versioned.
 fn keyed_schema(table: &str, upload: &SchemaRef) -> Result<(SchemaRef, (String, String))> {
     let defaults = DatasetOptions::default();
     let (g, l) = (defaults.group_key, defaults.label_key);
-    for k in [&g, &l] {
-        if upload.field_with_name(k).is_err() {
+    let keyed = upload.field_with_name(&g).is_ok() && upload.field_with_name(&l).is_ok();
+    if !keyed {
+        use quiver_core::conform::{IMPLICIT_LABEL, IMPLICIT_ROW_ID};
+        let mut fields: Vec<Field> = upload
+            .fields()
+            .iter()
+            .filter(|f| f.name() != IMPLICIT_ROW_ID && f.name() != IMPLICIT_LABEL)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        if fields.is_empty() {
             return Err(FlightError::InvalidArgument(format!(
-                "bulk ingest cannot create table '{table}': a dataset is keyed on two columns \
-                 and the upload lacks '{k}' of the default key ({g}, {l}); create the table \
-                 first with CREATE TABLE {table} (…, PRIMARY KEY (group_column, \
-                 label_column)), then append"
+                "bulk ingest cannot create table '{table}': the upload has no columns"
             )));
         }
+        fields.push(Field::new(IMPLICIT_ROW_ID, DataType::Utf8, false));
+        fields.push(Field::new(IMPLICIT_LABEL, DataType::Int64, false));
+        return Ok((
+            std::sync::Arc::new(Schema::new_with_metadata(fields, upload.metadata().clone())),
+            (IMPLICIT_ROW_ID.to_string(), IMPLICIT_LABEL.to_string()),
+        ));
     }
     let fields: Vec<Field> = upload
         .fields()

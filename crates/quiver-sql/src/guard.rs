@@ -405,7 +405,6 @@ mod tests {
             "EXPLAIN INSERT INTO t VALUES (1)",
             "EXPLAIN ANALYZE DELETE FROM t",
             "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
-            "CREATE TABLE x (a INT)",
             "CREATE TABLE x AS SELECT 1",
             "EXPLAIN CREATE TABLE x (a INT, b INT, PRIMARY KEY (a, b))",
             "CREATE VIEW v AS SELECT 1",

@@ -512,8 +512,19 @@ fn row_selection(ranges: &[std::ops::Range<u64>], total: u64) -> RowSelection {
     RowSelection::from(sel)
 }
 
+/// The default of the implicit key columns in an INSERT that leaves them out: NULL, which
+/// the write path fills ([`quiver_core::conform::fill_implicit_keys`]).
+static IMPLICIT_DEFAULT: std::sync::LazyLock<Expr> =
+    std::sync::LazyLock::new(|| Expr::Literal(datafusion::common::ScalarValue::Null, None));
+
 #[async_trait::async_trait]
 impl TableProvider for QuiverTableProvider {
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        (column == quiver_core::conform::IMPLICIT_ROW_ID
+            || column == quiver_core::conform::IMPLICIT_LABEL)
+            .then(|| &*IMPLICIT_DEFAULT)
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -9,8 +9,10 @@
 //!
 //! A table is a dataset: `CREATE TABLE` creates one keyed on its declared primary key —
 //! two columns, the group key then the label key (as `CREATE DATASET … KEY (group, label)`);
-//! key columns are `NOT NULL`. A table without a two-column primary key is refused with a
-//! message saying so (keyless datasets do not exist yet). `DROP TABLE` drops datasets
+//! key columns are `NOT NULL`. A table with a one-column primary key gets an implicit label
+//! key `_quiver_label` (one label per group, 0 when not given); a table without a primary
+//! key gets an implicit row key `_quiver_row_id` (a unique id generated for every row
+//! written without one) and `_quiver_label`, so any table a client creates is versioned. `DROP TABLE` drops datasets
 //! ([`quiver_core::Catalog::drop_dataset`]: refs and configuration go at once, data objects
 //! stay until VACUUM/gc): a name that is not a dataset is `NOT_FOUND` unless `IF EXISTS`
 //! is given, and every name is checked before any is dropped. System tables and
@@ -214,28 +216,46 @@ fn create(c: &CreateTable) -> Result<Statement> {
         set_key(column_key)?;
     }
     let key = key.unwrap_or_default();
-    let (group_key, label_key) = match key.as_slice() {
-        [g, l] => (g.clone(), l.clone()),
+    // fewer than two key columns: implicit ones complete the key (their values are
+    // generated when a row is written without them)
+    let row_id = quiver_core::conform::IMPLICIT_ROW_ID;
+    let label = quiver_core::conform::IMPLICIT_LABEL;
+    let (group_key, label_key, implicit) = match key.as_slice() {
+        [g, l] => (g.clone(), l.clone(), Vec::new()),
+        [g] => (
+            g.clone(),
+            label.to_string(),
+            vec![format!("{label} BIGINT NOT NULL")],
+        ),
+        [] => (
+            row_id.to_string(),
+            label.to_string(),
+            vec![
+                format!("{row_id} VARCHAR NOT NULL"),
+                format!("{label} BIGINT NOT NULL"),
+            ],
+        ),
         _ => {
-            let declared = if key.is_empty() {
-                "none was declared".to_string()
-            } else {
-                format!(
-                    "PRIMARY KEY ({}) has {} column(s)",
-                    key.join(", "),
-                    key.len()
-                )
-            };
             return Err(unsupported(
                 WHAT,
                 &format!(
-                    "table '{name}' needs a PRIMARY KEY of two columns, (group key, label \
-                     key) — e.g. PRIMARY KEY (sample_id, label_id) — and {declared}; \
-                     tables without such a key are not supported yet"
+                    "PRIMARY KEY ({}) has {} columns; a dataset is keyed on at most two, \
+                     (group key, label key) — e.g. PRIMARY KEY (sample_id, label_id)",
+                    key.join(", "),
+                    key.len()
                 ),
             ));
         }
     };
+    for col in &c.columns {
+        let n = normalized(&col.name);
+        if n == row_id || n == label {
+            return Err(unsupported(
+                WHAT,
+                &format!("column name '{n}' is reserved for the implicit key of a table"),
+            ));
+        }
+    }
     // key columns are NOT NULL, whatever the column says
     let mut rendered = Vec::with_capacity(columns.len());
     for mut col in columns {
@@ -264,8 +284,9 @@ fn create(c: &CreateTable) -> Result<Statement> {
         }
         rendered.push(col.to_string());
     }
+    rendered.extend(implicit.iter().cloned());
     for k in [&group_key, &label_key] {
-        if !c.columns.iter().any(|col| &normalized(&col.name) == k) {
+        if k != row_id && k != label && !c.columns.iter().any(|col| &normalized(&col.name) == k) {
             return Err(unsupported(
                 WHAT,
                 &format!("PRIMARY KEY column '{k}' is not a column of table '{name}'"),
@@ -321,11 +342,13 @@ mod tests {
     #[test]
     fn create_table_refusals_name_the_problem() {
         for (sql, needle) in [
-            ("CREATE TABLE t (a INT)", "none was declared"),
-            ("CREATE TABLE t (a INT PRIMARY KEY)", "has 1 column"),
+            (
+                "CREATE TABLE t (a INT, _quiver_row_id VARCHAR)",
+                "reserved for the implicit key",
+            ),
             (
                 "CREATE TABLE t (a INT, b INT, c INT, PRIMARY KEY (a, b, c))",
-                "has 3 column",
+                "has 3 columns",
             ),
             (
                 "CREATE TABLE t (a INT, b INT, PRIMARY KEY (a, x))",

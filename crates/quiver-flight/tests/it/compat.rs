@@ -364,23 +364,34 @@ async fn bulk_ingest_modes() {
         Ok(1)
     );
     assert_eq!(count(&sql(&mut ro, "SELECT count(*) FROM ing2").await), 3);
-    // a table without the default key columns cannot be created by ingest
+    // a table without the default key columns is created keyless: every row gets a
+    // generated row key, and appending the same rows again adds them again (a bag of rows)
     let nokey = arrow::array::RecordBatch::try_new(
         std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int64, true),
         ])),
-        vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![1]))],
+        vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![
+            1, 1, 2,
+        ]))],
     )
     .expect("batch");
-    let err = ingest(&mut rw, "nokey", N::Create, E::Fail, nokey)
-        .await
-        .expect_err("no key");
-    assert!(err.contains("lacks 'sample_id'"), "{err}");
+    assert_eq!(
+        ingest(&mut rw, "nokey", N::Create, E::Fail, nokey.clone()).await,
+        Ok(3)
+    );
+    assert_eq!(
+        ingest(&mut rw, "nokey", N::Fail, E::Append, nokey).await,
+        Ok(3)
+    );
+    assert_eq!(
+        count(&sql(&mut ro, "SELECT count(DISTINCT _quiver_row_id) FROM nokey").await),
+        6
+    );
     let err = ingest(&mut ro, "ing", N::Fail, E::Replace, two)
         .await
         .expect_err("read-only");
     assert!(err.contains("read-only"), "{err}");
-    assert_eq!(table_names(&mut ro).await, ["demo", "ing", "ing2"]);
+    assert_eq!(table_names(&mut ro).await, ["demo", "ing", "ing2", "nokey"]);
     srv.stop().await;
 }
 
