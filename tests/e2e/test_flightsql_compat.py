@@ -41,9 +41,13 @@ def test_create_and_drop_table(adbc, adbc_ro, client):
         adbc_table(adbc, create)
     assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.ALREADY_EXISTS, ei.value
     adbc_table(adbc, create.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+    # a table without a primary key is a keyless dataset (implicit row key)
+    adbc_table(adbc, "CREATE TABLE e2e_nokey (a INT, b INT)")
+    info = client.sql("SELECT group_key, label_key FROM quiver.datasets WHERE dataset = 'e2e_nokey'")
+    assert info.to_pylist() == [{"group_key": "_quiver_row_id", "label_key": "_quiver_label"}]
     with pytest.raises(adbc_driver_manager.Error) as ei:
-        adbc_table(adbc, "CREATE TABLE e2e_nokey (a INT, b INT)")
-    assert "PRIMARY KEY of two columns" in str(ei.value)
+        adbc_table(adbc, "CREATE TABLE e2e_threekey (a INT, b INT, c INT, PRIMARY KEY (a, b, c))")
+    assert "at most two" in str(ei.value)
 
     for drop in ("DROP TABLE e2e_boxes", "DROP TABLE IF EXISTS e2e_boxes"):
         with pytest.raises(adbc_driver_manager.Error) as ei:
