@@ -193,6 +193,7 @@ struct EventInfo<'a> {
 /// label), with the number of packs it was erased from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasedLabel {
+    pub dataset: String,
     pub id: String,
     pub group: String,
     pub label: String,
@@ -539,28 +540,48 @@ impl Dataset {
     /// Every label erased from this dataset, newest erasure first (from the erasure records
     /// of the catalog).
     pub async fn erased_labels(&self) -> Result<Vec<ErasedLabel>> {
+        let mut all = self.catalog.erased_labels().await?;
+        all.retain(|l| l.dataset == self.name());
+        Ok(all)
+    }
+}
+
+impl crate::Catalog {
+    /// Every label erased from any dataset of the catalog, newest erasure first: one per
+    /// (erasure, label), with the number of packs it was erased from.
+    pub async fn erased_labels(&self) -> Result<Vec<ErasedLabel>> {
         let store = self.store();
-        let mut by: BTreeMap<(String, String, String), ErasedLabel> = BTreeMap::new();
-        for path in store.list(PACK_RECORDS).await? {
-            let Some(pack) = record::pack_of_record(&path) else {
-                continue;
-            };
-            let Some(b) = store.get_file_opt(&path).await? else {
-                continue;
-            };
-            let r = ErasureRecord::decode(&path, &pack, &b)?;
-            for e in r.events.iter().filter(|e| e.dataset == self.name()) {
+        type Id = (String, String, String, String);
+        let mut by: BTreeMap<Id, ErasedLabel> = BTreeMap::new();
+        let paths: Vec<String> = store.list(PACK_RECORDS).await?;
+        let read: Vec<Option<ErasureRecord>> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let Some(pack) = record::pack_of_record(&path) else {
+                    return Ok(None);
+                };
+                match store.get_file_opt(&path).await? {
+                    Some(b) => ErasureRecord::decode(&path, &pack, &b).map(Some),
+                    None => Ok(None),
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        for r in read.into_iter().flatten() {
+            for e in &r.events {
                 let mut seen: HashSet<&(String, String)> = HashSet::new();
                 for l in &e.labels {
                     if !seen.insert(l) {
                         continue;
                     }
-                    by.entry((e.id.clone(), l.0.clone(), l.1.clone()))
+                    let id = (e.dataset.clone(), e.id.clone(), l.0.clone(), l.1.clone());
+                    by.entry(id)
                         .and_modify(|x| {
                             x.packs += 1;
                             x.time = x.time.min(e.time);
                         })
                         .or_insert_with(|| ErasedLabel {
+                            dataset: e.dataset.clone(),
                             id: e.id.clone(),
                             group: l.0.clone(),
                             label: l.1.clone(),
@@ -575,9 +596,9 @@ impl Dataset {
         }
         let mut out: Vec<ErasedLabel> = by.into_values().collect();
         out.sort_by(|a, b| {
-            b.time
-                .cmp(&a.time)
-                .then_with(|| (&a.group, &a.label).cmp(&(&b.group, &b.label)))
+            b.time.cmp(&a.time).then_with(|| {
+                (&a.dataset, &a.group, &a.label).cmp(&(&b.dataset, &b.group, &b.label))
+            })
         });
         Ok(out)
     }
