@@ -405,6 +405,11 @@ impl MetaCache {
     pub fn generation(&self, pack: &Hash) -> u64 {
         self.packs.generation(pack)
     }
+
+    /// The size of `pack` as this process knows it (its cached sums), if it does.
+    pub(crate) fn known_size(&self, pack: &Hash) -> Option<u64> {
+        self.packs.cached_size(pack)
+    }
 }
 
 /// Read row ranges of one pack; returns the batches of each range, in the order given.

@@ -162,6 +162,14 @@ impl VerifiedStore {
         }
     }
 
+    /// The size of `pack` its cached sums say, if they are cached.
+    pub fn cached_size(&self, pack: &Hash) -> Option<u64> {
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(pack).map(|s| s.size()))
+    }
+
     /// This process rewrote `pack` (an erasure): drop its sums and raise its generation.
     pub fn forget(&self, pack: &Hash) {
         if let Ok(mut c) = self.cache.lock() {
@@ -227,6 +235,24 @@ impl VerifiedStore {
         tokio::task::spawn_blocking(move || PackSums::compute(pack, &bytes))
             .await
             .map_err(|e| CoreError::Join(e.to_string()))?
+    }
+
+    /// A range outside `pack` as its sums `used` know it: the caller knows a pack rewritten
+    /// since (a longer one), or asks for bytes that are not there (`refused`).
+    async fn beyond(
+        &self,
+        pack: &Hash,
+        used: &PackSums,
+        refused: object_store::Error,
+    ) -> object_store::Error {
+        let c = CoreError::Corrupt {
+            what: pack_path(pack),
+            reason: refused.to_string(),
+        };
+        match self.recheck(pack, used, c).await {
+            r @ CoreError::PackRewritten { .. } => os_err(r),
+            _ => refused,
+        }
     }
 
     /// A unit of `pack` did not match `used` (or the pack's size did not): read the sums
@@ -375,7 +401,13 @@ impl ObjectStore for VerifiedStore {
         };
         let sums = self.sums(&pack).await.map_err(os_err)?;
         let Some(want) = requested(&options.range, sums.size()) else {
-            return Err(out_of_range(&pack, &options.range, sums.size()));
+            return Err(self
+                .beyond(
+                    &pack,
+                    &sums,
+                    out_of_range(&pack, &options.range, sums.size()),
+                )
+                .await);
         };
         let wide = sums.widen(&want);
         let mut opts = options;
@@ -418,7 +450,9 @@ impl ObjectStore for VerifiedStore {
             .find(|r| r.start > r.end || r.end > sums.size())
         {
             let r = Some(GetRange::Bounded(r.clone()));
-            return Err(out_of_range(&pack, &r, sums.size()));
+            return Err(self
+                .beyond(&pack, &sums, out_of_range(&pack, &r, sums.size()))
+                .await);
         }
         // whole units covering each range, merged where they overlap or touch
         let mut wide: Vec<Range<u64>> = ranges.iter().map(|r| sums.widen(r)).collect();

@@ -450,17 +450,22 @@ impl QuiverTableProvider {
             return Ok(i);
         }
         let store = cat.store();
+        let head = store
+            .object_store()
+            .head(&store.full_path(&scan.path))
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::ObjectStore(Box::new(e)))?;
+        // a size other than the one this process knows: rewritten by an erasure elsewhere
+        // (its cached sums and footer go, its generation rises) — found while planning,
+        // before any read of a stale footer
+        cat.pack_observed(&scan.pack, head.size);
+        let generation = cat.pack_generation(&scan.pack);
         let meta = cat
             .meta_cache()
             .get(store, &scan.pack)
             .await
             .map_err(df_err)?;
         let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
-        let head = store
-            .object_store()
-            .head(&store.full_path(&scan.path))
-            .await
-            .map_err(|e| datafusion::error::DataFusionError::ObjectStore(Box::new(e)))?;
         let info = PackInfo {
             size: head.size,
             rows,

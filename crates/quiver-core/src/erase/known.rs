@@ -102,6 +102,17 @@ impl Catalog {
         }
     }
 
+    /// A reader found `pack` to be `size` bytes long (e.g. planning a scan): when this process
+    /// knows it with another size, another process rewrote it (an erasure), and what this one
+    /// cached of it (sums, footer) is dropped, raising its generation. Returns whether it was.
+    pub fn pack_observed(&self, pack: &Hash, size: u64) -> bool {
+        let stale = self.inner.meta.known_size(pack).is_some_and(|s| s != size);
+        if stale {
+            self.inner.meta.forget(pack);
+        }
+        stale
+    }
+
     /// The generation of a pack's bytes as this process knows them: raised whenever the
     /// pack is found rewritten by an erasure (caches of its footer or size remember the
     /// generation they were filled at; see [`crate::verified`]).
