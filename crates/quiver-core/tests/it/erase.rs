@@ -668,3 +668,42 @@ async fn erased_assets_say_so() {
     assert_eq!(g.deleted, 1, "the other, unreferenced asset");
     assert_eq!(assets.tombstones().await.unwrap().len(), 1);
 }
+
+/// VACUUM deletes an erased pack no version needs any more with its sums and its erasure
+/// record; the live erased packs and their records stay, and fsck is clean.
+#[tokio::test]
+async fn gc_takes_the_records_of_the_packs_it_deletes() {
+    let cat = Catalog::open("memory://").await.unwrap();
+    let ds = cat
+        .create_dataset("demo", demo::schema(), demo::options())
+        .await
+        .unwrap();
+    ds.append("main", &edits(1, 300), "load").await.unwrap();
+    ds.create_branch("exp", &VersionSpec::main()).await.unwrap();
+    ds.upsert("exp", &edits(2, 20), "exp edit").await.unwrap();
+    let rows = EraseKeys::new(&ds).unwrap().group(b"img-00000001".to_vec());
+    assert_eq!(ds.erase(&rows, "").await.unwrap().packs_rewritten, 2);
+    let records = |cat: &Catalog| {
+        let cat = cat.clone();
+        async move { cat.store().list("erasures/packs/").await.unwrap().len() }
+    };
+    assert_eq!(records(&cat).await, 2);
+    ds.delete_branch("exp").await.unwrap();
+    let r = cat
+        .gc(&quiver_core::VacuumOptions {
+            retain: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.packs.count, r.erasure_records.count), (1, 1), "{r:?}");
+    assert_eq!(records(&cat).await, 1);
+    let f = cat.fsck(FsckOptions::default()).await.unwrap();
+    assert!(f.is_clean() && f.orphans.is_empty(), "{f:?}");
+    assert_eq!(f.erased_packs, 1);
+    let t = table(&ds.head("main").await.unwrap()).await;
+    assert_eq!(
+        t[&("img-00000001".to_string(), 0)],
+        erased_row(&("img-00000001".to_string(), 0))
+    );
+}
