@@ -90,6 +90,7 @@ pub trait RowMatcher: Send + Sync {
 pub struct EraseKeys {
     gi: usize,
     li: usize,
+    types: (arrow::datatypes::DataType, arrow::datatypes::DataType),
     groups: BTreeSet<Key>,
     labels: BTreeSet<(Key, Key)>,
     shown: Vec<String>,
@@ -99,9 +100,14 @@ impl EraseKeys {
     /// No keys yet, for `ds`'s key columns.
     pub fn new(ds: &Dataset) -> Result<EraseKeys> {
         let (gi, li) = ds.key_columns()?;
+        let schema = ds.schema();
         Ok(EraseKeys {
             gi,
             li,
+            types: (
+                schema.field(gi).data_type().clone(),
+                schema.field(li).data_type().clone(),
+            ),
             groups: BTreeSet::new(),
             labels: BTreeSet::new(),
             shown: Vec::new(),
@@ -110,15 +116,18 @@ impl EraseKeys {
 
     /// Every label of group `key` (key bytes, [`crate::encoding::key_bytes`]).
     pub fn group(mut self, key: Key) -> Self {
-        self.shown.push(hex::encode(&key));
+        self.shown.push(encoding::key_display(&self.types.0, &key));
         self.groups.insert(key);
         self
     }
 
     /// The label `label` of group `group`.
     pub fn label(mut self, group: Key, label: Key) -> Self {
-        self.shown
-            .push(format!("{}/{}", hex::encode(&group), hex::encode(&label)));
+        self.shown.push(format!(
+            "({}, {})",
+            encoding::key_display(&self.types.0, &group),
+            encoding::key_display(&self.types.1, &label)
+        ));
         self.labels.insert((group, label));
         self
     }
