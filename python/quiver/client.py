@@ -462,6 +462,39 @@ class Client:
             q += f" MESSAGE {sql_string(message)}"
         return self.sql(q).to_pylist()[0]
 
+    def erase(self, dataset: str, where: str, reason: Optional[str] = None) -> dict:
+        """Erase the labels matching the SQL predicate ``where`` from every version of
+        ``dataset`` (SQL ``ERASE FROM … WHERE … REASON …``): old commits, branches, tags
+        and the before-images commits keep. Erased labels keep their keys; their other
+        values read NULL (``'<erased>'`` and 0 in NOT NULL columns). Commit ids, content
+        hashes and diffs do not change. ``reason`` is recorded (see :meth:`erasures`).
+
+        Returns ``{"dataset", "erasure_id", "versions", "packs_scanned", "packs_rewritten",
+        "rows_erased", "labels_erased"}``.
+        """
+        q = f"ERASE FROM {sql_ident(dataset)} WHERE {where}"
+        if reason is not None:
+            q += f" REASON {sql_string(reason)}"
+        return self.sql(q).to_pylist()[0]
+
+    def erasures(self, dataset: Optional[str] = None) -> pa.Table:
+        """Every erased label (of ``dataset``, or of every dataset), newest first:
+        ``dataset``, ``erasure_id``, ``group_key``, ``label_key``, ``erased_at``,
+        ``author``, ``reason``, ``filter``, ``packs`` (SQL ``quiver.erasures``)."""
+        q = "SELECT * FROM quiver.erasures"
+        if dataset is not None:
+            q += f" WHERE dataset = {sql_string(dataset)}"
+        return self.sql(q)
+
+    def erase_asset(self, hash: str, reason: Optional[str] = None) -> dict:
+        """Erase an asset (an image): its bytes are deleted although labels still name
+        it, and reads of it (``quiver_asset``) fail saying when, by whom and why. Returns
+        the tombstone: ``{"hash", "erased_at", "author", "reason", "size"}``."""
+        body = {"hash": hash}
+        if reason is not None:
+            body["reason"] = reason
+        return self.action("quiver.erase_asset", body)
+
     def label_history(self, dataset: str, group, label=None, ref: Optional[str] = None) -> pa.Table:
         """Every commit that changed the labels of sample ``group`` (only label ``label`` of
         it, when given), newest first, along the first-parent history of ``ref`` (default:

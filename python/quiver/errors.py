@@ -76,7 +76,8 @@ class Unsupported(QuiverError):
 
 
 class Unavailable(QuiverError):
-    """The server cannot be reached (UNAVAILABLE)."""
+    """The server cannot be reached, or asks to run the request again (UNAVAILABLE): e.g. a
+    pack another process erased while the server had it cached (the next read is served)."""
 
     code = "UNAVAILABLE"
 

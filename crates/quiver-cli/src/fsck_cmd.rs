@@ -100,6 +100,12 @@ fn print_human(r: &FsckReport, all_orphans: bool) {
         r.packs,
         r.files
     );
+    if r.erased_packs > 0 || r.erased_assets > 0 {
+        println!(
+            "{} packs hold erased labels, {} assets were erased (erasures, not problems)",
+            r.erased_packs, r.erased_assets
+        );
+    }
     for p in &r.problems {
         let kind = serde_json::to_value(p.kind)
             .ok()

@@ -155,6 +155,14 @@ pub enum AssetsCmd {
     Put { file: PathBuf },
     /// Write an asset (verified) to a file.
     Get { hash: String, out: PathBuf },
+    /// Erase an asset (a privacy request): its bytes are deleted although labels still name
+    /// it, and a tombstone makes every read say when, by whom and why.
+    Erase {
+        hash: String,
+        /// Why (recorded in the tombstone).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// An indicatif bar driven by import/export progress.
@@ -406,6 +414,9 @@ pub async fn run(cat: &Catalog, cmd: IoCommand) -> Result<(), CoreError> {
             })?;
             let n = cat.assets().get_to_file(&h, &out).await?;
             println!("wrote {n} bytes to {}", out.display());
+        }
+        IoCommand::Assets(AssetsCmd::Erase { hash, reason }) => {
+            crate::erase_cmd::erase_asset(cat, &hash, &reason).await?
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod erase_cmd;
 mod fsck_cmd;
 mod gc_cmd;
 mod io_cmd;
@@ -78,6 +79,8 @@ enum Command {
     Fsck(fsck_cmd::FsckArgs),
     /// Delete commits, layouts, bases, deltas, packs and assets no live version needs (VACUUM).
     Gc(gc_cmd::GcArgs),
+    /// Erase labels from every version (privacy requests): commit ids and hashes stay.
+    Erase(erase_cmd::EraseArgs),
     /// Create the catalog (idempotent).
     Init,
     /// Create the catalog and a demo dataset (if missing), then show its history.
@@ -256,6 +259,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Revert(a) => rewind_cmd::revert(&cat, a).await?,
         Command::Reset(a) => rewind_cmd::reset(&cat, a).await?,
         Command::Gc(a) => gc_cmd::run(&cat, a).await?,
+        Command::Erase(a) => erase_cmd::run(&cat, a).await?,
         Command::Sql(a) => sql_cmd::run(&cat, a).await?,
         Command::Serve(a) => serve_cmd::run(&cat, &cli.catalog, a).await?,
         Command::Fsck(a) => fsck_cmd::run(&cat, a).await?,

@@ -7,6 +7,15 @@
 //! (multipart upload to a temporary object, then renamed to its address if absent), and
 //! a streamed get verifies the hash at the end. Assets no reachable version references are
 //! reclaimed only by an explicit [`AssetStore::gc`].
+//!
+//! **Erasure** ([`AssetStore::erase`]): an asset's bytes are deleted although labels still
+//! name it (a privacy request). A *tombstone* is written first, at
+//! `erasures/assets/<hex[0..2]>/<hex>` — `"QVTOMB01"`, the compact JSON of [`Tombstone`]
+//! (hash, time, author, reason, size), then the blake3 of everything before it — then the
+//! asset object is deleted. Reads of an erased asset fail with [`CoreError::AssetErased`]
+//! ("asset … was erased on … by … (reason)") instead of "not found"; labels naming it stay
+//! as they are (and `fsck` does not count them as broken: it never required assets to
+//! exist). Putting the same bytes again stores them again.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -40,6 +49,73 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 1024 * 1024;
 /// Where streamed uploads are staged before they get their address.
 pub(crate) const STAGING: &str = "tmp/assets/";
+/// Where the tombstones of erased assets live.
+pub const TOMBSTONES: &str = "erasures/assets/";
+const TOMB_MAGIC: &[u8; 8] = b"QVTOMB01";
+
+/// What is left of an erased asset (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tombstone {
+    /// The asset's hash (hex).
+    pub hash: String,
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub author: String,
+    pub reason: String,
+    /// Its size in bytes when it was erased (`None`: it was gone already).
+    pub size: Option<u64>,
+}
+
+impl Tombstone {
+    /// Path (relative to the catalog root) of the tombstone of asset `hash`.
+    pub fn path(hash: &Hash) -> String {
+        let hex = hash.to_hex();
+        format!("{TOMBSTONES}{}/{hex}", &hex[..2])
+    }
+
+    /// The sealed tombstone.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut b = TOMB_MAGIC.to_vec();
+        b.extend_from_slice(&serde_json::to_vec(self)?);
+        let seal = blake3::hash(&b);
+        b.extend_from_slice(seal.as_bytes());
+        Ok(b)
+    }
+
+    /// Decode the tombstone at `path`.
+    pub fn decode(path: &str, b: &[u8]) -> Result<Tombstone> {
+        let bad = |r: String| CoreError::Corrupt {
+            what: path.to_string(),
+            reason: r,
+        };
+        if b.len() < 8 + 32 || &b[..8] != TOMB_MAGIC {
+            return Err(bad("not an asset tombstone".into()));
+        }
+        let (rest, seal) = b.split_at(b.len() - 32);
+        if blake3::hash(rest).as_bytes() != seal {
+            return Err(bad("seal (blake3 of its content) does not match".into()));
+        }
+        let t: Tombstone =
+            serde_json::from_slice(&rest[8..]).map_err(|e| bad(format!("does not decode: {e}")))?;
+        if !path.ends_with(&t.hash) {
+            return Err(bad("names another asset".into()));
+        }
+        Ok(t)
+    }
+
+    /// The error reads of the erased asset fail with.
+    pub fn error(&self) -> CoreError {
+        CoreError::AssetErased {
+            hash: self.hash.clone(),
+            time: self.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            author: self.author.clone(),
+            reason: if self.reason.is_empty() {
+                "no reason given".into()
+            } else {
+                self.reason.clone()
+            },
+        }
+    }
+}
 
 /// A stream of verified asset bytes (the last item is an error on hash mismatch).
 pub type AssetStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
@@ -203,14 +279,74 @@ impl AssetStore {
         Ok(self.store().has_object(ASSET_KIND, hash).await?)
     }
 
+    /// The tombstone of an erased asset, if it was erased.
+    pub async fn tombstone(&self, hash: &Hash) -> Result<Option<Tombstone>> {
+        let path = Tombstone::path(hash);
+        match self.store().get_file_opt(&path).await? {
+            Some(b) => Tombstone::decode(&path, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Why asset `hash` cannot be read: it was erased, or it is not there.
+    async fn missing(&self, hash: &Hash) -> CoreError {
+        match self.tombstone(hash).await {
+            Ok(Some(t)) => t.error(),
+            Ok(None) => CoreError::AssetNotFound(hash.to_hex()),
+            Err(e) => e,
+        }
+    }
+
+    /// Erase an asset (see the module docs): its tombstone, then its bytes are deleted.
+    /// Erasing an asset erased before returns its tombstone; one never stored is not found.
+    pub async fn erase(&self, hash: &Hash, reason: &str, author: &str) -> Result<Tombstone> {
+        let size = match self.size(hash).await {
+            Ok(n) => Some(n),
+            Err(CoreError::AssetErased { .. }) => None,
+            Err(CoreError::AssetNotFound(_)) => {
+                return Err(CoreError::AssetNotFound(hash.to_hex()))
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(size) = size else {
+            // erased already: its tombstone says when and why
+            return self
+                .tombstone(hash)
+                .await?
+                .ok_or_else(|| CoreError::AssetNotFound(hash.to_hex()));
+        };
+        let t = Tombstone {
+            hash: hash.to_hex(),
+            time: chrono::Utc::now(),
+            author: author.to_string(),
+            reason: reason.to_string(),
+            size: Some(size),
+        };
+        self.store()
+            .put_file(&Tombstone::path(hash), Bytes::from(t.encode()?))
+            .await?;
+        self.store().delete(&Self::path_of(hash)).await?;
+        Ok(t)
+    }
+
+    /// Every erased asset's tombstone, oldest first.
+    pub async fn tombstones(&self) -> Result<Vec<Tombstone>> {
+        let mut out = Vec::new();
+        for path in self.store().list(TOMBSTONES).await? {
+            if let Some(b) = self.store().get_file_opt(&path).await? {
+                out.push(Tombstone::decode(&path, &b)?);
+            }
+        }
+        out.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.hash.cmp(&b.hash)));
+        Ok(out)
+    }
+
     /// Size in bytes of an asset.
     pub async fn size(&self, hash: &Hash) -> Result<u64> {
         let os = self.store().object_store();
         match os.head(&self.store().full_path(&Self::path_of(hash))).await {
             Ok(m) => Ok(m.size),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(CoreError::AssetNotFound(hash.to_hex()))
-            }
+            Err(object_store::Error::NotFound { .. }) => Err(self.missing(hash).await),
             Err(e) => Err(store_err(e)),
         }
     }
@@ -219,9 +355,7 @@ impl AssetStore {
     pub async fn get(&self, hash: &Hash) -> Result<Bytes> {
         match self.store().get_object(ASSET_KIND, hash).await {
             Ok(b) => Ok(b),
-            Err(quiver_store::StoreError::NotFound { .. }) => {
-                Err(CoreError::AssetNotFound(hash.to_hex()))
-            }
+            Err(quiver_store::StoreError::NotFound { .. }) => Err(self.missing(hash).await),
             Err(e) => Err(e.into()),
         }
     }
@@ -233,9 +367,7 @@ impl AssetStore {
         let rel = Self::path_of(hash);
         let res = match os.get(&self.store().full_path(&rel)).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(CoreError::AssetNotFound(hash.to_hex()))
-            }
+            Err(object_store::Error::NotFound { .. }) => return Err(self.missing(hash).await),
             Err(e) => return Err(store_err(e)),
         };
         let expected = *hash;

@@ -86,6 +86,8 @@ pub(crate) struct CatalogInner {
     pub instance: u64,
     /// The runner of pre-merge checks ([`crate::branch_settings`]).
     pub checks: std::sync::RwLock<Option<Arc<dyn crate::branch_settings::CheckRunner>>>,
+    /// Packs holding erased rows ([`crate::erase::known`]).
+    pub erased: Mutex<crate::erase::known::ErasedSet>,
 }
 
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -177,6 +179,7 @@ impl Catalog {
                 layouts: Mutex::default(),
                 instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 checks: Default::default(),
+                erased: Mutex::default(),
             }),
         })
     }

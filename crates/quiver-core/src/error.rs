@@ -200,21 +200,37 @@ pub enum CoreError {
     },
     #[error("invalid retention '{0}': expected a number of days or hours, e.g. 7d, 12h, 0d")]
     InvalidRetention(String),
+    #[error("cannot erase from dataset '{dataset}': {reason}")]
+    CannotErase { dataset: String, reason: String },
+    #[error("{pack} was rewritten by an erasure while this process had it cached; its cached copy is dropped: run the statement again")]
+    PackRewritten {
+        /// The pack's path relative to the catalog root.
+        pack: String,
+    },
+    #[error("asset {hash} was erased on {time} by {author} ({reason})")]
+    AssetErased {
+        hash: String,
+        time: String,
+        author: String,
+        reason: String,
+    },
 }
 
 /// Result alias of this crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 impl CoreError {
-    /// The [`CoreError::Corrupt`] anywhere in `err`'s chain of sources, e.g. a pack range
-    /// that failed its checksum deep inside a DataFusion or Parquet error
-    /// (`DataFusionError::ParquetError` → `ParquetError::External` → `object_store::Error`
-    /// → `CoreError::Corrupt`). Its `what` is the object's path relative to the catalog
-    /// root.
+    /// The [`CoreError::Corrupt`] (or [`CoreError::PackRewritten`]) anywhere in `err`'s
+    /// chain of sources, e.g. a pack range that failed its checksum deep inside a DataFusion
+    /// or Parquet error (`DataFusionError::ParquetError` → `ParquetError::External` →
+    /// `object_store::Error` → `CoreError::Corrupt`). Its `what` is the object's path
+    /// relative to the catalog root.
     pub fn find_corrupt<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CoreError> {
         let mut cur = Some(err);
         while let Some(e) = cur {
-            if let Some(c @ CoreError::Corrupt { .. }) = e.downcast_ref::<CoreError>() {
+            if let Some(c @ (CoreError::Corrupt { .. } | CoreError::PackRewritten { .. })) =
+                e.downcast_ref::<CoreError>()
+            {
                 return Some(c);
             }
             if let Some(CoreError::Store(s)) = e.downcast_ref::<CoreError>() {

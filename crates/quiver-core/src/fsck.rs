@@ -16,6 +16,14 @@
 //!   pointer (naming a wrong layout) or the layout is **corrupt**;
 //! * decodes the schema registry, metadata and pending merges.
 //!
+//! A pack rewritten by an erasure ([`crate::erase`]) no longer hashes to its address: it is
+//! sound when its bytes hash to what its erasure record says they are (counted in
+//! `erased_packs`), and its sums file describes those bytes; an erasure cut short (the pack
+//! or its sums still the bytes before) is **erasure incomplete**, fixed by running the
+//! erasure again; bytes neither the address nor the record explains are **corrupt**.
+//! Erasure records of packs no ref reaches are orphans; records and asset tombstones that
+//! do not decode are corrupt.
+//!
 //! The lineage log and `catalog.json` are decoded too. Objects (commits, layouts, bases,
 //! deltas, packs) no ref reaches are **orphans**: counted and listed, never deleted
 //! (removing them is VACUUM's job); so are the layout pointers of commits no ref reaches,
@@ -73,6 +81,9 @@ pub enum ProblemKind {
     Corrupt,
     /// A dataset whose creation (or drop) did not finish.
     HalfCreated,
+    /// An erasure that did not finish: a pack, or its sums file, still holds what was
+    /// there before. Running the erasure again finishes it.
+    ErasureIncomplete,
 }
 
 /// One problem, naming the file by its path relative to the catalog root.
@@ -96,6 +107,10 @@ pub struct FsckReport {
     pub bases: u64,
     pub deltas: u64,
     pub packs: u64,
+    /// Packs whose bytes are what an erasure left (counted in `packs` too).
+    pub erased_packs: u64,
+    /// Erased assets (their tombstones decode).
+    pub erased_assets: u64,
     /// Other files decoded (layout pointers, configurations, schema versions, lineage
     /// records…).
     pub files: u64,
@@ -130,6 +145,8 @@ impl FsckReport {
 enum Bad {
     Missing,
     Corrupt(String),
+    /// Its bytes hash to this, not to its address (a pack may be erased: see its record).
+    Mismatch(Hash),
 }
 
 /// The state of one walk over the catalog.
@@ -188,6 +205,48 @@ impl Catalog {
             say(&format!("checking dataset {name}"));
             self.check_dataset(&mut w, &listed, name, opts.repair)
                 .await?;
+        }
+        say("checking erasure records");
+        for f in listed
+            .iter()
+            .filter(|f| f.starts_with(crate::erase::PACK_RECORDS))
+        {
+            let ok = crate::erase::record::pack_of_record(f).is_some_and(|p| {
+                // reachable packs' records were read with their pack
+                w.seen.contains(&Store::object_path(PACK_KIND, &p))
+            });
+            if ok {
+                continue;
+            }
+            w.report.files += 1;
+            let decoded = match (
+                crate::erase::record::pack_of_record(f),
+                store.get_file_opt(f).await?,
+            ) {
+                (Some(p), Some(b)) => crate::erase::ErasureRecord::decode(f, &p, &b).map(|_| ()),
+                (_, None) => Ok(()),
+                (None, _) => Err(CoreError::Corrupt {
+                    what: f.clone(),
+                    reason: "not named after a pack".into(),
+                }),
+            };
+            match decoded {
+                // the record of a pack no version reaches: garbage with its pack
+                Ok(()) => w.report.orphans.push(f.clone()),
+                Err(e) => w.report.problem(ProblemKind::Corrupt, f, e.to_string()),
+            }
+        }
+        for f in listed
+            .iter()
+            .filter(|f| f.starts_with(crate::assets::TOMBSTONES))
+        {
+            w.report.files += 1;
+            if let Some(b) = store.get_file_opt(f).await? {
+                match crate::assets::Tombstone::decode(f, &b) {
+                    Ok(_) => w.report.erased_assets += 1,
+                    Err(e) => w.report.problem(ProblemKind::Corrupt, f, e.to_string()),
+                }
+            }
         }
         say("checking the lineage log");
         for f in listed.iter().filter(|f| f.starts_with("lineage/")) {
@@ -415,10 +474,46 @@ impl Walk<'_> {
                     Err(StoreError::NotFound { .. }) => Ok((h, Err(Bad::Missing))),
                     Err(StoreError::Corrupt { actual, .. }) => Ok((
                         h,
-                        Err(Bad::Corrupt(format!(
-                            "does not match its address: its blake3 is {actual}"
-                        ))),
+                        Err(match Hash::from_hex(&actual) {
+                            Some(a) => Bad::Mismatch(a),
+                            None => Bad::Corrupt(format!(
+                                "does not match its address: its blake3 is {actual}"
+                            )),
+                        }),
                     )),
+                    Err(e) => Err(CoreError::from(e)),
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        for _ in &out {
+            self.tick();
+        }
+        Ok(out)
+    }
+
+    /// Read packs whole concurrently (each at most once per fsck): their bytes and blake3.
+    async fn fetch_packs(
+        &mut self,
+        hashes: Vec<Hash>,
+    ) -> Result<Vec<(Hash, std::result::Result<(bytes::Bytes, Hash), Bad>)>> {
+        let todo: Vec<Hash> = hashes
+            .into_iter()
+            .filter(|h| self.seen.insert(Store::object_path(PACK_KIND, h)))
+            .collect();
+        let store = self.store;
+        let out: Vec<_> = futures::stream::iter(todo)
+            .map(|h| async move {
+                match store.get_file(&Store::object_path(PACK_KIND, &h)).await {
+                    Ok(b) => {
+                        let b2 = b.clone();
+                        let actual = tokio::task::spawn_blocking(move || Hash::of(&b2))
+                            .await
+                            .map_err(|e| CoreError::Join(e.to_string()))?;
+                        Ok((h, Ok((b, actual))))
+                    }
+                    Err(StoreError::NotFound { .. }) => Ok((h, Err(Bad::Missing))),
                     Err(e) => Err(CoreError::from(e)),
                 }
             })
@@ -440,7 +535,93 @@ impl Walk<'_> {
                 format!("reachable from {from}, but does not exist"),
             ),
             Bad::Corrupt(e) => self.report.problem(ProblemKind::Corrupt, path, e),
+            Bad::Mismatch(actual) => self.report.problem(
+                ProblemKind::Corrupt,
+                path,
+                format!("does not match its address: its blake3 is {actual}"),
+            ),
         }
+    }
+
+    /// A reachable pack read whole: its bytes (hashing to `actual`) are the original ones
+    /// or those its erasure record says an erasure left; an erasure cut short (a record
+    /// naming bytes the pack does not hold, or a sums file still describing the bytes
+    /// before) is reported; bytes neither explains are corrupt.
+    async fn check_pack(
+        &mut self,
+        pack: &Hash,
+        bytes: Option<&bytes::Bytes>,
+        actual: &Hash,
+    ) -> Result<()> {
+        let path = Store::object_path(PACK_KIND, pack);
+        let rpath = crate::erase::record_path(pack);
+        let record = if self.files.contains(&rpath) {
+            self.seen.insert(rpath.clone());
+            match self.store.get_file_opt(&rpath).await? {
+                Some(b) => match crate::erase::ErasureRecord::decode(&rpath, pack, &b) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.report
+                            .problem(ProblemKind::Corrupt, &rpath, e.to_string());
+                        None
+                    }
+                },
+                None => None,
+            }
+        } else {
+            None
+        };
+        let Some(record) = record else {
+            if actual == pack {
+                self.report.packs += 1;
+            } else {
+                self.bad(PACK_KIND, pack, Bad::Mismatch(*actual), "");
+            }
+            return Ok(());
+        };
+        if record.blake3 != *actual {
+            if record.knows(actual) {
+                self.report.packs += 1;
+                self.report.problem(
+                    ProblemKind::ErasureIncomplete,
+                    &path,
+                    format!(
+                        "its erasure record says it holds bytes of blake3 {}, it holds {actual}                          (an erasure cut short): run the erasure again",
+                        record.blake3
+                    ),
+                );
+            } else {
+                self.bad(PACK_KIND, pack, Bad::Mismatch(*actual), "");
+            }
+            return Ok(());
+        }
+        self.report.packs += 1;
+        if actual == pack {
+            return Ok(());
+        }
+        self.report.erased_packs += 1;
+        // the sums of the erased bytes were written after them
+        let sums = crate::pack_sums::sums_path(pack);
+        let stored = self.store.get_file_opt(&sums).await?;
+        let fresh = match bytes {
+            Some(b) => Some(crate::pack_sums::PackSums::compute(*pack, b)?),
+            None => None,
+        };
+        let ok = match (stored, fresh) {
+            (Some(s), Some(f)) => {
+                crate::pack_sums::PackSums::decode(&sums, pack, &s).is_ok_and(|s| s == f)
+            }
+            (None, _) => true,
+            (Some(_), None) => true,
+        };
+        if !ok {
+            self.report.problem(
+                ProblemKind::ErasureIncomplete,
+                sums,
+                "describes the pack's bytes before its erasure (an erasure cut short):                  run the erasure again",
+            );
+        }
+        Ok(())
     }
 
     /// Walk the commits reachable from `roots`, their layouts, bases, deltas and packs.
@@ -685,9 +866,9 @@ impl Walk<'_> {
         }
         packs.sort();
         packs.dedup();
-        for (h, got) in self.fetch(PACK_KIND, packs).await? {
+        for (h, got) in self.fetch_packs(packs).await? {
             match got {
-                Ok(_) => self.report.packs += 1,
+                Ok((b, actual)) => self.check_pack(&h, Some(&b), &actual).await?,
                 Err(b) => {
                     let origin = from.get(&h).cloned().unwrap_or_default();
                     self.bad(PACK_KIND, &h, b, &origin)

@@ -22,8 +22,9 @@
 //! leaves a live name pointing at nothing: a commit's listing marker, then the commit, then
 //! its layout pointer (a pointer without its commit is inert garbage; a commit without its
 //! pointer could not be read); then layouts, then the bases and deltas they name, then
-//! packs, then a pack's page checksums. A gc that fails part-way leaves only garbage and
-//! the next run finishes the job.
+//! packs, then a pack's page checksums and erasure record ([`crate::erase`]). A gc that fails
+//! part-way leaves only garbage and the next run finishes the job. Tombstones of erased
+//! assets are kept (they say why an asset labels still name is gone).
 //!
 //! **Safe against concurrent writers and readers**: objects younger than the retention
 //! window are never deleted (a write in flight put them moments ago), and writers (commits,
@@ -184,6 +185,8 @@ pub struct VacuumReport {
     pub packs: Removed,
     /// Page-checksum files of the deleted packs.
     pub pack_sums: Removed,
+    /// Erasure records of the deleted packs (and of packs that are gone).
+    pub erasure_records: Removed,
     /// Format-1 leftovers: tree nodes and pack index files (format 2 reads neither).
     pub legacy: Removed,
     pub assets: Removed,
@@ -207,7 +210,7 @@ impl VacuumReport {
     }
 
     /// (kind name, removed) for every kind, in deletion order.
-    pub fn kinds(&self) -> [(&'static str, Removed); 11] {
+    pub fn kinds(&self) -> [(&'static str, Removed); 12] {
         [
             ("commit markers", self.commit_markers),
             ("commits", self.commits),
@@ -218,6 +221,7 @@ impl VacuumReport {
             ("deltas", self.deltas),
             ("packs", self.packs),
             ("pack checksums", self.pack_sums),
+            ("erasure records", self.erasure_records),
             ("assets", self.assets),
             ("staged uploads", self.staged),
         ]
@@ -266,6 +270,8 @@ struct Candidates {
     packs: Vec<(Hash, FileMeta)>,
     /// `packsums/<hh>/<hex>`: a pack's page checksums, by pack.
     sums: HashMap<Hash, FileMeta>,
+    /// `erasures/packs/<hh>/<hex>`: a pack's erasure record, by pack.
+    records: HashMap<Hash, FileMeta>,
     assets: Vec<(Hash, FileMeta)>,
     staged: Vec<FileMeta>,
     /// `datasets/<ds>/commits/<hex>`: (dataset, commit, meta).
@@ -482,6 +488,12 @@ impl Catalog {
                 .await?
                 .into_iter()
                 .filter_map(|m| hash_of(&m).map(|h| (h, m)))
+                .collect(),
+            records: store
+                .list_meta(crate::erase::PACK_RECORDS)
+                .await?
+                .into_iter()
+                .filter_map(|m| crate::erase::record::pack_of_record(&m.path).map(|h| (h, m)))
                 .collect(),
             assets: list_objects(store, ASSET_KIND).await?,
             staged: store.list_meta(crate::assets::STAGING).await?,
@@ -912,15 +924,27 @@ impl GcPlan {
                     }
                 }
             }
+            let listed: HashSet<&Hash> = c.packs.iter().map(|(h, _)| h).collect();
             for (h, meta) in &c.packs {
                 if !m.packs.contains(h) && old(meta) {
                     r.packs.add(meta);
                     doomed.push(meta.path.clone());
-                    // its page checksums after it (sums without their pack are inert)
+                    // its page checksums and erasure record after it (inert without it)
                     if let Some(sums) = c.sums.get(h) {
                         r.pack_sums.add(sums);
                         doomed.push(sums.path.clone());
                     }
+                    if let Some(rec) = c.records.get(h) {
+                        r.erasure_records.add(rec);
+                        doomed.push(rec.path.clone());
+                    }
+                }
+            }
+            // the records of packs deleted before (a gc cut short between the two)
+            for (h, rec) in &c.records {
+                if !listed.contains(h) && !m.packs.contains(h) && old(rec) {
+                    r.erasure_records.add(rec);
+                    doomed.push(rec.path.clone());
                 }
             }
         }

@@ -13,6 +13,7 @@ pub mod conform;
 pub mod dataset;
 pub mod demo;
 pub mod encoding;
+pub mod erase;
 pub mod error;
 pub mod fsck;
 pub mod gc;
@@ -37,6 +38,7 @@ pub use branch_settings::{BranchCheck, BranchSettings, CheckOutcome, CheckRunner
 pub use catalog::{default_author, validate_name, Catalog, DatasetOptions};
 pub use conform::{conform, Casts, ConformRules};
 pub use dataset::{BranchHead, Dataset};
+pub use erase::{EraseKeys, EraseReport, ErasedLabel, RowMatcher};
 pub use error::{CoreError, Result};
 pub use fsck::{FsckOptions, FsckProblem, FsckReport, ProblemKind};
 pub use gc::{parse_retention, GcPlan, Removed, VacuumOptions, VacuumReport};

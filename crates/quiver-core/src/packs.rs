@@ -301,10 +301,20 @@ pub async fn write_pack(
 /// (leaf, first row, row count) of one leaf in a pack being written.
 type IdxEntry = (Hash, u64, u64);
 
+/// A cached footer: reader metadata, the erased groups it lists, and the generation of the
+/// pack it was read at ([`VerifiedStore::generation`]).
+#[derive(Clone)]
+struct Footer {
+    meta: ArrowReaderMetadata,
+    erased: Arc<crate::erase::ErasedGroups>,
+    generation: u64,
+}
+
 /// Cache of Parquet footers (with page index) by pack hash, shared across queries, and
-/// the verifying store every pack read of this crate goes through.
+/// the verifying store every pack read of this crate goes through. An entry read at an
+/// older generation of its pack (the pack was rewritten by an erasure since) is read again.
 pub struct MetaCache {
-    map: Mutex<HashMap<Hash, ArrowReaderMetadata>>,
+    map: Mutex<HashMap<Hash, Footer>>,
     packs: Arc<VerifiedStore>,
 }
 
@@ -329,15 +339,29 @@ impl MetaCache {
         self.packs.clone()
     }
 
+    /// This process rewrote `pack`: drop its footer and sums, raise its generation.
+    pub(crate) fn forget(&self, pack: &Hash) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(pack);
+        }
+        self.packs.forget(pack);
+    }
+
     /// A Parquet reader of `pack` whose every range is verified.
     fn reader(&self, store: &Store, pack: &Hash) -> ParquetObjectReader {
         ParquetObjectReader::new(self.pack_store(), store.full_path(&pack_path(pack)))
     }
 
-    /// The reader metadata of a pack, loading (and caching) it on first use.
-    pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
-        if let Some(m) = self.map.lock().ok().and_then(|m| m.get(pack).cloned()) {
-            return Ok(m);
+    async fn footer(&self, store: &Store, pack: &Hash) -> Result<Footer> {
+        let generation = self.packs.generation(pack);
+        if let Some(f) = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(pack).cloned())
+            .filter(|f| f.generation == generation)
+        {
+            return Ok(f);
         }
         let mut reader = self.reader(store, pack);
         let meta = ArrowReaderMetadata::load_async(
@@ -347,10 +371,44 @@ impl MetaCache {
         )
         .await
         .map_err(lift_corrupt)?;
+        let erased = Arc::new(crate::erase::ErasedGroups::of_footer(
+            pack,
+            meta.metadata(),
+        )?);
+        let f = Footer {
+            meta,
+            erased,
+            generation,
+        };
         if let Ok(mut m) = self.map.lock() {
-            m.insert(*pack, meta.clone());
+            m.insert(*pack, f.clone());
         }
-        Ok(meta)
+        Ok(f)
+    }
+
+    /// The reader metadata of a pack, loading (and caching) it on first use.
+    pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
+        Ok(self.footer(store, pack).await?.meta)
+    }
+
+    /// The groups of a pack whose rows were erased, with their recorded hashes
+    /// ([`crate::erase::footer`]).
+    pub async fn erased_groups(
+        &self,
+        store: &Store,
+        pack: &Hash,
+    ) -> Result<Arc<crate::erase::ErasedGroups>> {
+        Ok(self.footer(store, pack).await?.erased)
+    }
+
+    /// The generation of `pack` (see [`VerifiedStore::generation`]).
+    pub fn generation(&self, pack: &Hash) -> u64 {
+        self.packs.generation(pack)
+    }
+
+    /// The size of `pack` as this process knows it (its cached sums), if it does.
+    pub(crate) fn known_size(&self, pack: &Hash) -> Option<u64> {
+        self.packs.cached_size(pack)
     }
 }
 
@@ -393,13 +451,15 @@ pub async fn read_ranges(
 }
 
 /// A Parquet error whose cause is a failed pack checksum becomes that
-/// [`CoreError::Corrupt`] (naming the pack); any other stays a Parquet error.
+/// [`CoreError::Corrupt`] (naming the pack), one whose cause is a pack rewritten by an
+/// erasure that [`CoreError::PackRewritten`]; any other stays a Parquet error.
 fn lift_corrupt(e: parquet::errors::ParquetError) -> CoreError {
     match CoreError::find_corrupt(&e) {
         Some(CoreError::Corrupt { what, reason }) => CoreError::Corrupt {
             what: what.clone(),
             reason: reason.clone(),
         },
+        Some(CoreError::PackRewritten { pack }) => CoreError::PackRewritten { pack: pack.clone() },
         _ => CoreError::Parquet(e),
     }
 }

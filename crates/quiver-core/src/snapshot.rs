@@ -192,20 +192,36 @@ impl Snapshot {
         Ok(self.view().await?.layout.rows)
     }
 
-    /// Partitions kept by `keep` (called on each; false skips it).
-    pub async fn leaves(&self, mut keep: KeepFn) -> Result<Vec<ChildEntry>> {
+    /// The scan partitions, those of packs holding erased rows without statistics (their
+    /// recorded bounds describe the rows before the erasure: [`crate::erase::known`]).
+    async fn partitions(&self) -> Result<Vec<ChildEntry>> {
         let v = self.view().await?;
+        let erased = self.ds.catalog.erased_packs().await?;
         Ok(v.parts()
             .iter()
-            .filter(|(e, _)| keep(e))
-            .map(|(e, _)| e.clone())
+            .map(|(e, loc)| {
+                let mut e = e.clone();
+                if erased.packs.contains(&loc.pack) {
+                    e.stats = Vec::new();
+                }
+                e
+            })
+            .collect())
+    }
+
+    /// Partitions kept by `keep` (called on each; false skips it).
+    pub async fn leaves(&self, mut keep: KeepFn) -> Result<Vec<ChildEntry>> {
+        Ok(self
+            .partitions()
+            .await?
+            .into_iter()
+            .filter(|e| keep(e))
             .collect())
     }
 
     /// Partitions kept by `keep`, judged all at once (see [`KeepBatchFn`]).
     pub async fn leaves_batch(&self, mut keep: KeepBatchFn) -> Result<Vec<ChildEntry>> {
-        let v = self.view().await?;
-        let entries: Vec<ChildEntry> = v.parts().iter().map(|(e, _)| e.clone()).collect();
+        let entries = self.partitions().await?;
         let mut flags = Vec::with_capacity(entries.len());
         keep(&entries, &mut flags);
         Ok(entries
@@ -312,7 +328,8 @@ impl Snapshot {
     }
 
     /// Where the groups `keys` are in this version: position and rows, with the group
-    /// hash when the layout knows it (groups a delta wrote); absent keys are left out.
+    /// hash when the layout knows it (groups a delta wrote) or the pack's footer does
+    /// (erased groups); absent keys are left out.
     pub(crate) async fn find(
         &self,
         keys: &BTreeSet<Key>,
@@ -337,19 +354,29 @@ impl Snapshot {
             let me = self.clone();
             tasks.push(tokio::spawn(async move {
                 let runs = me.chunk_runs(&c).await?;
+                // erased groups keep their recorded hash in the pack's footer
+                // ([`crate::erase::footer`]): their rows no longer hash to it
+                let erased = me
+                    .ds
+                    .catalog
+                    .inner
+                    .meta
+                    .erased_groups(me.ds.store(), &c.pack)
+                    .await?;
                 let mut found = Vec::new();
                 for k in ks {
                     if let Ok(j) = runs.binary_search_by(|r| r.0.as_slice().cmp(&k)) {
                         let (_, start, rows) = &runs[j];
-                        found.push((k, crate::storage::view::at(c.pack, *start), *rows));
+                        let hash = erased.hash_at(*start, *rows);
+                        found.push((k, crate::storage::view::at(c.pack, *start), *rows, hash));
                     }
                 }
                 Ok::<_, CoreError>(found)
             }));
         }
         for t in tasks {
-            for (k, at, rows) in t.await.map_err(|e| CoreError::Join(e.to_string()))?? {
-                out.insert(k, (at, rows, None));
+            for (k, at, rows, hash) in t.await.map_err(|e| CoreError::Join(e.to_string()))?? {
+                out.insert(k, (at, rows, hash));
             }
         }
         Ok(out)

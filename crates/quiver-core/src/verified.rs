@@ -14,7 +14,22 @@
 //! The sums of a pack are read from its sums file on first use and kept in a bounded cache
 //! (it starts over past [`SUMS_CACHE_BYTES`] or [`SUMS_CACHE_ENTRIES`]); nothing else is
 //! cached. A pack without a sums file (written before they existed) is read whole once,
-//! checked against its blake3 address, and its sums derived from the verified bytes.
+//! checked against its blake3 address (or the bytes its erasure record names), and its sums
+//! derived from the verified bytes.
+//!
+//! **Packs rewritten by an erasure** ([`crate::erase`]) keep their path, so sums, footers and
+//! sizes cached before the erasure are stale. Every pack has a *generation*: 0, raised each
+//! time this store learns that the pack's bytes changed — when this process erased it
+//! ([`VerifiedStore::forget`]), when a unit does not match and the sums file, read again,
+//! differs from the cached sums (another process erased it), or when sums read again after
+//! the cache started over differ from the ones seen before. Caches of footers and sizes
+//! ([`crate::packs::MetaCache`], the SQL layer's pack sizes) remember the generation they
+//! were filled at and drop entries of an older one. The read that learns of a change fails
+//! with [`CoreError::PackRewritten`] (its caller may hold a stale footer; running it again
+//! reads the new one); a mismatch the sums file and the erasure record do not explain is
+//! corruption as before. A pack whose bytes are new while its sums file is still the old
+//! one (an erasure cut short between the two writes) is read whole, checked against its
+//! erasure record, and its sums derived.
 //!
 //! Finding the error: walk `std::error::Error::source()` from whatever the caller got
 //! (a `DataFusionError`, a `ParquetError`, an `object_store::Error`) and downcast each
@@ -38,7 +53,7 @@ use quiver_tree::Hash;
 
 use crate::error::{CoreError, Result};
 use crate::pack_sums::{sums_path, PackSums};
-use crate::packs::{pack_path, PACK_KIND};
+use crate::packs::pack_path;
 
 /// Bytes of sums tables a [`VerifiedStore`] keeps before its cache starts over.
 pub const SUMS_CACHE_BYTES: usize = 64 << 20;
@@ -51,6 +66,25 @@ struct SumsCache {
     weight: usize,
 }
 
+/// Packs whose sums this store has seen: a fingerprint of the last sums of each (to notice
+/// a change after the cache started over) and the generation of the packs that changed.
+#[derive(Default)]
+struct Seen {
+    fingerprints: HashMap<Hash, u128>,
+    generations: HashMap<Hash, u64>,
+    next: u64,
+}
+
+/// Packs whose sums fingerprints a [`VerifiedStore`] remembers before it starts over.
+pub const SEEN_ENTRIES: usize = 1 << 22;
+
+fn fingerprint(s: &PackSums) -> u128 {
+    let h = blake3::hash(&s.encode());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h.as_bytes()[..16]);
+    u128::from_le_bytes(b)
+}
+
 /// An `ObjectStore` over a catalog's store that verifies every range read of a pack
 /// against the pack's sums (see the module doc).
 pub struct VerifiedStore {
@@ -59,6 +93,7 @@ pub struct VerifiedStore {
     /// `store.full_path("")` with a trailing `/`, or empty.
     prefix: String,
     cache: Mutex<SumsCache>,
+    seen: Mutex<Seen>,
 }
 
 impl std::fmt::Debug for VerifiedStore {
@@ -106,7 +141,153 @@ impl VerifiedStore {
             inner,
             prefix,
             cache: Mutex::default(),
+            seen: Mutex::default(),
         }
+    }
+
+    /// The generation of `pack`'s bytes as this store knows them (see the module doc).
+    pub fn generation(&self, pack: &Hash) -> u64 {
+        self.seen
+            .lock()
+            .ok()
+            .and_then(|s| s.generations.get(pack).copied())
+            .unwrap_or(0)
+    }
+
+    fn bump(&self, pack: &Hash) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.next += 1;
+            let g = s.next;
+            s.generations.insert(*pack, g);
+        }
+    }
+
+    /// The size of `pack` its cached sums say, if they are cached.
+    pub fn cached_size(&self, pack: &Hash) -> Option<u64> {
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|c| c.map.get(pack).map(|s| s.size()))
+    }
+
+    /// This process rewrote `pack` (an erasure): drop its sums and raise its generation.
+    pub fn forget(&self, pack: &Hash) {
+        if let Ok(mut c) = self.cache.lock() {
+            if let Some(old) = c.map.remove(pack) {
+                c.weight = c.weight.saturating_sub(old.weight());
+            }
+        }
+        if let Ok(mut s) = self.seen.lock() {
+            s.fingerprints.remove(pack);
+        }
+        self.bump(pack);
+    }
+
+    /// Remember the sums just read for `pack`; true when they differ from the ones seen
+    /// before (the pack was rewritten meanwhile).
+    fn note(&self, pack: &Hash, sums: &PackSums) -> bool {
+        let fp = fingerprint(sums);
+        let changed = match self.seen.lock() {
+            Ok(mut s) => {
+                if s.fingerprints.len() >= SEEN_ENTRIES {
+                    s.fingerprints.clear();
+                }
+                s.fingerprints
+                    .insert(*pack, fp)
+                    .is_some_and(|old| old != fp)
+            }
+            Err(_) => false,
+        };
+        if changed {
+            self.bump(pack);
+        }
+        changed
+    }
+
+    fn cache_sums(&self, pack: &Hash, sums: &Arc<PackSums>) {
+        if let Ok(mut c) = self.cache.lock() {
+            if let Some(old) = c.map.remove(pack) {
+                c.weight = c.weight.saturating_sub(old.weight());
+            }
+            let w = sums.weight();
+            if c.map.len() >= SUMS_CACHE_ENTRIES || c.weight + w > SUMS_CACHE_BYTES {
+                c.map.clear();
+                c.weight = 0;
+            }
+            if w <= SUMS_CACHE_BYTES {
+                c.weight += w;
+                c.map.insert(*pack, sums.clone());
+            }
+        }
+    }
+
+    /// The sums of `pack` from its sums file (or derived from the verified whole pack when
+    /// it has none, or when `derive`), bypassing the cache.
+    async fn load(&self, pack: &Hash, derive: bool) -> Result<PackSums> {
+        let path = sums_path(pack);
+        if !derive {
+            if let Some(b) = self.store.get_file_opt(&path).await? {
+                return PackSums::decode(&path, pack, &b);
+            }
+        }
+        let (bytes, _) = crate::erase::read_pack_whole(&self.store, pack).await?;
+        let pack = *pack;
+        tokio::task::spawn_blocking(move || PackSums::compute(pack, &bytes))
+            .await
+            .map_err(|e| CoreError::Join(e.to_string()))?
+    }
+
+    /// A range outside `pack` as its sums `used` know it: the caller knows a pack rewritten
+    /// since (a longer one), or asks for bytes that are not there (`refused`).
+    async fn beyond(
+        &self,
+        pack: &Hash,
+        used: &PackSums,
+        refused: object_store::Error,
+    ) -> object_store::Error {
+        let c = CoreError::Corrupt {
+            what: pack_path(pack),
+            reason: refused.to_string(),
+        };
+        match self.recheck(pack, used, c).await {
+            r @ CoreError::PackRewritten { .. } => os_err(r),
+            _ => refused,
+        }
+    }
+
+    /// A unit of `pack` did not match `used` (or the pack's size did not): read the sums
+    /// again. Sums that changed mean the pack was rewritten (an erasure): they replace the
+    /// cached ones and the read fails with [`CoreError::PackRewritten`]. When the sums file
+    /// did not change, an erasure cut short between its pack and sums writes may still
+    /// explain the bytes (derived from the pack, checked against its erasure record);
+    /// otherwise `corrupt` is the answer.
+    async fn recheck(&self, pack: &Hash, used: &PackSums, corrupt: CoreError) -> CoreError {
+        let rewritten = || CoreError::PackRewritten {
+            pack: pack_path(pack),
+        };
+        for derive in [false, true] {
+            if derive
+                && !matches!(
+                    crate::erase::read_record(&self.store, pack).await,
+                    Ok(Some(_))
+                )
+            {
+                break;
+            }
+            match self.load(pack, derive).await {
+                Ok(fresh) if fresh != *used => {
+                    let fresh = Arc::new(fresh);
+                    self.note(pack, &fresh);
+                    self.cache_sums(pack, &fresh);
+                    self.bump(pack);
+                    return rewritten();
+                }
+                Ok(_) => {}
+                Err(e @ CoreError::Corrupt { .. }) if derive => return e,
+                Err(_) => break,
+            }
+        }
+        corrupt
     }
 
     /// The pack a path inside the object store names, if it names one.
@@ -118,7 +299,8 @@ impl VerifiedStore {
     }
 
     /// The sums of `pack`, from the cache or its sums file (or derived from the verified
-    /// whole pack when it has none).
+    /// whole pack when it has none). Sums read again that differ from the ones seen before
+    /// fail with [`CoreError::PackRewritten`] (see the module doc), once.
     pub async fn sums(&self, pack: &Hash) -> Result<Arc<PackSums>> {
         if let Some(s) = self
             .cache
@@ -128,42 +310,13 @@ impl VerifiedStore {
         {
             return Ok(s);
         }
-        let path = sums_path(pack);
-        let sums = match self.store.get_file_opt(&path).await? {
-            Some(b) => PackSums::decode(&path, pack, &b)?,
-            None => {
-                let bytes = self
-                    .store
-                    .get_object(PACK_KIND, pack)
-                    .await
-                    .map_err(|e| match e {
-                        quiver_store::StoreError::Corrupt {
-                            path,
-                            expected,
-                            actual,
-                        } => CoreError::Corrupt {
-                            what: path,
-                            reason: format!("expected blake3 {expected}, found {actual}"),
-                        },
-                        e => e.into(),
-                    })?;
-                let pack = *pack;
-                tokio::task::spawn_blocking(move || PackSums::compute(pack, &bytes))
-                    .await
-                    .map_err(|e| CoreError::Join(e.to_string()))??
-            }
-        };
-        let sums = Arc::new(sums);
-        if let Ok(mut c) = self.cache.lock() {
-            let w = sums.weight();
-            if c.map.len() >= SUMS_CACHE_ENTRIES || c.weight + w > SUMS_CACHE_BYTES {
-                c.map.clear();
-                c.weight = 0;
-            }
-            if w <= SUMS_CACHE_BYTES {
-                c.weight += w;
-                c.map.insert(*pack, sums.clone());
-            }
+        let sums = Arc::new(self.load(pack, false).await?);
+        let changed = self.note(pack, &sums);
+        self.cache_sums(pack, &sums);
+        if changed {
+            return Err(CoreError::PackRewritten {
+                pack: pack_path(pack),
+            });
         }
         Ok(sums)
     }
@@ -248,7 +401,13 @@ impl ObjectStore for VerifiedStore {
         };
         let sums = self.sums(&pack).await.map_err(os_err)?;
         let Some(want) = requested(&options.range, sums.size()) else {
-            return Err(out_of_range(&pack, &options.range, sums.size()));
+            return Err(self
+                .beyond(
+                    &pack,
+                    &sums,
+                    out_of_range(&pack, &options.range, sums.size()),
+                )
+                .await);
         };
         let wide = sums.widen(&want);
         let mut opts = options;
@@ -256,13 +415,16 @@ impl ObjectStore for VerifiedStore {
         let res = self.inner.get_opts(location, opts).await?;
         let (meta, attributes) = (res.meta.clone(), res.attributes.clone());
         if meta.size != sums.size() {
-            return Err(os_err(CoreError::Corrupt {
+            let e = CoreError::Corrupt {
                 what: pack_path(&pack),
                 reason: format!("{} bytes long, its sums say {}", meta.size, sums.size()),
-            }));
+            };
+            return Err(os_err(self.recheck(&pack, &sums, e).await));
         }
         let bytes = res.bytes().await?;
-        Self::check(&sums, &wide, &bytes).map_err(os_err)?;
+        if let Err(e) = Self::check(&sums, &wide, &bytes) {
+            return Err(os_err(self.recheck(&pack, &sums, e).await));
+        }
         let out = bytes.slice((want.start - wide.start) as usize..(want.end - wide.start) as usize);
         Ok(GetResult {
             payload: GetResultPayload::Stream(
@@ -288,7 +450,9 @@ impl ObjectStore for VerifiedStore {
             .find(|r| r.start > r.end || r.end > sums.size())
         {
             let r = Some(GetRange::Bounded(r.clone()));
-            return Err(out_of_range(&pack, &r, sums.size()));
+            return Err(self
+                .beyond(&pack, &sums, out_of_range(&pack, &r, sums.size()))
+                .await);
         }
         // whole units covering each range, merged where they overlap or touch
         let mut wide: Vec<Range<u64>> = ranges.iter().map(|r| sums.widen(r)).collect();
@@ -300,9 +464,24 @@ impl ObjectStore for VerifiedStore {
                 _ => merged.push(r),
             }
         }
-        let fetched = self.inner.get_ranges(location, &merged).await?;
+        let fetched = match self.inner.get_ranges(location, &merged).await {
+            Ok(f) => f,
+            // a range past the end: the pack may have been rewritten shorter
+            Err(e) => {
+                let c = CoreError::Corrupt {
+                    what: pack_path(&pack),
+                    reason: e.to_string(),
+                };
+                return Err(match self.recheck(&pack, &sums, c).await {
+                    r @ CoreError::PackRewritten { .. } => os_err(r),
+                    _ => e,
+                });
+            }
+        };
         for (r, b) in merged.iter().zip(&fetched) {
-            Self::check(&sums, r, b).map_err(os_err)?;
+            if let Err(e) = Self::check(&sums, r, b) {
+                return Err(os_err(self.recheck(&pack, &sums, e).await));
+            }
         }
         ranges
             .iter()

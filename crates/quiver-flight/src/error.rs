@@ -179,6 +179,11 @@ fn core_code(e: &CoreError) -> Code {
         // a collection that must wait for writes in flight: worth a retry
         CoreError::GcBusy(_) => Code::Unavailable,
         CoreError::CatalogUnreachable { .. } => Code::Unavailable,
+        // a retry reads the rewritten pack
+        CoreError::PackRewritten { .. } => Code::Unavailable,
+        CoreError::CannotErase { .. } => Code::FailedPrecondition,
+        // the asset existed and was removed on purpose: gone, with its tombstone's reason
+        CoreError::AssetErased { .. } => Code::NotFound,
         CoreError::Tree(_) | CoreError::Json(_) | CoreError::Join(_) | CoreError::Io { .. } => {
             Code::Internal
         }

@@ -101,7 +101,7 @@ fn opt_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// The Quiver actions offered through DoAction (type, description).
-pub const ACTIONS: [(&str, &str); 13] = [
+pub const ACTIONS: [(&str, &str); 14] = [
     (
         "quiver.register_model",
         "Register a model trained by a recorded run. Body {\"model\", \"run_id\", \"message\"?}. Result: the model record.",
@@ -150,6 +150,10 @@ pub const ACTIONS: [(&str, &str); 13] = [
     (
         "quiver.set_metadata",
         "Set or remove metadata (no commit). Body {\"dataset\", \"column\"?, \"set\"?: {key: value}, \"unset\"?: [key]}. Result: the metadata, as quiver.metadata.",
+    ),
+    (
+        "quiver.erase_asset",
+        "Erase an asset (its bytes go, a tombstone says when, by whom and why). Body {\"hash\", \"reason\"?}. Result: the tombstone.",
     ),
 ];
 
@@ -701,6 +705,19 @@ impl QuiverFlight {
                     "groups_label_merged": r.groups_label_merged,
                     "conflicts": r.conflicts,
                 }))
+            }
+            "quiver.erase_asset" => {
+                let hex = str_field(&v, "hash", kind)?;
+                let h = quiver_core::Hash::from_hex(hex).ok_or_else(|| {
+                    FlightError::InvalidArgument(format!(
+                        "action '{kind}': '{hex}' is not an asset hash (64 hex characters)"
+                    ))
+                })?;
+                caller.require_write(&format!("erasing asset {hex}"))?;
+                let reason = opt_str(&v, "reason").unwrap_or_default();
+                let t = cat.assets().erase(&h, reason, &caller.name).await?;
+                Ok(json!({"hash": t.hash, "erased_at": t.time.to_rfc3339(),
+                          "author": t.author, "reason": t.reason, "size": t.size}))
             }
             other => Err(FlightError::InvalidArgument(format!(
                 "unknown action '{other}' (actions: {})",

@@ -1,7 +1,8 @@
 //! `quiver_asset(image_hash)`: the bytes of an asset (image, mask) from the catalog's
 //! content-addressed asset store, so a query or a Flight stream can carry images with
 //! their labels. Each hash is verified on read; an unknown or malformed hash is an error
-//! naming it. A NULL hash gives NULL.
+//! naming it, an erased asset an error saying when, by whom and why it was erased. A NULL
+//! hash, and the `'<erased>'` of an erased label, give NULL.
 
 use std::hash::{Hash as StdHash, Hasher};
 use std::sync::Arc;
@@ -88,6 +89,10 @@ impl AsyncScalarUDFImpl for AssetFunction {
                 continue;
             }
             let s = strings.value(i);
+            if s == quiver_core::erase::ERASED_TEXT {
+                out.append_null();
+                continue;
+            }
             let Some(h) = Hash::from_hex(s) else {
                 return exec_err!("quiver_asset: '{s}' is not an asset hash (64 hex characters)");
             };

@@ -84,6 +84,11 @@ impl From<DataFusionError> for SqlError {
                             reason: reason.clone(),
                         }))
                     }
+                    Some(CoreError::PackRewritten { pack }) => {
+                        Ok(SqlError::Core(CoreError::PackRewritten {
+                            pack: pack.clone(),
+                        }))
+                    }
                     _ => Err(other),
                 },
             }

@@ -4,7 +4,8 @@
 //!   through DataFusion's Parquet `DataSourceExec` with tree-statistics pruning.
 //! - [`context::QuiverContext`]: a session: datasets as tables (`ds`, `"ds@ref"`), system
 //!   tables (`quiver.datasets`, `quiver.commits`, `quiver.branches`, `quiver.tags`), the
-//!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits).
+//!   SQL extensions (`AS OF`, branches, tags, `DIFF`, `USE BRANCH`, DML with commits,
+//!   `ERASE`).
 
 pub mod asset_fn;
 pub mod checks;
@@ -12,6 +13,7 @@ pub mod column_names;
 mod computed;
 pub mod context;
 pub mod diff;
+pub mod erase_sql;
 pub mod error;
 pub mod guard;
 pub mod lineage_sql;

@@ -58,11 +58,14 @@ pub struct ScanStats {
     pub packs: u64,
 }
 
-/// Size and row count of a pack object (immutable, so cached forever).
+/// Size and row count of a pack object, at a generation of the pack
+/// ([`quiver_core::Catalog::pack_generation`]: packs are immutable but for erasures, which
+/// rewrite them in place and raise the generation; an entry of an older one is read again).
 #[derive(Debug, Clone, Copy)]
 pub struct PackInfo {
     pub size: u64,
     pub rows: u64,
+    pub generation: u64,
 }
 
 /// Cache of [`PackInfo`] shared by the providers of one context.
@@ -322,10 +325,18 @@ impl QuiverTableProvider {
         let layout = Arc::new(StatsLayout::new(&self.schema, &cfg.stats_columns));
         let counters = Arc::new(PruneCounters::default());
         // the kept partitions depend on the version's physical layout (content-addressed),
-        // the statistics layout and the filters only
+        // the statistics layout, the filters and which packs hold erased rows (their
+        // statistics are not used: quiver_core::erase::known)
+        let erased = self
+            .snapshot
+            .dataset()
+            .catalog()
+            .erased_packs()
+            .await
+            .map_err(df_err)?;
         let key = (
             self.snapshot.layout_id().await.map_err(df_err)?,
-            format!("{:?}|{filters:?}", cfg.stats_columns),
+            format!("{:?}|{filters:?}|{}", cfg.stats_columns, erased.epoch),
         );
         let cached = LEAVES.lock().ok().and_then(|m| m.get(&key));
         let (leaves, nonempty) = match cached {
@@ -427,30 +438,38 @@ impl QuiverTableProvider {
     }
 
     async fn pack_info(&self, scan: &PackScan) -> DfResult<PackInfo> {
+        let cat = self.snapshot.dataset().catalog();
+        let generation = cat.pack_generation(&scan.pack);
         if let Some(i) = self
             .packs
             .lock()
             .ok()
             .and_then(|m| m.get(&scan.pack).copied())
+            .filter(|i| i.generation == generation)
         {
             return Ok(i);
         }
-        let cat = self.snapshot.dataset().catalog();
         let store = cat.store();
+        let head = store
+            .object_store()
+            .head(&store.full_path(&scan.path))
+            .await
+            .map_err(|e| datafusion::error::DataFusionError::ObjectStore(Box::new(e)))?;
+        // a size other than the one this process knows: rewritten by an erasure elsewhere
+        // (its cached sums and footer go, its generation rises) — found while planning,
+        // before any read of a stale footer
+        cat.pack_observed(&scan.pack, head.size);
+        let generation = cat.pack_generation(&scan.pack);
         let meta = cat
             .meta_cache()
             .get(store, &scan.pack)
             .await
             .map_err(df_err)?;
         let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
-        let head = store
-            .object_store()
-            .head(&store.full_path(&scan.path))
-            .await
-            .map_err(|e| datafusion::error::DataFusionError::ObjectStore(Box::new(e)))?;
         let info = PackInfo {
             size: head.size,
             rows,
+            generation,
         };
         if let Ok(mut m) = self.packs.lock() {
             m.insert(scan.pack, info);
@@ -582,10 +601,18 @@ impl TableProvider for QuiverTableProvider {
         for p in plan.iter() {
             let info = self.pack_info(p).await?;
             let store = self.snapshot.dataset().catalog().store();
-            let file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size)
+            let mut file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size)
                 .with_extension(ParquetRowSelection::new(row_selection(
                     &p.ranges, info.rows,
                 )));
+            // DataFusion caches footers by path, valid while size and modification time
+            // match: the pack's generation stands for its time, so a pack rewritten by an
+            // erasure is never read with the footer of its earlier bytes
+            file.object_meta.last_modified = chrono::DateTime::from_timestamp(
+                i64::try_from(info.generation).unwrap_or(i64::MAX / 2),
+                0,
+            )
+            .unwrap_or_default();
             files.push((p.rows, file));
         }
         files.sort_by_key(|f| std::cmp::Reverse(f.0));

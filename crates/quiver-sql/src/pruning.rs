@@ -134,11 +134,15 @@ impl PruningStatistics for EntriesStats<'_> {
     }
     fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
         let (i, _) = self.col(column)?;
-        Some(Arc::new(UInt64Array::from_iter(
-            self.entries
-                .iter()
-                .map(|e| e.stats.get(i).map(|s| s.null_count)),
-        )) as ArrayRef)
+        // a partition holding part of a chunk's or delta's rows does not know its null count
+        Some(
+            Arc::new(UInt64Array::from_iter(self.entries.iter().map(|e| {
+                e.stats
+                    .get(i)
+                    .map(|s| s.null_count)
+                    .filter(|&n| n != quiver_core::storage::view::UNKNOWN_NULLS)
+            }))) as ArrayRef,
+        )
     }
     fn row_counts(&self) -> Option<ArrayRef> {
         Some(Arc::new(UInt64Array::from_iter_values(

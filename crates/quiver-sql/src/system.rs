@@ -1,6 +1,7 @@
 //! System tables: `quiver.datasets`, `quiver.commits`, `quiver.branches` (with each
-//! branch's protection and check names), `quiver.branch_checks`, `quiver.tags`, …, built on
-//! demand from the catalog (small tables, one row per dataset/commit/ref), and
+//! branch's protection and check names), `quiver.branch_checks`, `quiver.tags`, …,
+//! `quiver.erasures` (every erased label: when, by whom, why) and `quiver.erased_assets`,
+//! built on demand from the catalog (small tables, one row per dataset/commit/ref), and
 //! the result tables of `SHOW BRANCHES|TAGS|HISTORY`.
 
 use std::collections::HashSet;
@@ -15,7 +16,7 @@ use quiver_core::{BranchSettings, Catalog, Commit, Dataset, RefInfo, RunRecord};
 use crate::error::{Result, SqlError};
 
 /// Names of the system tables.
-pub const SYSTEM_TABLES: [&str; 11] = [
+pub const SYSTEM_TABLES: [&str; 13] = [
     "datasets",
     "commits",
     "branches",
@@ -27,6 +28,8 @@ pub const SYSTEM_TABLES: [&str; 11] = [
     "lineage",
     "schemas",
     "schema_classes",
+    "erasures",
+    "erased_assets",
 ];
 
 pub(crate) fn utf8(v: Vec<String>) -> ArrayRef {
@@ -195,6 +198,12 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
             let batches = catalog.predictions().await?;
             return Ok(Some(arrow::compute::concat_batches(&schema, &batches)?));
         }
+        "erasures" => return Ok(Some(erasures_batch(&catalog.erased_labels().await?)?)),
+        "erased_assets" => {
+            return Ok(Some(erased_assets_batch(
+                &catalog.assets().tombstones().await?,
+            )?))
+        }
         _ => {}
     }
     let dss = all_datasets(catalog).await?;
@@ -324,6 +333,61 @@ pub async fn system_table(catalog: &Catalog, name: &str) -> Result<Option<Record
         }
         _ => return Ok(None),
     }))
+}
+
+/// Rows of `quiver.erasures`: every label erased from a dataset, one row per (erasure,
+/// label), newest first; `packs` is how many packs (copies in versions, before-images) it
+/// was erased from.
+pub fn erasures_batch(rows: &[quiver_core::ErasedLabel]) -> Result<RecordBatch> {
+    let s = |f: &dyn Fn(&quiver_core::ErasedLabel) -> String| utf8(rows.iter().map(f).collect());
+    batch(
+        vec![
+            Field::new("dataset", DataType::Utf8, false),
+            Field::new("erasure_id", DataType::Utf8, false),
+            Field::new("group_key", DataType::Utf8, false),
+            Field::new("label_key", DataType::Utf8, false),
+            Field::new("erased_at", ts_type(), false),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("filter", DataType::Utf8, false),
+            Field::new("packs", DataType::UInt64, false),
+        ],
+        vec![
+            s(&|r| r.dataset.clone()),
+            s(&|r| r.id.clone()),
+            s(&|r| r.group.clone()),
+            s(&|r| r.label.clone()),
+            ts_array(rows.iter().map(|r| r.time.timestamp_micros()).collect()),
+            s(&|r| r.author.clone()),
+            s(&|r| r.reason.clone()),
+            s(&|r| r.filter.clone()),
+            Arc::new(UInt64Array::from(
+                rows.iter().map(|r| r.packs).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+}
+
+/// Rows of `quiver.erased_assets`: the tombstones of erased assets, oldest first.
+pub fn erased_assets_batch(rows: &[quiver_core::assets::Tombstone]) -> Result<RecordBatch> {
+    batch(
+        vec![
+            Field::new("hash", DataType::Utf8, false),
+            Field::new("erased_at", ts_type(), false),
+            Field::new("author", DataType::Utf8, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("size", DataType::UInt64, true),
+        ],
+        vec![
+            utf8(rows.iter().map(|t| t.hash.clone()).collect()),
+            ts_array(rows.iter().map(|t| t.time.timestamp_micros()).collect()),
+            utf8(rows.iter().map(|t| t.author.clone()).collect()),
+            utf8(rows.iter().map(|t| t.reason.clone()).collect()),
+            Arc::new(UInt64Array::from(
+                rows.iter().map(|t| t.size).collect::<Vec<_>>(),
+            )),
+        ],
+    )
 }
 
 /// Rows of `quiver.runs`: which commit of which dataset each training run read.

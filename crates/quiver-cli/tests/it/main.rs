@@ -1,6 +1,7 @@
 //! Integration tests of the quiver CLI (one binary).
 #![allow(clippy::unwrap_used)]
 
+mod erase_cli;
 mod fsck_cli;
 mod io_cli;
 mod serve_cli;

@@ -513,3 +513,11 @@ fn readme_merge_workflow_block_runs() {
     let n = run_readme_block("### Merge workflow");
     assert!(n >= 10, "{n} lines");
 }
+
+/// The README's "Erasing labels and images" block, run verbatim line by line on a
+/// quickstart catalog.
+#[test]
+fn readme_erasure_block_runs() {
+    let n = run_readme_block("### Erasing labels and images");
+    assert!(n >= 7, "{n} lines");
+}

@@ -12,9 +12,11 @@ use quiver_tree::{ColumnStats, Hash, Key};
 use super::format::{merge_stats, Base, Chunk};
 use super::lthash::Multiset;
 use crate::encoding::{self, GroupHasher};
+use crate::erase::{ErasedGroups, GroupAlias};
 use crate::error::{CoreError, Result};
 use crate::pack_sums::{sums_path, PackSums};
 use crate::packs::{writer_properties, PACK_KIND};
+use parquet::file::metadata::KeyValue;
 
 /// Rows per base pack file (a pack is closed at the first chunk boundary past this).
 pub const PACK_ROWS: u64 = 1 << 20;
@@ -38,7 +40,14 @@ pub async fn write_pack(
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<(Hash, u64)> {
-    write_pack_with(store, schema, batches, writer_properties()).await
+    write_pack_with(
+        store,
+        schema,
+        batches,
+        writer_properties(),
+        ErasedGroups::default(),
+    )
+    .await
 }
 
 /// [`write_pack`] of a change pack (a commit's delta, a merged delta): zstd-compressed.
@@ -52,38 +61,89 @@ pub async fn write_change_pack(
         schema,
         batches,
         crate::packs::change_pack_properties(),
+        ErasedGroups::default(),
     )
     .await
 }
 
+/// Encode `batches` as a pack: its bytes, blake3 and sums (`salt`: a footer entry that
+/// makes the bytes differ from an erased pack's original, see [`write_pack_with`]).
+fn encode_pack(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    props: parquet::file::properties::WriterProperties,
+    erased: &ErasedGroups,
+    salt: u32,
+) -> Result<(Bytes, Hash, PackSums)> {
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
+    if !erased.is_empty() {
+        writer.append_key_value_metadata(KeyValue::new(
+            crate::erase::FOOTER_KEY.to_string(),
+            erased.encode(),
+        ));
+    }
+    if salt > 0 {
+        writer
+            .append_key_value_metadata(KeyValue::new("quiver.salt".to_string(), salt.to_string()));
+    }
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    let buf = Bytes::from(buf);
+    let hash = Hash::of(&buf);
+    let sums = PackSums::compute(hash, &buf)?;
+    Ok((buf, hash, sums))
+}
+
+/// Write a pack: the object, then its sums file. `erased` lists the groups whose rows were
+/// copied from erased rows, with their recorded hashes ([`crate::erase::footer`]).
+///
+/// Packs are content-addressed, so a pack with the bytes of one that was erased since
+/// would be the erased object (its path holds the erased bytes). Such a pack (found when
+/// its object already exists and has an erasure record) is written with a salt entry in
+/// its footer instead: other bytes, another address, the rows this write means.
 async fn write_pack_with(
     store: &Store,
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
     props: parquet::file::properties::WriterProperties,
+    erased: ErasedGroups,
 ) -> Result<(Hash, u64)> {
-    let schema = schema.clone();
-    let (bytes, sums) = tokio::task::spawn_blocking(move || -> Result<(Bytes, PackSums)> {
-        let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(props))?;
-        for b in &batches {
-            writer.write(b)?;
+    let batches = std::sync::Arc::new(batches);
+    let erased = std::sync::Arc::new(erased);
+    for salt in 0u32..16 {
+        let (schema, batches, props, erased) = (
+            schema.clone(),
+            batches.clone(),
+            props.clone(),
+            erased.clone(),
+        );
+        let (bytes, pack, sums) = tokio::task::spawn_blocking(move || {
+            encode_pack(schema, &batches, props, &erased, salt)
+        })
+        .await
+        .map_err(|e| CoreError::Join(e.to_string()))??;
+        let total = bytes.len() as u64;
+        let path = crate::packs::pack_path(&pack);
+        if !store.put_file_if_absent(&path, bytes.clone()).await? {
+            if crate::erase::read_record(store, &pack).await?.is_some() {
+                continue;
+            }
+            // already there: the store makes sure the copy is whole
+            store.put_object(PACK_KIND, bytes).await?;
         }
-        writer.close()?;
-        let buf = Bytes::from(buf);
-        let sums = PackSums::compute(Hash([0; 32]), &buf)?;
-        Ok((buf, sums))
-    })
-    .await
-    .map_err(|e| CoreError::Join(e.to_string()))??;
-    let total = bytes.len() as u64;
-    let pack = store.put_object(PACK_KIND, bytes).await?;
-    let sums = sums.with_pack(pack).encode();
-    let sums_len = sums.len() as u64;
-    store
-        .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
-        .await?;
-    Ok((pack, total + sums_len))
+        let sums = sums.encode();
+        let sums_len = sums.len() as u64;
+        store
+            .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
+            .await?;
+        return Ok((pack, total + sums_len));
+    }
+    Err(CoreError::Join(
+        "could not find an address for a pack that no erased pack has".into(),
+    ))
 }
 
 /// Group runs of a batch sorted by (group key, label key): `(key, offset, len)`.
@@ -168,6 +228,8 @@ pub struct BaseBuilder {
     closed: Vec<Chunk>,
     pending: Vec<RecordBatch>,
     pending_rows: u64,
+    /// Groups of the pending pack whose rows are erased rows, with their recorded hashes.
+    pending_erased: Vec<GroupAlias>,
     chunks: Vec<Chunk>,
     /// The pack being written in the background and the chunks it holds: writing (Parquet
     /// encoding, checksums, the put) overlaps with hashing the next pack's groups.
@@ -191,6 +253,7 @@ impl BaseBuilder {
             closed: Vec::new(),
             pending: Vec::new(),
             pending_rows: 0,
+            pending_erased: Vec::new(),
             chunks: Vec::new(),
             inflight: None,
             content: Multiset::default(),
@@ -209,11 +272,34 @@ impl BaseBuilder {
         runs: &[(Key, usize, usize)],
         hashes: &[Hash],
     ) -> Result<()> {
+        self.push_with(batch, runs, hashes, None).await
+    }
+
+    /// [`BaseBuilder::push`] of groups some of which are erased rows copied from erased
+    /// packs: `row_hashes` are the hashes of the rows as they are; where one differs from
+    /// the group's recorded hash in `hashes`, the pack's footer keeps the recorded one
+    /// ([`crate::erase::footer`]).
+    pub async fn push_with(
+        &mut self,
+        batch: &RecordBatch,
+        runs: &[(Key, usize, usize)],
+        hashes: &[Hash],
+        row_hashes: Option<&[Hash]>,
+    ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         let mut seg_start = 0usize;
-        for ((key, off, len), h) in runs.iter().zip(hashes) {
+        for (i, ((key, off, len), h)) in runs.iter().zip(hashes).enumerate() {
+            if let Some(rh) = row_hashes.and_then(|r| r.get(i)).filter(|rh| *rh != h) {
+                self.pending_erased.push(GroupAlias {
+                    key: key.clone(),
+                    first_row: self.pending_rows + (*off - seg_start) as u64,
+                    rows: *len as u64,
+                    hash: *h,
+                    erased: *rh,
+                });
+            }
             if self.last_key.as_ref().is_some_and(|l| l >= key) {
                 return Err(CoreError::Join(
                     "base builder: groups not in ascending key order".into(),
@@ -291,11 +377,14 @@ impl BaseBuilder {
         }
         let batches = std::mem::take(&mut self.pending);
         let closed = std::mem::take(&mut self.closed);
+        let erased = ErasedGroups::new(std::mem::take(&mut self.pending_erased));
         self.pending_rows = 0;
         // at most one pack in flight: memory stays bounded by two packs
         self.settle().await?;
         let (store, schema) = (self.store.clone(), self.schema.clone());
-        let task = tokio::spawn(async move { write_pack(&store, &schema, batches).await });
+        let task = tokio::spawn(async move {
+            write_pack_with(&store, &schema, batches, writer_properties(), erased).await
+        });
         self.inflight = Some((task, closed));
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::ops::Range;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use bytes::Bytes;
-use quiver_tree::Key;
+use quiver_tree::{Hash, Key};
 
 use super::build::{self, BaseBuilder};
 use super::format::{Base, Chunk, Delta, Layout, BASE_KIND, DELTA_KIND, LAYOUT_KIND};
@@ -189,15 +189,24 @@ impl Dataset {
                 }
             };
             // the run's live base rows, in key order: one read per stretch of chunks that
-            // sit in the same pack
+            // sit in the same pack; with the recorded hashes of erased groups among them
             let mut base_rows: Vec<RecordBatch> = Vec::new();
+            // key -> (the hash its rows have when they are the erased ones, its recorded hash);
+            // no row hash for a delta's group: its recorded hash always holds
+            let mut recorded: BTreeMap<Key, (Option<Hash>, Hash)> = BTreeMap::new();
             if let Some(r) = &run {
                 let mut k = r.start;
                 while k < r.end {
                     let pack = chunks[k].pack;
                     let mut live = Vec::new();
+                    let erased = meta.erased_groups(store, &pack).await?;
                     while k < r.end && chunks[k].pack == pack {
                         let c = &chunks[k];
+                        for a in erased.aliases() {
+                            if (c.start..c.start + c.rows).contains(&a.first_row) {
+                                recorded.insert(a.key.clone(), (Some(a.erased), a.hash));
+                            }
+                        }
                         live.extend(subtract(
                             c.start..c.start + c.rows,
                             holes.get(&(super::view::Instance::Base, c.pack)),
@@ -214,6 +223,10 @@ impl Dataset {
                 .iter()
                 .filter(|(k, _)| lo.is_none_or(|l| k >= l) && hi.is_none_or(|h| k < h))
                 .collect();
+            // the deltas record the hash of every group they wrote
+            for (k, g) in &owned {
+                recorded.insert(k.clone(), (None, g.hash));
+            }
             let delta_rows: Vec<(Key, RecordBatch)> = snap
                 .read_at(owned.iter().map(|(k, g)| (k, g.at, g.rows)))
                 .await?
@@ -269,9 +282,21 @@ impl Dataset {
                 let done: Vec<(Key, usize, usize)> =
                     runs.into_iter().take_while(|r| r.1 < keep).collect();
                 let head = batch.slice(0, keep);
-                let hashes = build::hash_runs(&head, &done);
+                let row_hashes = build::hash_runs(&head, &done);
+                // a group's recorded hash: the delta's, or the erased base group's
+                let hashes: Vec<Hash> = done
+                    .iter()
+                    .zip(&row_hashes)
+                    .map(|((k, _, _), rh)| match recorded.get(k) {
+                        Some((None, h)) => *h,
+                        Some((Some(erased), h)) if erased == rh => *h,
+                        _ => *rh,
+                    })
+                    .collect();
                 report.rows_written += head.num_rows() as u64;
-                builder.push(&head, &done, &hashes).await?;
+                builder
+                    .push_with(&head, &done, &hashes, Some(&row_hashes))
+                    .await?;
                 carry =
                     Some(batch.slice(keep, batch.num_rows() - keep)).filter(|c| c.num_rows() > 0);
             }

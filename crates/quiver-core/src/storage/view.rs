@@ -61,7 +61,7 @@ impl View {
                 parts.push(part(
                     c.pack,
                     r,
-                    c.rows,
+                    (c.rows, c.rows),
                     c.groups,
                     &c.first_key,
                     &c.last_key,
@@ -88,7 +88,15 @@ impl View {
             for (range, first, last, groups) in runs {
                 let rows = range.end - range.start;
                 for r in subtract(range, holes.get(&(Instance::Delta(di), pack))) {
-                    parts.push(part(pack, r, rows, groups, &first, &last, &d.stats));
+                    parts.push(part(
+                        pack,
+                        r,
+                        (rows, d.rows),
+                        groups,
+                        &first,
+                        &last,
+                        &d.stats,
+                    ));
                 }
             }
         }
@@ -161,18 +169,32 @@ impl View {
     }
 }
 
-/// A partition entry for rows `r` of `pack`, a part of a run of `rows` rows and `groups`
-/// groups (the group count is prorated).
+/// Null count of a partition statistic that is not known: the statistics of a chunk or
+/// delta describe all its rows, and a partition holding only some of them (holes, or one
+/// run of a delta's rows) has between 0 and that many nulls. Its min and max stay valid
+/// bounds; "every row is null" (null count = rows) cannot be concluded. Readers treat this
+/// value as unknown (only partitions carry it; it is never stored).
+pub const UNKNOWN_NULLS: u64 = u64::MAX;
+
+/// A partition entry for rows `r` of `pack`, a part of a run of `rows.0` rows and `groups`
+/// groups (the group count is prorated) whose `stats` describe `rows.1` rows.
 fn part(
     pack: Hash,
     r: Range<u64>,
-    rows: u64,
+    rows: (u64, u64),
     groups: u64,
     first: &Key,
     last: &Key,
     stats: &[ColumnStats],
 ) -> (ChildEntry, LeafLoc) {
+    let (rows, described) = rows;
     let n = r.end - r.start;
+    let mut stats = stats.to_vec();
+    if n != described {
+        for s in &mut stats {
+            s.null_count = UNKNOWN_NULLS;
+        }
+    }
     let mut h = blake3::Hasher::new();
     h.update(b"quiver-part");
     h.update(pack.as_bytes());
@@ -190,7 +212,7 @@ fn part(
             last_key: last.clone(),
             rows: n,
             groups: g,
-            stats: stats.to_vec(),
+            stats,
         },
         LeafLoc {
             pack,

@@ -8,6 +8,7 @@ mod concurrency;
 mod corrupt;
 mod cow;
 mod crash;
+mod erase;
 mod faults;
 mod fsck;
 mod gc;

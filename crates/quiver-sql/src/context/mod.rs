@@ -537,9 +537,9 @@ impl QuiverContext {
             st @ (Statement::CreateRun { .. }
             | Statement::CreateModel { .. }
             | Statement::InsertPredictions { .. }) => self.exec_lineage(st).await,
-            st @ (Statement::Optimize { .. } | Statement::Vacuum { .. }) => {
-                self.exec_maintenance(st).await
-            }
+            st @ (Statement::Optimize { .. }
+            | Statement::Vacuum { .. }
+            | Statement::Erase { .. }) => self.exec_maintenance(st).await,
             st @ Statement::DataFusion(_) if st.is_dml() => self.exec_dml(st).await,
             Statement::DataFusion(q) => {
                 self.preload(&q).await?;

@@ -16,6 +16,7 @@
 //! | taxonomy | [`schema`] | `CREATE SCHEMA VERSION`, `SHOW SCHEMAS`, `SHOW SCHEMA`, `MIGRATE` |
 //! | lineage | [`lineage`] | `CREATE RUN`, `CREATE MODEL`, `INSERT INTO quiver.predictions` |
 //! | maintenance | [`maintenance`] | `VACUUM`, `OPTIMIZE` |
+//! | erasure | [`erase`] | `ERASE FROM … WHERE …` |
 //!
 //! Every other statement is DataFusion's: parsed by DataFusion's `DFParser` after the
 //! `AS OF` clauses of its tables are taken out of the tokens, then given back to the tables
@@ -34,6 +35,7 @@ pub mod branch;
 mod cursor;
 pub mod dataset;
 pub mod diff;
+pub mod erase;
 pub mod lineage;
 pub mod maintenance;
 pub mod merge;
@@ -256,6 +258,13 @@ pub enum Statement {
         branch: Option<String>,
         full: bool,
     },
+    /// `ERASE FROM ds WHERE predicate [REASON 'text']`: erase the matching labels from
+    /// every version of `ds`, keeping every commit id and content hash.
+    Erase {
+        dataset: String,
+        filter: Box<Expr>,
+        reason: Option<String>,
+    },
     /// A DataFusion statement, `AS OF` already given to its tables: a query (`SELECT`,
     /// `WITH`, `VALUES`, `EXPLAIN`, `SHOW TABLES`, …) or `INSERT`/`UPDATE`/`DELETE` on a
     /// dataset ([`Statement::is_dml`]); nothing else gets past [`crate::guard`].
@@ -304,6 +313,7 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "INSERT INTO quiver.predictions",
     "VACUUM",
     "OPTIMIZE",
+    "ERASE",
     "query",
     "DML",
 ];
@@ -385,6 +395,7 @@ impl Statement {
             Statement::InsertPredictions { .. } => "INSERT INTO quiver.predictions",
             Statement::Vacuum { .. } => "VACUUM",
             Statement::Optimize { .. } => "OPTIMIZE",
+            Statement::Erase { .. } => "ERASE",
             Statement::DataFusion(_) if self.is_dml() => "DML",
             Statement::DataFusion(_) => "query",
         }
@@ -435,7 +446,8 @@ impl Statement {
             | Statement::CreateModel { .. }
             | Statement::InsertPredictions { .. }
             | Statement::Vacuum { .. }
-            | Statement::Optimize { .. } => true,
+            | Statement::Optimize { .. }
+            | Statement::Erase { .. } => true,
         }
     }
 
@@ -459,7 +471,7 @@ impl Statement {
     }
 
     /// Whether the answer of the statement is a table to read (a DataFusion query, SHOW,
-    /// DIFF, and the reports of MERGE, RESOLVE, VACUUM and OPTIMIZE) rather than a
+    /// DIFF, and the reports of MERGE, RESOLVE, VACUUM, OPTIMIZE and ERASE) rather than a
     /// confirmation of what it did (sqllogictest `query` vs `statement` records).
     pub fn returns_rows(&self) -> bool {
         match self {
@@ -479,7 +491,8 @@ impl Statement {
             | Statement::ResetBranch { .. }
             | Statement::ResolveConflicts { .. }
             | Statement::Vacuum { .. }
-            | Statement::Optimize { .. } => true,
+            | Statement::Optimize { .. }
+            | Statement::Erase { .. } => true,
             _ => false,
         }
     }
@@ -907,6 +920,17 @@ impl std::fmt::Display for Statement {
                 }
                 Ok(())
             }
+            Statement::Erase {
+                dataset,
+                filter,
+                reason,
+            } => {
+                write!(f, "ERASE FROM {} WHERE {filter}", ident(dataset))?;
+                match reason {
+                    Some(r) => write!(f, " REASON {}", sql_string(r)),
+                    None => Ok(()),
+                }
+            }
             Statement::DataFusion(st) => write!(f, "{st}"),
         }
     }
@@ -987,6 +1011,7 @@ fn family(c: &Cursor) -> Option<Family> {
         ("CREATE", "SCHEMA") if w(2) == "VERSION" => schema::parse_schema,
         ("SHOW", "SCHEMAS" | "SCHEMA") | ("MIGRATE", _) => schema::parse_schema,
         ("VACUUM" | "OPTIMIZE", _) => maintenance::parse_maintenance,
+        ("ERASE", _) => erase::parse_erase,
         ("REVERT", _) | ("RESET", "BRANCH") => rewind::parse_rewind,
         ("CREATE", "RUN" | "MODEL") => lineage::parse_lineage,
         ("BEGIN" | "COMMIT" | "ROLLBACK", _) | ("START", "TRANSACTION") => txn::parse_txn,

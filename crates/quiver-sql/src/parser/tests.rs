@@ -73,6 +73,9 @@ pub(crate) const EXAMPLES: &[&str] = &[
     "VACUUM ds RETAIN 12 HOURS DRY RUN",
     "OPTIMIZE ds ON BRANCH relabel FULL",
     "OPTIMIZE ds",
+    "ERASE FROM ds WHERE sample_id = 'img-00000001' REASON 'privacy request 12'",
+    "erase from \"My ds\" where reviewer = 'alice' and class in ('cat', 'dog')",
+    "ERASE FROM ds WHERE label_id > 3 AND NOT score IS NULL REASON 'it''s gone'",
     "SELECT * FROM ds AS OF TAG 'v1' a JOIN ds AS OF BRANCH 'b' b USING (k)",
     "SELECT a.class FROM public.ds AS OF TAG 'v1' AS a",
     "WITH old AS (SELECT * FROM ds AS OF TAG 'v1') SELECT count(*) FROM old",
@@ -193,6 +196,18 @@ fn quiver_statement_errors_name_line_and_column() {
         (
             "MERGE BRANCH b ON ds",
             "expected INTO, found 'ON' at line 1, column 16",
+        ),
+        (
+            "ERASE FROM ds",
+            "ERASE: expected WHERE <predicate> (to erase every label, say so: WHERE true), found end of statement",
+        ),
+        (
+            "ERASE FROM ds WHERE k = 1 REASON 7",
+            "expected the reason, a string literal, found '7' at line 1, column 34",
+        ),
+        (
+            "ERASE ds WHERE k = 1",
+            "expected FROM, found 'ds' at line 1, column 7",
         ),
         (
             "CREATE BRANCH FROM",

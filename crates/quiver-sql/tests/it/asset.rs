@@ -91,3 +91,57 @@ async fn quiver_asset_returns_the_image_bytes() {
         .to_string();
     assert!(e.contains(&missing), "{e}");
 }
+
+/// An erased asset reads as erased (when, by whom, why); an erased label's image hash
+/// ('<erased>') gives NULL; `quiver.erased_assets` lists the tombstones.
+#[tokio::test]
+async fn erased_assets_and_erased_labels() {
+    let cat = Catalog::open("memory://").await.unwrap();
+    let h = cat
+        .assets()
+        .put_bytes(bytes::Bytes::from_static(b"a face"))
+        .await
+        .unwrap();
+    let ctx = QuiverContext::new(cat.clone()).await.unwrap();
+    ctx.sql("CREATE DATASET ds (sample_id VARCHAR NOT NULL, label_id INT NOT NULL, image_hash VARCHAR NOT NULL) KEY (sample_id, label_id)")
+        .await
+        .unwrap();
+    ctx.sql(&format!(
+        "INSERT INTO ds VALUES ('a', 1, '{h}'), ('b', 1, '{h}')"
+    ))
+    .await
+    .unwrap();
+    ctx.sql("ERASE FROM ds WHERE sample_id = 'b' REASON 'asked'")
+        .await
+        .unwrap();
+    let out = ctx
+        .sql("SELECT sample_id, image_hash, quiver_asset(image_hash) FROM ds ORDER BY sample_id")
+        .await
+        .unwrap();
+    let b = &out[0];
+    assert_eq!(b.column(1).as_string_view().value(1), "<erased>");
+    let img = b.column(2).as_binary::<i32>();
+    assert_eq!(img.value(0), b"a face");
+    assert!(img.is_null(1));
+
+    cat.assets()
+        .erase(&h, "subject asked", "dpo")
+        .await
+        .unwrap();
+    let e = ctx
+        .sql("SELECT quiver_asset(image_hash) FROM ds WHERE sample_id = 'a'")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("asset {h} was erased on")) && e.contains("by dpo (subject asked)"),
+        "{e}"
+    );
+    let t = ctx
+        .sql("SELECT hash, author, reason, size FROM quiver.erased_assets")
+        .await
+        .unwrap();
+    assert_eq!(t[0].num_rows(), 1);
+    assert_eq!(t[0].column(0).as_string::<i32>().value(0), h.to_hex());
+    assert_eq!(t[0].column(2).as_string::<i32>().value(0), "subject asked");
+}

@@ -7,6 +7,7 @@ mod asset;
 mod compat;
 mod corrupt;
 mod dml_prop;
+mod erase;
 mod pruning;
 mod readonly_store;
 mod security;

@@ -45,6 +45,13 @@ async fn state(cat: &Catalog) -> String {
     }
     s += &format!("datasets {:?}\n", cat.list_datasets().await.unwrap());
     s += &format!("runs {}\n", cat.runs().await.unwrap().len());
+    // packs are rewritten in place by an erasure: their bytes, and the erasure records
+    for p in cat.store().list("").await.unwrap() {
+        if p.starts_with("objects/pack/") || p.starts_with("erasures/") {
+            let b = cat.store().get_file(&p).await.unwrap();
+            s += &format!("{p} {}\n", quiver_core::Hash::of(&b));
+        }
+    }
     s
 }
 
@@ -89,6 +96,7 @@ const WRITES: &[&str] = &[
     "VACUUM demo DRY RUN",
     "OPTIMIZE demo",
     "OPTIMIZE demo ON BRANCH main",
+    "ERASE FROM demo WHERE sample_id = 'img-00000001' REASON 'privacy request'",
     "COMMIT",
 ];
 
