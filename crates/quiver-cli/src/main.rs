@@ -317,9 +317,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             changes.extend(unset.iter().map(|k| (k.clone(), None)));
             for (k, v) in &changes {
-                if k.is_empty() {
-                    return Err(CliError::Usage("a metadata key cannot be empty".into()));
-                }
                 match &column {
                     None => ds.set_metadata(k, v.clone()).await?,
                     Some(c) => ds.set_column_metadata(c, k, v.clone()).await?,

@@ -780,6 +780,7 @@ impl Dataset {
 
     /// Set (or with `None` remove) a dataset metadata key; persisted immediately.
     pub async fn set_metadata(&self, key: &str, value: Option<Value>) -> Result<()> {
+        check_metadata_key(key)?;
         self.update_metadata(|doc| set_key(&mut doc["dataset"], key, value))
             .await
     }
@@ -799,6 +800,7 @@ impl Dataset {
         value: Option<Value>,
     ) -> Result<()> {
         self.check_column(column)?;
+        check_metadata_key(key)?;
         self.update_metadata(|doc| {
             if !doc["columns"][column].is_object() {
                 doc["columns"][column] = serde_json::json!({});
@@ -853,4 +855,16 @@ fn set_key(obj: &mut Value, key: &str, value: Option<Value>) {
             }
         }
     }
+}
+
+/// Metadata keys have 1 to 128 characters.
+fn check_metadata_key(key: &str) -> Result<()> {
+    let n = key.chars().count();
+    if n == 0 || n > 128 {
+        return Err(CoreError::InvalidName {
+            name: key.chars().take(128).collect(),
+            reason: "a metadata key has 1 to 128 characters".into(),
+        });
+    }
+    Ok(())
 }

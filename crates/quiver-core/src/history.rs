@@ -10,7 +10,6 @@
 //!
 //! [`Snapshot::diff_located`]: crate::Snapshot::diff_located
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -18,7 +17,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use quiver_tree::{Hash, Key};
 
 use crate::dataset::Dataset;
-use crate::encoding::{self, GroupHasher};
 use crate::error::Result;
 use crate::model::Commit;
 
@@ -53,20 +51,6 @@ pub struct LabelChange {
     pub old: Option<RecordBatch>,
     /// The label's row after the commit (one row), if it exists.
     pub new: Option<RecordBatch>,
-}
-
-/// Label key → (row, row hash) of a group's rows.
-fn labels_of(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Hash)> {
-    let mut out = BTreeMap::new();
-    if let Some(b) = batch {
-        let h = GroupHasher::for_batch(b);
-        for r in 0..b.num_rows() {
-            if let Some(k) = encoding::key_bytes(b.column(li).as_ref(), r) {
-                out.insert(k, (r, h.hash(r, 1)));
-            }
-        }
-    }
-    out
 }
 
 impl Dataset {
@@ -109,7 +93,10 @@ impl Dataset {
                 }
             };
             if old.is_some() || new.is_some() {
-                let (lo, ln) = (labels_of(old.as_ref(), li), labels_of(new.as_ref(), li));
+                let (lo, ln) = (
+                    crate::merge::label_map(old.as_ref(), li),
+                    crate::merge::label_map(new.as_ref(), li),
+                );
                 let mut keys: Vec<&Key> = lo.keys().chain(ln.keys()).collect();
                 keys.sort();
                 keys.dedup();

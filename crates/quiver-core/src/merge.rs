@@ -187,7 +187,7 @@ fn label_id(group: &[u8], label: &[u8]) -> String {
 }
 
 /// Per-label view of a group's rows: label key → (row index, row hash).
-fn label_map(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Hash)> {
+pub(crate) fn label_map(batch: Option<&RecordBatch>, li: usize) -> BTreeMap<Key, (usize, Hash)> {
     let mut out = BTreeMap::new();
     if let Some(b) = batch {
         let h = GroupHasher::for_batch(b);

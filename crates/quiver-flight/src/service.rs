@@ -635,11 +635,6 @@ impl QuiverFlight {
                         }
                     }
                     for (k, x) in changes {
-                        if k.is_empty() {
-                            return Err(FlightError::InvalidArgument(format!(
-                                "{kind}: a metadata key cannot be empty"
-                            )));
-                        }
                         match column {
                             None => ds.set_metadata(&k, x).await?,
                             Some(c) => ds.set_column_metadata(c, &k, x).await?,

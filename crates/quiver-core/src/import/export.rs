@@ -294,24 +294,7 @@ pub async fn export_coco(
             .into_iter()
             .filter_map(|(f, h)| h.map(|h| (f, h)))
             .collect();
-        opts.progress
-            .phase("writing images", Some(with_hash.len() as u64));
-        let store = cat.assets();
-        for (file, hex) in with_hash {
-            let hash = quiver_tree::Hash::from_hex(&hex).ok_or_else(|| CoreError::Corrupt {
-                what: format!("image_hash of sample '{file}'"),
-                reason: format!("'{hex}' is not a blake3 hash"),
-            })?;
-            let dest = safe_join(dir, &file)?;
-            if let Some(parent) = dest.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| io_err(parent, e))?;
-            }
-            store.get_to_file(&hash, &dest).await?;
-            written += 1;
-            opts.progress.advance(1);
-        }
+        written = write_images(cat, dir, &with_hash, opts).await?;
     }
     opts.progress.phase("writing COCO JSON", None);
     write_atomic(out, |file| {
@@ -327,6 +310,34 @@ pub async fn export_coco(
         images: coco.images.len() as u64,
         assets: written,
     })
+}
+
+/// Write the assets `(file name, image_hash hex)` from the asset store to `dir/<file>`
+/// (for exports that carry their images); returns how many were written.
+async fn write_images(
+    cat: &Catalog,
+    dir: &Path,
+    images: &[(String, String)],
+    opts: &ExportOptions,
+) -> Result<u64> {
+    opts.progress
+        .phase("writing images", Some(images.len() as u64));
+    let store = cat.assets();
+    for (file, hex) in images {
+        let hash = quiver_tree::Hash::from_hex(hex).ok_or_else(|| CoreError::Corrupt {
+            what: format!("image_hash of sample '{file}'"),
+            reason: format!("'{hex}' is not a blake3 hash"),
+        })?;
+        let dest = safe_join(dir, file)?;
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_err(parent, e))?;
+        }
+        store.get_to_file(&hash, &dest).await?;
+        opts.progress.advance(1);
+    }
+    Ok(images.len() as u64)
 }
 
 /// `dir/rel`, refusing paths that would leave `dir`.
@@ -460,7 +471,7 @@ pub async fn export_yolo(
         opts.progress.advance(1);
     }
     // ids no exported label uses: named by the dataset's current schema version, if any
-    if let Some((_, taxonomy)) = snap_dataset_taxonomy(cat, dataset).await? {
+    if let Some((_, taxonomy)) = snap.dataset().taxonomies().await?.pop() {
         for (name, id) in taxonomy.classes {
             classes.entry(id).or_insert(name);
         }
@@ -479,24 +490,8 @@ pub async fn export_yolo(
     std::fs::write(&names_path, names).map_err(|e| io_err(&names_path, e))?;
     let mut written = 0u64;
     if let Some(dir) = &opts.images {
-        opts.progress
-            .phase("writing images", Some(images.len() as u64));
-        let store = cat.assets();
-        for (file, hex) in &images {
-            let hash = quiver_tree::Hash::from_hex(hex).ok_or_else(|| CoreError::Corrupt {
-                what: format!("image_hash of sample '{file}'"),
-                reason: format!("'{hex}' is not a blake3 hash"),
-            })?;
-            let dest = safe_join(dir, file)?;
-            if let Some(parent) = dest.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| io_err(parent, e))?;
-            }
-            store.get_to_file(&hash, &dest).await?;
-            written += 1;
-            opts.progress.advance(1);
-        }
+        let images: Vec<(String, String)> = images.clone().into_iter().collect();
+        written = write_images(cat, dir, &images, opts).await?;
     }
     opts.progress.finish();
     Ok(ExportReport {
@@ -505,12 +500,4 @@ pub async fn export_yolo(
         images: images.len() as u64,
         assets: written,
     })
-}
-
-/// The newest schema version of `dataset` with its taxonomy, if it has one.
-async fn snap_dataset_taxonomy(
-    cat: &Catalog,
-    dataset: &str,
-) -> Result<Option<(crate::SchemaVersion, crate::Taxonomy)>> {
-    Ok(cat.dataset(dataset).await?.taxonomies().await?.pop())
 }

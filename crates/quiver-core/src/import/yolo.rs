@@ -124,14 +124,21 @@ pub fn box_key(class_id: i64, values: &[f64; 4], occurrence: u32) -> i64 {
     h.update(b"quiver/yolo-box/1");
     h.update(&class_id.to_le_bytes());
     for v in values {
-        // one zero: -0.0 and 0.0 are the same coordinate
-        let v = if *v == 0.0 { 0.0f64 } else { *v };
-        h.update(&v.to_bits().to_le_bytes());
+        h.update(&canonical_bits(*v).to_le_bytes());
     }
     h.update(&occurrence.to_le_bytes());
     let mut eight = [0u8; 8];
     eight.copy_from_slice(&h.finalize().as_bytes()[..8]);
     (u64::from_le_bytes(eight) >> 1) as i64
+}
+
+/// The bits of a coordinate with one zero: -0.0 and 0.0 are the same coordinate.
+fn canonical_bits(v: f64) -> u64 {
+    if v == 0.0 {
+        0
+    } else {
+        v.to_bits()
+    }
 }
 
 /// Parse one label file. Errors name the file and the line.

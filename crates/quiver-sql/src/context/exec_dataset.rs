@@ -51,11 +51,6 @@ impl QuiverContext {
                     .chain(unset.iter().map(|k| (k.clone(), None)))
                     .collect();
                 for (k, v) in &changes {
-                    if k.is_empty() || k.chars().count() > 128 {
-                        return Err(SqlError::Unsupported(format!(
-                            "metadata key '{k}': a key has 1 to 128 characters"
-                        )));
-                    }
                     match &column {
                         None => ds.set_metadata(k, v.clone()).await?,
                         Some(c) => ds.set_column_metadata(c, k, v.clone()).await?,

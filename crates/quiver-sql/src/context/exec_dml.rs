@@ -125,20 +125,10 @@ impl QuiverContext {
                     continue;
                 }
                 match kind {
-                    WriteKind::Append | WriteKind::Upsert => {
-                        let rows = quiver_core::conform(
-                            ds.name(),
-                            &schema,
-                            &batch,
-                            quiver_core::ConformRules::PLANNED,
-                        )?;
-                        let mode = if kind == WriteKind::Append {
-                            WriteMode::Append
-                        } else {
-                            WriteMode::Upsert
-                        };
-                        txn.write(&rows, mode).await?;
-                    }
+                    // the transaction conforms the rows to the dataset (layouts only: the
+                    // plan already cast them)
+                    WriteKind::Append => txn.write(&batch, WriteMode::Append).await?,
+                    WriteKind::Upsert => txn.write(&batch, WriteMode::Upsert).await?,
                     WriteKind::Delete => {
                         let keys = quiver_core::conform::conform_columns(
                             ds.name(),
@@ -199,27 +189,7 @@ impl QuiverContext {
                         "UPDATE of a join (name the other tables in FROM)".into(),
                     ));
                 }
-                let target = object_name(name)?;
-                let (ds, _) = self.write_target(&target).await?;
-                let cfg = ds.config();
-                for a in &u.assignments {
-                    let AssignmentTarget::ColumnName(c) = &a.target else {
-                        return Err(SqlError::Unsupported("tuple assignment in UPDATE".into()));
-                    };
-                    let c = object_name(c)?;
-                    if ds.schema().field_with_name(&c).is_err() {
-                        return Err(SqlError::Core(CoreError::ColumnNotFound {
-                            dataset: ds.name().into(),
-                            column: c,
-                        }));
-                    }
-                    if c == cfg.group_key || c == cfg.label_key {
-                        return Err(SqlError::Unsupported(format!(
-                            "UPDATE of key column '{c}' (delete the label and insert it under the new key)"
-                        )));
-                    }
-                }
-                target
+                object_name(name)?
             }
             SqlStatement::Delete(d) => {
                 let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
@@ -243,6 +213,24 @@ impl QuiverContext {
         };
         let (ds, branch) = self.write_target(&target).await?;
         if let SqlStatement::Update(u) = &st {
+            let cfg = ds.config();
+            for a in &u.assignments {
+                let AssignmentTarget::ColumnName(c) = &a.target else {
+                    return Err(SqlError::Unsupported("tuple assignment in UPDATE".into()));
+                };
+                let c = object_name(c)?;
+                if ds.schema().field_with_name(&c).is_err() {
+                    return Err(SqlError::Core(CoreError::ColumnNotFound {
+                        dataset: ds.name().into(),
+                        column: c,
+                    }));
+                }
+                if c == cfg.group_key || c == cfg.label_key {
+                    return Err(SqlError::Unsupported(format!(
+                        "UPDATE of key column '{c}' (delete the label and insert it under the new key)"
+                    )));
+                }
+            }
             if u.from.is_some() {
                 // DataFusion 55 refuses UPDATE … FROM (apache/datafusion#19950): plan the
                 // new rows as the equivalent join query instead

@@ -39,6 +39,25 @@ pub(crate) fn string_args<const N: usize>(
     })
 }
 
+/// The arguments of a function answering with a conflicts table (`'dataset', 'source',
+/// 'target'`): the dataset, source, target and the table's schema.
+fn conflicts_args(
+    shared: &Shared,
+    name: &str,
+    usage: &str,
+    args: &TableFunctionArgs,
+) -> DfResult<(Dataset, String, String, SchemaRef)> {
+    let [ds, source, target] = string_args(name, usage, args.exprs())?;
+    let dataset = shared
+        .cached_dataset(&ds)
+        .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
+    let schema = dataset
+        .conflicts_table(&[])
+        .map_err(|e| df_err(SqlError::Core(e)))?
+        .schema();
+    Ok((dataset, source, target, schema))
+}
+
 /// `quiver_conflicts('ds', 'source', 'target')`: the conflicts of the pending merge of
 /// `source` into branch `target`.
 #[derive(Debug)]
@@ -48,19 +67,12 @@ pub(super) struct ConflictsFunction {
 
 impl TableFunctionImpl for ConflictsFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let [ds, source, target] = string_args(
+        let (dataset, source, target, schema) = conflicts_args(
+            &self.shared,
             "quiver_conflicts",
             "('dataset', 'source', 'target')",
-            args.exprs(),
+            &args,
         )?;
-        let dataset = self
-            .shared
-            .cached_dataset(&ds)
-            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
-        let schema = dataset
-            .conflicts_table(&[])
-            .map_err(|e| df_err(SqlError::Core(e)))?
-            .schema();
         Ok(Arc::new(ComputedTable(ConflictsTable {
             dataset,
             source,
@@ -124,19 +136,12 @@ pub(super) struct MergePreviewFunction {
 
 impl TableFunctionImpl for MergePreviewFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let [ds, source, target] = string_args(
+        let (dataset, source, target, schema) = conflicts_args(
+            &self.shared,
             "quiver_merge_preview",
             "('dataset', 'source', 'target branch')",
-            args.exprs(),
+            &args,
         )?;
-        let dataset = self
-            .shared
-            .cached_dataset(&ds)
-            .ok_or_else(|| df_err(CoreError::DatasetNotFound(ds.clone())))?;
-        let schema = dataset
-            .conflicts_table(&[])
-            .map_err(|e| df_err(SqlError::Core(e)))?
-            .schema();
         Ok(Arc::new(ComputedTable(MergePreviewTable {
             shared: self.shared.clone(),
             dataset,

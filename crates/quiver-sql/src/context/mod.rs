@@ -101,11 +101,17 @@ fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionStat
         .map(|e| (e.key, e.value))
         .collect();
     let fresh = |config: SessionConfig, runtime: Arc<RuntimeEnv>| {
-        SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
-            .build()
+            .build();
+        // catalog-independent functions belong to the template, registered once
+        for f in crate::asset_fn::length_udfs() {
+            // replacing DataFusion's own length functions; the old ones are not needed
+            let _ = datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(f));
+        }
+        state
     };
     let Ok(mut templates) = TEMPLATES.lock() else {
         return fresh(config, runtime);
@@ -277,9 +283,6 @@ impl QuiverContext {
             }),
         );
         ctx.register_udf(crate::asset_fn::asset_udf(shared.catalog.clone()));
-        for f in crate::asset_fn::length_udfs() {
-            ctx.register_udf(f);
-        }
         ctx.register_udtf(
             "quiver_lineage_of_model",
             Arc::new(crate::lineage_sql::LineageOfModel {
