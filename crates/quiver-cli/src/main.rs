@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cluster_cmd;
 mod erase_cmd;
 mod fsck_cmd;
 mod gc_cmd;
@@ -68,6 +69,8 @@ enum Command {
     Sql(sql_cmd::SqlArgs),
     /// Serve the catalog over Arrow Flight and Flight SQL (trainers, ADBC/JDBC, BI tools).
     Serve(serve_cmd::ServeArgs),
+    /// Run a Ballista scheduler or executor for distributed SQL (`sql --cluster`, `serve --cluster`).
+    Cluster(cluster_cmd::ClusterArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
     /// Undo one commit's changes with a new commit on a branch (history is kept).
@@ -193,6 +196,8 @@ enum CliError {
     Sql(#[from] quiver_sql::SqlError),
     #[error(transparent)]
     Flight(#[from] quiver_flight::FlightError),
+    #[error(transparent)]
+    Cluster(#[from] quiver_cluster::ClusterError),
     #[error("{0}")]
     Usage(String),
     /// A merge stopped on conflicts (already reported on stdout): exit status 2.
@@ -246,11 +251,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
+    // cluster processes open the catalogs their plans name, not --catalog
+    if let Command::Cluster(a) = cli.command {
+        return cluster_cmd::run(a).await;
+    }
     let cat = Catalog::open_with(&cli.catalog, StoreOptions { sync: cli.sync }).await?;
     // merges run the pre-merge checks of their target branch as SQL
     quiver_sql::checks::install(&cat);
     match cli.command {
         Command::Io(c) => io_cmd::run(&cat, c).await?,
+        Command::Cluster(_) => unreachable!("handled before the catalog is opened"),
         Command::Merge(a) => match merge_cmd::run(&cat, a).await? {
             merge_cmd::Outcome::Done => {}
             merge_cmd::Outcome::Conflicts(n) => return Err(CliError::MergeConflicts(n)),

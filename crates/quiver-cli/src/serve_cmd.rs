@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// Labels in the demo dataset created on an empty catalog.
     #[arg(long, default_value_t = 100_000)]
     demo_rows: u64,
+    /// Run SQL queries over datasets on a Ballista cluster: the scheduler's HOST:PORT
+    /// (see `quiver cluster --help`). Trainer reads (DoGet), writes and metadata calls are
+    /// still served by this process.
+    #[arg(long, value_name = "HOST:PORT", env = "QUIVER_CLUSTER")]
+    cluster: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -184,10 +189,16 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     println!(
         "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5\\\"))\""
     );
+    let state_hook = a
+        .cluster
+        .as_deref()
+        .map(crate::cluster_cmd::hook)
+        .transpose()?;
     let opts = ServeOptions {
         tokens,
         tls,
         limits,
+        state_hook,
     };
     quiver_flight::serve(cat.clone(), bound, opts, shutdown_signal()).await?;
     println!("quiver serve: stopped");

@@ -32,6 +32,10 @@ pub struct SqlArgs {
     /// Output format of result rows.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Run queries over datasets on a Ballista cluster: the scheduler's HOST:PORT (see
+    /// `quiver cluster --help`). Statements that write still run here.
+    #[arg(long, value_name = "HOST:PORT", env = "QUIVER_CLUSTER")]
+    pub cluster: Option<String>,
 }
 
 /// Standard output that remembers whether its reader went away (`quiver sql … | head`).
@@ -122,13 +126,21 @@ fn print_to(out: &mut impl Write, batches: &[RecordBatch], format: Format) -> Re
 }
 
 /// Run `quiver sql`.
-pub async fn run(cat: &Catalog, a: SqlArgs) -> Result<(), SqlError> {
-    let ctx = QuiverContext::new(cat.clone()).await?;
+pub async fn run(cat: &Catalog, a: SqlArgs) -> Result<(), crate::CliError> {
+    let opts = quiver_sql::SessionOptions {
+        state_hook: a
+            .cluster
+            .as_deref()
+            .map(crate::cluster_cmd::hook)
+            .transpose()?,
+        ..Default::default()
+    };
+    let ctx = QuiverContext::with_session_options(cat.clone(), opts).await?;
     if let Some(sql) = a.command {
         let batches = ctx.sql(&sql).await?;
-        return print(&batches, a.format);
+        return Ok(print(&batches, a.format)?);
     }
-    shell(&ctx, a.format).await
+    Ok(shell(&ctx, a.format).await?)
 }
 
 async fn shell(ctx: &QuiverContext, format: Format) -> Result<(), SqlError> {

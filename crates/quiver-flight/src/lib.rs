@@ -56,6 +56,8 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// What one request or caller may cost the server.
     pub limits: ServerLimits,
+    /// Applied to every SQL session's DataFusion state (e.g. queries on a cluster).
+    pub state_hook: Option<quiver_sql::StateHook>,
 }
 
 /// A bound, not yet serving, server: bind first so the caller learns the port (`:0`).
@@ -110,7 +112,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<()> {
     let limits = opts.limits.clone();
-    let sql = QuiverFlightSql::with_limits(catalog, opts.tokens.clone(), opts.limits)?;
+    let mut sql = QuiverFlightSql::with_limits(catalog, opts.tokens.clone(), opts.limits)?;
+    if let Some(hook) = opts.state_hook {
+        sql = sql.with_state_hook(hook);
+    }
     let svc = tower_layer::Layer::layer(
         &AuthLayer::new(opts.tokens),
         DoGetRouter::new(QuiverFlight::new(sql), limits.max_message_bytes),

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     xdbc: arrow_flight::sql::metadata::XdbcTypeInfoData,
     /// One DataFusion runtime for every session: one memory pool, one spill directory.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    /// Applied to every session's DataFusion state.
+    state_hook: Option<quiver_sql::StateHook>,
 }
 
 /// The Flight SQL service over a catalog.
@@ -289,8 +291,18 @@ impl QuiverFlightSql {
                 sql_info_read_only: sql_info(true)?,
                 xdbc: crate::xdbc::type_info()?,
                 runtime,
+                state_hook: None,
             }),
         })
+    }
+
+    /// Sessions made by this service pass their DataFusion state through `hook` (e.g. to
+    /// run queries on a cluster). Call before the service is shared.
+    pub fn with_state_hook(mut self, hook: quiver_sql::StateHook) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.state_hook = Some(hook);
+        }
+        self
     }
 
     /// A SQL session for `caller`: read-only for read-only tokens (every write statement
@@ -302,6 +314,7 @@ impl QuiverFlightSql {
             author: Some(caller.name.clone()),
             runtime: Some(self.inner.runtime.clone()),
             limits: self.inner.limits.sql(),
+            state_hook: self.inner.state_hook.clone(),
         };
         Ok(
             QuiverContext::with_options(self.inner.catalog.clone(), SessionConfig::new(), opts)

@@ -9,6 +9,7 @@
 
 pub mod asset_fn;
 pub mod checks;
+pub mod cluster_scan;
 pub mod column_names;
 mod computed;
 pub mod context;
@@ -32,5 +33,5 @@ mod vacuum_sql;
 pub use context::{QuiverContext, VersionPins};
 pub use error::{Result, SqlError};
 pub use guard::{SqlKind, SqlLimits};
-pub use options::SessionOptions;
+pub use options::{SessionOptions, StateHook};
 pub use provider::{QuiverTableProvider, ScanStats, ShardSpec};

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
+use datafusion::error::Result as DfResult;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionState;
 
 use crate::error::Result;
 use crate::guard::SqlLimits;
@@ -34,6 +36,20 @@ pub struct SessionOptions {
     /// The author recorded on commits, merges, schema versions and lineage records;
     /// `None`: [`quiver_core::default_author`].
     pub author: Option<String>,
+    /// Applied to the session's DataFusion state before use, e.g. to run its queries on a
+    /// cluster (crate `quiver-cluster`).
+    pub state_hook: Option<StateHook>,
+}
+
+/// A change made to every new session's DataFusion state (see
+/// [`SessionOptions::state_hook`]).
+#[derive(Clone)]
+pub struct StateHook(pub Arc<dyn Fn(SessionState) -> DfResult<SessionState> + Send + Sync>);
+
+impl std::fmt::Debug for StateHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateHook")
+    }
 }
 
 impl SessionOptions {

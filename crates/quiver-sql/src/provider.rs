@@ -30,7 +30,6 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
@@ -38,6 +37,7 @@ use object_store::ObjectStoreExt;
 use quiver_core::packs::LeafLoc;
 use quiver_core::{plan_locs, ChildEntry, Hash, PackScan, Snapshot};
 
+use crate::cluster_scan::{FileRows, QuiverScanExec};
 use crate::error::df_err;
 use crate::pruning::{keep_batch_fn, PruneCounters, StatsLayout};
 
@@ -151,6 +151,8 @@ pub struct QuiverTableProvider {
     packs: PackInfoCache,
     last: Arc<Mutex<Option<ScanStats>>>,
     shard: Option<ShardSpec>,
+    /// Scans are wrapped in a [`QuiverScanExec`] that can be sent to another process.
+    cluster: bool,
 }
 
 /// A process-wide cache of results for immutable versions that starts over when it holds
@@ -268,7 +270,21 @@ impl QuiverTableProvider {
             packs,
             last: Arc::default(),
             shard: None,
+            cluster: false,
         })
+    }
+
+    /// A provider whose scans can run in other processes (a Ballista scheduler plans them,
+    /// executors run them): each scan is a [`QuiverScanExec`] that carries its pack row
+    /// selections and the catalog's location.
+    pub fn for_cluster(mut self) -> Self {
+        self.cluster = true;
+        self
+    }
+
+    /// The shard this provider reads, if any.
+    pub fn shard(&self) -> Option<ShardSpec> {
+        self.shard
     }
 
     /// Read only one shard of the selected partitions (see [`ShardSpec`]).
@@ -515,22 +531,6 @@ pub fn register_store(
     ctx.register_object_store(url.as_ref(), catalog.query_store());
 }
 
-fn row_selection(ranges: &[std::ops::Range<u64>], total: u64) -> RowSelection {
-    let mut sel = Vec::with_capacity(ranges.len() * 2 + 1);
-    let mut pos = 0u64;
-    for r in ranges {
-        if r.start > pos {
-            sel.push(RowSelector::skip((r.start - pos) as usize));
-        }
-        sel.push(RowSelector::select((r.end - r.start) as usize));
-        pos = r.end;
-    }
-    if total > pos {
-        sel.push(RowSelector::skip((total - pos) as usize));
-    }
-    RowSelection::from(sel)
-}
-
 /// The default of the implicit key columns in an INSERT that leaves them out: NULL, which
 /// the write path fills ([`quiver_core::conform::fill_implicit_keys`]).
 static IMPLICIT_DEFAULT: std::sync::LazyLock<Expr> =
@@ -601,10 +601,16 @@ impl TableProvider for QuiverTableProvider {
         for p in plan.iter() {
             let info = self.pack_info(p).await?;
             let store = self.snapshot.dataset().catalog().store();
-            let mut file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size)
-                .with_extension(ParquetRowSelection::new(row_selection(
-                    &p.ranges, info.rows,
-                )));
+            let rows = FileRows {
+                ranges: p.ranges.clone(),
+                rows: info.rows,
+            };
+            let file = PartitionedFile::new(store.full_path(&p.path).to_string(), info.size);
+            let mut file = if self.cluster {
+                rows.attach(file)
+            } else {
+                file.with_extension(ParquetRowSelection::new(rows.selection()))
+            };
             // DataFusion caches footers by path, valid while size and modification time
             // match: the pack's generation stands for its time, so a pack rewritten by an
             // erasure is never read with the footer of its earlier bytes
@@ -645,7 +651,14 @@ impl TableProvider for QuiverTableProvider {
             .with_limit(limit)
             .with_statistics(statistics)
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        let scan = DataSourceExec::from_data_source(config);
+        if !self.cluster {
+            return Ok(scan);
+        }
+        Ok(Arc::new(QuiverScanExec::new(
+            scan,
+            self.snapshot.dataset().catalog().store().url().to_string(),
+        )))
     }
 
     fn statistics(&self) -> Option<Statistics> {

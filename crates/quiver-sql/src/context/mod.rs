@@ -219,6 +219,11 @@ impl QuiverContext {
         Self::with_options(catalog, SessionConfig::new(), SessionOptions::default()).await
     }
 
+    /// A session with DataFusion's default configuration and [`SessionOptions`].
+    pub async fn with_session_options(catalog: Catalog, opts: SessionOptions) -> Result<Self> {
+        Self::with_options(catalog, SessionConfig::new(), opts).await
+    }
+
     /// A session with a given DataFusion configuration.
     pub async fn with_config(catalog: Catalog, config: SessionConfig) -> Result<Self> {
         Self::with_options(catalog, config, SessionOptions::default()).await
@@ -242,7 +247,11 @@ impl QuiverContext {
         };
         // merges made through this catalog run their branches' checks as SQL
         crate::checks::install(&catalog);
-        let ctx = SessionContext::new_with_state(session_state(config, runtime));
+        let mut state = session_state(config, runtime);
+        if let Some(hook) = &opts.state_hook {
+            state = (hook.0)(state)?;
+        }
+        let ctx = SessionContext::new_with_state(state);
         // sessions on one catalog register its (read-only) store in the shared runtime
         // under one URL, not one more registry entry per session
         let url = provider::store_url(catalog.instance_id())?;

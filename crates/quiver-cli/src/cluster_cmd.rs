@@ -1,0 +1,120 @@
+//! `quiver cluster scheduler|executor`: an Apache DataFusion Ballista cluster that runs
+//! Quiver SQL (see docs/SCALE.md).
+
+use clap::{Args, Subcommand};
+use quiver_cluster::{ExecutorOptions, SchedulerOptions};
+
+use crate::CliError;
+
+/// Start the processes of a cluster that runs `quiver sql --cluster` and `quiver serve
+/// --cluster` queries.
+///
+/// One scheduler, then any number of executors that register with it. Every process opens
+/// the catalogs that queries name itself: the same local path (a shared file system) or
+/// the same s3:// URL, with its own AWS_* settings; no credential travels in a plan.
+///
+/// Example, on one machine:
+///   quiver cluster scheduler --port 50050 &
+///   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &
+///   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50071 --grpc-port 50072 &
+///   quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:50050 -c "SELECT count(*) FROM demo"
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Run a scheduler: plans distributed queries and hands their tasks to executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Port to listen on (clients use --cluster HOST:PORT).
+        #[arg(long, default_value_t = quiver_cluster::DEFAULT_SCHEDULER_PORT)]
+        port: u16,
+        /// Host name executors and clients reach this scheduler by.
+        #[arg(long, default_value = "localhost")]
+        external_host: String,
+    },
+    /// Run an executor: registers with the scheduler and runs the tasks it is given.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// Host name the scheduler and clients reach this executor by (default: --bind).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Port of the executor's Arrow Flight service (results and shuffle data).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Port of the executor's gRPC service (task launches).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Directory for intermediate (shuffle) files (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<String>,
+    },
+}
+
+/// Run `quiver cluster …` until the process fails or is stopped.
+pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
+    // Ballista reports jobs, tasks and failures through `log`: on stderr, RUST_LOG to
+    // change the level (default: info)
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .try_init();
+    match a.command {
+        ClusterCommand::Scheduler {
+            bind,
+            port,
+            external_host,
+        } => {
+            println!("quiver cluster: scheduler listening on {bind}:{port}");
+            quiver_cluster::run_scheduler(SchedulerOptions {
+                bind_host: bind,
+                port,
+                external_host,
+            })
+            .await?
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            external_host,
+            port,
+            grpc_port,
+            concurrent_tasks,
+            work_dir,
+        } => {
+            println!("quiver cluster: executor on {bind}:{port} (gRPC {grpc_port}), scheduler {scheduler}");
+            quiver_cluster::run_executor(ExecutorOptions {
+                scheduler,
+                bind_host: bind,
+                external_host,
+                port,
+                grpc_port,
+                concurrent_tasks,
+                work_dir,
+            })
+            .await?
+        }
+    }
+    Ok(())
+}
+
+/// The session hook of `--cluster ADDR`: queries over datasets run on that scheduler.
+pub fn hook(addr: &str) -> Result<quiver_sql::StateHook, CliError> {
+    // refuse a malformed address now, not at the first query
+    quiver_cluster::parse_address(addr, quiver_cluster::DEFAULT_SCHEDULER_PORT)?;
+    let addr = addr.to_string();
+    Ok(quiver_sql::StateHook(std::sync::Arc::new(move |state| {
+        quiver_cluster::connect_session(state, &addr)
+    })))
+}

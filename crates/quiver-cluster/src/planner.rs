@@ -1,0 +1,134 @@
+//! The query planner of a session connected to a cluster ([`ClusterPlanner`]).
+//!
+//! What runs where:
+//! - a query that reads a Quiver dataset (any version: `ds`, `"ds@ref"`, `AS OF`) is sent
+//!   to the Ballista scheduler, which plans it and runs its stages on the executors;
+//! - the rows of every other table it reads (system tables, `quiver_diff`,
+//!   `quiver_conflicts`, `quiver_history`, the lineage functions, VALUES lists) are
+//!   computed first by this process — the Quiver front end, which resolved the versions —
+//!   and travel inside the plan as [`InlineTable`]s;
+//! - a query that reads no dataset (`SELECT 1`, `information_schema`, a system table
+//!   alone) runs here, as on one machine.
+//!
+//! Writes never reach the cluster: statements that change a dataset run in the front
+//! end's write path; only the reads of an `INSERT … SELECT` or `UPDATE … FROM` can.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::Session;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::provider_as_source;
+use datafusion::datasource::source_as_provider;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::{LogicalPlan, TableScan};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use quiver_sql::QuiverTableProvider;
+
+use crate::inline::InlineTable;
+
+/// Sends queries over Quiver datasets to a Ballista scheduler; plans the rest here.
+pub struct ClusterPlanner {
+    remote: Arc<dyn QueryPlanner + Send + Sync>,
+    local: DefaultPhysicalPlanner,
+}
+
+impl std::fmt::Debug for ClusterPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterPlanner").finish_non_exhaustive()
+    }
+}
+
+impl ClusterPlanner {
+    /// A planner that sends distributed plans through `remote` (Ballista's planner).
+    pub fn new(remote: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
+        ClusterPlanner {
+            remote,
+            local: DefaultPhysicalPlanner::default(),
+        }
+    }
+}
+
+/// What the tables a plan reads are.
+#[derive(Default)]
+struct Reads {
+    datasets: usize,
+    /// Other providers, by address (one entry per distinct provider).
+    others: HashMap<usize, Arc<dyn TableProvider>>,
+    /// Statements that are not queries (DDL, DML, COPY, EXPLAIN, …).
+    not_query: bool,
+}
+
+fn provider_key(p: &Arc<dyn TableProvider>) -> usize {
+    Arc::as_ptr(p) as *const () as usize
+}
+
+fn reads(plan: &LogicalPlan) -> DfResult<Reads> {
+    let mut r = Reads::default();
+    plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::TableScan(TableScan { source, .. }) => {
+                let p = source_as_provider(source)?;
+                if p.is::<QuiverTableProvider>() {
+                    r.datasets += 1;
+                } else if !p.is::<InlineTable>() {
+                    r.others.insert(provider_key(&p), p);
+                }
+            }
+            LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::DescribeTable(_)
+            | LogicalPlan::RecursiveQuery(_) => r.not_query = true,
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(r)
+}
+
+#[async_trait::async_trait]
+impl QueryPlanner for ClusterPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        state: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let r = reads(plan)?;
+        if r.datasets == 0 || r.not_query {
+            return self.local.create_physical_plan(plan, state).await;
+        }
+        if r.others.is_empty() {
+            return self.remote.create_physical_plan(plan, state).await;
+        }
+        // compute the other tables here and send their rows with the plan
+        let mut inline: HashMap<usize, Arc<dyn TableProvider>> = HashMap::new();
+        for (key, p) in r.others {
+            let exec = p.scan(state, None, &[], None).await?;
+            let batches = collect(exec, state.task_ctx()).await?;
+            inline.insert(key, Arc::new(InlineTable::new(p.schema(), batches)));
+        }
+        let plan = plan
+            .clone()
+            .transform_up_with_subqueries(|node| match node {
+                LogicalPlan::TableScan(scan) => {
+                    let key = provider_key(&source_as_provider(&scan.source)?);
+                    match inline.get(&key) {
+                        Some(t) => Ok(Transformed::yes(LogicalPlan::TableScan(TableScan {
+                            source: provider_as_source(t.clone()),
+                            ..scan
+                        }))),
+                        None => Ok(Transformed::no(LogicalPlan::TableScan(scan))),
+                    }
+                }
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
+        self.remote.create_physical_plan(&plan, state).await
+    }
+}
