@@ -192,6 +192,18 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_close_channels_before_fork)
 
 
+#: The location Flight uses for "the server that answered GetFlightInfo".
+REUSE_CONNECTION = "arrow-flight-reuse-connection:"
+
+
+def endpoint_location(endpoint: flight.FlightEndpoint) -> Optional[str]:
+    """The first location an endpoint names (a replica to DoGet it from), or None."""
+    for loc in endpoint.locations:
+        uri = loc.uri
+        return uri.decode("utf-8") if isinstance(uri, bytes) else str(uri)
+    return None
+
+
 class Client:
     """A connection to a Quiver server.
 
@@ -260,8 +272,24 @@ class Client:
         return self._options
 
     def close(self) -> None:
-        """Close the channel (a later call opens a new one)."""
+        """Close the channel (a later call opens a new one), and those of the replicas."""
         self._drop_channel()
+        for peer in self.__dict__.get("_peers", {}).values():
+            peer._drop_channel()
+
+    def at_location(self, location: Optional[str]) -> "Client":
+        """The client of the server an endpoint names as its location (a replica of the
+        catalog, see ``quiver serve --replica``), with this client's credentials; this
+        client when the endpoint names none."""
+        if not location or location == self.url or location.startswith(REUSE_CONNECTION):
+            return self
+        peers = self.__dict__.setdefault("_peers", {})
+        peer = peers.get(location)
+        if peer is None:
+            peer = Client.__new__(Client)
+            peer.__setstate__({**self.__getstate__(), "url": location})
+            peers[location] = peer
+        return peer
 
     def __enter__(self) -> "Client":
         return self
@@ -279,25 +307,28 @@ class Client:
         with _translated():
             return self._flight.get_flight_info(desc, self._options)
 
-    def read_ticket(self, ticket) -> Iterator[pa.RecordBatch]:
-        """DoGet one ticket; yields its record batches."""
+    def read_ticket(self, ticket, location: Optional[str] = None) -> Iterator[pa.RecordBatch]:
+        """DoGet one ticket (from the server ``location`` names, if given); yields its
+        record batches."""
         if not isinstance(ticket, flight.Ticket):
             ticket = flight.Ticket(ticket)
+        at = self.at_location(location)
         with _translated():
-            reader = self._flight.do_get(ticket, self._options)
+            reader = at._flight.do_get(ticket, at._options)
             for chunk in reader:
                 if chunk.data is not None:
                     yield chunk.data
 
     def _read_info_batches(self, info: flight.FlightInfo) -> Iterator[pa.RecordBatch]:
         for endpoint in info.endpoints:
-            yield from self.read_ticket(endpoint.ticket)
+            yield from self.read_ticket(endpoint.ticket, endpoint_location(endpoint))
 
     def _read_info(self, info: flight.FlightInfo) -> pa.Table:
         tables = []
         with _translated():
             for endpoint in info.endpoints:
-                reader = self._flight.do_get(endpoint.ticket, self._options)
+                at = self.at_location(endpoint_location(endpoint))
+                reader = at._flight.do_get(endpoint.ticket, at._options)
                 tables.append(reader.read_all())
         return _concat(tables, info.schema)
 

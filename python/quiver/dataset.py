@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from .client import _as_table, _concat, _json_bytes, _parse_json, _translated  # noqa: F401
+from .client import endpoint_location
 from .errors import QuiverError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,7 +101,7 @@ class Dataset:
 
         def gen():
             for endpoint in info.endpoints:
-                yield from self._client.read_ticket(endpoint.ticket)
+                yield from self._client.read_ticket(endpoint.ticket, endpoint_location(endpoint))
 
         return gen()
 

@@ -37,7 +37,7 @@ import pyarrow.flight as flight
 import torch
 import torch.utils.data
 
-from .client import Client
+from .client import Client, endpoint_location
 from .errors import FLIGHT_ERRORS, from_flight
 
 #: Multiplier of the epoch in the per-shard shuffle seed.
@@ -184,7 +184,8 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                  total_records: int = -1, flight_kwargs: Optional[dict] = None,
                  endpoint_metadata: Optional[Sequence[Optional[dict]]] = None,
                  exact_rows: bool = False, balance: str = "even",
-                 world_size: Optional[int] = None, rank: Optional[int] = None):
+                 world_size: Optional[int] = None, rank: Optional[int] = None,
+                 locations: Optional[Sequence[Optional[str]]] = None):
         super().__init__()
         if batch_size is None or int(batch_size) < 1:
             raise ValueError("batch_size must be a positive integer")
@@ -197,6 +198,8 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
         self.url = url
         self.token = token
         self.tickets = [bytes(t) for t in tickets]
+        # the server each endpoint names (a replica of the catalog), None: the one asked
+        self.locations = list(locations or [None] * len(self.tickets))
         self.schema = schema
         self.commit_id = commit
         self.batch_size = int(batch_size)
@@ -219,7 +222,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
     def from_flight_info(cls, info: flight.FlightInfo, url: str, token: Optional[str],
                          commit: Optional[str] = None, flight_kwargs: Optional[dict] = None,
                          **kw) -> "QuiverIterableDataset":
-        tickets, metas = [], []
+        tickets, metas, locations = [], [], []
         exact = False
         if info.app_metadata:
             try:
@@ -228,6 +231,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                 exact = False
         for ep in info.endpoints:
             tickets.append(ep.ticket.ticket)
+            locations.append(endpoint_location(ep))
             meta = None
             if ep.app_metadata:
                 try:
@@ -237,7 +241,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
             metas.append(meta)
         return cls(url, token, tickets, info.schema, commit=commit,
                    total_records=info.total_records, flight_kwargs=flight_kwargs,
-                   endpoint_metadata=metas, exact_rows=exact, **kw)
+                   endpoint_metadata=metas, exact_rows=exact, locations=locations, **kw)
 
     @property
     def num_shards(self) -> int:
@@ -303,13 +307,15 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
             out = self.transform(out)
         return out
 
-    def _stream(self, client, options, j, shuffle: bool = True):
-        """Record batches of endpoint j, shuffled when a seed is set."""
+    def _stream(self, conn: Client, j, shuffle: bool = True):
+        """Record batches of endpoint j (from the replica it names), shuffled when a seed
+        is set."""
         rng = None
         if shuffle and self.shuffle_seed is not None:
             rng = np.random.default_rng(int(self.shuffle_seed) + self.epoch * EPOCH_STRIDE + j)
+        at = conn.at_location(self.locations[j])
         try:
-            reader = client.do_get(flight.Ticket(self.tickets[j]), options)
+            reader = at.flight_client.do_get(flight.Ticket(self.tickets[j]), at.call_options)
             chunks = iter(reader)
         except FLIGHT_ERRORS as e:
             raise from_flight(e) from e
@@ -327,7 +333,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                 batch = batch.take(pa.array(rng.permutation(batch.num_rows)))
             yield batch
 
-    def _rows(self, client, options, ranges: List[Tuple[int, int]]):
+    def _rows(self, conn: Client, ranges: List[Tuple[int, int]]):
         """Record batches holding the rows ``ranges`` of the epoch's row order."""
         order = self._order()
         offsets, at = [], 0
@@ -340,7 +346,7 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                 if end <= a or off >= b:
                     continue
                 pos = off
-                for batch in self._stream(client, options, j, shuffle=False):
+                for batch in self._stream(conn, j, shuffle=False):
                     lo, hi = max(a, pos), min(b, pos + batch.num_rows)
                     if hi > lo:
                         yield batch.slice(lo - pos, hi - lo)
@@ -371,12 +377,11 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
                 mine.append((lo, hi))
             at += b - a
         conn = Client(self.url, token=self.token, **self.flight_kwargs)
-        client, options = conn.flight_client, conn.call_options
         pending: List[pa.RecordBatch] = []
         pending_rows = 0
         k = first
         try:
-            for batch in self._rows(client, options, mine):
+            for batch in self._rows(conn, mine):
                 pending.append(batch)
                 pending_rows += batch.num_rows
                 while k < last and pending_rows >= sizes[k]:
@@ -409,13 +414,12 @@ class QuiverIterableDataset(torch.utils.data.IterableDataset):
         # a Client of this process: closed before any fork like every other, so a fork
         # while this generator is paused does not hand a live channel to the child
         conn = Client(self.url, token=self.token, **self.flight_kwargs)
-        client, options = conn.flight_client, conn.call_options
         bs = self.batch_size
         pending: List[pa.RecordBatch] = []
         pending_rows = 0
         try:
             for j in mine:
-                for batch in self._stream(client, options, j):
+                for batch in self._stream(conn, j):
                     pending.append(batch)
                     pending_rows += batch.num_rows
                     if pending_rows < bs:

@@ -100,9 +100,10 @@ def bind(client: flight.FlightClient, token: str, handle: bytes, params: pa.Tabl
 class Serve:
     """One `quiver serve` process on `catalog`."""
 
-    def __init__(self, root: Path, catalog: Path, tokens: Path, name: str, demo_rows=None):
+    def __init__(self, root: Path, catalog: Path, tokens: Path, name: str, demo_rows=None,
+                 extra=()):
         cmd = [str(quiver_bin()), "--catalog", str(catalog), "serve", "--addr", "127.0.0.1:0",
-               "--tokens", str(tokens)]
+               "--tokens", str(tokens), *extra]
         if demo_rows:
             cmd += ["--demo-rows", str(demo_rows)]
         self.log = root / f"{name}.stderr.log"
@@ -269,3 +270,62 @@ def test_garbage_ticket_and_handle_are_invalid_argument(pair):
             a.client.do_get(ticket, opts(RO_TOKEN)).read_all()
     with pytest.raises(pa.ArrowInvalid):
         a.client.get_flight_info(prepared(b"QVP1 not json"), opts(RO_TOKEN))
+
+
+def test_trainer_reads_spread_their_shards_over_replicas(pair):
+    """`quiver serve --replica URL …`: the shards of a trainer read name the replicas as
+    their locations (shard i on replica i mod n); the client reads each shard from the
+    replica it names, so a read planned on one server is served by others."""
+    import quiver
+
+    _, b, (root, cat, tokens) = pair
+    a = Serve(root, cat, tokens, "replicas-a", extra=["--replica", b.url, "--replica", "grpc://127.0.0.1:9"])
+    try:
+        q = quiver.connect(a.url, token=RO_TOKEN)
+        info = q.dataset("demo").at(tag="v1").flight_info(shards=4)
+        locations = [ep.locations[0].uri.decode() for ep in info.endpoints]
+        assert locations == [b.url, "grpc://127.0.0.1:9", b.url, "grpc://127.0.0.1:9"]
+        # shards 0 and 2 come from b (a may be gone); 1 and 3 name a dead address
+        a.stop()
+        got = [q.read_ticket(ep.ticket, quiver.client.endpoint_location(ep))
+               for ep in info.endpoints[0::2]]
+        rows = sum(batch.num_rows for batches in got for batch in batches)
+        assert rows > 0
+        with pytest.raises(quiver.QuiverError):
+            list(q.read_ticket(info.endpoints[1].ticket, quiver.client.endpoint_location(info.endpoints[1])))
+        q.close()
+    finally:
+        if a.proc.poll() is None:
+            a.stop()
+
+
+def test_torch_and_table_reads_follow_replica_locations(pair):
+    import quiver
+
+    _, b, (root, cat, tokens) = pair
+    a = Serve(root, cat, tokens, "replicas-a2", extra=["--replica", b.url])
+    try:
+        q = quiver.connect(a.url, token=RO_TOKEN)
+        total = q.sql("SELECT count(*) AS n FROM demo AS OF TAG 'v1'").column("n")[0].as_py()
+        pinned = q.dataset("demo").at(tag="v1")
+        info = pinned.flight_info(columns=["label_id"], shards=3)
+        data = quiver.torch_data.QuiverIterableDataset.from_flight_info(
+            info, url=a.url, token=RO_TOKEN, batch_size=64) if _has_torch() else None
+        a.stop()  # every shard names b: the reads below never reach a
+        table = q._read_info(info)
+        assert table.num_rows == total
+        if data is not None:
+            assert sum(len(batch["label_id"]) for batch in data) == total
+        q.close()
+    finally:
+        if a.proc.poll() is None:
+            a.stop()
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+        import quiver.torch_data  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// still served by this process.
     #[arg(long, value_name = "HOST:PORT", env = "QUIVER_CLUSTER")]
     cluster: Option<String>,
+    /// Flight URL of a server of this catalog (repeat it for each; include this server's
+    /// own): trainer reads name them as their shards' locations, shard i on the i-th mod N,
+    /// so the DoGets of a many-GPU job spread over the replicas. Tickets carry everything
+    /// they need, so any replica reads any shard, pinned to the same commit.
+    #[arg(long = "replica", value_name = "URL")]
+    replicas: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -189,6 +195,17 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     println!(
         "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5\\\"))\""
     );
+    for r in &a.replicas {
+        let ok = ["grpc://", "grpc+tcp://", "grpc+tls://"]
+            .iter()
+            .any(|scheme| r.starts_with(scheme) && r.len() > scheme.len());
+        if !ok {
+            return Err(CliError::Usage(format!(
+                "--replica {r:?}: expected a Flight URL such as grpc://host:50051 or \
+                 grpc+tls://host:50051"
+            )));
+        }
+    }
     let state_hook = a
         .cluster
         .as_deref()
@@ -199,6 +216,7 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
         tls,
         limits,
         state_hook,
+        replicas: a.replicas.clone(),
     };
     quiver_flight::serve(cat.clone(), bound, opts, shutdown_signal()).await?;
     println!("quiver serve: stopped");

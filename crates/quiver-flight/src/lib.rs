@@ -58,6 +58,10 @@ pub struct ServeOptions {
     pub limits: ServerLimits,
     /// Applied to every SQL session's DataFusion state (e.g. queries on a cluster).
     pub state_hook: Option<quiver_sql::StateHook>,
+    /// Flight URLs of the servers of this catalog (this one included) that trainer reads
+    /// spread their shards over: shard `i` names `replicas[i % n]` as its endpoint's
+    /// location. Empty: endpoints name no location (read from the server asked).
+    pub replicas: Vec<String>,
 }
 
 /// A bound, not yet serving, server: bind first so the caller learns the port (`:0`).
@@ -115,6 +119,9 @@ pub async fn serve(
     let mut sql = QuiverFlightSql::with_limits(catalog, opts.tokens.clone(), opts.limits)?;
     if let Some(hook) = opts.state_hook {
         sql = sql.with_state_hook(hook);
+    }
+    if !opts.replicas.is_empty() {
+        sql = sql.with_replicas(opts.replicas);
     }
     let svc = tower_layer::Layer::layer(
         &AuthLayer::new(opts.tokens),

@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     /// Applied to every session's DataFusion state.
     state_hook: Option<quiver_sql::StateHook>,
+    /// Servers trainer reads spread their shards over (see [`crate::ServeOptions`]).
+    pub(crate) replicas: Vec<String>,
 }
 
 /// The Flight SQL service over a catalog.
@@ -292,8 +294,18 @@ impl QuiverFlightSql {
                 xdbc: crate::xdbc::type_info()?,
                 runtime,
                 state_hook: None,
+                replicas: Vec::new(),
             }),
         })
+    }
+
+    /// Trainer reads name these servers as their shards' locations, shard `i` on
+    /// `replicas[i % n]`. Call before the service is shared.
+    pub fn with_replicas(mut self, replicas: Vec<String>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.replicas = replicas;
+        }
+        self
     }
 
     /// Sessions made by this service pass their DataFusion state through `hook` (e.g. to

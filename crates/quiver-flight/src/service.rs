@@ -270,11 +270,15 @@ impl QuiverFlight {
                               "rows": sizes[shard as usize].0});
             let json = serde_json::to_vec(&ticket)
                 .map_err(|e| FlightError::InvalidArgument(e.to_string()))?;
-            endpoints.push(
-                FlightEndpoint::new()
-                    .with_ticket(Ticket::new(command::encode(Kind::Shard, &json)))
-                    .with_app_metadata(meta.to_string().into_bytes()),
-            );
+            let mut endpoint = FlightEndpoint::new()
+                .with_ticket(Ticket::new(command::encode(Kind::Shard, &json)))
+                .with_app_metadata(meta.to_string().into_bytes());
+            // tickets are stateless: any server of this catalog reads any shard
+            let replicas = &self.sql.inner.replicas;
+            if !replicas.is_empty() {
+                endpoint = endpoint.with_location(&replicas[shard as usize % replicas.len()]);
+            }
+            endpoints.push(endpoint);
         }
         let rows: u64 = sizes.iter().map(|s| s.0).sum();
         let bytes: u64 = sizes.iter().map(|s| s.1).sum();

@@ -52,3 +52,42 @@ fn limit_flags_with_defaults_and_zero_refused() {
     assert!(!ok);
     assert!(err.contains("--max-shards must be at least 1"), "{err}");
 }
+
+/// `--replica` takes Flight URLs; anything else is refused before anything is served, and
+/// `--cluster` takes HOST:PORT.
+#[test]
+fn replica_and_cluster_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    for bad in ["localhost:50051", "grpc://", "http://h:1"] {
+        let (ok, _, err) = quiver(&[
+            "--catalog",
+            cat,
+            "serve",
+            "--no-demo",
+            "--addr",
+            "127.0.0.1:0",
+            "--replica",
+            bad,
+        ]);
+        assert!(!ok, "{bad}");
+        assert!(
+            err.contains("--replica") && err.contains("grpc://host"),
+            "{err}"
+        );
+    }
+    let (ok, _, err) = quiver(&[
+        "--catalog",
+        cat,
+        "serve",
+        "--no-demo",
+        "--addr",
+        "127.0.0.1:0",
+        "--cluster",
+        "h:port",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("h:port"), "{err}");
+    let (ok, out, _) = quiver(&["serve", "--help"]);
+    assert!(ok && out.contains("--replica <URL>") && out.contains("--cluster <HOST:PORT>"));
+}
