@@ -104,10 +104,16 @@ pub fn connect_session(state: SessionState, scheduler: &str) -> DfResult<Session
     );
     let config =
         config.with_ballista_query_planner(Arc::new(ClusterPlanner::new(Arc::new(remote))));
-    SessionStateBuilder::new_from_existing(state)
+    let mut state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
         .build()
-        .upgrade_for_ballista(url)
+        .upgrade_for_ballista(url)?;
+    // Ballista's upgrade puts DataFusion's own functions back: Quiver's length functions
+    // replace them again, as in every Quiver session (and on the scheduler and executors)
+    for f in quiver_sql::asset_fn::length_udfs() {
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(f))?;
+    }
+    Ok(state)
 }
 
 /// Options of a scheduler process.
@@ -129,12 +135,22 @@ pub async fn run_scheduler(opts: SchedulerOptions) -> Result<(), ClusterError> {
         role: "scheduler",
         source,
     };
+    // Quiver's binary-aware length functions replace DataFusion's, as in every Quiver session
+    let session_builder: ballista_scheduler::scheduler_server::SessionBuilder =
+        Arc::new(|config| {
+            let mut state = ballista_core::utils::default_session_builder(config)?;
+            for f in quiver_sql::asset_fn::length_udfs() {
+                datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(f))?;
+            }
+            Ok(state)
+        });
     let config = SchedulerConfig {
         bind_host: opts.bind_host.clone(),
         bind_port: opts.port,
         external_host: opts.external_host.clone(),
         override_logical_codec: Some(Arc::new(QuiverLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(QuiverPhysicalCodec::default())),
+        override_session_builder: Some(session_builder),
         ..SchedulerConfig::default()
     };
     let addr = format!("{}:{}", opts.bind_host, opts.port)
@@ -187,6 +203,15 @@ pub async fn run_executor(opts: ExecutorOptions) -> Result<(), ClusterError> {
                 .build()?,
         ))
     });
+    let mut functions = ballista_core::registry::BallistaFunctionRegistry::default();
+    for f in quiver_sql::asset_fn::length_udfs() {
+        let f = Arc::new(f);
+        for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
+            functions
+                .scalar_functions
+                .insert(name.to_string(), Arc::clone(&f));
+        }
+    }
     let config = ExecutorProcessConfig {
         bind_host: opts.bind_host,
         external_host: opts.external_host,
@@ -201,6 +226,7 @@ pub async fn run_executor(opts: ExecutorOptions) -> Result<(), ClusterError> {
         override_logical_codec: Some(Arc::new(QuiverLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(QuiverPhysicalCodec::default())),
         override_runtime_producer: Some(runtime_producer),
+        override_function_registry: Some(Arc::new(functions)),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))

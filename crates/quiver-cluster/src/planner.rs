@@ -18,12 +18,13 @@ use std::sync::Arc;
 
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::QueryPlanner;
-use datafusion::logical_expr::{LogicalPlan, TableScan};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use quiver_sql::QuiverTableProvider;
@@ -58,9 +59,13 @@ struct Reads {
     datasets: usize,
     /// Other providers, by address (one entry per distinct provider).
     others: HashMap<usize, Arc<dyn TableProvider>>,
-    /// Statements that are not queries (DDL, DML, COPY, EXPLAIN, …).
-    not_query: bool,
+    /// Statements that are not queries (DDL, DML, COPY, EXPLAIN, …), or queries that
+    /// call a function only the front end has (`quiver_asset` reads the catalog's assets).
+    local_only: bool,
 }
+
+/// Functions evaluated only by the front end.
+const LOCAL_FUNCTIONS: &[&str] = &["quiver_asset"];
 
 fn provider_key(p: &Arc<dyn TableProvider>) -> usize {
     Arc::as_ptr(p) as *const () as usize
@@ -84,9 +89,20 @@ fn reads(plan: &LogicalPlan) -> DfResult<Reads> {
             | LogicalPlan::Statement(_)
             | LogicalPlan::Explain(_)
             | LogicalPlan::DescribeTable(_)
-            | LogicalPlan::RecursiveQuery(_) => r.not_query = true,
+            | LogicalPlan::RecursiveQuery(_) => r.local_only = true,
             _ => {}
         }
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if LOCAL_FUNCTIONS.contains(&f.name()) {
+                        r.local_only = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(r)
@@ -100,7 +116,7 @@ impl QueryPlanner for ClusterPlanner {
         state: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let r = reads(plan)?;
-        if r.datasets == 0 || r.not_query {
+        if r.datasets == 0 || r.local_only {
             return self.local.create_physical_plan(plan, state).await;
         }
         if r.others.is_empty() {

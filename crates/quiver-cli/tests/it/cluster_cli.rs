@@ -121,6 +121,9 @@ const QUERIES: &[&str] = &[
     "SELECT d.class, count(*) FROM demo d JOIN quiver_diff('demo', 'v1', 'main') q \
      ON d.sample_id = q.sample_id AND d.label_id = q.label_id GROUP BY d.class ORDER BY 1",
     "SELECT k, v FROM ints WHERE k % 7 = 3 ORDER BY k",
+    // Quiver's binary-aware length functions, on the scheduler and executors too
+    "SELECT sample_id, label_id, length(decode(image_hash, 'hex')) AS b, \
+     char_length(class) AS c FROM demo ORDER BY sample_id, label_id LIMIT 50",
     "SELECT sum(v), count(*) FROM ints AS OF TAG 't1'",
     "SELECT dataset, tag FROM quiver.tags ORDER BY 1, 2",
     "SELECT t.tag, count(*) FROM quiver.tags t JOIN demo d ON t.dataset = 'demo' \
