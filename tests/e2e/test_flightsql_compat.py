@@ -256,6 +256,12 @@ def test_keyless_table_shows_the_columns_it_was_created_with(adbc):
         cur.fetchall()
         cur.execute("SELECT count(DISTINCT _quiver_row_id) FROM e2e_plain")
         assert cur.fetchone() == (4,)
+        # a copy between keyless tables: SELECT * brings the implicit key along
+        adbc_table(adbc, "CREATE TABLE e2e_plain_copy (int64s BIGINT, strings TEXT)")
+        cur.execute("INSERT INTO e2e_plain_copy SELECT * FROM e2e_plain")
+        cur.execute("INSERT INTO e2e_plain_copy SELECT int64s + 1, strings FROM e2e_plain")
+        cur.execute("SELECT count(*) FROM e2e_plain_copy")
+        assert cur.fetchone() == (8,)
         assert cur.adbc_ingest("e2e_plain_ing", pa.table({"v": [1, 2]}), mode="create") == 2
         cur.execute("SELECT * FROM e2e_plain_ing")
         assert [d[0] for d in cur.description] == ["v"]

@@ -214,9 +214,15 @@ impl QuiverContext {
         let (ds, branch) = self.write_target(&target).await?;
         if let SqlStatement::Insert(ins) = &mut st {
             // positional VALUES / SELECT fill the columns the table was created with: the
-            // implicit key columns are generated (crate::column_names)
+            // implicit key columns are generated (crate::column_names). A `SELECT *` source
+            // still brings every column (a keyless table's key included), as before.
             let schema = ds.schema();
+            let wildcard = ins
+                .source
+                .as_ref()
+                .is_some_and(|q| crate::column_names::wildcard_result(q));
             if ins.columns.is_empty()
+                && !wildcard
                 && schema
                     .fields()
                     .iter()
