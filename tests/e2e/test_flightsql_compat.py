@@ -234,3 +234,62 @@ def test_get_schema_over_raw_flight(server):
             assert result.schema.names == ["1", "class"]
     finally:
         fc.close()
+
+
+def test_keyless_table_shows_the_columns_it_was_created_with(adbc):
+    """A table created without a primary key (SQL or bulk ingest) has an implicit row key;
+    like PostgreSQL's system columns it is not among `SELECT *`, positional INSERT values,
+    GetTableSchema or GetObjects columns, and stays readable by name (found by arrow-adbc's
+    C validation suite: SqlBind, SqlQueryEmpty, MetadataGetObjectsColumns, …)."""
+    import pyarrow as pa
+
+    adbc_table(adbc, "CREATE TABLE e2e_plain (int64s BIGINT, strings TEXT)")
+    cur = adbc.cursor()
+    try:
+        cur.execute("INSERT INTO e2e_plain VALUES (42, 'foo'), (-42, NULL), (NULL, '')")
+        cur.execute("INSERT INTO e2e_plain VALUES (?, ?)", (7, "bound"))
+        cur.execute("SELECT * FROM e2e_plain ORDER BY int64s NULLS FIRST")
+        assert [d[0] for d in cur.description] == ["int64s", "strings"]
+        assert cur.fetchall() == [(None, ""), (-42, None), (7, "bound"), (42, "foo")]
+        cur.execute("SELECT * FROM e2e_plain WHERE 1=0")
+        assert len(cur.description) == 2
+        cur.fetchall()
+        cur.execute("SELECT count(DISTINCT _quiver_row_id) FROM e2e_plain")
+        assert cur.fetchone() == (4,)
+        # a copy between keyless tables: SELECT * brings the implicit key along
+        adbc_table(adbc, "CREATE TABLE e2e_plain_copy (int64s BIGINT, strings TEXT)")
+        cur.execute("INSERT INTO e2e_plain_copy SELECT * FROM e2e_plain")
+        cur.execute("INSERT INTO e2e_plain_copy SELECT int64s + 1, strings FROM e2e_plain")
+        cur.execute("SELECT count(*) FROM e2e_plain_copy")
+        assert cur.fetchone() == (8,)
+        assert cur.adbc_ingest("e2e_plain_ing", pa.table({"v": [1, 2]}), mode="create") == 2
+        cur.execute("SELECT * FROM e2e_plain_ing")
+        assert [d[0] for d in cur.description] == ["v"]
+        cur.fetchall()
+    finally:
+        cur.close()
+    assert adbc.adbc_get_table_schema("e2e_plain").names == ["int64s", "strings"]
+    objs = adbc.adbc_get_objects(depth="columns", table_name_filter="e2e_plain").read_all()
+    cols = [c["column_name"] for cat in objs.to_pylist() for s in cat["catalog_db_schemas"]
+            for t in s["db_schema_tables"] if t["table_name"] == "e2e_plain"
+            for c in t["table_columns"]]
+    assert cols == ["int64s", "strings"]
+
+
+def test_ingest_of_a_type_datasets_cannot_store_is_a_user_error(adbc, client):
+    """A month-day-nano interval has no Parquet type: the ingest is refused as
+    INVALID_ARGUMENT naming the column, not an INTERNAL Parquet error after the dataset was
+    begun (found by arrow-adbc's validation test SqlIngestInterval)."""
+    import pyarrow as pa
+
+    t = pa.table({"col": pa.array([None, pa.MonthDayNano([1, 2, 3])],
+                                  pa.month_day_nano_interval())})
+    cur = adbc.cursor()
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            cur.adbc_ingest("e2e_interval", t, mode="create")
+    finally:
+        cur.close()
+    assert ei.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT, ei.value
+    assert "column 'col'" in str(ei.value) and "e2e_interval" in str(ei.value), ei.value
+    assert "e2e_interval" not in _datasets(client)

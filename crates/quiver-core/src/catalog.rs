@@ -243,6 +243,15 @@ impl Catalog {
                     column: col.to_string(),
                 })
         };
+        for f in schema.fields() {
+            if let Some(t) = encoding::unstorable_type(f.data_type()) {
+                return Err(CoreError::UnsupportedColumnType {
+                    dataset: name.into(),
+                    column: f.name().clone(),
+                    data_type: t.to_string(),
+                });
+            }
+        }
         for key in [&opts.group_key, &opts.label_key] {
             let f = find(key)?;
             if !encoding::is_key_type(f.data_type()) {

@@ -143,6 +143,26 @@ pub fn key_bytes(array: &dyn Array, row: usize) -> Option<Vec<u8>> {
 }
 
 /// Whether a column type can be a group or label key.
+/// The part of `dt` (itself or a nested type) that Parquet files cannot hold, if any:
+/// month-day-nano intervals, unions and list views.
+pub fn unstorable_type(dt: &DataType) -> Option<&DataType> {
+    use arrow::datatypes::IntervalUnit;
+    match dt {
+        DataType::Interval(IntervalUnit::MonthDayNano)
+        | DataType::Union(..)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_) => Some(dt),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => unstorable_type(f.data_type()),
+        DataType::Struct(fields) => fields.iter().find_map(|f| unstorable_type(f.data_type())),
+        DataType::Dictionary(_, v) => unstorable_type(v),
+        DataType::RunEndEncoded(_, v) => unstorable_type(v.data_type()),
+        _ => None,
+    }
+}
+
 pub fn is_key_type(dt: &DataType) -> bool {
     matches!(
         dt,

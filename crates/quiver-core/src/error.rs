@@ -60,6 +60,12 @@ pub enum CoreError {
         column: String,
         data_type: String,
     },
+    #[error("column '{column}' of dataset '{dataset}' has type {data_type}, which datasets cannot store (Parquet has no such type)")]
+    UnsupportedColumnType {
+        dataset: String,
+        column: String,
+        data_type: String,
+    },
     #[error("null value in key column '{column}' of dataset '{dataset}'")]
     NullKey { dataset: String, column: String },
     #[error("duplicate label key ({group}, {label}) in dataset '{dataset}': {reason}")]

@@ -161,6 +161,7 @@ fn core_code(e: &CoreError) -> Code {
         | CoreError::SchemaMismatch { .. }
         | CoreError::NotInRegistry { .. }
         | CoreError::UnsupportedKeyType { .. }
+        | CoreError::UnsupportedColumnType { .. }
         | CoreError::NullKey { .. }
         | CoreError::DuplicateKey { .. }
         | CoreError::InvalidSchemaChange { .. }

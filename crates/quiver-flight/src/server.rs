@@ -713,7 +713,17 @@ impl QuiverFlightSql {
                 Err(quiver_core::CoreError::DatasetNotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let schema = ds.schema().as_ref().clone();
+            // the columns `SELECT *` gives: a keyless table's implicit key stays hidden
+            let ds_schema = ds.schema();
+            let schema = Schema::new_with_metadata(
+                ds_schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !quiver_sql::column_names::is_implicit_key(f.name()))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                ds_schema.metadata().clone(),
+            );
             rows.push((
                 "public".into(),
                 name.clone(),

@@ -9,10 +9,68 @@
 //! normalized). Aliases the user wrote stay as they are; plain column references
 //! (`class`, `d.class`) keep the column's name, as they already do; a name two items
 //! would share is left to DataFusion, which keeps the projection's names unique.
+//!
+//! The implicit key columns of a table created without a full primary key
+//! (`_quiver_row_id`, `_quiver_label`: [`quiver_core::conform`]) are not the table's
+//! columns as the client created them: like PostgreSQL's system columns they are left out
+//! of `SELECT *` ([`hide_implicit_keys`]) and of positional `INSERT … VALUES`, and stay
+//! readable by name.
 
 use std::collections::HashMap;
 
+use datafusion::common::Result as DfResult;
+use datafusion::logical_expr::{Expr as LogicalExpr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Query, SelectItem, SetExpr};
+use quiver_core::conform::{IMPLICIT_LABEL, IMPLICIT_ROW_ID};
+
+/// Whether `name` is one of the implicit key columns of a keyless table.
+pub fn is_implicit_key(name: &str) -> bool {
+    name == IMPLICIT_ROW_ID || name == IMPLICIT_LABEL
+}
+
+/// Whether the implicit key columns in `query`'s result come only from a wildcard: its
+/// outermost projection has a `*` and names neither implicit column itself.
+pub fn wildcard_result(query: &Query) -> bool {
+    let Some(items) = outermost_projection_ref(&query.body) else {
+        return false;
+    };
+    let wildcard = items.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    // a name check on the statement's own text, to keep what the user asked for by name
+    let named = items.iter().any(|i| {
+        let text = i.to_string();
+        text.contains(IMPLICIT_ROW_ID) || text.contains(IMPLICIT_LABEL)
+    });
+    wildcard && !named
+}
+
+/// `plan` without the implicit key columns in its result, when a wildcard brought them in
+/// ([`wildcard_result`]): `SELECT *` gives the columns the table was created with.
+pub fn hide_implicit_keys(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    let schema = plan.schema().clone();
+    let keep: Vec<LogicalExpr> = schema
+        .iter()
+        .filter(|(_, f)| !is_implicit_key(f.name()))
+        .map(LogicalExpr::from)
+        .collect();
+    if keep.len() == schema.fields().len() || keep.is_empty() {
+        return Ok(plan);
+    }
+    LogicalPlanBuilder::from(plan).project(keep)?.build()
+}
+
+fn outermost_projection_ref(body: &SetExpr) -> Option<&Vec<SelectItem>> {
+    match body {
+        SetExpr::Select(s) => Some(&s.projection),
+        SetExpr::Query(q) => outermost_projection_ref(&q.body),
+        SetExpr::SetOperation { left, .. } => outermost_projection_ref(left),
+        _ => None,
+    }
+}
 
 /// Alias each unaliased, non-column expression of `query`'s result columns by its SQL text
 /// (see the module docs). For a set operation (`UNION`, …) the names come from its first
@@ -91,6 +149,24 @@ mod tests {
         };
         name_result_columns(q);
         st[0].to_string()
+    }
+
+    fn wildcard(sql: &str) -> bool {
+        let st = Parser::parse_sql(&GenericDialect {}, sql).expect("parse");
+        let datafusion::sql::sqlparser::ast::Statement::Query(q) = &st[0] else {
+            panic!("not a query: {sql}")
+        };
+        wildcard_result(q)
+    }
+
+    #[test]
+    fn implicit_keys_are_hidden_only_when_a_wildcard_brings_them() {
+        assert!(wildcard("SELECT * FROM t"));
+        assert!(wildcard("SELECT t.* FROM t JOIN u ON t.a = u.a"));
+        assert!(wildcard("SELECT * FROM a UNION ALL SELECT * FROM b"));
+        assert!(!wildcard("SELECT a, b FROM t"));
+        assert!(!wildcard("SELECT *, _quiver_row_id FROM t"));
+        assert!(!wildcard("SELECT count(DISTINCT _quiver_row_id) FROM t"));
     }
 
     #[test]

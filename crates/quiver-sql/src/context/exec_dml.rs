@@ -164,7 +164,7 @@ impl QuiverContext {
 
     /// INSERT, UPDATE or DELETE: planned by DataFusion (its casts to the column types, its
     /// subqueries and joins), the rows of the plan's input streamed into the branch.
-    pub(super) async fn dml(&self, st: SqlStatement) -> Result<Vec<RecordBatch>> {
+    pub(super) async fn dml(&self, mut st: SqlStatement) -> Result<Vec<RecordBatch>> {
         let message: String = st.to_string().chars().take(200).collect();
         let target = match &st {
             SqlStatement::Insert(ins) => {
@@ -212,6 +212,35 @@ impl QuiverContext {
             other => return Err(SqlError::Unsupported(other.to_string())),
         };
         let (ds, branch) = self.write_target(&target).await?;
+        if let SqlStatement::Insert(ins) = &mut st {
+            // positional VALUES / SELECT fill the columns the table was created with: the
+            // implicit key columns are generated (crate::column_names). A `SELECT *` source
+            // still brings every column (a keyless table's key included), as before.
+            let schema = ds.schema();
+            let wildcard = ins
+                .source
+                .as_ref()
+                .is_some_and(|q| crate::column_names::wildcard_result(q));
+            if ins.columns.is_empty()
+                && !wildcard
+                && schema
+                    .fields()
+                    .iter()
+                    .any(|f| crate::column_names::is_implicit_key(f.name()))
+            {
+                ins.columns = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !crate::column_names::is_implicit_key(f.name()))
+                    .map(|f| {
+                        ObjectName::from(vec![datafusion::sql::sqlparser::ast::Ident::with_quote(
+                            '"',
+                            f.name(),
+                        )])
+                    })
+                    .collect();
+            }
+        }
         if let SqlStatement::Update(u) = &st {
             let cfg = ds.config();
             for a in &u.assignments {

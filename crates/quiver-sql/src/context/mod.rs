@@ -481,12 +481,17 @@ impl QuiverContext {
     /// ([`crate::column_names`]), the plan checked to read only.
     async fn plan_query(&self, mut statement: DfStatement) -> Result<DataFrame> {
         let state = self.ctx.state();
+        let mut wildcard = false;
         if let DfStatement::Statement(st) = &mut statement {
             if let SqlStatement::Query(q) = st.as_mut() {
                 crate::column_names::name_result_columns(q);
+                wildcard = crate::column_names::wildcard_result(q);
             }
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let mut plan = state.statement_to_plan(statement).await?;
+        if wildcard {
+            plan = crate::column_names::hide_implicit_keys(plan)?;
+        }
         crate::guard::query_options().verify_plan(&plan)?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
