@@ -418,19 +418,37 @@ impl QuiverContext {
         match parser::parse_statement_with(sql, &self.opts.limits)? {
             Statement::DataFusion(q) if !st_is_dml(&q) => {
                 self.preload(&q).await?;
+                if rows.len() == 1 {
+                    let row = rows.into_iter().next().unwrap_or_default();
+                    return Ok(self
+                        .plan_query((*q).clone())
+                        .await?
+                        .with_param_values(row)?);
+                }
+                // The results of the rows come back in the rows' order, each in its own
+                // order (a client matches them up by position): every row's result is
+                // numbered (row, position within it) and the union sorted on that.
+                use datafusion::functions_window::expr_fn::row_number;
+                use datafusion::prelude::{col, lit};
+                const ROW: &str = "__quiver_param_row";
+                const POS: &str = "__quiver_param_pos";
                 let mut out: Option<DataFrame> = None;
-                for row in rows {
+                for (i, row) in rows.into_iter().enumerate() {
                     let df = self
                         .plan_query((*q).clone())
                         .await?
-                        .with_param_values(row)?;
+                        .with_param_values(row)?
+                        .with_column(POS, row_number())?
+                        .with_column(ROW, lit(i as u64))?;
                     out = Some(match out {
                         None => df,
                         Some(all) => all.union(df)?,
                     });
                 }
-                // `rows` is not empty
-                out.ok_or_else(|| SqlError::Parse("no parameters".into()))
+                let out = out.ok_or_else(|| SqlError::Parse("no parameters".into()))?;
+                Ok(out
+                    .sort(vec![col(ROW).sort(true, false), col(POS).sort(true, false)])?
+                    .drop_columns(&[ROW, POS])?)
             }
             Statement::DataFusion(q) => {
                 let s = q.to_string();

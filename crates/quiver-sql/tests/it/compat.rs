@@ -152,6 +152,57 @@ async fn parameters_of_every_common_type() {
         .map(|b| b.num_rows())
         .sum();
     assert_eq!(rows, 2);
+    // the results of many rows of parameters come back in the rows' order, each result in
+    // its own order (ADBC's SqlPrepareSelectParams matches them by position)
+    let params: Vec<Vec<S>> = (0..40)
+        .map(|i| {
+            vec![
+                S::from(if i % 2 == 0 { "it's" } else { "a" }),
+                S::Int64(Some(i)),
+            ]
+        })
+        .collect();
+    let df = ctx
+        .sql_df_with_params(
+            "SELECT $2 AS i, n FROM typed WHERE k = $1 UNION ALL SELECT $2 + 1000, 7 ORDER BY 2 DESC",
+            params,
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["i", "n"], "the numbering columns are not returned");
+    let got: Vec<(i64, i64)> = df
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            let i = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap()
+                .clone();
+            let n = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap()
+                .clone();
+            (0..b.num_rows())
+                .map(move |r| (i.value(r), n.value(r)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let want: Vec<(i64, i64)> = (0..40)
+        .flat_map(|i| [(i + 1000, 7), (i, if i % 2 == 0 { 2 } else { 1 })])
+        .collect();
+    assert_eq!(got, want);
     // parameters are refused on statements that are neither queries nor DML
     let err = ctx
         .sql_df_with_params("CREATE BRANCH x FROM typed", vec![vec![S::from("a")]])
