@@ -4,8 +4,8 @@ process) and `quiver sql --cluster` with one and with two executors, on one cata
 run. Wall time of each whole CLI process, median of --runs, ratios to the single process.
 
     cargo build --release -p quiver-cli
-    python3 benches/cluster.py --quiver-bin target/release/quiver --rows 10000000 \
-        --work /tmp/qcluster --runs 3
+    ~/.cache/quiver/venv/bin/python benches/cluster.py --quiver-bin target/release/quiver \
+        --rows 10000000 --work /tmp/qcluster --runs 3 --adbc
 
 The catalog is the demo dataset (13 columns, string keys) with a tag v1 and, on main,
 an UPDATE of 1% of the labels and a DELETE of 1%, so scans read row selections."""
@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--work", default="/tmp/qcluster")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--adbc", action="store_true",
+                    help="also time the server path: ADBC through quiver serve and serve --cluster")
     a = ap.parse_args()
     q = str(Path(a.quiver_bin).resolve())
     work = Path(a.work)
@@ -114,6 +116,33 @@ def main() -> None:
         time.sleep(1)
         return f"127.0.0.1:{sched}"
 
+    def serve(extra: list[str]) -> str:
+        p = subprocess.Popen([q, "--catalog", cat, "serve", "--addr", "127.0.0.1:0", "--no-demo",
+                              *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, cwd=str(work), text=True)
+        procs.append(p)
+        for line in p.stdout:
+            if "listening on grpc://" in line:
+                return "grpc://" + line.split("grpc://")[1].split()[0]
+        sys.exit("quiver serve did not start")
+
+    def adbc_times(url: str, sql: str) -> tuple[list[float], str]:
+        import adbc_driver_flightsql.dbapi as flightsql
+        conn = flightsql.connect(url, autocommit=True)
+        try:
+            cur = conn.cursor()
+            cur.execute(sql)
+            first = cur.fetch_arrow_table()  # warm
+            times = []
+            for _ in range(a.runs):
+                t = time.perf_counter()
+                cur.execute(sql)
+                cur.fetch_arrow_table()
+                times.append(time.perf_counter() - t)
+            return times, first.to_pandas().to_csv(index=False)
+        finally:
+            conn.close()
+
     results: dict[str, dict[str, float]] = {name: {} for name in QUERIES}
     answers: dict[str, str] = {}
     setups = [("one process", None), ("cluster, 1 executor", 1), ("cluster, 2 executors", 2)]
@@ -137,6 +166,30 @@ def main() -> None:
                       f"(min {min(times):.3f}, max {max(times):.3f})", flush=True)
         finally:
             stop_all()
+
+    if a.adbc:
+        # the server path: a warm `quiver serve` (ADBC Flight SQL) against a warm
+        # `quiver serve --cluster` over one and two executors
+        for label, executors in [("serve", None), ("serve --cluster, 1 executor", 1),
+                                 ("serve --cluster, 2 executors", 2)]:
+            extra = ["--cluster", cluster(executors)] if executors else []
+            try:
+                url = serve(extra)
+                for name, sql in QUERIES.items():
+                    times, _ = adbc_times(url, sql)
+                    results[name][label] = statistics.median(times)
+                    print(f"{label:30} {name:36} {statistics.median(times):7.3f} s "
+                          f"(min {min(times):.3f}, max {max(times):.3f})", flush=True)
+            finally:
+                stop_all()
+        print(f"\n| query at {a.rows:,} labels, ADBC | serve | --cluster, 1 executor | ratio | "
+              "--cluster, 2 executors | ratio |")
+        print("|---|---|---|---|---|---|")
+        for name, r in results.items():
+            one = r["serve"]
+            c1, c2 = r["serve --cluster, 1 executor"], r["serve --cluster, 2 executors"]
+            print(f"| {name} | {one:.3f} s | {c1:.3f} s | {c1 / one:.2f} | {c2:.3f} s | "
+                  f"{c2 / one:.2f} |")
 
     print(f"\n| query at {a.rows:,} labels | one process | cluster, 1 executor | ratio | "
           "cluster, 2 executors | ratio |")
