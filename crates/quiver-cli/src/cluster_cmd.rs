@@ -6,18 +6,24 @@ use quiver_cluster::{ExecutorOptions, SchedulerOptions};
 
 use crate::CliError;
 
-/// Start the processes of a cluster that runs `quiver sql --cluster` and `quiver serve
-/// --cluster` queries.
-///
-/// One scheduler, then any number of executors that register with it. Every process opens
-/// the catalogs that queries name itself: the same local path (a shared file system) or
-/// the same s3:// URL, with its own AWS_* settings; no credential travels in a plan.
-///
-/// Example, on one machine:
-///   quiver cluster scheduler --port 50050 &
-///   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &
-///   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50071 --grpc-port 50072 &
-///   quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:50050 -c "SELECT count(*) FROM demo"
+/// What `quiver cluster --help` says (the subcommand's one-line summary stays in main.rs).
+pub const LONG_ABOUT: &str = "Start the processes of an Apache DataFusion Ballista cluster \
+that runs the queries of `quiver sql --cluster HOST:PORT` and `quiver serve --cluster HOST:PORT`.
+
+One scheduler, then any number of executors that register with it. Every process opens the \
+catalogs that queries name itself: the same local path (a shared file system) or the same \
+s3:// URL, with its own AWS_* settings; no credential travels in a plan. RUST_LOG=debug shows \
+the stage plans and task assignments.
+
+Example, on one machine:
+  quiver cluster scheduler --port 50050 &
+  quiver cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &
+  quiver cluster executor --scheduler 127.0.0.1:50050 --port 50071 --grpc-port 50072 &
+  quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:50050 -c \"SELECT count(*) FROM demo\"
+
+See docs/SCALE.md for what runs where.";
+
+/// `quiver cluster` (see [`LONG_ABOUT`]).
 #[derive(Args)]
 pub struct ClusterArgs {
     #[command(subcommand)]

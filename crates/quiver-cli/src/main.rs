@@ -70,6 +70,7 @@ enum Command {
     /// Serve the catalog over Arrow Flight and Flight SQL (trainers, ADBC/JDBC, BI tools).
     Serve(serve_cmd::ServeArgs),
     /// Run a Ballista scheduler or executor for distributed SQL (`sql --cluster`, `serve --cluster`).
+    #[command(long_about = cluster_cmd::LONG_ABOUT)]
     Cluster(cluster_cmd::ClusterArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).
     Merge(merge_cmd::MergeArgs),
