@@ -144,6 +144,16 @@ def main() -> None:
             conn.close()
 
     results: dict[str, dict[str, float]] = {name: {} for name in QUERIES}
+
+    def table(title: str, labels: list[str]) -> None:
+        """A markdown table of `labels` (the first is the baseline), with ratios to it."""
+        head = " | ".join(f"{lb} | ratio" for lb in labels[1:])
+        print(f"\n| {title} | {labels[0]} | {head} |")
+        print("|---" * (2 * len(labels)) + "|")
+        for name, r in results.items():
+            one = r[labels[0]]
+            cells = " | ".join(f"{r[lb]:.3f} s | {r[lb] / one:.2f}" for lb in labels[1:])
+            print(f"| {name} | {one:.3f} s | {cells} |")
     answers: dict[str, str] = {}
     setups = [("one process", None), ("cluster, 1 executor", 1), ("cluster, 2 executors", 2)]
     for label, executors in setups:
@@ -182,24 +192,11 @@ def main() -> None:
                           f"(min {min(times):.3f}, max {max(times):.3f})", flush=True)
             finally:
                 stop_all()
-        print(f"\n| query at {a.rows:,} labels, ADBC | serve | --cluster, 1 executor | ratio | "
-              "--cluster, 2 executors | ratio |")
-        print("|---|---|---|---|---|---|")
-        for name, r in results.items():
-            one = r["serve"]
-            c1, c2 = r["serve --cluster, 1 executor"], r["serve --cluster, 2 executors"]
-            print(f"| {name} | {one:.3f} s | {c1:.3f} s | {c1 / one:.2f} | {c2:.3f} s | "
-                  f"{c2 / one:.2f} |")
+        table(f"query at {a.rows:,} labels, ADBC",
+              ["serve", "serve --cluster, 1 executor", "serve --cluster, 2 executors"])
 
-    print(f"\n| query at {a.rows:,} labels | one process | cluster, 1 executor | ratio | "
-          "cluster, 2 executors | ratio |")
-    print("|---|---|---|---|---|---|")
-    for name, r in results.items():
-        one = r["one process"]
-        c1, c2 = r["cluster, 1 executor"], r["cluster, 2 executors"]
-        print(f"| {name} | {one:.3f} s | {c1:.3f} s | {c1 / one:.2f} | {c2:.3f} s | "
-              f"{c2 / one:.2f} |")
-
+    table(f"query at {a.rows:,} labels",
+          ["one process", "cluster, 1 executor", "cluster, 2 executors"])
 
 if __name__ == "__main__":
     os.environ.pop("QUIVER_CLUSTER", None)

@@ -151,3 +151,36 @@ impl ObjectStoreRegistry for QuiverStoreRegistry {
         Ok(store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_carry_the_location_and_only_cluster_urls_are_read() {
+        for loc in ["/data/labels", "s3://bucket/prefix/x", "file:///tmp/a b"] {
+            let url = store_url(loc).expect(loc);
+            assert_eq!(location_of(url.as_ref()).as_deref(), Some(loc));
+        }
+        let other = Url::parse("quiver://catalog-1/").expect("url");
+        assert_eq!(location_of(&other), None);
+        let s3 = Url::parse("s3://bucket/").expect("url");
+        assert_eq!(location_of(&s3), None);
+    }
+
+    #[test]
+    fn unshareable_and_missing_catalogs_are_named() {
+        let err = portable_location("memory://x").expect_err("memory is one process's");
+        assert!(err.to_string().contains("memory://x"), "{err}");
+        let rel = portable_location("some/dir").expect("a relative path is made absolute");
+        assert!(std::path::Path::new(&rel).is_absolute(), "{rel}");
+        let missing = "/nonexistent/quiver-cluster-test";
+        let err = block_on(async { open(missing).await })
+            .expect("runs")
+            .expect_err("no such directory");
+        assert!(
+            err.to_string().contains(missing) && err.to_string().contains("s3://"),
+            "{err}"
+        );
+    }
+}

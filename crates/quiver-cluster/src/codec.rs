@@ -343,7 +343,7 @@ impl PhysicalExtensionCodec for QuiverPhysicalCodec {
         let Some(scan) = node.downcast_ref::<QuiverScanExec>() else {
             return self.inner.try_encode(node, buf, proto_converter);
         };
-        let (_, files) = scan_files(scan.input())?;
+        let files = scan_files(scan.input())?;
         let msg = ScanMsg {
             catalog: catalogs::portable_location(scan.catalog_url()).map_err(external)?,
             files,

@@ -84,14 +84,12 @@ pub fn file_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
     }
 }
 
-/// The file scan below a [`QuiverScanExec`], with the rows of each file per file group.
-pub fn scan_files(
-    plan: &Arc<dyn ExecutionPlan>,
-) -> DfResult<(&FileScanConfig, Vec<Vec<FileRows>>)> {
+/// The rows of each file of the file scan below a [`QuiverScanExec`], per file group.
+pub fn scan_files(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Vec<Vec<FileRows>>> {
     let config = file_scan(plan).ok_or_else(|| {
         DataFusionError::Internal("a Quiver scan is not above a file scan".into())
     })?;
-    let files = config
+    config
         .file_groups
         .iter()
         .map(|g| {
@@ -106,8 +104,7 @@ pub fn scan_files(
                 })
                 .collect()
         })
-        .collect::<DfResult<_>>()?;
-    Ok((config, files))
+        .collect()
 }
 
 /// Marks a Quiver file scan (its only child) as one that may be sent to another process.
