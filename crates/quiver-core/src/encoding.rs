@@ -362,7 +362,9 @@ pub fn check_hashable(dt: &DataType) -> Result<(), String> {
 /// Computes group hashes over row ranges of one (sorted) record batch.
 pub struct GroupHasher<'a> {
     columns: Vec<(&'a str, &'a ArrayRef)>,
-    header: Vec<u8>,
+    /// The hasher state after the header (prefix, column names and type tags), cloned for
+    /// each group instead of hashing the same header again.
+    start: blake3::Hasher,
 }
 
 impl<'a> GroupHasher<'a> {
@@ -386,7 +388,9 @@ impl<'a> GroupHasher<'a> {
             put_bytes(&mut header, name.as_bytes());
             put_bytes(&mut header, &type_tag(arr.data_type()));
         }
-        GroupHasher { columns, header }
+        let mut start = blake3::Hasher::new();
+        start.update(&header);
+        GroupHasher { columns, start }
     }
 
     /// [`GroupHasher::new`], after [`check_hashable`] of every column type.
@@ -399,8 +403,7 @@ impl<'a> GroupHasher<'a> {
 
     /// Hash rows `start..start+len` (already sorted by label key).
     pub fn hash(&self, start: usize, len: usize) -> Hash {
-        let mut h = blake3::Hasher::new();
-        h.update(&self.header);
+        let mut h = self.start.clone();
         let mut buf = Vec::with_capacity(256);
         for row in start..start + len {
             buf.clear();

@@ -184,6 +184,49 @@ pub(crate) async fn load(
     Ok((layout, bytes, summary))
 }
 
+/// Decode `reader` on a thread of its own, conforming each batch to `schema`; the channel
+/// holds at most two batches ahead of the consumer. Dropping the receiver stops the thread
+/// at its next batch.
+fn decode_ahead(
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    path: &std::path::Path,
+    schema: SchemaRef,
+    source: String,
+) -> tokio::sync::mpsc::Receiver<Result<RecordBatch>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let path = path.to_path_buf();
+    let work = move || {
+        let mut rows_read = 0u64;
+        for b in reader {
+            let b = b
+                .map_err(|e| {
+                    super::invalid(&path, Some(format!("after row {rows_read}")), e.to_string())
+                })
+                .and_then(|b| {
+                    rows_read += b.num_rows() as u64;
+                    super::conform_to(&b, &schema, &source)
+                });
+            let failed = b.is_err();
+            let empty = b.as_ref().is_ok_and(|b| b.num_rows() == 0);
+            if !empty && (tx.blocking_send(b).is_err() || failed) {
+                return;
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("quiver-decode".into())
+        .spawn(work)
+    {
+        // no thread to spare: report it as the stream's error
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(Err(CoreError::Join(format!(
+            "could not start the Parquet decoding thread: {e}"
+        ))));
+        return rx;
+    }
+    rx
+}
+
 /// Why a streamed load gave up (the caller falls back to loading the whole input).
 pub(crate) enum Streamed {
     Done(Box<super::ImportReport>),
@@ -254,7 +297,7 @@ pub(crate) async fn stream_parquet(
     let registry = ds.registry_check().await?;
     let source = path.display().to_string();
     let reader = builder
-        .with_batch_size(SLICE_ROWS)
+        .with_batch_size(opts.stream_batch_rows.max(1))
         .build()
         .map_err(|e| super::invalid(path, None, format!("not a readable Parquet file: {e}")))?;
     let cfg = ds.config().clone();
@@ -276,19 +319,14 @@ pub(crate) async fn stream_parquet(
         SortField::new(schema.field(li).data_type().clone()),
     ])?;
     let mut last: Option<arrow::row::OwnedRow> = None;
-    // rows of the last group seen, held back until the group is known to be complete
-    let mut carry: Option<RecordBatch> = None;
+    // the last group seen (its key and rows), held back until it is known to be complete
+    let mut carry: Option<(quiver_tree::Key, RecordBatch)> = None;
     progress.phase("writing labels", Some(total));
-    let mut rows_read = 0u64;
-    for b in reader {
-        let b = b.map_err(|e| {
-            super::invalid(path, Some(format!("after row {rows_read}")), e.to_string())
-        })?;
-        rows_read += b.num_rows() as u64;
-        let b = super::conform_to(&b, &schema, &source)?;
-        if b.num_rows() == 0 {
-            continue;
-        }
+    // Parquet decoding runs on its own thread, a batch or two ahead of the key checks and
+    // hashing here, while the pack before is encoded on a worker: the three overlap.
+    let mut batches = decode_ahead(reader, path, schema.clone(), source.clone());
+    while let Some(b) = batches.recv().await {
+        let b = b?;
         if let Some(rules) = &registry {
             rules.check(&b)?;
         }
@@ -302,34 +340,54 @@ pub(crate) async fn stream_parquet(
             return Ok(Streamed::Fallback);
         }
         last = Some(rows.row(rows.num_rows() - 1).owned());
-        let b = match carry.take() {
-            Some(c) => arrow::compute::concat_batches(&schema, [&c, &b])?,
-            None => b,
-        };
-        let runs = build::group_runs(&b, gi).ok_or_else(|| CoreError::NullKey {
+        drop(rows);
+        let null_key = || CoreError::NullKey {
             dataset: ds.name().into(),
             column: cfg.group_key.clone(),
-        })?;
-        // hold the last group back: the next batch may continue it
-        let Some((_, keep_from, _)) = runs.last().cloned() else {
+        };
+        let mut runs = build::group_runs(&b, gi).ok_or_else(null_key)?;
+        // the held-back group: complete unless this batch continues it (then only its
+        // rows and that first run are concatenated, never the whole batch)
+        let mut from = 0usize;
+        if let Some((key, held)) = carry.take() {
+            let continues = runs.first().is_some_and(|r| r.0 == key);
+            let group = if continues {
+                let n = runs[0].2;
+                let joined = arrow::compute::concat_batches(&schema, [&held, &b.slice(0, n)])?;
+                if n == b.num_rows() {
+                    carry = Some((key, joined));
+                    continue;
+                }
+                from = n;
+                runs.remove(0);
+                joined
+            } else {
+                held
+            };
+            let run = [(key, 0usize, group.num_rows())];
+            let hashes = build::hash_runs(&group, &run);
+            base.push(&group, &run, &hashes).await?;
+            progress.advance(group.num_rows() as u64);
+        }
+        // hold this batch's last group back: the next batch may continue it
+        let Some((key, keep_from, _)) = runs.pop() else {
             continue;
         };
-        let done = &runs[..runs.len() - 1];
-        if !done.is_empty() {
-            let head = b.slice(0, keep_from);
-            let hashes = build::hash_runs(&head, done);
-            base.push(&head, done, &hashes).await?;
+        carry = Some((key, b.slice(keep_from, b.num_rows() - keep_from)));
+        if !runs.is_empty() {
+            let head = b.slice(from, keep_from - from);
+            for r in &mut runs {
+                r.1 -= from;
+            }
+            let hashes = build::hash_runs(&head, &runs);
+            base.push(&head, &runs, &hashes).await?;
+            progress.advance(head.num_rows() as u64);
         }
-        carry = Some(b.slice(keep_from, b.num_rows() - keep_from));
-        progress.advance(keep_from as u64);
     }
-    if let Some(c) = carry.take() {
-        let runs = build::group_runs(&c, gi).ok_or_else(|| CoreError::NullKey {
-            dataset: ds.name().into(),
-            column: cfg.group_key.clone(),
-        })?;
-        let hashes = build::hash_runs(&c, &runs);
-        base.push(&c, &runs, &hashes).await?;
+    if let Some((key, c)) = carry.take() {
+        let run = [(key, 0usize, c.num_rows())];
+        let hashes = build::hash_runs(&c, &run);
+        base.push(&c, &run, &hashes).await?;
         progress.advance(c.num_rows() as u64);
     }
     let (layout, bytes) = base.finish_layout().await?;

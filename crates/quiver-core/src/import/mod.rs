@@ -63,6 +63,9 @@ pub struct ImportOptions {
     pub delete_missing: bool,
     /// Progress receiver.
     pub progress: Arc<dyn Progress>,
+    /// Rows decoded at a time when a Parquet file sorted by key is streamed (default
+    /// [`bulk::SLICE_ROWS`]): with the pack size, what bounds an import's memory.
+    pub stream_batch_rows: usize,
 }
 
 impl ImportOptions {
@@ -76,7 +79,13 @@ impl ImportOptions {
             images: None,
             delete_missing: true,
             progress: Arc::new(NoProgress),
+            stream_batch_rows: bulk::SLICE_ROWS,
         }
+    }
+    /// Set the rows decoded at a time by a streamed Parquet import (at least 1).
+    pub fn stream_batch_rows(mut self, rows: usize) -> Self {
+        self.stream_batch_rows = rows.max(1);
+        self
     }
     /// Set the branch.
     pub fn branch(mut self, b: &str) -> Self {

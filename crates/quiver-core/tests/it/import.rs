@@ -824,6 +824,99 @@ async fn sorted_parquet_streams_and_matches_the_whole_file_load() {
     assert_ne!(head.root(), sa.root());
 }
 
+/// Groups of every size streamed in decode batches smaller than a group, as large as
+/// one, and larger: the group held back at the end of one batch and continued by the next
+/// (or by several whole batches) is stored once, whole, so every batch size gives the same
+/// content hash and rows as the whole-file load of the same rows shuffled.
+#[tokio::test]
+async fn streamed_groups_straddling_decode_batches_match_the_whole_file_load() {
+    use arrow::compute::{filter_record_batch, take_record_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().join("cat").to_str().unwrap())
+        .await
+        .unwrap();
+    // 300 samples of 1..=20 labels, sample 150 with all 20
+    let full = crate::common::synthetic(300, 20, 0.0);
+    let keep = arrow::array::BooleanArray::from(
+        (0..full.num_rows())
+            .map(|i| {
+                let (g, j) = (i / 20, i % 20);
+                g == 150 || j < 1 + (g * 13) % 20
+            })
+            .collect::<Vec<_>>(),
+    );
+    let sorted = filter_record_batch(&full, &keep).unwrap();
+    let write = |name: &str, b: &arrow::array::RecordBatch| {
+        let p = dir.path().join(name);
+        let f = std::fs::File::create(&p).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, b.schema(), None).unwrap();
+        w.write(b).unwrap();
+        w.close().unwrap();
+        p
+    };
+    let a = write("sorted.parquet", &sorted);
+    let n = sorted.num_rows() as u32;
+    let shuffled_idx =
+        arrow::array::UInt32Array::from((0..n).map(|i| (i * 7919) % n).collect::<Vec<_>>());
+    let b = write(
+        "shuffled.parquet",
+        &take_record_batch(&sorted, &shuffled_idx).unwrap(),
+    );
+    let keys = TableKeys::default();
+    import_parquet(&cat, &b, &keys, &ImportOptions::new("whole"))
+        .await
+        .unwrap();
+    let whole = cat
+        .dataset("whole")
+        .await
+        .unwrap()
+        .head("main")
+        .await
+        .unwrap();
+    let expect = crate::common::rows(&whole).await;
+    #[derive(Default)]
+    struct Phases(std::sync::Mutex<Vec<String>>);
+    impl quiver_core::import::Progress for Phases {
+        fn phase(&self, name: &str, _: Option<u64>) {
+            self.0.lock().unwrap().push(name.to_string());
+        }
+    }
+    for rows in [1, 7, 20, 64, 1 << 16] {
+        let name = format!("streamed_{rows}");
+        let phases = std::sync::Arc::new(Phases::default());
+        let r = import_parquet(
+            &cat,
+            &a,
+            &keys,
+            &ImportOptions::new(&name)
+                .stream_batch_rows(rows)
+                .progress(phases.clone()),
+        )
+        .await
+        .unwrap();
+        // streamed: the file was never read whole
+        let seen = phases.0.lock().unwrap().clone();
+        assert!(
+            !seen.iter().any(|p| p == "reading Parquet"),
+            "{name}: {seen:?}"
+        );
+        assert_eq!(
+            (r.labels, r.samples),
+            (sorted.num_rows() as u64, 300),
+            "{name}"
+        );
+        let head = cat
+            .dataset(&name)
+            .await
+            .unwrap()
+            .head("main")
+            .await
+            .unwrap();
+        assert_eq!(head.root(), whole.root(), "{name}");
+        assert_eq!(crate::common::rows(&head).await, expect, "{name}");
+    }
+}
+
 /// YOLO label keys come from a box's content: deleting one box is one removed label, a
 /// folder exported and imported again is the same version, and the export writes the
 /// label files, the class names and (on request) the images.
