@@ -11,6 +11,7 @@ use std::sync::Arc;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
+use datafusion::prelude::SessionConfig;
 
 use crate::error::Result;
 use crate::guard::SqlLimits;
@@ -59,6 +60,33 @@ impl SessionOptions {
             .clone()
             .unwrap_or_else(quiver_core::default_author)
     }
+}
+
+/// `config` with every DataFusion setting that the environment names, as DataFusion's own
+/// CLI reads them: `datafusion.execution.parquet.pushdown_filters` from
+/// `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS`, and so on. SQL `SET` is refused (a
+/// session's settings are the server's), so this is how an operator tunes them; a value
+/// the setting does not accept is an error naming the variable.
+pub fn with_env_settings(mut config: SessionConfig) -> Result<SessionConfig> {
+    let keys: Vec<String> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in keys {
+        let var = key.to_uppercase().replace('.', "_");
+        let Some(value) = std::env::var_os(&var) else {
+            continue;
+        };
+        let value = value.to_string_lossy().into_owned();
+        config.options_mut().set(&key, &value).map_err(|e| {
+            crate::error::SqlError::DataFusion(datafusion::error::DataFusionError::Configuration(
+                format!("environment variable {var}={value:?} is not a valid {key}: {e}"),
+            ))
+        })?;
+    }
+    Ok(config)
 }
 
 /// Half of the machine's memory (from `/proc/meminfo`), or 4 GiB where that cannot be read.

@@ -325,7 +325,17 @@ impl QuiverTableProvider {
     /// shard of them.
     async fn prune(&self, state: &dyn Session, filters: &[Expr]) -> DfResult<Pruned> {
         let df_schema = DFSchema::try_from(self.schema.clone())?;
-        let predicate = match conjunction(filters.iter().cloned()) {
+        // each conjunct once: the optimizer can hand the same filter down twice, and the
+        // Parquet scan would evaluate it twice
+        let mut parts: Vec<Expr> = Vec::new();
+        for f in filters {
+            for p in datafusion::logical_expr::utils::split_conjunction(f) {
+                if !parts.contains(p) {
+                    parts.push(p.clone());
+                }
+            }
+        }
+        let predicate = match conjunction(parts) {
             Some(e) => Some(state.create_physical_expr(e, &df_schema)?),
             None => None,
         };

@@ -521,3 +521,46 @@ fn readme_erasure_block_runs() {
     let n = run_readme_block("### Erasing labels and images");
     assert!(n >= 7, "{n} lines");
 }
+
+/// DataFusion settings come from the environment (`SET` is refused): a valid value is the
+/// session's, and the same query answers the same with Parquet filter pushdown on; a value
+/// the setting refuses is an error naming the variable.
+#[test]
+fn datafusion_settings_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().to_str().unwrap();
+    let (ok, _, err) = quiver(cat, &["quickstart", "--rows", "5000"]);
+    assert!(ok, "{err}");
+    let run = |env: &[(&str, &str)], sql: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(["--catalog", cat, "sql", "--format", "csv", "-c", sql])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let setting = "SELECT value FROM information_schema.df_settings \
+                   WHERE name = 'datafusion.execution.parquet.pushdown_filters'";
+    let (ok, out, err) = run(&[], setting);
+    assert!(ok, "{err}");
+    assert!(out.contains("false"), "{out}");
+    let on = [("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS", "true")];
+    let (ok, out, err) = run(&on, setting);
+    assert!(ok, "{err}");
+    assert!(out.contains("true"), "{out}");
+    let query = "SELECT sample_id, label_id, class FROM demo \
+                 WHERE review_state = 'approved' AND score > 0.5 ORDER BY sample_id, label_id";
+    let (ok, plain, err) = run(&[], query);
+    assert!(ok, "{err}");
+    let (ok, pushed, err) = run(&on, query);
+    assert!(ok, "{err}");
+    assert_eq!(plain, pushed);
+    assert!(plain.lines().count() > 10, "{plain}");
+    let (ok, _, err) = run(&[("DATAFUSION_EXECUTION_BATCH_SIZE", "many")], "SELECT 1");
+    assert!(!ok);
+    assert!(err.contains("DATAFUSION_EXECUTION_BATCH_SIZE"), "{err}");
+}

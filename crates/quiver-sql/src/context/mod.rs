@@ -236,7 +236,7 @@ impl QuiverContext {
         config: SessionConfig,
         opts: SessionOptions,
     ) -> Result<Self> {
-        let config = config
+        let config = crate::options::with_env_settings(config)?
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
         let runtime = match &opts.runtime {
