@@ -25,6 +25,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use crate::storage::cache::Lru;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
@@ -316,13 +318,35 @@ struct Footer {
 pub struct MetaCache {
     map: Mutex<HashMap<Hash, Footer>>,
     packs: Arc<VerifiedStore>,
+    /// Decoded rows of small packs (a commit's change pack), with the generation they were
+    /// read at: diffs and merges of recent versions read the same few change packs again
+    /// and again, and decoding one costs more than its rows (a zstd context per column).
+    small: Mutex<Lru<Hash, SmallPack>>,
 }
 
+/// The decoded rows of a small pack and what identified its bytes when they were read: the
+/// pack's generation in this process and the object's size, modification time and e-tag
+/// (another process's erasure rewrites the object; a cached copy must not outlive that).
+#[derive(Clone)]
+struct SmallPack {
+    generation: u64,
+    object: (u64, chrono::DateTime<chrono::Utc>, Option<String>),
+    rows: Arc<Vec<RecordBatch>>,
+}
+
+/// Packs of at most this many rows are decoded whole and kept by [`MetaCache`].
+pub const SMALL_PACK_ROWS: i64 = 64 * 1024;
+/// Bytes of decoded small packs a [`MetaCache`] keeps.
+pub const SMALL_PACK_CACHE_BYTES: usize = 64 << 20;
+
 impl MetaCache {
-    /// Forget every cached footer.
+    /// Forget every cached footer and decoded pack.
     pub(crate) fn clear(&self) {
         if let Ok(mut m) = self.map.lock() {
             m.clear();
+        }
+        if let Ok(mut m) = self.small.lock() {
+            *m = Lru::new(SMALL_PACK_CACHE_BYTES);
         }
     }
 
@@ -331,7 +355,52 @@ impl MetaCache {
         MetaCache {
             map: Mutex::default(),
             packs,
+            small: Mutex::new(Lru::new(SMALL_PACK_CACHE_BYTES)),
         }
+    }
+
+    /// Every row of a small pack, decoded once per generation of the pack.
+    async fn small_rows(
+        &self,
+        store: &Store,
+        pack: &Hash,
+        meta: ArrowReaderMetadata,
+    ) -> Result<Arc<Vec<RecordBatch>>> {
+        let generation = self.packs.generation(pack);
+        // one head of the object per read: cheap next to decoding, and it tells an object
+        // rewritten by another process's erasure
+        use object_store::ObjectStoreExt;
+        let head = store
+            .object_store()
+            .head(&store.full_path(&pack_path(pack)))
+            .await
+            .map_err(|e| CoreError::Store(e.into()))?;
+        let object = (head.size, head.last_modified, head.e_tag);
+        let cached = self.small.lock().ok().and_then(|mut m| m.get(pack));
+        if let Some(c) = cached {
+            if c.generation == generation && c.object == object {
+                return Ok(c.rows);
+            }
+        }
+        let reader = self.reader(store, pack);
+        let batches: Vec<RecordBatch> =
+            ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
+                .with_batch_size(SMALL_PACK_ROWS as usize)
+                .build()?
+                .try_collect()
+                .await
+                .map_err(lift_corrupt)?;
+        let weight = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let rows = Arc::new(batches);
+        if let Ok(mut m) = self.small.lock() {
+            let entry = SmallPack {
+                generation,
+                object,
+                rows: rows.clone(),
+            };
+            m.insert(*pack, entry, weight);
+        }
+        Ok(rows)
     }
 
     /// The verifying object store pack reads go through (paths as in the catalog's store).
@@ -339,9 +408,13 @@ impl MetaCache {
         self.packs.clone()
     }
 
-    /// This process rewrote `pack`: drop its footer and sums, raise its generation.
+    /// This process rewrote `pack`: drop its footer, decoded rows and sums, raise its
+    /// generation.
     pub(crate) fn forget(&self, pack: &Hash) {
         if let Ok(mut m) = self.map.lock() {
+            m.remove(pack);
+        }
+        if let Ok(mut m) = self.small.lock() {
             m.remove(pack);
         }
         self.packs.forget(pack);
@@ -437,6 +510,22 @@ pub async fn read_ranges(
         pos = r.end;
     }
     let m = meta.get(store, pack).await?;
+    if m.metadata().file_metadata().num_rows() <= SMALL_PACK_ROWS {
+        let all = meta.small_rows(store, pack, m).await?;
+        let all: Vec<RecordBatch> = match projection {
+            Some(p) => all
+                .iter()
+                .map(|b| b.project(p))
+                .collect::<std::result::Result<_, _>>()?,
+            None => all.as_ref().clone(),
+        };
+        // the decoded rows of the sorted ranges, in order, as the selective read gives
+        let mut picked = Vec::new();
+        for &i in &order {
+            picked.extend(rows_of(pack, &all, &ranges[i])?);
+        }
+        return split_ranges(pack, &picked, ranges, &order);
+    }
     let reader = meta.reader(store, pack);
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, m)
         .with_row_selection(RowSelection::from(selectors))
@@ -462,6 +551,27 @@ fn lift_corrupt(e: parquet::errors::ParquetError) -> CoreError {
         Some(CoreError::PackRewritten { pack }) => CoreError::PackRewritten { pack: pack.clone() },
         _ => CoreError::Parquet(e),
     }
+}
+
+/// Rows `range` of the batches of a whole pack, as slices (no copy).
+fn rows_of(pack: &Hash, batches: &[RecordBatch], range: &Range<u64>) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for b in batches {
+        let n = b.num_rows() as u64;
+        let (from, to) = (range.start.max(at), range.end.min(at + n));
+        if from < to {
+            out.push(b.slice((from - at) as usize, (to - from) as usize));
+        }
+        at += n;
+    }
+    if at < range.end {
+        return Err(CoreError::Corrupt {
+            what: format!("pack {pack}"),
+            reason: "fewer rows than its index says".into(),
+        });
+    }
+    Ok(out)
 }
 
 /// Split the rows read for sorted `ranges` back into one list of batches per range (in

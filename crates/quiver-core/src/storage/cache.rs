@@ -30,6 +30,12 @@ impl<K: StdHash + Eq + Clone, V: Clone> Lru<K, V> {
         })
     }
 
+    pub fn remove(&mut self, k: &K) {
+        if let Some(old) = self.map.remove(k) {
+            self.weight -= old.1;
+        }
+    }
+
     pub fn insert(&mut self, k: K, v: V, weight: usize) {
         if weight > self.capacity {
             return;

@@ -125,6 +125,24 @@ mod tests {
         }
     }
 
+    /// The content hash of a version is this digest: its bytes are part of the format
+    /// (commit ids hash it), so they must never change by accident.
+    #[test]
+    fn golden_digest_values() {
+        assert_eq!(
+            Multiset::default().digest().to_hex(),
+            "91a19c419754c45fb06974346df6b6b25f6aec2634fc8cefa3cf2e9d5dc9b374"
+        );
+        let mut m = Multiset::default();
+        m.add(&Hash([7; 32]));
+        m.add(&Hash([9; 32]));
+        assert_eq!(
+            m.digest().to_hex(),
+            "44cce118dab3b963e0b6d9da7a5ab360e033e304a84895141c9008e44cd81a30"
+        );
+        assert_eq!(element(&Hash([7; 32]))[0], 104228401345060163);
+    }
+
     #[test]
     fn golden_digests() {
         assert_eq!(
