@@ -22,11 +22,13 @@ use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -463,6 +465,36 @@ impl QuiverTableProvider {
         self
     }
 
+    /// Give DataFusion's footer cache the footer (with its page index) that planning
+    /// already read for `pack`, so the scan does not read and decode it a second time.
+    async fn seed_footer(
+        &self,
+        footers: &Arc<FileMetadataCache>,
+        pack: &Hash,
+        object: &object_store::ObjectMeta,
+    ) -> DfResult<()> {
+        if footers
+            .get(&object.location)
+            .is_some_and(|e| e.is_valid_for(object))
+        {
+            return Ok(());
+        }
+        let cat = self.snapshot.dataset().catalog();
+        let footer = cat
+            .meta_cache()
+            .get(cat.store(), pack)
+            .await
+            .map_err(df_err)?;
+        footers.put(
+            &object.location,
+            CachedFileMetadataEntry::new(
+                object.clone(),
+                Arc::new(CachedParquetMetaData::new(footer.metadata().clone())),
+            ),
+        );
+        Ok(())
+    }
+
     async fn pack_info(&self, scan: &PackScan) -> DfResult<PackInfo> {
         let cat = self.snapshot.dataset().catalog();
         let generation = cat.pack_generation(&scan.pack);
@@ -608,8 +640,10 @@ impl TableProvider for QuiverTableProvider {
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
             vec![(0, Vec::new()); target.min(plan.len())];
         let mut files = Vec::with_capacity(plan.len());
-        for p in plan.iter() {
-            let info = self.pack_info(p).await?;
+        // every pack's size and footer at once (a fresh server reads them all here)
+        let infos = futures::future::try_join_all(plan.iter().map(|p| self.pack_info(p))).await?;
+        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+        for (p, info) in plan.iter().zip(infos) {
             let store = self.snapshot.dataset().catalog().store();
             let rows = FileRows {
                 ranges: p.ranges.clone(),
@@ -629,6 +663,8 @@ impl TableProvider for QuiverTableProvider {
                 0,
             )
             .unwrap_or_default();
+            self.seed_footer(&footers, &p.pack, &file.object_meta)
+                .await?;
             files.push((p.rows, file));
         }
         files.sort_by_key(|f| std::cmp::Reverse(f.0));
