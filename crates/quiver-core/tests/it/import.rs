@@ -707,6 +707,16 @@ async fn digits_real_dataset_round_trip() {
     eprintln!("load_digits: {n_images} images, {n_anns} labels, classes {per_class:?}");
 }
 
+/// The phases an import went through (a streamed load never has "reading Parquet").
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<String>>);
+
+impl quiver_core::import::Progress for Phases {
+    fn phase(&self, name: &str, _: Option<u64>) {
+        self.0.lock().unwrap().push(name.to_string());
+    }
+}
+
 /// A Parquet file sorted by key streams into a new dataset; the same rows shuffled are
 /// loaded whole; both give the same content hash and rows, a file with a duplicate key is
 /// refused naming the row, and a second import into the now non-empty dataset upserts.
@@ -742,13 +752,6 @@ async fn sorted_parquet_streams_and_matches_the_whole_file_load() {
     );
     let keys = TableKeys::default();
     // the phases tell the paths apart: a streamed load never reads the file whole
-    #[derive(Default)]
-    struct Phases(std::sync::Mutex<Vec<String>>);
-    impl quiver_core::import::Progress for Phases {
-        fn phase(&self, name: &str, _: Option<u64>) {
-            self.0.lock().unwrap().push(name.to_string());
-        }
-    }
     let (pa, pb) = (
         std::sync::Arc::new(Phases::default()),
         std::sync::Arc::new(Phases::default()),
@@ -874,13 +877,6 @@ async fn streamed_groups_straddling_decode_batches_match_the_whole_file_load() {
         .await
         .unwrap();
     let expect = crate::common::rows(&whole).await;
-    #[derive(Default)]
-    struct Phases(std::sync::Mutex<Vec<String>>);
-    impl quiver_core::import::Progress for Phases {
-        fn phase(&self, name: &str, _: Option<u64>) {
-            self.0.lock().unwrap().push(name.to_string());
-        }
-    }
     for rows in [1, 7, 20, 64, 1 << 16] {
         let name = format!("streamed_{rows}");
         let phases = std::sync::Arc::new(Phases::default());
