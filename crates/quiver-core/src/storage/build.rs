@@ -128,25 +128,90 @@ async fn write_pack_with(
         })
         .await
         .map_err(|e| CoreError::Join(e.to_string()))??;
-        let total = bytes.len() as u64;
-        let path = crate::packs::pack_path(&pack);
-        if !store.put_file_if_absent(&path, bytes.clone()).await? {
-            if crate::erase::read_record(store, &pack).await?.is_some() {
-                continue;
-            }
-            // already there: the store makes sure the copy is whole
-            store.put_object(PACK_KIND, bytes).await?;
+        if let Some(written) = put_pack(store, bytes, pack, sums).await? {
+            return Ok((pack, written));
         }
-        let sums = sums.encode();
-        let sums_len = sums.len() as u64;
-        store
-            .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
-            .await?;
-        return Ok((pack, total + sums_len));
     }
     Err(CoreError::Join(
         "could not find an address for a pack that no erased pack has".into(),
     ))
+}
+
+/// Store an encoded pack and its sums file; the bytes written, or `None` when its address
+/// is an erased pack's (the caller writes it again with a salt).
+async fn put_pack(store: &Store, bytes: Bytes, pack: Hash, sums: PackSums) -> Result<Option<u64>> {
+    let total = bytes.len() as u64;
+    let path = crate::packs::pack_path(&pack);
+    if !store.put_file_if_absent(&path, bytes.clone()).await? {
+        if crate::erase::read_record(store, &pack).await?.is_some() {
+            return Ok(None);
+        }
+        // already there: the store makes sure the copy is whole
+        store.put_object(PACK_KIND, bytes).await?;
+    }
+    let sums = sums.encode();
+    let sums_len = sums.len() as u64;
+    store
+        .put_file_if_absent(&sums_path(&pack), Bytes::from(sums))
+        .await?;
+    Ok(Some(total + sums_len))
+}
+
+/// A base pack being encoded on a blocking thread while its rows arrive: the rows of each
+/// chunk are sent as the chunk takes them, so encoding overlaps with hashing the groups
+/// that follow instead of starting when the pack is full (a one-pack import encoded its
+/// only pack after every group was hashed). The bytes equal [`encode_pack`]'s of the same
+/// batches without salt or erased groups.
+struct PackEncoder {
+    rows: std::sync::mpsc::Sender<RecordBatch>,
+    done: tokio::task::JoinHandle<Result<(Bytes, Hash, PackSums)>>,
+}
+
+impl PackEncoder {
+    fn start(schema: SchemaRef) -> PackEncoder {
+        let (rows, rx) = std::sync::mpsc::channel::<RecordBatch>();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(16 << 20);
+            let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+            for b in rx {
+                writer.write(&b)?;
+            }
+            writer.close()?;
+            let buf = Bytes::from(buf);
+            let hash = Hash::of(&buf);
+            let sums = PackSums::compute(hash, &buf)?;
+            Ok((buf, hash, sums))
+        });
+        PackEncoder { rows, done }
+    }
+
+    /// Close the pack and store it (`batches`: its rows again, to write it with a salt
+    /// should its address be an erased pack's).
+    async fn finish(
+        self,
+        store: &Store,
+        schema: &SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(Hash, u64)> {
+        drop(self.rows);
+        let (bytes, pack, sums) = self
+            .done
+            .await
+            .map_err(|e| CoreError::Join(e.to_string()))??;
+        match put_pack(store, bytes, pack, sums).await? {
+            Some(written) => Ok((pack, written)),
+            None => {
+                write_pack_with(
+                    store,
+                    schema,
+                    batches,
+                    writer_properties(),
+                    ErasedGroups::default(),
+                )
+                .await
+            }
+        }
+    }
 }
 
 /// Group runs of a batch sorted by (group key, label key): `(key, offset, len)`.
@@ -237,6 +302,8 @@ pub struct BaseBuilder {
     /// The pack being written in the background and the chunks it holds: writing (Parquet
     /// encoding, checksums, the put) overlaps with hashing the next pack's groups.
     inflight: Option<(PackWrite, Vec<Chunk>)>,
+    /// The encoder of the pack being filled, fed as its rows arrive.
+    encoder: Option<PackEncoder>,
     pub content: Multiset,
     pub rows: u64,
     pub groups: u64,
@@ -259,6 +326,7 @@ impl BaseBuilder {
             pending_erased: Vec::new(),
             chunks: Vec::new(),
             inflight: None,
+            encoder: None,
             content: Multiset::default(),
             rows: 0,
             groups: 0,
@@ -351,7 +419,13 @@ impl BaseBuilder {
             .collect();
         let first = self.open.stats.is_empty() && !stats.is_empty();
         merge_stats(&mut self.open.stats, &stats, first);
-        self.pending.push(batch.slice(from, to - from));
+        let rows = batch.slice(from, to - from);
+        let encoder = self
+            .encoder
+            .get_or_insert_with(|| PackEncoder::start(self.schema.clone()));
+        // a send fails only when the encoder stopped on an error, which `flush` reports
+        let _ = encoder.rows.send(rows.clone());
+        self.pending.push(rows);
         self.pending_rows += (to - from) as u64;
     }
 
@@ -387,8 +461,13 @@ impl BaseBuilder {
         // at most one pack in flight: memory stays bounded by two packs
         self.settle().await?;
         let (store, schema) = (self.store.clone(), self.schema.clone());
+        let encoder = self.encoder.take();
         let task = tokio::spawn(async move {
-            write_pack_with(&store, &schema, batches, writer_properties(), erased).await
+            match encoder {
+                // erased rows need their footer entry: encoded again, whole (rare)
+                Some(e) if erased.is_empty() => e.finish(&store, &schema, batches).await,
+                _ => write_pack_with(&store, &schema, batches, writer_properties(), erased).await,
+            }
         });
         self.inflight = Some((task, closed));
         Ok(())
