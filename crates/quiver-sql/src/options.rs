@@ -68,19 +68,8 @@ impl SessionOptions {
 /// session's settings are the server's), so this is how an operator tunes them; a value
 /// the setting does not accept is an error naming the variable.
 pub fn with_env_settings(mut config: SessionConfig) -> Result<SessionConfig> {
-    let keys: Vec<String> = config
-        .options()
-        .entries()
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
-    for key in keys {
-        let var = key.to_uppercase().replace('.', "_");
-        let Some(value) = std::env::var_os(&var) else {
-            continue;
-        };
-        let value = value.to_string_lossy().into_owned();
-        config.options_mut().set(&key, &value).map_err(|e| {
+    for (key, var, value) in ENV_SETTINGS.iter() {
+        config.options_mut().set(key, value).map_err(|e| {
             crate::error::SqlError::DataFusion(datafusion::error::DataFusionError::Configuration(
                 format!("environment variable {var}={value:?} is not a valid {key}: {e}"),
             ))
@@ -88,6 +77,21 @@ pub fn with_env_settings(mut config: SessionConfig) -> Result<SessionConfig> {
     }
     Ok(config)
 }
+
+/// The DataFusion settings the environment names: (setting, variable, value), read once
+/// per process (every session applies them; most processes have none).
+static ENV_SETTINGS: std::sync::LazyLock<Vec<(String, String, String)>> =
+    std::sync::LazyLock::new(|| {
+        datafusion::config::ConfigOptions::new()
+            .entries()
+            .into_iter()
+            .filter_map(|e| {
+                let var = e.key.to_uppercase().replace('.', "_");
+                let value = std::env::var_os(&var)?.to_string_lossy().into_owned();
+                Some((e.key, var, value))
+            })
+            .collect()
+    });
 
 /// Half of the machine's memory (from `/proc/meminfo`), or 4 GiB where that cannot be read.
 pub fn default_memory_limit() -> usize {

@@ -35,6 +35,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use quiver_core::packs::LeafLoc;
 use quiver_core::{plan_locs, ChildEntry, Hash, PackScan, Snapshot};
@@ -255,6 +256,9 @@ static PLANS: std::sync::LazyLock<Mutex<Bounded<(String, Hash, String), Arc<Vec<
 static LOCS: std::sync::LazyLock<
     Mutex<Bounded<(String, Hash, String), Arc<Vec<Option<LeafLoc>>>>>,
 > = std::sync::LazyLock::new(|| Bounded::new(1 << 21));
+
+/// Packs whose size and footer scan planning reads at the same time.
+const PACK_INFO_READS: usize = 16;
 
 impl QuiverTableProvider {
     /// A provider reading `snapshot` through the object store registered at `url`
@@ -640,8 +644,13 @@ impl TableProvider for QuiverTableProvider {
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> =
             vec![(0, Vec::new()); target.min(plan.len())];
         let mut files = Vec::with_capacity(plan.len());
-        // every pack's size and footer at once (a fresh server reads them all here)
-        let infos = futures::future::try_join_all(plan.iter().map(|p| self.pack_info(p))).await?;
+        // the packs' sizes and footers, several at a time (a fresh server reads them all
+        // here; an object store answers each after a round trip)
+        let reads: Vec<_> = plan.iter().map(|p| self.pack_info(p)).collect();
+        let infos: Vec<PackInfo> = futures::stream::iter(reads)
+            .buffered(PACK_INFO_READS)
+            .try_collect()
+            .await?;
         let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
         for (p, info) in plan.iter().zip(infos) {
             let store = self.snapshot.dataset().catalog().store();

@@ -94,6 +94,11 @@ fn encode_pack(
         writer.write(b)?;
     }
     writer.close()?;
+    seal(buf)
+}
+
+/// An encoded pack's bytes with its address and page sums.
+fn seal(buf: Vec<u8>) -> Result<(Bytes, Hash, PackSums)> {
     let buf = Bytes::from(buf);
     let hash = Hash::of(&buf);
     let sums = PackSums::compute(hash, &buf)?;
@@ -177,10 +182,7 @@ impl PackEncoder {
                 writer.write(&b)?;
             }
             writer.close()?;
-            let buf = Bytes::from(buf);
-            let hash = Hash::of(&buf);
-            let sums = PackSums::compute(hash, &buf)?;
-            Ok((buf, hash, sums))
+            seal(buf)
         });
         PackEncoder { rows, done }
     }
