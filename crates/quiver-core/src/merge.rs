@@ -16,7 +16,7 @@
 //!   to the target branch: a conflicting label whose row on the target changed after the
 //!   merge started counts as resolved by that write) and commits, or aborts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -223,32 +223,23 @@ pub(crate) struct MergePlan {
 impl Dataset {
     /// Lowest common ancestor of two commits (deterministic for criss-cross histories).
     pub async fn merge_base(&self, a: &Commit, b: &Commit) -> Result<Option<Commit>> {
-        let anc_a: HashMap<Hash, Commit> = self
-            .history_of(a)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let hist_b = self.history_of(b).await?;
+        let (hist_a, hist_b) = futures::try_join!(self.history_of(a), self.history_of(b))?;
+        let anc_a: HashSet<Hash> = hist_a.into_iter().map(|c| c.id).collect();
         let common: Vec<Commit> = hist_b
             .into_iter()
-            .filter(|c| anc_a.contains_key(&c.id))
+            .filter(|c| anc_a.contains(&c.id))
             .collect();
         if common.is_empty() {
             return Ok(None);
         }
-        // drop common ancestors that are ancestors of another common ancestor
-        let mut dominated: HashSet<Hash> = HashSet::new();
-        for c in &common {
-            if dominated.contains(&c.id) {
-                continue;
-            }
-            for anc in self.history_of(c).await?.into_iter() {
-                if anc.id != c.id {
-                    dominated.insert(anc.id);
-                }
-            }
-        }
+        // Drop common ancestors that are ancestors of another common ancestor. The common
+        // ancestors are closed under "parent of" (both histories are), so a strict ancestor
+        // of one of them is a parent of another: the parents of the set are exactly the
+        // dominated commits, found without walking any history again.
+        let dominated: HashSet<Hash> = common
+            .iter()
+            .flat_map(|c| c.parents.iter().copied())
+            .collect();
         let mut best: Vec<Commit> = common
             .into_iter()
             .filter(|c| !dominated.contains(&c.id))

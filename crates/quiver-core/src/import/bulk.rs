@@ -235,6 +235,226 @@ pub(crate) enum Streamed {
     Fallback,
 }
 
+/// Rows arriving in (group key, label key) order, written into the base of a new dataset
+/// (published by the commit) or of an empty version of an existing one on `main`, one
+/// batch and one pack at a time. A batch out of key order (or with a null key) makes
+/// [`SortedLoad::push`] answer `false`: the caller then drops the load, which publishes
+/// nothing, and loads its input whole.
+pub(crate) struct SortedLoad {
+    txn: crate::write::WriteTxn,
+    created: bool,
+    ds: Dataset,
+    schema: SchemaRef,
+    registry: Option<crate::schema_registry::RegistryCheck>,
+    source: String,
+    gi: usize,
+    li: usize,
+    conv: RowConverter,
+    base: BaseBuilder,
+    /// The last key pushed.
+    last: Option<arrow::row::OwnedRow>,
+    /// The last group seen (its key and rows), held back until it is known to be complete.
+    carry: Option<(quiver_tree::Key, RecordBatch)>,
+}
+
+impl SortedLoad {
+    /// Start a load into `opts`' dataset keyed by (`group_key`, `label_key`); `None` when
+    /// the target is not a new dataset or an empty version of an existing one on `main`
+    /// with those keys (the caller loads whole, which also handles re-imports).
+    pub(crate) async fn begin(
+        cat: &crate::catalog::Catalog,
+        opts: &super::ImportOptions,
+        (group_key, label_key): (&str, &str),
+        input_schema: &SchemaRef,
+        source: String,
+    ) -> Result<Option<Self>> {
+        if input_schema.index_of(group_key).is_err()
+            || input_schema.index_of(label_key).is_err()
+            || opts.branch != crate::DEFAULT_BRANCH
+        {
+            return Ok(None);
+        }
+        let (mut txn, created) = match cat.dataset(&opts.dataset).await {
+            Ok(ds) => {
+                let cfg = ds.config();
+                if cfg.group_key != group_key || cfg.label_key != label_key {
+                    return Ok(None);
+                }
+                let txn = ds.begin(&opts.branch).await?;
+                if ds.snapshot(txn.base_commit().clone()).num_rows().await? != 0 {
+                    return Ok(None);
+                }
+                (txn, false)
+            }
+            Err(CoreError::DatasetNotFound(_)) => {
+                let dopts = crate::catalog::DatasetOptions {
+                    group_key: group_key.to_string(),
+                    label_key: label_key.to_string(),
+                    author: opts.author.clone().unwrap_or_else(crate::default_author),
+                    ..Default::default()
+                };
+                let txn = cat
+                    .begin_dataset(&opts.dataset, input_schema.clone(), dopts)
+                    .await?;
+                (txn, true)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(a) = &opts.author {
+            txn = txn.author(a);
+        }
+        let ds = txn.dataset().clone();
+        let schema = ds.schema();
+        // the schema registry holds for streamed rows as for every other write
+        let registry = ds.registry_check().await?;
+        let cfg = ds.config().clone();
+        let gi = schema.index_of(&cfg.group_key)?;
+        let li = schema.index_of(&cfg.label_key)?;
+        let stats_cols: Vec<usize> = cfg
+            .stats_columns
+            .iter()
+            .filter_map(|c| schema.index_of(c).ok())
+            .collect();
+        let base = BaseBuilder::new(
+            ds.store().clone(),
+            schema.clone(),
+            stats_cols,
+            cfg.chunk_groups,
+        );
+        let conv = RowConverter::new(vec![
+            SortField::new(schema.field(gi).data_type().clone()),
+            SortField::new(schema.field(li).data_type().clone()),
+        ])?;
+        Ok(Some(SortedLoad {
+            txn,
+            created,
+            ds,
+            schema,
+            registry,
+            source,
+            gi,
+            li,
+            conv,
+            base,
+            last: None,
+            carry: None,
+        }))
+    }
+
+    /// The dataset's label schema (what pushed batches are conformed to).
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Push the next batch, conformed to [`Self::schema`]; `false` when it is not in key
+    /// order after the rows before it (or holds a null key): nothing may be published then.
+    pub(crate) async fn push(
+        &mut self,
+        b: RecordBatch,
+        progress: &dyn super::Progress,
+    ) -> Result<bool> {
+        if b.num_rows() == 0 {
+            return Ok(true);
+        }
+        if let Some(rules) = &self.registry {
+            rules.check(&b)?;
+        }
+        let (gi, li) = (self.gi, self.li);
+        if b.column(gi).null_count() > 0 || b.column(li).null_count() > 0 {
+            return Ok(false);
+        }
+        let rows = self
+            .conv
+            .convert_columns(&[b.column(gi).clone(), b.column(li).clone()])?;
+        let ordered = self.last.as_ref().is_none_or(|l| l.row() < rows.row(0))
+            && (1..rows.num_rows()).all(|i| rows.row(i - 1) < rows.row(i));
+        if !ordered {
+            return Ok(false);
+        }
+        self.last = Some(rows.row(rows.num_rows() - 1).owned());
+        drop(rows);
+        let null_key = || CoreError::NullKey {
+            dataset: self.ds.name().into(),
+            column: self.ds.config().group_key.clone(),
+        };
+        let mut runs = build::group_runs(&b, gi).ok_or_else(null_key)?;
+        // the held-back group: complete unless this batch continues it (then only its
+        // rows and that first run are concatenated, never the whole batch)
+        let mut from = 0usize;
+        if let Some((key, held)) = self.carry.take() {
+            let continues = runs.first().is_some_and(|r| r.0 == key);
+            let group = if continues {
+                let n = runs[0].2;
+                let joined = arrow::compute::concat_batches(&self.schema, [&held, &b.slice(0, n)])?;
+                if n == b.num_rows() {
+                    self.carry = Some((key, joined));
+                    return Ok(true);
+                }
+                from = n;
+                runs.remove(0);
+                joined
+            } else {
+                held
+            };
+            let run = [(key, 0usize, group.num_rows())];
+            let hashes = build::hash_runs(&group, &run);
+            self.base.push(&group, &run, &hashes).await?;
+            progress.advance(group.num_rows() as u64);
+        }
+        // hold this batch's last group back: the next batch may continue it
+        let Some((key, keep_from, _)) = runs.pop() else {
+            return Ok(true);
+        };
+        self.carry = Some((key, b.slice(keep_from, b.num_rows() - keep_from)));
+        if !runs.is_empty() {
+            let head = b.slice(from, keep_from - from);
+            for r in &mut runs {
+                r.1 -= from;
+            }
+            let hashes = build::hash_runs(&head, &runs);
+            self.base.push(&head, &runs, &hashes).await?;
+            progress.advance(head.num_rows() as u64);
+        }
+        Ok(true)
+    }
+
+    /// Write the last group and the base, and commit (`message`, or one naming the
+    /// source).
+    pub(crate) async fn finish(
+        mut self,
+        message: Option<&str>,
+        progress: &dyn super::Progress,
+    ) -> Result<super::ImportReport> {
+        if let Some((key, c)) = self.carry.take() {
+            let run = [(key, 0usize, c.num_rows())];
+            let hashes = build::hash_runs(&c, &run);
+            self.base.push(&c, &run, &hashes).await?;
+            progress.advance(c.num_rows() as u64);
+        }
+        let (layout, bytes) = self.base.finish_layout().await?;
+        let summary = import_summary(&layout);
+        let (rows, groups) = (layout.rows, layout.groups);
+        let mut txn = self.txn;
+        txn.set_prebuilt(layout, bytes, summary);
+        progress.phase("committing", None);
+        let message = message
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("import {}", self.source));
+        let commit = txn.commit(&message).await?;
+        progress.finish();
+        Ok(super::ImportReport {
+            commit,
+            created_dataset: self.created,
+            unchanged: false,
+            labels: rows,
+            samples: groups,
+            deleted: 0,
+            assets: 0,
+            asset_bytes: 0,
+        })
+    }
+}
+
 /// Stream a Parquet file sorted by (group key, label key) into the base of a new dataset
 /// (or of an empty version of an existing one) on `main`, holding one batch and one pack
 /// at a time: peak memory follows the batch and pack size, not the file. The first key
@@ -253,162 +473,35 @@ pub(crate) async fn stream_parquet(
         return Ok(Streamed::Fallback);
     };
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    let file_schema = builder.schema().clone();
-    if file_schema.index_of(&keys.group_key).is_err()
-        || file_schema.index_of(&keys.label_key).is_err()
-        || opts.branch != crate::DEFAULT_BRANCH
-        || total == 0
-    {
+    if total == 0 {
         return Ok(Streamed::Fallback);
     }
-    // the target: a new dataset (published by the commit) or an empty existing one
-    let (mut txn, created) = match cat.dataset(&opts.dataset).await {
-        Ok(ds) => {
-            let cfg = ds.config();
-            if cfg.group_key != keys.group_key || cfg.label_key != keys.label_key {
-                return Ok(Streamed::Fallback);
-            }
-            let txn = ds.begin(&opts.branch).await?;
-            if ds.snapshot(txn.base_commit().clone()).num_rows().await? != 0 {
-                return Ok(Streamed::Fallback);
-            }
-            (txn, false)
-        }
-        Err(CoreError::DatasetNotFound(_)) => {
-            let dopts = crate::catalog::DatasetOptions {
-                group_key: keys.group_key.clone(),
-                label_key: keys.label_key.clone(),
-                author: opts.author.clone().unwrap_or_else(crate::default_author),
-                ..Default::default()
-            };
-            let txn = cat
-                .begin_dataset(&opts.dataset, file_schema.clone(), dopts)
-                .await?;
-            (txn, true)
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(a) = &opts.author {
-        txn = txn.author(a);
-    }
-    let ds = txn.dataset().clone();
-    let schema = ds.schema();
-    // the schema registry holds for streamed rows as for every other write
-    let registry = ds.registry_check().await?;
+    let file_schema = builder.schema().clone();
     let source = path.display().to_string();
+    let Some(mut load) = SortedLoad::begin(
+        cat,
+        opts,
+        (&keys.group_key, &keys.label_key),
+        &file_schema,
+        source.clone(),
+    )
+    .await?
+    else {
+        return Ok(Streamed::Fallback);
+    };
     let reader = builder
         .with_batch_size(opts.stream_batch_rows.max(1))
         .build()
         .map_err(|e| super::invalid(path, None, format!("not a readable Parquet file: {e}")))?;
-    let cfg = ds.config().clone();
-    let gi = schema.index_of(&cfg.group_key)?;
-    let li = schema.index_of(&cfg.label_key)?;
-    let stats_cols: Vec<usize> = cfg
-        .stats_columns
-        .iter()
-        .filter_map(|c| schema.index_of(c).ok())
-        .collect();
-    let mut base = BaseBuilder::new(
-        ds.store().clone(),
-        schema.clone(),
-        stats_cols,
-        cfg.chunk_groups,
-    );
-    let conv = RowConverter::new(vec![
-        SortField::new(schema.field(gi).data_type().clone()),
-        SortField::new(schema.field(li).data_type().clone()),
-    ])?;
-    let mut last: Option<arrow::row::OwnedRow> = None;
-    // the last group seen (its key and rows), held back until it is known to be complete
-    let mut carry: Option<(quiver_tree::Key, RecordBatch)> = None;
     progress.phase("writing labels", Some(total));
     // Parquet decoding runs on its own thread, a batch or two ahead of the key checks and
     // hashing here, while the pack before is encoded on a worker: the three overlap.
-    let mut batches = decode_ahead(reader, path, schema.clone(), source.clone());
+    let mut batches = decode_ahead(reader, path, load.schema().clone(), source);
     while let Some(b) = batches.recv().await {
-        let b = b?;
-        if let Some(rules) = &registry {
-            rules.check(&b)?;
-        }
-        if b.column(gi).null_count() > 0 || b.column(li).null_count() > 0 {
+        if !load.push(b?, progress).await? {
             return Ok(Streamed::Fallback);
         }
-        let rows = conv.convert_columns(&[b.column(gi).clone(), b.column(li).clone()])?;
-        let ordered = last.as_ref().is_none_or(|l| l.row() < rows.row(0))
-            && (1..rows.num_rows()).all(|i| rows.row(i - 1) < rows.row(i));
-        if !ordered {
-            return Ok(Streamed::Fallback);
-        }
-        last = Some(rows.row(rows.num_rows() - 1).owned());
-        drop(rows);
-        let null_key = || CoreError::NullKey {
-            dataset: ds.name().into(),
-            column: cfg.group_key.clone(),
-        };
-        let mut runs = build::group_runs(&b, gi).ok_or_else(null_key)?;
-        // the held-back group: complete unless this batch continues it (then only its
-        // rows and that first run are concatenated, never the whole batch)
-        let mut from = 0usize;
-        if let Some((key, held)) = carry.take() {
-            let continues = runs.first().is_some_and(|r| r.0 == key);
-            let group = if continues {
-                let n = runs[0].2;
-                let joined = arrow::compute::concat_batches(&schema, [&held, &b.slice(0, n)])?;
-                if n == b.num_rows() {
-                    carry = Some((key, joined));
-                    continue;
-                }
-                from = n;
-                runs.remove(0);
-                joined
-            } else {
-                held
-            };
-            let run = [(key, 0usize, group.num_rows())];
-            let hashes = build::hash_runs(&group, &run);
-            base.push(&group, &run, &hashes).await?;
-            progress.advance(group.num_rows() as u64);
-        }
-        // hold this batch's last group back: the next batch may continue it
-        let Some((key, keep_from, _)) = runs.pop() else {
-            continue;
-        };
-        carry = Some((key, b.slice(keep_from, b.num_rows() - keep_from)));
-        if !runs.is_empty() {
-            let head = b.slice(from, keep_from - from);
-            for r in &mut runs {
-                r.1 -= from;
-            }
-            let hashes = build::hash_runs(&head, &runs);
-            base.push(&head, &runs, &hashes).await?;
-            progress.advance(head.num_rows() as u64);
-        }
     }
-    if let Some((key, c)) = carry.take() {
-        let run = [(key, 0usize, c.num_rows())];
-        let hashes = build::hash_runs(&c, &run);
-        base.push(&c, &run, &hashes).await?;
-        progress.advance(c.num_rows() as u64);
-    }
-    let (layout, bytes) = base.finish_layout().await?;
-    let summary = import_summary(&layout);
-    let (rows, groups) = (layout.rows, layout.groups);
-    txn.set_prebuilt(layout, bytes, summary);
-    progress.phase("committing", None);
-    let message = opts
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("import {source}"));
-    let commit = txn.commit(&message).await?;
-    progress.finish();
-    Ok(Streamed::Done(Box::new(super::ImportReport {
-        commit,
-        created_dataset: created,
-        unchanged: false,
-        labels: rows,
-        samples: groups,
-        deleted: 0,
-        assets: 0,
-        asset_bytes: 0,
-    })))
+    let report = load.finish(opts.message.as_deref(), progress).await?;
+    Ok(Streamed::Done(Box::new(report)))
 }

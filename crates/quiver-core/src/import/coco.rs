@@ -22,7 +22,7 @@ use crate::catalog::Catalog;
 use crate::error::Result;
 
 /// Rows per batch handed to the write transaction.
-const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 /// The label schema of COCO imports.
 pub fn schema() -> SchemaRef {
@@ -94,24 +94,61 @@ pub struct CocoFile {
 /// Parse and validate a COCO file (every error names the file and the position).
 pub fn parse_file(path: &Path) -> Result<CocoFile> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    let coco: CocoFile = serde_json::from_slice(&bytes).map_err(|e| {
-        let pos = (e.line() > 0).then(|| format!("line {}, column {}", e.line(), e.column()));
-        let what = match e.classify() {
-            serde_json::error::Category::Eof => "the JSON ends early (truncated file?)",
-            serde_json::error::Category::Syntax => "invalid JSON",
-            serde_json::error::Category::Data => "not a COCO detection file",
-            serde_json::error::Category::Io => "read error",
-        };
-        invalid(path, pos, format!("{what}: {e}"))
-    })?;
+    let coco: CocoFile = serde_json::from_slice(&bytes).map_err(|e| json_err(path, e))?;
     validate(path, &coco)?;
     Ok(coco)
 }
 
+/// A JSON error as an `InvalidInput` naming the file, the line and column, and the kind.
+pub(crate) fn json_err(path: &Path, e: serde_json::Error) -> crate::error::CoreError {
+    let pos = (e.line() > 0).then(|| format!("line {}, column {}", e.line(), e.column()));
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "the JSON ends early (truncated file?)",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "not a COCO detection file",
+        serde_json::error::Category::Io => "read error",
+    };
+    invalid(path, pos, format!("{what}: {e}"))
+}
+
+/// What validation needs of an annotation (the streamed import keeps only this).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnnIndex {
+    pub id: i64,
+    pub image_id: i64,
+    pub category_id: i64,
+    /// Numbers in `bbox`, when present.
+    pub bbox_len: Option<usize>,
+}
+
+impl From<&CocoAnnotation> for AnnIndex {
+    fn from(a: &CocoAnnotation) -> Self {
+        AnnIndex {
+            id: a.id,
+            image_id: a.image_id,
+            category_id: a.category_id,
+            bbox_len: a.bbox.as_ref().map(Vec::len),
+        }
+    }
+}
+
 fn validate(path: &Path, coco: &CocoFile) -> Result<()> {
+    let anns: Vec<AnnIndex> = coco.annotations.iter().map(AnnIndex::from).collect();
+    validate_parts(path, &coco.images, &coco.categories, &anns)
+}
+
+/// Check a file's images, categories and annotations: unique ids and file names, every
+/// annotation pointing at an image and a category, boxes of four numbers. The first
+/// problem is the error, naming its position.
+pub(crate) fn validate_parts(
+    path: &Path,
+    images_in: &[CocoImage],
+    categories: &[CocoCategory],
+    annotations: &[AnnIndex],
+) -> Result<()> {
     let mut images: HashMap<i64, usize> = HashMap::new();
     let mut names: HashMap<&str, usize> = HashMap::new();
-    for (i, im) in coco.images.iter().enumerate() {
+    for (i, im) in images_in.iter().enumerate() {
         let pos = Some(format!("images[{i}] (id {})", im.id));
         if let Some(j) = images.insert(im.id, i) {
             return Err(invalid(
@@ -135,7 +172,7 @@ fn validate(path: &Path, coco: &CocoFile) -> Result<()> {
         }
     }
     let mut cats: HashMap<i64, usize> = HashMap::new();
-    for (i, c) in coco.categories.iter().enumerate() {
+    for (i, c) in categories.iter().enumerate() {
         if let Some(j) = cats.insert(c.id, i) {
             return Err(invalid(
                 path,
@@ -145,7 +182,7 @@ fn validate(path: &Path, coco: &CocoFile) -> Result<()> {
         }
     }
     let mut anns: HashMap<i64, usize> = HashMap::new();
-    for (i, a) in coco.annotations.iter().enumerate() {
+    for (i, a) in annotations.iter().enumerate() {
         let pos = || Some(format!("annotations[{i}] (id {})", a.id));
         if let Some(j) = anns.insert(a.id, i) {
             return Err(invalid(
@@ -168,17 +205,12 @@ fn validate(path: &Path, coco: &CocoFile) -> Result<()> {
                 format!("category_id {} matches no category", a.category_id),
             ));
         }
-        if let Some(b) = &a.bbox {
-            if b.len() != 4 {
-                return Err(invalid(
-                    path,
-                    pos(),
-                    format!(
-                        "bbox has {} numbers, expected 4 [x, y, width, height]",
-                        b.len()
-                    ),
-                ));
-            }
+        if let Some(n) = a.bbox_len.filter(|&n| n != 4) {
+            return Err(invalid(
+                path,
+                pos(),
+                format!("bbox has {n} numbers, expected 4 [x, y, width, height]"),
+            ));
         }
     }
     Ok(())
@@ -189,21 +221,47 @@ pub fn to_batches(
     coco: &CocoFile,
     hashes: Option<&[quiver_tree::Hash]>,
 ) -> Result<Vec<RecordBatch>> {
-    let images: HashMap<i64, usize> = coco
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, im)| (im.id, i))
-        .collect();
-    let cats: BTreeMap<i64, &str> = coco
-        .categories
-        .iter()
-        .map(|c| (c.id, c.name.as_str()))
-        .collect();
-    let schema = schema();
-    let mut out = Vec::new();
-    for chunk in coco.annotations.chunks(BATCH_ROWS) {
-        let img = |a: &CocoAnnotation| images.get(&a.image_id).copied().unwrap_or(0);
+    let lookup = Lookup::new(&coco.images, &coco.categories, hashes);
+    coco.annotations
+        .chunks(BATCH_ROWS)
+        .map(|chunk| lookup.rows(chunk))
+        .collect()
+}
+
+/// What turns annotations into label rows: images by id, category names, asset hashes.
+pub(crate) struct Lookup<'a> {
+    images: &'a [CocoImage],
+    by_id: HashMap<i64, usize>,
+    cats: BTreeMap<i64, &'a str>,
+    hashes: Option<&'a [quiver_tree::Hash]>,
+}
+
+impl<'a> Lookup<'a> {
+    pub(crate) fn new(
+        images: &'a [CocoImage],
+        categories: &'a [CocoCategory],
+        hashes: Option<&'a [quiver_tree::Hash]>,
+    ) -> Self {
+        Lookup {
+            images,
+            by_id: images
+                .iter()
+                .enumerate()
+                .map(|(i, im)| (im.id, i))
+                .collect(),
+            cats: categories.iter().map(|c| (c.id, c.name.as_str())).collect(),
+            hashes,
+        }
+    }
+
+    /// The index in `images` of an image id (validated input has every one).
+    pub(crate) fn image(&self, id: i64) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// The label rows of `chunk`, one per annotation, in its order.
+    pub(crate) fn rows(&self, chunk: &[CocoAnnotation]) -> Result<RecordBatch> {
+        let img = |a: &CocoAnnotation| &self.images[self.image(a.image_id).unwrap_or(0)];
         let bbox = |k: usize| -> ArrayRef {
             Arc::new(Float64Array::from(
                 chunk
@@ -212,34 +270,30 @@ pub fn to_batches(
                     .collect::<Vec<_>>(),
             ))
         };
+        let hash = |a: &CocoAnnotation| {
+            let i = self.image(a.image_id)?;
+            self.hashes.and_then(|h| h.get(i)).map(|h| h.to_hex())
+        };
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
-                chunk.iter().map(|a| coco.images[img(a)].file_name.as_str()),
+                chunk.iter().map(|a| img(a).file_name.as_str()),
             )),
             Arc::new(Int64Array::from_iter_values(chunk.iter().map(|a| a.id))),
             Arc::new(Int64Array::from_iter_values(
                 chunk.iter().map(|a| a.image_id),
             )),
             Arc::new(Int64Array::from(
-                chunk
-                    .iter()
-                    .map(|a| coco.images[img(a)].width)
-                    .collect::<Vec<_>>(),
+                chunk.iter().map(|a| img(a).width).collect::<Vec<_>>(),
             )),
             Arc::new(Int64Array::from(
-                chunk
-                    .iter()
-                    .map(|a| coco.images[img(a)].height)
-                    .collect::<Vec<_>>(),
+                chunk.iter().map(|a| img(a).height).collect::<Vec<_>>(),
             )),
             Arc::new(Int64Array::from_iter_values(
                 chunk.iter().map(|a| a.category_id),
             )),
-            Arc::new(StringArray::from_iter_values(
-                chunk
-                    .iter()
-                    .map(|a| cats.get(&a.category_id).copied().unwrap_or_default()),
-            )),
+            Arc::new(StringArray::from_iter_values(chunk.iter().map(|a| {
+                self.cats.get(&a.category_id).copied().unwrap_or_default()
+            }))),
             bbox(0),
             bbox(1),
             bbox(2),
@@ -257,15 +311,11 @@ pub fn to_batches(
                     .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(
-                chunk
-                    .iter()
-                    .map(|a| hashes.and_then(|h| h.get(img(a))).map(|h| h.to_hex()))
-                    .collect::<Vec<_>>(),
+                chunk.iter().map(hash).collect::<Vec<_>>(),
             )),
         ];
-        out.push(RecordBatch::try_new(schema.clone(), cols)?);
+        Ok(RecordBatch::try_new(schema(), cols)?)
     }
-    Ok(out)
 }
 
 /// Import a COCO detection file into a dataset branch as one commit.
@@ -278,22 +328,35 @@ pub async fn import(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<
     res
 }
 
+/// The image files of `images` under `dir`, each with its position in `file` (for errors);
+/// a name leading outside `dir` is an error.
+pub(crate) fn image_files(
+    images: &[CocoImage],
+    dir: &Path,
+    file: &Path,
+) -> Result<Vec<(std::path::PathBuf, String)>> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            let pos = format!("images[{i}] (id {})", im.id);
+            let path = contained_path(dir, &im.file_name, file, &pos)?;
+            Ok((path, format!("{pos} of {}", file.display())))
+        })
+        .collect()
+}
+
 async fn import_leased(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Result<ImportReport> {
+    // into a new (or empty) dataset on main the file streams; a re-import reads it whole
+    if let Some(report) = super::coco_stream::import(cat, file, opts).await? {
+        return Ok(report);
+    }
     let progress = opts.progress.as_ref();
     progress.phase("reading COCO JSON", None);
     let coco = parse_file(file)?;
     let (hashes, asset_bytes) = match &opts.images {
         Some(dir) => {
-            let files: Vec<_> = coco
-                .images
-                .iter()
-                .enumerate()
-                .map(|(i, im)| {
-                    let pos = format!("images[{i}] (id {})", im.id);
-                    let path = contained_path(dir, &im.file_name, file, &pos)?;
-                    Ok((path, format!("{pos} of {}", file.display())))
-                })
-                .collect::<Result<_>>()?;
+            let files = image_files(&coco.images, dir, file)?;
             let (h, b) = put_assets(cat, &files, progress).await?;
             (Some(h), b)
         }

@@ -8,6 +8,7 @@
 
 pub mod bulk;
 pub mod coco;
+mod coco_stream;
 pub mod export;
 pub mod tabular;
 pub mod yolo;

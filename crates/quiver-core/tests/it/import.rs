@@ -1005,3 +1005,107 @@ async fn yolo_keys_are_stable_and_export_round_trips() {
         .unwrap_err();
     assert!(e.to_string().contains("nope"), "{e}");
 }
+
+/// A COCO file into a new dataset streams: annotations in no particular order (and before
+/// `images` in the file), cut into buckets of one image, of a few, and of the whole file,
+/// give the same content hash and rows as the whole-file import of the same file (into a
+/// branch, which reads it whole), and the same image hashes.
+#[tokio::test]
+async fn coco_streams_in_buckets_and_matches_the_whole_file_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, images, mut doc) = write_coco(dir.path(), 40);
+    // scatter the annotations: the file's order is not the key order
+    let anns = doc["annotations"].as_array().unwrap().clone();
+    let n = anns.len();
+    let scattered: Vec<_> = (0..n).map(|i| anns[(i * 37) % n].clone()).collect();
+    doc["annotations"] = json!(scattered);
+    let file = dir.path().join("scattered.json");
+    write_json(&file, &doc);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .find("\"annotations\"")
+            < std::fs::read_to_string(&file).unwrap().find("\"images\""),
+        "the annotations come before the images they point at"
+    );
+    let cat = Catalog::open(dir.path().join("cat").to_str().unwrap())
+        .await
+        .unwrap();
+    let phases = std::sync::Arc::new(Phases::default());
+    let whole = coco::import(
+        &cat,
+        &file,
+        &ImportOptions::new("whole")
+            .branch("dev")
+            .images(&images)
+            .progress(phases.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !phases
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p == "partitioning labels by sample"),
+        "an import into a branch reads the file whole"
+    );
+    let whole_head = cat
+        .dataset("whole")
+        .await
+        .unwrap()
+        .head("dev")
+        .await
+        .unwrap();
+    let all_rows = |snap: quiver_core::Snapshot| async move {
+        let batches = snap.scan(None).await.unwrap();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+    let expect = all_rows(whole_head.clone()).await;
+    assert_eq!(expect.num_rows(), n);
+    assert_eq!(expect.column_by_name("image_hash").unwrap().null_count(), 0);
+    for rows in [1, 5, 1 << 16] {
+        let name = format!("streamed_{rows}");
+        let phases = std::sync::Arc::new(Phases::default());
+        let r = coco::import(
+            &cat,
+            &file,
+            &ImportOptions::new(&name)
+                .images(&images)
+                .stream_batch_rows(rows)
+                .progress(phases.clone()),
+        )
+        .await
+        .unwrap();
+        let seen = phases.0.lock().unwrap().clone();
+        assert!(
+            seen.iter().any(|p| p == "partitioning labels by sample"),
+            "{name}: {seen:?}"
+        );
+        assert!(r.created_dataset, "{name}");
+        assert_eq!(
+            (r.labels, r.samples, r.assets),
+            (n as u64, 40, 40),
+            "{name}"
+        );
+        assert_eq!(r.asset_bytes, whole.asset_bytes, "{name}");
+        let head = cat
+            .dataset(&name)
+            .await
+            .unwrap()
+            .head("main")
+            .await
+            .unwrap();
+        assert_eq!(head.root(), whole_head.root(), "{name}");
+        assert_eq!(all_rows(head).await, expect, "{name}");
+        // the categories (with the unused one) are kept for export, as by the whole import
+        let ds = cat.dataset(&name).await.unwrap();
+        let meta = ds.metadata().await.unwrap();
+        assert_eq!(
+            meta["coco_categories"].as_array().unwrap().len(),
+            4,
+            "{name}"
+        );
+    }
+}

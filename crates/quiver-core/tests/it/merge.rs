@@ -494,3 +494,66 @@ async fn conflicts_resolved_by_writing_the_wanted_rows() {
     assert_eq!(t[&("img2".to_string(), 1)].0.as_deref(), Some("lion"));
     assert_eq!(t[&("img3".to_string(), 1)].0.as_deref(), Some("new"));
 }
+
+/// The merge base is a common ancestor that no other common ancestor descends from; of a
+/// criss-cross's two such ancestors the newer one, whichever side asks. Along one line of
+/// history it is the older commit itself.
+#[tokio::test]
+async fn merge_base_of_a_line_and_of_a_criss_cross() {
+    let (_, ds) = new_dataset("memory://").await;
+    let c0 = ds
+        .append("main", &[batch(&[("img1", 1, "car", 0.1)])], "base")
+        .await
+        .unwrap();
+    let mut line = vec![c0.clone()];
+    for i in 0..12 {
+        let c = ds
+            .upsert("main", &[batch(&[("img1", 1, "car", i as f64)])], "edit")
+            .await
+            .unwrap();
+        line.push(c);
+    }
+    let tip = line.last().unwrap().clone();
+    for old in [&line[0], &line[5], &line[11]] {
+        let b = ds.merge_base(&tip, old).await.unwrap().unwrap();
+        assert_eq!(b.id, old.id);
+        let b = ds.merge_base(old, &tip).await.unwrap().unwrap();
+        assert_eq!(b.id, old.id);
+    }
+    ds.create_branch("x", &VersionSpec::main()).await.unwrap();
+    let x1 = ds
+        .upsert("x", &[batch(&[("img2", 1, "dog", 0.2)])], "x1")
+        .await
+        .unwrap();
+    let m1 = ds
+        .upsert("main", &[batch(&[("img3", 1, "cat", 0.3)])], "m1")
+        .await
+        .unwrap();
+    assert_eq!(ds.merge_base(&x1, &m1).await.unwrap().unwrap().id, tip.id);
+    // criss-cross: x into main, and main's m1 into x
+    let mm = ds
+        .merge(&VersionSpec::Branch("x".into()), "main", None, "t")
+        .await
+        .unwrap()
+        .commit
+        .unwrap();
+    let mx = ds
+        .merge(&VersionSpec::Version(m1.id.to_hex()), "x", None, "t")
+        .await
+        .unwrap()
+        .commit
+        .unwrap();
+    let a = ds.merge_base(&mm, &mx).await.unwrap().unwrap();
+    let b = ds.merge_base(&mx, &mm).await.unwrap().unwrap();
+    assert_eq!(a.id, b.id, "the same base whichever side asks");
+    let newest = [&x1, &m1]
+        .into_iter()
+        .max_by(|p, q| {
+            p.data
+                .timestamp
+                .cmp(&q.data.timestamp)
+                .then(q.id.cmp(&p.id))
+        })
+        .unwrap();
+    assert_eq!(a.id, newest.id);
+}
