@@ -191,10 +191,17 @@ impl Dataset {
             return Ok(v);
         }
         let layered = self.load_layered(commit).await?;
-        let base = &layered.layout.base;
-        let b = self.store().get_object(BASE_KIND, base).await?;
-        let what = format!("base {base} of dataset '{}'", self.config.name);
-        let base = Arc::new(Base::decode(&b, &what)?);
+        let bh = layered.layout.base;
+        let base = match crate::storage::view::cached_base(&bh) {
+            Some(b) => b,
+            None => {
+                let b = self.store().get_object(BASE_KIND, &bh).await?;
+                let what = format!("base {bh} of dataset '{}'", self.config.name);
+                let base = Arc::new(Base::decode(&b, &what)?);
+                crate::storage::view::remember_base(bh, base.clone());
+                base
+            }
+        };
         let v = Arc::new(crate::storage::View::new(
             id,
             layered.layout.clone(),

@@ -145,7 +145,7 @@ impl Snapshot {
     }
 
     /// The layout of this version with its deltas, without its base (cached).
-    async fn layered(&self) -> Result<Arc<Layered>> {
+    pub(crate) async fn layered(&self) -> Result<Arc<Layered>> {
         if let Some(v) = self.view.get() {
             return Ok(Arc::new(v.layered()));
         }

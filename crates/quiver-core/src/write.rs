@@ -589,9 +589,13 @@ impl WriteTxn {
         if std::env::var("QUIVER_AUTO_OPTIMIZE").is_ok_and(|v| v == "0") {
             return;
         }
+        // the layout and its deltas (kilobytes), not the folded view: that would decode
+        // the base record and build every scan partition on each commit
         let snap = self.ds.snapshot(head.clone());
-        let Ok(view) = snap.view().await else { return };
-        if view.deltas.len() < AUTO_OPTIMIZE_DELTAS {
+        let Ok(layered) = snap.layered().await else {
+            return;
+        };
+        if layered.deltas.len() < AUTO_OPTIMIZE_DELTAS {
             return;
         }
         // one background OPTIMIZE per branch at a time: commits landing while it runs
@@ -622,9 +626,9 @@ impl WriteTxn {
                     return;
                 };
                 let past = head
-                    .view()
+                    .layered()
                     .await
-                    .is_ok_and(|v| v.deltas.len() >= AUTO_OPTIMIZE_DELTAS);
+                    .is_ok_and(|l| l.deltas.len() >= AUTO_OPTIMIZE_DELTAS);
                 let reclaimed = past && OPTIMIZING.lock().is_ok_and(|mut s| s.insert(key.clone()));
                 if !reclaimed {
                     return;

@@ -59,10 +59,11 @@ impl<R: Read> Read for Counting<'_, R> {
 }
 
 /// The top-level object of a COCO file, visited key by key: `images` and `categories`
-/// kept (when `keep` is set), each annotation handed to `each` as it is read, every other
-/// key skipped.
-struct Top<F> {
+/// kept (when `keep` is set), each annotation read as a `T` and handed to `each`, every
+/// other key skipped.
+struct Top<T, F> {
     keep: bool,
+    element: std::marker::PhantomData<T>,
     each: F,
     images: Option<Vec<CocoImage>>,
     categories: Option<Vec<CocoCategory>>,
@@ -71,9 +72,10 @@ struct Top<F> {
     failed: Option<CoreError>,
 }
 
-impl<'de, F> Visitor<'de> for &mut Top<F>
+impl<'de, T, F> Visitor<'de> for &mut Top<T, F>
 where
-    F: FnMut(usize, CocoAnnotation) -> Result<()>,
+    T: serde::Deserialize<'de>,
+    F: FnMut(usize, T) -> Result<()>,
 {
     type Value = ();
 
@@ -132,11 +134,12 @@ where
 }
 
 /// The `annotations` array, element by element.
-struct Annotations<'t, F>(&'t mut Top<F>);
+struct Annotations<'t, T, F>(&'t mut Top<T, F>);
 
-impl<'de, F> DeserializeSeed<'de> for Annotations<'_, F>
+impl<'de, T, F> DeserializeSeed<'de> for Annotations<'_, T, F>
 where
-    F: FnMut(usize, CocoAnnotation) -> Result<()>,
+    T: serde::Deserialize<'de>,
+    F: FnMut(usize, T) -> Result<()>,
 {
     type Value = ();
 
@@ -145,9 +148,10 @@ where
     }
 }
 
-impl<'de, F> Visitor<'de> for Annotations<'_, F>
+impl<'de, T, F> Visitor<'de> for Annotations<'_, T, F>
 where
-    F: FnMut(usize, CocoAnnotation) -> Result<()>,
+    T: serde::Deserialize<'de>,
+    F: FnMut(usize, T) -> Result<()>,
 {
     type Value = ();
 
@@ -157,7 +161,7 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
         let mut i = 0usize;
-        while let Some(a) = seq.next_element::<CocoAnnotation>()? {
+        while let Some(a) = seq.next_element::<T>()? {
             if let Err(e) = (self.0.each)(i, a) {
                 self.0.failed = Some(e);
                 return Err(A::Error::custom("stopped"));
@@ -170,23 +174,30 @@ where
 
 /// Read `path` as a stream, handing each annotation to `each`; with `keep`, returns the
 /// images and categories.
-fn read_stream<F>(
+fn read_stream<T, F>(
     path: &Path,
     keep: bool,
     progress: &dyn Progress,
     each: F,
 ) -> Result<(Vec<CocoImage>, Vec<CocoCategory>)>
 where
-    F: FnMut(usize, CocoAnnotation) -> Result<()>,
+    T: serde::de::DeserializeOwned,
+    F: FnMut(usize, T) -> Result<()>,
 {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let reader = Counting {
-        inner: BufReader::with_capacity(READ_BUFFER, file),
-        progress,
-    };
+    // serde_json reads byte by byte: the buffer goes outside the counting reader, which
+    // then sees (and reports) a megabyte at a time
+    let reader = BufReader::with_capacity(
+        READ_BUFFER,
+        Counting {
+            inner: file,
+            progress,
+        },
+    );
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut top = Top {
         keep,
+        element: std::marker::PhantomData,
         each,
         images: None,
         categories: None,
@@ -204,13 +215,38 @@ where
     ))
 }
 
+/// An annotation as the first pass reads it: every field [`CocoAnnotation`] has, with the
+/// same types, but the segmentation (any JSON) is checked and skipped, not built.
+#[derive(serde::Deserialize)]
+struct Checked {
+    id: i64,
+    image_id: i64,
+    category_id: i64,
+    #[serde(default)]
+    bbox: Option<Vec<f64>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    area: Option<f64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    iscrowd: Option<i64>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    segmentation: Option<IgnoredAny>,
+}
+
 /// First pass: images, categories and the annotation index, validated.
 pub(crate) fn index(path: &Path, progress: &dyn Progress) -> Result<Indexed> {
     let size = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     progress.phase("reading COCO JSON", Some(size));
     let mut annotations = Vec::new();
-    let (images, categories) = read_stream(path, true, progress, |_, a| {
-        annotations.push(AnnIndex::from(&a));
+    let (images, categories) = read_stream(path, true, progress, |_, a: Checked| {
+        annotations.push(AnnIndex {
+            id: a.id,
+            image_id: a.image_id,
+            category_id: a.category_id,
+            bbox_len: a.bbox.as_ref().map(Vec::len),
+        });
         Ok(())
     })?;
     validate_parts(path, &images, &categories, &annotations)?;
@@ -313,7 +349,7 @@ fn partition(
         }
         Ok(())
     };
-    read_stream(path, false, progress, |_, a| {
+    read_stream(path, false, progress, |_, a: CocoAnnotation| {
         let k = lookup
             .image(a.image_id)
             .and_then(|i| bucket_of.get(i))

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use quiver_tree::{ChildEntry, ColumnStats, GroupAt, Hash, Key};
 
@@ -25,9 +25,17 @@ pub struct View {
     pub deltas: Vec<Arc<Delta>>,
     /// For every group a delta touched: (delta index, entry index) of its latest entry.
     touched: BTreeMap<Key, (u32, u32)>,
-    /// Scan partitions: a description (synthetic hash, key range, counts, statistics) and
-    /// the row range they cover.
-    parts: Vec<(ChildEntry, LeafLoc)>,
+    /// The scan partitions, built on first use: a commit, a diff or a merge locates groups
+    /// in a view without ever scanning it, and building them costs a hash and a few
+    /// allocations per base chunk (tens of milliseconds at 10M labels).
+    parts: OnceLock<Parts>,
+}
+
+/// Scan partitions: a description (synthetic hash, key range, counts, statistics) and the
+/// row range they cover, and the range by description hash.
+#[derive(Debug)]
+struct Parts {
+    list: Vec<(ChildEntry, LeafLoc)>,
     loc_of: HashMap<Hash, LeafLoc>,
 }
 
@@ -50,7 +58,19 @@ impl View {
                 touched.insert(e.key.clone(), (di as u32, ei as u32));
             }
         }
-        let holes = holes(&deltas);
+        View {
+            id,
+            layout,
+            base,
+            deltas,
+            touched,
+            parts: OnceLock::new(),
+        }
+    }
+
+    fn build_parts(&self) -> Parts {
+        let (base, deltas) = (&self.base, &self.deltas);
+        let holes = holes(deltas);
         let mut parts = Vec::new();
         for c in &base.chunks {
             let live = subtract(
@@ -101,15 +121,14 @@ impl View {
             }
         }
         let loc_of = parts.iter().map(|(e, l)| (e.hash, *l)).collect();
-        View {
-            id,
-            layout,
-            base,
-            deltas,
-            touched,
-            parts,
+        Parts {
+            list: parts,
             loc_of,
         }
+    }
+
+    fn parts_built(&self) -> &Parts {
+        self.parts.get_or_init(|| self.build_parts())
     }
 
     /// Its layout and deltas without the base.
@@ -123,12 +142,12 @@ impl View {
 
     /// The scan partitions (see the module docs).
     pub fn parts(&self) -> &[(ChildEntry, LeafLoc)] {
-        &self.parts
+        &self.parts_built().list
     }
 
     /// The row range of a partition, by its synthetic hash.
     pub fn loc(&self, part: &Hash) -> Option<LeafLoc> {
-        self.loc_of.get(part).copied()
+        self.parts_built().loc_of.get(part).copied()
     }
 
     /// Where `key` is, as far as the layout tells.
@@ -301,9 +320,27 @@ pub(crate) fn cached(id: &Hash) -> Option<Arc<View>> {
 }
 
 pub(crate) fn remember(v: Arc<View>) {
-    let weight = v.parts.len() + v.touched.len() + 1;
+    // partitions are about one per base chunk (plus the deltas' runs, bounded by touched)
+    let weight = v.base.chunks.len() + 2 * v.touched.len() + 1;
     if let Ok(mut m) = VIEWS.lock() {
         m.insert(v.id, v, weight);
+    }
+}
+
+/// Decoded base records by hash (content-addressed, so valid for every catalog), weighed
+/// in chunks: every version until the next OPTIMIZE shares its base, and a new version's
+/// view (after each commit) would otherwise fetch and decode the whole record again.
+static BASES: LazyLock<Mutex<crate::storage::cache::Lru<Hash, Arc<Base>>>> =
+    LazyLock::new(|| Mutex::new(crate::storage::cache::Lru::new(1 << 19)));
+
+pub(crate) fn cached_base(id: &Hash) -> Option<Arc<Base>> {
+    BASES.lock().ok().and_then(|mut m| m.get(id))
+}
+
+pub(crate) fn remember_base(id: Hash, base: Arc<Base>) {
+    let weight = base.chunks.len() + 1;
+    if let Ok(mut m) = BASES.lock() {
+        m.insert(id, base, weight);
     }
 }
 

@@ -319,6 +319,16 @@ async fn coco_bad_input_names_file_and_position_and_commits_nothing() {
         .await
         .unwrap_err();
     check(e, &wrong, &["line", "not a COCO"]);
+    // a wrong type in a field the labels carry, with images to store: the whole file is
+    // checked before any image is stored
+    let mut d = doc.clone();
+    d["annotations"][4]["area"] = json!("large");
+    let wrong = dir.path().join("wrong_area.json");
+    write_json(&wrong, &d);
+    let e = coco::import(&cat, &wrong, &ImportOptions::new("bad").images(&images))
+        .await
+        .unwrap_err();
+    check(e, &wrong, &["line", "not a COCO"]);
     // annotation pointing at a missing image
     let mut d = doc.clone();
     d["annotations"][2]["image_id"] = json!(77);
