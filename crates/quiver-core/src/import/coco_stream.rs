@@ -20,13 +20,12 @@ use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use arrow::compute::take_record_batch;
+use arrow::compute::interleave_record_batch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
-use arrow::row::{RowConverter, SortField};
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::bulk::SortedLoad;
+use super::bulk::{sorted_order, SortedLoad};
 use super::coco::{
     json_err, schema, validate_parts, AnnIndex, CocoAnnotation, CocoCategory, CocoImage, Lookup,
 };
@@ -75,7 +74,7 @@ struct Top<T, F> {
 impl<'de, T, F> Visitor<'de> for &mut Top<T, F>
 where
     T: serde::Deserialize<'de>,
-    F: FnMut(usize, T) -> Result<()>,
+    F: FnMut(T) -> Result<()>,
 {
     type Value = ();
 
@@ -86,28 +85,8 @@ where
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "images" => {
-                    if self.images.is_some() {
-                        return Err(A::Error::duplicate_field("images"));
-                    }
-                    self.images = Some(if self.keep {
-                        map.next_value()?
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                        Vec::new()
-                    });
-                }
-                "categories" => {
-                    if self.categories.is_some() {
-                        return Err(A::Error::duplicate_field("categories"));
-                    }
-                    self.categories = Some(if self.keep {
-                        map.next_value()?
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                        Vec::new()
-                    });
-                }
+                "images" => kept_list(&mut map, &mut self.images, self.keep, "images")?,
+                "categories" => kept_list(&mut map, &mut self.categories, self.keep, "categories")?,
                 "annotations" => {
                     if self.annotations {
                         return Err(A::Error::duplicate_field("annotations"));
@@ -133,13 +112,33 @@ where
     }
 }
 
+/// The value of a top-level `images` or `categories` key into `slot`: read when `keep`,
+/// else skipped (and recorded as seen); a second occurrence of the key is an error.
+fn kept_list<'de, A: MapAccess<'de>, T: serde::Deserialize<'de>>(
+    map: &mut A,
+    slot: &mut Option<Vec<T>>,
+    keep: bool,
+    name: &'static str,
+) -> std::result::Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(A::Error::duplicate_field(name));
+    }
+    *slot = Some(if keep {
+        map.next_value()?
+    } else {
+        map.next_value::<IgnoredAny>()?;
+        Vec::new()
+    });
+    Ok(())
+}
+
 /// The `annotations` array, element by element.
 struct Annotations<'t, T, F>(&'t mut Top<T, F>);
 
 impl<'de, T, F> DeserializeSeed<'de> for Annotations<'_, T, F>
 where
     T: serde::Deserialize<'de>,
-    F: FnMut(usize, T) -> Result<()>,
+    F: FnMut(T) -> Result<()>,
 {
     type Value = ();
 
@@ -151,7 +150,7 @@ where
 impl<'de, T, F> Visitor<'de> for Annotations<'_, T, F>
 where
     T: serde::Deserialize<'de>,
-    F: FnMut(usize, T) -> Result<()>,
+    F: FnMut(T) -> Result<()>,
 {
     type Value = ();
 
@@ -160,13 +159,11 @@ where
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-        let mut i = 0usize;
         while let Some(a) = seq.next_element::<T>()? {
-            if let Err(e) = (self.0.each)(i, a) {
+            if let Err(e) = (self.0.each)(a) {
                 self.0.failed = Some(e);
                 return Err(A::Error::custom("stopped"));
             }
-            i += 1;
         }
         Ok(())
     }
@@ -182,7 +179,7 @@ fn read_stream<T, F>(
 ) -> Result<(Vec<CocoImage>, Vec<CocoCategory>)>
 where
     T: serde::de::DeserializeOwned,
-    F: FnMut(usize, T) -> Result<()>,
+    F: FnMut(T) -> Result<()>,
 {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     // serde_json reads byte by byte: the buffer goes outside the counting reader, which
@@ -240,13 +237,13 @@ pub(crate) fn index(path: &Path, progress: &dyn Progress) -> Result<Indexed> {
     let size = std::fs::metadata(path).map_err(|e| io_err(path, e))?.len();
     progress.phase("reading COCO JSON", Some(size));
     let mut annotations = Vec::new();
-    let (images, categories) = read_stream(path, true, progress, |_, a: Checked| {
-        annotations.push(AnnIndex {
-            id: a.id,
-            image_id: a.image_id,
-            category_id: a.category_id,
-            bbox_len: a.bbox.as_ref().map(Vec::len),
-        });
+    let (images, categories) = read_stream(path, true, progress, |a: Checked| {
+        annotations.push(AnnIndex::new(
+            a.id,
+            a.image_id,
+            a.category_id,
+            a.bbox.as_deref(),
+        ));
         Ok(())
     })?;
     validate_parts(path, &images, &categories, &annotations)?;
@@ -258,16 +255,21 @@ pub(crate) fn index(path: &Path, progress: &dyn Progress) -> Result<Indexed> {
 }
 
 /// Images cut into buckets in `file_name` order: each image's bucket, and the bucket count.
-fn buckets(ix: &Indexed, lookup: &Lookup, bucket_rows: usize) -> (Vec<u32>, usize) {
-    let mut per_image = vec![0u64; ix.images.len()];
-    for a in &ix.annotations {
+fn buckets(
+    images: &[CocoImage],
+    annotations: &[AnnIndex],
+    lookup: &Lookup,
+    bucket_rows: usize,
+) -> (Vec<u32>, usize) {
+    let mut per_image = vec![0u64; images.len()];
+    for a in annotations {
         if let Some(i) = lookup.image(a.image_id) {
             per_image[i] += 1;
         }
     }
-    let mut order: Vec<usize> = (0..ix.images.len()).collect();
-    order.sort_unstable_by(|&a, &b| ix.images[a].file_name.cmp(&ix.images[b].file_name));
-    let mut bucket_of = vec![0u32; ix.images.len()];
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.sort_unstable_by(|&a, &b| images[a].file_name.cmp(&images[b].file_name));
+    let mut bucket_of = vec![0u32; images.len()];
     let (mut bucket, mut filled) = (0u32, 0u64);
     for i in order {
         if filled > 0 && filled + per_image[i] > bucket_rows as u64 {
@@ -287,19 +289,12 @@ struct Bucket {
     spill: Option<(PathBuf, StreamWriter<BufWriter<File>>)>,
 }
 
-/// Where the buckets spill (removed with it).
-struct Spill {
-    dir: tempfile::TempDir,
-}
-
-impl Spill {
-    fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("quiver-coco-")
-            .tempdir()
-            .map_err(|e| io_err(&std::env::temp_dir(), e))?;
-        Ok(Spill { dir })
-    }
+/// A directory for the spilled buckets, removed when dropped.
+fn spill_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("quiver-coco-")
+        .tempdir()
+        .map_err(|e| io_err(&std::env::temp_dir(), e))
 }
 
 /// Second pass: every annotation as a label row in its bucket. Returns the buckets in
@@ -311,7 +306,7 @@ fn partition(
     n_buckets: usize,
     total: u64,
     progress: &dyn Progress,
-    spill: Option<&Spill>,
+    spill: Option<&tempfile::TempDir>,
 ) -> Result<Vec<(Option<PathBuf>, Vec<RecordBatch>)>> {
     // a bucket's rows are converted and written a few thousand at a time
     let flush_at = if n_buckets == 1 {
@@ -339,7 +334,7 @@ fn partition(
             return Ok(());
         };
         if b.spill.is_none() {
-            let p = spill.dir.path().join(format!("bucket-{k}.arrows"));
+            let p = spill.path().join(format!("bucket-{k}.arrows"));
             let f = File::create(&p).map_err(|e| io_err(&p, e))?;
             let w = StreamWriter::try_new(BufWriter::new(f), &schema())?;
             b.spill = Some((p, w));
@@ -349,7 +344,7 @@ fn partition(
         }
         Ok(())
     };
-    read_stream(path, false, progress, |_, a: CocoAnnotation| {
+    read_stream(path, false, progress, |a: CocoAnnotation| {
         let k = lookup
             .image(a.image_id)
             .and_then(|i| bucket_of.get(i))
@@ -364,17 +359,7 @@ fn partition(
     })?;
     let mut done = Vec::with_capacity(n_buckets);
     for (k, (mut b, mut kept)) in out.into_iter().zip(kept).enumerate() {
-        match spill {
-            Some(_) if b.spill.is_some() || !b.pending.is_empty() => {
-                flush(&mut b, k, &mut kept)?;
-            }
-            _ => {
-                let rows = lookup.rows(&b.pending)?;
-                if rows.num_rows() > 0 {
-                    kept.push(rows);
-                }
-            }
-        }
+        flush(&mut b, k, &mut kept)?;
         let file = match b.spill {
             Some((p, mut w)) => {
                 w.finish()?;
@@ -387,10 +372,10 @@ fn partition(
     Ok(done)
 }
 
-/// A bucket's rows, sorted by (`sample_id`, `label_id`) and conformed to `target`.
+/// A bucket's rows, conformed to `target` and sorted by (`sample_id`, `label_id`).
 fn sorted_bucket(
     file: Option<&Path>,
-    mut kept: Vec<RecordBatch>,
+    kept: Vec<RecordBatch>,
     target: &arrow::datatypes::SchemaRef,
     source: &str,
 ) -> Result<Option<RecordBatch>> {
@@ -398,26 +383,19 @@ fn sorted_bucket(
     if let Some(p) = file {
         let f = File::open(p).map_err(|e| io_err(p, e))?;
         for b in StreamReader::try_new(BufReader::new(f), None)? {
-            batches.push(b?);
+            batches.push(conform_to(&b?, target, source)?);
         }
     }
-    batches.append(&mut kept);
-    let all = arrow::compute::concat_batches(&schema(), &batches)?;
-    drop(batches);
-    if all.num_rows() == 0 {
+    for b in kept {
+        batches.push(conform_to(&b, target, source)?);
+    }
+    let (gi, li) = (target.index_of("sample_id")?, target.index_of("label_id")?);
+    let order = sorted_order(&batches, gi, li, source)?;
+    if order.is_empty() {
         return Ok(None);
     }
-    let all = conform_to(&all, target, source)?;
-    let (gi, li) = (target.index_of("sample_id")?, target.index_of("label_id")?);
-    let conv = RowConverter::new(vec![
-        SortField::new(all.column(gi).data_type().clone()),
-        SortField::new(all.column(li).data_type().clone()),
-    ])?;
-    let keys = conv.convert_columns(&[all.column(gi).clone(), all.column(li).clone()])?;
-    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
-    order.sort_unstable_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
-    let idx = arrow::array::UInt32Array::from(order);
-    Ok(Some(take_record_batch(&all, &idx)?))
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    Ok(Some(interleave_record_batch(&refs, &order)?))
 }
 
 /// Stream a COCO file into a new dataset (or an empty version of one) on `main`; `None`
@@ -465,10 +443,17 @@ pub(crate) async fn import(
     let parts = {
         let progress = progress.clone();
         tokio::task::spawn_blocking(move || -> Result<_> {
-            let lookup = Lookup::new(&ix.images, &ix.categories, hashes.as_deref());
-            let (bucket_of, n_buckets) = buckets(&ix, &lookup, bucket_rows);
+            let Indexed {
+                images,
+                categories,
+                annotations,
+            } = ix;
+            let lookup = Lookup::new(&images, &categories, hashes.as_deref());
+            let (bucket_of, n_buckets) = buckets(&images, &annotations, &lookup, bucket_rows);
+            // validated and counted: the index is not needed any more
+            drop(annotations);
             let spill = if n_buckets > 1 {
-                Some(Spill::new()?)
+                Some(spill_dir()?)
             } else {
                 None
             };
@@ -481,8 +466,9 @@ pub(crate) async fn import(
                 progress.as_ref(),
                 spill.as_ref(),
             )?;
+            drop(lookup);
             let assets = hashes.as_ref().map(|h| h.len() as u64).unwrap_or(0);
-            Ok((parts, spill, ix.categories, assets))
+            Ok((parts, spill, categories, assets))
         })
         .await
         .map_err(|e| CoreError::Join(e.to_string()))??

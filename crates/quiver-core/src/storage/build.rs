@@ -202,16 +202,7 @@ impl PackEncoder {
             .map_err(|e| CoreError::Join(e.to_string()))??;
         match put_pack(store, bytes, pack, sums).await? {
             Some(written) => Ok((pack, written)),
-            None => {
-                write_pack_with(
-                    store,
-                    schema,
-                    batches,
-                    writer_properties(),
-                    ErasedGroups::default(),
-                )
-                .await
-            }
+            None => write_pack(store, schema, batches).await,
         }
     }
 }

@@ -64,14 +64,13 @@ fn write_json(path: &Path, doc: &serde_json::Value) {
     std::fs::write(path, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
 }
 
+/// The head of `main` of dataset `ds`.
+async fn main_head(cat: &Catalog, ds: &str) -> quiver_core::Snapshot {
+    cat.dataset(ds).await.unwrap().head("main").await.unwrap()
+}
+
 async fn root(cat: &Catalog, ds: &str) -> Hash {
-    cat.dataset(ds)
-        .await
-        .unwrap()
-        .head("main")
-        .await
-        .unwrap()
-        .root()
+    main_head(cat, ds).await.root()
 }
 
 #[tokio::test]
@@ -911,13 +910,7 @@ async fn streamed_groups_straddling_decode_batches_match_the_whole_file_load() {
             (sorted.num_rows() as u64, 300),
             "{name}"
         );
-        let head = cat
-            .dataset(&name)
-            .await
-            .unwrap()
-            .head("main")
-            .await
-            .unwrap();
+        let head = main_head(&cat, &name).await;
         assert_eq!(head.root(), whole.root(), "{name}");
         assert_eq!(crate::common::rows(&head).await, expect, "{name}");
     }
@@ -1100,13 +1093,7 @@ async fn coco_streams_in_buckets_and_matches_the_whole_file_import() {
             "{name}"
         );
         assert_eq!(r.asset_bytes, whole.asset_bytes, "{name}");
-        let head = cat
-            .dataset(&name)
-            .await
-            .unwrap()
-            .head("main")
-            .await
-            .unwrap();
+        let head = main_head(&cat, &name).await;
         assert_eq!(head.root(), whole_head.root(), "{name}");
         assert_eq!(all_rows(head).await, expect, "{name}");
         // the categories (with the unused one) are kept for export, as by the whole import
