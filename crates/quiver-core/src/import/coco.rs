@@ -382,10 +382,20 @@ async fn import_leased(cat: &Catalog, file: &Path, opts: &ImportOptions) -> Resu
         asset_bytes,
     };
     let report = write_import(cat, opts, parsed).await?;
-    // category metadata (supercategories, categories without annotations) for export
-    if let Ok(ds) = cat.dataset(&opts.dataset).await {
-        let cats = serde_json::to_value(&coco.categories)?;
+    keep_categories(cat, &opts.dataset, &coco.categories).await?;
+    Ok(report)
+}
+
+/// Record a file's categories (supercategories, categories without annotations) on the
+/// dataset, for export.
+pub(crate) async fn keep_categories(
+    cat: &Catalog,
+    dataset: &str,
+    categories: &[CocoCategory],
+) -> Result<()> {
+    if let Ok(ds) = cat.dataset(dataset).await {
+        let cats = serde_json::to_value(categories)?;
         ds.set_metadata("coco_categories", Some(cats)).await?;
     }
-    Ok(report)
+    Ok(())
 }

@@ -494,9 +494,6 @@ pub(crate) async fn import(
         .await?;
     report.assets = assets;
     report.asset_bytes = asset_bytes;
-    if let Ok(ds) = cat.dataset(&opts.dataset).await {
-        ds.set_metadata("coco_categories", Some(serde_json::to_value(&categories)?))
-            .await?;
-    }
+    super::coco::keep_categories(cat, &opts.dataset, &categories).await?;
     Ok(Some(report))
 }
