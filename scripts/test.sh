@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# every step is announced with the time since the start, so a slow run shows where it went
+step() { printf 'test.sh: [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+
 CACHE="${QUIVER_CACHE:-$HOME/.cache/quiver}"
 mkdir -p "$CACHE"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
@@ -60,23 +63,25 @@ else
 fi
 
 status=0
-echo "test.sh: building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
+step "building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast -- $IGNORED 2>&1 || status=$?
 
 # End-to-end: a real `quiver serve` process driven by pyarrow Flight, ADBC Flight SQL, the
 # Python client (python/) and PyTorch DataLoader workers; installs its Python packages
 # (torch included) into the cached venv on first use.
-echo "test.sh: end-to-end tests of the Flight server"
-cargo build -p quiver-cli 2>&1 || status=$?
+step "building the quiver binary (crash loop, end-to-end tests)"
+# the workspace-wide build reuses the binary `cargo test --workspace` built (same features)
+cargo build --workspace --bins 2>&1 || status=$?
 
 # Crash safety: 20 writers SIGKILLed at random points, each followed by `quiver fsck`.
-echo "test.sh: SIGKILL crash loop"
+step "SIGKILL crash loop"
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/crash-loop.sh 20 || status=$?
+step "end-to-end tests of the Flight server"
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/e2e.sh || status=$?
 
 # Formatting and lints, as the repository's rules state them (clippy reuses the dependency
 # metadata of the builds above where it can).
-echo "test.sh: cargo fmt --check and cargo clippy"
+step "cargo fmt --check and cargo clippy"
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all --check 2>&1 || { echo "test.sh: cargo fmt --check failed (run cargo fmt)" >&2; status=1; }
 else
@@ -87,4 +92,5 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "test.sh: SKIPPED cargo clippy (clippy is not installed: rustup component add clippy)" >&2
 fi
+step "done (exit $status)"
 exit $status

@@ -19,6 +19,7 @@ Example, on one machine:
   quiver cluster scheduler --port 50050 &
   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &
   quiver cluster executor --scheduler 127.0.0.1:50050 --port 50071 --grpc-port 50072 &
+  quiver cluster wait --scheduler 127.0.0.1:50050 --executors 2
   quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:50050 -c \"SELECT count(*) FROM demo\"
 
 See docs/SCALE.md for what runs where.";
@@ -68,15 +69,47 @@ enum ClusterCommand {
         #[arg(long)]
         work_dir: Option<String>,
     },
+    /// Wait until the scheduler answers and has at least N executors registered (for
+    /// scripts: instead of a `sleep` after starting the processes). Fails, naming what the
+    /// scheduler had, when --timeout passes first. A distributed query waits for a first
+    /// executor by itself, up to 30 s.
+    Wait {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        /// Executors to wait for.
+        #[arg(long, default_value_t = 1)]
+        executors: usize,
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
+        timeout: f64,
+    },
 }
 
 /// Run `quiver cluster …` until the process fails or is stopped.
 pub async fn run(a: ClusterArgs) -> Result<(), CliError> {
     // Ballista reports jobs, tasks and failures through `log`: on stderr, RUST_LOG to
-    // change the level (default: info)
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    // change the level (default: info; `wait` only prints its answer)
+    let level = match a.command {
+        ClusterCommand::Wait { .. } => "warn",
+        _ => "info",
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .try_init();
     match a.command {
+        ClusterCommand::Wait {
+            scheduler,
+            executors,
+            timeout,
+        } => {
+            let timeout = std::time::Duration::try_from_secs_f64(timeout).map_err(|_| {
+                CliError::Usage(format!(
+                    "--timeout {timeout}: expected a number of seconds, 0 or more"
+                ))
+            })?;
+            let n = quiver_cluster::wait_for_executors(&scheduler, executors, timeout).await?;
+            println!("quiver cluster: {n} executor(s) registered with {scheduler}");
+        }
         ClusterCommand::Scheduler {
             bind,
             port,

@@ -69,7 +69,7 @@ enum Command {
     Sql(sql_cmd::SqlArgs),
     /// Serve the catalog over Arrow Flight and Flight SQL (trainers, ADBC/JDBC, BI tools).
     Serve(serve_cmd::ServeArgs),
-    /// Run a Ballista scheduler or executor for distributed SQL (`sql --cluster`, `serve --cluster`).
+    /// Run a Ballista scheduler or executor for distributed SQL (`sql --cluster`, `serve --cluster`), or wait for one.
     #[command(long_about = cluster_cmd::LONG_ABOUT)]
     Cluster(cluster_cmd::ClusterArgs),
     /// Merge a branch, tag or version into a branch (three-way, conflicts surfaced).

@@ -16,6 +16,7 @@ pub mod catalogs;
 pub mod codec;
 pub mod inline;
 pub mod planner;
+pub mod ready;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 pub use codec::{QuiverLogicalCodec, QuiverPhysicalCodec};
 pub use inline::InlineTable;
 pub use planner::ClusterPlanner;
+pub use ready::{registered_executors, wait_for_executors};
 
 /// Errors of the cluster crate.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,20 @@ pub enum ClusterError {
          paths on a shared file system and s3:// catalogs"
     )]
     NotShareable(String),
+    /// Nothing that answers like a Ballista scheduler at this address.
+    #[error("cannot reach a cluster scheduler at {addr}: {reason} (start one with `quiver cluster scheduler`)")]
+    Unreachable { addr: String, reason: String },
+    /// The scheduler has fewer executors than a query or `quiver cluster wait` needs.
+    #[error(
+        "the scheduler at {addr} has {have} executor(s) registered, {want} needed, after \
+         waiting {waited:.0} s; start one with `quiver cluster executor --scheduler {addr}`"
+    )]
+    NoExecutors {
+        addr: String,
+        have: usize,
+        want: usize,
+        waited: f64,
+    },
     /// Ballista refused to start or failed.
     #[error("{role}: {source}")]
     Ballista {
@@ -79,6 +95,10 @@ pub fn parse_address(addr: &str, default_port: u16) -> Result<(String, u16), Clu
     }
 }
 
+/// How long a distributed query waits for a first executor to register with the
+/// scheduler (executors register a few seconds after they start).
+pub const EXECUTOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The port a Ballista scheduler listens on by default.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
@@ -102,8 +122,11 @@ pub fn connect_session(state: SessionState, scheduler: &str) -> DfResult<Session
         ballista,
         logical,
     );
-    let config =
-        config.with_ballista_query_planner(Arc::new(ClusterPlanner::new(Arc::new(remote))));
+    let config = config.with_ballista_query_planner(Arc::new(ClusterPlanner::new(
+        Arc::new(remote),
+        scheduler,
+        EXECUTOR_WAIT,
+    )));
     let mut state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
         .build()

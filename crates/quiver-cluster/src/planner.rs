@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
@@ -22,7 +23,7 @@ use datafusion::common::tree_node::TreeNode;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::datasource::source_as_provider;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::{collect, ExecutionPlan};
@@ -30,11 +31,16 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use quiver_sql::QuiverTableProvider;
 
 use crate::inline::InlineTable;
+use crate::ready::{registered_executors, wait_for_executors};
 
 /// Sends queries over Quiver datasets to a Ballista scheduler; plans the rest here.
 pub struct ClusterPlanner {
     remote: Arc<dyn QueryPlanner + Send + Sync>,
     local: DefaultPhysicalPlanner,
+    /// The scheduler's address, asked for its executors before a plan is sent.
+    scheduler: String,
+    /// How long a query waits for a first executor to register.
+    executor_wait: Duration,
 }
 
 impl std::fmt::Debug for ClusterPlanner {
@@ -44,12 +50,42 @@ impl std::fmt::Debug for ClusterPlanner {
 }
 
 impl ClusterPlanner {
-    /// A planner that sends distributed plans through `remote` (Ballista's planner).
-    pub fn new(remote: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
+    /// A planner that sends distributed plans through `remote` (Ballista's planner for
+    /// the scheduler at `scheduler`). Before a plan is sent, the scheduler must answer and
+    /// have an executor, or get one within `executor_wait`: a plan sent to a scheduler with
+    /// no executor would wait in its queue for ever.
+    pub fn new(
+        remote: Arc<dyn QueryPlanner + Send + Sync>,
+        scheduler: &str,
+        executor_wait: Duration,
+    ) -> Self {
         ClusterPlanner {
             remote,
             local: DefaultPhysicalPlanner::default(),
+            scheduler: scheduler.to_string(),
+            executor_wait,
         }
+    }
+
+    /// Send `plan` to the scheduler, once it has an executor.
+    async fn remote_plan(
+        &self,
+        plan: &LogicalPlan,
+        state: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let external = |e: crate::ClusterError| DataFusionError::External(Box::new(e));
+        // a scheduler that does not answer fails the query now; one that answers with no
+        // executor gets `executor_wait` to see one register
+        if registered_executors(&self.scheduler)
+            .await
+            .map_err(external)?
+            == 0
+        {
+            wait_for_executors(&self.scheduler, 1, self.executor_wait)
+                .await
+                .map_err(external)?;
+        }
+        self.remote.create_physical_plan(plan, state).await
     }
 }
 
@@ -120,7 +156,7 @@ impl QueryPlanner for ClusterPlanner {
             return self.local.create_physical_plan(plan, state).await;
         }
         if r.others.is_empty() {
-            return self.remote.create_physical_plan(plan, state).await;
+            return self.remote_plan(plan, state).await;
         }
         // compute the other tables here and send their rows with the plan
         let mut inline: HashMap<usize, Arc<dyn TableProvider>> = HashMap::new();
@@ -145,6 +181,6 @@ impl QueryPlanner for ClusterPlanner {
                 other => Ok(Transformed::no(other)),
             })?
             .data;
-        self.remote.create_physical_plan(&plan, state).await
+        self.remote_plan(&plan, state).await
     }
 }

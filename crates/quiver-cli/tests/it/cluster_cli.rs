@@ -7,13 +7,19 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound, then released for the process that takes it).
+/// A free loopback port (bound, then released for the process that takes it), never one
+/// of the fixed ports of docs/SCALE.md, whose block runs in parallel with these tests.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !(50050..=50080).contains(&port) {
+            return port;
+        }
+    }
 }
 
 /// Processes stopped when the test ends, whatever happened.
@@ -59,6 +65,17 @@ fn start_cluster(dir: &std::path::Path) -> (Procs, String) {
     )]);
     wait_listening(sched);
     let addr = format!("127.0.0.1:{sched}");
+    // a scheduler alone: `cluster wait` gives up after its timeout and says what it had
+    let (ok, _, err) = run(
+        "unused",
+        dir,
+        &["cluster", "wait", "--scheduler", &addr, "--timeout", "0.5"],
+    );
+    assert!(!ok, "no executor yet");
+    assert!(
+        err.contains(&addr) && err.contains("0 executor(s) registered, 1 needed"),
+        "{err}"
+    );
     for _ in 0..2 {
         let (flight, grpc) = (free_port(), free_port());
         let work = tempfile::tempdir_in(dir).unwrap().keep();
@@ -82,6 +99,14 @@ fn start_cluster(dir: &std::path::Path) -> (Procs, String) {
         ));
         wait_listening(flight);
     }
+    // both registered: what scripts run instead of a `sleep`
+    let (ok, out, err) = run(
+        "unused",
+        dir,
+        &["cluster", "wait", "--scheduler", &addr, "--executors", "2"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("2 executor(s) registered"), "{out}");
     (procs, addr)
 }
 
@@ -251,9 +276,30 @@ fn cluster_help_teaches_and_bad_addresses_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = run("unused", dir.path(), &["cluster", "--help"]);
     assert!(
-        ok && out.contains("scheduler") && out.contains("executor"),
+        ok && out.contains("scheduler") && out.contains("executor") && out.contains("wait"),
         "{out}"
     );
+    // nothing listening: named, once the timeout has passed
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let (ok, _, err) = run(
+        "unused",
+        dir.path(),
+        &[
+            "cluster",
+            "wait",
+            "--scheduler",
+            &nobody,
+            "--timeout",
+            "0.3",
+        ],
+    );
+    assert!(!ok && err.contains(&nobody), "{err}");
+    let (ok, _, err) = run(
+        "unused",
+        dir.path(),
+        &["cluster", "wait", "--timeout", "-1"],
+    );
+    assert!(!ok && err.contains("--timeout"), "{err}");
     // the long help teaches a whole set-up
     assert!(
         out.contains("quiver cluster executor --scheduler 127.0.0.1:50050")
@@ -295,8 +341,11 @@ fn scale_doc_block_runs() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("bash")
-        .args(["-e", "-c", block])
+    // the block's background processes are stopped however it ends, and a block that
+    // hangs is stopped after five minutes
+    let script = format!("trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{block}");
+    let out = Command::new("timeout")
+        .args(["300", "bash", "-e", "-c", &script])
         .env("PATH", path)
         .current_dir(dir.path())
         .stdin(Stdio::null())
