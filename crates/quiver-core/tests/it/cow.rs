@@ -53,6 +53,22 @@ async fn scattered_edits_are_copy_on_write() {
     assert_eq!(d.len(), 500);
     assert_eq!(b.num_rows().await.unwrap(), 200_000);
     let _: Hash = b.root();
+
+    // every row as a model holds it: each edit's group was rebuilt from its other label,
+    // read from the 200k-row base pack by a selective (row range) read
+    let mut model = crate::common::rows(&a).await;
+    let edited: std::collections::BTreeSet<&str> = edits.iter().map(|e| e.0.as_str()).collect();
+    for r in model.iter_mut() {
+        if r.1 == 0 && edited.contains(r.0.as_str()) {
+            r.2 = Some("edited".into());
+            r.3 = Some(0.5);
+        }
+    }
+    assert_eq!(crate::common::rows(&b).await, model);
+    let keys: std::collections::BTreeSet<Vec<u8>> = d.iter().map(|c| c.key.clone()).collect();
+    let old = a.read_groups(&keys).await.unwrap();
+    assert_eq!(old.len(), 500);
+    assert!(old.values().all(|g| g.num_rows() == 2));
 }
 
 /// A diff on a reopened catalog (nothing cached: the walk falls back to fetching nodes)
