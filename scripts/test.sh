@@ -70,8 +70,7 @@ cargo test --workspace --no-fail-fast -- $IGNORED 2>&1 || status=$?
 # Python client (python/) and PyTorch DataLoader workers; installs its Python packages
 # (torch included) into the cached venv on first use.
 step "building the quiver binary (crash loop, end-to-end tests)"
-# the workspace-wide build reuses the binary `cargo test --workspace` built (same features)
-cargo build --workspace --bins 2>&1 || status=$?
+cargo build -p quiver-cli 2>&1 || status=$?
 
 # Crash safety: 20 writers SIGKILLed at random points, each followed by `quiver fsck`.
 step "SIGKILL crash loop"
