@@ -485,6 +485,19 @@ impl MetaCache {
     }
 }
 
+/// The cores this process may use (read once: the standard library reads the cgroup
+/// files again on every call).
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Whether `pack` is small enough to be decoded whole and kept ([`SMALL_PACK_ROWS`]).
+pub(crate) async fn is_small(store: &Store, meta: &MetaCache, pack: &Hash) -> Result<bool> {
+    let m = meta.get(store, pack).await?;
+    Ok(m.metadata().file_metadata().num_rows() <= SMALL_PACK_ROWS)
+}
+
 /// Largest batch a range read decodes at once.
 const RANGE_BATCH_ROWS: usize = 64 * 1024;
 

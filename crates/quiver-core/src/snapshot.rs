@@ -452,11 +452,19 @@ impl Snapshot {
         let mut out = BTreeMap::new();
         // Scattered rows cost a page decode per column each: split every pack's ranges into
         // a few runs read (and decoded) concurrently, one task each.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = crate::packs::cores();
         let mut tasks = Vec::new();
         for (pack, mut items) in by_pack {
             items.sort_by_key(|i| i.1.start);
-            let per = items.len().div_ceil(2 * workers).max(32);
+            // a small pack is decoded whole once and kept: its ranges are slices of the
+            // kept rows, so one task reads them all (each task checks the object again)
+            let small =
+                packs::is_small(self.ds.store(), &self.ds.catalog.inner.meta, &pack).await?;
+            let per = if small {
+                items.len()
+            } else {
+                items.len().div_ceil(2 * workers).max(32)
+            };
             for chunk in items.chunks(per) {
                 let keys: Vec<Key> = chunk.iter().map(|i| i.0.clone()).collect();
                 let ranges: Vec<Range<u64>> = chunk.iter().map(|i| i.1.clone()).collect();

@@ -237,9 +237,7 @@ pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash>
     let hash_all = |part: &[(Key, usize, usize)]| -> Vec<Hash> {
         part.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(runs.len() / HASH_SPLIT_RUNS);
+    let threads = crate::packs::cores().min(runs.len() / HASH_SPLIT_RUNS);
     if threads <= 1 {
         return hash_all(runs);
     }
