@@ -183,7 +183,7 @@ impl Snapshot {
             last_key: last.unwrap_or_default(),
             rows: v.layout.rows,
             groups: v.layout.groups,
-            stats: v.stats(),
+            stats: v.stats().into(),
         })
     }
 
@@ -202,7 +202,7 @@ impl Snapshot {
             .map(|(e, loc)| {
                 let mut e = e.clone();
                 if erased.packs.contains(&loc.pack) {
-                    e.stats = Vec::new();
+                    e.stats = Default::default();
                 }
                 e
             })

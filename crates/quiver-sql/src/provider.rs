@@ -732,7 +732,7 @@ mod tests {
             last_key: Default::default(),
             rows: 1,
             groups: 1,
-            stats: Vec::new(),
+            stats: Default::default(),
         }
     }
 

@@ -151,7 +151,7 @@ pub(crate) fn leaf_child_entry(hash: Hash, entries: &[GroupEntry]) -> ChildEntry
         last_key,
         rows: entries.iter().fold(0u64, |a, e| a.saturating_add(e.rows)),
         groups: entries.len() as u64,
-        stats: aggregate(entries.iter().map(|e| (e.stats.as_slice(), e.rows))),
+        stats: aggregate(entries.iter().map(|e| (e.stats.as_slice(), e.rows))).into(),
     }
 }
 
@@ -173,7 +173,7 @@ pub(crate) fn internal_child_entry(hash: Hash, children: &[ChildEntry]) -> Child
         groups: children
             .iter()
             .fold(0u64, |a, c| a.saturating_add(c.groups)),
-        stats: aggregate(children.iter().map(|c| (c.stats.as_slice(), c.rows))),
+        stats: aggregate(children.iter().map(|c| (&c.stats[..], c.rows))).into(),
     }
 }
 

@@ -158,7 +158,7 @@ fn decode_inner(r: &mut Reader<'_>) -> std::result::Result<Node, String> {
                 let last_key = r.bytes()?.to_vec();
                 let rows = r.varint()?;
                 let groups = r.varint()?;
-                let stats = r.stats()?;
+                let stats = r.stats()?.into();
                 children.push(ChildEntry {
                     hash,
                     first_key,

@@ -41,7 +41,9 @@ pub struct ChildEntry {
     pub last_key: Key,
     pub rows: u64,
     pub groups: u64,
-    pub stats: Vec<ColumnStats>,
+    /// Statistics of the dataset's statistics columns, shared: a scan's partitions copy
+    /// the entries of every chunk of a layout, and their statistics are never changed.
+    pub stats: std::sync::Arc<[ColumnStats]>,
 }
 
 /// A tree node.

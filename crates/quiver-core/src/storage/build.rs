@@ -429,7 +429,7 @@ impl BaseBuilder {
             last_key: o.last_key,
             rows: o.rows,
             groups: o.groups,
-            stats: o.stats,
+            stats: o.stats.into(),
             pack: Hash([0; 32]),
             start: o.start,
             hash: o.content.digest(),

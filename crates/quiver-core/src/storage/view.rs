@@ -91,6 +91,7 @@ impl View {
         }
         for (di, d) in deltas.iter().enumerate() {
             let Some(pack) = d.pack else { continue };
+            let stats: std::sync::Arc<[ColumnStats]> = d.stats.as_slice().into();
             // the delta's new rows, in runs of adjacent groups
             let mut runs: Vec<(Range<u64>, Key, Key, u64)> = Vec::new();
             for e in &d.entries {
@@ -108,15 +109,7 @@ impl View {
             for (range, first, last, groups) in runs {
                 let rows = range.end - range.start;
                 for r in subtract(range, holes.get(&(Instance::Delta(di), pack))) {
-                    parts.push(part(
-                        pack,
-                        r,
-                        (rows, d.rows),
-                        groups,
-                        &first,
-                        &last,
-                        &d.stats,
-                    ));
+                    parts.push(part(pack, r, (rows, d.rows), groups, &first, &last, &stats));
                 }
             }
         }
@@ -204,16 +197,20 @@ fn part(
     groups: u64,
     first: &Key,
     last: &Key,
-    stats: &[ColumnStats],
+    stats: &std::sync::Arc<[ColumnStats]>,
 ) -> (ChildEntry, LeafLoc) {
     let (rows, described) = rows;
     let n = r.end - r.start;
-    let mut stats = stats.to_vec();
-    if n != described {
-        for s in &mut stats {
+    // shared with the chunk unless a part of it is described: then null counts are unknown
+    let stats = if n == described {
+        stats.clone()
+    } else {
+        let mut own = stats.to_vec();
+        for s in &mut own {
             s.null_count = UNKNOWN_NULLS;
         }
-    }
+        own.into()
+    };
     let mut h = blake3::Hasher::new();
     h.update(b"quiver-part");
     h.update(pack.as_bytes());

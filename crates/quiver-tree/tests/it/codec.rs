@@ -61,7 +61,7 @@ fn node() -> impl Strategy<Value = Node> {
                 last_key,
                 rows,
                 groups,
-                stats,
+                stats: stats.into(),
             },
         );
     prop_oneof![
