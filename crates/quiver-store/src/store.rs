@@ -65,7 +65,13 @@ struct Inner {
     bytes_written: AtomicU64,
     /// Set for local stores opened with `sync`: how to make writes durable.
     durable: Option<Durability>,
+    /// The directory of a local store: small plain files are read from it in place
+    /// (see [`Store::get_file_opt`]).
+    local_dir: Option<std::path::PathBuf>,
 }
+
+/// Plain files up to this size are read in place on a local store.
+const SMALL_LOCAL_READ: u64 = 64 * 1024;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,11 +138,14 @@ impl Store {
         })?;
         let fs = Arc::new(fs);
         let mut store = Self::from_parts(fs.clone(), "", url);
-        if opts.sync {
-            let durable = Durability::new(fs, &dir)?;
-            if let Some(inner) = Arc::get_mut(&mut store.inner) {
-                inner.durable = Some(durable);
-            }
+        let durable = if opts.sync {
+            Some(Durability::new(fs, &dir)?)
+        } else {
+            None
+        };
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.durable = durable;
+            inner.local_dir = Some(dir);
         }
         Ok(store)
     }
@@ -156,6 +165,7 @@ impl Store {
                 url: url.to_string(),
                 bytes_written: AtomicU64::new(0),
                 durable: None,
+                local_dir: None,
             }),
         }
     }
@@ -331,6 +341,38 @@ impl Store {
         }
     }
 
+    /// `Some(content)` (`Some(None)`: absent) when `path` is a small file of a local store
+    /// read in place; `None` when the read is left to the object store: not a local store,
+    /// a path with characters the object store would encode, a large file, or any error
+    /// (reported by the object store the usual way).
+    fn small_local_file(&self, path: &str) -> Option<Option<Bytes>> {
+        use std::io::Read;
+        let dir = self.inner.local_dir.as_ref()?;
+        let rel = path.trim_matches('/');
+        let plain = !rel.is_empty()
+            && rel
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-/".contains(&c))
+            && rel
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.starts_with('.'));
+        if !plain || !self.inner.prefix.is_empty() {
+            return None;
+        }
+        let mut file = match std::fs::File::open(dir.join(rel)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(None),
+            Err(_) => return None,
+        };
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > SMALL_LOCAL_READ {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut buf).ok()?;
+        Some(Some(Bytes::from(buf)))
+    }
+
     /// Read the plain file at `path`; [`StoreError::NotFound`] if absent.
     pub async fn get_file(&self, path: &str) -> Result<Bytes> {
         self.get_file_opt(path)
@@ -341,7 +383,15 @@ impl Store {
     }
 
     /// Read the plain file at `path`, or `None` if absent.
+    ///
+    /// On a local store a small file (a ref entry, a head hint, a dataset's configuration)
+    /// is read in place: `object_store`'s local reads hand every open and every read to the
+    /// blocking thread pool, and resolving a ref reads three such files, so a statement's
+    /// metadata reads were mostly thread hand-offs.
     pub async fn get_file_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        if let Some(read) = self.small_local_file(path) {
+            return Ok(read);
+        }
         match self.inner.store.get(&self.full_path(path)).await {
             Ok(r) => match r.bytes().await {
                 Ok(b) => Ok(Some(b)),

@@ -89,3 +89,38 @@ fn unknown_scheme_is_rejected() {
         Err(StoreError::InvalidUrl { .. })
     ));
 }
+
+/// Small plain files of a local store are read in place, large ones and names the object
+/// store encodes through it: every kind reads back what was written, and what another
+/// writer changes on disk is seen at once (nothing is cached).
+#[tokio::test]
+async fn local_files_read_in_place_or_through_the_object_store() {
+    let (dir, store) = local();
+    let small = Bytes::from_static(b"{\"seq\": 3}");
+    let large = Bytes::from(vec![7u8; 200 * 1024]);
+    store.put_file("refs/a/HEAD", small.clone()).await.unwrap();
+    store.put_file("big/file.bin", large.clone()).await.unwrap();
+    store.put_file("odd name/x y", small.clone()).await.unwrap();
+    assert_eq!(
+        store.get_file_opt("refs/a/HEAD").await.unwrap(),
+        Some(small.clone())
+    );
+    assert_eq!(store.get_file("big/file.bin").await.unwrap(), large);
+    assert_eq!(
+        store.get_file_opt("odd name/x y").await.unwrap(),
+        Some(small.clone())
+    );
+    assert_eq!(store.get_file_opt("refs/b/HEAD").await.unwrap(), None);
+    assert!(matches!(
+        store.get_file("refs/missing").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // a directory is not a file
+    assert!(store.get_file_opt("refs/a").await.unwrap().is_none());
+    // rewritten behind the store's back: read again, not remembered
+    std::fs::write(dir.path().join("catalog/refs/a/HEAD"), b"4\n").unwrap();
+    assert_eq!(
+        store.get_file_opt("refs/a/HEAD").await.unwrap(),
+        Some(Bytes::from_static(b"4\n"))
+    );
+}
