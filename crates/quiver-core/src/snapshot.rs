@@ -453,13 +453,19 @@ impl Snapshot {
         // Scattered rows cost a page decode per column each: split every pack's ranges into
         // a few runs read (and decoded) concurrently, one task each.
         let workers = crate::packs::cores();
+        // a small pack is decoded whole once and kept: its ranges are slices of the kept
+        // rows, so one task reads them all (each task checks the object again); the
+        // footers that tell are loaded together, as the tasks would
+        let (store, meta) = (self.ds.store(), &self.ds.catalog.inner.meta);
+        let smalls = futures::future::try_join_all(
+            by_pack
+                .keys()
+                .map(|pack| packs::is_small(store, meta, pack)),
+        )
+        .await?;
         let mut tasks = Vec::new();
-        for (pack, mut items) in by_pack {
+        for ((pack, mut items), small) in by_pack.into_iter().zip(smalls) {
             items.sort_by_key(|i| i.1.start);
-            // a small pack is decoded whole once and kept: its ranges are slices of the
-            // kept rows, so one task reads them all (each task checks the object again)
-            let small =
-                packs::is_small(self.ds.store(), &self.ds.catalog.inner.meta, &pack).await?;
             let per = if small {
                 items.len()
             } else {
