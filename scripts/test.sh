@@ -66,15 +66,16 @@ status=0
 step "building and running the Rust tests (target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast -- $IGNORED 2>&1 || status=$?
 
-# End-to-end: a real `quiver serve` process driven by pyarrow Flight, ADBC Flight SQL, the
-# Python client (python/) and PyTorch DataLoader workers; installs its Python packages
-# (torch included) into the cached venv on first use.
 step "building the quiver binary (crash loop, end-to-end tests)"
 cargo build -p quiver-cli 2>&1 || status=$?
 
 # Crash safety: 20 writers SIGKILLed at random points, each followed by `quiver fsck`.
 step "SIGKILL crash loop"
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/crash-loop.sh 20 || status=$?
+
+# End-to-end: a real `quiver serve` process driven by pyarrow Flight, ADBC Flight SQL, the
+# Python client (python/) and PyTorch DataLoader workers; installs its Python packages
+# (torch included) into the cached venv on first use.
 step "end-to-end tests of the Flight server"
 QUIVER_BIN="$CARGO_TARGET_DIR/debug/quiver" scripts/e2e.sh || status=$?
 

@@ -184,3 +184,107 @@ impl QueryPlanner for ClusterPlanner {
         self.remote_plan(&plan, state).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::common::DFSchema;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::logical_expr::EmptyRelation;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Stands for Ballista's planner: counts the plans it is given.
+    #[derive(Debug, Default)]
+    struct Remote(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl QueryPlanner for Remote {
+        async fn create_physical_plan(
+            &self,
+            _plan: &LogicalPlan,
+            _state: &dyn Session,
+        ) -> DfResult<Arc<dyn ExecutionPlan>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(EmptyExec::new(Arc::new(
+                datafusion::arrow::datatypes::Schema::empty(),
+            ))))
+        }
+    }
+
+    /// A loopback server answering every request with the `/readyz` body `body`.
+    async fn scheduler_saying(body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let status = if body.starts_with("ready") {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    /// A plan goes to the scheduler only when it has an executor: with none, the query
+    /// fails after the wait, naming the scheduler; with nothing listening, at once.
+    #[tokio::test]
+    async fn plans_reach_a_scheduler_only_with_an_executor() {
+        let state = SessionStateBuilder::new().build();
+        let plan = LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(DFSchema::empty()),
+        });
+        let wait = Duration::from_millis(300);
+
+        let ready = scheduler_saying("ready: 1 executors registered\n").await;
+        let remote = Arc::new(Remote::default());
+        let p = ClusterPlanner::new(remote.clone(), &ready, wait);
+        p.remote_plan(&plan, &state).await.expect("sent");
+        assert_eq!(remote.0.load(Ordering::SeqCst), 1);
+
+        let empty = scheduler_saying("not ready: 0/1 executors registered\n").await;
+        let remote = Arc::new(Remote::default());
+        let p = ClusterPlanner::new(remote.clone(), &empty, wait);
+        let err = p
+            .remote_plan(&plan, &state)
+            .await
+            .expect_err("no executor")
+            .to_string();
+        assert!(
+            err.contains(&empty) && err.contains("0 executor(s) registered"),
+            "{err}"
+        );
+        assert_eq!(remote.0.load(Ordering::SeqCst), 0);
+
+        let nobody = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").to_string()
+        };
+        let p = ClusterPlanner::new(remote.clone(), &nobody, Duration::from_secs(60));
+        let start = std::time::Instant::now();
+        let err = p
+            .remote_plan(&plan, &state)
+            .await
+            .expect_err("nothing listens")
+            .to_string();
+        assert!(
+            err.contains("cannot reach") && err.contains(&nobody),
+            "{err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(30), "failed at once");
+        assert_eq!(remote.0.load(Ordering::SeqCst), 0);
+    }
+}

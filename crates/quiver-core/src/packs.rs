@@ -492,10 +492,14 @@ pub(crate) fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
+/// Whether a pack with this footer is decoded whole and kept ([`SMALL_PACK_ROWS`]).
+fn holds_few_rows(m: &ArrowReaderMetadata) -> bool {
+    m.metadata().file_metadata().num_rows() <= SMALL_PACK_ROWS
+}
+
 /// Whether `pack` is small enough to be decoded whole and kept ([`SMALL_PACK_ROWS`]).
 pub(crate) async fn is_small(store: &Store, meta: &MetaCache, pack: &Hash) -> Result<bool> {
-    let m = meta.get(store, pack).await?;
-    Ok(m.metadata().file_metadata().num_rows() <= SMALL_PACK_ROWS)
+    Ok(holds_few_rows(&meta.get(store, pack).await?))
 }
 
 /// Largest batch a range read decodes at once.
@@ -526,7 +530,7 @@ pub async fn read_ranges(
         pos = r.end;
     }
     let m = meta.get(store, pack).await?;
-    if m.metadata().file_metadata().num_rows() <= SMALL_PACK_ROWS {
+    if holds_few_rows(&m) {
         let all = meta.small_rows(store, pack, m).await?;
         let all: Vec<RecordBatch> = match projection {
             Some(p) => all
