@@ -613,7 +613,7 @@ impl WriteTxn {
         let (ds, branch) = (self.ds.clone(), self.branch.clone());
         tokio::spawn(async move {
             loop {
-                let folded = ds.optimize(&branch).await.is_ok();
+                let folded = ds.auto_optimize(&branch).await.is_ok();
                 // release first, then look: a commit landing after the release starts its
                 // own fold; one that landed before it (and found the claim taken) is seen
                 if let Ok(mut s) = OPTIMIZING.lock() {

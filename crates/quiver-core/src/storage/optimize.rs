@@ -11,8 +11,9 @@
 //! vectors too). Untouched chunks are kept as they are. The head commit is re-pointed at
 //! the new layout: same content, same commit id, at most one delta.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -64,12 +65,54 @@ impl Dataset {
         res
     }
 
+    /// The automatic fold of a branch head with many deltas (a commit's background
+    /// OPTIMIZE): a head that extends a layout an earlier fold replaced (commits that
+    /// landed while that fold ran) is rebased onto its result first, which costs a few
+    /// small writes; the head is folded only when it still has
+    /// [`crate::write::AUTO_OPTIMIZE_DELTAS`] deltas or more after that.
+    pub(crate) async fn auto_optimize(&self, branch: &str) -> Result<()> {
+        let lease = self.catalog.write_lease("optimize").await?;
+        let res = async {
+            for f in recent_folds(&self.fold_scope()) {
+                if self.rebase_head(branch, &f).await > 0 {
+                    break;
+                }
+            }
+            let head = self.branch_head(branch).await?;
+            let deltas = self.snapshot(head.commit).layered().await?.deltas.len();
+            if deltas >= crate::write::AUTO_OPTIMIZE_DELTAS {
+                self.optimize_leased(branch, false).await?;
+            }
+            Ok(())
+        }
+        .await;
+        lease.release().await;
+        res
+    }
+
+    /// Where the folds of this dataset are remembered: layouts are objects of its store.
+    fn fold_scope(&self) -> String {
+        format!("{}#{}", self.store().url(), self.name())
+    }
+
     async fn optimize_leased(&self, branch: &str, full: bool) -> Result<OptimizeReport> {
         let head = self.branch_head(branch).await?;
-        let snap = self.snapshot(head.commit.clone());
+        let report = self.fold_head(branch, &head.commit, full).await?;
+        Ok(report)
+    }
+
+    /// Fold `commit` (the head of `branch` when the fold began), re-point it at the folded
+    /// layout, then rebase the commits that landed on the branch meanwhile.
+    async fn fold_head(
+        &self,
+        branch: &str,
+        commit: &crate::model::Commit,
+        full: bool,
+    ) -> Result<OptimizeReport> {
+        let snap = self.snapshot(commit.clone());
         let view = snap.view().await?;
         let mut report = OptimizeReport {
-            commit: head.commit.id.to_hex(),
+            commit: commit.id.to_hex(),
             chunks: view.base.chunks.len() as u64,
             ..Default::default()
         };
@@ -327,7 +370,7 @@ impl Dataset {
         let rows = (base.rows() + delta_rows).checked_sub(replaced);
         if rows != Some(view.layout.rows) {
             return Err(CoreError::Corrupt {
-                what: format!("dataset '{}' at {}", self.name(), head.commit.id),
+                what: format!("dataset '{}' at {}", self.name(), commit.id),
                 reason: format!(
                     "optimize folded {rows:?} rows but the version holds {}",
                     view.layout.rows
@@ -358,9 +401,159 @@ impl Dataset {
         let encoded = layout.encode();
         report.bytes_written += encoded.len() as u64;
         let lh = store.put_object(LAYOUT_KIND, Bytes::from(encoded)).await?;
-        report.bytes_written += self.set_layout(&head.commit.id, &lh).await?;
+        report.bytes_written += self.set_layout(&commit.id, &lh).await?;
         report.deltas_folded = view.deltas.len() as u64;
+        let fold = Arc::new(Fold {
+            commit: commit.clone(),
+            old_base: view.layout.base,
+            old_deltas: view.layout.deltas.clone(),
+            new_layout: lh,
+        });
+        remember_fold(self.fold_scope(), fold.clone());
+        // commits that landed while the fold ran sit on the layout it replaced: without
+        // a rebase the head keeps every delta, and the next commit folds them all again
+        self.rebase_head(branch, &fold).await;
         Ok(report)
+    }
+
+    /// Rebase the head of `branch` onto `fold` while it extends the layout the fold
+    /// replaced (a commit landing meanwhile is rebased in the next round). A failure
+    /// leaves the head on its own layout, which is as correct, only longer.
+    async fn rebase_head(&self, branch: &str, fold: &Fold) -> u32 {
+        let mut rebased = 0;
+        for _ in 0..MAX_REBASES {
+            let Ok(head) = self.branch_head(branch).await else {
+                break;
+            };
+            if head.commit.id == fold.commit.id {
+                break;
+            }
+            match self.rebase_commit(&head.commit, fold).await {
+                Ok(true) => rebased += 1,
+                Ok(false) => break,
+                Err(e) => {
+                    eprintln!(
+                        "quiver: warning: dataset '{}': commit {} kept its layout after an \
+                         OPTIMIZE of {} ({e})",
+                        self.name(),
+                        head.commit.id,
+                        fold.commit.id
+                    );
+                    break;
+                }
+            }
+        }
+        rebased
+    }
+
+    /// Re-point `commit`, whose layout is the layout `fold` replaced plus later deltas, at
+    /// the folded layout plus those deltas (same content, same commit). A later delta's
+    /// entries name where the rows they replaced were; those that replaced rows of the
+    /// folded version are moved to where the fold put them. `false`: the commit's layout
+    /// does not extend the replaced one.
+    async fn rebase_commit(&self, commit: &crate::model::Commit, fold: &Fold) -> Result<bool> {
+        let layered = self.load_layered(commit).await?;
+        let layout = &layered.layout;
+        let m = fold.old_deltas.len();
+        if layout.base != fold.old_base
+            || layout.deltas.len() < m
+            || layout.deltas[..m] != fold.old_deltas[..]
+        {
+            return Ok(false);
+        }
+        let extra = &layered.deltas[m..];
+        // the entries whose old rows are the folded version's: a group's first entry in
+        // the later deltas (a later entry replaces the rows of an earlier one)
+        let mut seen: HashSet<&Key> = HashSet::new();
+        let mut moved: Vec<(usize, usize)> = Vec::new();
+        let mut keys: BTreeSet<Key> = BTreeSet::new();
+        for (di, d) in extra.iter().enumerate() {
+            for (ei, e) in d.entries.iter().enumerate() {
+                if seen.insert(&e.key) && e.old.is_some() {
+                    moved.push((di, ei));
+                    keys.insert(e.key.clone());
+                }
+            }
+        }
+        let folded = self.snapshot(fold.commit.clone());
+        let view = folded.view().await?;
+        if view.id != fold.new_layout {
+            return Ok(false); // folded again since: rebase onto that fold instead
+        }
+        let found = folded.find(&keys).await?;
+        let mut deltas: Vec<Delta> = extra.iter().map(|d| (**d).clone()).collect();
+        let mut changed = vec![false; deltas.len()];
+        for (di, ei) in moved {
+            let e = &mut deltas[di].entries[ei];
+            let Some(old) = e.old.as_mut() else { continue };
+            let (at, rows, hash) =
+                found
+                    .get(&e.key)
+                    .copied()
+                    .ok_or_else(|| CoreError::Corrupt {
+                        what: format!("dataset '{}' at {}", self.name(), commit.id),
+                        reason: format!(
+                            "a delta replaced group {} of {}, which its folded layout lacks",
+                            hex::encode(&e.key),
+                            fold.commit.id
+                        ),
+                    })?;
+            if rows != old.rows || hash.is_some_and(|h| h != old.hash) {
+                return Err(CoreError::Corrupt {
+                    what: format!("dataset '{}' at {}", self.name(), commit.id),
+                    reason: format!(
+                        "group {} differs between {} and its folded layout",
+                        hex::encode(&e.key),
+                        fold.commit.id
+                    ),
+                });
+            }
+            if old.at != at {
+                old.at = at;
+                changed[di] = true;
+            }
+        }
+        // the same rows over the new base: base + every delta's new rows - replaced rows
+        let mut rows = view.base.rows();
+        let all = view.deltas.iter().map(|d| d.as_ref()).chain(deltas.iter());
+        for d in all {
+            rows += d.rows;
+            for e in &d.entries {
+                rows = rows.saturating_sub(e.old.map_or(0, |o| o.rows));
+            }
+        }
+        if rows != layout.rows {
+            return Err(CoreError::Corrupt {
+                what: format!("dataset '{}' at {}", self.name(), commit.id),
+                reason: format!(
+                    "rebased onto the fold of {} it would hold {rows} rows, not {}",
+                    fold.commit.id, layout.rows
+                ),
+            });
+        }
+        let store = self.store();
+        let mut hashes = view.layout.deltas.clone();
+        for ((d, was), changed) in deltas.iter().zip(&layout.deltas[m..]).zip(changed) {
+            hashes.push(if changed {
+                store
+                    .put_object(DELTA_KIND, Bytes::from(d.encode()))
+                    .await?
+            } else {
+                *was
+            });
+        }
+        let rebased = Layout {
+            base: view.layout.base,
+            deltas: hashes,
+            rows: layout.rows,
+            groups: layout.groups,
+            content: layout.content.clone(),
+        };
+        let lh = store
+            .put_object(LAYOUT_KIND, Bytes::from(rebased.encode()))
+            .await?;
+        self.set_layout(&commit.id, &lh).await?;
+        Ok(true)
     }
 
     /// One delta holding `entries` (key order) with their latest rows copied into one new
@@ -452,6 +645,42 @@ impl Dataset {
     }
 }
 
+/// A fold that landed: the layout it replaced and the one it wrote.
+#[derive(Debug)]
+struct Fold {
+    /// The commit it re-pointed.
+    commit: crate::model::Commit,
+    old_base: Hash,
+    old_deltas: Vec<Hash>,
+    new_layout: Hash,
+}
+
+/// Rebases of one branch head after a fold, at most (each one follows a commit that landed
+/// while the previous rebase ran).
+const MAX_REBASES: usize = 8;
+
+/// Folds remembered per dataset (store URL and name), newest first.
+const FOLDS_KEPT: usize = 4;
+
+static FOLDS: LazyLock<Mutex<HashMap<String, VecDeque<Arc<Fold>>>>> =
+    LazyLock::new(Default::default);
+
+fn remember_fold(scope: String, fold: Arc<Fold>) {
+    if let Ok(mut m) = FOLDS.lock() {
+        let list = m.entry(scope).or_default();
+        list.push_front(fold);
+        list.truncate(FOLDS_KEPT);
+    }
+}
+
+fn recent_folds(scope: &str) -> Vec<Arc<Fold>> {
+    FOLDS
+        .lock()
+        .ok()
+        .and_then(|m| m.get(scope).map(|l| l.iter().cloned().collect()))
+        .unwrap_or_default()
+}
+
 /// Kept chunks between two rewritten ones of the same pack, at most this many, are
 /// rewritten too (see [`join_close_runs`]).
 const JOIN_GAP: usize = 8;
@@ -480,5 +709,187 @@ fn null_key(ds: &Dataset) -> CoreError {
     CoreError::NullKey {
         dataset: ds.name().into(),
         column: ds.config.group_key.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+    use crate::{Catalog, DatasetOptions, Snapshot};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("sample_id", DataType::Utf8, false),
+            Field::new("label_id", DataType::Int64, false),
+            Field::new("class", DataType::Utf8, true),
+            Field::new("score", DataType::Float64, true),
+        ]))
+    }
+
+    fn batch(rows: &[(String, i64, &str, f64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(
+                    rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn s(i: u32) -> String {
+        format!("s{i:03}")
+    }
+
+    /// Every row of a version, sorted, as text.
+    async fn rows(snap: &Snapshot) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in snap.scan(None).await.unwrap() {
+            for i in 0..b.num_rows() {
+                out.push(
+                    (0..b.num_columns())
+                        .map(|c| arrow::util::display::array_value_to_string(b.column(c), i))
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap()
+                        .join("|"),
+                );
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Commits that land while a fold runs sit on the layout it replaced. The fold
+    /// rebases the branch head onto its result: same commit, same rows, the folded base
+    /// and one delta per later commit, whatever the later commits replaced (groups of a
+    /// rewritten chunk, groups the fold moved into its merged delta, untouched groups of
+    /// kept chunks, deletions, new groups). A head left on the old layout after that is
+    /// rebased, not folded again, by the automatic OPTIMIZE.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_landing_during_a_fold_are_rebased_onto_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+        let opts = DatasetOptions {
+            chunk_groups: 8,
+            ..DatasetOptions::default()
+        };
+        let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
+        let load: Vec<_> = (0..40)
+            .flat_map(|i| [(s(i), 0, "a", i as f64), (s(i), 1, "a", -(i as f64))])
+            .collect();
+        ds.append("main", &[batch(&load)], "load").await.unwrap();
+        // the folded commit's deltas: two groups of the first chunk (dense: rewritten),
+        // a scattered edit and a deleted label (kept chunks: the merged delta)
+        let up = |rows: Vec<(String, i64, &'static str, f64)>| batch(&rows);
+        for b in [
+            up(vec![(s(1), 0, "b", 1.5)]),
+            up(vec![
+                (s(0), 1, "b", 0.5),
+                (s(2), 1, "b", 2.5),
+                (s(6), 1, "b", 6.5),
+            ]),
+            up(vec![(s(25), 0, "b", 25.5)]),
+        ] {
+            ds.upsert("main", &[b], "edit").await.unwrap();
+        }
+        ds.delete(
+            "main",
+            &up(vec![(s(33), 1, "x", 0.0)]).project(&[0, 1]).unwrap(),
+            "del",
+        )
+        .await
+        .unwrap();
+        let folded = ds.head("main").await.unwrap();
+        let folded_rows = rows(&folded).await;
+        // the commits that land while it is folded
+        for b in [
+            up(vec![(s(1), 1, "c", 1.25)]), // touched by the fold's deltas, rewritten chunk
+            up(vec![(s(3), 0, "c", 3.25)]), // untouched, rewritten chunk
+            up(vec![(s(25), 1, "c", 25.25)]), // in the merged delta
+            up(vec![(s(30), 0, "c", 30.25)]), // untouched, kept chunk
+            up(vec![(s(41), 0, "new", 41.0)]), // a new group
+            up(vec![(s(1), 0, "d", 1.75)]), // again: replaces a later delta's rows
+        ] {
+            ds.upsert("main", &[b], "edit").await.unwrap();
+        }
+        ds.delete(
+            "main",
+            &up(vec![(s(20), 0, "x", 0.0), (s(20), 1, "x", 0.0)])
+                .project(&[0, 1])
+                .unwrap(),
+            "del",
+        )
+        .await
+        .unwrap();
+        let head = ds.head("main").await.unwrap();
+        let head_rows = rows(&head).await;
+        let old_layout = head.layout_id().await.unwrap();
+        let old_deltas = head.view().await.unwrap().deltas.len();
+        assert_eq!(old_deltas, 4 + 7);
+
+        let report = ds.fold_head("main", folded.commit(), false).await.unwrap();
+        assert!(report.chunks_rewritten > 0, "{report:?}");
+        assert!(report.delta_groups > 0, "{report:?}");
+        let f = ds.head("main").await.unwrap();
+        assert_eq!(f.commit().id, head.commit().id);
+        let fv = f.view().await.unwrap();
+        let cv = ds.snapshot(folded.commit().clone()).view().await.unwrap();
+        assert_eq!(
+            fv.layout.base, cv.layout.base,
+            "the head is on the folded base"
+        );
+        assert_eq!(fv.deltas.len(), cv.deltas.len() + 7);
+        assert_eq!(rows(&f).await, head_rows);
+        assert_eq!(
+            rows(&ds.snapshot(folded.commit().clone())).await,
+            folded_rows
+        );
+        // a head left on the replaced layout (a commit that landed after the rebase) is
+        // rebased by the automatic OPTIMIZE without a second fold
+        ds.set_layout(&head.commit().id, &old_layout).await.unwrap();
+        let stale = ds.head("main").await.unwrap();
+        assert_eq!(
+            stale.view().await.unwrap().layout.base,
+            head.view().await.unwrap().layout.base
+        );
+        ds.auto_optimize("main").await.unwrap();
+        let again = ds.head("main").await.unwrap();
+        let av = again.view().await.unwrap();
+        assert_eq!(av.layout.base, cv.layout.base);
+        assert_eq!(av.deltas.len(), cv.deltas.len() + 7);
+        assert_eq!(rows(&again).await, head_rows);
+        // a commit on the rebased head
+        ds.upsert(
+            "main",
+            &[up(vec![(s(3), 1, "e", 3.5), (s(25), 0, "e", 25.75)])],
+            "edit",
+        )
+        .await
+        .unwrap();
+        let mut want = head_rows.clone();
+        want.retain(|r| !r.starts_with("s003|1|") && !r.starts_with("s025|0|"));
+        want.push("s003|1|e|3.5".into());
+        want.push("s025|0|e|25.75".into());
+        want.sort();
+        let next = ds.head("main").await.unwrap();
+        assert_eq!(rows(&next).await, want);
+        let nv = next.view().await.unwrap();
+        assert_eq!(nv.layout.base, cv.layout.base);
+        assert_eq!(nv.deltas.len(), cv.deltas.len() + 8);
     }
 }
