@@ -26,6 +26,7 @@ pub mod read;
 pub mod server;
 pub mod service;
 mod session;
+mod wire;
 pub mod xdbc;
 
 use std::net::SocketAddr;

@@ -203,7 +203,7 @@ pub(crate) fn to_wire(
             if c.data_type() == f.data_type() {
                 Ok(c.clone())
             } else {
-                arrow::compute::cast(c, f.data_type())
+                crate::wire::to_wire_array(c, f.data_type())
             }
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -212,15 +212,10 @@ pub(crate) fn to_wire(
 
 /// Stream a DataFrame as Flight data (in the [`wire_schema`] layout).
 pub(crate) async fn stream_df(df: DataFrame) -> Result<DoGetStream> {
-    let stream = df.execute_stream().await?;
-    let schema: SchemaRef = Arc::new(wire_schema(&stream.schema()));
-    let wire = schema.clone();
-    let batches = stream
-        .map_err(|e| ArrowFlightError::ExternalError(Box::new(e)))
-        .and_then(move |b| {
-            let r = to_wire(b, &wire).map_err(ArrowFlightError::Arrow);
-            futures::future::ready(r)
-        });
+    let schema: SchemaRef = Arc::new(wire_schema(df.schema().as_arrow()));
+    let batches = crate::wire::wire_stream(df, schema.clone())
+        .await?
+        .map_err(|e| ArrowFlightError::ExternalError(Box::new(e)));
     let enc = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .build(batches)

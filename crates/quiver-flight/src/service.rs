@@ -34,7 +34,7 @@ use crate::read::{
     parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket,
     ENDPOINT_OVERHEAD,
 };
-use crate::server::{status, stream_df, to_wire, wire_schema, FlightDataStream, QuiverFlightSql};
+use crate::server::{status, stream_df, wire_schema, FlightDataStream, QuiverFlightSql};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
@@ -53,12 +53,9 @@ async fn df_response(
     let Some(encoder) = FrameEncoder::new(wire.clone(), MAX_MESSAGE_BODY)? else {
         return Ok(crate::doget::encoded_response(stream_df(df).await?));
     };
-    let stream = df.execute_stream().await?;
-    let batches = stream
-        .map(move |b| {
-            b.map_err(status)
-                .and_then(|b| to_wire(b, &wire).map_err(status))
-        })
+    let batches = crate::wire::wire_stream(df, wire)
+        .await?
+        .map(|b| b.map_err(status))
         .boxed();
     Ok(crate::doget::response(encoder, batches))
 }
