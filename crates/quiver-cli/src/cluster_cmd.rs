@@ -16,11 +16,11 @@ s3:// URL, with its own AWS_* settings; no credential travels in a plan. RUST_LO
 the stage plans and task assignments.
 
 Example, on one machine:
-  quiver cluster scheduler --port 50050 &
-  quiver cluster executor --scheduler 127.0.0.1:50050 --port 50061 --grpc-port 50062 &
-  quiver cluster executor --scheduler 127.0.0.1:50050 --port 50071 --grpc-port 50072 &
-  quiver cluster wait --scheduler 127.0.0.1:50050 --executors 2
-  quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:50050 -c \"SELECT count(*) FROM demo\"
+  quiver cluster scheduler --port 25050 &
+  quiver cluster executor --scheduler 127.0.0.1:25050 --port 25061 --grpc-port 25062 &
+  quiver cluster executor --scheduler 127.0.0.1:25050 --port 25071 --grpc-port 25072 &
+  quiver cluster wait --scheduler 127.0.0.1:25050 --executors 2
+  quiver --catalog s3://bucket/labels sql --cluster 127.0.0.1:25050 -c \"SELECT count(*) FROM demo\"
 
 See docs/SCALE.md for what runs where.";
 
@@ -48,7 +48,7 @@ enum ClusterCommand {
     /// Run an executor: registers with the scheduler and runs the tasks it is given.
     Executor {
         /// The scheduler, HOST:PORT.
-        #[arg(long, default_value = "127.0.0.1:50050")]
+        #[arg(long, default_value = "127.0.0.1:25050")]
         scheduler: String,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
@@ -75,7 +75,7 @@ enum ClusterCommand {
     /// executor by itself, up to 30 s.
     Wait {
         /// The scheduler, HOST:PORT.
-        #[arg(long, default_value = "127.0.0.1:50050")]
+        #[arg(long, default_value = "127.0.0.1:25050")]
         scheduler: String,
         /// Executors to wait for.
         #[arg(long, default_value_t = 1)]
