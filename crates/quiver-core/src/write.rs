@@ -600,12 +600,7 @@ impl WriteTxn {
         }
         // one background OPTIMIZE per branch at a time: commits landing while it runs
         // would otherwise each start another over the same deltas
-        let key = format!(
-            "{}#{}#{}",
-            self.ds.store().url(),
-            self.ds.name(),
-            self.branch
-        );
+        let key = format!("{}#{}", self.ds.fold_scope(), self.branch);
         let claimed = OPTIMIZING.lock().map(|mut s| s.insert(key.clone()));
         if !matches!(claimed, Ok(true)) {
             return;

@@ -12,9 +12,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryArray, BinaryViewArray, StringArray, StringViewArray};
+use arrow::array::{Array, ArrayRef, GenericByteArray, GenericByteViewArray};
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{
+    BinaryType, BinaryViewType, ByteArrayType, ByteViewType, DataType, SchemaRef, StringViewType,
+    Utf8Type,
+};
 use arrow::error::ArrowError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
@@ -79,36 +82,31 @@ fn flatten_views(
     ))
 }
 
+/// `column` flattened from views of `V` into a plain array of `O`, when it is one.
+fn flattened<V: ByteViewType, O: ByteArrayType<Offset = i32>>(
+    column: &ArrayRef,
+) -> Option<std::result::Result<ArrayRef, ArrowError>> {
+    let a = column.as_any().downcast_ref::<GenericByteViewArray<V>>()?;
+    Some(
+        flatten_views(a.views(), a.data_buffers(), a.nulls()).and_then(|(offsets, values)| {
+            let flat = GenericByteArray::<O>::try_new(offsets, values, a.nulls().cloned())?;
+            Ok(Arc::new(flat) as ArrayRef)
+        }),
+    )
+}
+
 /// `column` in the wire type `to`: views flattened ([`flatten_views`]), anything else
 /// through arrow's cast.
 pub(crate) fn to_wire_array(
     column: &ArrayRef,
     to: &DataType,
 ) -> std::result::Result<ArrayRef, ArrowError> {
-    match (column.data_type(), to) {
-        (DataType::Utf8View, DataType::Utf8) => {
-            if let Some(a) = column.as_any().downcast_ref::<StringViewArray>() {
-                let (offsets, values) = flatten_views(a.views(), a.data_buffers(), a.nulls())?;
-                return Ok(Arc::new(StringArray::try_new(
-                    offsets,
-                    values,
-                    a.nulls().cloned(),
-                )?));
-            }
-        }
-        (DataType::BinaryView, DataType::Binary) => {
-            if let Some(a) = column.as_any().downcast_ref::<BinaryViewArray>() {
-                let (offsets, values) = flatten_views(a.views(), a.data_buffers(), a.nulls())?;
-                return Ok(Arc::new(BinaryArray::try_new(
-                    offsets,
-                    values,
-                    a.nulls().cloned(),
-                )?));
-            }
-        }
-        _ => {}
-    }
-    arrow::compute::cast(column, to)
+    let flat = match (column.data_type(), to) {
+        (DataType::Utf8View, DataType::Utf8) => flattened::<StringViewType, Utf8Type>(column),
+        (DataType::BinaryView, DataType::Binary) => flattened::<BinaryViewType, BinaryType>(column),
+        _ => None,
+    };
+    flat.unwrap_or_else(|| arrow::compute::cast(column, to))
 }
 
 /// Rows per batch of a plain read sent to a client (as trainer reads use): fewer, larger
@@ -183,6 +181,7 @@ pub(crate) async fn wire_stream(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use arrow::array::{BinaryViewArray, StringArray, StringViewArray};
 
     /// Views of every shape (inline, exactly 12 bytes, long, empty, null, sliced) come out
     /// as the same values as arrow's own cast gives.
@@ -251,6 +250,74 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(batch_of(set.sql("SELECT * FROM t").await.unwrap()), 100);
+    }
+
+    /// A plan of several partitions: every partition's rows arrive, converted to the wire
+    /// layout; an error while a partition runs ends the stream with that error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn partitions_arrive_converted_and_errors_end_the_stream() {
+        use arrow::array::{Int64Array, RecordBatch};
+        use arrow::datatypes::{Field, Schema};
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8View, true),
+        ]));
+        let part = |from: i64, n: i64| {
+            let ids: Vec<i64> = (from..from + n).collect();
+            let s: Vec<Option<String>> = ids.iter().map(|i| Some(format!("v{i}"))).collect();
+            let b = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(StringViewArray::from(s)),
+                ],
+            )
+            .unwrap();
+            vec![b]
+        };
+        let table = MemTable::try_new(schema.clone(), vec![part(0, 100), part(100, 50)]).unwrap();
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
+        ctx.register_table("t", Arc::new(table)).unwrap();
+
+        let df = ctx.sql("SELECT id, s FROM t").await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        assert_eq!(plan.output_partitioning().partition_count(), 2);
+        let wire: SchemaRef = Arc::new(crate::server::wire_schema(df.schema().as_arrow()));
+        let batches: Vec<_> = wire_stream(df, wire.clone())
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        let mut ids = Vec::new();
+        for b in &batches {
+            assert_eq!(b.schema().field(1).data_type(), &DataType::Utf8);
+            let id = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let s = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..b.num_rows() {
+                assert_eq!(s.value(i), format!("v{}", id.value(i)));
+                ids.push(id.value(i));
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, (0..150).collect::<Vec<_>>());
+
+        // `s` is no number: the cast fails while the partitions run
+        let df = ctx
+            .sql("SELECT CAST(s AS BIGINT) AS n FROM t")
+            .await
+            .unwrap();
+        let wire: SchemaRef = Arc::new(crate::server::wire_schema(df.schema().as_arrow()));
+        let items: Vec<_> = wire_stream(df, wire).await.unwrap().collect().await;
+        let err = items
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .expect("an error");
+        assert!(err.to_string().contains("v"), "{err}");
     }
 
     /// A null slot whose view still names bytes (some kernels leave them) is empty.

@@ -90,15 +90,15 @@ impl Dataset {
         res
     }
 
-    /// Where the folds of this dataset are remembered: layouts are objects of its store.
-    fn fold_scope(&self) -> String {
+    /// This dataset in its store: where its folds are remembered (layouts are objects of
+    /// the store), and what a background OPTIMIZE claims (with a branch).
+    pub(crate) fn fold_scope(&self) -> String {
         format!("{}#{}", self.store().url(), self.name())
     }
 
     async fn optimize_leased(&self, branch: &str, full: bool) -> Result<OptimizeReport> {
         let head = self.branch_head(branch).await?;
-        let report = self.fold_head(branch, &head.commit, full).await?;
-        Ok(report)
+        self.fold_head(branch, &head.commit, full).await
     }
 
     /// Fold `commit` (the head of `branch` when the fold began), re-point it at the folded
