@@ -340,6 +340,7 @@ impl Dataset {
             rows: 0,
             groups: 0,
             content: crate::storage::Multiset::default(),
+            folds: Vec::new(),
         };
         let summary = OperationSummary {
             operation: "create".into(),

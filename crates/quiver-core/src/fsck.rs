@@ -769,7 +769,7 @@ impl Walk<'_> {
                 from.entry(l.base).or_insert_with(|| path.clone());
                 bases.push(l.base);
             }
-            for d in &l.deltas {
+            for d in l.deltas.iter().chain(l.folds.iter().map(|f| &f.changes)) {
                 if !self.deltas.contains_key(d) {
                     from.entry(*d).or_insert_with(|| path.clone());
                     deltas.push(*d);

@@ -700,10 +700,13 @@ impl GcPlan {
             if self.marks.bases.insert(layout.base) {
                 bases.push(layout.base);
             }
+            // fold records stay with every layout that links to them (they name no pack
+            // of their own: the bases they point into live or go with their layouts)
             deltas.extend(
                 layout
                     .deltas
                     .into_iter()
+                    .chain(layout.folds.iter().map(|f| f.changes))
                     .filter(|d| self.marks.deltas.insert(*d)),
             );
         }

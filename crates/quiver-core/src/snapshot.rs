@@ -504,16 +504,30 @@ impl Snapshot {
     ///
     /// Versions on the same base differ only by their deltas: the changes are read from
     /// the delta records after their common prefix (before- and after-images are both
-    /// recorded), without reading any rows. Versions on different bases compare chunk
-    /// hashes, then the groups of differing chunks and of every delta.
+    /// recorded), without reading any rows. So do versions whose bases descend from one
+    /// base by OPTIMIZE's fold links: each fold record stands for the delta from the base
+    /// it folded to the base it made. Versions on unrelated bases compare chunk hashes,
+    /// then the groups of differing chunks and of every delta.
     pub async fn diff_located(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
         if self.commit.root == other.commit.root {
             return Ok(Vec::new());
         }
         let (la, lb) = futures::try_join!(self.layered(), other.layered())?;
+        let own = |l: &Layered| {
+            l.deltas
+                .iter()
+                .map(|d| (d.clone(), OWN))
+                .collect::<Vec<_>>()
+        };
         if la.layout.base == lb.layout.base {
-            Ok(to_changes(same_base_states(&la.deltas, &lb.deltas)))
-        } else {
+            return self
+                .located(other, same_base_states(&own(&la), &own(&lb)))
+                .await;
+        }
+        if let Some((a, b)) = self.ds.over_common_base(&la, &lb).await? {
+            return self.located(other, same_base_states(&a, &b)).await;
+        }
+        {
             let (a, b) = futures::try_join!(self.view(), other.view())?;
             let keys = self.candidates(&a, other, &b).await?;
             let (sa, sb) = futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
@@ -552,6 +566,77 @@ impl Snapshot {
                 all.into_iter().map(|(k, (x, y))| (k, cheap(x), cheap(y))),
             ))
         }
+    }
+
+    /// Changes from states found in delta records: the states that differ, each at a
+    /// position a live version holds. A state whose position only a fold record gave, in
+    /// a base neither version is on (its packs may be gone), is looked up in the version
+    /// it belongs to (this one for old states, `other` for new ones).
+    async fn located(
+        &self,
+        other: &Snapshot,
+        states: Vec<(Key, State, State)>,
+    ) -> Result<Vec<LocatedChange>> {
+        let states: Vec<(Key, State, State)> = states
+            .into_iter()
+            .filter(|(_, x, y)| x.map(|s| s.0.hash) != y.map(|s| s.0.hash))
+            .collect();
+        let lost = |pick: fn(&(Key, State, State)) -> State| -> BTreeSet<Key> {
+            states
+                .iter()
+                .filter(|t| pick(t).is_some_and(|s| !s.1))
+                .map(|t| t.0.clone())
+                .collect()
+        };
+        let (lost_old, lost_new) = (lost(|t| t.1), lost(|t| t.2));
+        let (found_old, found_new) = futures::try_join!(
+            async {
+                if lost_old.is_empty() {
+                    Ok(BTreeMap::new())
+                } else {
+                    self.find(&lost_old).await
+                }
+            },
+            async {
+                if lost_new.is_empty() {
+                    Ok(BTreeMap::new())
+                } else {
+                    other.find(&lost_new).await
+                }
+            }
+        )?;
+        let at = |snap: &Snapshot,
+                  k: &Key,
+                  s: State,
+                  found: &BTreeMap<Key, (GroupAt, u64, Option<Hash>)>|
+         -> Result<Option<GroupRef>> {
+            let Some((g, trusted)) = s else {
+                return Ok(None);
+            };
+            if trusted {
+                return Ok(Some(g));
+            }
+            match found.get(k) {
+                Some(&(at, rows, hash)) if rows == g.rows && hash.is_none_or(|h| h == g.hash) => {
+                    Ok(Some(GroupRef { at, ..g }))
+                }
+                _ => Err(CoreError::Corrupt {
+                    what: format!("dataset '{}' at {}", snap.ds.name(), snap.commit.id),
+                    reason: format!(
+                        "a fold record names group {} with {} rows, which this version does not hold",
+                        hex::encode(k),
+                        g.rows
+                    ),
+                }),
+            }
+        };
+        let mut out = Vec::with_capacity(states.len());
+        for (k, x, y) in states {
+            let x = at(self, &k, x, &found_old)?;
+            let y = at(other, &k, y, &found_new)?;
+            out.push((k, x, y));
+        }
+        Ok(to_changes(out))
     }
 
     /// Keys whose groups may differ between two versions on different bases: every key a
@@ -602,29 +687,121 @@ fn to_changes(
     }
 }
 
-/// States of the groups that differ between two views on one base: the deltas after
-/// their common prefix name every such group with its before- and after-images.
+impl Dataset {
+    /// The deltas of two layouts on different bases, each from the nearest base both
+    /// descend from by their fold links (fold records first, oldest fold first, then the
+    /// layout's own deltas); `None` when their links reach no common base, or a fold
+    /// record is gone.
+    pub(crate) async fn over_common_base(
+        &self,
+        a: &Layered,
+        b: &Layered,
+    ) -> Result<Option<(Vec<(Arc<Delta>, Trust)>, Vec<(Arc<Delta>, Trust)>)>> {
+        let chain = |l: &Layered| -> Vec<Hash> {
+            std::iter::once(l.layout.base)
+                .chain(l.layout.folds.iter().map(|f| f.base))
+                .collect()
+        };
+        let (ca, cb) = (chain(a), chain(b));
+        let Some((i, j)) = (0..ca.len())
+            .flat_map(|i| (0..cb.len()).map(move |j| (i, j)))
+            .filter(|&(i, j)| ca[i] == cb[j])
+            .min_by_key(|&(i, j)| (i + j, i))
+        else {
+            return Ok(None);
+        };
+        let live = [a.layout.base, b.layout.base];
+        let mut sides = Vec::with_capacity(2);
+        for (l, c, level) in [(a, &ca, i), (b, &cb, j)] {
+            let mut v = Vec::with_capacity(level + l.deltas.len());
+            // fold k (1-based, nearest first) made base c[k-1] from base c[k]
+            for k in (1..=level).rev() {
+                let Some(record) = self.fold_record(&l.layout.folds[k - 1].changes).await? else {
+                    return Ok(None);
+                };
+                let trust = Trust {
+                    old: live.contains(&c[k]),
+                    new: live.contains(&c[k - 1]),
+                };
+                v.push((record, trust));
+            }
+            v.extend(l.deltas.iter().map(|d| (d.clone(), OWN)));
+            sides.push(v);
+        }
+        let b = sides.pop().unwrap_or_default();
+        let a = sides.pop().unwrap_or_default();
+        Ok(Some((a, b)))
+    }
+
+    /// A fold record (cached: records are immutable), `None` when it is gone.
+    async fn fold_record(&self, h: &Hash) -> Result<Option<Arc<Delta>>> {
+        if let Some(d) = FOLD_RECORDS.lock().ok().and_then(|mut m| m.get(h)) {
+            return Ok(Some(d));
+        }
+        let b = match self
+            .store()
+            .get_object(crate::storage::format::DELTA_KIND, h)
+            .await
+        {
+            Ok(b) => b,
+            Err(quiver_store::StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let what = format!("fold record {h} of dataset '{}'", self.name());
+        let d = Arc::new(Delta::decode(&b, &what)?);
+        if let Ok(mut m) = FOLD_RECORDS.lock() {
+            m.insert(*h, d.clone(), d.entries.len() + 1);
+        }
+        Ok(Some(d))
+    }
+}
+
+/// Fold records by hash, weighed in entries.
+static FOLD_RECORDS: LazyLock<Mutex<Lru<Hash, Arc<Delta>>>> =
+    LazyLock::new(|| Mutex::new(Lru::new(1 << 20)));
+
+/// Whether the positions a delta record gives name rows of a live version: a layout's
+/// own deltas always do; a fold record's `old` positions are in the base it folded and its
+/// `new` ones in the base it made, so each only when that base is one of the two versions'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Trust {
+    pub old: bool,
+    pub new: bool,
+}
+
+/// A layout's own delta.
+pub(crate) const OWN: Trust = Trust {
+    old: true,
+    new: true,
+};
+
+/// A group's state and whether its position is trusted ([`Trust`]); `None`: no group.
+type State = Option<(GroupRef, bool)>;
+
+/// States of the groups that differ between two versions on one base, each given as the
+/// deltas from that base: the deltas after their common prefix name every such group
+/// with its before- and after-images.
 fn same_base_states(
-    a: &[Arc<Delta>],
-    b: &[Arc<Delta>],
-) -> Vec<(Key, Option<GroupRef>, Option<GroupRef>)> {
+    a: &[(Arc<Delta>, Trust)],
+    b: &[(Arc<Delta>, Trust)],
+) -> Vec<(Key, State, State)> {
     let p = a
         .iter()
         .zip(b)
-        .take_while(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+        .take_while(|(x, y)| Arc::ptr_eq(&x.0, &y.0) || x.0 == y.0)
         .count();
     // latest state on each side after the prefix, and the state at the prefix (the first
     // before-image on either side)
-    let mut states: BTreeMap<&Key, [Option<Option<GroupRef>>; 3]> = BTreeMap::new();
+    let mut states: BTreeMap<&Key, [Option<State>; 3]> = BTreeMap::new();
     for (side, v) in [(0usize, a), (1usize, b)] {
-        for d in &v[p..] {
+        for (d, trust) in &v[p..] {
             for e in &d.entries {
                 let s = states.entry(&e.key).or_insert([None, None, None]);
                 if s[2].is_none() {
                     // the copy of the old rows in the delta's small pack when it has one
-                    s[2] = Some(e.old_readable(d.pack));
+                    s[2] = Some(e.old_readable(d.pack).map(|g| (g, trust.old)));
                 }
-                s[side] = Some(e.new);
+                s[side] = Some(e.new.map(|g| (g, trust.new)));
             }
         }
     }

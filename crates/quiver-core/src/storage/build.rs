@@ -493,6 +493,7 @@ impl BaseBuilder {
             rows,
             groups,
             content,
+            folds: Vec::new(),
         };
         Ok((layout, bytes))
     }

@@ -37,6 +37,11 @@ const DELTA_MAGIC: &[u8; 8] = b"QVDLTA03";
 /// Deltas written before before-image copies and the pack table (read, never written).
 const DELTA_MAGIC_V2: &[u8; 8] = b"QVDLTA02";
 const LAYOUT_MAGIC: &[u8; 8] = b"QVLAYT02";
+/// Layouts whose base an OPTIMIZE made, with the fold links back to earlier bases.
+const LAYOUT_MAGIC_FOLDS: &[u8; 8] = b"QVLAYT03";
+/// At most this many fold links are kept (nearest first): a diff across more folds than
+/// that compares the bases' chunks instead.
+pub const MAX_FOLD_LINKS: usize = 8;
 
 /// One run of label groups of a base, stored contiguously in a pack.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +124,20 @@ pub struct Layout {
     pub rows: u64,
     pub groups: u64,
     pub content: Multiset,
+    /// How its base came to be, nearest first: `folds[0]` says this base is
+    /// `folds[0].base` changed by the delta `folds[0].changes`, `folds[1]` the same for
+    /// `folds[0].base`, and so on (empty: not known, e.g. an import's base).
+    pub folds: Vec<FoldLink>,
+}
+
+/// One OPTIMIZE that rewrote chunks: the base it read and the changes it made to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldLink {
+    /// The base that was folded.
+    pub base: Hash,
+    /// A delta record without a pack (a *fold record*): one entry per group of a rewritten
+    /// chunk whose group hash the fold changed, `old` in `base`, `new` in the base made.
+    pub changes: Hash,
 }
 
 // ------------------------------------------------------------------ byte helpers
@@ -479,8 +498,15 @@ impl Delta {
 }
 
 impl Layout {
+    /// `QVLAYT02` without fold links (the bytes format 2 always had), else `QVLAYT03` with
+    /// the links after the content.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = W(LAYOUT_MAGIC.to_vec());
+        let magic = if self.folds.is_empty() {
+            LAYOUT_MAGIC
+        } else {
+            LAYOUT_MAGIC_FOLDS
+        };
+        let mut w = W(magic.to_vec());
         w.hash(&self.base);
         w.u(self.deltas.len() as u64);
         for d in &self.deltas {
@@ -489,11 +515,24 @@ impl Layout {
         w.u(self.rows);
         w.u(self.groups);
         w.bytes(&self.content.to_bytes());
+        if !self.folds.is_empty() {
+            w.u(self.folds.len() as u64);
+            for f in &self.folds {
+                w.hash(&f.base);
+                w.hash(&f.changes);
+            }
+        }
         w.0
     }
 
     pub fn decode(b: &[u8], what: &str) -> Result<Layout> {
-        let mut r = R::new(b, LAYOUT_MAGIC, what)?;
+        let with_folds = b.starts_with(LAYOUT_MAGIC_FOLDS);
+        let magic = if with_folds {
+            LAYOUT_MAGIC_FOLDS
+        } else {
+            LAYOUT_MAGIC
+        };
+        let mut r = R::new(b, magic, what)?;
         let base = r.hash()?;
         let n = r.u()? as usize;
         let mut deltas = Vec::with_capacity(n.min(1 << 16));
@@ -504,6 +543,19 @@ impl Layout {
         let groups = r.u()?;
         let content = Multiset::from_bytes(&r.bytes()?)
             .ok_or_else(|| corrupt(what, "bad content multiset"))?;
+        let mut folds = Vec::new();
+        if with_folds {
+            let n = r.u()? as usize;
+            if n == 0 || n > MAX_FOLD_LINKS {
+                return Err(corrupt(what, "bad number of fold links"));
+            }
+            for _ in 0..n {
+                folds.push(FoldLink {
+                    base: r.hash()?,
+                    changes: r.hash()?,
+                });
+            }
+        }
         r.end()?;
         Ok(Layout {
             base,
@@ -511,6 +563,7 @@ impl Layout {
             rows,
             groups,
             content,
+            folds,
         })
     }
 }
@@ -673,8 +726,38 @@ mod tests {
             rows: 12,
             groups: 3,
             content,
+            folds: Vec::new(),
         };
-        assert_eq!(Layout::decode(&layout.encode(), "l").unwrap(), layout);
+        let plain = layout.encode();
+        assert!(plain.starts_with(b"QVLAYT02"));
+        assert_eq!(Layout::decode(&plain, "l").unwrap(), layout);
+        // fold links: the newer magic, read back; a layout without them keeps its bytes
+        let linked = Layout {
+            folds: vec![
+                FoldLink {
+                    base: Hash([10; 32]),
+                    changes: Hash([11; 32]),
+                },
+                FoldLink {
+                    base: Hash([12; 32]),
+                    changes: Hash([13; 32]),
+                },
+            ],
+            ..layout.clone()
+        };
+        let enc = linked.encode();
+        assert!(enc.starts_with(b"QVLAYT03"));
+        assert_eq!(enc.len(), plain.len() + 1 + 4 * 32);
+        assert_eq!(Layout::decode(&enc, "l").unwrap(), linked);
+        assert!(Layout::decode(&enc[..enc.len() - 1], "l").is_err());
+        // more links than a writer keeps, or none under the newer magic: corrupt
+        let mut bad = enc.clone();
+        bad[plain.len()] = (MAX_FOLD_LINKS + 1) as u8;
+        assert!(Layout::decode(&bad, "l").is_err());
+        let mut none = plain.clone();
+        none[..8].copy_from_slice(b"QVLAYT03");
+        none.push(0);
+        assert!(Layout::decode(&none, "l").is_err());
         // truncations are errors, never panics
         let bytes = delta.encode();
         for n in 0..bytes.len() {

@@ -160,10 +160,22 @@ impl Dataset {
         let mut new_groups: Vec<(Key, super::GroupRef)> = Vec::new();
         let mut merged: Vec<super::DeltaEntry> = Vec::new();
         let mut copies: BTreeMap<Key, super::GroupRef> = BTreeMap::new();
+        // the fold record: every touched group of a rewritten chunk (not of an empty base:
+        // that record would name every group), base state -> latest state
+        let mut refolded: Vec<super::DeltaEntry> = Vec::new();
         for (k, e) in view.touched() {
             if chunks.is_empty() || affected.contains(&owner(k)) {
                 if let Some(n) = e.new {
                     new_groups.push((k.clone(), n));
+                }
+                let old = first_old.get(k).and_then(|f| f.0);
+                if !chunks.is_empty() && old.map(|g| g.hash) != e.new.map(|g| g.hash) {
+                    refolded.push(super::DeltaEntry {
+                        key: k.clone(),
+                        old,
+                        new: e.new,
+                        before: None,
+                    });
                 }
                 continue;
             }
@@ -214,6 +226,14 @@ impl Dataset {
         let meta = &self.catalog.inner.meta;
         let mut kept: Vec<Chunk> = Vec::new();
         let mut next = 0usize;
+        // where the fold record's groups land among the rows pushed to the builder
+        let wanted: HashSet<&Key> = refolded
+            .iter()
+            .filter(|e| e.new.is_some())
+            .map(|e| &e.key)
+            .collect();
+        let mut landed: HashMap<Key, u64> = HashMap::new();
+        let mut pushed = 0u64;
         let work: Vec<Option<Range<usize>>> = if chunks.is_empty() {
             vec![None]
         } else {
@@ -341,6 +361,12 @@ impl Dataset {
                         _ => *rh,
                     })
                     .collect();
+                for (k, off, _) in &done {
+                    if wanted.contains(k) {
+                        landed.insert(k.clone(), pushed + *off as u64);
+                    }
+                }
+                pushed += head.num_rows() as u64;
                 report.rows_written += head.num_rows() as u64;
                 builder
                     .push_with(&head, &done, &hashes, Some(&row_hashes))
@@ -353,6 +379,7 @@ impl Dataset {
         kept.extend(chunks[next.min(chunks.len())..].iter().cloned());
         let (rebuilt, _, _, _, bytes) = builder.finish().await?;
         report.bytes_written += bytes;
+        let refolded = place_refolded(refolded, &landed, &rebuilt.chunks, pushed);
         let mut all = kept;
         all.extend(rebuilt.chunks);
         all.sort_by(|a, b| a.first_key.cmp(&b.first_key));
@@ -391,12 +418,36 @@ impl Dataset {
             report.bytes_written += bytes + encoded.len() as u64;
             deltas.push(store.put_object(DELTA_KIND, Bytes::from(encoded)).await?);
         }
+        // a new base links back to the one it was folded from (a diff or merge with a
+        // version on that base reads the fold record, not the chunks); an unchanged base
+        // keeps its links
+        let folds = if bh == view.layout.base {
+            view.layout.folds.clone()
+        } else if let Some(entries) = refolded {
+            let record = Delta {
+                entries,
+                ..Default::default()
+            }
+            .encode();
+            report.bytes_written += record.len() as u64;
+            let changes = store.put_object(DELTA_KIND, Bytes::from(record)).await?;
+            let mut links = vec![super::format::FoldLink {
+                base: view.layout.base,
+                changes,
+            }];
+            links.extend(view.layout.folds.iter().copied());
+            links.truncate(super::format::MAX_FOLD_LINKS);
+            links
+        } else {
+            Vec::new()
+        };
         let layout = Layout {
             base: bh,
             deltas,
             rows: view.layout.rows,
             groups: view.layout.groups,
             content: view.layout.content.clone(),
+            folds,
         };
         let encoded = layout.encode();
         report.bytes_written += encoded.len() as u64;
@@ -548,6 +599,7 @@ impl Dataset {
             rows: layout.rows,
             groups: layout.groups,
             content: layout.content.clone(),
+            folds: view.layout.folds.clone(),
         };
         let lh = store
             .put_object(LAYOUT_KIND, Bytes::from(rebased.encode()))
@@ -653,6 +705,45 @@ struct Fold {
     old_base: Hash,
     old_deltas: Vec<Hash>,
     new_layout: Hash,
+}
+
+/// The fold record's entries with each `new` at its row in the rebuilt chunks: `landed`
+/// holds the index of its first row among the `pushed` rows given to the base builder,
+/// whose `chunks` took them in order. `None` (no record, the fold still lands) when the
+/// entries are empty of a base (an empty base: nothing links back) or anything does not
+/// add up.
+fn place_refolded(
+    entries: Vec<super::DeltaEntry>,
+    landed: &HashMap<Key, u64>,
+    chunks: &[Chunk],
+    pushed: u64,
+) -> Option<Vec<super::DeltaEntry>> {
+    if chunks.iter().map(|c| c.rows).sum::<u64>() != pushed {
+        return None;
+    }
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut at = 0u64;
+    for c in chunks {
+        starts.push(at);
+        at += c.rows;
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for mut e in entries {
+        if let Some(new) = e.new.as_mut() {
+            let row = *landed.get(&e.key)?;
+            let i = starts.partition_point(|&s| s <= row).checked_sub(1)?;
+            let c = &chunks[i];
+            if row + new.rows > starts[i] + c.rows || e.key < c.first_key || e.key > c.last_key {
+                return None;
+            }
+            new.at = quiver_tree::GroupAt {
+                leaf: c.pack,
+                offset: c.start + (row - starts[i]),
+            };
+        }
+        out.push(e);
+    }
+    Some(out)
 }
 
 /// Rebases of one branch head after a fold, at most (each one follows a commit that landed

@@ -446,3 +446,190 @@ async fn a_group_restored_to_an_earlier_state_reads_back() {
         .collect();
     assert_eq!(got, ["a", "b", "z"]);
 }
+
+/// The folds a version's layout links back through (none: its base is not an OPTIMIZE's).
+async fn fold_links(cat: &Catalog, snap: &Snapshot) -> Vec<quiver_core::storage::format::FoldLink> {
+    let id = snap.commit().id.to_hex();
+    let ptr = cat
+        .store()
+        .get_file(&format!("datasets/labels/layouts/{id}"))
+        .await
+        .unwrap();
+    let h = quiver_tree::Hash::from_hex(std::str::from_utf8(&ptr).unwrap().trim()).unwrap();
+    let b = cat.store().get_object("layout", &h).await.unwrap();
+    quiver_core::storage::Layout::decode(&b, "layout")
+        .unwrap()
+        .folds
+}
+
+/// A group's rows as the model holds them.
+type Group = Vec<(i64, String, f64)>;
+
+fn group_rows(b: &arrow::array::RecordBatch) -> Group {
+    use arrow::array::AsArray;
+    let l = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+    let c = b.column(2).as_string::<i32>();
+    let v = b.column(3).as_primitive::<arrow::datatypes::Float64Type>();
+    (0..b.num_rows())
+        .map(|i| (l.value(i), c.value(i).to_string(), v.value(i)))
+        .collect()
+}
+
+/// Diffs between versions on different bases that OPTIMIZE made from one another (and
+/// from a common base, on two branches) go through the folds' records: every pair of
+/// versions names exactly the groups the model says changed, and the rows read at the
+/// positions the diff gives (old in the first version, new in the second) are the
+/// model's, also where a fold's record points into a base no version of the pair is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diffs_across_folds_match_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let opts = DatasetOptions {
+        chunk_groups: 8,
+        ..DatasetOptions::default()
+    };
+    let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
+    let dense = |groups: std::ops::Range<u8>, c: u8| -> Vec<(u8, u8, u8)> {
+        groups.map(|g| (g, (g % 3), c)).collect()
+    };
+    let mut model = Model::new();
+    let load: Vec<(u8, u8, u8)> = (0u8..200)
+        .flat_map(|g| (0u8..3).map(move |l| (g, l, (g + l) % 4)))
+        .collect();
+    ds.append("main", &[upsert_batch(&load)], "load")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &load);
+    let mut versions: Vec<(String, Model)> = Vec::new();
+    let record = |v: &mut Vec<(String, Model)>, snap: &Snapshot, m: &Model| {
+        v.push((snap.commit().id.to_hex(), m.clone()))
+    };
+    record(&mut versions, &ds.head("main").await.unwrap(), &model);
+
+    let mut edit = dense(0..30, 1);
+    edit.extend([(150, 0, 3), (151, 7, 2)]);
+    ds.upsert("main", &[upsert_batch(&edit)], "dense and scattered")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &edit);
+    record(&mut versions, &ds.head("main").await.unwrap(), &model);
+
+    let gone: Vec<String> = (10u8..14).map(sample).collect();
+    let b = batch(
+        &gone
+            .iter()
+            .map(|s| (s.as_str(), 0, "x", 0.0))
+            .collect::<Vec<_>>(),
+    );
+    ds.delete("main", &b.project(&[0]).unwrap(), "delete groups")
+        .await
+        .unwrap();
+    model.retain(|(s, _), _| !gone.contains(s));
+    let added = [(210, 0, 1), (211, 1, 2)];
+    ds.upsert("main", &[upsert_batch(&added)], "add")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &added);
+    record(&mut versions, &ds.head("main").await.unwrap(), &model);
+
+    // fold 1 (rewrites the dense chunks, keeps the scattered edits in a merged delta)
+    let r = ds.optimize_with("main", false).await.unwrap();
+    assert!(r.chunks_rewritten > 0, "{r:?}");
+    let mut edit = dense(20..60, 2);
+    edit.push((180, 1, 0));
+    ds.upsert("main", &[upsert_batch(&edit)], "second dense")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &edit);
+    record(&mut versions, &ds.head("main").await.unwrap(), &model);
+    // fold 2 (FULL): a base two folds away from the load's
+    ds.optimize_with("main", true).await.unwrap();
+    let edit = [(3, 0, 0), (199, 2, 1), (20, 1, 3)];
+    ds.upsert("main", &[upsert_batch(&edit)], "after")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &edit);
+    let head = ds.head("main").await.unwrap();
+    record(&mut versions, &head, &model);
+    assert_eq!(fold_links(&cat, &head).await.len(), 2);
+
+    // a branch from a version the folds left on the load's base (the folded head is
+    // re-pointed, earlier commits are not), folded on its own: a sibling of main's bases
+    let (fork, fork_model) = versions[1].clone();
+    ds.create_branch("side", &VersionSpec::Version(fork))
+        .await
+        .unwrap();
+    let mut side = fork_model;
+    let edit = dense(100..140, 3);
+    ds.upsert("side", &[upsert_batch(&edit)], "side dense")
+        .await
+        .unwrap();
+    apply_upsert(&mut side, &edit);
+    ds.optimize_with("side", false).await.unwrap();
+    let edit = [(0, 0, 2), (25, 2, 0)];
+    ds.upsert("side", &[upsert_batch(&edit)], "side after")
+        .await
+        .unwrap();
+    apply_upsert(&mut side, &edit);
+    let side_head = ds.head("side").await.unwrap();
+    record(&mut versions, &side_head, &side);
+    assert_eq!(fold_links(&cat, &side_head).await.len(), 1);
+
+    // gc keeps the fold records of live layouts (reachable, not orphans); it collects
+    // the layouts the folds replaced
+    let r = cat
+        .gc(&quiver_core::VacuumOptions {
+            retain: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(r.layouts.count > 0, "{r:?}");
+    for snap in [&head, &side_head] {
+        for link in fold_links(&cat, snap).await {
+            cat.store().get_object("delta", &link.changes).await.unwrap();
+        }
+    }
+    let f = cat.fsck(quiver_core::FsckOptions::default()).await.unwrap();
+    assert!(f.is_clean() && f.orphans.is_empty(), "{f:?}");
+
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap(); // cold caches
+    let ds = cat.dataset("labels").await.unwrap();
+    for (ia, (a, ma)) in versions.iter().enumerate() {
+        for (ib, (b, mb)) in versions.iter().enumerate() {
+            let sa = ds.checkout(&VersionSpec::Version(a.clone())).await.unwrap();
+            let sb = ds.checkout(&VersionSpec::Version(b.clone())).await.unwrap();
+            let (ga, gb) = (groups_of(ma), groups_of(mb));
+            let want: BTreeSet<&String> = ga
+                .keys()
+                .chain(gb.keys())
+                .filter(|k| ga.get(*k) != gb.get(*k))
+                .collect();
+            let changes = sa.diff_located(&sb).await.unwrap();
+            let keys: Vec<String> = changes
+                .iter()
+                .map(|c| String::from_utf8(c.change.key.clone()).unwrap())
+                .collect();
+            assert_eq!(
+                keys.iter().collect::<BTreeSet<_>>(),
+                want,
+                "versions {ia} -> {ib}"
+            );
+            let old = sa
+                .read_at(changes.iter().filter_map(|c| c.old_rows()))
+                .await
+                .unwrap();
+            let new = sb
+                .read_at(changes.iter().filter_map(|c| c.new_rows()))
+                .await
+                .unwrap();
+            for (c, k) in changes.iter().zip(&keys) {
+                let got = |m: &BTreeMap<Vec<u8>, arrow::array::RecordBatch>| {
+                    m.get(&c.change.key).map(group_rows)
+                };
+                assert_eq!(got(&old), ga.get(k).cloned(), "old {k}: {ia} -> {ib}");
+                assert_eq!(got(&new), gb.get(k).cloned(), "new {k}: {ia} -> {ib}");
+            }
+        }
+    }
+}
