@@ -529,12 +529,40 @@ impl Snapshot {
         }
         {
             let (a, b) = futures::try_join!(self.view(), other.view())?;
-            let keys = self.candidates(&a, other, &b).await?;
-            let (sa, sb) = futures::try_join!(self.group_refs(&keys), other.group_refs(&keys))?;
+            // the groups of the chunks one base has and the other lacks, hashed in bulk
+            let ident = |c: &Chunk| (c.hash, c.first_key.clone(), c.last_key.clone());
+            let in_a: BTreeSet<_> = a.base.chunks.iter().map(ident).collect();
+            let in_b: BTreeSet<_> = b.base.chunks.iter().map(ident).collect();
+            let only = |v: &View, other: &BTreeSet<_>| -> BTreeSet<usize> {
+                (0..v.base.chunks.len())
+                    .filter(|&i| !other.contains(&ident(&v.base.chunks[i])))
+                    .collect()
+            };
+            let (only_a, only_b) = (only(&a, &in_b), only(&b, &in_a));
+            let (ca, cb) = futures::try_join!(
+                self.chunk_states(&a, &only_a),
+                other.chunk_states(&b, &only_b)
+            )?;
+            let mut keys: BTreeSet<Key> = a.touched().map(|(k, _)| k.clone()).collect();
+            keys.extend(b.touched().map(|(k, _)| k.clone()));
+            keys.extend(ca.keys().cloned());
+            keys.extend(cb.keys().cloned());
+            // a side's state: its deltas' latest, else its own chunk's group (or none
+            // there), else unknown: a chunk both bases share, looked up below
             let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
+            let (mut need_a, mut need_b) = (BTreeSet::new(), BTreeSet::new());
             for k in keys {
-                all.insert(k, (None, None));
+                let x = known_state(&a, &only_a, &ca, &k);
+                let y = known_state(&b, &only_b, &cb, &k);
+                if x.is_none() {
+                    need_a.insert(k.clone());
+                }
+                if y.is_none() {
+                    need_b.insert(k.clone());
+                }
+                all.insert(k, (x.flatten(), y.flatten()));
             }
+            let (sa, sb) = futures::try_join!(self.group_refs(&need_a), other.group_refs(&need_b))?;
             for (k, g) in sa {
                 if let Some(e) = all.get_mut(&k) {
                     e.0 = Some(g);
@@ -581,14 +609,15 @@ impl Snapshot {
             .into_iter()
             .filter(|(_, x, y)| x.map(|s| s.0.hash) != y.map(|s| s.0.hash))
             .collect();
-        let lost = |pick: fn(&(Key, State, State)) -> State| -> BTreeSet<Key> {
-            states
-                .iter()
-                .filter(|t| pick(t).is_some_and(|s| !s.1))
-                .map(|t| t.0.clone())
-                .collect()
-        };
-        let (lost_old, lost_new) = (lost(|t| t.1), lost(|t| t.2));
+        let (mut lost_old, mut lost_new) = (BTreeSet::new(), BTreeSet::new());
+        for (k, x, y) in &states {
+            if x.is_some_and(|s| !s.1) {
+                lost_old.insert(k.clone());
+            }
+            if y.is_some_and(|s| !s.1) {
+                lost_new.insert(k.clone());
+            }
+        }
         let (found_old, found_new) = futures::try_join!(
             async {
                 if lost_old.is_empty() {
@@ -605,55 +634,132 @@ impl Snapshot {
                 }
             }
         )?;
-        let at = |snap: &Snapshot,
-                  k: &Key,
-                  s: State,
-                  found: &BTreeMap<Key, (GroupAt, u64, Option<Hash>)>|
-         -> Result<Option<GroupRef>> {
-            let Some((g, trusted)) = s else {
-                return Ok(None);
-            };
-            if trusted {
-                return Ok(Some(g));
-            }
-            match found.get(k) {
-                Some(&(at, rows, hash)) if rows == g.rows && hash.is_none_or(|h| h == g.hash) => {
-                    Ok(Some(GroupRef { at, ..g }))
-                }
-                _ => Err(CoreError::Corrupt {
-                    what: format!("dataset '{}' at {}", snap.ds.name(), snap.commit.id),
-                    reason: format!(
-                        "a fold record names group {} with {} rows, which this version does not hold",
-                        hex::encode(k),
-                        g.rows
-                    ),
-                }),
-            }
-        };
         let mut out = Vec::with_capacity(states.len());
         for (k, x, y) in states {
-            let x = at(self, &k, x, &found_old)?;
-            let y = at(other, &k, y, &found_new)?;
+            let x = self.state_at(&k, x, &found_old)?;
+            let y = other.state_at(&k, y, &found_new)?;
             out.push((k, x, y));
         }
         Ok(to_changes(out))
     }
 
-    /// Keys whose groups may differ between two versions on different bases: every key a
-    /// delta of either touched and every key of a base chunk the other base lacks.
-    async fn candidates(&self, a: &View, other: &Snapshot, b: &View) -> Result<BTreeSet<Key>> {
-        let mut keys: BTreeSet<Key> = a.touched().map(|(k, _)| k.clone()).collect();
-        keys.extend(b.touched().map(|(k, _)| k.clone()));
-        let ident = |c: &Chunk| (c.hash, c.first_key.clone(), c.last_key.clone());
-        let in_a: BTreeSet<_> = a.base.chunks.iter().map(ident).collect();
-        let in_b: BTreeSet<_> = b.base.chunks.iter().map(ident).collect();
-        for c in a.base.chunks.iter().filter(|c| !in_b.contains(&ident(c))) {
-            keys.extend(self.chunk_runs(c).await?.iter().map(|r| r.0.clone()));
+    /// A state's group at a position this version holds: its own when trusted, else the
+    /// one `found` (row count and hash must agree).
+    fn state_at(
+        &self,
+        k: &Key,
+        s: State,
+        found: &BTreeMap<Key, (GroupAt, u64, Option<Hash>)>,
+    ) -> Result<Option<GroupRef>> {
+        let Some((g, trusted)) = s else {
+            return Ok(None);
+        };
+        if trusted {
+            return Ok(Some(g));
         }
-        for c in b.base.chunks.iter().filter(|c| !in_a.contains(&ident(c))) {
-            keys.extend(other.chunk_runs(c).await?.iter().map(|r| r.0.clone()));
+        match found.get(k) {
+            Some(&(at, rows, hash)) if rows == g.rows && hash.is_none_or(|h| h == g.hash) => {
+                Ok(Some(GroupRef { at, ..g }))
+            }
+            _ => Err(CoreError::Corrupt {
+                what: format!("dataset '{}' at {}", self.ds.name(), self.commit.id),
+                reason: format!(
+                    "a fold record names group {} with {} rows, which this version does not hold",
+                    hex::encode(k),
+                    g.rows
+                ),
+            }),
         }
-        Ok(keys)
+    }
+
+    /// Every group of the base chunks `chunks` (indexes into `v`'s base) with its hash and
+    /// position: each chunk's rows read at once and hashed (an erased group keeps its
+    /// recorded hash), chunks concurrently. Groups later deltas replaced are included.
+    async fn chunk_states(
+        &self,
+        v: &View,
+        chunks: &BTreeSet<usize>,
+    ) -> Result<BTreeMap<Key, GroupRef>> {
+        use futures::{StreamExt, TryStreamExt};
+        if chunks.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let gi = self
+            .ds
+            .schema()
+            .index_of(&self.ds.config.group_key)
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: self.ds.name().into(),
+                column: self.ds.config.group_key.clone(),
+            })?;
+        let store = self.ds.store().clone();
+        let meta = self.ds.catalog.inner.meta.clone();
+        let schema = self.ds.schema();
+        let todo: Vec<Chunk> = chunks.iter().map(|&i| v.base.chunks[i].clone()).collect();
+        let parts: Vec<Vec<(Key, GroupRef)>> = futures::stream::iter(todo)
+            .map(|c: Chunk| {
+                let (store, meta, schema) = (store.clone(), meta.clone(), schema.clone());
+                async move {
+                    let read = packs::read_ranges(
+                        &store,
+                        &meta,
+                        &c.pack,
+                        std::slice::from_ref(&(c.start..c.start + c.rows)),
+                        None,
+                    )
+                    .await?;
+                    let batches: Vec<RecordBatch> = read.into_iter().flatten().collect();
+                    let erased = meta.erased_groups(&store, &c.pack).await?;
+                    tokio::task::spawn_blocking(move || {
+                        let corrupt = |reason: &str| CoreError::Corrupt {
+                            what: format!("pack {}", c.pack),
+                            reason: reason.into(),
+                        };
+                        let b = arrow::compute::concat_batches(&schema, &batches)?;
+                        if b.num_rows() as u64 != c.rows {
+                            return Err(corrupt("fewer rows than its chunk says"));
+                        }
+                        let runs = crate::storage::build::group_runs(&b, gi)
+                            .ok_or_else(|| corrupt("null group key"))?;
+                        let hashes = crate::storage::build::hash_runs(&b, &runs);
+                        Ok(runs
+                            .into_iter()
+                            .zip(hashes)
+                            .map(|((k, off, n), h)| {
+                                let first = c.start + off as u64;
+                                let g = GroupRef {
+                                    hash: erased.hash_at(first, n as u64).unwrap_or(h),
+                                    at: crate::storage::view::at(c.pack, first),
+                                    rows: n as u64,
+                                };
+                                (k, g)
+                            })
+                            .collect::<Vec<_>>())
+                    })
+                    .await
+                    .map_err(|e| CoreError::Join(e.to_string()))?
+                }
+            })
+            .buffer_unordered(crate::packs::cores().max(2))
+            .try_collect()
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+}
+
+/// A group's state in a view as far as its deltas and the groups of its chunks in `only`
+/// (`groups`, from [`Snapshot::chunk_states`]) tell; `None`: in a chunk outside `only`.
+fn known_state(
+    v: &View,
+    only: &BTreeSet<usize>,
+    groups: &BTreeMap<Key, GroupRef>,
+    k: &Key,
+) -> Option<Option<GroupRef>> {
+    match v.find(k) {
+        Found::Delta(g) => Some(g),
+        Found::Absent => Some(None),
+        Found::Chunk(i) if only.contains(&i) => Some(groups.get(k).copied()),
+        Found::Chunk(_) => None,
     }
 }
 
