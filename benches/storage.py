@@ -431,6 +431,7 @@ class Bench:
         m.add("l_load_bytes", app)
         m.add("l_load_alloc", alloc)
         v_old = ds.version
+        self.lance_v_old = v_old
         t, _ = timed(lambda: ds.tags.create("baseline", v_old))
         m.add("l_tag_s", t)
         b0 = disk_usage(path)
@@ -570,6 +571,22 @@ class Bench:
             if ql != ll:
                 raise BenchError(f"after the edit series the slice has {ql} rows in Quiver, {ll} in Lance")
             self.series_slice_rows = ql
+            # the long-range diff: the tag at the load against main after every commit
+            # (Quiver: across the background folds; twice, the second one reported)
+            diff_sql = f"SELECT * FROM quiver_diff('{DS}', 'baseline', 'main')"
+            con.query(diff_sql)
+            t, d = timed(lambda: con.query(diff_sql))
+            m.add("series_q_diff_s", t)
+            m.add("series_q_diff_rows", d.num_rows)
+            last = lance.dataset(self.lance_path)
+
+            def lance_diff():
+                dl = last.delta(begin_version=self.lance_v_old, end_version=last.version)
+                return dl.get_updated_rows().read_all().num_rows
+            lance_diff()
+            t, n_l = timed(lance_diff)
+            m.add("series_l_diff_s", t)
+            m.add("series_l_diff_rows", n_l)
         finally:
             con.close()
         self.scans("series", "branch:main", None, self.series_slice_rows, with_duckdb=False)
@@ -679,6 +696,12 @@ class Bench:
             row(8, f"{EDIT_SERIES_COMMITS} successive {self.p.N_EDIT}-edit commits: median commit",
                 med("series_q_commit_s"), med("series_l_commit_s"),
                 f"after them: Quiver {fmt_b(self.series_bytes_q[0])}, Lance {fmt_b(self.series_bytes_l[0])} on disk")
+            if "series_q_diff_s" in m.runs:
+                row(8, "diff of the tag at the load against main after them, old and new values, warm",
+                    med("series_q_diff_s"), med("series_l_diff_s"),
+                    f"`quiver_diff` over Flight SQL: {int(med('series_q_diff_rows')):,} labels changed; "
+                    f"Lance `delta()` updated rows: {int(med('series_l_diff_rows')):,} (rows rewritten, "
+                    f"whatever their values)")
             self.scan_rows(out, row, "series", 8, f"main after {EDIT_SERIES_COMMITS} commits", False)
             if "opt_q_s" in m.runs:
                 row(8, "OPTIMIZE / compact_files", med("opt_q_s"), med("opt_l_s"),

@@ -673,14 +673,15 @@ impl Snapshot {
     }
 
     /// Every group of the base chunks `chunks` (indexes into `v`'s base) with its hash and
-    /// position: each chunk's rows read at once and hashed (an erased group keeps its
-    /// recorded hash), chunks concurrently. Groups later deltas replaced are included.
+    /// position (an erased group keeps its recorded hash). Groups later deltas replaced
+    /// are included. Chunks are small next to a pack's pages: the chunks of a pack are
+    /// read together (each page decoded once), in a few stretches read and hashed
+    /// concurrently.
     async fn chunk_states(
         &self,
         v: &View,
         chunks: &BTreeSet<usize>,
     ) -> Result<BTreeMap<Key, GroupRef>> {
-        use futures::{StreamExt, TryStreamExt};
         if chunks.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -692,58 +693,62 @@ impl Snapshot {
                 dataset: self.ds.name().into(),
                 column: self.ds.config.group_key.clone(),
             })?;
-        let store = self.ds.store().clone();
-        let meta = self.ds.catalog.inner.meta.clone();
-        let schema = self.ds.schema();
-        let todo: Vec<Chunk> = chunks.iter().map(|&i| v.base.chunks[i].clone()).collect();
-        let parts: Vec<Vec<(Key, GroupRef)>> = futures::stream::iter(todo)
-            .map(|c: Chunk| {
-                let (store, meta, schema) = (store.clone(), meta.clone(), schema.clone());
-                async move {
-                    let read = packs::read_ranges(
-                        &store,
-                        &meta,
-                        &c.pack,
-                        std::slice::from_ref(&(c.start..c.start + c.rows)),
-                        None,
-                    )
-                    .await?;
-                    let batches: Vec<RecordBatch> = read.into_iter().flatten().collect();
-                    let erased = meta.erased_groups(&store, &c.pack).await?;
+        let mut by_pack: BTreeMap<Hash, Vec<Chunk>> = BTreeMap::new();
+        for &i in chunks {
+            let c = &v.base.chunks[i];
+            by_pack.entry(c.pack).or_default().push(c.clone());
+        }
+        let workers = crate::packs::cores();
+        let mut tasks = Vec::new();
+        for (pack, mut list) in by_pack {
+            list.sort_by_key(|c| c.start);
+            let per = list.len().div_ceil(2 * workers).max(16);
+            for part in list.chunks(per) {
+                let part = part.to_vec();
+                let store = self.ds.store().clone();
+                let meta = self.ds.catalog.inner.meta.clone();
+                let schema = self.ds.schema();
+                tasks.push(tokio::spawn(async move {
+                    let ranges: Vec<Range<u64>> =
+                        part.iter().map(|c| c.start..c.start + c.rows).collect();
+                    let read = packs::read_ranges(&store, &meta, &pack, &ranges, None).await?;
+                    let erased = meta.erased_groups(&store, &pack).await?;
                     tokio::task::spawn_blocking(move || {
                         let corrupt = |reason: &str| CoreError::Corrupt {
-                            what: format!("pack {}", c.pack),
+                            what: format!("pack {pack}"),
                             reason: reason.into(),
                         };
-                        let b = arrow::compute::concat_batches(&schema, &batches)?;
-                        if b.num_rows() as u64 != c.rows {
-                            return Err(corrupt("fewer rows than its chunk says"));
-                        }
-                        let runs = crate::storage::build::group_runs(&b, gi)
-                            .ok_or_else(|| corrupt("null group key"))?;
-                        let hashes = crate::storage::build::hash_runs(&b, &runs);
-                        Ok(runs
-                            .into_iter()
-                            .zip(hashes)
-                            .map(|((k, off, n), h)| {
+                        let mut out = Vec::new();
+                        for (c, batches) in part.iter().zip(read) {
+                            let b = arrow::compute::concat_batches(&schema, &batches)?;
+                            if b.num_rows() as u64 != c.rows {
+                                return Err(corrupt("fewer rows than its chunk says"));
+                            }
+                            let runs = crate::storage::build::group_runs(&b, gi)
+                                .ok_or_else(|| corrupt("null group key"))?;
+                            let hashes = crate::storage::build::hash_runs(&b, &runs);
+                            for ((k, off, n), h) in runs.into_iter().zip(hashes) {
                                 let first = c.start + off as u64;
                                 let g = GroupRef {
                                     hash: erased.hash_at(first, n as u64).unwrap_or(h),
-                                    at: crate::storage::view::at(c.pack, first),
+                                    at: crate::storage::view::at(pack, first),
                                     rows: n as u64,
                                 };
-                                (k, g)
-                            })
-                            .collect::<Vec<_>>())
+                                out.push((k, g));
+                            }
+                        }
+                        Ok::<_, CoreError>(out)
                     })
                     .await
                     .map_err(|e| CoreError::Join(e.to_string()))?
-                }
-            })
-            .buffer_unordered(crate::packs::cores().max(2))
-            .try_collect()
-            .await?;
-        Ok(parts.into_iter().flatten().collect())
+                }));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for t in tasks {
+            out.extend(t.await.map_err(|e| CoreError::Join(e.to_string()))??);
+        }
+        Ok(out)
     }
 }
 
