@@ -46,8 +46,9 @@ pub fn diff_schema(ds: &Dataset) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn label_rows(b: &RecordBatch, li: usize) -> BTreeMap<Key, usize> {
-    (0..b.num_rows())
+/// The label keys of rows `at .. at + n` of `b`, each with its row.
+fn label_rows(b: &RecordBatch, li: usize, at: usize, n: usize) -> BTreeMap<Key, usize> {
+    (at..at + n)
         .filter_map(|r| key_bytes(b.column(li).as_ref(), r).map(|k| (k, r)))
         .collect()
 }
@@ -72,26 +73,13 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
     if located.is_empty() {
         return Ok(RecordBatch::new_empty(out_schema));
     }
-    // the rows of each side, read at the positions the diff found (no second tree walk)
-    let (old_groups, new_groups) = futures::try_join!(
-        a.read_at(located.iter().filter_map(LocatedChange::old_rows)),
-        b.read_at(located.iter().filter_map(LocatedChange::new_rows))
+    // the rows of each side, read at the positions the diff found (no second tree walk),
+    // each side in one batch
+    let ((old_all, old_offs), (new_all, new_offs)) = futures::try_join!(
+        a.read_at_flat(located.iter().filter_map(LocatedChange::old_rows)),
+        b.read_at_flat(located.iter().filter_map(LocatedChange::new_rows))
     )?;
     let changes: Vec<Change> = located.into_iter().map(|c| c.change).collect();
-    // concatenate each side, remembering each group's offset
-    let concat =
-        |groups: &BTreeMap<Key, RecordBatch>| -> Result<(RecordBatch, BTreeMap<Key, usize>)> {
-            let mut offs = BTreeMap::new();
-            let mut off = 0;
-            for (k, g) in groups {
-                offs.insert(k.clone(), off);
-                off += g.num_rows();
-            }
-            let all = arrow::compute::concat_batches(&schema, groups.values())?;
-            Ok((all, offs))
-        };
-    let (old_all, old_offs) = concat(&old_groups)?;
-    let (new_all, new_offs) = concat(&new_groups)?;
     let names: Vec<(String, usize)> = schema
         .fields()
         .iter()
@@ -121,15 +109,17 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
     let mut new_idx: Vec<Option<u32>> = Vec::new();
     let mut kinds: Vec<&'static str> = Vec::new();
     for c in &changes {
-        let og = old_groups.get(&c.key);
-        let ng = new_groups.get(&c.key);
-        let ol = og.map(|g| label_rows(g, li)).unwrap_or_default();
-        let nl = ng.map(|g| label_rows(g, li)).unwrap_or_default();
-        let oo = old_offs.get(&c.key).copied().unwrap_or(0);
-        let no = new_offs.get(&c.key).copied().unwrap_or(0);
+        let ol = old_offs
+            .get(&c.key)
+            .map(|&(at, n)| label_rows(&old_all, li, at, n))
+            .unwrap_or_default();
+        let nl = new_offs
+            .get(&c.key)
+            .map(|&(at, n)| label_rows(&new_all, li, at, n))
+            .unwrap_or_default();
         let labels: BTreeSet<&Key> = ol.keys().chain(nl.keys()).collect();
         for l in labels {
-            let (o, n) = (ol.get(l).map(|r| r + oo), nl.get(l).map(|r| r + no));
+            let (o, n) = (ol.get(l).copied(), nl.get(l).copied());
             let kind = match (o, n) {
                 (Some(_), None) => "removed",
                 (None, Some(_)) => "added",
