@@ -735,6 +735,7 @@ impl Snapshot {
         v: &View,
         chunks: &BTreeSet<usize>,
     ) -> Result<BTreeMap<Key, GroupRef>> {
+        use futures::{StreamExt, TryStreamExt};
         if chunks.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -751,17 +752,31 @@ impl Snapshot {
             let c = &v.base.chunks[i];
             by_pack.entry(c.pack).or_default().push(c.clone());
         }
-        let workers = crate::packs::cores();
-        let mut tasks = Vec::new();
+        // stretches of about 64k rows, a few in flight: memory stays bounded by them
+        let mut jobs: Vec<(Hash, Vec<Chunk>)> = Vec::new();
         for (pack, mut list) in by_pack {
             list.sort_by_key(|c| c.start);
-            let per = list.len().div_ceil(2 * workers).max(16);
-            for part in list.chunks(per) {
-                let part = part.to_vec();
+            let mut part: Vec<Chunk> = Vec::new();
+            let mut rows = 0u64;
+            for c in list {
+                rows += c.rows;
+                part.push(c);
+                if rows >= STATE_READ_ROWS {
+                    jobs.push((pack, std::mem::take(&mut part)));
+                    rows = 0;
+                }
+            }
+            if !part.is_empty() {
+                jobs.push((pack, part));
+            }
+        }
+        let workers = crate::packs::cores();
+        let parts: Vec<Vec<(Key, GroupRef)>> = futures::stream::iter(jobs)
+            .map(|(pack, part): (Hash, Vec<Chunk>)| {
                 let store = self.ds.store().clone();
                 let meta = self.ds.catalog.inner.meta.clone();
                 let schema = self.ds.schema();
-                tasks.push(tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let ranges: Vec<Range<u64>> =
                         part.iter().map(|c| c.start..c.start + c.rows).collect();
                     let read = packs::read_ranges(&store, &meta, &pack, &ranges, None).await?;
@@ -794,16 +809,18 @@ impl Snapshot {
                     })
                     .await
                     .map_err(|e| CoreError::Join(e.to_string()))?
-                }));
-            }
-        }
-        let mut out = BTreeMap::new();
-        for t in tasks {
-            out.extend(t.await.map_err(|e| CoreError::Join(e.to_string()))??);
-        }
-        Ok(out)
+                });
+                async move { task.await.map_err(|e| CoreError::Join(e.to_string()))? }
+            })
+            .buffer_unordered(2 * workers)
+            .try_collect()
+            .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 }
+
+/// Rows a stretch of [`Snapshot::chunk_states`] reads at once (about).
+const STATE_READ_ROWS: u64 = 64 * 1024;
 
 /// A group's state in a view as far as its deltas and the groups of its chunks in `only`
 /// (`groups`, from [`Snapshot::chunk_states`]) tell; `None`: in a chunk outside `only`.
