@@ -653,3 +653,90 @@ async fn every_pair_matches(dir: &std::path::Path, versions: &[(String, Model)])
         }
     }
 }
+
+/// A branch made before main's folds merges into main after them: the merge base is on
+/// the load's base, main on a base two folds away (the diffs go through the fold records),
+/// and the result holds both sides' edits; a label both sides changed differently is a
+/// conflict, as without the folds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_across_folds_take_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let opts = DatasetOptions {
+        chunk_groups: 8,
+        ..DatasetOptions::default()
+    };
+    let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
+    let load: Vec<(u8, u8, u8)> = (0u8..200)
+        .flat_map(|g| (0u8..3).map(move |l| (g, l, (g + l) % 4)))
+        .collect();
+    ds.append("main", &[upsert_batch(&load)], "load")
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    apply_upsert(&mut model, &load);
+    ds.create_branch("side", &VersionSpec::main())
+        .await
+        .unwrap();
+
+    // main: dense edits folded twice, with scattered edits between
+    let ours1: Vec<(u8, u8, u8)> = (0u8..40).map(|g| (g, 0, 1)).collect();
+    ds.upsert("main", &[upsert_batch(&ours1)], "ours 1")
+        .await
+        .unwrap();
+    ds.optimize_with("main", false).await.unwrap();
+    let ours2: Vec<(u8, u8, u8)> = (60u8..100)
+        .map(|g| (g, 1, 2))
+        .chain([(150, 2, 3)])
+        .collect();
+    ds.upsert("main", &[upsert_batch(&ours2)], "ours 2")
+        .await
+        .unwrap();
+    ds.optimize_with("main", true).await.unwrap();
+    apply_upsert(&mut model, &ours1);
+    apply_upsert(&mut model, &ours2);
+    assert_eq!(
+        fold_links(&cat, &ds.head("main").await.unwrap())
+            .await
+            .len(),
+        2
+    );
+
+    // side: other groups, and other labels of groups main changed
+    let theirs: Vec<(u8, u8, u8)> = (120u8..140)
+        .map(|g| (g, 0, 3))
+        .chain([(5, 2, 0), (70, 0, 0)])
+        .collect();
+    ds.upsert("side", &[upsert_batch(&theirs)], "theirs")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &theirs);
+    let r = ds
+        .merge(&VersionSpec::Branch("side".into()), "main", None, "merge")
+        .await
+        .unwrap();
+    assert_eq!(r.conflicts, 0, "{r:?}");
+    check(&ds.head("main").await.unwrap(), &model).await;
+
+    // the same label changed on both sides, differently: a conflict
+    ds.create_branch("side2", &VersionSpec::Version(r.head.to_hex()))
+        .await
+        .unwrap();
+    ds.upsert("main", &[upsert_batch(&[(30, 1, 1), (31, 1, 1)])], "ours 3")
+        .await
+        .unwrap();
+    ds.optimize_with("main", true).await.unwrap();
+    ds.upsert("side2", &[upsert_batch(&[(30, 1, 2)])], "theirs 2")
+        .await
+        .unwrap();
+    let r = ds
+        .merge(
+            &VersionSpec::Branch("side2".into()),
+            "main",
+            None,
+            "merge 2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.conflicts, 1, "{r:?}");
+}
