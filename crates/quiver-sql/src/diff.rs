@@ -108,6 +108,7 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
     let mut old_idx: Vec<Option<u32>> = Vec::new();
     let mut new_idx: Vec<Option<u32>> = Vec::new();
     let mut kinds: Vec<&'static str> = Vec::new();
+    let mut scratch = (Vec::new(), Vec::new());
     for c in &changes {
         let ol = old_offs
             .get(&c.key)
@@ -124,7 +125,7 @@ pub async fn diff_labels(ds: &Dataset, from: Commit, to: Commit) -> Result<Recor
                 (Some(_), None) => "removed",
                 (None, Some(_)) => "added",
                 (Some(o), Some(n)) => {
-                    if old_h.hash(o, 1) == new_h.hash(n, 1) {
+                    if old_h.same_row(o, &new_h, n, &mut scratch) {
                         continue;
                     }
                     "modified"
