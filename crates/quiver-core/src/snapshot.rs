@@ -438,17 +438,7 @@ impl Snapshot {
         &self,
         groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
     ) -> Result<BTreeMap<Key, RecordBatch>> {
-        let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        for (key, at, rows) in groups {
-            if rows == 0 || !seen.insert(key) {
-                continue;
-            }
-            by_pack
-                .entry(at.leaf)
-                .or_default()
-                .push((key, at.offset..at.offset + rows));
-        }
+        let by_pack = ranges_by_pack(groups);
         let mut out = BTreeMap::new();
         // Scattered rows cost a page decode per column each: split every pack's ranges into
         // a few runs read (and decoded) concurrently, one task each.
@@ -496,17 +486,7 @@ impl Snapshot {
         &self,
         groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
     ) -> Result<(RecordBatch, BTreeMap<Key, (usize, usize)>)> {
-        let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        for (key, at, rows) in groups {
-            if rows == 0 || !seen.insert(key) {
-                continue;
-            }
-            by_pack
-                .entry(at.leaf)
-                .or_default()
-                .push((key, at.offset..at.offset + rows));
-        }
+        let by_pack = ranges_by_pack(groups);
         let schema = self.ds.schema();
         let workers = crate::packs::cores();
         let mut tasks = Vec::new();
@@ -821,6 +801,25 @@ impl Snapshot {
 
 /// Rows a stretch of [`Snapshot::chunk_states`] reads at once (about).
 const STATE_READ_ROWS: u64 = 64 * 1024;
+
+/// Groups at known positions as row ranges per pack (each key once; groups without rows
+/// left out).
+fn ranges_by_pack<'a>(
+    groups: impl IntoIterator<Item = (&'a Key, GroupAt, u64)>,
+) -> BTreeMap<Hash, Vec<(&'a Key, Range<u64>)>> {
+    let mut by_pack: BTreeMap<Hash, Vec<(&Key, Range<u64>)>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (key, at, rows) in groups {
+        if rows == 0 || !seen.insert(key) {
+            continue;
+        }
+        by_pack
+            .entry(at.leaf)
+            .or_default()
+            .push((key, at.offset..at.offset + rows));
+    }
+    by_pack
+}
 
 /// A group's state in a view as far as its deltas and the groups of its chunks in `only`
 /// (`groups`, from [`Snapshot::chunk_states`]) tell; `None`: in a chunk outside `only`.

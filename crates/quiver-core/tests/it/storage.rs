@@ -75,6 +75,25 @@ fn apply_upsert(m: &mut Model, labels: &[(u8, u8, u8)]) {
     }
 }
 
+/// Delete whole groups from main, and from the model.
+async fn delete_groups(
+    ds: &quiver_core::Dataset,
+    model: &mut Model,
+    groups: impl Iterator<Item = u8>,
+) {
+    let names: BTreeSet<String> = groups.map(sample).collect();
+    let b = batch(
+        &names
+            .iter()
+            .map(|s| (s.as_str(), 0, "x", 0.0))
+            .collect::<Vec<_>>(),
+    );
+    ds.delete("main", &b.project(&[0]).unwrap(), "delete groups")
+        .await
+        .unwrap();
+    model.retain(|(s, _), _| !names.contains(s));
+}
+
 fn groups_of(m: &Model) -> BTreeMap<String, Vec<(i64, String, f64)>> {
     let mut out: BTreeMap<String, Vec<(i64, String, f64)>> = BTreeMap::new();
     for ((s, l), (c, v)) in m {
@@ -130,17 +149,7 @@ async fn run(ops: Vec<Op>) {
                 }
             }
             Op::DeleteGroups(gs) => {
-                let names: BTreeSet<String> = gs.iter().map(|g| sample(*g)).collect();
-                let b = batch(
-                    &names
-                        .iter()
-                        .map(|s| (s.as_str(), 0, "x", 0.0))
-                        .collect::<Vec<_>>(),
-                );
-                ds.delete("main", &b.project(&[0]).unwrap(), "delete groups")
-                    .await
-                    .unwrap();
-                model.retain(|(s, _), _| !names.contains(s));
+                delete_groups(&ds, &mut model, gs.iter().copied()).await;
             }
             Op::Optimize(full) => {
                 let before = ds.head("main").await.unwrap();
@@ -514,17 +523,7 @@ async fn diffs_across_folds_match_the_model() {
     apply_upsert(&mut model, &edit);
     record(&mut versions, &ds.head("main").await.unwrap(), &model);
 
-    let gone: Vec<String> = (10u8..14).map(sample).collect();
-    let b = batch(
-        &gone
-            .iter()
-            .map(|s| (s.as_str(), 0, "x", 0.0))
-            .collect::<Vec<_>>(),
-    );
-    ds.delete("main", &b.project(&[0]).unwrap(), "delete groups")
-        .await
-        .unwrap();
-    model.retain(|(s, _), _| !gone.contains(s));
+    delete_groups(&ds, &mut model, 10u8..14).await;
     let added = [(210, 0, 1), (211, 1, 2)];
     ds.upsert("main", &[upsert_batch(&added)], "add")
         .await
