@@ -281,14 +281,7 @@ impl Snapshot {
         if let Some(r) = RUNS.lock().ok().and_then(|mut m| m.get(&key)) {
             return Ok(r);
         }
-        let gi = self
-            .ds
-            .schema()
-            .index_of(&self.ds.config.group_key)
-            .map_err(|_| CoreError::ColumnNotFound {
-                dataset: self.ds.name().into(),
-                column: self.ds.config.group_key.clone(),
-            })?;
+        let gi = self.group_key_index()?;
         let batches = packs::read_ranges(
             self.ds.store(),
             &self.ds.catalog.inner.meta,
@@ -477,6 +470,17 @@ impl Snapshot {
             out.extend(read);
         }
         Ok(out)
+    }
+
+    /// The index of the group-key column in the dataset's schema.
+    fn group_key_index(&self) -> Result<usize> {
+        self.ds
+            .schema()
+            .index_of(&self.ds.config.group_key)
+            .map_err(|_| CoreError::ColumnNotFound {
+                dataset: self.ds.name().into(),
+                column: self.ds.config.group_key.clone(),
+            })
     }
 
     /// Like [`Snapshot::read_at`], but every group's rows in one batch: `(batch, key ->
@@ -719,14 +723,7 @@ impl Snapshot {
         if chunks.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let gi = self
-            .ds
-            .schema()
-            .index_of(&self.ds.config.group_key)
-            .map_err(|_| CoreError::ColumnNotFound {
-                dataset: self.ds.name().into(),
-                column: self.ds.config.group_key.clone(),
-            })?;
+        let gi = self.group_key_index()?;
         let mut by_pack: BTreeMap<Hash, Vec<Chunk>> = BTreeMap::new();
         for &i in chunks {
             let c = &v.base.chunks[i];

@@ -456,6 +456,27 @@ async fn a_group_restored_to_an_earlier_state_reads_back() {
     assert_eq!(got, ["a", "b", "z"]);
 }
 
+/// A dataset with small chunks (8 groups) loaded with 200 groups of 3 labels, as one
+/// base: (its directory, catalog, dataset, model).
+async fn loaded_for_folds() -> (tempfile::TempDir, Catalog, quiver_core::Dataset, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let opts = DatasetOptions {
+        chunk_groups: 8,
+        ..DatasetOptions::default()
+    };
+    let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
+    let load: Vec<(u8, u8, u8)> = (0u8..200)
+        .flat_map(|g| (0u8..3).map(move |l| (g, l, (g + l) % 4)))
+        .collect();
+    ds.append("main", &[upsert_batch(&load)], "load")
+        .await
+        .unwrap();
+    let mut model = Model::new();
+    apply_upsert(&mut model, &load);
+    (dir, cat, ds, model)
+}
+
 /// The folds a version's layout links back through (none: its base is not an OPTIMIZE's).
 async fn fold_links(cat: &Catalog, snap: &Snapshot) -> Vec<quiver_core::storage::format::FoldLink> {
     let id = snap.commit().id.to_hex();
@@ -491,24 +512,10 @@ fn group_rows(b: &arrow::array::RecordBatch) -> Group {
 /// model's, also where a fold's record points into a base no version of the pair is on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diffs_across_folds_match_the_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let opts = DatasetOptions {
-        chunk_groups: 8,
-        ..DatasetOptions::default()
-    };
-    let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
+    let (dir, cat, ds, mut model) = loaded_for_folds().await;
     let dense = |groups: std::ops::Range<u8>, c: u8| -> Vec<(u8, u8, u8)> {
         groups.map(|g| (g, (g % 3), c)).collect()
     };
-    let mut model = Model::new();
-    let load: Vec<(u8, u8, u8)> = (0u8..200)
-        .flat_map(|g| (0u8..3).map(move |l| (g, l, (g + l) % 4)))
-        .collect();
-    ds.append("main", &[upsert_batch(&load)], "load")
-        .await
-        .unwrap();
-    apply_upsert(&mut model, &load);
     let mut versions: Vec<(String, Model)> = Vec::new();
     let record = |v: &mut Vec<(String, Model)>, snap: &Snapshot, m: &Model| {
         v.push((snap.commit().id.to_hex(), m.clone()))
@@ -659,21 +666,7 @@ async fn every_pair_matches(dir: &std::path::Path, versions: &[(String, Model)])
 /// conflict, as without the folds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merges_across_folds_take_both_sides() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
-    let opts = DatasetOptions {
-        chunk_groups: 8,
-        ..DatasetOptions::default()
-    };
-    let ds = cat.create_dataset("labels", schema(), opts).await.unwrap();
-    let load: Vec<(u8, u8, u8)> = (0u8..200)
-        .flat_map(|g| (0u8..3).map(move |l| (g, l, (g + l) % 4)))
-        .collect();
-    ds.append("main", &[upsert_batch(&load)], "load")
-        .await
-        .unwrap();
-    let mut model = Model::new();
-    apply_upsert(&mut model, &load);
+    let (_dir, cat, ds, mut model) = loaded_for_folds().await;
     ds.create_branch("side", &VersionSpec::main())
         .await
         .unwrap();
