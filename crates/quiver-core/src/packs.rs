@@ -403,39 +403,6 @@ impl MetaCache {
         Ok(rows)
     }
 
-    /// Keep `rows` as the decoded rows of `pack`, a small pack this process has just
-    /// written from them: the diff or merge that often follows a commit then decodes
-    /// nothing. Kept as a decoded pack is (generation and the object's size, time and
-    /// tag, checked on every read); a pack over [`SMALL_PACK_ROWS`] is not kept.
-    pub(crate) async fn keep_written(
-        &self,
-        store: &Store,
-        pack: &Hash,
-        rows: Vec<RecordBatch>,
-    ) -> Result<()> {
-        let n: usize = rows.iter().map(|b| b.num_rows()).sum();
-        if n == 0 || n as i64 > SMALL_PACK_ROWS {
-            return Ok(());
-        }
-        let generation = self.packs.generation(pack);
-        use object_store::ObjectStoreExt;
-        let head = store
-            .object_store()
-            .head(&store.full_path(&pack_path(pack)))
-            .await
-            .map_err(|e| CoreError::Store(e.into()))?;
-        let weight = rows.iter().map(|b| b.get_array_memory_size()).sum();
-        if let Ok(mut m) = self.small.lock() {
-            let entry = SmallPack {
-                generation,
-                object: (head.size, head.last_modified, head.e_tag),
-                rows: Arc::new(rows),
-            };
-            m.insert(*pack, entry, weight);
-        }
-        Ok(())
-    }
-
     /// The verifying object store pack reads go through (paths as in the catalog's store).
     pub fn pack_store(&self) -> Arc<dyn object_store::ObjectStore> {
         self.packs.clone()
@@ -782,34 +749,6 @@ pub async fn read_ranges_concat(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The rows a writer keeps for a change pack it wrote read back as the pack decodes
-    /// (the demo schema: strings, numbers, timestamps, nulls).
-    #[tokio::test]
-    async fn kept_written_rows_read_as_the_pack_decodes() {
-        let store = Store::from_object_store(Arc::new(object_store::memory::InMemory::new()), "");
-        let meta = MetaCache::new(Arc::new(VerifiedStore::new(store.clone())));
-        let schema = crate::demo::schema();
-        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(5_000, 9).collect();
-        let one = arrow::compute::concat_batches(&schema, &batches).expect("concat");
-        let (pack, _) =
-            crate::storage::build::write_change_pack(&store, &schema, vec![one.clone()])
-                .await
-                .expect("pack");
-        let n = one.num_rows() as u64;
-        let ranges = [0..3, 10..400, n - 2..n];
-        let cold = read_ranges_flat(&store, &meta, &pack, &ranges, &schema)
-            .await
-            .expect("cold");
-        meta.clear();
-        meta.keep_written(&store, &pack, vec![one])
-            .await
-            .expect("keep");
-        let kept = read_ranges_flat(&store, &meta, &pack, &ranges, &schema)
-            .await
-            .expect("kept");
-        assert_eq!(kept, cold);
-    }
 
     /// `read_ranges_flat` gives the rows of the ranges back to back, as `read_ranges` gives
     /// them per range: in a small (kept, decoded whole) pack and a large (selective read)

@@ -945,17 +945,8 @@ impl WriteTxn {
             None
         } else {
             let one = concat_batches(&schema, batches.iter())?;
-            let (pack, b) =
-                build::write_change_pack(ds.store(), &schema, vec![one.clone()]).await?;
+            let (pack, b) = build::write_change_pack(ds.store(), &schema, vec![one]).await?;
             bytes += b;
-            // a diff or merge of this commit reads these rows next: keep them decoded
-            // (best effort: a failure only leaves the pack to be decoded when read)
-            let _ = ds
-                .catalog
-                .inner
-                .meta
-                .keep_written(ds.store(), &pack, vec![one])
-                .await;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {
                     n.at.leaf = pack;
