@@ -160,8 +160,8 @@ impl Dataset {
         let mut new_groups: Vec<(Key, super::GroupRef)> = Vec::new();
         let mut merged: Vec<super::DeltaEntry> = Vec::new();
         let mut copies: BTreeMap<Key, super::GroupRef> = BTreeMap::new();
-        // the fold record: every touched group of a rewritten chunk (not of an empty base:
-        // that record would name every group), base state -> latest state
+        // the fold record: every touched group of a rewritten chunk whose hash changed,
+        // base state -> latest state
         let mut refolded: Vec<super::DeltaEntry> = Vec::new();
         for (k, e) in view.touched() {
             if chunks.is_empty() || affected.contains(&owner(k)) {
@@ -169,7 +169,7 @@ impl Dataset {
                     new_groups.push((k.clone(), n));
                 }
                 let old = first_old.get(k).and_then(|f| f.0);
-                if !chunks.is_empty() && old.map(|g| g.hash) != e.new.map(|g| g.hash) {
+                if old.map(|g| g.hash) != e.new.map(|g| g.hash) {
                     refolded.push(super::DeltaEntry {
                         key: k.clone(),
                         old,
@@ -379,7 +379,12 @@ impl Dataset {
         kept.extend(chunks[next.min(chunks.len())..].iter().cloned());
         let (rebuilt, _, _, _, bytes) = builder.finish().await?;
         report.bytes_written += bytes;
-        let refolded = place_refolded(refolded, &landed, &rebuilt.chunks, pushed);
+        // no link back to an empty base: its record would have to name every group
+        let refolded = if chunks.is_empty() {
+            None
+        } else {
+            place_refolded(refolded, &landed, &rebuilt.chunks, pushed)
+        };
         let mut all = kept;
         all.extend(rebuilt.chunks);
         all.sort_by(|a, b| a.first_key.cmp(&b.first_key));
@@ -709,9 +714,8 @@ struct Fold {
 
 /// The fold record's entries with each `new` at its row in the rebuilt chunks: `landed`
 /// holds the index of its first row among the `pushed` rows given to the base builder,
-/// whose `chunks` took them in order. `None` (no record, the fold still lands) when the
-/// entries are empty of a base (an empty base: nothing links back) or anything does not
-/// add up.
+/// whose `chunks` took them in order. `None` (no record: the fold still lands, without a
+/// link) when anything does not add up.
 fn place_refolded(
     entries: Vec<super::DeltaEntry>,
     landed: &HashMap<Key, u64>,
