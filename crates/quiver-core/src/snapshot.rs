@@ -564,73 +564,77 @@ impl Snapshot {
         if let Some((a, b)) = self.ds.over_common_base(&la, &lb).await? {
             return self.located(other, same_base_states(&a, &b)).await;
         }
-        {
-            let (a, b) = futures::try_join!(self.view(), other.view())?;
-            // the groups of the chunks one base has and the other lacks, hashed in bulk
-            let ident = |c: &Chunk| (c.hash, c.first_key.clone(), c.last_key.clone());
-            let in_a: BTreeSet<_> = a.base.chunks.iter().map(ident).collect();
-            let in_b: BTreeSet<_> = b.base.chunks.iter().map(ident).collect();
-            let only = |v: &View, other: &BTreeSet<_>| -> BTreeSet<usize> {
-                (0..v.base.chunks.len())
-                    .filter(|&i| !other.contains(&ident(&v.base.chunks[i])))
-                    .collect()
-            };
-            let (only_a, only_b) = (only(&a, &in_b), only(&b, &in_a));
-            let (ca, cb) = futures::try_join!(
-                self.chunk_states(&a, &only_a),
-                other.chunk_states(&b, &only_b)
-            )?;
-            let mut keys: BTreeSet<Key> = a.touched().map(|(k, _)| k.clone()).collect();
-            keys.extend(b.touched().map(|(k, _)| k.clone()));
-            keys.extend(ca.keys().cloned());
-            keys.extend(cb.keys().cloned());
-            // a side's state: its deltas' latest, else its own chunk's group (or none
-            // there), else unknown: a chunk both bases share, looked up below
-            let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
-            let (mut need_a, mut need_b) = (BTreeSet::new(), BTreeSet::new());
-            for k in keys {
-                let x = known_state(&a, &only_a, &ca, &k);
-                let y = known_state(&b, &only_b, &cb, &k);
-                if x.is_none() {
-                    need_a.insert(k.clone());
-                }
-                if y.is_none() {
-                    need_b.insert(k.clone());
-                }
-                all.insert(k, (x.flatten(), y.flatten()));
+        self.diff_unrelated(other).await
+    }
+
+    /// [`Snapshot::diff_located`] of versions whose bases share no ancestor by fold links:
+    /// the chunks one base lacks are read and hashed group by group (§6.8 of FORMAT.md).
+    async fn diff_unrelated(&self, other: &Snapshot) -> Result<Vec<LocatedChange>> {
+        let (a, b) = futures::try_join!(self.view(), other.view())?;
+        // the groups of the chunks one base has and the other lacks, hashed in bulk
+        let ident = |c: &Chunk| (c.hash, c.first_key.clone(), c.last_key.clone());
+        let in_a: BTreeSet<_> = a.base.chunks.iter().map(ident).collect();
+        let in_b: BTreeSet<_> = b.base.chunks.iter().map(ident).collect();
+        let only = |v: &View, other: &BTreeSet<_>| -> BTreeSet<usize> {
+            (0..v.base.chunks.len())
+                .filter(|&i| !other.contains(&ident(&v.base.chunks[i])))
+                .collect()
+        };
+        let (only_a, only_b) = (only(&a, &in_b), only(&b, &in_a));
+        let (ca, cb) = futures::try_join!(
+            self.chunk_states(&a, &only_a),
+            other.chunk_states(&b, &only_b)
+        )?;
+        let mut keys: BTreeSet<Key> = a.touched().map(|(k, _)| k.clone()).collect();
+        keys.extend(b.touched().map(|(k, _)| k.clone()));
+        keys.extend(ca.keys().cloned());
+        keys.extend(cb.keys().cloned());
+        // a side's state: its deltas' latest, else its own chunk's group (or none
+        // there), else unknown: a chunk both bases share, looked up below
+        let mut all: BTreeMap<Key, (Option<GroupRef>, Option<GroupRef>)> = BTreeMap::new();
+        let (mut need_a, mut need_b) = (BTreeSet::new(), BTreeSet::new());
+        for k in keys {
+            let x = known_state(&a, &only_a, &ca, &k);
+            let y = known_state(&b, &only_b, &cb, &k);
+            if x.is_none() {
+                need_a.insert(k.clone());
             }
-            let (sa, sb) = futures::try_join!(self.group_refs(&need_a), other.group_refs(&need_b))?;
-            for (k, g) in sa {
-                if let Some(e) = all.get_mut(&k) {
-                    e.0 = Some(g);
-                }
+            if y.is_none() {
+                need_b.insert(k.clone());
             }
-            for (k, g) in sb {
-                if let Some(e) = all.get_mut(&k) {
-                    e.1 = Some(g);
-                }
-            }
-            // rows of equal group hash are equal rows: read a state from a change pack's
-            // copy when one holds it (e.g. the base rows kept by an OPTIMIZE's merged
-            // delta) rather than from a large base pack
-            let mut copies: HashMap<Hash, GroupAt> = HashMap::new();
-            for d in a.deltas.iter().chain(&b.deltas) {
-                for e in &d.entries {
-                    if let (Some(o), Some(_)) = (e.old_readable(d.pack), e.before) {
-                        copies.insert(o.hash, o.at);
-                    }
-                }
-            }
-            let cheap = |g: Option<GroupRef>| {
-                g.map(|g| match copies.get(&g.hash) {
-                    Some(at) => GroupRef { at: *at, ..g },
-                    None => g,
-                })
-            };
-            Ok(to_changes(
-                all.into_iter().map(|(k, (x, y))| (k, cheap(x), cheap(y))),
-            ))
+            all.insert(k, (x.flatten(), y.flatten()));
         }
+        let (sa, sb) = futures::try_join!(self.group_refs(&need_a), other.group_refs(&need_b))?;
+        for (k, g) in sa {
+            if let Some(e) = all.get_mut(&k) {
+                e.0 = Some(g);
+            }
+        }
+        for (k, g) in sb {
+            if let Some(e) = all.get_mut(&k) {
+                e.1 = Some(g);
+            }
+        }
+        // rows of equal group hash are equal rows: read a state from a change pack's
+        // copy when one holds it (e.g. the base rows kept by an OPTIMIZE's merged
+        // delta) rather than from a large base pack
+        let mut copies: HashMap<Hash, GroupAt> = HashMap::new();
+        for d in a.deltas.iter().chain(&b.deltas) {
+            for e in &d.entries {
+                if let (Some(o), Some(_)) = (e.old_readable(d.pack), e.before) {
+                    copies.insert(o.hash, o.at);
+                }
+            }
+        }
+        let cheap = |g: Option<GroupRef>| {
+            g.map(|g| match copies.get(&g.hash) {
+                Some(at) => GroupRef { at: *at, ..g },
+                None => g,
+            })
+        };
+        Ok(to_changes(
+            all.into_iter().map(|(k, (x, y))| (k, cheap(x), cheap(y))),
+        ))
     }
 
     /// Changes from states found in delta records: the states that differ, each at a

@@ -732,3 +732,41 @@ async fn merges_across_folds_take_both_sides() {
         .unwrap();
     assert_eq!(r.conflicts, 1, "{r:?}");
 }
+
+/// A layout keeps the 8 nearest fold links: nine folds after the load, the head links 8
+/// bases back, and its diff against the load (beyond the links) still names exactly the
+/// groups that changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fold_links_stop_at_eight_and_older_diffs_still_match() {
+    let (_dir, cat, ds, mut model) = loaded_for_folds().await;
+    let load = ds.head("main").await.unwrap();
+    let before = groups_of(&model);
+    for i in 0u8..9 {
+        let edit: Vec<(u8, u8, u8)> = (i * 20..i * 20 + 12).map(|g| (g, 0, i % 4)).collect();
+        ds.upsert("main", &[upsert_batch(&edit)], "dense")
+            .await
+            .unwrap();
+        apply_upsert(&mut model, &edit);
+        ds.optimize_with("main", true).await.unwrap();
+    }
+    let head = ds.head("main").await.unwrap();
+    assert_eq!(
+        fold_links(&cat, &head).await.len(),
+        quiver_core::storage::format::MAX_FOLD_LINKS
+    );
+    check(&head, &model).await;
+    let after = groups_of(&model);
+    let want: BTreeSet<Vec<u8>> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone().into_bytes())
+        .collect();
+    let got: BTreeSet<Vec<u8>> = load
+        .diff(&head)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(got, want);
+}
