@@ -619,3 +619,123 @@ async fn read_only_tokens_change_nothing_by_any_statement() {
     assert_eq!(a, "alice");
     srv.stop().await;
 }
+
+/// A trainer's read (DoGet of a read command) decodes strings straight into the wire's
+/// plain arrays: a dataset that stores them as `LargeUtf8` or `Utf8View` (and binaries as
+/// `LargeBinary`) is sent `Utf8` and `Binary`, as FlightInfo announces, with the values
+/// written, also through a filter on such a column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_send_plain_strings_whatever_the_stored_layout() {
+    use arrow::array::{BinaryArray, LargeBinaryArray, LargeStringArray, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_str().expect("utf8").to_string();
+    let cat = Catalog::open(&root).await.expect("catalog");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("sample_id", DataType::LargeUtf8, false),
+        Field::new("label_id", DataType::Int64, false),
+        Field::new("class", DataType::Utf8View, true),
+        Field::new("blob", DataType::LargeBinary, true),
+    ]));
+    let ds = cat
+        .create_dataset("wide", schema.clone(), Default::default())
+        .await
+        .expect("dataset");
+    let n = 500usize;
+    let ids: Vec<String> = (0..n).map(|i| format!("img-{i:08}")).collect();
+    let classes: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 7 != 0).then(|| format!("class number {}", i % 3)))
+        .collect();
+    let blobs: Vec<Option<Vec<u8>>> = (0..n)
+        .map(|i| (i % 5 != 0).then(|| vec![i as u8; i % 20]))
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(LargeStringArray::from_iter_values(ids.iter())),
+            Arc::new(Int64Array::from_iter_values(0..n as i64)),
+            Arc::new(StringViewArray::from_iter(
+                classes.iter().map(|c| c.as_deref()),
+            )),
+            Arc::new(LargeBinaryArray::from_iter(
+                blobs.iter().map(|b| b.as_deref()),
+            )),
+        ],
+    )
+    .expect("batch");
+    let mut txn = ds.begin("main").await.expect("txn");
+    txn.append(&batch).await.expect("append");
+    txn.commit("strings in three layouts")
+        .await
+        .expect("commit");
+    drop((ds, cat));
+    let srv = Server::serve_dir(dir, ServerLimits::default()).await;
+    let mut c = srv.client(Some(RO)).await;
+    for filter in [None, Some("class = 'class number 1'")] {
+        let mut cmd = serde_json::json!({"dataset": "wide"});
+        if let Some(f) = filter {
+            cmd["filter"] = f.into();
+        }
+        let info = c
+            .get_flight_info(qdesc(Kind::Read, &cmd.to_string()))
+            .await
+            .expect("info");
+        let announced = info.clone().try_decode_schema().expect("schema");
+        let types: Vec<_> = announced
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Utf8,
+                DataType::Int64,
+                DataType::Utf8,
+                DataType::Binary
+            ]
+        );
+        let mut got = Vec::new();
+        for ep in &info.endpoint {
+            let batches: Vec<RecordBatch> = c
+                .do_get(ep.ticket.clone().expect("ticket"))
+                .await
+                .expect("get")
+                .try_collect()
+                .await
+                .expect("stream");
+            for b in batches {
+                assert_eq!(b.schema().fields(), announced.fields());
+                let s = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("utf8");
+                let l = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+                let k = b
+                    .column(2)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("utf8");
+                let x = b
+                    .column(3)
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .expect("binary");
+                for i in 0..b.num_rows() {
+                    let row = l.value(i) as usize;
+                    assert_eq!(s.value(i), ids[row]);
+                    assert_eq!(k.is_valid(i).then(|| k.value(i)), classes[row].as_deref());
+                    assert_eq!(x.is_valid(i).then(|| x.value(i)), blobs[row].as_deref());
+                    got.push(row);
+                }
+            }
+        }
+        got.sort_unstable();
+        let want: Vec<usize> = (0..n)
+            .filter(|&i| filter.is_none() || classes[i].as_deref() == Some("class number 1"))
+            .collect();
+        assert_eq!(got, want, "filter {filter:?}");
+    }
+    srv.stop().await;
+}
