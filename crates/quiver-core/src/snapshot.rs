@@ -322,11 +322,15 @@ impl Snapshot {
 
     /// Where the groups `keys` are in this version: position and rows, with the group
     /// hash when the layout knows it (groups a delta wrote) or the pack's footer does
-    /// (erased groups); absent keys are left out.
+    /// (erased groups); absent keys are left out. No key: nothing is read (not even the
+    /// version's view).
     pub(crate) async fn find(
         &self,
         keys: &BTreeSet<Key>,
     ) -> Result<BTreeMap<Key, (GroupAt, u64, Option<Hash>)>> {
+        if keys.is_empty() {
+            return Ok(BTreeMap::new());
+        }
         let v = self.view().await?;
         let mut out = BTreeMap::new();
         let mut by_chunk: BTreeMap<usize, Vec<&Key>> = BTreeMap::new();
@@ -659,22 +663,8 @@ impl Snapshot {
                 lost_new.insert(k.clone());
             }
         }
-        let (found_old, found_new) = futures::try_join!(
-            async {
-                if lost_old.is_empty() {
-                    Ok(BTreeMap::new())
-                } else {
-                    self.find(&lost_old).await
-                }
-            },
-            async {
-                if lost_new.is_empty() {
-                    Ok(BTreeMap::new())
-                } else {
-                    other.find(&lost_new).await
-                }
-            }
-        )?;
+        let (found_old, found_new) =
+            futures::try_join!(self.find(&lost_old), other.find(&lost_new))?;
         let mut out = Vec::with_capacity(states.len());
         for (k, x, y) in states {
             let x = self.state_at(&k, x, &found_old)?;
@@ -763,30 +753,7 @@ impl Snapshot {
                     let read = packs::read_ranges(&store, &meta, &pack, &ranges, None).await?;
                     let erased = meta.erased_groups(&store, &pack).await?;
                     tokio::task::spawn_blocking(move || {
-                        let corrupt = |reason: &str| CoreError::Corrupt {
-                            what: format!("pack {pack}"),
-                            reason: reason.into(),
-                        };
-                        let mut out = Vec::new();
-                        for (c, batches) in part.iter().zip(read) {
-                            let b = arrow::compute::concat_batches(&schema, &batches)?;
-                            if b.num_rows() as u64 != c.rows {
-                                return Err(corrupt("fewer rows than its chunk says"));
-                            }
-                            let runs = crate::storage::build::group_runs(&b, gi)
-                                .ok_or_else(|| corrupt("null group key"))?;
-                            let hashes = crate::storage::build::hash_runs(&b, &runs);
-                            for ((k, off, n), h) in runs.into_iter().zip(hashes) {
-                                let first = c.start + off as u64;
-                                let g = GroupRef {
-                                    hash: erased.hash_at(first, n as u64).unwrap_or(h),
-                                    at: crate::storage::view::at(pack, first),
-                                    rows: n as u64,
-                                };
-                                out.push((k, g));
-                            }
-                        }
-                        Ok::<_, CoreError>(out)
+                        stretch_states(&pack, &part, read, &erased, &schema, gi)
                     })
                     .await
                     .map_err(|e| CoreError::Join(e.to_string()))?
@@ -798,6 +765,43 @@ impl Snapshot {
             .await?;
         Ok(parts.into_iter().flatten().collect())
     }
+}
+
+/// The groups of the chunks `part` of `pack` with their hashes and positions, from the
+/// rows `read` for them (per chunk, as [`packs::read_ranges`] gives them); an erased group
+/// keeps its recorded hash.
+fn stretch_states(
+    pack: &Hash,
+    part: &[Chunk],
+    read: Vec<Vec<RecordBatch>>,
+    erased: &crate::erase::ErasedGroups,
+    schema: &SchemaRef,
+    gi: usize,
+) -> Result<Vec<(Key, GroupRef)>> {
+    let corrupt = |reason: &str| CoreError::Corrupt {
+        what: format!("pack {pack}"),
+        reason: reason.into(),
+    };
+    let mut out = Vec::new();
+    for (c, batches) in part.iter().zip(read) {
+        let b = arrow::compute::concat_batches(schema, &batches)?;
+        if b.num_rows() as u64 != c.rows {
+            return Err(corrupt("fewer rows than its chunk says"));
+        }
+        let runs =
+            crate::storage::build::group_runs(&b, gi).ok_or_else(|| corrupt("null group key"))?;
+        let hashes = crate::storage::build::hash_runs(&b, &runs);
+        for ((k, off, n), h) in runs.into_iter().zip(hashes) {
+            let first = c.start + off as u64;
+            let g = GroupRef {
+                hash: erased.hash_at(first, n as u64).unwrap_or(h),
+                at: crate::storage::view::at(*pack, first),
+                rows: n as u64,
+            };
+            out.push((k, g));
+        }
+    }
+    Ok(out)
 }
 
 /// Rows a stretch of [`Snapshot::chunk_states`] reads at once (about).
@@ -892,26 +896,40 @@ impl Dataset {
             return Ok(None);
         };
         let live = [a.layout.base, b.layout.base];
-        let mut sides = Vec::with_capacity(2);
-        for (l, c, level) in [(a, &ca, i), (b, &cb, j)] {
-            let mut v = Vec::with_capacity(level + l.deltas.len());
-            // fold k (1-based, nearest first) made base c[k-1] from base c[k]
-            for k in (1..=level).rev() {
-                let Some(record) = self.fold_record(&l.layout.folds[k - 1].changes).await? else {
-                    return Ok(None);
-                };
-                let trust = Trust {
-                    old: live.contains(&c[k]),
-                    new: live.contains(&c[k - 1]),
-                };
-                v.push((record, trust));
-            }
-            v.extend(l.deltas.iter().map(|d| (d.clone(), OWN)));
-            sides.push(v);
+        let Some(sa) = self.deltas_from(a, &ca, i, &live).await? else {
+            return Ok(None);
+        };
+        let Some(sb) = self.deltas_from(b, &cb, j, &live).await? else {
+            return Ok(None);
+        };
+        Ok(Some((sa, sb)))
+    }
+
+    /// The deltas of layout `l` from base `chain[level]` of its fold chain (`chain[0]`:
+    /// its own base): the records of its nearest `level` folds, oldest first, then its own
+    /// deltas; a record's positions are trusted where they lie in a base of `live`.
+    /// `None` when a fold record is gone.
+    async fn deltas_from(
+        &self,
+        l: &Layered,
+        chain: &[Hash],
+        level: usize,
+        live: &[Hash; 2],
+    ) -> Result<Option<Vec<(Arc<Delta>, Trust)>>> {
+        let mut v = Vec::with_capacity(level + l.deltas.len());
+        // fold k (1-based, nearest first) made base chain[k-1] from base chain[k]
+        for k in (1..=level).rev() {
+            let Some(record) = self.fold_record(&l.layout.folds[k - 1].changes).await? else {
+                return Ok(None);
+            };
+            let trust = Trust {
+                old: live.contains(&chain[k]),
+                new: live.contains(&chain[k - 1]),
+            };
+            v.push((record, trust));
         }
-        let b = sides.pop().unwrap_or_default();
-        let a = sides.pop().unwrap_or_default();
-        Ok(Some((a, b)))
+        v.extend(l.deltas.iter().map(|d| (d.clone(), OWN)));
+        Ok(Some(v))
     }
 
     /// A fold record (cached: records are immutable), `None` when it is gone.
