@@ -9,7 +9,9 @@
 //!   name) and optional TLS ([`serve`]).
 //! - No state between calls ([`handle`]): statement tickets carry the statement and the
 //!   commits it read, prepared-statement handles the statement and its parameters, so any
-//!   server on the catalog answers them, after a restart too.
+//!   server on the catalog answers them, after a restart too. The server that made a
+//!   statement's FlightInfo keeps its plan briefly for the DoGet of its ticket ([`plans`]);
+//!   a miss plans again.
 //! - Bounds on what a request or caller may cost ([`ServerLimits`]: tickets, shards,
 //!   FlightInfo and statement sizes, call timeout, calls and streams per connection, message
 //!   size), and one error → gRPC code map with messages safe to send ([`error`]).
@@ -22,6 +24,7 @@ pub mod handle;
 mod ingest;
 pub mod like;
 pub mod limits;
+mod plans;
 pub mod read;
 pub mod server;
 pub mod service;

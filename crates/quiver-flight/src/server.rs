@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     state_hook: Option<quiver_sql::StateHook>,
     /// Servers trainer reads spread their shards over (see [`crate::ServeOptions`]).
     pub(crate) replicas: Vec<String>,
+    /// Plans of statements' FlightInfo kept for the DoGet of their tickets.
+    plans: crate::plans::PlanCache,
 }
 
 /// The Flight SQL service over a catalog.
@@ -290,6 +292,7 @@ impl QuiverFlightSql {
                 runtime,
                 state_hook: None,
                 replicas: Vec::new(),
+                plans: Default::default(),
             }),
         })
     }
@@ -430,14 +433,15 @@ impl QuiverFlightSql {
             ctx.pin_versions(pins.clone())?;
         }
         let df = Self::plan_in(&ctx, sql, st, rows).await?;
-        Ok((
-            df_schema(&df),
-            StatementTicket::Read {
-                sql: sql.to_string(),
-                params,
-                pins: pins_to_wire(pins.to_vec()),
-            },
-        ))
+        let ticket = StatementTicket::Read {
+            sql: sql.to_string(),
+            params,
+            pins: pins_to_wire(pins.to_vec()),
+        };
+        let schema = df_schema(&df);
+        // the DoGet of this ticket on this server takes the plan instead of making it again
+        self.inner.plans.put(caller, &ticket.encode()?, df);
+        Ok((schema, ticket))
     }
 
     /// The result rows of a statement that wrote, for its ticket ([`fit_rows`] in half of
@@ -500,6 +504,9 @@ impl QuiverFlightSql {
         caller: &Caller,
         ticket: &TicketStatementQuery,
     ) -> Result<DataFrame> {
+        if let Some(df) = self.inner.plans.take(caller, &ticket.statement_handle) {
+            return Ok(df);
+        }
         match StatementTicket::decode(&ticket.statement_handle)? {
             StatementTicket::Rows { ipc, .. } => {
                 let (schema, batches) = batches_from_b64("statement ticket", &ipc)?;

@@ -12,9 +12,11 @@ pub(super) struct Shared {
     pub(super) packs: PackInfoCache,
     pub(super) branches: Mutex<HashMap<String, String>>,
     pub(super) datasets: Mutex<HashMap<String, Dataset>>,
-    /// Names of the catalog's datasets when the session started (opened on first use;
-    /// `SHOW TABLES` and information_schema list them).
+    /// Names of the catalog's datasets, listed the first time a statement of the session
+    /// enumerates tables (`SHOW TABLES`, information_schema); each is opened on first use.
     pub(super) listed: Mutex<std::collections::BTreeSet<String>>,
+    /// Set once the catalog's datasets have been listed into `listed`.
+    pub(super) listing: tokio::sync::OnceCell<()>,
     pub(super) last_scan: Arc<Mutex<Option<ScanStats>>>,
     /// Names of table functions: DataFusion asks the schema for them too, and they are not
     /// datasets.
@@ -51,6 +53,21 @@ impl Shared {
             m.insert(name.to_string(), ds.clone());
         }
         Ok(ds)
+    }
+
+    /// List the catalog's datasets into `listed`, once per session: only statements that
+    /// enumerate tables need them, and listing costs a directory walk per statement.
+    pub(super) async fn ensure_listed(&self) -> Result<()> {
+        self.listing
+            .get_or_try_init(|| async {
+                let names = self.catalog.list_datasets().await?;
+                if let Ok(mut l) = self.listed.lock() {
+                    l.extend(names);
+                }
+                Ok::<_, SqlError>(())
+            })
+            .await?;
+        Ok(())
     }
 
     pub(super) fn cached_dataset(&self, name: &str) -> Option<Dataset> {

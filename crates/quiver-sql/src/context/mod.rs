@@ -162,6 +162,35 @@ struct Txn {
     writes: BTreeMap<(String, String), WriteTxn>,
 }
 
+/// Whether planning `st` may enumerate the catalog's tables: `SHOW TABLES`, `SHOW COLUMNS`,
+/// or a statement naming a relation in `information_schema` (a CTE of that name included:
+/// listing is only ever extra work).
+fn enumerates_tables(st: &DfStatement) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let st = match st {
+        DfStatement::Statement(st) => st,
+        DfStatement::Explain(e) => return enumerates_tables(&e.statement),
+        _ => return false,
+    };
+    if matches!(
+        st.as_ref(),
+        SqlStatement::ShowTables { .. } | SqlStatement::ShowColumns { .. }
+    ) {
+        return true;
+    }
+    let found = visit_relations(st.as_ref(), |name| {
+        if name.0.iter().any(|part| {
+            part.as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("information_schema"))
+        }) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    found.is_break()
+}
+
 /// A SQL session over a Quiver catalog.
 pub struct QuiverContext {
     ctx: SessionContext,
@@ -263,6 +292,7 @@ impl QuiverContext {
             branches: Mutex::default(),
             datasets: Mutex::default(),
             listed: Mutex::default(),
+            listing: tokio::sync::OnceCell::new(),
             last_scan: Arc::default(),
             functions: Mutex::default(),
             merges: Mutex::default(),
@@ -333,12 +363,8 @@ impl QuiverContext {
             opts,
             txn: tokio::sync::Mutex::new(None),
         };
-        // existing datasets are visible to `SHOW TABLES`/information_schema; each is
-        // opened when a statement first uses it
-        let names = me.shared.catalog.list_datasets().await?;
-        if let Ok(mut l) = me.shared.listed.lock() {
-            l.extend(names);
-        }
+        // existing datasets are listed for `SHOW TABLES`/information_schema when a
+        // statement enumerates tables (`plan_query`), not for every session
         Ok(me)
     }
 
@@ -498,6 +524,9 @@ impl QuiverContext {
     /// Plan a query the user wrote: its unaliased result columns named by their SQL text
     /// ([`crate::column_names`]), the plan checked to read only.
     async fn plan_query(&self, mut statement: DfStatement) -> Result<DataFrame> {
+        if enumerates_tables(&statement) {
+            self.shared.ensure_listed().await?;
+        }
         let state = self.ctx.state();
         let mut wildcard = false;
         if let DfStatement::Statement(st) = &mut statement {

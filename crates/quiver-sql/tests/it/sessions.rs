@@ -1,7 +1,8 @@
 //! Sessions start from a shared template (the DataFusion state with its default functions
 //! and rules) but share nothing a statement can change: settings, tables registered on the
-//! DataFusion context, the session branch. Datasets are listed when a session opens and
-//! opened on first use, so one created or dropped by another session shows correctly.
+//! DataFusion context, the session branch. Datasets are listed when a statement of the
+//! session first enumerates tables and opened on first use, so one created or dropped by
+//! another session shows correctly.
 
 use std::sync::Arc;
 
@@ -26,10 +27,14 @@ async fn session(
 }
 
 fn names(batches: &[RecordBatch]) -> Vec<String> {
+    column(batches, "table_name")
+}
+
+fn column(batches: &[RecordBatch], name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for b in batches {
         let col = datafusion::arrow::compute::cast(
-            b.column(b.schema().index_of("table_name").unwrap()),
+            b.column(b.schema().index_of(name).unwrap()),
             &DataType::Utf8,
         )
         .unwrap();
@@ -41,6 +46,53 @@ fn names(batches: &[RecordBatch]) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+/// A session lists the catalog's datasets when a statement first enumerates tables, not
+/// when it opens: one opened before another session made a dataset lists it, by every
+/// route to the listing.
+#[tokio::test]
+async fn every_table_listing_names_datasets_made_after_the_session_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().to_str().unwrap()).await.unwrap();
+    let runtime = Arc::new(datafusion::execution::runtime_env::RuntimeEnv::default());
+    let early = session(&cat, &runtime).await;
+    let other = session(&cat, &runtime).await;
+    // the sessions run a statement that lists nothing before the dataset exists
+    early.sql("SELECT 1").await.unwrap();
+    let writer = session(&cat, &runtime).await;
+    writer
+        .sql("CREATE DATASET ds (sample_id VARCHAR NOT NULL, label_id INT NOT NULL) KEY (sample_id, label_id)")
+        .await
+        .unwrap();
+    writer.sql("INSERT INTO ds VALUES ('a', 1)").await.unwrap();
+    let show = early.sql("SHOW TABLES").await.unwrap();
+    assert!(column(&show, "table_name").contains(&"ds".to_string()));
+    // information_schema in a subquery, with its name in capitals
+    let nested = "SELECT n.table_name FROM (SELECT table_name FROM INFORMATION_SCHEMA.tables \
+                  WHERE table_schema = 'public') AS n";
+    assert_eq!(
+        column(&other.sql(nested).await.unwrap(), "table_name"),
+        vec!["ds"]
+    );
+    // and its columns
+    let cols = "SELECT column_name FROM information_schema.columns WHERE table_name = 'ds'";
+    assert_eq!(
+        column(
+            &session(&cat, &runtime).await.sql(cols).await.unwrap(),
+            "column_name"
+        ),
+        vec!["label_id", "sample_id"]
+    );
+    // a statement that names no listing leaves it alone: a plain read still works
+    let n: usize = early
+        .sql("SELECT * FROM ds")
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]
