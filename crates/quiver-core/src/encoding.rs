@@ -421,16 +421,10 @@ impl<'a> GroupHasher<'a> {
         if self.header != other.header {
             return self.hash(a, 1) == other.hash(b, 1);
         }
-        let (x, y) = scratch;
-        x.clear();
-        y.clear();
-        for (_, arr) in &self.columns {
-            encode_value(x, arr.as_ref(), a);
-        }
-        for (_, arr) in &other.columns {
-            encode_value(y, arr.as_ref(), b);
-        }
-        x == y
+        self.columns
+            .iter()
+            .zip(&other.columns)
+            .all(|((_, p), (_, q))| same_value(p.as_ref(), a, q.as_ref(), b, scratch))
     }
 
     /// Hash rows `start..start+len` (already sorted by label key).
@@ -445,6 +439,97 @@ impl<'a> GroupHasher<'a> {
             h.update(&buf);
         }
         Hash(*h.finalize().as_bytes())
+    }
+}
+
+/// Whether `a[i]` and `b[j]` encode alike ([`encode_value`]): compared as values for the
+/// types whose encoding is the value itself (integers, booleans, strings, binaries, dates
+/// and times, and dictionaries of them), else on their encodings in `scratch`.
+fn same_value(
+    a: &dyn Array,
+    i: usize,
+    b: &dyn Array,
+    j: usize,
+    scratch: &mut (Vec<u8>, Vec<u8>),
+) -> bool {
+    use DataType::*;
+    let encoded = |scratch: &mut (Vec<u8>, Vec<u8>)| {
+        let (x, y) = scratch;
+        x.clear();
+        y.clear();
+        encode_value(x, a, i);
+        encode_value(y, b, j);
+        x == y
+    };
+    if a.data_type() != b.data_type() {
+        return encoded(scratch);
+    }
+    if let Dictionary(k, _) = a.data_type() {
+        // a null key or a null value both encode as null: the general path
+        if a.is_null(i) || b.is_null(j) {
+            return encoded(scratch);
+        }
+        macro_rules! dict {
+            ($t:ty) => {{
+                let (da, db) = (a.as_dictionary::<$t>(), b.as_dictionary::<$t>());
+                let (ki, kj) = (da.keys().value(i).as_usize(), db.keys().value(j).as_usize());
+                same_value(da.values().as_ref(), ki, db.values().as_ref(), kj, scratch)
+            }};
+        }
+        return match k.as_ref() {
+            Int8 => dict!(Int8Type),
+            Int16 => dict!(Int16Type),
+            Int32 => dict!(Int32Type),
+            Int64 => dict!(Int64Type),
+            UInt8 => dict!(UInt8Type),
+            UInt16 => dict!(UInt16Type),
+            UInt32 => dict!(UInt32Type),
+            UInt64 => dict!(UInt64Type),
+            _ => encoded(scratch),
+        };
+    }
+    macro_rules! eq {
+        (|$x:ident, $r:ident| $get:expr) => {{
+            match (a.is_null(i), b.is_null(j)) {
+                (true, true) => true,
+                (false, false) => {
+                    let ($x, $r) = (a, i);
+                    let va = $get;
+                    let ($x, $r) = (b, j);
+                    va == $get
+                }
+                _ => false,
+            }
+        }};
+    }
+    macro_rules! prim {
+        ($t:ty) => {
+            eq!(|x, r| x.as_primitive::<$t>().value(r))
+        };
+    }
+    match a.data_type() {
+        Boolean => eq!(|x, r| x.as_boolean().value(r)),
+        Int8 => prim!(Int8Type),
+        Int16 => prim!(Int16Type),
+        Int32 => prim!(Int32Type),
+        Int64 => prim!(Int64Type),
+        UInt8 => prim!(UInt8Type),
+        UInt16 => prim!(UInt16Type),
+        UInt32 => prim!(UInt32Type),
+        UInt64 => prim!(UInt64Type),
+        Date32 => prim!(Date32Type),
+        Date64 => prim!(Date64Type),
+        Timestamp(TimeUnit::Second, _) => prim!(TimestampSecondType),
+        Timestamp(TimeUnit::Millisecond, _) => prim!(TimestampMillisecondType),
+        Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
+        Timestamp(TimeUnit::Nanosecond, _) => prim!(TimestampNanosecondType),
+        Utf8 => eq!(|x, r| x.as_string::<i32>().value(r)),
+        LargeUtf8 => eq!(|x, r| x.as_string::<i64>().value(r)),
+        Utf8View => eq!(|x, r| x.as_string_view().value(r)),
+        Binary => eq!(|x, r| x.as_binary::<i32>().value(r)),
+        LargeBinary => eq!(|x, r| x.as_binary::<i64>().value(r)),
+        BinaryView => eq!(|x, r| x.as_binary_view().value(r)),
+        _ => encoded(scratch),
     }
 }
 
@@ -891,7 +976,8 @@ mod tests {
 
     proptest! {
         /// `same_row` says what comparing one-row group hashes says, on rows with nulls,
-        /// signed zeros, NaN and strings, for hashers over the same columns and over
+        /// signed zeros, NaN, strings (plain, views, a dictionary with a null value),
+        /// booleans and integers of two widths, for hashers over the same columns and over
         /// columns that differ (other names: never alike).
         #[test]
         fn same_row_agrees_with_row_hashes(
@@ -901,19 +987,32 @@ mod tests {
                 2..12,
             ),
             strs in proptest::collection::vec(proptest::option::of("[ab]{0,2}"), 2..12),
+            dict_keys in proptest::collection::vec(proptest::option::of(0i32..3), 2..12),
         ) {
-            let n = ints.len().min(floats.len()).min(strs.len());
+            let n = ints.len().min(floats.len()).min(strs.len()).min(dict_keys.len());
+            let strings = StringArray::from(strs[..n].to_vec());
+            // a dictionary whose values hold a null too: a null key and a key to the null
+            // value encode alike
+            let dict = DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(dict_keys[..n].to_vec()),
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("b")])),
+            )
+            .expect("a dictionary");
             let cols: Vec<ArrayRef> = vec![
                 Arc::new(Int64Array::from(ints[..n].to_vec())),
                 Arc::new(Float64Array::from(floats[..n].to_vec())),
-                Arc::new(StringArray::from(strs[..n].to_vec())),
+                Arc::new(strings.clone()),
+                cast(&strings, &DataType::Utf8View).expect("a view"),
+                Arc::new(dict),
+                Arc::new(BooleanArray::from(ints[..n].iter().map(|v| v.map(|x| x > 0)).collect::<Vec<_>>())),
+                cast(&Int64Array::from(ints[..n].to_vec()), &DataType::Int32).expect("int32"),
             ];
-            let named = |names: [&'static str; 3]| -> Vec<(&'static str, &ArrayRef)> {
+            let named = |names: [&'static str; 7]| -> Vec<(&'static str, &ArrayRef)> {
                 names.into_iter().zip(cols.iter()).collect()
             };
-            let a = GroupHasher::new(named(["a", "b", "c"]));
-            let same = GroupHasher::new(named(["a", "b", "c"]));
-            let renamed = GroupHasher::new(named(["a", "b", "z"]));
+            let a = GroupHasher::new(named(["a", "b", "c", "d", "e", "f", "g"]));
+            let same = GroupHasher::new(named(["a", "b", "c", "d", "e", "f", "g"]));
+            let renamed = GroupHasher::new(named(["a", "b", "c", "d", "e", "f", "z"]));
             let mut scratch = (Vec::new(), Vec::new());
             for i in 0..n {
                 for j in 0..n {
