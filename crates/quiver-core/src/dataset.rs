@@ -121,6 +121,21 @@ impl Dataset {
         message: &str,
         summary: OperationSummary,
     ) -> Result<(Commit, u64)> {
+        let (commit, written, _) = self
+            .write_version_at(layout, parents, author, message, summary)
+            .await?;
+        Ok((commit, written))
+    }
+
+    /// [`Dataset::write_version`], also returning the hash of the layout object.
+    pub(crate) async fn write_version_at(
+        &self,
+        layout: &crate::storage::Layout,
+        parents: Vec<Hash>,
+        author: &str,
+        message: &str,
+        summary: OperationSummary,
+    ) -> Result<(Commit, u64, Hash)> {
         let bytes = layout.encode();
         let mut written = bytes.len() as u64;
         let lh = self
@@ -131,7 +146,7 @@ impl Dataset {
             .write_commit(layout.content.digest(), parents, author, message, summary)
             .await?;
         written += self.set_layout(&commit.id, &lh).await?;
-        Ok((commit, written))
+        Ok((commit, written, lh))
     }
 
     /// Point `commit` at the layout `layout` (a new commit, or OPTIMIZE re-pointing one to

@@ -9,6 +9,7 @@
 //! different groups, and fails with [`CoreError::Conflict`] naming the groups otherwise.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
@@ -794,14 +795,18 @@ impl WriteTxn {
             && view.deltas.is_empty()
             && !changed.is_empty()
             && changed.values().all(|v| v.is_some());
-        let (layout, bytes) = if bulk {
-            self.bulk_layout(changed).await?
+        let (layout, bytes, delta) = if bulk {
+            let (layout, bytes) = self.bulk_layout(changed).await?;
+            (layout, bytes, None)
         } else {
             self.delta_layout(&snap, &view, changed).await?
         };
-        let (commit, b) = ds
-            .write_version(&layout, parents, &self.author, message, summary)
+        let (commit, b, lh) = ds
+            .write_version_at(&layout, parents, &self.author, message, summary)
             .await?;
+        if let Some(delta) = delta {
+            remember_next_view(&view, &layout, lh, delta, ds.name())?;
+        }
         Ok((commit, bytes + b))
     }
 
@@ -854,12 +859,16 @@ impl WriteTxn {
         snap: &crate::Snapshot,
         view: &crate::storage::View,
         changed: &BTreeMap<Key, Option<GroupRows>>,
-    ) -> Result<(crate::storage::Layout, u64)> {
+    ) -> Result<(
+        crate::storage::Layout,
+        u64,
+        Option<Arc<crate::storage::Delta>>,
+    )> {
         use crate::storage::{Delta, DeltaEntry, GroupRef};
         let ds = &self.ds;
         let mut layout = view.layout.clone();
         if changed.is_empty() {
-            return Ok((layout, 0));
+            return Ok((layout, 0, None));
         }
         let keys: BTreeSet<Key> = changed.keys().cloned().collect();
         // where the old rows are in the version this commit is based on (re-read on every
@@ -960,18 +969,53 @@ impl WriteTxn {
             stats,
             entries,
         };
-        let encoded = delta.encode();
+        let encoded = bytes::Bytes::from(delta.encode());
         bytes += encoded.len() as u64;
         let dh = ds
             .store()
-            .put_object(
-                crate::storage::format::DELTA_KIND,
-                bytes::Bytes::from(encoded),
-            )
+            .put_object(crate::storage::format::DELTA_KIND, encoded.clone())
             .await?;
         layout.deltas.push(dh);
-        Ok((layout, bytes))
+        // the delta as a reader decodes it from the bytes written
+        let what = format!("delta {dh} of dataset '{}'", ds.name());
+        let written = Arc::new(Delta::decode(&encoded, &what)?);
+        Ok((layout, bytes, Some(written)))
     }
+}
+
+/// Keep the view of a version a commit just wrote: the view it was based on with one more
+/// delta, so a diff, a scan or the next commit of that version in this process reads no
+/// layout or delta object back (a diff right after a commit took 1.5x its steady time).
+/// The layout kept is decoded from its own encoding, as a reader would load it; a layout
+/// that is not the base view's plus `delta` (never, today) is left to be loaded.
+fn remember_next_view(
+    view: &crate::storage::View,
+    layout: &crate::storage::Layout,
+    id: Hash,
+    delta: Arc<crate::storage::Delta>,
+    dataset: &str,
+) -> Result<()> {
+    let n = view.deltas.len();
+    let extends = layout.base == view.layout.base
+        && view.layout.deltas.len() == n
+        && layout.deltas.len() == n + 1
+        && layout.deltas[..n] == view.layout.deltas[..];
+    if !extends {
+        return Ok(());
+    }
+    let layout = crate::storage::Layout::decode(
+        &layout.encode(),
+        &format!("layout {id} of dataset '{dataset}'"),
+    )?;
+    let mut deltas = view.deltas.clone();
+    deltas.push(delta);
+    crate::storage::view::remember(Arc::new(crate::storage::View::new(
+        id,
+        layout,
+        view.base.clone(),
+        deltas,
+    )));
+    Ok(())
 }
 
 /// Merge `new` rows into `cur` by label key (new wins), sorted by label key.

@@ -477,6 +477,62 @@ async fn loaded_for_folds() -> (tempfile::TempDir, Catalog, quiver_core::Dataset
     (dir, cat, ds, model)
 }
 
+/// A commit keeps the view of the version it wrote: a diff against that version and a read
+/// of it in the same process read neither its layout nor its delta object back (shown by
+/// removing both right after the commit), name exactly the edited groups, and give the
+/// model's rows. The next commit on it builds on the kept view too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_keeps_the_view_it_wrote() {
+    let (dir, _cat, ds, mut model) = loaded_for_folds().await;
+    let objects = |kind: &str| -> BTreeSet<std::path::PathBuf> {
+        let root = dir.path().join("objects").join(kind);
+        let mut out = BTreeSet::new();
+        for fan in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(fan.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.insert(f.path());
+            }
+        }
+        out
+    };
+    let before = ds.head("main").await.unwrap();
+    let (layouts, deltas) = (objects("layout"), objects("delta"));
+    let edit = [(5, 1, 3), (77, 0, 2), (190, 2, 1)];
+    ds.upsert("main", &[upsert_batch(&edit)], "edit")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &edit);
+    let written: Vec<std::path::PathBuf> = objects("layout")
+        .difference(&layouts)
+        .chain(objects("delta").difference(&deltas))
+        .cloned()
+        .collect();
+    assert_eq!(written.len(), 2, "one layout and one delta: {written:?}");
+    for p in &written {
+        std::fs::remove_file(p).unwrap();
+    }
+    let head = ds.head("main").await.unwrap();
+    let keys: BTreeSet<String> = before
+        .diff(&head)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| String::from_utf8(c.key).unwrap())
+        .collect();
+    let want: BTreeSet<String> = [5u8, 77, 190].into_iter().map(sample).collect();
+    assert_eq!(keys, want);
+    check(&head, &model).await;
+    let more = [(6, 0, 1)];
+    ds.upsert("main", &[upsert_batch(&more)], "more")
+        .await
+        .unwrap();
+    apply_upsert(&mut model, &more);
+    check(&ds.head("main").await.unwrap(), &model).await;
+}
+
 /// The folds a version's layout links back through (none: its base is not an OPTIMIZE's).
 async fn fold_links(cat: &Catalog, snap: &Snapshot) -> Vec<quiver_core::storage::format::FoldLink> {
     let id = snap.commit().id.to_hex();
