@@ -459,6 +459,64 @@ impl MetaCache {
         Ok(f)
     }
 
+    /// Keep the footer of a pack this process just wrote, and its decoded rows when it is
+    /// small ([`SMALL_PACK_ROWS`]), both taken from `bytes`, the pack's bytes as written:
+    /// what reading it back would give, without the read.
+    pub(crate) async fn remember_written(
+        &self,
+        store: &Store,
+        pack: &Hash,
+        bytes: Bytes,
+    ) -> Result<()> {
+        let generation = self.packs.generation(pack);
+        let meta = ArrowReaderMetadata::load(
+            &bytes,
+            ArrowReaderOptions::new()
+                .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
+        )
+        .map_err(lift_corrupt)?;
+        let erased = Arc::new(crate::erase::ErasedGroups::of_footer(
+            pack,
+            meta.metadata(),
+        )?);
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(
+                *pack,
+                Footer {
+                    meta: meta.clone(),
+                    erased,
+                    generation,
+                },
+            );
+        }
+        if !holds_few_rows(&meta) {
+            return Ok(());
+        }
+        use object_store::ObjectStoreExt;
+        let head = store
+            .object_store()
+            .head(&store.full_path(&pack_path(pack)))
+            .await
+            .map_err(|e| CoreError::Store(e.into()))?;
+        let batches: Vec<RecordBatch> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::new_with_metadata(
+                bytes, meta,
+            )
+            .with_batch_size(SMALL_PACK_ROWS as usize)
+            .build()?
+            .collect::<std::result::Result<_, _>>()?;
+        let weight = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        if let Ok(mut m) = self.small.lock() {
+            let entry = SmallPack {
+                generation,
+                object: (head.size, head.last_modified, head.e_tag),
+                rows: Arc::new(batches),
+            };
+            m.insert(*pack, entry, weight);
+        }
+        Ok(())
+    }
+
     /// The reader metadata of a pack, loading (and caching) it on first use.
     pub async fn get(&self, store: &Store, pack: &Hash) -> Result<ArrowReaderMetadata> {
         Ok(self.footer(store, pack).await?.meta)
@@ -754,6 +812,36 @@ mod tests {
     /// them per range: in a small (kept, decoded whole) pack and a large (selective read)
     /// one, with ranges across decoded batches, at both ends, and adjacent; overlapping
     /// ranges are refused.
+    /// A change pack written with a cache keeps its footer and (small) decoded rows in it,
+    /// equal to what another process's cache reads back from storage.
+    #[tokio::test]
+    async fn a_written_change_pack_is_kept_as_read_back() {
+        let store = Store::from_object_store(Arc::new(object_store::memory::InMemory::new()), "");
+        let mine = MetaCache::new(Arc::new(VerifiedStore::new(store.clone())));
+        let schema = crate::demo::schema();
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(3_000, 3).collect();
+        let (pack, _) =
+            crate::storage::build::write_change_pack(&store, &schema, batches.clone(), &mine)
+                .await
+                .expect("pack");
+        let kept = |c: &MetaCache| c.small.lock().expect("lock").get(&pack).map(|p| p.rows);
+        let rows = kept(&mine).expect("the written rows are kept");
+        let fresh = MetaCache::new(Arc::new(VerifiedStore::new(store.clone())));
+        assert!(kept(&fresh).is_none());
+        let m = fresh.get(&store, &pack).await.expect("footer");
+        let read = fresh
+            .small_rows(&store, &pack, m.clone())
+            .await
+            .expect("rows");
+        let concat =
+            |b: &[RecordBatch]| arrow::compute::concat_batches(&schema, b).expect("one batch");
+        assert_eq!(concat(&rows), concat(&read));
+        assert_eq!(concat(&rows), concat(&batches));
+        let cached = mine.get(&store, &pack).await.expect("footer");
+        assert_eq!(cached.metadata().as_ref(), m.metadata().as_ref());
+        assert_eq!(cached.schema(), m.schema());
+    }
+
     #[tokio::test]
     async fn flat_range_reads_match_range_reads() {
         let store = Store::from_object_store(Arc::new(object_store::memory::InMemory::new()), "");

@@ -954,7 +954,9 @@ impl WriteTxn {
             None
         } else {
             let one = concat_batches(&schema, batches.iter())?;
-            let (pack, b) = build::write_change_pack(ds.store(), &schema, vec![one]).await?;
+            let (pack, b) =
+                build::write_change_pack(ds.store(), &schema, vec![one], &ds.catalog.inner.meta)
+                    .await?;
             bytes += b;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {

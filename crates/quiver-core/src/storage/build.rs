@@ -40,30 +40,36 @@ pub async fn write_pack(
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<(Hash, u64)> {
-    write_pack_with(
+    let (pack, written, _) = write_pack_with(
         store,
         schema,
         batches,
         writer_properties(),
         ErasedGroups::default(),
     )
-    .await
+    .await?;
+    Ok((pack, written))
 }
 
 /// [`write_pack`] of a change pack (a commit's delta, a merged delta): zstd-compressed.
+/// `meta` is given the pack's footer and decoded rows from the bytes written, so the
+/// diffs and reads that follow in this process do not read the pack back.
 pub async fn write_change_pack(
     store: &Store,
     schema: &SchemaRef,
     batches: Vec<RecordBatch>,
+    meta: &crate::packs::MetaCache,
 ) -> Result<(Hash, u64)> {
-    write_pack_with(
+    let (pack, written, bytes) = write_pack_with(
         store,
         schema,
         batches,
         crate::packs::change_pack_properties(),
         ErasedGroups::default(),
     )
-    .await
+    .await?;
+    meta.remember_written(store, &pack, bytes).await?;
+    Ok((pack, written))
 }
 
 /// Encode `batches` as a pack: its bytes, blake3 and sums (`salt`: a footer entry that
@@ -118,7 +124,7 @@ async fn write_pack_with(
     batches: Vec<RecordBatch>,
     props: parquet::file::properties::WriterProperties,
     erased: ErasedGroups,
-) -> Result<(Hash, u64)> {
+) -> Result<(Hash, u64, Bytes)> {
     let batches = std::sync::Arc::new(batches);
     let erased = std::sync::Arc::new(erased);
     for salt in 0u32..16 {
@@ -133,8 +139,8 @@ async fn write_pack_with(
         })
         .await
         .map_err(|e| CoreError::Join(e.to_string()))??;
-        if let Some(written) = put_pack(store, bytes, pack, sums).await? {
-            return Ok((pack, written));
+        if let Some(written) = put_pack(store, bytes.clone(), pack, sums).await? {
+            return Ok((pack, written, bytes));
         }
     }
     Err(CoreError::Join(
@@ -457,7 +463,9 @@ impl BaseBuilder {
             match encoder {
                 // erased rows need their footer entry: encoded again, whole (rare)
                 Some(e) if erased.is_empty() => e.finish(&store, &schema, batches).await,
-                _ => write_pack_with(&store, &schema, batches, writer_properties(), erased).await,
+                _ => write_pack_with(&store, &schema, batches, writer_properties(), erased)
+                    .await
+                    .map(|(pack, written, _)| (pack, written)),
             }
         });
         self.inflight = Some((task, closed));

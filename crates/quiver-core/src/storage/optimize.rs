@@ -682,7 +682,13 @@ impl Dataset {
                     crate::encoding::column_stats(one.column(i).as_ref(), 0, new_rows as usize)
                 })
                 .collect();
-            let (pack, bytes) = build::write_change_pack(self.store(), &schema, vec![one]).await?;
+            let (pack, bytes) = build::write_change_pack(
+                self.store(),
+                &schema,
+                vec![one],
+                &self.catalog.inner.meta,
+            )
+            .await?;
             for e in &mut entries {
                 if let Some(n) = &mut e.new {
                     n.at.leaf = pack;
