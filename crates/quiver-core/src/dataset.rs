@@ -111,24 +111,9 @@ impl Dataset {
     // ---------------------------------------------------------------- commits
 
     /// Write a version: its layout object, the commit (whose root is the layout's content
-    /// hash) and the pointer from the commit to the layout. Returns the commit and the
-    /// bytes written.
+    /// hash) and the pointer from the commit to the layout. Returns the commit, the bytes
+    /// written and the hash of the layout object.
     pub(crate) async fn write_version(
-        &self,
-        layout: &crate::storage::Layout,
-        parents: Vec<Hash>,
-        author: &str,
-        message: &str,
-        summary: OperationSummary,
-    ) -> Result<(Commit, u64)> {
-        let (commit, written, _) = self
-            .write_version_at(layout, parents, author, message, summary)
-            .await?;
-        Ok((commit, written))
-    }
-
-    /// [`Dataset::write_version`], also returning the hash of the layout object.
-    pub(crate) async fn write_version_at(
         &self,
         layout: &crate::storage::Layout,
         parents: Vec<Hash>,

@@ -442,6 +442,32 @@ impl<'a> GroupHasher<'a> {
     }
 }
 
+/// The values array of a dictionary and the index its row `row` points at (`None`: not a
+/// dictionary, or a key type arrow does not define).
+fn dictionary_value(array: &dyn Array, row: usize) -> Option<(&ArrayRef, usize)> {
+    use DataType::*;
+    let Dictionary(k, _) = array.data_type() else {
+        return None;
+    };
+    macro_rules! dict {
+        ($t:ty) => {{
+            let d = array.as_dictionary::<$t>();
+            Some((d.values(), d.keys().value(row).as_usize()))
+        }};
+    }
+    match k.as_ref() {
+        Int8 => dict!(Int8Type),
+        Int16 => dict!(Int16Type),
+        Int32 => dict!(Int32Type),
+        Int64 => dict!(Int64Type),
+        UInt8 => dict!(UInt8Type),
+        UInt16 => dict!(UInt16Type),
+        UInt32 => dict!(UInt32Type),
+        UInt64 => dict!(UInt64Type),
+        _ => None,
+    }
+}
+
 /// Whether `a[i]` and `b[j]` encode alike ([`encode_value`]): compared as values for the
 /// types whose encoding is the value itself (integers, booleans, strings, binaries, dates
 /// and times, and dictionaries of them), else on their encodings in `scratch`.
@@ -464,27 +490,15 @@ fn same_value(
     if a.data_type() != b.data_type() {
         return encoded(scratch);
     }
-    if let Dictionary(k, _) = a.data_type() {
+    if let Dictionary(..) = a.data_type() {
         // a null key or a null value both encode as null: the general path
         if a.is_null(i) || b.is_null(j) {
             return encoded(scratch);
         }
-        macro_rules! dict {
-            ($t:ty) => {{
-                let (da, db) = (a.as_dictionary::<$t>(), b.as_dictionary::<$t>());
-                let (ki, kj) = (da.keys().value(i).as_usize(), db.keys().value(j).as_usize());
-                same_value(da.values().as_ref(), ki, db.values().as_ref(), kj, scratch)
-            }};
-        }
-        return match k.as_ref() {
-            Int8 => dict!(Int8Type),
-            Int16 => dict!(Int16Type),
-            Int32 => dict!(Int32Type),
-            Int64 => dict!(Int64Type),
-            UInt8 => dict!(UInt8Type),
-            UInt16 => dict!(UInt16Type),
-            UInt32 => dict!(UInt32Type),
-            UInt64 => dict!(UInt64Type),
+        return match (dictionary_value(a, i), dictionary_value(b, j)) {
+            (Some((va, ki)), Some((vb, kj))) => {
+                same_value(va.as_ref(), ki, vb.as_ref(), kj, scratch)
+            }
             _ => encoded(scratch),
         };
     }
@@ -556,27 +570,14 @@ fn encode_value(buf: &mut Vec<u8>, array: &dyn Array, row: usize) {
             buf.push(0);
             return;
         }
-        Dictionary(k, _) => {
+        Dictionary(..) => {
             if array.is_null(row) {
                 buf.push(0);
                 return;
             }
-            macro_rules! dict {
-                ($t:ty) => {{
-                    let d = array.as_dictionary::<$t>();
-                    encode_value(buf, d.values().as_ref(), d.keys().value(row).as_usize())
-                }};
-            }
-            match k.as_ref() {
-                Int8 => dict!(Int8Type),
-                Int16 => dict!(Int16Type),
-                Int32 => dict!(Int32Type),
-                Int64 => dict!(Int64Type),
-                UInt8 => dict!(UInt8Type),
-                UInt16 => dict!(UInt16Type),
-                UInt32 => dict!(UInt32Type),
-                UInt64 => dict!(UInt64Type),
-                _ => buf.push(INVALID),
+            match dictionary_value(array, row) {
+                Some((values, k)) => encode_value(buf, values.as_ref(), k),
+                None => buf.push(INVALID),
             }
             return;
         }

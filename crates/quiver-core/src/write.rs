@@ -784,7 +784,7 @@ impl WriteTxn {
         let mut parents = vec![base.commit.id];
         parents.extend(self.extra_parents.iter().copied());
         if let Some((layout, bytes, _)) = &self.prebuilt {
-            let (commit, b) = ds
+            let (commit, b, _) = ds
                 .write_version(layout, parents, &self.author, message, summary)
                 .await?;
             return Ok((commit, bytes + b));
@@ -802,7 +802,7 @@ impl WriteTxn {
             self.delta_layout(&snap, &view, changed).await?
         };
         let (commit, b, lh) = ds
-            .write_version_at(&layout, parents, &self.author, message, summary)
+            .write_version(&layout, parents, &self.author, message, summary)
             .await?;
         if let Some(delta) = delta {
             remember_next_view(&view, &layout, lh, delta, ds.name())?;

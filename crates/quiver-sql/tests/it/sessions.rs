@@ -26,6 +26,15 @@ async fn session(
         .unwrap()
 }
 
+async fn count(ctx: &QuiverContext, sql: &str) -> usize {
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum()
+}
+
 fn names(batches: &[RecordBatch]) -> Vec<String> {
     column(batches, "table_name")
 }
@@ -85,14 +94,7 @@ async fn every_table_listing_names_datasets_made_after_the_session_opened() {
         vec!["label_id", "sample_id"]
     );
     // a statement that names no listing leaves it alone: a plain read still works
-    let n: usize = early
-        .sql("SELECT * FROM ds")
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    assert_eq!(n, 1);
+    assert_eq!(count(&early, "SELECT * FROM ds").await, 1);
 }
 
 #[tokio::test]
@@ -127,14 +129,7 @@ async fn sessions_from_one_template_share_nothing_a_statement_changes() {
     // the dataset another session created is listed and readable
     let tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'";
     assert_eq!(names(&c.sql(tables).await.unwrap()), vec!["ds".to_string()]);
-    let n: usize = c
-        .sql("SELECT * FROM ds")
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
-    assert_eq!(n, 1);
+    assert_eq!(count(&c, "SELECT * FROM ds").await, 1);
     // a session branch is the session's own
     c.sql("CREATE BRANCH side FROM ds").await.unwrap();
     c.sql("USE BRANCH side ON ds").await.unwrap();
