@@ -170,6 +170,11 @@ impl Store {
         }
     }
 
+    /// Whether this store is a local directory (a HEAD is a `stat`, not a round trip).
+    pub fn is_local(&self) -> bool {
+        self.inner.local_dir.is_some()
+    }
+
     /// The URL this store was opened from.
     pub fn url(&self) -> &str {
         &self.inner.url

@@ -102,6 +102,16 @@ fn groups_of(m: &Model) -> BTreeMap<String, Vec<(i64, String, f64)>> {
     out
 }
 
+/// The groups (sample ids) a diff from `a` to `b` names.
+async fn diff_keys(a: &Snapshot, b: &Snapshot) -> BTreeSet<String> {
+    a.diff(b)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| String::from_utf8(c.key).unwrap())
+        .collect()
+}
+
 async fn check(snap: &Snapshot, m: &Model) {
     let got = rows(snap).await;
     let want: Vec<(String, i64, Option<String>, Option<f64>)> = m
@@ -192,13 +202,7 @@ async fn run(ops: Vec<Op>) {
                 want.insert(k.clone());
             }
         }
-        let got: BTreeSet<String> = prev
-            .diff(&head)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| String::from_utf8(c.key).unwrap())
-            .collect();
+        let got = diff_keys(&prev, &head).await;
         assert_eq!(got, want, "diff after {op:?}");
         prev = head;
     }
@@ -515,13 +519,7 @@ async fn a_commit_keeps_the_view_it_wrote() {
         std::fs::remove_file(p).unwrap();
     }
     let head = ds.head("main").await.unwrap();
-    let keys: BTreeSet<String> = before
-        .diff(&head)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| String::from_utf8(c.key).unwrap())
-        .collect();
+    let keys = diff_keys(&before, &head).await;
     let want: BTreeSet<String> = [5u8, 77, 190].into_iter().map(sample).collect();
     assert_eq!(keys, want);
     check(&head, &model).await;
