@@ -12,6 +12,7 @@
 
 mod durable;
 mod error;
+mod local_reads;
 mod readonly;
 pub mod refs;
 mod store;

@@ -137,7 +137,8 @@ impl Store {
             reason: e.to_string(),
         })?;
         let fs = Arc::new(fs);
-        let mut store = Self::from_parts(fs.clone(), "", url);
+        let reads = Arc::new(crate::local_reads::LocalReads::new(fs.clone()));
+        let mut store = Self::from_parts(reads, "", url);
         let durable = if opts.sync {
             Some(Durability::new(fs, &dir)?)
         } else {
