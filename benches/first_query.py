@@ -1,60 +1,61 @@
 #!/usr/bin/env python3
-"""The slice query of the storage bench as the first query of a freshly started server,
-then again (warm): wall time through ADBC Flight SQL and the server's CPU time.
+"""The slice query as the first statement of a freshly started server, then once more.
 
-usage: first_query.py QUIVER_BIN[,QUIVER_BIN…] CATALOG DATASET ROUNDS
+usage: first_query.py QUIVER_BIN CATALOG RESTARTS
 
-For each round and each binary (alternating): `quiver serve --sync true` on CATALOG, a
-`SELECT 1` (connects; reads nothing), then the storage bench's slice query
-(`review_state = 'approved' AND reviewed_at >= …`, seven columns) `AS OF TAG 'baseline'`
-twice. CATALOG needs DATASET with the columns of `shared/bench/peers`' table and a tag
-`baseline`. The server's CPU time is read from /proc/PID/stat (user + system) around each
-query (Linux).
+CATALOG holds dataset `labels` with the columns of `shared/bench/peers`' table (10M rows)
+and a tag `baseline` (as for benches/scan_pair.py). For each of RESTARTS rounds: start
+`quiver serve --sync true` on a free port, connect ADBC Flight SQL, time the peers' slice
+query of the tag (the first statement the server sees), time it again, stop the server.
+Prints the medians (and the first's minimum). The row count is checked against the
+peers' table at 10M rows (747,257).
 """
-import os
+import statistics
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import storage as sb  # noqa: E402  (the storage bench's server and ADBC helpers)
+import adbc_driver_flightsql.dbapi as flightsql
 
-COLS = "sample_id, label_id, class, bbox_x, bbox_y, bbox_w, bbox_h"
-CUTOFF = "2024-10-01 00:00:00"  # peers.CUTOFF_SQL
-
-
-def cpu_ms(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    return 1000.0 * ticks / os.sysconf("SC_CLK_TCK")
+SLICE = ["sample_id", "label_id", "class", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
+PRED = "review_state = 'approved' AND reviewed_at >= TIMESTAMP '2024-10-01 00:00:00'"
+SQL = f"SELECT {', '.join(SLICE)} FROM labels AS OF TAG 'baseline' WHERE {PRED}"
+EXPECT = 747257
 
 
 def main():
-    if len(sys.argv) < 5:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
-    bins, catalog, ds, rounds = sys.argv[1].split(","), sys.argv[2], sys.argv[3], int(sys.argv[4])
-    cutoff = os.environ.get("QUIVER_BENCH_CUTOFF", CUTOFF)
-    sql = (f"SELECT {COLS} FROM {ds} AS OF TAG 'baseline' "
-           f"WHERE review_state = 'approved' AND reviewed_at >= TIMESTAMP '{cutoff}'")
-    for r in range(rounds):
-        for b in bins:
-            srv = sb.Server(b, catalog, "true", os.path.join(catalog, "..", "first-serve.log"))
-            try:
-                con = sb.FlightSql(srv.url)
-                con.query("SELECT 1")
-                out = []
-                for _ in range(2):
-                    c0, t0 = cpu_ms(srv.proc.pid), time.perf_counter()
-                    t = con.query(sql)
-                    t1 = time.perf_counter()
-                    time.sleep(0.05)  # let the server finish the stream's last writes
-                    out.append(f"{1000 * (t1 - t0):.0f} ms (server CPU "
-                               f"{cpu_ms(srv.proc.pid) - c0:.0f} ms)")
-                print(f"round {r} {b}: first {out[0]}, again {out[1]}, {t.num_rows} rows",
-                      flush=True)
-                con.close()
-            finally:
-                srv.stop()
+    binary, cat, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    first, second = [], []
+    for _ in range(n):
+        p = subprocess.Popen([binary, "--catalog", cat, "serve", "--addr", "127.0.0.1:0",
+                              "--no-demo", "--sync", "true"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            url = p.stdout.readline().strip().rsplit(" ", 1)[-1]
+            con = flightsql.connect(url, autocommit=True)
+
+            def query():
+                cur = con.cursor()
+                try:
+                    cur.execute(SQL)
+                    return cur.fetch_arrow_table()
+                finally:
+                    cur.close()
+
+            for times in (first, second):
+                t = time.perf_counter()
+                rows = query().num_rows
+                times.append(time.perf_counter() - t)
+                if rows != EXPECT:
+                    sys.exit(f"the slice returned {rows} rows, expected {EXPECT}")
+            con.close()
+        finally:
+            p.terminate()
+            p.wait()
+    print(f"first {statistics.median(first) * 1e3:.1f} ms (min {min(first) * 1e3:.1f}), "
+          f"second {statistics.median(second) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
