@@ -205,7 +205,7 @@ impl ObjectStore for LocalReads {
         let path = self.fs.path_to_filesystem(location)?;
         let ranges = ranges.to_vec();
         let pool = Arc::clone(&self.pool);
-        tokio::task::spawn_blocking(move || {
+        let read = move || {
             let file = File::open(&path).map_err(|source| match source.kind() {
                 ErrorKind::NotFound => object_store::Error::NotFound {
                     path: path.display().to_string(),
@@ -217,9 +217,13 @@ impl ObjectStore for LocalReads {
                 .iter()
                 .map(|r| read_range(&file, &path, r, &pool))
                 .collect()
-        })
-        .await
-        .map_err(generic)?
+        };
+        // as `LocalFileSystem` does: off the async workers on a Tokio runtime, inline
+        // under any other executor
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(read).await.map_err(generic)?,
+            Err(_) => read(),
+        }
     }
 
     fn delete_stream(
@@ -314,6 +318,22 @@ mod tests {
             assert!(junk[1].iter().all(|&b| b == 0xEE));
         }
         assert!(s.pool.idle_bytes() <= POOL_BYTES);
+    }
+
+    #[test]
+    fn reads_work_outside_a_tokio_runtime() {
+        let (_dir, s) = store();
+        let p = Path::from("objects/a");
+        let data = pattern(200 << 10);
+        futures::executor::block_on(async {
+            s.put(&p, data.clone().into()).await.expect("put");
+            let got = s
+                .get_ranges(&p, &[1..(150 << 10), 0..3])
+                .await
+                .expect("ranges");
+            assert_eq!(&got[0][..], &data[1..(150 << 10)]);
+            assert_eq!(&got[1][..], &data[..3]);
+        });
     }
 
     #[tokio::test]
