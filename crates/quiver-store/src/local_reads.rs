@@ -30,13 +30,13 @@ use object_store::{
 };
 
 /// Idle buffer bytes a pool keeps at most; buffers returned beyond it are freed.
-pub(crate) const POOL_BYTES: usize = 128 << 20;
+const POOL_BYTES: usize = 128 << 20;
 /// Reads shorter than this get a plain buffer of their own (zeroing them costs nothing).
 const POOLED_MIN: usize = 64 << 10;
 
 /// Buffers of power-of-two sizes, kept for reuse.
 #[derive(Debug, Default)]
-pub(crate) struct Pool {
+struct Pool {
     state: Mutex<PoolState>,
 }
 
