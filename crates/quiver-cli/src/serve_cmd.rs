@@ -47,6 +47,12 @@ pub struct ServeArgs {
     /// they need, so any replica reads any shard, pinned to the same commit.
     #[arg(long = "replica", value_name = "URL")]
     replicas: Vec<String>,
+    /// Memory for verified pack bytes, in MiB (local catalogs; 0: off): reads of what was
+    /// read before (a trainer's next epoch, a dashboard's next refresh) are served from it
+    /// without a disk read or checksum. A pack rewritten by an erasure is never served from
+    /// it.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    read_cache_mb: usize,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -179,6 +185,7 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
         ds.create_tag("v1", &VersionSpec::main()).await?;
         println!("quiver serve: demo dataset 'demo' with tag v1 written to {catalog_url}");
     }
+    cat.set_read_cache(a.read_cache_mb.saturating_mul(1 << 20));
     let bound = quiver_flight::bind(&a.addr).await?;
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     let url = format!("{scheme}://{}", bound.local_addr());

@@ -206,6 +206,14 @@ impl Catalog {
         ))
     }
 
+    /// Keep up to `bytes` of verified pack bytes in memory and serve repeated range reads
+    /// from them (local catalogs; 0 turns it off, the default). For long-running readers
+    /// such as `quiver serve`, whose clients read the same versions again and again; see
+    /// [`crate::read_cache`].
+    pub fn set_read_cache(&self, bytes: usize) {
+        self.inner.meta.verified().read_cache().set_budget(bytes);
+    }
+
     /// Shared cache of Parquet footers.
     pub fn meta_cache(&self) -> Arc<MetaCache> {
         self.inner.meta.clone()

@@ -26,6 +26,7 @@ pub mod model;
 pub mod nodes;
 pub mod pack_sums;
 pub mod packs;
+pub mod read_cache;
 pub mod revert;
 pub mod schema_registry;
 pub mod snapshot;

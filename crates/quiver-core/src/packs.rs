@@ -408,6 +408,11 @@ impl MetaCache {
         self.packs.clone()
     }
 
+    /// The verifying store itself (e.g. to size its cache of verified bytes).
+    pub fn verified(&self) -> &VerifiedStore {
+        &self.packs
+    }
+
     /// This process rewrote `pack`: drop its footer, decoded rows and sums, raise its
     /// generation.
     pub(crate) fn forget(&self, pack: &Hash) {

@@ -12,8 +12,10 @@
 //! writes) passes through unchanged.
 //!
 //! The sums of a pack are read from its sums file on first use and kept in a bounded cache
-//! (it starts over past [`SUMS_CACHE_BYTES`] or [`SUMS_CACHE_ENTRIES`]); nothing else is
-//! cached. A pack without a sums file (written before they existed) is read whole once,
+//! (it starts over past [`SUMS_CACHE_BYTES`] or [`SUMS_CACHE_ENTRIES`]). With a budget set
+//! ([`VerifiedStore::read_cache`]), the verified bytes of range reads of a local catalog's
+//! packs are kept too and served again while the pack file is the same file
+//! ([`crate::read_cache`]). A pack without a sums file (written before they existed) is read whole once,
 //! checked against its blake3 address (or the bytes its erasure record names), and its sums
 //! derived from the verified bytes.
 //!
@@ -54,6 +56,7 @@ use quiver_tree::Hash;
 use crate::error::{CoreError, Result};
 use crate::pack_sums::{sums_path, PackSums};
 use crate::packs::pack_path;
+use crate::read_cache::{FileId, ReadCache};
 
 /// Bytes of sums tables a [`VerifiedStore`] keeps before its cache starts over.
 pub const SUMS_CACHE_BYTES: usize = 64 << 20;
@@ -94,6 +97,7 @@ pub struct VerifiedStore {
     prefix: String,
     cache: Mutex<SumsCache>,
     seen: Mutex<Seen>,
+    bytes: ReadCache,
 }
 
 impl std::fmt::Debug for VerifiedStore {
@@ -142,7 +146,21 @@ impl VerifiedStore {
             prefix,
             cache: Mutex::default(),
             seen: Mutex::default(),
+            bytes: ReadCache::default(),
         }
+    }
+
+    /// The cache of verified pack bytes (off until given a budget).
+    pub fn read_cache(&self) -> &ReadCache {
+        &self.bytes
+    }
+
+    /// The identity of the file of `location` when verified bytes of it may be cached.
+    fn cacheable_file(&self, location: &Path) -> Option<FileId> {
+        if !self.bytes.enabled() {
+            return None;
+        }
+        FileId::of(&self.store.local_dir()?.join(location.as_ref()))
     }
 
     /// The generation of `pack`'s bytes as this store knows them (see the module doc).
@@ -155,6 +173,7 @@ impl VerifiedStore {
     }
 
     fn bump(&self, pack: &Hash) {
+        self.bytes.forget(pack);
         if let Ok(mut s) = self.seen.lock() {
             s.next += 1;
             let g = s.next;
@@ -180,6 +199,7 @@ impl VerifiedStore {
         if let Ok(mut s) = self.seen.lock() {
             s.fingerprints.remove(pack);
         }
+        self.bytes.forget(pack);
         self.bump(pack);
     }
 
@@ -444,6 +464,12 @@ impl ObjectStore for VerifiedStore {
         let Some(pack) = self.pack_of(location) else {
             return self.inner.get_ranges(location, ranges).await;
         };
+        // identity taken before the read: bytes read from a file replaced meanwhile are
+        // kept under the old identity, which the next lookup no longer matches
+        let file = self.cacheable_file(location);
+        if let Some(hit) = file.and_then(|f| self.bytes.get(&pack, f, ranges)) {
+            return Ok(hit);
+        }
         let sums = self.sums(&pack).await.map_err(os_err)?;
         if let Some(r) = ranges
             .iter()
@@ -482,6 +508,13 @@ impl ObjectStore for VerifiedStore {
             if let Err(e) = Self::check(&sums, r, b) {
                 return Err(os_err(self.recheck(&pack, &sums, e).await));
             }
+        }
+        if let Some(f) = file {
+            let kept = merged
+                .iter()
+                .zip(&fetched)
+                .map(|(r, b)| (r.start, b.clone()));
+            self.bytes.put(&pack, f, kept);
         }
         ranges
             .iter()
@@ -626,5 +659,78 @@ mod tests {
             v.get_range(&path, 0..4).await.expect("clean unit"),
             whole.slice(0..4)
         );
+    }
+
+    /// With a budget, repeated range reads of a local pack are served from memory, the
+    /// same bytes; once the pack file changes on disk (rewritten by rename, or written in
+    /// place) nothing cached is served: the next read checks the new bytes.
+    #[tokio::test]
+    #[allow(clippy::single_range_in_vec_init)]
+    async fn cached_bytes_are_served_only_from_the_same_file() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().display().to_string()).expect("store");
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(20_000, 1).collect();
+        let (pack, _) = crate::packs::write_pack(
+            &store,
+            "ds",
+            &crate::demo::schema(),
+            vec![(Hash::of(b"leaf"), batches)],
+        )
+        .await
+        .expect("pack");
+        let v = VerifiedStore::new(store.clone());
+        v.read_cache().set_budget(64 << 20);
+        let path = store.full_path(&pack_path(&pack));
+        let raw = store.object_store();
+        let n = raw.head(&path).await.expect("head").size;
+        let ranges = vec![0..100, n / 2..n / 2 + 50, n - 8..n];
+        let want = raw.get_ranges(&path, &ranges).await.expect("raw");
+        assert_eq!(v.get_ranges(&path, &ranges).await.expect("first"), want);
+        assert!(v.read_cache().weight() > 0, "verified bytes kept");
+        assert_eq!(v.get_ranges(&path, &ranges).await.expect("cached"), want);
+        assert_eq!(
+            v.get_ranges(&path, &[n / 2 + 10..n / 2 + 20])
+                .await
+                .expect("sub-range"),
+            vec![want[1].slice(10..20)]
+        );
+
+        // written in place: same inode, new modification time
+        let file = dir.path().join(path.as_ref());
+        let flip = |at: u64| {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&file)
+                .expect("open");
+            let mut b = [0u8; 1];
+            f.read_exact_at(&mut b, at).expect("read");
+            b[0] ^= 1;
+            f.write_all_at(&b, at).expect("write");
+        };
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        flip(n / 2 + 1);
+        let e = v
+            .get_ranges(&path, &ranges)
+            .await
+            .expect_err("changed in place");
+        assert!(CoreError::find_corrupt(&e).is_some(), "{e}");
+        flip(n / 2 + 1);
+
+        // rewritten by rename (as an erasure does): a new file
+        assert_eq!(v.get_ranges(&path, &ranges).await.expect("restored"), want);
+        let mut b = raw
+            .get(&path)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec();
+        b[(n / 2 + 1) as usize] ^= 1;
+        raw.put(&path, b.into()).await.expect("put");
+        let e = v.get_ranges(&path, &ranges).await.expect_err("rewritten");
+        assert!(CoreError::find_corrupt(&e).is_some(), "{e}");
     }
 }

@@ -176,6 +176,11 @@ impl Store {
         self.inner.local_dir.is_some()
     }
 
+    /// The directory of a local store (its object paths are relative to it).
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.inner.local_dir.as_deref()
+    }
+
     /// The URL this store was opened from.
     pub fn url(&self) -> &str {
         &self.inner.url
