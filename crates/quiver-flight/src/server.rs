@@ -225,6 +225,23 @@ pub(crate) async fn stream_df(df: DataFrame) -> Result<DoGetStream> {
     Ok(Box::pin(enc))
 }
 
+/// What a statement ticket reads: a plan to run, or the rows a write returned.
+pub(crate) enum StatementOutput {
+    /// A reading statement, planned.
+    Plan(DataFrame),
+    /// The result rows of a statement that wrote (in the wire layout already).
+    Rows(SchemaRef, Vec<RecordBatch>),
+}
+
+/// Stream rows already in the wire layout as Flight data.
+pub(crate) fn rows_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
+    let enc = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .map_err(Status::from);
+    Box::pin(enc)
+}
+
 pub(crate) fn batches_stream(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
     let enc = FlightDataEncoderBuilder::new()
         .with_schema(schema)
@@ -503,19 +520,22 @@ impl QuiverFlightSql {
         &self,
         caller: &Caller,
         ticket: &TicketStatementQuery,
-    ) -> Result<DataFrame> {
+    ) -> Result<StatementOutput> {
         if let Some(df) = self.inner.plans.take(caller, &ticket.statement_handle) {
-            return Ok(df);
+            return Ok(StatementOutput::Plan(df));
         }
         match StatementTicket::decode(&ticket.statement_handle)? {
+            // the rows a write returned, already in the wire layout: sent as they are,
+            // without a query engine session to stream them
             StatementTicket::Rows { ipc, .. } => {
                 let (schema, batches) = batches_from_b64("statement ticket", &ipc)?;
-                let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
-                Ok(datafusion::prelude::SessionContext::new().read_table(Arc::new(table))?)
+                Ok(StatementOutput::Rows(schema, batches))
             }
             StatementTicket::Read { sql, params, pins } => {
                 let pins = pins_from_wire(&pins)?;
-                self.replan(caller, &sql, params.as_deref(), pins).await
+                Ok(StatementOutput::Plan(
+                    self.replan(caller, &sql, params.as_deref(), pins).await?,
+                ))
             }
         }
     }
@@ -933,11 +953,14 @@ impl FlightSqlService for QuiverFlightSql {
         request: Request<Ticket>,
     ) -> std::result::Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request)?;
-        let df = self
+        let out = self
             .statement_result(&caller, &ticket)
             .await
             .map_err(status)?;
-        Ok(Response::new(stream_df(df).await.map_err(status)?))
+        Ok(Response::new(match out {
+            StatementOutput::Plan(df) => stream_df(df).await.map_err(status)?,
+            StatementOutput::Rows(schema, batches) => rows_stream(schema, batches),
+        }))
     }
 
     async fn do_get_prepared_statement(

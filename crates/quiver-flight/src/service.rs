@@ -34,7 +34,9 @@ use crate::read::{
     parse_commit, plan_selection, resolve_ref, shard_sizes, ReadCommand, ShardTicket,
     ENDPOINT_OVERHEAD,
 };
-use crate::server::{status, stream_df, wire_schema, FlightDataStream, QuiverFlightSql};
+use crate::server::{
+    rows_stream, status, stream_df, wire_schema, FlightDataStream, QuiverFlightSql, StatementOutput,
+};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
 
@@ -354,10 +356,19 @@ impl QuiverFlight {
             match command {
                 Command::TicketStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
-                    self.sql
+                    match self
+                        .sql
                         .statement_result(&caller, &q)
                         .await
                         .map_err(status)?
+                    {
+                        StatementOutput::Plan(df) => df,
+                        StatementOutput::Rows(schema, batches) => {
+                            return Ok(Some(crate::doget::encoded_response(rows_stream(
+                                schema, batches,
+                            ))));
+                        }
+                    }
                 }
                 Command::CommandPreparedStatementQuery(q) => {
                     let caller = self.sql.caller(&request)?;
