@@ -580,21 +580,27 @@ mod tests {
     use arrow::array::RecordBatch;
     use object_store::ObjectStoreExt;
 
+    /// A pack of `rows` demo labels in `store`.
+    async fn demo_pack(store: &Store, rows: u64) -> Hash {
+        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(rows, 1).collect();
+        crate::packs::write_pack(
+            store,
+            "ds",
+            &crate::demo::schema(),
+            vec![(Hash::of(b"leaf"), batches)],
+        )
+        .await
+        .expect("pack")
+        .0
+    }
+
     /// Every kind of get (ranges, overlapping ones, suffix, offset, bounded,
     /// whole) returns exactly the bytes the plain store returns; a range outside the pack
     /// is refused; a flipped byte is a corruption error naming the pack.
     #[tokio::test]
     async fn gets_serve_exact_bytes_and_catch_flips() {
         let store = Store::open("memory://").expect("store");
-        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(5_000, 1).collect();
-        let (pack, _) = crate::packs::write_pack(
-            &store,
-            "ds",
-            &crate::demo::schema(),
-            vec![(Hash::of(b"leaf"), batches)],
-        )
-        .await
-        .expect("pack");
+        let pack = demo_pack(&store, 5_000).await;
         let v = VerifiedStore::new(store.clone());
         let path = store.full_path(&pack_path(&pack));
         let raw = store.object_store();
@@ -670,15 +676,7 @@ mod tests {
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().expect("dir");
         let store = Store::open(&dir.path().display().to_string()).expect("store");
-        let batches: Vec<RecordBatch> = crate::demo::DemoLabels::new(20_000, 1).collect();
-        let (pack, _) = crate::packs::write_pack(
-            &store,
-            "ds",
-            &crate::demo::schema(),
-            vec![(Hash::of(b"leaf"), batches)],
-        )
-        .await
-        .expect("pack");
+        let pack = demo_pack(&store, 20_000).await;
         let v = VerifiedStore::new(store.clone());
         v.read_cache().set_budget(64 << 20);
         let path = store.full_path(&pack_path(&pack));
