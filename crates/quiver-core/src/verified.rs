@@ -15,9 +15,9 @@
 //! (it starts over past [`SUMS_CACHE_BYTES`] or [`SUMS_CACHE_ENTRIES`]). With a budget set
 //! ([`VerifiedStore::read_cache`]), the verified bytes of range reads of a local catalog's
 //! packs are kept too and served again while the pack file is the same file
-//! ([`crate::read_cache`]). A pack without a sums file (written before they existed) is read whole once,
-//! checked against its blake3 address (or the bytes its erasure record names), and its sums
-//! derived from the verified bytes.
+//! ([`crate::read_cache`]). A pack without a sums file (written before they existed) is
+//! read whole once, checked against its blake3 address (or the bytes its erasure record
+//! names), and its sums derived from the verified bytes.
 //!
 //! **Packs rewritten by an erasure** ([`crate::erase`]) keep their path, so sums, footers and
 //! sizes cached before the erasure are stale. Every pack has a *generation*: 0, raised each
@@ -172,6 +172,7 @@ impl VerifiedStore {
             .unwrap_or(0)
     }
 
+    /// The bytes of `pack` changed: a new generation, and none of its old bytes served.
     fn bump(&self, pack: &Hash) {
         self.bytes.forget(pack);
         if let Ok(mut s) = self.seen.lock() {
@@ -199,7 +200,7 @@ impl VerifiedStore {
         if let Ok(mut s) = self.seen.lock() {
             s.fingerprints.remove(pack);
         }
-        self.bytes.forget(pack);
+        // raising the generation also drops the pack's cached bytes
         self.bump(pack);
     }
 
