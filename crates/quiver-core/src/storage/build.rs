@@ -241,7 +241,10 @@ const HASH_SPLIT_RUNS: usize = 4096;
 pub fn hash_runs(batch: &RecordBatch, runs: &[(Key, usize, usize)]) -> Vec<Hash> {
     let h = GroupHasher::for_batch(batch);
     let hash_all = |part: &[(Key, usize, usize)]| -> Vec<Hash> {
-        part.iter().map(|(_, o, n)| h.hash(*o, *n)).collect()
+        let mut buf = Vec::with_capacity(1024);
+        part.iter()
+            .map(|(_, o, n)| h.hash_with(*o, *n, &mut buf))
+            .collect()
     };
     let threads = crate::packs::cores().min(runs.len() / HASH_SPLIT_RUNS);
     if threads <= 1 {
