@@ -190,9 +190,10 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     let url = format!("{scheme}://{}", bound.local_addr());
     println!("quiver serve: listening on {url}");
+    let datasets = cat.list_datasets().await?;
     println!(
         "quiver serve: catalog {catalog_url}; datasets: {}; auth: {}",
-        cat.list_datasets().await?.join(", "),
+        datasets.join(", "),
         if tokens.enabled() {
             "bearer tokens"
         } else {
@@ -200,7 +201,8 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
         }
     );
     println!(
-        "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5\\\"))\""
+        "quiver serve: try  python -c \"import quiver; print(quiver.connect('{url}').sql(\\\"{}\\\"))\"",
+        try_query(&datasets)
     );
     for r in &a.replicas {
         let ok = ["grpc://", "grpc+tcp://", "grpc+tls://"]
@@ -228,4 +230,40 @@ pub async fn run(cat: &Catalog, catalog_url: &str, a: ServeArgs) -> Result<(), C
     quiver_flight::serve(cat.clone(), bound, opts, shutdown_signal()).await?;
     println!("quiver serve: stopped");
     Ok(())
+}
+
+/// The statement the start-up hint suggests: the demo's class counts when the catalog
+/// has the demo dataset, else a count of its first dataset whose name is a plain SQL
+/// identifier, else `SHOW TABLES`.
+fn try_query(datasets: &[String]) -> String {
+    if datasets.iter().any(|d| d == "demo") {
+        return "SELECT class, count(*) FROM demo AS OF TAG 'v1' GROUP BY class ORDER BY 2 DESC LIMIT 5"
+            .to_string();
+    }
+    let plain = |d: &&String| {
+        let mut c = d.chars();
+        c.next().is_some_and(|f| f.is_ascii_lowercase() || f == '_')
+            && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+    };
+    match datasets.iter().find(plain) {
+        Some(d) => format!("SELECT count(*) FROM {d}"),
+        None => "SHOW TABLES".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::try_query;
+
+    #[test]
+    fn the_start_up_hint_names_a_dataset_the_catalog_has() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(try_query(&names(&["labels", "demo"])).contains("FROM demo AS OF TAG 'v1'"));
+        assert_eq!(
+            try_query(&names(&["Odd-Name", "labels"])),
+            "SELECT count(*) FROM labels"
+        );
+        assert_eq!(try_query(&names(&["Odd-Name"])), "SHOW TABLES");
+        assert_eq!(try_query(&[]), "SHOW TABLES");
+    }
 }
