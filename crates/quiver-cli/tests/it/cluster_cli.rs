@@ -20,6 +20,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Two distinct free loopback ports: both listeners are held until both ports are known
+/// (two calls of [`free_port`] in a row can return the same port, the first being released
+/// before the second bind; an executor given one port twice never registers).
+fn free_port_pair() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
+}
+
 /// Processes stopped when the test ends, whatever happened.
 struct Procs(Vec<Child>);
 
@@ -75,7 +87,7 @@ fn start_cluster(dir: &std::path::Path) -> (Procs, String) {
         "{err}"
     );
     for _ in 0..2 {
-        let (flight, grpc) = (free_port(), free_port());
+        let (flight, grpc) = free_port_pair();
         let work = tempfile::tempdir_in(dir).unwrap().keep();
         procs.0.push(spawn(
             &[
