@@ -34,48 +34,47 @@ use crate::error::Result;
 const PER_PARTITION: usize = 2;
 
 /// The values of views as one contiguous buffer with offsets (null slots empty).
-///
-/// One pass over the views (16 bytes each, what the flattening is bound by): the buffer is
-/// sized for every value held inline (≤ 12 bytes) and grows only for longer ones.
 fn flatten_views(
     views: &[u128],
     buffers: &[Buffer],
     nulls: Option<&NullBuffer>,
 ) -> std::result::Result<(OffsetBuffer<i32>, Buffer), ArrowError> {
+    let total: usize = views.iter().map(|v| *v as u32 as usize).sum();
+    if i32::try_from(total).is_err() {
+        return Err(ArrowError::ComputeError(format!(
+            "a column of {total} bytes of strings does not fit one Utf8 array"
+        )));
+    }
     // 12 bytes of slack: inline values are copied as 12 bytes, then cut to their length
-    let mut values: Vec<u8> = Vec::with_capacity(views.len() * 12 + 12);
+    let mut values: Vec<u8> = Vec::with_capacity(total + 12);
     let mut offsets: Vec<i32> = Vec::with_capacity(views.len() + 1);
     offsets.push(0);
     for (i, &v) in views.iter().enumerate() {
-        if nulls.is_none_or(|n| n.is_valid(i)) {
-            let len = v as u32 as usize;
-            if len <= 12 {
-                let at = values.len();
-                values.extend_from_slice(&v.to_le_bytes()[4..16]);
-                values.truncate(at + len);
-            } else {
-                let buffer = (v >> 64) as u32 as usize;
-                let offset = (v >> 96) as u32 as usize;
-                let bytes = buffers
-                    .get(buffer)
-                    .and_then(|b| b.as_slice().get(offset..offset + len))
-                    .ok_or_else(|| {
-                        ArrowError::ComputeError(format!(
-                            "a view names bytes {offset}..{} of data buffer {buffer}, which \
-                             the array does not hold",
-                            offset + len
-                        ))
-                    })?;
-                values.extend_from_slice(bytes);
-            }
+        if nulls.is_some_and(|n| n.is_null(i)) {
+            offsets.push(values.len() as i32);
+            continue;
         }
-        let end = i32::try_from(values.len()).map_err(|_| {
-            ArrowError::ComputeError(format!(
-                "a column of more than {} bytes of strings does not fit one Utf8 array",
-                i32::MAX
-            ))
-        })?;
-        offsets.push(end);
+        let len = v as u32 as usize;
+        if len <= 12 {
+            let at = values.len();
+            values.extend_from_slice(&v.to_le_bytes()[4..16]);
+            values.truncate(at + len);
+        } else {
+            let buffer = (v >> 64) as u32 as usize;
+            let offset = (v >> 96) as u32 as usize;
+            let bytes = buffers
+                .get(buffer)
+                .and_then(|b| b.as_slice().get(offset..offset + len))
+                .ok_or_else(|| {
+                    ArrowError::ComputeError(format!(
+                        "a view names bytes {offset}..{} of data buffer {buffer}, which the \
+                         array does not hold",
+                        offset + len
+                    ))
+                })?;
+            values.extend_from_slice(bytes);
+        }
+        offsets.push(values.len() as i32);
     }
     Ok((
         OffsetBuffer::new(ScalarBuffer::from(offsets)),
